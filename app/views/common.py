@@ -1,0 +1,60 @@
+"""Helpers shared by the page views: the admin's installation, CSRF, message pages."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import abort, render_template, request, session
+
+from app.extensions import db
+from app.models import Installation, InstallationStatus
+
+_INSTALLATION = "installation_id"
+_CSRF = "csrf_token"
+
+
+def sign_in(installation: Installation) -> None:
+    """Remember, in this browser, that its user installed (and so administers) `installation`."""
+    session.clear()
+    session[_INSTALLATION] = installation.id
+    session.permanent = False
+
+
+def current_installation() -> Installation | None:
+    installation_id = session.get(_INSTALLATION)
+    if installation_id is None:
+        return None
+    installation = db.session.get(Installation, installation_id)
+    if installation is None or installation.status == InstallationStatus.UNINSTALLED:
+        return None
+    return installation
+
+
+def require_installation() -> Installation:
+    installation = current_installation()
+    if installation is None:
+        abort(message_page("Open Paydeck from your CRM",
+                           "This page belongs to a Paydeck installation. Open Paydeck from "
+                           "HubSpot or Pipedrive (or install it again) to continue.", 401))
+    return installation
+
+
+def csrf_token() -> str:
+    token = session.get(_CSRF)
+    if token is None:
+        token = session[_CSRF] = secrets.token_urlsafe(32)
+    return token
+
+
+def check_csrf() -> None:
+    sent = request.form.get(_CSRF, "")
+    expected = session.get(_CSRF, "")
+    if not expected or not hmac.compare_digest(sent, expected):
+        abort(message_page("Form expired", "Reload the page and try again.", 400))
+
+
+def message_page(title: str, message: str, status: int = 200):  # -> flask.Response
+    from flask import make_response
+
+    return make_response(render_template("message.html", title=title, message=message), status)

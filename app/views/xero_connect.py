@@ -1,0 +1,176 @@
+"""Connecting an installation to one Xero organisation, switching it, and disconnecting."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+
+from app import get_settings
+from app.connections import revoke_grant
+from app.extensions import db
+from app.models import AuditEvent, ConnectionStatus, Installation, XeroConnection
+from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
+from app.views.common import check_csrf, csrf_token, message_page, require_installation
+from xero import identity
+from xero.identity import Tenant, XeroIdentityError
+
+log = logging.getLogger(__name__)
+bp = Blueprint("xero_connect", __name__)
+
+
+@bp.get("/connect/xero")
+def start() -> Response:
+    installation = require_installation()
+    settings = get_settings()
+    p = provider("xero", settings)
+    if not p.client_id:
+        return message_page("Not configured", "Xero credentials are not set on this server.", 503)
+    state = issue_state("connect:xero", settings.oauth_state_ttl, installation_id=installation.id)
+    return redirect(authorization_url(p, state))
+
+
+@bp.get("/oauth/xero/callback")
+def callback() -> Response:
+    installation = require_installation()
+    settings = get_settings()
+    state = consume_state(request.args.get("state"), "connect:xero")
+    if state is None or state.get("installation_id") != installation.id:
+        return message_page("This link has expired", "The Xero link was already used, is too "
+                            "old, or was started elsewhere. Connect to Xero again.", 400)
+    if request.args.get("error"):
+        return message_page("Xero not connected", f"Xero did not grant access "
+                            f"({request.args['error']}). Nothing was changed.", 400)
+    code = request.args.get("code")
+    if not code:
+        return message_page("Xero not connected", "Xero sent no authorization code.", 400)
+    try:
+        token = exchange_code(provider("xero", settings), code, settings.http_timeout)
+        organisations = identity.list_organisations(settings, token["access_token"])
+    except (OAuthFailure, XeroIdentityError) as exc:
+        log.warning("installation %s: Xero connect failed: %s", installation.id, exc)
+        return message_page("Xero not connected", "Xero refused the authorization (it may "
+                            "have expired). Connect to Xero again.", 400)
+    if not organisations:
+        return message_page("No organisation chosen", "Xero granted access to no organisation. "
+                            "Connect again and tick the organisation to invoice into.", 400)
+    _store_connection(installation, token, organisations)
+    if installation.xero_connection and installation.xero_connection.status == ConnectionStatus.PENDING_TENANT:
+        return redirect(url_for("xero_connect.choose_organisation"))
+    return redirect(url_for("install.setup"))
+
+
+@bp.route("/connect/xero/organisation", methods=["GET", "POST"])
+def choose_organisation() -> Response | str:
+    installation = require_installation()
+    connection = installation.xero_connection
+    if connection is None or connection.status != ConnectionStatus.PENDING_TENANT:
+        return redirect(url_for("install.setup"))
+    if request.method == "GET":
+        return render_template("choose_organisation.html", choices=connection.tenant_choices,
+                               csrf_token=csrf_token())
+    check_csrf()
+    chosen = next((c for c in connection.tenant_choices
+                   if c["tenant_id"] == request.form.get("tenant_id")), None)
+    if chosen is None:
+        return message_page("Unknown organisation", "Choose one of the listed organisations.", 400)
+    _drop_unchosen(connection, chosen)
+    _connect_tenant(connection, Tenant(chosen["connection_id"], chosen["tenant_id"],
+                                       chosen["tenant_name"]))
+    db.session.commit()
+    return redirect(url_for("install.setup"))
+
+
+@bp.post("/connect/xero/disconnect")
+def disconnect() -> Response:
+    installation = require_installation()
+    check_csrf()
+    connection = installation.xero_connection
+    if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
+        return redirect(url_for("install.setup"))
+    revoked = revoke_grant(connection, forget_on_failure=True)
+    db.session.commit()
+    if not revoked:
+        return message_page("Disconnected, with a warning", "Paydeck forgot its Xero tokens, "
+                            "but Xero did not confirm the revocation. Remove Paydeck under "
+                            "Connected apps in Xero's settings to be sure.", 200)
+    return redirect(url_for("install.setup"))
+
+
+@bp.get("/connect/xero/status")
+def status() -> Response:
+    """The admin's view of the connection, for pages and the CRM card."""
+    installation = require_installation()
+    connection = installation.xero_connection
+    if connection is None:
+        return jsonify({"installation_id": installation.id, "xero": None})
+    return jsonify({
+        "installation_id": installation.id,
+        "xero": {
+            "status": connection.status.value,
+            "detail": connection.status_detail,
+            "tenant_id": connection.tenant_id,
+            "tenant_name": connection.tenant_name,
+            "last_used_at": _iso(connection.last_used_at),
+            "token_refreshed_at": _iso(connection.token_refreshed_at),
+        },
+    })
+
+
+def _store_connection(installation: Installation, token: dict,
+                      organisations: list[Tenant]) -> None:
+    connection = installation.xero_connection
+    if connection is None:
+        connection = XeroConnection(installation_id=installation.id,
+                                    status=ConnectionStatus.PENDING_TENANT)
+        db.session.add(connection)
+        installation.xero_connection = connection
+    elif connection.xero_connection_id and connection.tenant_id not in {
+        t.tenant_id for t in organisations
+    }:
+        # Switching organisation: detach the old one. (Not a revoke of the old grant: Xero
+        # may have moved the re-authorised connections onto the new grant.)
+        _detach(token["access_token"], connection.xero_connection_id)
+    connection.set_tokens(token, datetime.now(timezone.utc))
+    connection.status_detail = ""
+    if len(organisations) == 1:
+        _connect_tenant(connection, organisations[0])
+    else:
+        connection.status = ConnectionStatus.PENDING_TENANT
+        connection.tenant_choices = [
+            {"connection_id": t.connection_id, "tenant_id": t.tenant_id, "tenant_name": t.tenant_name}
+            for t in organisations
+        ]
+    db.session.commit()
+
+
+def _detach(access_token: str, xero_connection_id: str) -> None:
+    try:
+        identity.remove_connection(get_settings(), access_token, xero_connection_id)
+    except XeroIdentityError as exc:
+        log.warning("could not detach Xero connection %s: %s", xero_connection_id, exc)
+
+
+def _connect_tenant(connection: XeroConnection, tenant: Tenant) -> None:
+    connection.tenant_id = tenant.tenant_id
+    connection.tenant_name = tenant.tenant_name
+    connection.xero_connection_id = tenant.connection_id
+    connection.tenant_choices = []
+    connection.status = ConnectionStatus.CONNECTED
+    connection.connected_at = datetime.now(timezone.utc)
+    db.session.add(AuditEvent(installation_id=connection.installation_id, action="xero_connected",
+                              outcome="ok", xero_ids={"tenant_id": tenant.tenant_id},
+                              detail={"tenant_name": tenant.tenant_name}))
+
+
+def _drop_unchosen(connection: XeroConnection, chosen: dict[str, str]) -> None:
+    """Detach the organisations the admin did not pick, so the grant reaches only one."""
+    assert connection.access_token
+    for choice in connection.tenant_choices:
+        if choice["tenant_id"] != chosen["tenant_id"]:
+            _detach(connection.access_token, choice["connection_id"])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

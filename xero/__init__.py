@@ -1,0 +1,1 @@
+"""Everything Paydeck says to Xero goes through this package."""

@@ -1,0 +1,64 @@
+"""Xero's identity endpoints: which organisations a grant reaches, and revoking a grant.
+
+Source: developer.xero.com/documentation/oauth2/auth-flow (connections, revocation);
+shared/specs/xero/xero-identity.yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import requests
+
+from app.settings import Settings
+
+
+class XeroIdentityError(Exception):
+    """Xero's identity service refused or failed a call."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Tenant:
+    connection_id: str
+    tenant_id: str
+    tenant_name: str
+
+
+def list_organisations(settings: Settings, access_token: str) -> list[Tenant]:
+    """The organisations (not practices) this access token may act on."""
+    response = _call("GET", f"{settings.xero_api_base}/connections", settings,
+                     headers={"Authorization": f"Bearer {access_token}"})
+    return [
+        Tenant(c["id"], c["tenantId"], c.get("tenantName") or "")
+        for c in response.json()
+        if c.get("tenantType") == "ORGANISATION"
+    ]
+
+
+def remove_connection(settings: Settings, access_token: str, connection_id: str) -> None:
+    """Detach one organisation from the grant (DELETE /connections/{id})."""
+    _call("DELETE", f"{settings.xero_api_base}/connections/{connection_id}", settings,
+          headers={"Authorization": f"Bearer {access_token}"}, ok=(204, 404))
+
+
+def revoke(settings: Settings, refresh_token: str) -> None:
+    """Revoke the whole grant: its refresh token and every access token issued from it."""
+    _call("POST", f"{settings.xero_identity_base}/connect/revocation", settings,
+          data={"token": refresh_token},
+          auth=(settings.xero_client_id, settings.xero_client_secret))
+
+
+def _call(method: str, url: str, settings: Settings, ok: tuple[int, ...] = (200, 204),
+          **kwargs: object) -> requests.Response:
+    try:
+        response = requests.request(method, url, timeout=settings.http_timeout, **kwargs)  # type: ignore[arg-type]
+    except requests.RequestException as exc:
+        raise XeroIdentityError(f"Xero unreachable: {exc.__class__.__name__}") from exc
+    if response.status_code not in ok:
+        raise XeroIdentityError(f"Xero answered {response.status_code} to {method} {url}",
+                                response.status_code)
+    return response
