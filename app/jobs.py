@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+from rq.job import Job
 from sqlalchemy import or_, select
 
 from app import get_settings
@@ -26,10 +28,22 @@ def queue() -> Queue:
     return Queue(QUEUE, connection=get_redis())
 
 
+def enqueue_once(func: Callable[..., Any], *args: Any, job_id: str, **options: Any) -> Job | None:
+    """Enqueue unless a job with this id is already queued, scheduled or running.
+
+    Finished jobs are not kept (result_ttl=0), so the id is free again once the job is done.
+    """
+    try:
+        return queue().enqueue(func, *args, job_id=job_id, unique=True, result_ttl=0, **options)
+    except DuplicateJobError:
+        log.info("job %s is already queued", job_id)
+        return None
+
+
 def enqueue_revoke_xero(installation_id: int) -> None:
     """Revoke an installation's Xero grant in the background (the request must not wait)."""
-    queue().enqueue(revoke_xero, installation_id, job_id=f"revoke-xero-{installation_id}",
-                    job_timeout=120, retry=Retry(max=5, interval=[30, 120, 600, 1800, 3600]))
+    enqueue_once(revoke_xero, installation_id, job_id=f"revoke-xero-{installation_id}",
+                 job_timeout=120, retry=Retry(max=5, interval=[30, 120, 600, 1800, 3600]))
 
 
 def revoke_xero(installation_id: int) -> bool:

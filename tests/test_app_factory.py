@@ -1,0 +1,91 @@
+"""create_app: no I/O at import, one settings object, secrets handled safely."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from app import create_app
+from app.crypto import ConfigurationError
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_importing_every_module_opens_no_connection(tmp_path):
+    """Import with unreachable services configured: any connection at import would fail."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", REDIS_URL="redis://127.0.0.1:9/0")
+    code = ("import app, app.models, app.jobs, app.worker, app.cron_config, app.launcher, "
+            "app.views.install, app.views.xero_connect, app.views.health, xero.identity, "
+            "crm_adapters; import os; assert not os.path.exists('instance'), 'import wrote files'")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+                   check=True, timeout=60)
+
+
+def test_settings_come_from_the_environment_and_dotenv(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("PUBLIC_URL=https://paydeck.example.com/\nHTTP_TIMEOUT=7\n")
+    monkeypatch.setenv("XERO_CLIENT_ID", "from-env")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    settings = Settings()
+
+    assert settings.public_url == "https://paydeck.example.com"
+    assert settings.http_timeout == 7.0
+    assert settings.xero_client_id == "from-env"
+    assert settings.sqlalchemy_url == f"sqlite:///{tmp_path / 'instance' / 'paydeck.db'}"
+
+
+def test_postgres_urls_use_psycopg3():
+    settings = Settings(_env_file=None, database_url="postgres://u@h/db")  # type: ignore[call-arg]
+    assert settings.sqlalchemy_url == "postgresql+psycopg://u@h/db"
+
+
+def test_embedded_defaults_generate_keys_once_with_a_warning(tmp_path, caplog):
+    settings = Settings(_env_file=None, instance_path=tmp_path, database_url="", secret_key="",  # type: ignore[call-arg]
+                        encryption_keys="")
+
+    first = create_app(settings)
+    second = create_app(settings)
+
+    stored = json.loads((tmp_path / "secrets.json").read_text())
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
+    assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"] == stored["secret_key"]
+    assert "generated keys" in caplog.text
+
+
+def test_a_real_database_without_keys_refuses_to_start(tmp_path):
+    settings = Settings(_env_file=None, instance_path=tmp_path,  # type: ignore[call-arg]
+                        database_url="postgresql://u@h/db", secret_key="", encryption_keys="")
+
+    with pytest.raises(ConfigurationError, match="ENCRYPTION_KEYS"):
+        create_app(settings)
+
+
+def test_bad_encryption_key_is_a_clear_error(tmp_path):
+    settings = Settings(_env_file=None, instance_path=tmp_path, secret_key="s",  # type: ignore[call-arg]
+                        encryption_keys="not-a-fernet-key")
+
+    with pytest.raises(ConfigurationError, match="Fernet"):
+        create_app(settings)
+
+
+def test_tokens_survive_key_rotation(app_factory, app):
+    """Encrypted with the old key, readable once a new key is put first."""
+    from app.extensions import db
+    from app.models import CrmKind, Installation
+    from tests.conftest import ENCRYPTION_KEY
+
+    db.session.add(Installation(crm=CrmKind.HUBSPOT, account_id="1", access_token="secret-a"))
+    db.session.commit()
+    rotated = app_factory.create(encryption_keys=f"{Fernet.generate_key().decode()},{ENCRYPTION_KEY}")
+
+    with rotated.app_context():
+        assert db.session.scalars(db.select(Installation)).one().access_token == "secret-a"

@@ -1,0 +1,166 @@
+"""Connecting an installation to a Xero organisation, over HTTP against the fake Xero."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from app.models import AuditEvent, ConnectionStatus, XeroConnection
+from app.settings import XERO_SCOPES
+from tests.conftest import fake_settings
+from tests.helpers import count, one, raw_rows
+
+
+@pytest.fixture
+def installed(app_factory, fake_hubspot, fake_xero, browser):
+    """Paydeck served, installed into the fake HubSpot; the browser holds the admin session."""
+    app, url = app_factory.serve(**fake_settings(hubspot=fake_hubspot, xero=fake_xero))
+    assert browser.get(f"{url}/install/hubspot").status_code == 200
+    return app, url
+
+
+def test_connect_one_organisation(installed, fake_xero, browser):
+    fake, _ = fake_xero
+    tenant_id = fake.add_tenant("Acme Pty Ltd")
+    app, url = installed
+
+    page = browser.get(f"{url}/connect/xero")
+
+    assert page.url == f"{url}/setup"
+    assert "Connected to <strong>Acme Pty Ltd</strong>" in page.text
+    connection = one(app, XeroConnection)
+    assert connection.status == ConnectionStatus.CONNECTED
+    assert connection.tenant_id == tenant_id
+    assert fake.grant_for(connection.access_token) is not None
+    assert connection.token_expires_at is not None
+    raw = raw_rows(app, "xero_connection")[0]
+    assert connection.access_token not in str(raw) and connection.refresh_token not in str(raw)
+    assert count(app, AuditEvent, AuditEvent.action == "xero_connected") == 1
+
+
+def test_authorize_asks_for_the_granular_scopes(installed, fake_xero, browser):
+    app, url = installed
+
+    location = browser.get(f"{url}/connect/xero", allow_redirects=False).headers["Location"]
+
+    scopes = parse_qs(urlsplit(location).query)["scope"][0].split()
+    assert scopes == XERO_SCOPES.split()
+    assert "accounting.transactions" not in scopes
+    assert "offline_access" in scopes
+
+
+def test_several_organisations_ask_the_admin_to_pick_and_detach_the_rest(installed, fake_xero, browser):
+    fake, _ = fake_xero
+    fake.add_tenant("Acme Pty Ltd")
+    chosen = fake.add_tenant("Acme NZ Ltd")
+    app, url = installed
+
+    page = browser.get(f"{url}/connect/xero")
+
+    assert page.url == f"{url}/connect/xero/organisation"
+    assert "Acme Pty Ltd" in page.text and "Acme NZ Ltd" in page.text
+    assert one(app, XeroConnection).status == ConnectionStatus.PENDING_TENANT
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+
+    done = browser.post(f"{url}/connect/xero/organisation",
+                        data={"csrf_token": csrf, "tenant_id": chosen})
+
+    assert done.url == f"{url}/setup"
+    connection = one(app, XeroConnection)
+    assert connection.status == ConnectionStatus.CONNECTED
+    assert connection.tenant_id == chosen
+    assert [c.tenant_id for c in fake.connections] == [chosen]
+
+
+def test_picking_an_organisation_needs_the_form_token(installed, fake_xero, browser):
+    fake, _ = fake_xero
+    fake.add_tenant("One")
+    two = fake.add_tenant("Two")
+    app, url = installed
+    browser.get(f"{url}/connect/xero")
+
+    response = browser.post(f"{url}/connect/xero/organisation", data={"tenant_id": two})
+
+    assert response.status_code == 400
+    assert one(app, XeroConnection).status == ConnectionStatus.PENDING_TENANT
+
+
+def test_disconnect_revokes_the_grant_at_xero(installed, fake_xero, browser):
+    fake, _ = fake_xero
+    fake.add_tenant("Acme Pty Ltd")
+    app, url = installed
+    page = browser.get(f"{url}/connect/xero")
+    refresh_token = one(app, XeroConnection).refresh_token
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+
+    done = browser.post(f"{url}/connect/xero/disconnect", data={"csrf_token": csrf})
+
+    assert done.url == f"{url}/setup"
+    connection = one(app, XeroConnection)
+    assert connection.status == ConnectionStatus.DISCONNECTED
+    assert connection.refresh_token is None and connection.access_token is None
+    assert fake.store.grant_of_refresh_token(refresh_token).revoked
+    assert "Connect to Xero" in done.text
+
+
+def test_status_endpoint_reports_the_connection(installed, fake_xero, browser):
+    fake, _ = fake_xero
+    fake.add_tenant("Acme Pty Ltd")
+    app, url = installed
+    browser.get(f"{url}/connect/xero")
+
+    status = browser.get(f"{url}/connect/xero/status").json()
+
+    assert status["xero"]["status"] == "connected"
+    assert status["xero"]["tenant_name"] == "Acme Pty Ltd"
+
+
+def test_denied_consent_changes_nothing(installed, fake_xero, browser):
+    fake, _ = fake_xero
+    fake.add_tenant("Acme Pty Ltd")
+    fake.next_consent = "deny"
+    app, url = installed
+
+    page = browser.get(f"{url}/connect/xero")
+
+    assert page.status_code == 400
+    assert "did not grant access" in page.text
+    assert count(app, XeroConnection) == 0
+
+
+def test_expired_code_changes_nothing(installed, fake_xero, browser):
+    fake, _ = fake_xero
+    fake.add_tenant("Acme Pty Ltd")
+    app, url = installed
+    to_xero = browser.get(f"{url}/connect/xero", allow_redirects=False).headers["Location"]
+    callback = browser.get(to_xero, allow_redirects=False).headers["Location"]
+    fake.expire_codes()
+
+    page = browser.get(callback)
+
+    assert page.status_code == 400
+    assert count(app, XeroConnection) == 0
+
+
+def test_replayed_or_forged_state_changes_nothing(installed, fake_xero, browser):
+    fake, _ = fake_xero
+    fake.add_tenant("Acme Pty Ltd")
+    app, url = installed
+    to_xero = browser.get(f"{url}/connect/xero", allow_redirects=False).headers["Location"]
+    callback = browser.get(to_xero, allow_redirects=False).headers["Location"]
+
+    assert browser.get(callback.replace("state=", "state=forged")).status_code == 400
+    assert count(app, XeroConnection) == 0
+    assert browser.get(callback).status_code == 200
+    first_token = one(app, XeroConnection).access_token
+
+    assert browser.get(callback).status_code == 400
+    assert one(app, XeroConnection).access_token == first_token
+
+
+def test_connect_needs_an_installation_session(app_factory, fake_xero, browser):
+    app, url = app_factory.serve(**fake_settings(xero=fake_xero))
+
+    assert browser.get(f"{url}/connect/xero").status_code == 401
+    assert browser.get(f"{url}/connect/xero/status").status_code == 401

@@ -1,0 +1,102 @@
+"""Installing into a Pipedrive company and its uninstall callback, over HTTP against the fake."""
+
+from __future__ import annotations
+
+import base64
+
+import requests
+from rq import Queue
+
+from app.jobs import QUEUE
+from app.models import AuditEvent, Installation, InstallationStatus
+from app.redis_conn import connect
+from tests.conftest import fake_settings
+from tests.helpers import count, one, raw_rows
+
+
+def _install(app_factory, fake_pipedrive, browser):
+    app, url = app_factory.serve(**fake_settings(pipedrive=fake_pipedrive))
+    page = browser.get(f"{url}/install/pipedrive")
+    return app, url, page
+
+
+def test_install_keeps_company_id_and_api_domain(app_factory, fake_pipedrive, browser):
+    fake, fake_url = fake_pipedrive
+
+    app, url, page = _install(app_factory, fake_pipedrive, browser)
+
+    assert page.status_code == 200 and page.url == f"{url}/setup"
+    installation = one(app, Installation)
+    assert installation.crm.value == "pipedrive"
+    assert installation.account_id == str(fake.company_id)
+    assert installation.api_domain == fake_url  # from the token response, not configured
+    assert installation.webhook_user and installation.webhook_password
+    assert fake.grant_for(installation.access_token) is not None
+    raw = raw_rows(app, "installation")[0]
+    assert installation.webhook_password not in str(raw)
+    assert installation.refresh_token not in str(raw)
+
+
+def test_reinstall_keeps_one_installation_and_its_webhook_credentials(app_factory, fake_pipedrive, browser):
+    app, url, _ = _install(app_factory, fake_pipedrive, browser)
+    first = one(app, Installation)
+
+    browser.get(f"{url}/install/pipedrive")
+
+    again = one(app, Installation)
+    assert count(app, Installation) == 1
+    assert again.webhook_user == first.webhook_user
+    assert again.access_token != first.access_token
+
+
+def test_denied_consent_stores_nothing(app_factory, fake_pipedrive, browser):
+    fake, _ = fake_pipedrive
+    fake.next_consent = "deny"
+
+    app, _, page = _install(app_factory, fake_pipedrive, browser)
+
+    assert page.status_code == 400
+    assert count(app, Installation) == 0
+
+
+def test_uninstall_callback_forgets_tokens_keeps_data_and_revokes_xero(app_factory, fake_pipedrive, browser):
+    fake, _ = fake_pipedrive
+    app, url, _ = _install(app_factory, fake_pipedrive, browser)
+    installation_id = one(app, Installation).id
+
+    response = fake.send_uninstall(f"{url}/oauth/pipedrive/callback")
+
+    assert response.status_code == 200
+    installation = one(app, Installation)
+    assert installation.status == InstallationStatus.UNINSTALLED
+    assert installation.access_token is None and installation.refresh_token is None
+    assert installation.uninstalled_at is not None
+    assert count(app, AuditEvent, AuditEvent.action == "uninstalled") == 1
+    jobs = Queue(QUEUE, connection=connect(app_factory.redis_url)).jobs
+    assert [(j.func_name, j.args) for j in jobs] == [("app.jobs.revoke_xero", (installation_id,))]
+    # The admin's session no longer opens pages of an uninstalled installation.
+    assert browser.get(f"{url}/setup").status_code == 401
+
+
+def test_uninstall_with_wrong_credentials_is_refused(app_factory, fake_pipedrive, browser):
+    fake, _ = fake_pipedrive
+    app, url, _ = _install(app_factory, fake_pipedrive, browser)
+
+    response = fake.send_uninstall(f"{url}/oauth/pipedrive/callback", client_secret="wrong")
+
+    assert response.status_code == 401
+    assert one(app, Installation).status == InstallationStatus.ACTIVE
+    assert Queue(QUEUE, connection=connect(app_factory.redis_url)).count == 0
+
+
+def test_uninstall_with_malformed_body_is_400(app_factory, fake_pipedrive, browser):
+    fake, _ = fake_pipedrive
+    app, url, _ = _install(app_factory, fake_pipedrive, browser)
+    auth = base64.b64encode(f"{fake.client_id}:{fake.client_secret}".encode()).decode()
+
+    response = requests.delete(f"{url}/oauth/pipedrive/callback", data="{not json", timeout=5,
+                               headers={"Authorization": f"Basic {auth}",
+                                        "Content-Type": "application/json"})
+
+    assert response.status_code == 400
+    assert one(app, Installation).status == InstallationStatus.ACTIVE
