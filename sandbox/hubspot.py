@@ -1,0 +1,179 @@
+"""Fake HubSpot OAuth server (app.hubspot.com and api.hubapi.com on one root).
+
+A later CRM API module (deals, line items...) adds endpoints with
+``fake.route(rule, handler, methods)`` and authenticates them with
+``fake.require_bearer(request)``; the portal of a token is
+``access.grant.consent.hub_id``.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from sandbox.clock import Clock
+from sandbox.grants import Grant, InvalidToken, OAuthError, TokenPolicy, TokenProblem
+from sandbox.oauth import OAuthFake
+from sandbox.wsgi import json_response
+
+
+@dataclass(frozen=True)
+class HubSpotInstall:
+    """Who installed the app, captured at consent."""
+
+    hub_id: int
+    hub_domain: str
+    app_id: int
+    user_id: int
+    user_email: str
+
+
+def hubspot_error(status: int, category: str, message: str, **extra: Any) -> Response:
+    """HubSpot's error document (oauth-v1.json `Error`: category, correlationId, message)."""
+    body = {
+        "status": "error",
+        "message": message,
+        "correlationId": str(uuid.uuid4()),
+        "category": category,
+    }
+    return json_response({**body, **extra}, status=status)
+
+
+class FakeHubSpot(OAuthFake[HubSpotInstall]):
+    """Stateful fake of HubSpot's OAuth v1 endpoints and account info."""
+
+    vendor = "HubSpot"
+    authorize_path = "/oauth/authorize"
+    token_path = "/oauth/v1/token"
+    client_auth = "body"
+    token_type = "bearer"  # HubSpot's documented responses use lower case
+
+    def __init__(
+        self,
+        client_id: str = "paydeck-hubspot-client",
+        client_secret: str = "paydeck-hubspot-secret",
+        *,
+        portal_id: int = 4455667,
+        app_id: int = 3344556,
+        user_id: int = 7654321,
+        user_email: str = "owner@example.com",
+        hub_domain: str | None = None,
+        currency: str = "AUD",
+        time_zone: str = "Australia/Sydney",
+        redirect_uris: Sequence[str] | None = None,
+        interactive: bool = False,
+        code_ttl: float = 300,
+        access_ttl: float = 1800,
+        clock: Clock | None = None,
+    ) -> None:
+        # HubSpot refresh tokens do not rotate and do not expire while the app is installed.
+        policy = TokenPolicy(code_ttl=code_ttl, access_ttl=access_ttl, rotate_refresh_tokens=False)
+        super().__init__(
+            client_id,
+            client_secret,
+            policy=policy,
+            redirect_uris=redirect_uris,
+            interactive=interactive,
+            clock=clock,
+        )
+        self.portal_id = portal_id
+        self.app_id = app_id
+        self.user_id = user_id
+        self.user_email = user_email
+        self.hub_domain = hub_domain
+        self.currency = currency
+        self.time_zone = time_zone
+        self.route("/oauth/v1/access-tokens/<token>", self._access_token_info)
+        self.route(
+            "/oauth/v1/refresh-tokens/<token>", self._delete_refresh_token, methods=("DELETE",)
+        )
+        self.route("/account-info/v3/details", self._account_details)
+
+    # ----- OAuth hooks -------------------------------------------------------
+
+    def make_consent(self) -> HubSpotInstall:
+        domain = self.hub_domain or f"portal-{self.portal_id}.example.com"
+        return HubSpotInstall(self.portal_id, domain, self.app_id, self.user_id, self.user_email)
+
+    def token_extras(self, request: Request, grant: Grant[HubSpotInstall]) -> dict[str, Any]:
+        # oauth-v1.json AccessTokenResponse requires token_use; HubSpot lists scopes
+        # as an array. hub_id is optional in the spec and deliberately left out:
+        # clients must read it from /oauth/v1/access-tokens/{token}.
+        return {"token_use": "access_token", "scopes": list(grant.scopes)}
+
+    def error_body(self, err: OAuthError) -> dict[str, Any]:
+        # Keep the RFC 6749 fields OAuth clients parse, plus HubSpot's Error shape.
+        category = "INVALID_AUTHENTICATION" if err.status == 401 else "VALIDATION_ERROR"
+        return {
+            "error": err.error,
+            "error_description": err.description,
+            "status": "error",
+            "message": err.description,
+            "correlationId": str(uuid.uuid4()),
+            "category": category,
+        }
+
+    def unauthorized_response(self, problem: TokenProblem) -> Response:
+        if problem == "expired":
+            return hubspot_error(
+                401, "EXPIRED_AUTHENTICATION", "The OAuth token used to make this call expired."
+            )
+        return hubspot_error(
+            401, "INVALID_AUTHENTICATION", "Authentication credentials not found or invalid."
+        )
+
+    # ----- endpoints ---------------------------------------------------------
+
+    def _access_token_info(self, request: Request, token: str) -> Response:
+        with self.lock:
+            try:
+                access = self.store.access_token(token)
+            except InvalidToken as exc:
+                if exc.problem == "expired":
+                    return hubspot_error(
+                        401, "EXPIRED_AUTHENTICATION", "The access token has expired."
+                    )
+                return hubspot_error(404, "OBJECT_NOT_FOUND", "The access token was not found.")
+            remaining = math.ceil(access.expires_at - self.clock.now())
+        install = access.grant.consent
+        return json_response(
+            {
+                "token": access.value,
+                "user": install.user_email,
+                "hub_domain": install.hub_domain,
+                "scopes": list(access.grant.scopes),
+                "hub_id": install.hub_id,
+                "app_id": install.app_id,
+                "expires_in": remaining,
+                "user_id": install.user_id,
+                "token_type": "access",
+            }
+        )
+
+    def _delete_refresh_token(self, request: Request, token: str) -> Response:
+        """Uninstall the app from the portal: the refresh token's grant is revoked."""
+        with self.lock:
+            grant = self.store.grant_of_refresh_token(token)
+            if grant is None or grant.revoked:
+                return hubspot_error(404, "OBJECT_NOT_FOUND", "The refresh token was not found.")
+            self._revoke(grant)
+        return Response(status=204)
+
+    def _account_details(self, request: Request) -> Response:
+        install = self.require_bearer(request).grant.consent
+        return json_response(
+            {
+                "portalId": install.hub_id,
+                "accountType": "STANDARD",
+                "timeZone": self.time_zone,
+                "companyCurrency": self.currency,
+                "additionalCurrencies": [],
+                "uiDomain": "app.hubspot.com",
+                "dataHostingLocation": "na1",
+            }
+        )

@@ -1,0 +1,413 @@
+"""The OAuth 2 authorisation-code server the three fake vendors share.
+
+A vendor subclass sets the paths and client-authentication style as class
+attributes and overrides a few hooks (`make_consent`, `token_extras`,
+`error_body`, `unauthorized_response`, `on_grant_revoked`); everything else -
+codes, grants, rotation, revocation, test introspection - lives here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any, ClassVar, Generic, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from werkzeug.exceptions import Unauthorized
+from werkzeug.wrappers import Request, Response
+
+from sandbox.clock import Clock
+from sandbox.grants import (
+    AccessToken,
+    ConsentT,
+    Grant,
+    GrantStore,
+    InvalidToken,
+    OAuthError,
+    TokenPolicy,
+    TokenProblem,
+)
+from sandbox.wsgi import FakeService, json_response
+
+ClientAuth = Literal["basic", "body"]
+Decision = Literal["allow", "deny"]
+_DECISIONS: dict[str, Decision] = {"allow": "allow", "deny": "deny"}
+
+_AUTHORIZE_FIELDS = (
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def add_query(url: str, params: Mapping[str, str]) -> str:
+    """`url` with `params` appended to any query it already has."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def consent_page(action: str, params: Mapping[str, str], app_name: str) -> Response:
+    """A minimal Allow/Deny page; each button posts the authorize request back."""
+    hidden = "".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in params.items()
+    )
+
+    def form(decision: Decision, label: str) -> str:
+        return (
+            f'<form method="post" action="{escape(action)}">{hidden}'
+            f'<button type="submit" name="decision" value="{decision}" id="{decision}">'
+            f"{label}</button></form>"
+        )
+
+    scopes = escape(params.get("scope", ""))
+    html = (
+        "<!doctype html><html><head><title>Authorise app</title></head><body>"
+        f"<h1>{escape(app_name)} wants access</h1><p>Scopes: <code>{scopes}</code></p>"
+        f"{form('allow', 'Allow')}{form('deny', 'Deny')}</body></html>"
+    )
+    return Response(html, content_type="text/html; charset=utf-8")
+
+
+def error_page(message: str) -> Response:
+    html = f"<!doctype html><html><body><h1>Error</h1><p>{escape(message)}</p></body></html>"
+    return Response(html, status=400, content_type="text/html; charset=utf-8")
+
+
+class OAuthFake(FakeService, ABC, Generic[ConsentT]):
+    """A fake vendor authorisation server bound to one registered client.
+
+    Thread-safe: every state change happens under `self.lock`. All expiries use
+    `self.clock`; tests move it with `advance()`.
+    """
+
+    vendor: ClassVar[str]
+    authorize_path: ClassVar[str]
+    token_path: ClassVar[str]
+    client_auth: ClassVar[ClientAuth]
+    token_type: ClassVar[str] = "Bearer"
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        policy: TokenPolicy,
+        redirect_uris: Sequence[str] | None = None,
+        interactive: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__()
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.redirect_uris = list(redirect_uris) if redirect_uris is not None else None
+        self.interactive = interactive
+        self.clock = clock or Clock()
+        self.store: GrantStore[ConsentT] = GrantStore(policy, self.clock)
+        self._next_consent: Decision = "allow"
+        self._token_delay = 0.0
+        self._token_log: list[dict[str, Any]] = []
+        self.route(self.authorize_path, self._authorize, methods=("GET", "POST"))
+        self.route(self.token_path, self._token, methods=("POST",))
+
+    # ----- hooks for vendor subclasses -------------------------------------
+
+    @abstractmethod
+    def make_consent(self) -> ConsentT:
+        """Snapshot of who consented (user, account), stored on the grant.
+
+        Called under the lock each time a user allows access.
+        """
+
+    def granted_scopes(self, requested: tuple[str, ...]) -> tuple[str, ...]:
+        return requested
+
+    def token_extras(self, request: Request, grant: Grant[ConsentT]) -> dict[str, Any]:
+        """Vendor fields added to every successful token response."""
+        return {"scope": " ".join(grant.scopes)}
+
+    def error_body(self, err: OAuthError) -> dict[str, Any]:
+        return {"error": err.error, "error_description": err.description}
+
+    def unauthorized_response(self, problem: TokenProblem) -> Response:
+        """The vendor's 401 for an API call with a bad bearer token."""
+        return json_response(
+            {"error": "invalid_token", "error_description": f"access token is {problem}"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+
+    def on_grant_revoked(self, grant: Grant[ConsentT]) -> None:
+        """Called under the lock after `grant` is revoked (e.g. drop connections)."""
+
+    # ----- test controls and introspection ---------------------------------
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @property
+    def next_consent(self) -> Decision:
+        """What the next non-interactive authorize answers; resets to "allow" after use."""
+        return self._next_consent
+
+    @next_consent.setter
+    def next_consent(self, decision: Decision) -> None:
+        if decision not in ("allow", "deny"):
+            raise ValueError(f"next_consent must be 'allow' or 'deny', not {decision!r}")
+        with self.lock:
+            self._next_consent = decision
+
+    def set_token_delay(self, seconds: float) -> None:
+        """Sleep this long in the token endpoint before taking the lock."""
+        if seconds < 0:
+            raise ValueError("delay must be >= 0")
+        self._token_delay = seconds
+
+    def expire_codes(self) -> None:
+        with self.lock:
+            self.store.expire_codes()
+
+    @property
+    def token_requests(self) -> list[dict[str, Any]]:
+        """One dict per token-endpoint call, oldest first.
+
+        Keys: grant_type, time (fake clock), status, error (None on success),
+        client_id (as presented), code, refresh_token (as presented, or None).
+        """
+        with self.lock:
+            return [dict(entry) for entry in self._token_log]
+
+    @property
+    def refresh_count(self) -> int:
+        """Token-endpoint calls with grant_type=refresh_token, failed ones included."""
+        return sum(1 for r in self.token_requests if r["grant_type"] == "refresh_token")
+
+    @property
+    def grants(self) -> list[Grant[ConsentT]]:
+        with self.lock:
+            return self.store.grants
+
+    def grant_for(self, token: str) -> Grant[ConsentT] | None:
+        """The grant that issued this access or refresh token."""
+        with self.lock:
+            return self.store.grant_of(token)
+
+    def revoke_grant(self, refresh_token: str | None = None) -> Grant[ConsentT]:
+        """Revoke the grant of `refresh_token` (default: the newest grant).
+
+        Its refresh tokens then fail with invalid_grant and its access tokens with 401.
+        """
+        with self.lock:
+            if refresh_token is not None:
+                grant = self.store.grant_of(refresh_token)
+            else:
+                grant = self.store.grants[-1] if self.store.grants else None
+            if grant is None:
+                raise LookupError("no grant matches that refresh token")
+            self._revoke(grant)
+            return grant
+
+    def revoke_all(self) -> None:
+        with self.lock:
+            for grant in self.store.grants:
+                self._revoke(grant)
+
+    def require_bearer(self, request: Request) -> AccessToken[ConsentT]:
+        """The request's live access token; otherwise abort with the vendor's 401."""
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        problem: TokenProblem = "missing"
+        if scheme.lower() == "bearer" and value.strip():
+            with self.lock:
+                try:
+                    return self.store.access_token(value.strip())
+                except InvalidToken as exc:
+                    problem = exc.problem
+        raise Unauthorized(response=self.unauthorized_response(problem))
+
+    # ----- shared internals --------------------------------------------------
+
+    def _revoke(self, grant: Grant[ConsentT]) -> None:
+        if not grant.revoked:
+            self.store.revoke(grant)
+            self.on_grant_revoked(grant)
+
+    def _take_consent(self) -> Decision:
+        with self.lock:
+            decision, self._next_consent = self._next_consent, "allow"
+        return decision
+
+    def oauth_error_response(self, err: OAuthError) -> Response:
+        headers = {"Cache-Control": "no-store"}
+        if err.status == 401 and self.client_auth == "basic":
+            headers["WWW-Authenticate"] = f'Basic realm="{self.vendor}"'
+        return json_response(self.error_body(err), status=err.status, headers=headers)
+
+    def authenticate_client(self, request: Request) -> str:
+        """Check the client credentials the vendor's way; return the client_id."""
+        client_id, secret = self._presented_credentials(request)
+        if client_id is None or secret is None:
+            how = "HTTP Basic" if self.client_auth == "basic" else "client_id/client_secret fields"
+            raise OAuthError(
+                "invalid_client", f"client credentials missing; send them as {how}", 401
+            )
+        if not (_same(client_id, self.client_id) and _same(secret, self.client_secret)):
+            raise OAuthError("invalid_client", "client authentication failed", 401)
+        return client_id
+
+    def _presented_credentials(self, request: Request) -> tuple[str | None, str | None]:
+        if self.client_auth == "body":
+            return request.form.get("client_id"), request.form.get("client_secret")
+        auth = request.authorization
+        if auth is None or auth.type != "basic":
+            return None, None
+        return auth.username, auth.password
+
+    # ----- authorize endpoint ------------------------------------------------
+
+    def _authorize(self, request: Request) -> Response:
+        source = request.args if request.method == "GET" else request.form
+        params = {k: source[k] for k in _AUTHORIZE_FIELDS if k in source}
+        problem = self._client_problem(params)
+        if problem is not None:
+            return error_page(problem)
+        redirect_uri = params["redirect_uri"]
+        if params.get("response_type") != "code":
+            return self._redirect_error(
+                params, "unsupported_response_type", "response_type must be code"
+            )
+        if request.method == "GET" and self.interactive:
+            return consent_page(request.path, params, self.vendor)
+        decision = self._decision(request)
+        if decision is None:
+            return error_page("decision must be allow or deny")
+        if decision == "deny":
+            return self._redirect_error(
+                params, "access_denied", "The user denied the authorisation request"
+            )
+        with self.lock:
+            code = self.store.issue_code(
+                client_id=params["client_id"],
+                redirect_uri=redirect_uri,
+                scopes=self.granted_scopes(tuple(params.get("scope", "").split())),
+                consent=self.make_consent(),
+                code_challenge=params.get("code_challenge"),
+                code_challenge_method=params.get("code_challenge_method"),
+            )
+        return self._redirect(params, {"code": code})
+
+    def _decision(self, request: Request) -> Decision | None:
+        if request.method == "GET":
+            return self._take_consent()
+        return _DECISIONS.get(request.form.get("decision", ""))
+
+    def _client_problem(self, params: Mapping[str, str]) -> str | None:
+        """Why the request must not redirect back (RFC 6749 4.1.2.1), or None."""
+        if not _same(params.get("client_id", ""), self.client_id):
+            return "unknown client_id"
+        redirect_uri = params.get("redirect_uri")
+        if not redirect_uri:
+            return "redirect_uri is required"
+        if self.redirect_uris is not None and redirect_uri not in self.redirect_uris:
+            return "redirect_uri is not registered for this app"
+        return None
+
+    def _redirect(self, params: Mapping[str, str], result: dict[str, str]) -> Response:
+        if "state" in params:
+            result["state"] = params["state"]
+        location = add_query(params["redirect_uri"], result)
+        return Response(status=302, headers={"Location": location})
+
+    def _redirect_error(self, params: Mapping[str, str], error: str, description: str) -> Response:
+        return self._redirect(params, {"error": error, "error_description": description})
+
+    # ----- token endpoint ----------------------------------------------------
+
+    def _token(self, request: Request) -> Response:
+        delay = self._token_delay
+        if delay > 0:
+            time.sleep(delay)  # deliberate: lets concurrent token calls overlap in tests
+        with self.lock:
+            try:
+                client_id = self.authenticate_client(request)
+                body = self._grant_tokens(request, client_id)
+            except OAuthError as err:
+                self._log_token_call(request, err)
+                return self.oauth_error_response(err)
+            self._log_token_call(request, None)
+        return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    def _grant_tokens(self, request: Request, client_id: str) -> dict[str, Any]:
+        form = request.form
+        grant_type = form.get("grant_type", "")
+        if grant_type == "authorization_code":
+            code = _required(form, "code")
+            grant = self.store.redeem_code(
+                code, client_id, form.get("redirect_uri"), form.get("code_verifier")
+            )
+        elif grant_type == "refresh_token":
+            grant = self.store.grant_for_refresh(_required(form, "refresh_token"), client_id)
+        else:
+            raise OAuthError(
+                "unsupported_grant_type", f"grant_type {grant_type!r} is not supported"
+            )
+        access, refresh = self.store.issue_tokens(grant)
+        body: dict[str, Any] = {
+            "access_token": access.value,
+            "token_type": self.token_type,
+            "expires_in": int(self.store.policy.access_ttl),
+        }
+        if refresh is not None:
+            body["refresh_token"] = refresh
+        body.update(self.token_extras(request, grant))
+        return body
+
+    def _log_token_call(self, request: Request, error: OAuthError | None) -> None:
+        """Append to `token_requests`; the caller holds the lock."""
+        form = request.form
+        auth = request.authorization
+        entry = {
+            "grant_type": form.get("grant_type"),
+            "time": self.clock.now(),
+            "status": 200 if error is None else error.status,
+            "error": None if error is None else error.error,
+            "client_id": auth.username if auth is not None else form.get("client_id"),
+            "code": form.get("code"),
+            "refresh_token": form.get("refresh_token"),
+        }
+        self._token_log.append(entry)
+
+    # ----- RFC 7009 revocation (registered by vendors that have it) ----------
+
+    def revocation_endpoint(self, request: Request) -> Response:
+        """Revoke the grant of the posted access or refresh token; 200 even if unknown."""
+        try:
+            self.authenticate_client(request)
+            token = _required(request.form, "token")
+        except OAuthError as err:
+            return self.oauth_error_response(err)
+        with self.lock:
+            grant = self.store.grant_of(token)
+            if grant is not None and grant.client_id == self.client_id:
+                self._revoke(grant)
+        return Response(status=200)
+
+
+def _required(form: Mapping[str, str], name: str) -> str:
+    value = form.get(name)
+    if not value:
+        raise OAuthError("invalid_request", f"{name} is required")
+    return value

@@ -1,0 +1,190 @@
+"""Fake Pipedrive OAuth server and company API (oauth.pipedrive.com and the
+company's api_domain both on one root).
+
+A later API v2 module adds endpoints with ``fake.route(rule, handler, methods)``
+and ``fake.require_bearer(request)``; the company of a token is
+``access.grant.consent.company_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from werkzeug.wrappers import Request, Response
+
+from sandbox.clock import Clock
+from sandbox.grants import Grant, OAuthError, TokenPolicy, TokenProblem
+from sandbox.oauth import OAuthFake
+from sandbox.wsgi import json_response
+
+DEFAULT_SCOPES = ("base", "deals:full", "contacts:read", "products:read", "admin")
+
+
+@dataclass(frozen=True)
+class PipedriveInstall:
+    """The user and company that installed the app, captured at consent."""
+
+    user_id: int
+    user_name: str
+    user_email: str
+    company_id: int
+    company_name: str
+    company_domain: str
+
+
+class FakePipedrive(OAuthFake[PipedriveInstall]):
+    """Stateful fake of Pipedrive's OAuth server, /users/me and the uninstall callback."""
+
+    vendor = "Pipedrive"
+    authorize_path = "/oauth/authorize"
+    token_path = "/oauth/token"
+    revocation_path = "/oauth/revoke"
+    client_auth = "basic"
+
+    def __init__(
+        self,
+        client_id: str = "paydeck-pipedrive-client",
+        client_secret: str = "paydeck-pipedrive-secret",
+        *,
+        company_id: int = 7788990,
+        company_name: str = "Acme Pty Ltd",
+        company_domain: str = "acme",
+        user_id: int = 11223344,
+        user_name: str = "Pat Owner",
+        user_email: str = "pat@acme.example",
+        scopes: Sequence[str] = DEFAULT_SCOPES,
+        redirect_uris: Sequence[str] | None = None,
+        interactive: bool = False,
+        code_ttl: float = 300,
+        access_ttl: float = 1800,
+        clock: Clock | None = None,
+        http_timeout: float = 10.0,
+    ) -> None:
+        policy = TokenPolicy(code_ttl=code_ttl, access_ttl=access_ttl, rotate_refresh_tokens=True)
+        super().__init__(
+            client_id,
+            client_secret,
+            policy=policy,
+            redirect_uris=redirect_uris,
+            interactive=interactive,
+            clock=clock,
+        )
+        self.company_id = company_id
+        self.company_name = company_name
+        self.company_domain = company_domain
+        self.user_id = user_id
+        self.user_name = user_name
+        self.user_email = user_email
+        self.scopes = tuple(scopes)
+        self.http_timeout = http_timeout
+        self.route(self.revocation_path, self.revocation_endpoint, methods=("POST",))
+        self.route("/api/v1/users/me", self._users_me)
+
+    # ----- OAuth hooks -------------------------------------------------------
+
+    def make_consent(self) -> PipedriveInstall:
+        return PipedriveInstall(
+            self.user_id,
+            self.user_name,
+            self.user_email,
+            self.company_id,
+            self.company_name,
+            self.company_domain,
+        )
+
+    def granted_scopes(self, requested: tuple[str, ...]) -> tuple[str, ...]:
+        # Pipedrive ignores any scope parameter: scopes are set on the app in Developer Hub.
+        return self.scopes
+
+    def token_extras(self, request: Request, grant: Grant[PipedriveInstall]) -> dict[str, Any]:
+        # Real api_domain is https://<company>.pipedrive.com; here it is this fake's root.
+        return {"scope": ",".join(grant.scopes), "api_domain": request.host_url.rstrip("/")}
+
+    def error_body(self, err: OAuthError) -> dict[str, Any]:
+        return {
+            "success": False,
+            "error": err.error,
+            "error_description": err.description,
+            "message": err.description,
+        }
+
+    def unauthorized_response(self, problem: TokenProblem) -> Response:
+        body = {
+            "success": False,
+            "error": "unauthorized access",
+            "errorCode": 401,
+            "error_info": "Please check developers.pipedrive.com for more information"
+            " about Pipedrive API.",
+        }
+        return json_response(body, status=401)
+
+    # ----- uninstall ---------------------------------------------------------
+
+    def send_uninstall(
+        self,
+        callback_url: str,
+        client_secret: str | None = None,
+        *,
+        company_id: int | None = None,
+        user_id: int | None = None,
+        revoke_tokens: bool = True,
+    ) -> requests.Response:
+        """Uninstall the app as Pipedrive does and call the app's callback URL.
+
+        Sends ``DELETE callback_url`` with JSON ``{client_id, company_id, user_id,
+        timestamp}`` and HTTP Basic ``client_id:client_secret``; pass
+        `client_secret` to send wrong credentials. Company and user default to the
+        fake's current ones. With `revoke_tokens` their grants are revoked first,
+        as an uninstall invalidates the app's tokens.
+        """
+        company = self.company_id if company_id is None else company_id
+        user = self.user_id if user_id is None else user_id
+        if revoke_tokens:
+            self._revoke_install(company, user)
+        # The timestamp format is not documented (platform-facts: unverified); ISO 8601 UTC.
+        stamp = datetime.fromtimestamp(self.clock.now(), tz=UTC).isoformat(timespec="milliseconds")
+        body: dict[str, str | int] = {
+            "client_id": self.client_id,
+            "company_id": company,
+            "user_id": user,
+            "timestamp": stamp.replace("+00:00", "Z"),
+        }
+        secret = self.client_secret if client_secret is None else client_secret
+        return requests.delete(
+            callback_url, json=body, auth=(self.client_id, secret), timeout=self.http_timeout
+        )
+
+    def _revoke_install(self, company_id: int, user_id: int) -> None:
+        with self.lock:
+            for grant in self.store.grants:
+                if grant.consent.company_id == company_id and grant.consent.user_id == user_id:
+                    self._revoke(grant)
+
+    # ----- endpoints ---------------------------------------------------------
+
+    def _users_me(self, request: Request) -> Response:
+        install = self.require_bearer(request).grant.consent
+        return json_response(
+            {
+                "success": True,
+                "data": {
+                    "id": install.user_id,
+                    "name": install.user_name,
+                    "email": install.user_email,
+                    "company_id": install.company_id,
+                    "company_name": install.company_name,
+                    "company_domain": install.company_domain,
+                    "default_currency": "AUD",
+                    "locale": "en_AU",
+                    "lang": 1,
+                    "timezone_name": "Australia/Sydney",
+                    "active_flag": True,
+                    "is_admin": 1,
+                    "is_you": True,
+                },
+            }
+        )

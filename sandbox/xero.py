@@ -1,0 +1,255 @@
+"""Fake Xero identity service: OAuth 2 plus tenants and /connections.
+
+Real hosts login.xero.com, identity.xero.com and api.xero.com all map onto this
+app's root. Xero's routing ignores case (the xero-python SDK calls
+``/Connections``; the docs say ``/connections``), so this app does too.
+
+Later API modules (e.g. ``/api.xro/2.0/...``) extend a `FakeXero` without
+touching this file: register endpoints with ``fake.route(rule, handler,
+methods)``, authenticate calls with ``fake.connected_tenant(request)`` and guard
+state with ``fake.lock``. Pass such installers as ``extensions=`` to run them at
+construction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from werkzeug.exceptions import Forbidden
+from werkzeug.wrappers import Request, Response
+
+from sandbox.clock import Clock
+from sandbox.grants import AccessToken, Grant, TokenPolicy, TokenProblem
+from sandbox.oauth import OAuthFake
+from sandbox.wsgi import json_response
+
+REFRESH_GRACE_S = 30 * 60  # platform-facts.md: old refresh token works 30 min after rotation
+REFRESH_IDLE_TTL_S = 60 * 24 * 3600  # refresh tokens expire after 60 days unused
+
+
+@dataclass(frozen=True)
+class XeroConsent:
+    user_id: str
+    auth_event_id: str
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    name: str
+    tenant_type: str = "ORGANISATION"
+
+
+@dataclass(frozen=True)
+class Connection:
+    connection_id: str
+    tenant_id: str
+    user_id: str
+    auth_event_id: str
+    created_at: float
+    updated_at: float
+
+
+def xero_utc(timestamp: float) -> str:
+    """Xero's UTC timestamp style: 7 fractional digits, no offset ("...T18:46:19.5165400")."""
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
+
+
+def xero_problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    """Xero API errors are RFC 7807-style problem documents."""
+    body: dict[str, Any] = {
+        "Type": None,
+        "Title": title,
+        "Status": status,
+        "Detail": detail,
+        "Instance": str(uuid.uuid4()),
+        "Extensions": {},
+    }
+    return json_response(body, status=status, headers=headers)
+
+
+class FakeXero(OAuthFake[XeroConsent]):
+    """Stateful fake of Xero's OAuth 2 server and connections API."""
+
+    vendor = "Xero"
+    authorize_path = "/identity/connect/authorize"
+    token_path = "/connect/token"
+    revocation_path = "/connect/revocation"
+    client_auth = "basic"
+    case_insensitive_paths = True
+
+    def __init__(
+        self,
+        client_id: str = "paydeck-xero-client",
+        client_secret: str = "paydeck-xero-secret",
+        *,
+        redirect_uris: Sequence[str] | None = None,
+        interactive: bool = False,
+        code_ttl: float = 300,
+        access_ttl: float = 1800,
+        clock: Clock | None = None,
+        user_id: str | None = None,
+        extensions: Iterable[Callable[[FakeXero], None]] = (),
+    ) -> None:
+        policy = TokenPolicy(
+            code_ttl=code_ttl,
+            access_ttl=access_ttl,
+            rotate_refresh_tokens=True,
+            refresh_grace=REFRESH_GRACE_S,
+            refresh_idle_ttl=REFRESH_IDLE_TTL_S,
+            offline_scope="offline_access",
+        )
+        super().__init__(
+            client_id,
+            client_secret,
+            policy=policy,
+            redirect_uris=redirect_uris,
+            interactive=interactive,
+            clock=clock,
+        )
+        self.user_id = user_id or str(uuid.uuid4())
+        self._tenants: dict[str, Tenant] = {}
+        self._consent_tenants: list[str] | None = None
+        self._connections: dict[str, Connection] = {}
+        self.route(self.revocation_path, self.revocation_endpoint, methods=("POST",))
+        self.route("/connections", self._list_connections)
+        self.route("/connections/<connection_id>", self._delete_connection, methods=("DELETE",))
+        for install in extensions:
+            install(self)
+
+    # ----- tenants and connections -------------------------------------------
+
+    def add_tenant(self, name: str, tenant_id: str | None = None) -> str:
+        tenant = Tenant(tenant_id or str(uuid.uuid4()), name)
+        with self.lock:
+            if tenant.tenant_id in self._tenants:
+                raise ValueError(f"tenant {tenant.tenant_id} already exists")
+            self._tenants[tenant.tenant_id] = tenant
+        return tenant.tenant_id
+
+    @property
+    def tenants(self) -> list[Tenant]:
+        with self.lock:
+            return list(self._tenants.values())
+
+    @property
+    def consent_tenants(self) -> list[str] | None:
+        """Tenant ids the next consents authorise; None means every tenant."""
+        with self.lock:
+            return None if self._consent_tenants is None else list(self._consent_tenants)
+
+    @consent_tenants.setter
+    def consent_tenants(self, tenant_ids: Sequence[str] | None) -> None:
+        with self.lock:
+            unknown = set(tenant_ids or ()) - set(self._tenants)
+            if unknown:
+                raise ValueError(f"unknown tenant ids: {sorted(unknown)}")
+            self._consent_tenants = None if tenant_ids is None else list(tenant_ids)
+
+    @property
+    def connections(self) -> list[Connection]:
+        with self.lock:
+            return list(self._connections.values())
+
+    def connected_tenant(self, request: Request) -> tuple[AccessToken[XeroConsent], Tenant]:
+        """Bearer check plus the `xero-tenant-id` header every accounting call needs.
+
+        Aborts with 401 for a bad token and 403 when the header names a tenant the
+        token's user has no connection to (as Xero does).
+        """
+        access = self.require_bearer(request)
+        tenant_id = request.headers.get("xero-tenant-id", "")
+        with self.lock:
+            for conn in self._connections.values():
+                if (
+                    conn.user_id == access.grant.consent.user_id
+                    and conn.tenant_id.lower() == tenant_id.lower()
+                ):
+                    return access, self._tenants[conn.tenant_id]
+        raise Forbidden(response=xero_problem(403, "Forbidden", "AuthenticationUnsuccessful"))
+
+    # ----- OAuth hooks -------------------------------------------------------
+
+    def make_consent(self) -> XeroConsent:
+        """Connect the consented tenants (caller holds the lock)."""
+        consent = XeroConsent(self.user_id, str(uuid.uuid4()))
+        tenant_ids = (
+            self._consent_tenants if self._consent_tenants is not None else list(self._tenants)
+        )
+        for tenant_id in tenant_ids:
+            self._connect(consent, tenant_id)
+        return consent
+
+    def _connect(self, consent: XeroConsent, tenant_id: str) -> None:
+        """Create the user's connection to a tenant, or re-authorise the existing one."""
+        now = self.clock.now()
+        for conn in self._connections.values():
+            if conn.user_id == consent.user_id and conn.tenant_id == tenant_id:
+                updated = replace(conn, auth_event_id=consent.auth_event_id, updated_at=now)
+                self._connections[conn.connection_id] = updated
+                return
+        conn = Connection(
+            str(uuid.uuid4()), tenant_id, consent.user_id, consent.auth_event_id, now, now
+        )
+        self._connections[conn.connection_id] = conn
+
+    def on_grant_revoked(self, grant: Grant[XeroConsent]) -> None:
+        """Revoking a grant disconnects the tenants that consent authorised."""
+        event = grant.consent.auth_event_id
+        for conn_id, conn in list(self._connections.items()):
+            if conn.auth_event_id == event and conn.user_id == grant.consent.user_id:
+                del self._connections[conn_id]
+
+    def unauthorized_response(self, problem: TokenProblem) -> Response:
+        detail = (
+            "TokenExpired: token expired" if problem == "expired" else "AuthenticationUnsuccessful"
+        )
+        return xero_problem(
+            401,
+            "Unauthorized",
+            detail,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+
+    # ----- endpoints ---------------------------------------------------------
+
+    def _connection_json(self, conn: Connection) -> dict[str, Any]:
+        tenant = self._tenants[conn.tenant_id]
+        return {
+            "id": conn.connection_id,
+            "authEventId": conn.auth_event_id,
+            "tenantId": tenant.tenant_id,
+            "tenantType": tenant.tenant_type,
+            "tenantName": tenant.name,
+            "createdDateUtc": xero_utc(conn.created_at),
+            "updatedDateUtc": xero_utc(conn.updated_at),
+        }
+
+    def _list_connections(self, request: Request) -> Response:
+        access = self.require_bearer(request)
+        event = request.args.get("authEventId")
+        with self.lock:
+            body = [
+                self._connection_json(conn)
+                for conn in self._connections.values()
+                if conn.user_id == access.grant.consent.user_id
+                and (event is None or conn.auth_event_id == event)
+            ]
+        return json_response(body)
+
+    def _delete_connection(self, request: Request, connection_id: str) -> Response:
+        access = self.require_bearer(request)
+        with self.lock:
+            conn = self._connections.get(connection_id.lower())
+            if conn is None or conn.user_id != access.grant.consent.user_id:
+                return xero_problem(
+                    404, "NotFound", "The resource you're looking for cannot be found"
+                )
+            del self._connections[conn.connection_id]
+        return Response(status=204)
