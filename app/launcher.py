@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -44,15 +45,36 @@ def run(settings: Settings, port: int) -> int:
         log.warning("DATABASE_URL not set: SQLite at %s", settings.sqlalchemy_url)
     try:
         upgrade_database(settings)
-        honcho = Path(sys.executable).parent / "honcho"
-        # honcho numbers ports from -p per process type: web gets `port`.
-        return subprocess.call([str(honcho), "start", "-f", str(ROOT / "Procfile"),
-                                "-d", str(ROOT), "-p", str(port)], env=env)
-    except KeyboardInterrupt:
-        return 0
+        return _supervise_honcho(port, env)
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _supervise_honcho(port: int, env: dict[str, str]) -> int:
+    """Run honcho; on Ctrl-C or SIGTERM stop it (and so every process) before returning."""
+    honcho = Path(sys.executable).parent / "honcho"
+    # honcho numbers ports from -p per process type: web gets `port`.
+    proc = subprocess.Popen([str(honcho), "start", "-f", str(ROOT / "Procfile"),
+                             "-d", str(ROOT), "-p", str(port)], env=env)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # honcho stops its processes on SIGINT
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:

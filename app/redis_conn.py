@@ -59,7 +59,10 @@ class EmbeddedRedis:
             "--appendonly", "yes" if self.persist else "no",
             "--logfile", str(self.directory.resolve() / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Its own session: a Ctrl-C to the foreground group must not kill Redis before the
+        # processes using it have shut down; whoever started it stops it.
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
         deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(self.url, socket_timeout=1)
         while time.monotonic() < deadline:

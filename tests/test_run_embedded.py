@@ -47,7 +47,7 @@ def test_run_starts_web_worker_and_cron_on_embedded_defaults(tmp_path):
                 break
             time.sleep(0.5)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # as a supervisor would: to `paydeck run` alone
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -61,5 +61,20 @@ def test_run_starts_web_worker_and_cron_on_embedded_defaults(tmp_path):
     assert health["workers"]["alive"] >= 1 and health["cron"]["alive"] >= 1
     assert (tmp_path / "instance" / "paydeck.db").exists()
     assert (tmp_path / "instance" / "secrets.json").exists()
-    # Stopping `paydeck run` stops the embedded Redis too.
+    # Stopping `paydeck run` stops everything it started, the embedded Redis last.
     assert not (tmp_path / "instance" / "redis" / "redis.sock").exists()
+    assert _processes_mentioning(str(tmp_path)) == []  # worker, cron, redis-server
+    with pytest.raises(requests.ConnectionError):  # and the web server
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # the process ended while we looked
+            continue
+        if text in args:
+            found.append(args)
+    return found
