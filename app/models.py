@@ -208,7 +208,9 @@ class InstallationSettings(db.Model):
     dedupe_order: Mapped[list[str]] = mapped_column(
         JSON, default=lambda: ["email", "tax_number", "name"]
     )
-    draft_first: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Create every invoice as a DRAFT, whatever the stage rule says (for teams not ready to
+    # auto-approve).
+    draft_first: Mapped[bool] = mapped_column(Boolean, default=False)
     # {"type": "days_after_invoice" | "day_of_following_month" | ..., "days": 30}
     payment_terms: Mapped[dict[str, Any]] = mapped_column(
         JSON, default=lambda: {"type": "days_after_invoice", "days": 30}

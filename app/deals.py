@@ -1,0 +1,68 @@
+"""The CRM-independent deal the invoice engine consumes; CRM adapters produce it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Address:
+    line1: str = ""
+    line2: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """The company / organization the deal is with: the Xero contact to invoice."""
+
+    id: str
+    name: str
+    email: str = ""
+    tax_number: str = ""
+    phone: str = ""
+    address: Address | None = None
+
+
+@dataclass(frozen=True)
+class Person:
+    """The deal's primary contact person."""
+
+    id: str
+    name: str
+    email: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class LineItem:
+    name: str
+    quantity: Decimal
+    unit_price: Decimal
+    product_id: str | None = None
+    sku: str | None = None
+    description: str = ""
+    discount_percent: Decimal | None = None
+    discount_amount: Decimal | None = None
+    # The CRM's own tax label or rate text, mapped to a Xero TaxType by the admin's tax mapping.
+    tax_label: str | None = None
+
+
+@dataclass(frozen=True)
+class Deal:
+    id: str
+    name: str
+    amount: Decimal | None = None
+    currency: str | None = None
+    pipeline_id: str = ""
+    stage_id: str = ""
+    owner_id: str | None = None
+    close_date: date | None = None
+    lines: tuple[LineItem, ...] = field(default_factory=tuple)
+    organisation: Organisation | None = None
+    person: Person | None = None
