@@ -100,7 +100,8 @@ def test_every_problem_is_reported_at_once():
     deal = Deal("d", "x", currency="NZD", lines=(line(tax_label="VAT"), line(product_id="p", name="Gadget")))
     result = build(deal, InvoiceRules(default_tax_type="OUTPUT"))
 
-    assert sorted(p.reason for p in result) == ["currency_not_enabled", "unknown_tax", "unmapped_product"]
+    assert sorted(p.reason for p in result) == [
+        "currency_not_enabled", "unknown_tax", "unmapped_product", "unmapped_product"]
 
 
 def test_single_line_from_the_deal_amount_only_when_allowed():
