@@ -379,3 +379,42 @@ class SyncCursor(db.Model):
     kind: Mapped[str] = mapped_column(String(32))
     position: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class DealSyncRequest(db.Model):
+    """A deal waiting for the invoice engine. Repeats merge; the strongest action wins."""
+
+    __tablename__ = "deal_sync_request"
+    __table_args__ = (UniqueConstraint("installation_id", "deal_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"))
+    deal_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[StageAction] = mapped_column(_enum(StageAction))
+    # What asked for it: "hubspot:deal.propertyChange:<event id>", "retry:review:12", ...
+    source: Mapped[str] = mapped_column(String(255), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class XeroContact(db.Model):
+    """Paydeck's mirror of an organisation's Xero contacts, kept current with
+    If-Modified-Since, so matching a burst of deals costs one call, not one per deal."""
+
+    __tablename__ = "xero_contact"
+    __table_args__ = (
+        UniqueConstraint("xero_connection_id", "contact_id"),
+        Index("ix_xero_contact_email", "xero_connection_id", "email_key"),
+        Index("ix_xero_contact_tax", "xero_connection_id", "tax_number_key"),
+        Index("ix_xero_contact_name", "xero_connection_id", "name_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    xero_connection_id: Mapped[int] = mapped_column(ForeignKey("xero_connection.id"))
+    contact_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    name_key: Mapped[str] = mapped_column(String(255))
+    email_key: Mapped[str] = mapped_column(String(255), default="")
+    tax_number_key: Mapped[str] = mapped_column(String(64), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
