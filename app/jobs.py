@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError
-from rq.job import Job
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
 from sqlalchemy import or_, select
 
 from app import get_settings
@@ -28,16 +28,34 @@ def queue() -> Queue:
     return Queue(QUEUE, connection=get_redis())
 
 
-def enqueue_once(func: Callable[..., Any], *args: Any, job_id: str, **options: Any) -> Job | None:
-    """Enqueue unless a job with this id is already queued, scheduled or running.
+def enqueue_once(func: Callable[..., Any], *args: Any, job_id: str, delay: float | None = None,
+                 follow_up: bool = False, **options: Any) -> Job | None:
+    """Enqueue unless a job with this id is already waiting.
 
-    Finished jobs are not kept (result_ttl=0), so the id is free again once the job is done.
+    Finished jobs are not kept (result_ttl=0); a failed or stopped one with the id is replaced.
+    If the job is running and `follow_up`, one follow-up job (id + "-next") is queued, so work
+    that arrived while it ran is not left behind.
     """
-    try:
-        return queue().enqueue(func, *args, job_id=job_id, unique=True, result_ttl=0, **options)
-    except DuplicateJobError:
-        log.info("job %s is already queued", job_id)
-        return None
+    q = queue()
+    for _attempt in range(2):
+        try:
+            if delay:
+                return q.enqueue_in(timedelta(seconds=delay), func, *args, job_id=job_id,
+                                    unique=True, result_ttl=0, **options)
+            return q.enqueue(func, *args, job_id=job_id, unique=True, result_ttl=0, **options)
+        except DuplicateJobError:
+            try:
+                status = Job.fetch(job_id, connection=q.connection).get_status()
+            except NoSuchJobError:
+                continue  # it finished between our two calls
+            if status in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED,
+                          JobStatus.CANCELED):
+                Job.fetch(job_id, connection=q.connection).delete()
+                continue
+            if status == JobStatus.STARTED and follow_up:
+                return enqueue_once(func, *args, job_id=f"{job_id}-next", delay=delay, **options)
+            return None
+    return None
 
 
 def enqueue_revoke_xero(installation_id: int) -> None:

@@ -331,6 +331,8 @@ class ReviewItem(db.Model):
     reason: Mapped[ReviewReason] = mapped_column(_enum(ReviewReason))
     detail: Mapped[str] = mapped_column(Text, default="")
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # What was asked when it stopped, so a retry asks again (a StageAction value).
+    action: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[ReviewStatus] = mapped_column(_enum(ReviewStatus), default=ReviewStatus.OPEN)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

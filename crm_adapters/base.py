@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+from app.deals import Deal
 
 
 class CrmError(Exception):
@@ -21,3 +25,28 @@ class AccountIdentity:
     account_name: str
     user: str
     api_domain: str
+
+
+@dataclass(frozen=True)
+class InvoiceFields:
+    """What Paydeck writes back onto a deal (Paydeck's own deal properties / fields)."""
+
+    deal_id: str
+    invoice_number: str | None = None
+    invoice_status: str | None = None
+    amount_due: str | None = None  # decimal text: CRM number fields, no float rounding
+    amount_paid: str | None = None
+    due_date: str | None = None  # ISO date
+    paid_date: str | None = None
+    invoice_url: str | None = None
+    last_sync_error: str | None = None
+
+
+class DealSource(Protocol):
+    """What the invoice engine needs of a CRM (the full adapter interface grows in issue #4)."""
+
+    def fetch_deals(self, installation: Any, deal_ids: Sequence[str]) -> dict[str, Deal | None]:
+        """Normalised deals by id, in as few calls as the CRM allows; None if gone."""
+
+    def write_invoice_fields(self, installation: Any, updates: Sequence[InvoiceFields]) -> None:
+        """Write invoice fields onto deals, in batches."""

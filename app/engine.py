@@ -1,0 +1,596 @@
+"""The invoice engine: deals waiting for an invoice -> exactly one Xero invoice each -> the
+invoice's number, status and link written back onto the deal.
+
+Exactly once, whatever happens:
+- a request per deal is stored (repeats merge), and one job per installation works through
+  them (RQ rate limit: one at a time), so concurrent jobs for a deal never race;
+- the InvoiceLink row (unique per deal and trigger) is committed *before* Xero is called,
+  with a deterministic Reference and Idempotency-Key;
+- a link left PENDING (crash, timeout, lost response) is looked up in Xero by Reference
+  before anything is created again (idempotency keys only live minutes);
+- a later, stronger rule (authorise after draft) updates the existing draft.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from rq import RateLimit
+from sqlalchemy import delete, or_, select
+
+from app import get_settings
+from app.deals import Deal
+from app.extensions import db
+from app.models import (
+    AuditEvent,
+    ConnectionStatus,
+    ContactLink,
+    DealSyncRequest,
+    Installation,
+    InstallationSettings,
+    InstallationStatus,
+    InvoiceLink,
+    InvoiceLinkState,
+    ProductMapping,
+    ReviewItem,
+    ReviewReason,
+    ReviewStatus,
+    StageAction,
+    SyncCursor,
+    TaxMapping,
+    XeroConnection,
+    XeroContact,
+)
+from app.redis_conn import get_redis
+from app.tokens import ReconnectNeeded as TokenReconnectNeeded
+from app.tokens import access_token
+from crm_adapters import NoDealSource, deal_source
+from crm_adapters.base import InvoiceFields
+from xero.build import InvoiceDraft, InvoiceRules, Problem, ProductRule, build_invoice
+from xero.client import BATCH_SIZE, ContactResult, InvoiceResult, NewContact, XeroClient
+from xero.contacts import Candidate, Customer, email_key, match_contact, name_key, tax_key
+from xero.errors import FixData, ReconnectNeeded, RetryLater
+from xero.limits import XeroLimiter
+from xero.reference import ReferenceData
+
+log = logging.getLogger(__name__)
+
+TRIGGER = "deal"  # one invoice per deal; later rules update it
+MAX_DEALS_PER_RUN = 200
+REFERENCE_TTL = 3600
+STRENGTH = {StageAction.NONE: 0, StageAction.DRAFT: 1, StageAction.AUTHORISE: 2,
+            StageAction.AUTHORISE_AND_EMAIL: 3}
+XERO_STATUS_STRENGTH = {"DRAFT": 1, "SUBMITTED": 1, "AUTHORISED": 2, "PAID": 3}
+
+
+# --- asking for invoices ----------------------------------------------------------------------
+
+def request_invoice(installation_id: int, deal_id: str, action: StageAction, source: str) -> None:
+    """Remember that `deal_id` wants `action` (merging with a waiting request) and wake the
+    installation's job."""
+    if action == StageAction.NONE:
+        return
+    existing = db.session.scalar(select(DealSyncRequest).where(
+        DealSyncRequest.installation_id == installation_id, DealSyncRequest.deal_id == deal_id))
+    if existing is None:
+        db.session.add(DealSyncRequest(installation_id=installation_id, deal_id=deal_id,
+                                       action=action, source=source))
+    elif STRENGTH[action] > STRENGTH[existing.action]:
+        existing.action, existing.source = action, source
+    db.session.commit()
+    enqueue_sync(installation_id)
+
+
+def enqueue_sync(installation_id: int, delay: float | None = None) -> None:
+    from app.jobs import enqueue_once
+
+    enqueue_once(sync_installation, installation_id, job_id=f"invoice-sync-{installation_id}",
+                 delay=delay, follow_up=True, job_timeout=900,
+                 rate_limit=RateLimit(key=f"invoice-sync:{installation_id}", concurrency=1))
+
+
+def retry_review_item(item_id: int) -> bool:
+    """The one-click retry: resolve the item and ask for the deal's invoice again."""
+    item = db.session.get(ReviewItem, item_id)
+    if item is None or item.status != ReviewStatus.OPEN or not item.deal_id:
+        return False
+    item.status, item.resolved_at = ReviewStatus.RESOLVED, _now()
+    item.attempts += 1
+    action = StageAction(item.action) if item.action else StageAction.DRAFT
+    db.session.commit()
+    request_invoice(item.installation_id, item.deal_id, action, f"retry:review:{item.id}")
+    return True
+
+
+# --- the job ----------------------------------------------------------------------------------
+
+def sync_installation(installation_id: int) -> dict[str, int]:
+    """Work through the installation's waiting deals, in batches. Returns counts."""
+    totals: dict[str, int] = {}
+    installation = db.session.get(Installation, installation_id)
+    if installation is None or installation.status != InstallationStatus.ACTIVE:
+        return totals
+    connection = installation.xero_connection
+    if connection is None or connection.status != ConnectionStatus.CONNECTED:
+        _reconnect_review(installation_id, "Xero is not connected")
+        return totals
+    while True:
+        requests = db.session.scalars(select(DealSyncRequest).where(
+            DealSyncRequest.installation_id == installation_id,
+            or_(DealSyncRequest.not_before.is_(None), DealSyncRequest.not_before <= _now()),
+        ).order_by(DealSyncRequest.requested_at).limit(MAX_DEALS_PER_RUN)).all()
+        if not requests:
+            return totals
+        try:
+            counts = InvoiceRun(installation, connection, list(requests)).execute()
+        except RetryLater as exc:
+            _postpone(requests, exc.seconds, str(exc))
+            enqueue_sync(installation_id, delay=max(exc.seconds, 1.0))
+            return totals
+        except (ReconnectNeeded, TokenReconnectNeeded) as exc:
+            db.session.rollback()
+            _reconnect_review(installation_id, str(exc))
+            return totals
+        for key, value in counts.items():
+            totals[key] = totals.get(key, 0) + value
+
+
+def _postpone(requests: Sequence[DealSyncRequest], seconds: float, why: str) -> None:
+    db.session.rollback()
+    until = _now() + timedelta(seconds=seconds)
+    for request in requests:
+        request = db.session.merge(request)
+        request.not_before, request.attempts = until, request.attempts + 1
+    db.session.commit()
+    log.info("postponed %d deals by %.0f s: %s", len(requests), seconds, why)
+
+
+def _reconnect_review(installation_id: int, why: str) -> None:
+    open_item = db.session.scalar(select(ReviewItem).where(
+        ReviewItem.installation_id == installation_id, ReviewItem.status == ReviewStatus.OPEN,
+        ReviewItem.reason == ReviewReason.RECONNECT_NEEDED))
+    if open_item is None:
+        db.session.add(ReviewItem(installation_id=installation_id,
+                                  reason=ReviewReason.RECONNECT_NEEDED,
+                                  detail=f"Invoices are waiting: {why}. Reconnect Xero."))
+        db.session.commit()
+
+
+# --- one batch --------------------------------------------------------------------------------
+
+@dataclass
+class _Work:
+    request: DealSyncRequest
+    deal: Deal | None = None
+    link: InvoiceLink | None = None
+    customer: Customer | None = None
+    contact_id: str | None = None
+    draft: InvoiceDraft | None = None
+    update_of: str | None = None  # invoice id of the draft this updates
+    done: bool = False
+    audit: dict[str, object] = field(default_factory=dict)
+
+
+class InvoiceRun:
+    """One batch of deals for one installation. Public entry point: `execute()`."""
+
+    def __init__(self, installation: Installation, connection: XeroConnection,
+                 requests: list[DealSyncRequest]) -> None:
+        self.installation = installation
+        self.connection = connection
+        self.work = [_Work(r) for r in requests]
+        self.settings_row = installation.settings or InstallationSettings(
+            installation_id=installation.id)
+        settings = get_settings()
+        assert connection.tenant_id
+        self.xero = XeroClient(
+            tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
+            timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
+            access_token=lambda: access_token(XeroConnection, connection.id))
+        self.counts = {"created": 0, "updated": 0, "recovered": 0, "review": 0, "unchanged": 0}
+
+    def execute(self) -> dict[str, int]:
+        try:
+            source = deal_source(self.installation.crm.value)
+        except NoDealSource as exc:
+            for w in self.work:
+                self._review(w, ReviewReason.SYNC_FAILED, str(exc))
+            return self._finish([])
+        deals = source.fetch_deals(self.installation, [w.request.deal_id for w in self.work])
+        for w in self.work:
+            w.deal = deals.get(w.request.deal_id)
+            if w.deal is None:
+                self._review(w, ReviewReason.SYNC_FAILED, "the deal no longer exists in the CRM")
+        self._load_links()
+        self._recover_uncertain()
+        pending = [w for w in self.work if not w.done]
+        if pending:
+            ref = self._reference_data()
+            self._plan_updates(pending, ref)
+            self._resolve_contacts([w for w in pending if not w.done and w.update_of is None])
+            self._build(ref)
+            self._send()
+        return self._finish(self._writebacks())
+
+    # -- links and recovery ----------------------------------------------------------------
+
+    def _load_links(self) -> None:
+        ids = [w.request.deal_id for w in self.work]
+        links = {l.deal_id: l for l in db.session.scalars(select(InvoiceLink).where(
+            InvoiceLink.installation_id == self.installation.id, InvoiceLink.trigger == TRIGGER,
+            InvoiceLink.deal_id.in_(ids)))}
+        for w in self.work:
+            w.link = links.get(w.request.deal_id)
+
+    def _recover_uncertain(self) -> None:
+        """A PENDING link may have been created in Xero by a run that died: look before acting."""
+        uncertain = [w for w in self.work if not w.done and w.link is not None
+                     and w.link.state == InvoiceLinkState.PENDING]
+        if not uncertain:
+            return
+        found = self.xero.invoices_by_reference([w.link.reference for w in uncertain])  # type: ignore[union-attr]
+        for w in uncertain:
+            assert w.link is not None
+            matches = found.get(w.link.reference, [])
+            if len(matches) == 1:
+                self._apply_result(w.link, matches[0])
+                w.audit["recovered"] = True
+                self.counts["recovered"] += 1
+
+    def _plan_updates(self, pending: list[_Work], ref: ReferenceData) -> None:
+        """Deals that already have an invoice: update a draft, or leave Xero's invoice alone."""
+        for w in pending:
+            link = w.link
+            if link is None or link.state != InvoiceLinkState.CREATED:
+                continue
+            wanted = self._xero_status(w.request.action)
+            current = link.status or "DRAFT"
+            if current in ("DRAFT", "SUBMITTED"):
+                w.update_of, w.contact_id = link.xero_invoice_id, None
+                w.audit["update_of"] = link.xero_invoice_id
+                if XERO_STATUS_STRENGTH.get(wanted, 1) < XERO_STATUS_STRENGTH.get(current, 1):
+                    wanted = current
+                w.audit["wanted_status"] = wanted
+            else:  # authorised, paid, voided: Xero is the source of truth for money
+                self._finish_unchanged(w, f"invoice {link.invoice_number} is already {current}")
+
+    def _xero_status(self, action: StageAction) -> str:
+        if self.settings_row.draft_first or action == StageAction.DRAFT:
+            return "DRAFT"
+        return "AUTHORISED"
+
+    # -- reference data --------------------------------------------------------------------
+
+    def _reference_data(self) -> ReferenceData:
+        key = f"paydeck:xero-ref:{self.connection.id}"
+        cached = get_redis().get(key)
+        if cached:
+            return ReferenceData.from_json(cached)
+        ref = self.xero.reference_data()
+        get_redis().set(key, ref.to_json(), ex=REFERENCE_TTL)
+        return ref
+
+    # -- contacts ----------------------------------------------------------------------------
+
+    def _resolve_contacts(self, needing: list[_Work]) -> None:
+        for w in needing:
+            w.customer = _customer(self.installation.crm.value, w.deal)  # type: ignore[arg-type]
+            if w.customer is None:
+                self._review(w, ReviewReason.AMBIGUOUS_CONTACT,
+                             "the deal has no company or contact to invoice")
+        needing = [w for w in needing if not w.done]
+        if not needing:
+            return
+        self._link_known(needing)
+        unlinked = [w for w in needing if w.contact_id is None]
+        if not unlinked:
+            return
+        self._sync_contact_mirror()
+        to_create: dict[str, list[_Work]] = {}
+        for w in unlinked:
+            assert w.customer is not None
+            match = match_contact(w.customer, self.settings_row.dedupe_order, self._lookup)
+            if match.outcome == "matched":
+                w.contact_id = match.contact_id
+                self._link_contact(w.customer, match.contact_id, "match")  # type: ignore[arg-type]
+            elif match.outcome == "ambiguous":
+                self._review(w, ReviewReason.AMBIGUOUS_CONTACT, match.detail,
+                             [vars(c) for c in match.candidates])
+            else:
+                to_create.setdefault(name_key(w.customer.name), []).append(w)
+        self._create_contacts(to_create)
+
+    def _link_known(self, needing: list[_Work]) -> None:
+        keys = {(w.customer.crm_type, w.customer.crm_id) for w in needing if w.customer}
+        links = db.session.scalars(select(ContactLink).where(
+            ContactLink.installation_id == self.installation.id,
+            ContactLink.crm_object_id.in_([k[1] for k in keys])))
+        known = {(l.crm_object_type, l.crm_object_id): l.xero_contact_id for l in links}
+        for w in needing:
+            assert w.customer is not None
+            w.contact_id = known.get((w.customer.crm_type, w.customer.crm_id))
+
+    def _lookup(self, field_name: str, key: str) -> list[Candidate]:
+        column = {"email": XeroContact.email_key, "tax_number": XeroContact.tax_number_key,
+                  "name": XeroContact.name_key}[field_name]
+        rows = db.session.scalars(select(XeroContact).where(
+            XeroContact.xero_connection_id == self.connection.id, XeroContact.active.is_(True),
+            column == key))
+        return [Candidate(r.contact_id, r.name, r.email_key, r.tax_number_key) for r in rows]
+
+    def _sync_contact_mirror(self) -> None:
+        """Bring the local mirror up to date: one call when little changed (If-Modified-Since)."""
+        cursor = db.session.scalar(select(SyncCursor).where(
+            SyncCursor.xero_connection_id == self.connection.id, SyncCursor.kind == "contacts"))
+        if cursor is None:
+            cursor = SyncCursor(xero_connection_id=self.connection.id, kind="contacts")
+            db.session.add(cursor)
+        started = _now()
+        for contact in self.xero.contacts_changed_since(cursor.position):
+            self._mirror(contact)
+        # Overlap a little: Xero's clock and ours may differ; re-reading is harmless.
+        cursor.position = started - timedelta(minutes=5)
+        db.session.commit()
+
+    def _mirror(self, c: ContactResult) -> None:
+        if not c.contact_id:
+            return
+        row = db.session.scalar(select(XeroContact).where(
+            XeroContact.xero_connection_id == self.connection.id,
+            XeroContact.contact_id == c.contact_id))
+        if row is None:
+            row = XeroContact(xero_connection_id=self.connection.id, contact_id=c.contact_id)
+            db.session.add(row)
+        row.name, row.name_key = c.name, name_key(c.name)
+        row.email_key, row.tax_number_key = email_key(c.email), tax_key(c.tax_number)
+        row.active = c.active
+
+    def _create_contacts(self, to_create: dict[str, list[_Work]]) -> None:
+        groups = list(to_create.values())
+        for start in range(0, len(groups), BATCH_SIZE):
+            chunk = groups[start:start + BATCH_SIZE]
+            results = self.xero.create_contacts([_new_contact(g[0]) for g in chunk])
+            for group, result in zip(chunk, results, strict=True):
+                if result.errors or not result.contact_id:
+                    for w in group:
+                        self._review(w, ReviewReason.AMBIGUOUS_CONTACT,
+                                     "Xero refused the new contact: " + "; ".join(result.errors))
+                    continue
+                self._mirror(result)
+                for w in group:
+                    w.contact_id = result.contact_id
+                    assert w.customer is not None
+                    self._link_contact(w.customer, result.contact_id, "created")
+                    w.audit["contact_created"] = result.contact_id
+            db.session.commit()
+
+    def _link_contact(self, customer: Customer, contact_id: str, how: str) -> None:
+        db.session.add(ContactLink(installation_id=self.installation.id,
+                                   crm_object_type=customer.crm_type,
+                                   crm_object_id=customer.crm_id, xero_contact_id=contact_id,
+                                   linked_by=how))
+        db.session.flush()
+
+    # -- building and sending ----------------------------------------------------------------
+
+    def _build(self, ref: ReferenceData) -> None:
+        rules = _rules(self.installation.id, self.settings_row)
+        today = _now().date()
+        for w in self.work:
+            if w.done or (w.contact_id is None and w.update_of is None):
+                continue
+            status = str(w.audit.get("wanted_status") or self._xero_status(w.request.action))
+            reference = w.link.reference if w.link else _reference(self.installation, w.request.deal_id)
+            # An update keeps the draft's contact: no ContactID is sent for it.
+            result = build_invoice(w.deal, rules, ref, contact_id=w.contact_id or "",  # type: ignore[arg-type]
+                                   status=status, today=today, reference=reference)
+            if isinstance(result, list):
+                self._review_problems(w, result)
+            else:
+                w.draft = result
+
+    def _send(self) -> None:
+        creates = [w for w in self.work if w.draft is not None and w.update_of is None]
+        updates = [w for w in self.work if w.draft is not None and w.update_of is not None]
+        for w in creates:
+            self._ensure_pending_link(w)
+        db.session.commit()  # the links exist before Xero hears of the invoices
+        for start in range(0, len(creates), BATCH_SIZE):
+            chunk = creates[start:start + BATCH_SIZE]
+            key = _key("create", [w.link.idempotency_key for w in chunk])  # type: ignore[union-attr]
+            try:
+                results = self.xero.create_invoices([w.draft for w in chunk], key)  # type: ignore[misc]
+            except FixData as exc:  # the whole batch refused (should not happen with summarizeErrors=false)
+                results = [_failed(w.draft.reference, exc.messages) for w in chunk]  # type: ignore[union-attr]
+            self._apply_all(chunk, results, "created")
+        for start in range(0, len(updates), BATCH_SIZE):
+            chunk = updates[start:start + BATCH_SIZE]
+            key = _key("update", [f"{w.update_of}:{w.draft.status}:{_draft_hash(w.draft)}" for w in chunk])  # type: ignore[union-attr]
+            results = self.xero.update_invoices([(w.update_of, w.draft) for w in chunk], key)  # type: ignore[misc]
+            self._apply_all(chunk, results, "updated")
+        for w in creates + updates:
+            if w.request.action == StageAction.AUTHORISE_AND_EMAIL and w.link and \
+                    w.link.status == "AUTHORISED" and not w.audit.get("errors"):
+                self.xero.email_invoice(w.link.xero_invoice_id)  # type: ignore[arg-type]
+                w.audit["emailed"] = True
+
+    def _ensure_pending_link(self, w: _Work) -> None:
+        if w.link is None:
+            reference = w.draft.reference  # type: ignore[union-attr]
+            w.link = InvoiceLink(installation_id=self.installation.id, deal_id=w.request.deal_id,
+                                 trigger=TRIGGER, reference=reference,
+                                 idempotency_key=_key("invoice", [str(self.installation.id),
+                                                                  w.request.deal_id, TRIGGER]))
+            db.session.add(w.link)
+        w.link.state = InvoiceLinkState.PENDING
+
+    def _apply_all(self, chunk: list[_Work], results: list[InvoiceResult], verb: str) -> None:
+        by_reference = {r.reference: r for r in results}
+        for w in chunk:
+            assert w.draft is not None and w.link is not None
+            result = by_reference.get(w.draft.reference)
+            if result is None or result.errors or not result.invoice_id:
+                messages = list(result.errors) if result else ["Xero returned no result"]
+                w.link.state = (InvoiceLinkState.CREATED if w.update_of else InvoiceLinkState.FAILED)
+                w.audit["errors"] = messages
+                self._review(w, ReviewReason.XERO_VALIDATION, "; ".join(messages))
+                continue
+            self._apply_result(w.link, result)
+            w.audit.update(xero_invoice_id=result.invoice_id, invoice_number=result.invoice_number,
+                           status=result.status)
+            self.counts[verb] += 1
+            w.done = True
+        db.session.commit()
+
+    @staticmethod
+    def _apply_result(link: InvoiceLink, r: InvoiceResult) -> None:
+        link.state = InvoiceLinkState.CREATED
+        link.xero_invoice_id, link.invoice_number, link.status = r.invoice_id, r.invoice_number, r.status
+        link.currency, link.total, link.amount_due, link.amount_paid = r.currency, r.total, r.amount_due, r.amount_paid
+        link.due_date = r.due_date
+        link.online_url = f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={r.invoice_id}"
+
+    # -- review, audit, writeback --------------------------------------------------------------
+
+    def _review_problems(self, w: _Work, problems: list[Problem]) -> None:
+        self._review(w, ReviewReason(problems[0].reason), "; ".join(p.detail for p in problems))
+
+    def _review(self, w: _Work, reason: ReviewReason, detail: str,
+                candidates: list[dict[str, object]] | None = None) -> None:
+        db.session.add(ReviewItem(installation_id=self.installation.id, deal_id=w.request.deal_id,
+                                  reason=reason, detail=detail, candidates=candidates or [],
+                                  action=w.request.action.value))
+        w.audit.setdefault("review", []).append({"reason": reason.value, "detail": detail})  # type: ignore[union-attr]
+        w.done = True
+        self.counts["review"] += 1
+
+    def _finish_unchanged(self, w: _Work, why: str) -> None:
+        w.audit["unchanged"] = why
+        w.done = True
+        self.counts["unchanged"] += 1
+
+    def _writebacks(self) -> list[InvoiceFields]:
+        updates = []
+        for w in self.work:
+            link = w.link
+            if link is not None and link.state == InvoiceLinkState.CREATED:
+                updates.append(InvoiceFields(
+                    deal_id=w.request.deal_id, invoice_number=link.invoice_number,
+                    invoice_status=link.status, amount_due=_text(link.amount_due),
+                    amount_paid=_text(link.amount_paid),
+                    due_date=link.due_date.isoformat() if link.due_date else None,
+                    invoice_url=link.online_url, last_sync_error=""))
+            elif w.audit.get("review"):
+                detail = w.audit["review"][-1]["detail"]  # type: ignore[index]
+                updates.append(InvoiceFields(deal_id=w.request.deal_id,
+                                             last_sync_error=str(detail)[:250]))
+        return updates
+
+    def _finish(self, writebacks: list[InvoiceFields]) -> dict[str, int]:
+        for w in self.work:
+            db.session.add(AuditEvent(
+                installation_id=self.installation.id, deal_id=w.request.deal_id,
+                action="invoice_sync", trigger=w.request.source,
+                outcome=_outcome(w), detail={k: v for k, v in w.audit.items()
+                                             if k not in ("xero_invoice_id",)} | {
+                    "requested": w.request.action.value},
+                xero_ids={"invoice_id": w.link.xero_invoice_id} if w.link and w.link.xero_invoice_id else {}))
+        handled = [w.request.id for w in self.work if w.done or w.link is None
+                   or w.link.state != InvoiceLinkState.PENDING]
+        db.session.execute(delete(DealSyncRequest).where(DealSyncRequest.id.in_(handled)))
+        db.session.commit()
+        if writebacks:
+            try:
+                deal_source(self.installation.crm.value).write_invoice_fields(self.installation, writebacks)
+            except NoDealSource:
+                log.info("no writeback for %s yet", self.installation.crm.value)
+        return self.counts
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _customer(crm: str, deal: Deal) -> Customer | None:
+    if deal.organisation is not None and deal.organisation.name:
+        org = deal.organisation
+        return Customer("company", org.id, org.name, org.email, org.tax_number)
+    if deal.person is not None and deal.person.name:
+        return Customer("person", deal.person.id, deal.person.name, deal.person.email)
+    return None
+
+
+def _new_contact(w: _Work) -> NewContact:
+    deal, customer = w.deal, w.customer
+    assert deal is not None and customer is not None
+    person = deal.person
+    first, _, last = (person.name.partition(" ") if person else ("", "", ""))
+    phone = (deal.organisation.phone if deal.organisation else "") or (person.phone if person else "")
+    email = customer.email or (person.email if person else "")
+    return NewContact(name=customer.name, email=email, tax_number=customer.tax_number,
+                      phone=phone, first_name=first, last_name=last)
+
+
+def _rules(installation_id: int, s: InstallationSettings) -> InvoiceRules:
+    products = {p.crm_product_id: ProductRule(p.xero_item_code, p.account_code, p.tax_type)
+                for p in db.session.scalars(select(ProductMapping).where(
+                    ProductMapping.installation_id == installation_id))}
+    taxes = {t.crm_tax_label.casefold(): t.xero_tax_type for t in db.session.scalars(
+        select(TaxMapping).where(TaxMapping.installation_id == installation_id))}
+    terms = s.payment_terms or {"type": "org_default"}
+    return InvoiceRules(default_account_code=s.default_account_code,
+                        default_tax_type=s.default_tax_type,
+                        line_amount_type=(s.line_amount_type.value if s.line_amount_type else "Exclusive"),
+                        allow_single_line_from_amount=bool(s.allow_single_line_from_amount),
+                        payment_terms=_terms(terms), products=products, taxes=taxes)
+
+
+def _terms(terms: dict[str, object]) -> dict[str, object]:
+    # Settings speak of "days_after_invoice"; Xero calls it DAYSAFTERBILLDATE.
+    aliases = {"days_after_invoice": "DAYSAFTERBILLDATE", "day_of_following_month": "OFFOLLOWINGMONTH",
+               "days_after_end_of_month": "DAYSAFTERBILLMONTH", "day_of_current_month": "OFCURRENTMONTH"}
+    kind = str(terms.get("type", "org_default"))
+    return {**terms, "type": aliases.get(kind, kind)}
+
+
+def _reference(installation: Installation, deal_id: str) -> str:
+    """Deterministic and unique per CRM: the key for finding the invoice again in Xero."""
+    label = {"hubspot": "HubSpot", "pipedrive": "Pipedrive"}.get(installation.crm.value,
+                                                                 installation.crm.value)
+    return f"{label} deal {deal_id}"
+
+
+def _key(kind: str, parts: Sequence[str]) -> str:
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return f"paydeck-{kind}-{digest[:48]}"
+
+
+def _draft_hash(draft: InvoiceDraft) -> str:
+    return hashlib.sha256(repr(draft).encode()).hexdigest()[:16]
+
+
+def _failed(reference: str, messages: Sequence[str]) -> InvoiceResult:
+    return InvoiceResult(reference, None, None, None, None, None, None, None, None, None,
+                         tuple(messages))
+
+
+def _outcome(w: _Work) -> str:
+    if w.audit.get("review"):
+        return "review"
+    if w.audit.get("unchanged"):
+        return "unchanged"
+    if w.link is not None and w.link.state == InvoiceLinkState.PENDING:
+        return "pending"
+    return "ok"
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+

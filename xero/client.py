@@ -1,0 +1,267 @@
+"""The one place that calls Xero's Accounting API (through xero-python).
+
+Every call: waits for the shared rate limiter, carries a timeout, reports Xero's limit headers
+back to the limiter, and turns any failure into one of xero.errors' types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from xero_python.accounting import AccountingApi
+from xero_python.accounting.models import Contact, Contacts, Invoice, Invoices, LineItem, Phone
+from xero_python.api_client import ApiClient, Configuration
+from xero_python.api_client.oauth2 import OAuth2Token
+from xero_python.exceptions import ApiException
+
+from xero.build import InvoiceDraft
+from xero.errors import XeroFailure, from_sdk_exception
+from xero.limits import XeroLimiter
+from xero.reference import Account, Item, PaymentTerms, ReferenceData, TaxRate
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 50  # Xero recommends about 50 elements per PUT/POST (platform-facts)
+PAGE_SIZE = 1000  # GET /Contacts and /Invoices accept pageSize up to 1000
+
+
+@dataclass(frozen=True)
+class NewContact:
+    name: str
+    email: str = ""
+    tax_number: str = ""
+    phone: str = ""
+    first_name: str = ""
+    last_name: str = ""
+
+
+@dataclass(frozen=True)
+class ContactResult:
+    contact_id: str | None
+    name: str
+    email: str
+    tax_number: str
+    errors: tuple[str, ...] = ()
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class InvoiceResult:
+    reference: str
+    invoice_id: str | None
+    invoice_number: str | None
+    status: str | None
+    currency: str | None
+    total: Decimal | None
+    amount_due: Decimal | None
+    amount_paid: Decimal | None
+    due_date: date | None
+    updated_at: datetime | None
+    errors: tuple[str, ...] = ()
+
+
+class XeroClient:
+    """Accounting API for one connection (tenant). `calls` counts requests sent to Xero."""
+
+    def __init__(self, *, tenant_id: str, access_token: Callable[[], str], api_base: str,
+                 timeout: float, limiter: XeroLimiter, max_wait: float = 5.0) -> None:
+        self.tenant_id = tenant_id
+        self.timeout = timeout
+        self.limiter = limiter
+        self.max_wait = max_wait
+        self.calls = 0
+        api_client = ApiClient(
+            Configuration(oauth2_token=OAuth2Token()),
+            # A fresh token every call, from app.tokens (which refreshes under a lock); with no
+            # expiry given, the SDK never tries its own unlocked refresh.
+            oauth2_token_getter=lambda: {"access_token": access_token(), "scope": None,
+                                         "expires_in": None, "token_type": "Bearer"},
+        )
+        self.api = AccountingApi(api_client, base_url=f"{api_base}/api.xro/2.0")
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(self.api, operation)
+        with self.limiter.call(self.tenant_id, self.max_wait):
+            self.calls += 1
+            try:
+                data, status, headers = method(self.tenant_id, *args, _return_http_data_only=False,
+                                               _request_timeout=self.timeout, **kwargs)
+            except ApiException as exc:
+                self.limiter.observe(self.tenant_id, exc.status or 0, exc.headers or {})
+                raise from_sdk_exception(exc, method=_http_method(operation)) from exc
+            except XeroFailure:
+                raise
+            except Exception as exc:  # urllib3 errors the SDK lets through: classified, re-raised
+                raise from_sdk_exception(exc, method=_http_method(operation)) from exc
+        self.limiter.observe(self.tenant_id, status, headers or {})
+        return data
+
+    # --- reference data ---------------------------------------------------------------------
+
+    def reference_data(self) -> ReferenceData:
+        org = self._call("get_organisations").organisations[0]
+        accounts = self._call("get_accounts").accounts or []
+        rates = self._call("get_tax_rates").tax_rates or []
+        items = self._call("get_items").items or []
+        currencies = self._call("get_currencies").currencies or []
+        base = _enum_value(org.base_currency)
+        sales = getattr(getattr(org, "payment_terms", None), "sales", None)
+        return ReferenceData(
+            base_currency=base,
+            currencies=frozenset({base} | {_enum_value(c.code) for c in currencies}),
+            accounts={a.code: Account(a.code, a.name or "", _enum_value(a.type),
+                                      _enum_value(a.status) or "ACTIVE")
+                      for a in accounts if a.code},
+            tax_rates={t.tax_type: TaxRate(t.tax_type, t.name or "", Decimal(str(t.effective_rate or 0)),
+                                           bool(t.can_apply_to_revenue),
+                                           _enum_value(t.status) or "ACTIVE")
+                       for t in rates if t.tax_type},
+            items={i.code: Item(i.code, i.name or "",
+                                getattr(i.sales_details, "account_code", None),
+                                getattr(i.sales_details, "tax_type", None))
+                   for i in items if i.code},
+            sales_terms=PaymentTerms(_enum_value(sales.type), int(sales.day))
+            if sales is not None and sales.type and sales.day is not None else None,
+            organisation_name=org.name or "",
+        )
+
+    # --- contacts ---------------------------------------------------------------------------
+
+    def contacts_changed_since(self, since: datetime | None) -> Iterator[ContactResult]:
+        """Every contact (archived too) updated after `since`, oldest first, page by page."""
+        page = 1
+        while True:
+            kwargs: dict[str, Any] = {"page": page, "page_size": PAGE_SIZE, "include_archived": True,
+                                      "summary_only": True, "order": "UpdatedDateUTC ASC"}
+            if since is not None:
+                kwargs["if_modified_since"] = since
+            contacts = self._call("get_contacts", **kwargs).contacts or []
+            yield from (_contact_result(c) for c in contacts)
+            if len(contacts) < PAGE_SIZE:
+                return
+            page += 1
+
+    def create_contacts(self, contacts: Sequence[NewContact]) -> list[ContactResult]:
+        """PUT /Contacts in one call; each element succeeds or carries Xero's messages."""
+        body = Contacts(contacts=[_contact_model(c) for c in contacts])
+        key = _batch_key("contacts", self.tenant_id, [c.name for c in contacts])
+        result = self._call("create_contacts", body, summarize_errors=False, idempotency_key=key)
+        return [_contact_result(c) for c in result.contacts or []]
+
+    # --- invoices ---------------------------------------------------------------------------
+
+    def create_invoices(self, drafts: Sequence[InvoiceDraft], idempotency_key: str) -> list[InvoiceResult]:
+        """PUT /Invoices (create only), summarizeErrors=false: per-element outcomes."""
+        body = Invoices(invoices=[_invoice_model(d) for d in drafts])
+        result = self._call("create_invoices", body, summarize_errors=False,
+                            idempotency_key=idempotency_key)
+        return [_invoice_result(i) for i in result.invoices or []]
+
+    def update_invoices(self, updates: Sequence[tuple[str, InvoiceDraft]],
+                        idempotency_key: str) -> list[InvoiceResult]:
+        """POST /Invoices with InvoiceIDs: new lines and status for existing drafts."""
+        models = []
+        for invoice_id, draft in updates:
+            model = _invoice_model(draft)
+            model.invoice_id = invoice_id
+            models.append(model)
+        result = self._call("update_or_create_invoices", Invoices(invoices=models),
+                            summarize_errors=False, idempotency_key=idempotency_key)
+        return [_invoice_result(i) for i in result.invoices or []]
+
+    def invoices_by_reference(self, references: Sequence[str]) -> dict[str, list[InvoiceResult]]:
+        """ACCREC invoices (not deleted/voided) whose Reference is one of these."""
+        found: dict[str, list[InvoiceResult]] = {}
+        for chunk in _chunks(list(references), 25):  # keep the URL well under Xero's limit
+            clause = " OR ".join(f'Reference=="{_quote(r)}"' for r in chunk)
+            where = f'Type=="ACCREC" AND ({clause})'
+            for inv in self._call("get_invoices", where=where, page=1).invoices or []:
+                result = _invoice_result(inv)
+                if result.status not in ("DELETED", "VOIDED"):
+                    found.setdefault(result.reference, []).append(result)
+        return found
+
+    def email_invoice(self, invoice_id: str) -> None:
+        from xero_python.accounting.models import RequestEmpty
+
+        self._call("email_invoice", invoice_id, RequestEmpty(),
+                   idempotency_key=_batch_key("email", self.tenant_id, [invoice_id]))
+
+
+# --- mapping between our types and the SDK's models -------------------------------------------
+
+def _contact_model(c: NewContact) -> Contact:
+    model = Contact(name=c.name, email_address=c.email or None, tax_number=c.tax_number or None,
+                    first_name=c.first_name or None, last_name=c.last_name or None)
+    if c.phone:
+        model.phones = [Phone(phone_type="DEFAULT", phone_number=c.phone)]
+    return model
+
+
+def _contact_result(c: Contact) -> ContactResult:
+    errors = tuple(e.message for e in (c.validation_errors or []) if e.message)
+    return ContactResult(c.contact_id and str(c.contact_id), c.name or "", c.email_address or "",
+                         c.tax_number or "", errors,
+                         active=_enum_value(c.contact_status) in ("", "ACTIVE"))
+
+
+def _invoice_model(d: InvoiceDraft) -> Invoice:
+    lines = [LineItem(description=l.description, quantity=l.quantity, unit_amount=l.unit_amount,
+                      account_code=l.account_code, tax_type=l.tax_type, item_code=l.item_code,
+                      discount_rate=l.discount_rate, discount_amount=l.discount_amount)
+             for l in d.lines]
+    contact = Contact(contact_id=d.contact_id) if d.contact_id else None  # updates keep theirs
+    return Invoice(type="ACCREC", contact=contact, line_items=lines,
+                   date=d.date, due_date=d.due_date, reference=d.reference,
+                   currency_code=d.currency, status=d.status, line_amount_types=d.line_amount_type)
+
+
+def _invoice_result(i: Invoice) -> InvoiceResult:
+    errors = tuple(e.message for e in (i.validation_errors or []) if e.message)
+    return InvoiceResult(
+        reference=i.reference or "", invoice_id=i.invoice_id and str(i.invoice_id),
+        invoice_number=i.invoice_number, status=_enum_value(i.status) or None,
+        currency=_enum_value(i.currency_code) or None, total=_money(i.total),
+        amount_due=_money(i.amount_due), amount_paid=_money(i.amount_paid),
+        due_date=i.due_date, updated_at=i.updated_date_utc, errors=errors)
+
+
+def _money(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _enum_value(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(getattr(value, "value", value))
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _batch_key(kind: str, tenant_id: str, parts: Sequence[str]) -> str:
+    """Deterministic: a quick retry of the same batch replays Xero's answer (max 128 chars)."""
+    digest = hashlib.sha256("\x1f".join([kind, tenant_id, *parts]).encode()).hexdigest()
+    return f"paydeck-{kind}-{digest[:48]}"
+
+
+def _http_method(operation: str) -> str:
+    if operation.startswith(("create_", "update_or_create_")):
+        return "PUT" if operation.startswith("create_") else "POST"
+    if operation.startswith(("update_", "email_")):
+        return "POST"
+    return "GET"
