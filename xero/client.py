@@ -21,7 +21,7 @@ from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException
 
 from xero.build import InvoiceDraft
-from xero.errors import XeroFailure, from_sdk_exception
+from xero.errors import SDK_ERRORS, from_sdk_exception
 from xero.limits import XeroLimiter
 from xero.reference import Account, Item, PaymentTerms, ReferenceData, TaxRate
 
@@ -83,6 +83,9 @@ class XeroClient:
             oauth2_token_getter=lambda: {"access_token": access_token(), "scope": None,
                                          "expires_in": None, "token_type": "Bearer"},
         )
+        # urllib3 would otherwise re-send a PUT whose connection dropped (a duplicate invoice)
+        # and sleep through 429s inside the call: retries belong to the limiter and the job.
+        api_client.rest_client.pool_manager.connection_pool_kw["retries"] = False
         self.api = AccountingApi(api_client, base_url=f"{api_base}/api.xro/2.0")
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -97,9 +100,7 @@ class XeroClient:
             except ApiException as exc:
                 self.limiter.observe(self.tenant_id, exc.status or 0, exc.headers or {})
                 raise from_sdk_exception(exc, method=_http_method(operation)) from exc
-            except XeroFailure:
-                raise
-            except Exception as exc:  # urllib3 errors the SDK lets through: classified, re-raised
+            except SDK_ERRORS as exc:  # urllib3 errors the SDK lets through
                 raise from_sdk_exception(exc, method=_http_method(operation)) from exc
         self.limiter.observe(self.tenant_id, status, headers or {})
         return data
