@@ -3,7 +3,7 @@ invoice's number, status and link written back onto the deal.
 
 Exactly once, whatever happens:
 - a request per deal is stored (repeats merge), and one job per installation works through
-  them (RQ rate limit: one at a time), so concurrent jobs for a deal never race;
+  them under a Redis lock, so concurrent jobs for a deal never race;
 - the InvoiceLink row (unique per deal and trigger) is committed *before* Xero is called,
   with a deterministic Reference and Idempotency-Key;
 - a link left PENDING (crash, timeout, lost response) is looked up in Xero by Reference
@@ -18,8 +18,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
-from rq import RateLimit
+from redis.exceptions import LockError
 from sqlalchemy import delete, or_, select
 
 from app import get_settings
@@ -88,9 +89,10 @@ def request_invoice(installation_id: int, deal_id: str, action: StageAction, sou
 def enqueue_sync(installation_id: int, delay: float | None = None) -> None:
     from app.jobs import enqueue_once
 
+    # One waiting job per installation (unique id) plus one follow-up while it runs; the
+    # run itself holds a lock, so two never overlap.
     enqueue_once(sync_installation, installation_id, job_id=f"invoice-sync-{installation_id}",
-                 delay=delay, follow_up=True, job_timeout=900,
-                 rate_limit=RateLimit(key=f"invoice-sync:{installation_id}", concurrency=1))
+                 delay=delay, follow_up=True, job_timeout=900)
 
 
 def retry_review_item(item_id: int) -> bool:
@@ -109,7 +111,39 @@ def retry_review_item(item_id: int) -> bool:
 # --- the job ----------------------------------------------------------------------------------
 
 def sync_installation(installation_id: int) -> dict[str, int]:
-    """Work through the installation's waiting deals, in batches. Returns counts."""
+    """Work through the installation's waiting deals, in batches. Returns counts.
+
+    One run per installation at a time (RQ's rate limit orders the jobs; this lock also covers
+    runs started any other way). A run that finds the lock taken tries again shortly.
+    """
+    lock = get_redis().lock(f"paydeck:invoice-sync:{installation_id}", timeout=900,
+                            blocking_timeout=0)
+    if not lock.acquire():
+        enqueue_sync(installation_id, delay=5)
+        return {}
+    try:
+        return _sync_installation(installation_id)
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            log.warning("invoice sync lock for installation %s expired", installation_id)
+
+
+def sweep_waiting_requests() -> int:
+    """Safety net (cron): wake the job of every installation with deals still waiting - after
+    a worker was killed, or a wake-up was lost."""
+    stale = _now() - timedelta(minutes=2)
+    ids = db.session.scalars(select(DealSyncRequest.installation_id).where(
+        DealSyncRequest.requested_at < stale,
+        or_(DealSyncRequest.not_before.is_(None), DealSyncRequest.not_before <= _now()),
+    ).distinct()).all()
+    for installation_id in ids:
+        enqueue_sync(installation_id)
+    return len(ids)
+
+
+def _sync_installation(installation_id: int) -> dict[str, int]:
     totals: dict[str, int] = {}
     installation = db.session.get(Installation, installation_id)
     if installation is None or installation.status != InstallationStatus.ACTIVE:
@@ -191,6 +225,7 @@ class InvoiceRun:
             tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
             timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
             access_token=lambda: access_token(XeroConnection, connection.id))
+        self.linked: set[tuple[str, str]] = set()
         self.counts = {"created": 0, "updated": 0, "recovered": 0, "review": 0, "unchanged": 0}
 
     def execute(self) -> dict[str, int]:
@@ -369,6 +404,10 @@ class InvoiceRun:
             db.session.commit()
 
     def _link_contact(self, customer: Customer, contact_id: str, how: str) -> None:
+        key = (customer.crm_type, customer.crm_id)
+        if key in self.linked:  # two deals of one company in the batch: one link
+            return
+        self.linked.add(key)
         db.session.add(ContactLink(installation_id=self.installation.id,
                                    crm_object_type=customer.crm_type,
                                    crm_object_id=customer.crm_id, xero_contact_id=contact_id,
@@ -586,8 +625,9 @@ def _outcome(w: _Work) -> str:
     return "ok"
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+def _text(value: Decimal | None) -> str | None:
+    """Money as CRM number text with Xero's two decimals (the column keeps four)."""
+    return None if value is None else str(value.quantize(Decimal("0.01")))
 
 
 def _now() -> datetime:

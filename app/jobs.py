@@ -107,6 +107,13 @@ class Periodic:
     name: str
 
 
+def sweep_invoice_requests() -> int:
+    from app.engine import sweep_waiting_requests
+
+    return sweep_waiting_requests()
+
+
 PERIODIC: list[Periodic] = [
     Periodic(keep_xero_connections_alive, cron="17 3 * * *", timeout=900, name="xero-keepalive"),
+    Periodic(sweep_invoice_requests, cron="* * * * *", timeout=120, name="invoice-sweep"),
 ]

@@ -15,7 +15,16 @@ from decimal import Decimal
 from typing import Any
 
 from xero_python.accounting import AccountingApi
-from xero_python.accounting.models import Contact, Contacts, Invoice, Invoices, LineItem, Phone
+from xero_python.accounting.models import (
+    Contact,
+    Contacts,
+    CurrencyCode,
+    Invoice,
+    Invoices,
+    LineAmountTypes,
+    LineItem,
+    Phone,
+)
 from xero_python.api_client import ApiClient, Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException
@@ -220,9 +229,11 @@ def _invoice_model(d: InvoiceDraft) -> Invoice:
                       discount_rate=l.discount_rate, discount_amount=l.discount_amount)
              for l in d.lines]
     contact = Contact(contact_id=d.contact_id) if d.contact_id else None  # updates keep theirs
+    # Enum-typed fields want the SDK's enum members, not strings (platform-facts, SDK quirks).
     return Invoice(type="ACCREC", contact=contact, line_items=lines,
                    date=d.date, due_date=d.due_date, reference=d.reference,
-                   currency_code=d.currency, status=d.status, line_amount_types=d.line_amount_type)
+                   currency_code=CurrencyCode(d.currency), status=d.status,
+                   line_amount_types=LineAmountTypes(d.line_amount_type))
 
 
 def _invoice_result(i: Invoice) -> InvoiceResult:

@@ -1,0 +1,275 @@
+"""The invoice engine end to end against the fake Xero: one correct invoice per deal."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+import crm_adapters
+from app.engine import request_invoice, retry_review_item, sync_installation
+from app.extensions import db
+from app.jobs import QUEUE
+from app.models import (
+    AuditEvent,
+    ContactLink,
+    DealSyncRequest,
+    InstallationSettings,
+    InvoiceLink,
+    InvoiceLinkState,
+    ReviewItem,
+    ReviewReason,
+    StageAction,
+    TaxMapping,
+    XeroConnection,
+)
+from app.redis_conn import get_redis
+from app.worker import PaydeckSimpleWorker
+from tests.engine_support import MemoryCrm, deal
+from tests.helpers import count, one
+
+
+@dataclass
+class Env:
+    app: object
+    crm: MemoryCrm
+    fake: object
+    tenant_id: str
+    installation_id: int
+
+    @property
+    def books(self):
+        return self.fake.accounting(self.tenant_id)
+
+    def request(self, deal_id: str, action: StageAction = StageAction.AUTHORISE) -> None:
+        with self.app.app_context():
+            request_invoice(self.installation_id, deal_id, action, f"test:{deal_id}")
+
+    def work(self) -> None:
+        with self.app.app_context():
+            PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=self.app).work(burst=True)
+
+    def invoices_for(self, deal_id: str):
+        return [i for i in self.books.invoices if i.reference == f"HubSpot deal {deal_id}"]
+
+
+@pytest.fixture
+def env(xero_connected, fake_xero, monkeypatch):
+    app, _, connection_id = xero_connected
+    fake, _ = fake_xero
+    crm = MemoryCrm()
+    monkeypatch.setitem(crm_adapters.DEAL_SOURCES, "hubspot", crm)
+    with app.app_context():
+        connection = db.session.get(XeroConnection, connection_id)
+        settings = db.session.get(InstallationSettings, connection.installation_id)
+        settings.default_account_code, settings.default_tax_type = "200", "OUTPUT"
+        db.session.commit()
+        return Env(app, crm, fake, connection.tenant_id, connection.installation_id)
+
+
+def test_a_deal_becomes_one_correct_invoice_and_is_written_back(env):
+    env.crm.add(deal("101", lines=2))
+
+    env.request("101")
+    env.work()
+
+    (invoice,) = env.invoices_for("101")
+    assert invoice.status == "AUTHORISED"
+    assert invoice.currency_code == "AUD"
+    assert [(l.quantity, l.unit_amount, l.account_code, l.tax_type) for l in invoice.line_items] == [
+        (Decimal("2"), Decimal("150.00"), "200", "OUTPUT")] * 2
+    assert invoice.total == Decimal("660.00")  # 600 + 10 % GST
+    assert invoice.due_date == invoice.date + (date(2000, 1, 31) - date(2000, 1, 1))  # org: 30 days
+    contact = env.books.contact(invoice.contact_id)
+    assert (contact.name, contact.email_address) == ("Initech Pty Ltd", "ap@initech.example")
+    link = one(env.app, InvoiceLink)
+    assert (link.state, link.xero_invoice_id, link.invoice_number) == (
+        InvoiceLinkState.CREATED, invoice.invoice_id, invoice.invoice_number)
+    written = env.crm.last_written("101")
+    assert (written.invoice_number, written.invoice_status, written.amount_due) == (
+        invoice.invoice_number, "AUTHORISED", "660.00")
+    assert invoice.invoice_id in written.invoice_url
+    assert count(env.app, AuditEvent, AuditEvent.action == "invoice_sync", AuditEvent.outcome == "ok") == 1
+    assert count(env.app, DealSyncRequest) == 0
+
+
+def test_a_draft_rule_makes_a_draft_and_a_later_rule_authorises_the_same_invoice(env):
+    env.crm.add(deal("102"))
+    env.request("102", StageAction.DRAFT)
+    env.work()
+    (draft,) = env.invoices_for("102")
+    assert draft.status == "DRAFT"
+
+    env.crm.add(deal("102", lines=3))  # the deal grew before it was won
+    env.request("102", StageAction.AUTHORISE)
+    env.work()
+
+    (invoice,) = env.invoices_for("102")
+    assert invoice.invoice_id == draft.invoice_id
+    assert invoice.status == "AUTHORISED" and len(invoice.line_items) == 3
+    assert one(env.app, InvoiceLink).status == "AUTHORISED"
+
+
+def test_draft_first_keeps_authorise_rules_as_drafts(env):
+    with env.app.app_context():
+        db.session.get(InstallationSettings, env.installation_id).draft_first = True
+        db.session.commit()
+    env.crm.add(deal("103"))
+
+    env.request("103", StageAction.AUTHORISE)
+    env.work()
+
+    assert env.invoices_for("103")[0].status == "DRAFT"
+
+
+def test_an_existing_xero_contact_is_matched_not_duplicated(env):
+    existing = env.books.add_contact("Initech (Sydney)", EmailAddress="AP@initech.example")
+    env.crm.add(deal("104"))
+
+    env.request("104")
+    env.work()
+
+    assert env.invoices_for("104")[0].contact_id == existing.contact_id
+    assert len(env.books.contacts) == 1
+    assert one(env.app, ContactLink).linked_by == "match"
+
+
+def test_two_deals_for_one_new_company_create_one_contact(env):
+    env.crm.add(deal("105"))
+    env.crm.add(deal("106"))
+
+    env.request("105")
+    env.request("106")
+    env.work()
+
+    assert len(env.books.contacts) == 1
+    assert env.invoices_for("105")[0].contact_id == env.invoices_for("106")[0].contact_id
+
+
+def test_same_name_different_email_goes_to_review_with_candidates(env):
+    other = env.books.add_contact("Initech Pty Ltd", EmailAddress="someone@else.example")
+    env.crm.add(deal("107"))
+
+    env.request("107")
+    env.work()
+
+    assert env.invoices_for("107") == []
+    item = one(env.app, ReviewItem)
+    assert item.reason == ReviewReason.AMBIGUOUS_CONTACT
+    assert [c["contact_id"] for c in item.candidates] == [other.contact_id]
+    assert "last_sync_error" and env.crm.last_written("107").last_sync_error
+
+
+def test_unmappable_deal_is_a_review_item_and_retry_makes_the_invoice(env):
+    env.crm.add(deal("108", lines=0))
+
+    env.request("108")
+    env.work()
+
+    item = one(env.app, ReviewItem)
+    assert item.reason == ReviewReason.NO_LINE_ITEMS and env.invoices_for("108") == []
+    env.crm.add(deal("108", lines=1))  # a person fixes the deal
+    with env.app.app_context():
+        assert retry_review_item(item.id)
+    env.work()
+
+    assert len(env.invoices_for("108")) == 1
+    assert one(env.app, ReviewItem).status.value == "resolved"
+
+
+def test_unknown_tax_label_and_currency_are_review_items(env):
+    from app.deals import LineItem
+
+    env.crm.add(deal("109", currency="NZD"))
+    bad = deal("110")
+    env.crm.add(type(bad)(**{**bad.__dict__, "lines": (LineItem("VAT thing", Decimal(1), Decimal(5),
+                                                                tax_label="VAT 20%"),)}))
+    with env.app.app_context():
+        db.session.add(TaxMapping(installation_id=env.installation_id, crm_tax_label="GST", xero_tax_type="OUTPUT"))
+        db.session.commit()
+
+    env.request("109")
+    env.request("110")
+    env.work()
+
+    with env.app.app_context():
+        reasons = {i.deal_id: i.reason for i in db.session.scalars(select(ReviewItem))}
+    assert reasons == {"109": ReviewReason.CURRENCY_NOT_ENABLED, "110": ReviewReason.UNKNOWN_TAX}
+    assert env.books.invoices == []
+
+
+def test_repeated_requests_and_jobs_make_one_invoice(env):
+    env.crm.add(deal("111"))
+
+    for _ in range(3):
+        env.request("111")
+    env.work()
+    env.request("111")
+    env.work()
+
+    assert len(env.invoices_for("111")) == 1
+
+
+def test_concurrent_runs_for_one_installation_make_one_invoice(env):
+    env.crm.add(deal("112"))
+    with env.app.app_context():
+        db.session.add(DealSyncRequest(installation_id=env.installation_id, deal_id="112",
+                                       action=StageAction.AUTHORISE))
+        db.session.commit()
+    env.fake.inject("slow", method="PUT", path_prefix="/Invoices", delay=0.5)
+
+    def run():
+        with env.app.app_context():
+            sync_installation(env.installation_id)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    env.work()
+
+    assert len(env.invoices_for("112")) == 1
+
+
+def test_a_lost_response_after_create_is_found_by_reference_not_created_again(env):
+    env.crm.add(deal("113"))
+    env.fake.inject("lost_response", method="PUT", path_prefix="/Invoices")
+
+    env.request("113")
+    env.work()  # the create happened in Xero, but Paydeck never heard
+    assert len(env.invoices_for("113")) == 1
+    assert one(env.app, InvoiceLink).state == InvoiceLinkState.PENDING
+    with env.app.app_context():
+        db.session.execute(DealSyncRequest.__table__.update().values(not_before=None))
+        db.session.commit()
+        sync_installation(env.installation_id)
+
+    (invoice,) = env.invoices_for("113")
+    link = one(env.app, InvoiceLink)
+    assert (link.state, link.xero_invoice_id) == (InvoiceLinkState.CREATED, invoice.invoice_id)
+    assert env.crm.last_written("113").invoice_number == invoice.invoice_number
+
+
+def test_a_429_in_the_middle_of_a_batch_postpones_and_then_creates_each_once(env):
+    for n in range(120, 130):
+        env.crm.add(deal(str(n), org=f"Company {n}", email=f"ap@c{n}.example"))
+    env.fake.inject("429", method="PUT", path_prefix="/Invoices", problem="minute", retry_after=1)
+
+    for n in range(120, 130):
+        env.request(str(n))
+    env.work()
+    assert env.books.invoices == []  # postponed, not lost
+    with env.app.app_context():
+        assert db.session.scalar(select(DealSyncRequest.not_before)) is not None
+        db.session.execute(DealSyncRequest.__table__.update().values(not_before=None))
+        db.session.commit()
+        get_redis().delete(*get_redis().keys("paydeck:xero-limit:*"))  # the block has passed
+        sync_installation(env.installation_id)
+
+    assert sorted(i.reference for i in env.books.invoices) == [f"HubSpot deal {n}" for n in range(120, 130)]
+
