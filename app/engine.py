@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 TRIGGER = "deal"  # one invoice per deal; later rules update it
 MAX_DEALS_PER_RUN = 200
+SYNC_LOCK_TTL = 60  # seconds; longer than one Xero call (timeout + limiter wait)
 REFERENCE_TTL = 3600
 STRENGTH = {StageAction.NONE: 0, StageAction.DRAFT: 1, StageAction.AUTHORISE: 2,
             StageAction.AUTHORISE_AND_EMAIL: 3}
@@ -95,6 +96,28 @@ def enqueue_sync(installation_id: int, delay: float | None = None) -> None:
                  delay=delay, follow_up=True, job_timeout=900)
 
 
+def dismiss_review_item(item_id: int) -> bool:
+    """A person decided nothing should be done."""
+    item = db.session.get(ReviewItem, item_id)
+    if item is None or item.status != ReviewStatus.OPEN:
+        return False
+    item.status, item.resolved_at = ReviewStatus.DISMISSED, _now()
+    db.session.add(AuditEvent(installation_id=item.installation_id, deal_id=item.deal_id,
+                              action="review_dismissed", outcome="ok",
+                              detail={"review_item": item.id, "reason": item.reason.value}))
+    db.session.commit()
+    return True
+
+
+def forget_reference_data(connection_id: int) -> None:
+    """Drop the cached accounts/tax rates/items (settings changed, or Xero said they moved)."""
+    get_redis().delete(_reference_key(connection_id))
+
+
+def _reference_key(connection_id: int) -> str:
+    return f"paydeck:xero-ref:{connection_id}"
+
+
 def retry_review_item(item_id: int) -> bool:
     """The one-click retry: resolve the item and ask for the deal's invoice again."""
     item = db.session.get(ReviewItem, item_id)
@@ -116,13 +139,15 @@ def sync_installation(installation_id: int) -> dict[str, int]:
     One run per installation at a time (RQ's rate limit orders the jobs; this lock also covers
     runs started any other way). A run that finds the lock taken tries again shortly.
     """
-    lock = get_redis().lock(f"paydeck:invoice-sync:{installation_id}", timeout=900,
+    # A short lease, renewed before every Xero call: a killed worker's lock lapses within
+    # SYNC_LOCK_TTL, and the minute sweep then resumes its deals.
+    lock = get_redis().lock(f"paydeck:invoice-sync:{installation_id}", timeout=SYNC_LOCK_TTL,
                             blocking_timeout=0)
     if not lock.acquire():
         enqueue_sync(installation_id, delay=5)
         return {}
     try:
-        return _sync_installation(installation_id)
+        return _sync_installation(installation_id, lock.reacquire)
     finally:
         try:
             lock.release()
@@ -143,7 +168,7 @@ def sweep_waiting_requests() -> int:
     return len(ids)
 
 
-def _sync_installation(installation_id: int) -> dict[str, int]:
+def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) -> dict[str, int]:
     totals: dict[str, int] = {}
     installation = db.session.get(Installation, installation_id)
     if installation is None or installation.status != InstallationStatus.ACTIVE:
@@ -160,7 +185,7 @@ def _sync_installation(installation_id: int) -> dict[str, int]:
         if not requests:
             return totals
         try:
-            counts = InvoiceRun(installation, connection, list(requests)).execute()
+            counts = InvoiceRun(installation, connection, list(requests), keep_lock).execute()
         except RetryLater as exc:
             _postpone(requests, exc.seconds, str(exc))
             enqueue_sync(installation_id, delay=max(exc.seconds, 1.0))
@@ -169,6 +194,9 @@ def _sync_installation(installation_id: int) -> dict[str, int]:
             db.session.rollback()
             _reconnect_review(installation_id, str(exc))
             return totals
+        except FixData as exc:  # Xero refused a whole call: no retry can help, a person must
+            _give_up(requests, "; ".join(exc.messages) or str(exc))
+            continue
         for key, value in counts.items():
             totals[key] = totals.get(key, 0) + value
 
@@ -181,6 +209,17 @@ def _postpone(requests: Sequence[DealSyncRequest], seconds: float, why: str) -> 
         request.not_before, request.attempts = until, request.attempts + 1
     db.session.commit()
     log.info("postponed %d deals by %.0f s: %s", len(requests), seconds, why)
+
+
+def _give_up(requests: Sequence[DealSyncRequest], why: str) -> None:
+    db.session.rollback()
+    for request in requests:
+        request = db.session.merge(request)
+        db.session.add(ReviewItem(installation_id=request.installation_id, deal_id=request.deal_id,
+                                  reason=ReviewReason.SYNC_FAILED, detail=f"Xero refused: {why}",
+                                  action=request.action.value))
+        db.session.delete(request)
+    db.session.commit()
 
 
 def _reconnect_review(installation_id: int, why: str) -> None:
@@ -213,7 +252,8 @@ class InvoiceRun:
     """One batch of deals for one installation. Public entry point: `execute()`."""
 
     def __init__(self, installation: Installation, connection: XeroConnection,
-                 requests: list[DealSyncRequest]) -> None:
+                 requests: list[DealSyncRequest], before_call: Callable[[], object] = lambda: None,
+                 ) -> None:
         self.installation = installation
         self.connection = connection
         self.work = [_Work(r) for r in requests]
@@ -224,7 +264,8 @@ class InvoiceRun:
         self.xero = XeroClient(
             tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
             timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
-            access_token=lambda: access_token(XeroConnection, connection.id))
+            access_token=lambda: access_token(XeroConnection, connection.id),
+            attempt=1 + max((r.attempts for r in requests), default=0), before_call=before_call)
         self.linked: set[tuple[str, str]] = set()
         self.counts = {"created": 0, "updated": 0, "recovered": 0, "review": 0, "unchanged": 0}
 
@@ -301,7 +342,7 @@ class InvoiceRun:
     # -- reference data --------------------------------------------------------------------
 
     def _reference_data(self) -> ReferenceData:
-        key = f"paydeck:xero-ref:{self.connection.id}"
+        key = _reference_key(self.connection.id)
         cached = get_redis().get(key)
         if cached:
             return ReferenceData.from_json(cached)
@@ -477,6 +518,8 @@ class InvoiceRun:
                 w.link.state = (InvoiceLinkState.CREATED if w.update_of else InvoiceLinkState.FAILED)
                 w.audit["errors"] = messages
                 self._review(w, ReviewReason.XERO_VALIDATION, "; ".join(messages))
+                # Our checks passed but Xero disagreed: our copy of its settings may be stale.
+                forget_reference_data(self.connection.id)
                 continue
             self._apply_result(w.link, result)
             w.audit.update(xero_invoice_id=result.invoice_id, invoice_number=result.invoice_number,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -273,3 +273,116 @@ def test_a_429_in_the_middle_of_a_batch_postpones_and_then_creates_each_once(env
 
     assert sorted(i.reference for i in env.books.invoices) == [f"HubSpot deal {n}" for n in range(120, 130)]
 
+
+
+def test_a_batch_with_one_invalid_invoice_creates_the_others(env):
+    from app.models import ProductMapping
+
+    with env.app.app_context():
+        db.session.add(ProductMapping(installation_id=env.installation_id, crm_product_id="odd",
+                                      account_code="260"))
+        db.session.commit()
+    env.crm.add(deal("140", org="Good Co", email="ap@good.example"))
+    from app.deals import LineItem
+    odd = deal("141", org="Odd Co", email="ap@odd.example")
+    env.crm.add(type(odd)(**{**odd.__dict__, "lines": (LineItem("Odd", Decimal(1), Decimal(9), product_id="odd"),)}))
+    env.crm.add(deal("142", org="Fine Co", email="ap@fine.example"))
+    env.crm.add(deal("139", org="Warm Co", email="ap@warm.example"))
+    env.request("139")
+    env.work()  # caches reference data
+    env.books.set_account_status("260", "ARCHIVED")
+
+    for n in ("140", "141", "142"):
+        env.request(n)
+    env.work()
+
+    assert len(env.invoices_for("140")) == len(env.invoices_for("142")) == 1
+    assert env.invoices_for("141") == []
+    item = one(env.app, ReviewItem)
+    assert (item.deal_id, item.reason) == ("141", ReviewReason.XERO_VALIDATION)
+    assert item.detail  # Xero's own words
+
+
+def test_a_5xx_on_create_is_retried_after_a_lookup_and_creates_once(env):
+    env.crm.add(deal("150"))
+    env.fake.inject("5xx", method="PUT", path_prefix="/Invoices", status=503)
+
+    env.request("150")
+    env.work()
+    assert env.invoices_for("150") == []
+    with env.app.app_context():
+        request = db.session.scalars(select(DealSyncRequest)).one()
+        assert request.attempts == 1 and request.not_before is not None
+        db.session.execute(DealSyncRequest.__table__.update().values(not_before=None))
+        db.session.commit()
+        sync_installation(env.installation_id)
+
+    assert len(env.invoices_for("150")) == 1
+    assert env.fake.count_calls(method="GET", path_prefix="/Invoices") == 1  # looked before creating
+
+
+def test_dismissing_a_review_item_closes_it_with_an_audit_record(env):
+    from app.engine import dismiss_review_item
+
+    env.crm.add(deal("160", lines=0))
+    env.request("160")
+    env.work()
+    item = one(env.app, ReviewItem)
+
+    with env.app.app_context():
+        assert dismiss_review_item(item.id)
+        assert not dismiss_review_item(item.id)
+
+    assert one(env.app, ReviewItem).status.value == "dismissed"
+    assert count(env.app, AuditEvent, AuditEvent.action == "review_dismissed") == 1
+
+
+def test_a_worker_killed_mid_job_leaves_exactly_one_invoice(env, monkeypatch):
+    """SIGKILL the work horse while Xero is creating the invoice; the sweep and the next run
+    find it by Reference instead of creating a second one."""
+    import os
+    import signal
+    import time
+
+    from app.engine import sweep_waiting_requests
+    from app.worker import PaydeckWorker
+
+    monkeypatch.setattr("app.engine.SYNC_LOCK_TTL", 4)  # the dead run's lease lapses quickly
+    env.crm.add(deal("170"))
+    env.fake.inject("slow", method="PUT", path_prefix="/Invoices", delay=2)
+    env.request("170")
+    with env.app.app_context():
+        worker = PaydeckWorker([QUEUE], connection=get_redis(), app=env.app)
+
+    def kill_when_the_create_is_in_flight() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if env.fake.count_calls(method="PUT", path_prefix="/Contacts") and worker.horse_pid:
+                time.sleep(0.3)  # the invoice PUT is now sleeping inside the fake
+                os.kill(worker.horse_pid, signal.SIGKILL)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_when_the_create_is_in_flight)
+    killer.start()
+    with env.app.app_context():
+        worker.work(burst=True)  # RQ installs signal handlers: main thread only
+    killer.join()
+    deadline = time.monotonic() + 10
+    while not env.invoices_for("170") and time.monotonic() < deadline:
+        time.sleep(0.05)  # Xero finishes the create the dead worker asked for
+    assert len(env.invoices_for("170")) == 1
+    assert one(env.app, InvoiceLink).state == InvoiceLinkState.PENDING
+    time.sleep(4)  # the killed run's lock lease runs out
+
+    with env.app.app_context():
+        db.session.execute(DealSyncRequest.__table__.update().values(
+            requested_at=datetime.now(timezone.utc) - timedelta(minutes=5)))
+        db.session.commit()
+        assert sweep_waiting_requests() == 1
+    env.work()
+
+    (invoice,) = env.invoices_for("170")
+    link = one(env.app, InvoiceLink)
+    assert (link.state, link.xero_invoice_id) == (InvoiceLinkState.CREATED, invoice.invoice_id)
+    assert env.crm.last_written("170").invoice_number == invoice.invoice_number

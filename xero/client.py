@@ -79,8 +79,11 @@ class XeroClient:
     """Accounting API for one connection (tenant). `calls` counts requests sent to Xero."""
 
     def __init__(self, *, tenant_id: str, access_token: Callable[[], str], api_base: str,
-                 timeout: float, limiter: XeroLimiter, max_wait: float = 5.0) -> None:
+                 timeout: float, limiter: XeroLimiter, max_wait: float = 5.0,
+                 attempt: int = 1, before_call: Callable[[], object] = lambda: None) -> None:
         self.tenant_id = tenant_id
+        self.attempt = attempt  # how many times this work was tried: backoff grows with it
+        self.before_call = before_call  # e.g. renew the caller's lock lease
         self.timeout = timeout
         self.limiter = limiter
         self.max_wait = max_wait
@@ -101,6 +104,7 @@ class XeroClient:
 
     def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
         method = getattr(self.api, operation)
+        self.before_call()
         with self.limiter.call(self.tenant_id, self.max_wait):
             self.calls += 1
             try:
@@ -108,9 +112,11 @@ class XeroClient:
                                                _request_timeout=self.timeout, **kwargs)
             except ApiException as exc:
                 self.limiter.observe(self.tenant_id, exc.status or 0, exc.headers or {})
-                raise from_sdk_exception(exc, method=_http_method(operation)) from exc
+                raise from_sdk_exception(exc, method=_http_method(operation),
+                                         attempt=self.attempt) from exc
             except SDK_ERRORS as exc:  # urllib3 errors the SDK lets through
-                raise from_sdk_exception(exc, method=_http_method(operation)) from exc
+                raise from_sdk_exception(exc, method=_http_method(operation),
+                                         attempt=self.attempt) from exc
         self.limiter.observe(self.tenant_id, status, headers or {})
         return data
 
