@@ -185,7 +185,8 @@ def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) ->
         if not requests:
             return totals
         try:
-            counts = InvoiceRun(installation, connection, list(requests), keep_lock).execute()
+            counts = InvoiceRun(installation, connection, list(requests),
+                                before_call=lambda: _between_calls(keep_lock)).execute()
         except RetryLater as exc:
             _postpone(requests, exc.seconds, str(exc))
             enqueue_sync(installation_id, delay=max(exc.seconds, 1.0))
@@ -199,6 +200,13 @@ def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) ->
             continue
         for key, value in counts.items():
             totals[key] = totals.get(key, 0) + value
+
+
+def _between_calls(keep_lock: Callable[[], object]) -> None:
+    """Before each Xero call: hold no database transaction across the network (and let the
+    token code write), and renew the run's lock lease."""
+    db.session.commit()
+    keep_lock()
 
 
 def _postpone(requests: Sequence[DealSyncRequest], seconds: float, why: str) -> None:

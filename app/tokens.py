@@ -94,8 +94,11 @@ def _needs_refresh(record: Installation | XeroConnection, older_than: datetime |
 
 
 def _touch(s: Session, record: Installation | XeroConnection) -> str:
-    if isinstance(record, XeroConnection):
-        record.last_used_at = datetime.now(timezone.utc)
+    """Note use of a Xero grant - at most every few minutes, not a write per API call."""
+    now = datetime.now(timezone.utc)
+    if isinstance(record, XeroConnection) and (
+            record.last_used_at is None or now - record.last_used_at > timedelta(minutes=5)):
+        record.last_used_at = now
         s.commit()
     assert record.access_token
     return record.access_token

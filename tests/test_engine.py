@@ -29,7 +29,7 @@ from app.models import (
 )
 from app.redis_conn import get_redis
 from app.worker import PaydeckSimpleWorker
-from tests.engine_support import MemoryCrm, deal
+from sandbox.memory_crm import MemoryCrm, deal
 from tests.helpers import count, one
 
 

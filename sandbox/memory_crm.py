@@ -1,4 +1,5 @@
-"""Support for invoice-engine tests: an in-memory CRM and a connected installation."""
+"""An in-memory CRM (deals written directly) for invoice-engine tests and benchmarks, until
+the fake HubSpot and Pipedrive serve deals over HTTP."""
 
 from __future__ import annotations
 
