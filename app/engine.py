@@ -21,7 +21,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from redis.exceptions import LockError
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, event, or_, select
+from sqlalchemy.orm import Session
 
 from app import get_settings
 from app.deals import Deal
@@ -41,6 +42,7 @@ from app.models import (
     ReviewReason,
     ReviewStatus,
     StageAction,
+    StageRule,
     SyncCursor,
     TaxMapping,
     XeroConnection,
@@ -87,6 +89,14 @@ def request_invoice(installation_id: int, deal_id: str, action: StageAction, sou
     enqueue_sync(installation_id)
 
 
+def action_for_stage(installation_id: int, pipeline_id: str, stage_id: str) -> StageAction:
+    """The admin's rule for a deal entering this stage (none when there is no rule)."""
+    rule = db.session.scalar(select(StageRule).where(
+        StageRule.installation_id == installation_id, StageRule.pipeline_id == pipeline_id,
+        StageRule.stage_id == stage_id))
+    return rule.action if rule is not None else StageAction.NONE
+
+
 def enqueue_sync(installation_id: int, delay: float | None = None) -> None:
     from app.jobs import enqueue_once
 
@@ -109,13 +119,16 @@ def dismiss_review_item(item_id: int) -> bool:
     return True
 
 
-def forget_reference_data(connection_id: int) -> None:
+def forget_reference_data(installation_id: int) -> None:
     """Drop the cached accounts/tax rates/items (settings changed, or Xero said they moved)."""
-    get_redis().delete(_reference_key(connection_id))
+    redis = get_redis()
+    keys = list(redis.scan_iter(match=f"paydeck:xero-ref:{installation_id}:*", count=100))
+    if keys:
+        redis.delete(*keys)
 
 
-def _reference_key(connection_id: int) -> str:
-    return f"paydeck:xero-ref:{connection_id}"
+def _reference_key(installation_id: int, tenant_id: str) -> str:
+    return f"paydeck:xero-ref:{installation_id}:{tenant_id}"
 
 
 def retry_review_item(item_id: int) -> bool:
@@ -350,7 +363,7 @@ class InvoiceRun:
     # -- reference data --------------------------------------------------------------------
 
     def _reference_data(self) -> ReferenceData:
-        key = _reference_key(self.connection.id)
+        key = _reference_key(self.installation.id, self.connection.tenant_id or "")
         cached = get_redis().get(key)
         if cached:
             return ReferenceData.from_json(cached)
@@ -527,7 +540,7 @@ class InvoiceRun:
                 w.audit["errors"] = messages
                 self._review(w, ReviewReason.XERO_VALIDATION, "; ".join(messages))
                 # Our checks passed but Xero disagreed: our copy of its settings may be stale.
-                forget_reference_data(self.connection.id)
+                forget_reference_data(self.installation.id)
                 continue
             self._apply_result(w.link, result)
             w.audit.update(xero_invoice_id=result.invoice_id, invoice_number=result.invoice_number,
@@ -685,3 +698,24 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+
+
+# --- the cached reference data follows the admin's settings ------------------------------------
+
+_SETTINGS_MODELS = (InstallationSettings, ProductMapping, TaxMapping)
+
+
+@event.listens_for(Session, "before_flush")
+def _note_settings_change(session: Session, flush_context: object, instances: object) -> None:
+    changed = {o.installation_id for o in (*session.new, *session.dirty, *session.deleted)
+               if isinstance(o, _SETTINGS_MODELS)}
+    if changed:
+        session.info.setdefault("paydeck_settings_changed", set()).update(changed)
+
+
+@event.listens_for(Session, "after_commit")
+def _refresh_reference_after_settings_change(session: Session) -> None:
+    """New mappings are checked against Xero as it is now (the admin may just have added a
+    tax rate there), not against an hour-old copy."""
+    for installation_id in session.info.pop("paydeck_settings_changed", set()):
+        forget_reference_data(installation_id)

@@ -266,6 +266,9 @@ def test_a_429_in_the_middle_of_a_batch_postpones_and_then_creates_each_once(env
     assert env.books.invoices == []  # postponed, not lost
     with env.app.app_context():
         assert db.session.scalar(select(DealSyncRequest.not_before)) is not None
+        from rq import Queue
+        scheduled = Queue(QUEUE, connection=get_redis()).scheduled_job_registry.get_job_ids()
+        assert scheduled == [f"invoice-sync-{env.installation_id}"]  # woken after Retry-After
         db.session.execute(DealSyncRequest.__table__.update().values(not_before=None))
         db.session.commit()
         get_redis().delete(*get_redis().keys("paydeck:xero-limit:*"))  # the block has passed
@@ -386,3 +389,80 @@ def test_a_worker_killed_mid_job_leaves_exactly_one_invoice(env, monkeypatch):
     link = one(env.app, InvoiceLink)
     assert (link.state, link.xero_invoice_id) == (InvoiceLinkState.CREATED, invoice.invoice_id)
     assert env.crm.last_written("170").invoice_number == invoice.invoice_number
+
+
+def test_xero_refusing_an_element_drops_the_cached_reference_data(env):
+    from app.models import ProductMapping
+    from app.deals import LineItem
+
+    with env.app.app_context():
+        db.session.add(ProductMapping(installation_id=env.installation_id, crm_product_id="x",
+                                      account_code="260"))
+        db.session.commit()
+    env.crm.add(deal("180"))
+    env.request("180")
+    env.work()
+    with env.app.app_context():
+        assert list(get_redis().scan_iter(match="paydeck:xero-ref:*"))
+    env.books.set_account_status("260", "ARCHIVED")
+    odd = deal("181")
+    env.crm.add(type(odd)(**{**odd.__dict__, "lines": (LineItem("X", Decimal(1), Decimal(9), product_id="x"),)}))
+
+    env.request("181")
+    env.work()
+
+    with env.app.app_context():
+        assert list(get_redis().scan_iter(match="paydeck:xero-ref:*")) == []
+
+
+def test_changing_settings_refreshes_the_cached_reference_data(env):
+    env.crm.add(deal("182"))
+    env.request("182")
+    env.work()
+    with env.app.app_context():
+        assert list(get_redis().scan_iter(match="paydeck:xero-ref:*"))
+        db.session.add(TaxMapping(installation_id=env.installation_id, crm_tax_label="GST",
+                                  xero_tax_type="OUTPUT"))
+        db.session.commit()
+        assert list(get_redis().scan_iter(match="paydeck:xero-ref:*")) == []
+
+
+def test_authorise_and_email_rule_emails_the_invoice(env):
+    env.crm.add(deal("183"))
+
+    env.request("183", StageAction.AUTHORISE_AND_EMAIL)
+    env.work()
+
+    (invoice,) = env.invoices_for("183")
+    assert invoice.status == "AUTHORISED"
+    assert [e.invoice_id for e in env.books.emailed] == [invoice.invoice_id]
+
+
+def test_stage_rules_decide_the_action(env):
+    from app.engine import action_for_stage
+    from app.models import StageRule
+
+    with env.app.app_context():
+        db.session.add(StageRule(installation_id=env.installation_id, pipeline_id="default",
+                                 stage_id="closedwon", action=StageAction.AUTHORISE))
+        db.session.commit()
+        assert action_for_stage(env.installation_id, "default", "closedwon") == StageAction.AUTHORISE
+        assert action_for_stage(env.installation_id, "default", "appointment") == StageAction.NONE
+
+
+def test_a_connection_needing_reconnect_keeps_deals_waiting_and_tells_the_admin(env):
+    from app.models import ConnectionStatus
+
+    env.crm.add(deal("184"))
+    with env.app.app_context():
+        db.session.scalars(select(XeroConnection)).one().status = ConnectionStatus.RECONNECT_NEEDED
+        db.session.commit()
+
+    env.request("184")
+    env.request("184")
+    env.work()
+
+    assert env.books.invoices == []
+    assert count(env.app, DealSyncRequest) == 1
+    item = one(env.app, ReviewItem)
+    assert item.reason == ReviewReason.RECONNECT_NEEDED
