@@ -268,7 +268,8 @@ def test_a_429_in_the_middle_of_a_batch_postpones_and_then_creates_each_once(env
         assert db.session.scalar(select(DealSyncRequest.not_before)) is not None
         from rq import Queue
         scheduled = Queue(QUEUE, connection=get_redis()).scheduled_job_registry.get_job_ids()
-        assert scheduled == [f"invoice-sync-{env.installation_id}"]  # woken after Retry-After
+        # One wake-up after Retry-After (a follow-up id: the job that hit the 429 was running).
+        assert len(scheduled) == 1 and scheduled[0].startswith(f"invoice-sync-{env.installation_id}")
         db.session.execute(DealSyncRequest.__table__.update().values(not_before=None))
         db.session.commit()
         get_redis().delete(*get_redis().keys("paydeck:xero-limit:*"))  # the block has passed
