@@ -9,6 +9,11 @@ touching this file: register endpoints with ``fake.route(rule, handler,
 methods)``, authenticate calls with ``fake.connected_tenant(request)`` and guard
 state with ``fake.lock``. Pass such installers as ``extensions=`` to run them at
 construction.
+
+The Accounting API (sandbox/xero_accounting.py) is installed on every FakeXero,
+after `extensions` (so an extension's own routes win). Its test helpers are
+exposed here: `accounting()`, `enable_currency()`, `inject()`, `api_calls`,
+`count_calls()`, `rate_limits`, `idempotency_ttl`, `issue_token_for_tenant()`.
 """
 
 from __future__ import annotations
@@ -26,9 +31,27 @@ from sandbox.clock import Clock
 from sandbox.grants import AccessToken, Grant, TokenPolicy, TokenProblem
 from sandbox.oauth import OAuthFake
 from sandbox.wsgi import json_response
+from sandbox.xero_accounting import (
+    DEFAULT_IDEMPOTENCY_TTL_S,
+    ApiCall,
+    Fault,
+    FaultKind,
+    RateLimitProblem,
+    RateLimits,
+    TenantBooks,
+    XeroAccountingApi,
+)
 
 REFRESH_GRACE_S = 30 * 60  # platform-facts.md: old refresh token works 30 min after rotation
 REFRESH_IDLE_TTL_S = 60 * 24 * 3600  # refresh tokens expire after 60 days unused
+PAYDECK_SCOPES = (  # platform-facts: granular scopes for apps created after 2026-03-02
+    "offline_access",
+    "accounting.invoices",
+    "accounting.payments",
+    "accounting.contacts",
+    "accounting.settings.read",
+)
+_DIRECT_GRANT_REDIRECT = "urn:paydeck:sandbox:direct-grant"
 
 
 @dataclass(frozen=True)
@@ -96,6 +119,8 @@ class FakeXero(OAuthFake[XeroConsent]):
         clock: Clock | None = None,
         user_id: str | None = None,
         extensions: Iterable[Callable[[FakeXero], None]] = (),
+        rate_limits: RateLimits | None = None,
+        idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL_S,
     ) -> None:
         policy = TokenPolicy(
             code_ttl=code_ttl,
@@ -122,6 +147,9 @@ class FakeXero(OAuthFake[XeroConsent]):
         self.route("/connections/<connection_id>", self._delete_connection, methods=("DELETE",))
         for install in extensions:
             install(self)
+        self.accounting_api = XeroAccountingApi(
+            self, limits=rate_limits, idempotency_ttl=idempotency_ttl
+        )
 
     # ----- tenants and connections -------------------------------------------
 
@@ -173,6 +201,108 @@ class FakeXero(OAuthFake[XeroConsent]):
                 ):
                     return access, self._tenants[conn.tenant_id]
         raise Forbidden(response=xero_problem(403, "Forbidden", "AuthenticationUnsuccessful"))
+
+    def issue_token_for_tenant(
+        self, tenant_id: str, scopes: Sequence[str] = PAYDECK_SCOPES
+    ) -> str:
+        """A live access token connected to `tenant_id`, without the browser dance.
+
+        Creates a grant (as a code exchange would) and the user's connection to
+        the tenant, so `connected_tenant` accepts the token with that tenant id.
+        """
+        with self.lock:
+            if tenant_id not in self._tenants:
+                raise ValueError(f"unknown tenant {tenant_id}")
+            consent = XeroConsent(self.user_id, str(uuid.uuid4()))
+            self._connect(consent, tenant_id)
+            code = self.store.issue_code(
+                self.client_id, _DIRECT_GRANT_REDIRECT, tuple(scopes), consent
+            )
+            grant = self.store.redeem_code(code, self.client_id, _DIRECT_GRANT_REDIRECT, None)
+            access, _ = self.store.issue_tokens(grant)
+            return access.value
+
+    # ----- accounting API helpers (sandbox/xero_accounting.py) -----------------
+
+    def accounting(self, tenant_id: str) -> TenantBooks:
+        """The tenant's books (seeded AU organisation) for seeding and assertions."""
+        return self.accounting_api.books(tenant_id)
+
+    def enable_currency(self, tenant_id: str, code: str) -> None:
+        self.accounting(tenant_id).enable_currency(code)
+
+    def inject(
+        self,
+        kind: FaultKind,
+        *,
+        method: str | None = None,
+        path_prefix: str | None = None,
+        times: int | None = 1,
+        status: int | None = None,
+        delay: float | None = None,
+        problem: RateLimitProblem = "minute",
+        retry_after: int | None = None,
+        tenant_id: str | None = None,
+    ) -> Fault:
+        """Make the next `times` matching accounting calls fail (None: until cleared).
+
+        kind: "5xx" (answer `status`, default 500, without doing anything), "429"
+        (as if `problem` limit were hit, with `retry_after`), "slow" (sleep `delay`
+        real seconds, then proceed), "lost_response" (do the call, then drop the
+        connection without answering). `path_prefix` may be "/Invoices" or the
+        full "/api.xro/2.0/Invoices"; it matches case-insensitively.
+        """
+        fault = Fault(
+            kind,
+            method=method,
+            path_prefix=path_prefix,
+            tenant_id=tenant_id,
+            remaining=times,
+            status=status,
+            delay=delay,
+            problem=problem,
+            retry_after=retry_after,
+        )
+        return self.accounting_api.inject(fault)
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.accounting_api.faults.clear()
+
+    @property
+    def api_calls(self) -> list[ApiCall]:
+        """Every accounting API call, oldest first (see `ApiCall`)."""
+        return self.accounting_api.calls
+
+    def clear_api_calls(self) -> None:
+        self.accounting_api.clear_calls()
+
+    def count_calls(
+        self,
+        method: str | None = None,
+        path_prefix: str | None = None,
+        status: int | None = None,
+        tenant_id: str | None = None,
+    ) -> int:
+        return self.accounting_api.count_calls(method, path_prefix, status, tenant_id)
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """The live limits; assign fields (``fake.rate_limits.per_day = 10``) to tune."""
+        return self.accounting_api.limiter.limits
+
+    @property
+    def idempotency_ttl(self) -> float:
+        return self.accounting_api.idempotency.ttl
+
+    @idempotency_ttl.setter
+    def idempotency_ttl(self, seconds: float) -> None:
+        self.accounting_api.idempotency.ttl = seconds
+
+    def reset_rate_limits(self) -> None:
+        """Forget every window and in-flight count (e.g. between benchmark phases)."""
+        with self.lock:
+            self.accounting_api.limiter.reset()
 
     # ----- OAuth hooks -------------------------------------------------------
 
