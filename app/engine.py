@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from redis.exceptions import LockError
 from sqlalchemy import delete, event, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import get_settings
@@ -76,25 +77,60 @@ XERO_STATUS_STRENGTH = {"DRAFT": 1, "SUBMITTED": 1, "AUTHORISED": 2, "PAID": 3}
 def request_invoice(installation_id: int, deal_id: str, action: StageAction, source: str) -> None:
     """Remember that `deal_id` wants `action` (merging with a waiting request) and wake the
     installation's job."""
-    if action == StageAction.NONE:
-        return
-    existing = db.session.scalar(select(DealSyncRequest).where(
-        DealSyncRequest.installation_id == installation_id, DealSyncRequest.deal_id == deal_id))
-    if existing is None:
-        db.session.add(DealSyncRequest(installation_id=installation_id, deal_id=deal_id,
-                                       action=action, source=source))
-    elif STRENGTH[action] > STRENGTH[existing.action]:
-        existing.action, existing.source = action, source
-    db.session.commit()
-    enqueue_sync(installation_id)
+    request_invoices(installation_id, [(deal_id, action, source)])
 
 
-def action_for_stage(installation_id: int, pipeline_id: str, stage_id: str) -> StageAction:
+def request_invoices(installation_id: int, wanted: Sequence[tuple[str, StageAction, str]]) -> int:
+    """Bulk `request_invoice` for one installation: one query, one commit, one wake-up.
+    Returns how many deals were asked for."""
+    count = 0
+    for _attempt in range(3):
+        count = stage_requests(installation_id, wanted)
+        try:
+            db.session.commit()
+            break
+        except IntegrityError:  # a concurrent webhook recorded one of these deals first
+            db.session.rollback()
+    else:
+        raise RuntimeError(f"could not record deal requests for installation {installation_id}")
+    if count:
+        enqueue_sync(installation_id)
+    return count
+
+
+def stage_requests(installation_id: int, wanted: Sequence[tuple[str, StageAction, str]]) -> int:
+    """Add or strengthen DealSyncRequests in the current transaction (the caller commits, then
+    calls enqueue_sync). Repeats merge; the strongest action wins."""
+    merged: dict[str, tuple[StageAction, str]] = {}
+    for deal_id, action, source in wanted:
+        if action != StageAction.NONE and (deal_id not in merged
+                                           or STRENGTH[action] > STRENGTH[merged[deal_id][0]]):
+            merged[deal_id] = (action, source)
+    if not merged:
+        return 0
+    existing = {r.deal_id: r for r in db.session.scalars(select(DealSyncRequest).where(
+        DealSyncRequest.installation_id == installation_id,
+        DealSyncRequest.deal_id.in_(list(merged))))}
+    for deal_id, (action, source) in merged.items():
+        request = existing.get(deal_id)
+        if request is None:
+            db.session.add(DealSyncRequest(installation_id=installation_id, deal_id=deal_id,
+                                           action=action, source=source))
+        elif STRENGTH[action] > STRENGTH[request.action]:
+            request.action, request.source = action, source
+    return len(merged)
+
+
+def stage_actions(installation_id: int) -> dict[str, StageAction]:
+    """The admin's rules by stage id. Stage ids are unique across pipelines in both HubSpot
+    and Pipedrive, so the stage alone decides; the pipeline is kept for the settings page."""
+    return {r.stage_id: r.action for r in db.session.scalars(select(StageRule).where(
+        StageRule.installation_id == installation_id)) if r.action != StageAction.NONE}
+
+
+def action_for_stage(installation_id: int, stage_id: str) -> StageAction:
     """The admin's rule for a deal entering this stage (none when there is no rule)."""
-    rule = db.session.scalar(select(StageRule).where(
-        StageRule.installation_id == installation_id, StageRule.pipeline_id == pipeline_id,
-        StageRule.stage_id == stage_id))
-    return rule.action if rule is not None else StageAction.NONE
+    return stage_actions(installation_id).get(stage_id, StageAction.NONE)
 
 
 def enqueue_sync(installation_id: int, delay: float | None = None) -> None:
