@@ -44,9 +44,10 @@ def create_app(config: Settings | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
 
-    from app.views import health, install, xero_connect
+    from app.views import health, install, webhooks, xero_connect
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks.bp)
     app.register_blueprint(install.bp)
     app.register_blueprint(xero_connect.bp)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,3 +50,39 @@ class DealSource(Protocol):
 
     def write_invoice_fields(self, installation: Any, updates: Sequence[InvoiceFields]) -> None:
         """Write invoice fields onto deals, in batches."""
+
+
+class WebhookRejected(Exception):
+    """A webhook request we refuse: 401 (not from the CRM) or 400 (malformed)."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A webhook exactly as it arrived: verification works on the raw bytes."""
+
+    method: str
+    url: str  # the full URL the CRM called (public origin + path + query)
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """A deal entered a stage (or was created in one)."""
+
+    account_id: str  # HubSpot portal id / Pipedrive company id
+    deal_id: str
+    stage_id: str
+    event_key: str  # the CRM's event id: repeats and retries carry the same key
+    own_change: bool = False  # caused by Paydeck's own writes: never acted on (no loops)
+
+
+@dataclass(frozen=True)
+class ParsedWebhook:
+    events: list[StageEvent]
+    ignored: int  # events of kinds Paydeck does not act on (other properties, other objects)

@@ -447,8 +447,8 @@ def test_stage_rules_decide_the_action(env):
         db.session.add(StageRule(installation_id=env.installation_id, pipeline_id="default",
                                  stage_id="closedwon", action=StageAction.AUTHORISE))
         db.session.commit()
-        assert action_for_stage(env.installation_id, "default", "closedwon") == StageAction.AUTHORISE
-        assert action_for_stage(env.installation_id, "default", "appointment") == StageAction.NONE
+        assert action_for_stage(env.installation_id, "closedwon") == StageAction.AUTHORISE
+        assert action_for_stage(env.installation_id, "appointment") == StageAction.NONE
 
 
 def test_a_connection_needing_reconnect_keeps_deals_waiting_and_tells_the_admin(env):

@@ -1,0 +1,141 @@
+"""CRM webhooks: verify over the raw bytes, record, enqueue, answer. No CRM or Xero call here.
+
+Decisions (docs/webhooks.md): forged or stale -> 401, nothing recorded; malformed -> 400;
+unknown or uninstalled account, a stage with no rule, Paydeck's own change, a repeat ->
+2xx (so the CRM stops retrying), nothing enqueued, counted in the response and the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app import get_settings
+from app.engine import enqueue_sync, stage_actions, stage_requests
+from app.extensions import db
+from app.models import CrmKind, Installation, InstallationStatus, WebhookReceipt
+from crm_adapters import hubspot, pipedrive
+from crm_adapters.base import ParsedWebhook, StageEvent, WebhookRejected, WebhookRequest
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__)
+
+# Every event is one of these: a job, or a deliberate drop (answered 2xx either way).
+OUTCOMES = ("enqueued", "duplicates", "no_rule", "ignored", "own_change", "unknown_account")
+
+
+@bp.post("/webhooks/hubspot")
+def hubspot_webhook() -> tuple[Response, int]:
+    req = _as_webhook_request()
+    settings = get_settings()
+    try:
+        hubspot.verify_webhook(req, settings)
+        parsed = hubspot.parse_webhook(req, settings)
+    except WebhookRejected as exc:
+        return _rejected("hubspot", exc)
+    return _accept(CrmKind.HUBSPOT, parsed)
+
+
+@bp.post("/webhooks/pipedrive/<int:installation_id>")
+def pipedrive_webhook(installation_id: int) -> tuple[Response, int]:
+    """Each installation's own URL: its Basic credentials are known before the body is read."""
+    installation = db.session.get(Installation, installation_id)
+    if installation is None or installation.crm != CrmKind.PIPEDRIVE \
+            or installation.status != InstallationStatus.ACTIVE:
+        log.info("pipedrive webhook for unknown or inactive installation %s", installation_id)
+        return jsonify({"unknown_account": 1}), 200
+    req = _as_webhook_request()
+    try:
+        pipedrive.verify_webhook(req, installation.webhook_user or "", installation.webhook_password)
+        parsed = pipedrive.parse_webhook(req)
+    except WebhookRejected as exc:
+        return _rejected("pipedrive", exc)
+    return _accept(CrmKind.PIPEDRIVE, parsed, only_account=installation.account_id)
+
+
+def _as_webhook_request() -> WebhookRequest:
+    # The URL as the CRM called it: our public origin (TLS ends at the proxy) + raw path.
+    path = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
+    return WebhookRequest(method=request.method, url=f"{get_settings().public_url}{path}",
+                          headers=request.headers, body=request.get_data(cache=False))
+
+
+def _rejected(source: str, exc: WebhookRejected) -> tuple[Response, int]:
+    log.warning("%s webhook rejected (%s): %s", source, exc.status, exc.reason)
+    return jsonify({"error": exc.reason}), exc.status
+
+
+def _accept(crm: CrmKind, parsed: ParsedWebhook, only_account: str | None = None) -> tuple[Response, int]:
+    counts: Counter[str] = Counter({k: 0 for k in OUTCOMES})
+    counts["ignored"] = parsed.ignored
+    events = [e for e in parsed.events if not e.own_change]
+    counts["own_change"] = len(parsed.events) - len(events)
+    if only_account is not None:
+        counts["unknown_account"] += sum(e.account_id != only_account for e in events)
+        events = [e for e in events if e.account_id == only_account]
+    installations = _active_installations(crm, {e.account_id for e in events})
+    by_installation: dict[int, list[StageEvent]] = defaultdict(list)
+    for event in events:
+        installation_id = installations.get(event.account_id)
+        if installation_id is None:
+            counts["unknown_account"] += 1
+        else:
+            by_installation[installation_id].append(event)
+    for installation_id, batch in by_installation.items():
+        _enqueue(crm, installation_id, batch, counts)
+    log.info("%s webhook: %s", crm.value, dict(counts))
+    return jsonify(dict(counts)), 200
+
+
+def _active_installations(crm: CrmKind, accounts: set[str]) -> dict[str, int]:
+    if not accounts:
+        return {}
+    rows = db.session.execute(select(Installation.account_id, Installation.id).where(
+        Installation.crm == crm, Installation.account_id.in_(accounts),
+        Installation.status == InstallationStatus.ACTIVE))
+    return {account: installation_id for account, installation_id in rows}
+
+
+def _enqueue(crm: CrmKind, installation_id: int, events: list[StageEvent],
+             counts: Counter[str]) -> None:
+    """Receipts (drop repeats) and deal requests in one transaction, then one wake-up."""
+    rules = stage_actions(installation_id)
+    acting = [e for e in events if e.stage_id in rules]
+    counts["no_rule"] += len(events) - len(acting)
+    if not acting:
+        return
+    fresh: set[str] = set()
+    for _attempt in range(3):
+        fresh = _record_receipts(crm.value, installation_id, acting)
+        stage_requests(installation_id, [(e.deal_id, rules[e.stage_id], f"{crm.value}:{e.event_key}")
+                                         for e in acting if e.event_key in fresh])
+        try:
+            db.session.commit()
+            break
+        except IntegrityError:  # a concurrent delivery recorded the same deal first
+            db.session.rollback()
+    else:
+        raise RuntimeError(f"could not record webhook events for installation {installation_id}")
+    counts["duplicates"] += len(acting) - len(fresh)
+    counts["enqueued"] += len(fresh)
+    if fresh:
+        enqueue_sync(installation_id)
+
+
+def _record_receipts(source: str, installation_id: int, events: list[StageEvent]) -> set[str]:
+    """Insert one receipt per event, skipping keys already stored: the keys that are new."""
+    rows = [{"source": source, "event_key": e.event_key, "installation_id": installation_id}
+            for e in {e.event_key: e for e in events}.values()]
+    insert: Callable[..., Any] = (pg_insert if db.engine.dialect.name == "postgresql"
+                                  else sqlite_insert)
+    statement = insert(WebhookReceipt).values(rows).on_conflict_do_nothing(
+        index_elements=["source", "event_key"]).returning(WebhookReceipt.event_key)
+    return set(db.session.scalars(statement))
