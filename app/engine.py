@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from redis.exceptions import LockError
+from rq import Retry
 from sqlalchemy import delete, event, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -53,7 +54,12 @@ from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import access_token
 from crm_adapters import NoDealSource, deal_source
-from crm_adapters.base import InvoiceFields
+from crm_adapters.base import (
+    CrmError,
+    CrmReconnectNeeded,
+    CrmRetryLater,
+    InvoiceFields,
+)
 from xero.build import InvoiceDraft, InvoiceRules, Problem, ProductRule, build_invoice
 from xero.client import BATCH_SIZE, ContactResult, InvoiceResult, NewContact, XeroClient
 from xero.contacts import Candidate, Customer, email_key, match_contact, name_key, tax_key
@@ -236,16 +242,19 @@ def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) ->
         try:
             counts = InvoiceRun(installation, connection, list(requests),
                                 before_call=lambda: _between_calls(keep_lock)).execute()
-        except RetryLater as exc:
+        except (RetryLater, CrmRetryLater) as exc:
             _postpone(requests, exc.seconds, str(exc))
             enqueue_sync(installation_id, delay=max(exc.seconds, 1.0))
             return totals
-        except (ReconnectNeeded, TokenReconnectNeeded) as exc:
+        except (ReconnectNeeded, TokenReconnectNeeded, CrmReconnectNeeded) as exc:
             db.session.rollback()
             _reconnect_review(installation_id, str(exc))
             return totals
+        except CrmError as exc:  # the CRM refused a read: a person must look
+            _give_up(requests, f"the CRM refused: {exc}")
+            continue
         except FixData as exc:  # Xero refused a whole call: no retry can help, a person must
-            _give_up(requests, "; ".join(exc.messages) or str(exc))
+            _give_up(requests, "Xero refused: " + ("; ".join(exc.messages) or str(exc)))
             continue
         for key, value in counts.items():
             totals[key] = totals.get(key, 0) + value
@@ -273,7 +282,7 @@ def _give_up(requests: Sequence[DealSyncRequest], why: str) -> None:
     for request in requests:
         request = db.session.merge(request)
         db.session.add(ReviewItem(installation_id=request.installation_id, deal_id=request.deal_id,
-                                  reason=ReviewReason.SYNC_FAILED, detail=f"Xero refused: {why}",
+                                  reason=ReviewReason.SYNC_FAILED, detail=why,
                                   action=request.action.value))
         db.session.delete(request)
     db.session.commit()
@@ -286,7 +295,7 @@ def _reconnect_review(installation_id: int, why: str) -> None:
     if open_item is None:
         db.session.add(ReviewItem(installation_id=installation_id,
                                   reason=ReviewReason.RECONNECT_NEEDED,
-                                  detail=f"Invoices are waiting: {why}. Reconnect Xero."))
+                                  detail=f"Invoices are waiting: {why}. Reconnect to continue."))
         db.session.commit()
 
 
@@ -617,12 +626,7 @@ class InvoiceRun:
         for w in self.work:
             link = w.link
             if link is not None and link.state == InvoiceLinkState.CREATED:
-                updates.append(InvoiceFields(
-                    deal_id=w.request.deal_id, invoice_number=link.invoice_number,
-                    invoice_status=link.status, amount_due=_text(link.amount_due),
-                    amount_paid=_text(link.amount_paid),
-                    due_date=link.due_date.isoformat() if link.due_date else None,
-                    invoice_url=link.online_url, last_sync_error=""))
+                updates.append(link_fields(link))
             elif w.audit.get("review"):
                 detail = w.audit["review"][-1]["detail"]  # type: ignore[index]
                 updates.append(InvoiceFields(deal_id=w.request.deal_id,
@@ -643,11 +647,51 @@ class InvoiceRun:
         db.session.execute(delete(DealSyncRequest).where(DealSyncRequest.id.in_(handled)))
         db.session.commit()
         if writebacks:
-            try:
-                deal_source(self.installation.crm.value).write_invoice_fields(self.installation, writebacks)
-            except NoDealSource:
-                log.info("no writeback for %s yet", self.installation.crm.value)
+            _write_back(self.installation, writebacks)
         return self.counts
+
+
+# --- writeback ----------------------------------------------------------------------------------
+
+def _write_back(installation: Installation, updates: list[InvoiceFields]) -> None:
+    """Write invoice fields onto deals; if the CRM is busy or down, a job retries later (the
+    fields are derived from our links, so nothing is lost meanwhile)."""
+    try:
+        deal_source(installation.crm.value).write_invoice_fields(installation, updates)
+    except NoDealSource:
+        log.info("no writeback for %s yet", installation.crm.value)
+    except CrmRetryLater as exc:
+        from app.jobs import enqueue_once
+
+        deal_ids = sorted({u.deal_id for u in updates})
+        log.warning("writeback for installation %s deferred: %s", installation.id, exc)
+        enqueue_once(write_back_deals, installation.id, deal_ids, delay=max(exc.seconds, 5.0),
+                     job_id=f"writeback-{installation.id}-{_key('wb', deal_ids)[-16:]}",
+                     job_timeout=300, retry=Retry(max=5, interval=[30, 120, 600, 1800, 3600]))
+
+
+def write_back_deals(installation_id: int, deal_ids: list[str]) -> int:
+    """Job: write the current invoice fields of these deals onto the CRM."""
+    installation = db.session.get(Installation, installation_id)
+    if installation is None or installation.status != InstallationStatus.ACTIVE:
+        return 0
+    links = db.session.scalars(select(InvoiceLink).where(
+        InvoiceLink.installation_id == installation_id, InvoiceLink.trigger == TRIGGER,
+        InvoiceLink.deal_id.in_(deal_ids), InvoiceLink.state == InvoiceLinkState.CREATED)).all()
+    updates = [link_fields(link) for link in links]
+    if updates:
+        deal_source(installation.crm.value).write_invoice_fields(installation, updates)
+    return len(updates)
+
+
+def link_fields(link: InvoiceLink, error: str = "") -> InvoiceFields:
+    """What the deal shows of its invoice."""
+    return InvoiceFields(
+        deal_id=link.deal_id, invoice_number=link.invoice_number, invoice_status=link.status,
+        amount_due=_text(link.amount_due), amount_paid=_text(link.amount_paid),
+        due_date=link.due_date.isoformat() if link.due_date else None,
+        paid_date=link.paid_on.isoformat() if link.paid_on else None,
+        invoice_url=link.online_url, last_sync_error=error)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -655,7 +699,9 @@ class InvoiceRun:
 def _customer(crm: str, deal: Deal) -> Customer | None:
     if deal.organisation is not None and deal.organisation.name:
         org = deal.organisation
-        return Customer("company", org.id, org.name, org.email, org.tax_number)
+        # Companies often have no email of their own: the deal's contact is who gets billed.
+        email = org.email or (deal.person.email if deal.person else "")
+        return Customer("company", org.id, org.name, email, org.tax_number)
     if deal.person is not None and deal.person.name:
         return Customer("person", deal.person.id, deal.person.name, deal.person.email)
     return None

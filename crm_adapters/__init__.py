@@ -7,6 +7,8 @@ from collections.abc import Callable
 from app.settings import Settings
 from crm_adapters import hubspot, pipedrive
 from crm_adapters.base import AccountIdentity, DealSource
+from crm_adapters.limits import HUBSPOT as HUBSPOT_LIMIT
+from crm_adapters.limits import CrmLimiter
 
 # What the install flow needs of each CRM: who is this token for?
 IDENTIFY: dict[str, Callable[[Settings, dict[str, object]], AccountIdentity]] = {
@@ -14,9 +16,31 @@ IDENTIFY: dict[str, Callable[[Settings, dict[str, object]], AccountIdentity]] = 
     "pipedrive": pipedrive.identify,
 }
 
-# Deal reading and writeback per CRM. HubSpot and Pipedrive register here with the CRM adapter
-# issue (#4); until then the engine reports "no deal adapter" as a review item.
-DEAL_SOURCES: dict[str, DealSource] = {}
+
+
+def _installation_token(installation: object) -> str:
+    from app.models import Installation
+    from app.tokens import access_token
+
+    return access_token(Installation, installation.id)  # type: ignore[attr-defined]
+
+
+def _hubspot_limiter(installation: object) -> CrmLimiter:
+    from app.redis_conn import get_redis
+
+    return CrmLimiter(get_redis(), HUBSPOT_LIMIT, f"hubspot:{installation.account_id}")  # type: ignore[attr-defined]
+
+
+def _settings() -> Settings:
+    from app import get_settings
+
+    return get_settings()
+
+
+# Deal reading and writeback per CRM: an explicit registry, no import side effects.
+DEAL_SOURCES: dict[str, DealSource] = {
+    "hubspot": hubspot.HubSpotCrm(_installation_token, _hubspot_limiter, _settings),
+}
 
 
 class NoDealSource(LookupError):

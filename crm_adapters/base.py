@@ -86,3 +86,27 @@ class StageEvent:
 class ParsedWebhook:
     events: list[StageEvent]
     ignored: int  # events of kinds Paydeck does not act on (other properties, other objects)
+
+
+class CrmRetryLater(CrmError):
+    """Rate limited or the CRM is down: try again after `seconds`."""
+
+    def __init__(self, message: str, seconds: float, status: int | None = None):
+        super().__init__(message, status)
+        self.seconds = seconds
+
+
+class CrmReconnectNeeded(CrmError):
+    """The CRM refused our token: the installation must be reinstalled."""
+
+
+def classify_status(crm: str, status: int, retry_after: str | None, what: str) -> CrmError:
+    """One place that decides what a failed CRM call means."""
+    if status == 429:
+        seconds = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else 10.0
+        return CrmRetryLater(f"{crm} rate limit on {what}", seconds, status)
+    if status >= 500 or status == 408:
+        return CrmRetryLater(f"{crm} answered {status} to {what}", 30.0, status)
+    if status in (401, 403):
+        return CrmReconnectNeeded(f"{crm} refused the token ({status}) on {what}", status)
+    return CrmError(f"{crm} answered {status} to {what}", status)

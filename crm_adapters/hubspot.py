@@ -7,18 +7,27 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable, Sequence
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import requests
 
+from app.deals import Address, Deal, LineItem, Organisation, Person
 from app.settings import Settings
 from crm_adapters.base import (
     AccountIdentity,
     CrmError,
+    CrmRetryLater,
+    InvoiceFields,
     ParsedWebhook,
     StageEvent,
     WebhookRejected,
     WebhookRequest,
+    classify_status,
 )
+from crm_adapters.limits import CrmLimiter
 
 
 def identify(settings: Settings, token: dict[str, object]) -> AccountIdentity:
@@ -90,3 +99,246 @@ def parse_webhook(req: WebhookRequest, settings: Settings) -> ParsedWebhook:
                                  stage_id=str(e["propertyValue"]), event_key=str(e["eventId"]),
                                  own_change=own))
     return ParsedWebhook(events, ignored)
+
+
+# --- deals in, invoice fields out (hubspot-api-client; urllib3 underneath) ----------------------
+
+DEAL_PROPERTIES = ["dealname", "amount", "deal_currency_code", "dealstage", "pipeline",
+                   "closedate", "hubspot_owner_id"]
+LINE_PROPERTIES = ["name", "quantity", "price", "hs_product_id", "hs_sku", "description",
+                   "hs_discount_percentage", "discount", "hs_tax_label"]
+COMPANY_PROPERTIES = ["name", "domain", "phone", "address", "address2", "city", "state", "zip",
+                      "country"]
+CONTACT_PROPERTIES = ["firstname", "lastname", "email", "phone"]
+BATCH = 100  # HubSpot's batch endpoints take up to 100 inputs
+
+# Paydeck's own deal properties, created at install in a "Paydeck" group.
+GROUP = "paydeck"
+FIELDS: dict[str, tuple[str, str, str]] = {  # InvoiceFields attribute -> (name, label, type)
+    "invoice_number": ("paydeck_invoice_number", "Xero invoice number", "string"),
+    "invoice_status": ("paydeck_invoice_status", "Xero invoice status", "string"),
+    "amount_due": ("paydeck_amount_due", "Amount due", "number"),
+    "amount_paid": ("paydeck_amount_paid", "Amount paid", "number"),
+    "due_date": ("paydeck_due_date", "Invoice due date", "date"),
+    "paid_date": ("paydeck_paid_date", "Invoice paid date", "date"),
+    "invoice_url": ("paydeck_invoice_url", "Xero invoice link", "string"),
+    "last_sync_error": ("paydeck_last_sync_error", "Paydeck sync error", "string"),
+}
+
+
+def _api_exceptions() -> tuple[type[BaseException], ...]:
+    from hubspot.crm.associations.v4 import ApiException as Assoc
+    from hubspot.crm.companies import ApiException as Companies
+    from hubspot.crm.contacts import ApiException as Contacts
+    from hubspot.crm.deals import ApiException as Deals
+    from hubspot.crm.line_items import ApiException as Lines
+    from hubspot.crm.pipelines import ApiException as Pipelines
+    from hubspot.crm.properties import ApiException as Properties
+
+    return (Assoc, Companies, Contacts, Deals, Lines, Pipelines, Properties)
+
+
+class HubSpotCrm:
+    """The DealSource for HubSpot. Every call: the shared 110/10 s limiter, a timeout, and
+    failures typed by crm_adapters.base.classify_status."""
+
+    def __init__(self, token: Callable[[Any], str], limiter: Callable[[Any], CrmLimiter],
+                 settings: Callable[[], Settings]) -> None:
+        self._token, self._limiter, self._settings = token, limiter, settings
+        self.calls = 0
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _client(self, installation: Any) -> Any:
+        from hubspot import HubSpot
+        from urllib3.util.retry import Retry
+
+        # No urllib3 retries: a retry is the job's decision (one retry layer per time scale).
+        return HubSpot(access_token=self._token(installation), host=self._settings().hubspot_api_base,
+                       retry=Retry(total=0, raise_on_status=False))
+
+    def _call(self, installation: Any, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from urllib3.exceptions import HTTPError
+
+        self._limiter(installation).take()
+        self.calls += 1
+        try:
+            return fn(*args, _request_timeout=self._settings().http_timeout, **kwargs)
+        except _api_exceptions() as exc:
+            headers = getattr(exc, "headers", None) or {}
+            raise classify_status("HubSpot", int(getattr(exc, "status", 0) or 0),
+                                  headers.get("Retry-After"), what) from exc
+        except HTTPError as exc:
+            raise CrmRetryLater(f"HubSpot unreachable on {what}: {exc.__class__.__name__}", 30.0) from exc
+
+    # -- DealSource ------------------------------------------------------------------------
+
+    def fetch_deals(self, installation: Any, deal_ids: Sequence[str]) -> dict[str, Deal | None]:
+        client = self._client(installation)
+        deals = self._read(installation, client.crm.deals.batch_api, deal_ids, DEAL_PROPERTIES, "deals")
+        companies_of = self._associated(installation, client, deal_ids, "companies")
+        contacts_of = self._associated(installation, client, deal_ids, "contacts")
+        lines_of = self._associated(installation, client, deal_ids, "line_items")
+        tax_property = _tax_property(installation)
+        companies = self._read(installation, client.crm.companies.batch_api,
+                               _firsts(companies_of), COMPANY_PROPERTIES + ([tax_property] if tax_property else []),
+                               "companies")
+        contacts = self._read(installation, client.crm.contacts.batch_api, _firsts(contacts_of),
+                              CONTACT_PROPERTIES, "contacts")
+        lines = self._read(installation, client.crm.line_items.batch_api,
+                           [i for ids in lines_of.values() for i in ids], LINE_PROPERTIES, "line items")
+        return {deal_id: _deal(deal_id, deals.get(deal_id), companies, contacts, lines,
+                               companies_of, contacts_of, lines_of, tax_property)
+                for deal_id in deal_ids}
+
+    def write_invoice_fields(self, installation: Any, updates: Sequence[InvoiceFields]) -> None:
+        from hubspot.crm.deals import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
+
+        client = self._client(installation)
+        merged = {u.deal_id: u for u in updates}  # the newest state of each deal wins
+        inputs = [SimplePublicObjectBatchInput(id=u.deal_id, properties=_properties(u))
+                  for u in merged.values()]
+        for start in range(0, len(inputs), BATCH):
+            self._call(installation, "deal writeback", client.crm.deals.batch_api.update,
+                       BatchInputSimplePublicObjectBatchInput(inputs=inputs[start:start + BATCH]))
+
+    # -- install and settings --------------------------------------------------------------
+
+    def ensure_deal_fields(self, installation: Any) -> dict[str, str]:
+        """Create the Paydeck property group and properties (existing ones are kept)."""
+        from hubspot.crm.properties import (
+            BatchInputPropertyCreate,
+            PropertyCreate,
+            PropertyGroupCreate,
+        )
+
+        client = self._client(installation)
+        existing = {p.name for p in self._call(installation, "deal properties",
+                                               client.crm.properties.core_api.get_all, "deals").results}
+        groups = {g.name for g in self._call(installation, "property groups",
+                                             client.crm.properties.groups_api.get_all, "deals").results}
+        if GROUP not in groups:
+            self._call(installation, "property group", client.crm.properties.groups_api.create, "deals",
+                       PropertyGroupCreate(name=GROUP, label="Paydeck", display_order=-1))
+        missing = [PropertyCreate(name=name, label=label, type=kind, group_name=GROUP,
+                                  field_type={"number": "number", "date": "date"}.get(kind, "text"))
+                   for name, label, kind in FIELDS.values() if name not in existing]
+        if missing:
+            self._call(installation, "create properties", client.crm.properties.batch_api.create,
+                       "deals", BatchInputPropertyCreate(inputs=missing))
+        return {attr: name for attr, (name, _, _) in FIELDS.items()}
+
+    def list_pipelines(self, installation: Any) -> list[dict[str, Any]]:
+        client = self._client(installation)
+        result = self._call(installation, "pipelines", client.crm.pipelines.pipelines_api.get_all, "deals")
+        return [{"id": p.id, "label": p.label,
+                 "stages": [{"id": s.id, "label": s.label} for s in sorted(p.stages, key=lambda s: s.display_order)]}
+                for p in result.results]
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _read(self, installation: Any, api: Any, ids: Sequence[str], properties: list[str],
+              what: str) -> dict[str, dict[str, Any]]:
+        from hubspot.crm.deals import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), BATCH):
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=i) for i in unique[start:start + BATCH]],
+                properties=properties, properties_with_history=[])
+            result = self._call(installation, what, api.read, body)
+            found.update({o.id: o.properties or {} for o in result.results})
+        return found
+
+    def _associated(self, installation: Any, client: Any, deal_ids: Sequence[str],
+                    to: str) -> dict[str, list[str]]:
+        from hubspot.crm.associations.v4 import (
+            BatchInputPublicFetchAssociationsBatchRequest,
+            PublicFetchAssociationsBatchRequest,
+        )
+
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(deal_ids), BATCH):
+            body = BatchInputPublicFetchAssociationsBatchRequest(
+                inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in deal_ids[start:start + BATCH]])
+            result = self._call(installation, f"deal {to}", client.crm.associations.v4.batch_api.get_page,
+                                "deals", to, body)
+            for row in result.results:
+                found[str(row._from.id)] = [str(t.to_object_id) for t in row.to]
+        return found
+
+
+def _tax_property(installation: Any) -> str | None:
+    settings = getattr(installation, "settings", None)
+    return getattr(settings, "tax_number_property", None) or None
+
+
+def _firsts(associations: dict[str, list[str]]) -> list[str]:
+    return [ids[0] for ids in associations.values() if ids]
+
+
+def _deal(deal_id: str, props: dict[str, Any] | None, companies: dict[str, dict[str, Any]],
+          contacts: dict[str, dict[str, Any]], lines: dict[str, dict[str, Any]],
+          companies_of: dict[str, list[str]], contacts_of: dict[str, list[str]],
+          lines_of: dict[str, list[str]], tax_property: str | None) -> Deal | None:
+    if props is None:
+        return None
+    company_id = next(iter(companies_of.get(deal_id, [])), None)
+    contact_id = next(iter(contacts_of.get(deal_id, [])), None)
+    return Deal(
+        id=deal_id, name=props.get("dealname") or f"Deal {deal_id}",
+        amount=_decimal(props.get("amount")), currency=props.get("deal_currency_code") or None,
+        pipeline_id=props.get("pipeline") or "", stage_id=props.get("dealstage") or "",
+        owner_id=props.get("hubspot_owner_id") or None, close_date=_date(props.get("closedate")),
+        lines=tuple(_line(lines[i]) for i in lines_of.get(deal_id, []) if i in lines),
+        organisation=_organisation(company_id, companies.get(company_id or ""), tax_property),
+        person=_person(contact_id, contacts.get(contact_id or "")))
+
+
+def _line(p: dict[str, Any]) -> LineItem:
+    return LineItem(name=p.get("name") or "", quantity=_decimal(p.get("quantity")) or Decimal(1),
+                    unit_price=_decimal(p.get("price")) or Decimal(0),
+                    product_id=p.get("hs_product_id") or None, sku=p.get("hs_sku") or None,
+                    description=p.get("description") or "",
+                    discount_percent=_decimal(p.get("hs_discount_percentage")),
+                    discount_amount=_decimal(p.get("discount")),
+                    tax_label=p.get("hs_tax_label") or None)
+
+
+def _organisation(company_id: str | None, p: dict[str, Any] | None,
+                  tax_property: str | None) -> Organisation | None:
+    if company_id is None or p is None or not p.get("name"):
+        return None
+    address = Address(line1=p.get("address") or "", line2=p.get("address2") or "",
+                      city=p.get("city") or "", region=p.get("state") or "",
+                      postal_code=p.get("zip") or "", country=p.get("country") or "")
+    return Organisation(id=company_id, name=p["name"], phone=p.get("phone") or "",
+                        tax_number=(p.get(tax_property) or "") if tax_property else "", address=address)
+
+
+def _person(contact_id: str | None, p: dict[str, Any] | None) -> Person | None:
+    if contact_id is None or p is None:
+        return None
+    name = " ".join(x for x in (p.get("firstname"), p.get("lastname")) if x) or p.get("email") or ""
+    return Person(id=contact_id, name=name, email=p.get("email") or "", phone=p.get("phone") or "")
+
+
+def _properties(u: InvoiceFields) -> dict[str, str]:
+    return {FIELDS[attr][0]: ("" if value is None else str(value))
+            for attr, value in vars(u).items() if attr in FIELDS and value is not None}
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _date(value: Any) -> date | None:
+    if not value:
+        return None
+    return date.fromisoformat(str(value)[:10])
