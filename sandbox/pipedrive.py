@@ -4,6 +4,13 @@ company's api_domain both on one root).
 A later API v2 module adds endpoints with ``fake.route(rule, handler, methods)``
 and ``fake.require_bearer(request)``; the company of a token is
 ``access.grant.consent.company_id``.
+
+The company API (sandbox/pipedrive_api.py: API v2 deals, products, persons,
+organisations, stages, pipelines, deal fields, activities, and app webhooks with v2
+payloads) is installed on every FakePipedrive as ``fake.api``; seeding helpers live
+there (``fake.api.add_deal(...)``). The test knobs are exposed here: `api_calls`,
+`count_api_calls()`, `inject_api()`, `rate_limits`, `deliver()`, `auto_deliver`,
+`webhooks`, `webhook_deliveries`, `dropped_webhook_events`.
 """
 
 from __future__ import annotations
@@ -19,6 +26,17 @@ from werkzeug.wrappers import Request, Response
 from sandbox.clock import Clock
 from sandbox.grants import Grant, OAuthError, TokenPolicy, TokenProblem
 from sandbox.oauth import OAuthFake
+from sandbox.pipedrive_api import (
+    WEBHOOK_TIMEOUT_S,
+    ApiCall,
+    DeliveryResult,
+    DroppedEvent,
+    Fault,
+    FaultKind,
+    PipedriveApi,
+    RateLimits,
+    Webhook,
+)
 from sandbox.wsgi import json_response
 
 DEFAULT_SCOPES = ("base", "deals:full", "contacts:read", "products:read", "admin")
@@ -63,6 +81,8 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         access_ttl: float = 1800,
         clock: Clock | None = None,
         http_timeout: float = 10.0,
+        rate_limits: RateLimits | None = None,
+        webhook_timeout: float = WEBHOOK_TIMEOUT_S,
     ) -> None:
         policy = TokenPolicy(code_ttl=code_ttl, access_ttl=access_ttl, rotate_refresh_tokens=True)
         super().__init__(
@@ -83,6 +103,76 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         self.http_timeout = http_timeout
         self.route(self.revocation_path, self.revocation_endpoint, methods=("POST",))
         self.route("/api/v1/users/me", self._users_me)
+        self.api = PipedriveApi(self, limits=rate_limits, webhook_timeout=webhook_timeout)
+
+    # ----- company API helpers (sandbox/pipedrive_api.py) ----------------------
+
+    @property
+    def api_calls(self) -> list[ApiCall]:
+        """Every company API call, oldest first, with the tokens each cost."""
+        return self.api.calls
+
+    def count_api_calls(
+        self,
+        method: str | None = None,
+        path_prefix: str | None = None,
+        status: int | None = None,
+        company_id: int | None = None,
+    ) -> int:
+        """Matching calls; `path_prefix` may omit ``/api/v2`` (``"/deals"``)."""
+        return self.api.count_calls(method, path_prefix, status, company_id)
+
+    def inject_api(
+        self,
+        kind: FaultKind,
+        method: str | None = None,
+        path_prefix: str | None = None,
+        times: int | None = 1,
+        status: int | None = None,
+        delay: float | None = None,
+        company_id: int | None = None,
+    ) -> Fault:
+        """Make the next `times` matching API calls fail (None: until cleared).
+
+        kind: "5xx" (answer `status`, default 500, without doing anything; tokens are
+        charged), "429" (as if the burst limit were hit; nothing charged), "slow"
+        (sleep `delay` real seconds, then proceed).
+        """
+        fault = Fault(kind, method, path_prefix, times, status, delay, company_id)
+        return self.api.inject(fault)
+
+    def clear_api_faults(self) -> None:
+        self.api.clear_faults()
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """The live limits and token costs; assign fields to tune them."""
+        return self.api.limits
+
+    def deliver(self) -> list[DeliveryResult]:
+        """Send the webhook deliveries due now (fake clock); one result per POST."""
+        return self.api.webhooks.deliver()
+
+    @property
+    def auto_deliver(self) -> bool:
+        """Deliver webhooks in a background thread right after each change."""
+        return self.api.webhooks.auto
+
+    @auto_deliver.setter
+    def auto_deliver(self, enabled: bool) -> None:
+        self.api.webhooks.auto = enabled
+
+    @property
+    def webhooks(self) -> list[Webhook]:
+        return self.api.webhooks.hooks
+
+    @property
+    def webhook_deliveries(self) -> list[DeliveryResult]:
+        return self.api.webhooks.results
+
+    @property
+    def dropped_webhook_events(self) -> list[DroppedEvent]:
+        return self.api.webhooks.dropped
 
     # ----- OAuth hooks -------------------------------------------------------
 
@@ -132,6 +222,7 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         company_id: int | None = None,
         user_id: int | None = None,
         revoke_tokens: bool = True,
+        remove_webhooks: bool = True,
     ) -> requests.Response:
         """Uninstall the app as Pipedrive does and call the app's callback URL.
 
@@ -139,12 +230,15 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         timestamp}`` and HTTP Basic ``client_id:client_secret``; pass
         `client_secret` to send wrong credentials. Company and user default to the
         fake's current ones. With `revoke_tokens` their grants are revoked first,
-        as an uninstall invalidates the app's tokens.
+        as an uninstall invalidates the app's tokens. With `remove_webhooks` the
+        app's webhooks that user made in that company are deleted (webhooks-for-apps).
         """
         company = self.company_id if company_id is None else company_id
         user = self.user_id if user_id is None else user_id
         if revoke_tokens:
             self._revoke_install(company, user)
+        if remove_webhooks:
+            self.api.remove_app_webhooks(company, user)
         # The timestamp format is not documented (platform-facts: unverified); ISO 8601 UTC.
         stamp = datetime.fromtimestamp(self.clock.now(), tz=UTC).isoformat(timespec="milliseconds")
         body: dict[str, str | int] = {
