@@ -75,6 +75,30 @@ def revoke_xero(installation_id: int) -> bool:
     return True
 
 
+def enqueue_setup_crm(installation_id: int) -> None:
+    """After an install: create Paydeck's deal fields (and Pipedrive webhooks), off the request."""
+    enqueue_once(setup_crm, installation_id, job_id=f"setup-crm-{installation_id}",
+                 job_timeout=300, retry=Retry(max=5, interval=[10, 60, 300, 900, 3600]))
+
+
+def setup_crm(installation_id: int) -> dict[str, str]:
+    from app.models import AuditEvent, Installation, InstallationStatus
+    from crm_adapters import deal_source
+
+    installation = db.session.get(Installation, installation_id)
+    if installation is None or installation.status != InstallationStatus.ACTIVE:
+        return {}
+    source = deal_source(installation.crm.value)
+    installation.crm_fields = source.ensure_deal_fields(installation)
+    if installation.crm.value == "pipedrive":
+        url = f"{get_settings().public_url}/webhooks/pipedrive/{installation.id}"
+        source.register_webhooks(installation, url)  # type: ignore[attr-defined]
+    db.session.add(AuditEvent(installation_id=installation.id, action="crm_setup", outcome="ok",
+                              detail={"fields": installation.crm_fields}))
+    db.session.commit()
+    return installation.crm_fields
+
+
 def keep_xero_connections_alive() -> dict[str, int]:
     """Refresh idle Xero grants well before their 60-day expiry (platform-facts, OAuth2)."""
     cutoff = datetime.now(timezone.utc) - timedelta(days=get_settings().xero_keepalive_days)

@@ -8,6 +8,7 @@ from app.settings import Settings
 from crm_adapters import hubspot, pipedrive
 from crm_adapters.base import AccountIdentity, DealSource
 from crm_adapters.limits import HUBSPOT as HUBSPOT_LIMIT
+from crm_adapters.limits import PIPEDRIVE_BURST as PIPEDRIVE_LIMIT
 from crm_adapters.limits import CrmLimiter
 
 # What the install flow needs of each CRM: who is this token for?
@@ -31,6 +32,12 @@ def _hubspot_limiter(installation: object) -> CrmLimiter:
     return CrmLimiter(get_redis(), HUBSPOT_LIMIT, f"hubspot:{installation.account_id}")  # type: ignore[attr-defined]
 
 
+def _pipedrive_limiter(installation: object) -> CrmLimiter:
+    from app.redis_conn import get_redis
+
+    return CrmLimiter(get_redis(), PIPEDRIVE_LIMIT, f"pipedrive:{installation.account_id}")  # type: ignore[attr-defined]
+
+
 def _settings() -> Settings:
     from app import get_settings
 
@@ -40,6 +47,7 @@ def _settings() -> Settings:
 # Deal reading and writeback per CRM: an explicit registry, no import side effects.
 DEAL_SOURCES: dict[str, DealSource] = {
     "hubspot": hubspot.HubSpotCrm(_installation_token, _hubspot_limiter, _settings),
+    "pipedrive": pipedrive.PipedriveCrm(_installation_token, _pipedrive_limiter, _settings),
 }
 
 

@@ -5,18 +5,28 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+from collections.abc import Callable, Sequence
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import requests
+from requests_oauthlib import OAuth2Session
 
+from app.deals import Address, Deal, LineItem, Organisation, Person
 from app.settings import Settings
 from crm_adapters.base import (
     AccountIdentity,
     CrmError,
+    CrmRetryLater,
+    InvoiceFields,
+    classify_status,
     ParsedWebhook,
     StageEvent,
     WebhookRejected,
     WebhookRequest,
 )
+from crm_adapters.limits import CrmLimiter
 
 
 def identify(settings: Settings, token: dict[str, object]) -> AccountIdentity:
@@ -77,3 +87,199 @@ def parse_webhook(req: WebhookRequest) -> ParsedWebhook:
     return ParsedWebhook([StageEvent(account_id=str(meta.get("company_id", "")),
                                      deal_id=str(meta["entity_id"]), stage_id=str(data["stage_id"]),
                                      event_key=key)], 0)
+
+
+# --- deals in, invoice fields out (API v2 through a requests-oauthlib session) -------------------
+
+# Paydeck's own deal fields, created at install; Pipedrive keys custom fields by a hash.
+FIELDS: dict[str, tuple[str, str]] = {  # InvoiceFields attribute -> (field name, field type)
+    "invoice_number": ("Xero invoice number", "varchar"),
+    "invoice_status": ("Xero invoice status", "varchar"),
+    "amount_due": ("Amount due", "double"),
+    "amount_paid": ("Amount paid", "double"),
+    "due_date": ("Invoice due date", "date"),
+    "paid_date": ("Invoice paid date", "date"),
+    "invoice_url": ("Xero invoice link", "varchar"),
+    "last_sync_error": ("Paydeck sync error", "varchar"),
+}
+# Token costs (platform-facts): PATCH a deal 5, GET deal products 10, other GETs 1.
+BATCH = 100
+
+
+class PipedriveCrm:
+    """The DealSource for Pipedrive."""
+
+    def __init__(self, token: Callable[[Any], str], limiter: Callable[[Any], CrmLimiter],
+                 settings: Callable[[], Settings]) -> None:
+        self._token, self._limiter, self._settings = token, limiter, settings
+        self.calls = 0
+
+    def _request(self, installation: Any, method: str, path: str, cost: int = 1,
+                 **kwargs: Any) -> Any:
+        self._limiter(installation).take(cost)
+        session = OAuth2Session(token={"access_token": self._token(installation), "token_type": "Bearer"})
+        self.calls += 1
+        url = f"{installation.api_domain}{path}"
+        try:
+            response = session.request(method, url, timeout=self._settings().http_timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise CrmRetryLater(f"Pipedrive unreachable on {method} {path}: {exc.__class__.__name__}",
+                                30.0) from exc
+        if response.status_code >= 400:
+            raise classify_status("Pipedrive", response.status_code,
+                                  response.headers.get("Retry-After"), f"{method} {path}")
+        return response.json().get("data")
+
+    # -- DealSource ------------------------------------------------------------------------
+
+    def fetch_deals(self, installation: Any, deal_ids: Sequence[str]) -> dict[str, Deal | None]:
+        deals: dict[str, dict[str, Any]] = {}
+        products: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(deal_ids), BATCH):
+            chunk = ",".join(deal_ids[start:start + BATCH])
+            for d in self._request(installation, "GET", "/api/v2/deals", 10,
+                                   params={"ids": chunk, "limit": BATCH}) or []:
+                deals[str(d["id"])] = d
+            for line in self._request(installation, "GET", "/api/v2/deals/products", 10,
+                                      params={"deal_ids": chunk, "limit": 500}) or []:
+                products.setdefault(str(line["deal_id"]), []).append(line)
+        skus = self._by_id(installation, "products", {l.get("product_id") for ls in products.values() for l in ls})
+        orgs = self._by_id(installation, "organizations", {d.get("org_id") for d in deals.values()})
+        persons = self._by_id(installation, "persons", {d.get("person_id") for d in deals.values()})
+        tax_field = _tax_field(installation)
+        return {i: _deal(deals[i], products.get(i, []), skus, orgs, persons, tax_field)
+                if i in deals else None for i in deal_ids}
+
+    def write_invoice_fields(self, installation: Any, updates: Sequence[InvoiceFields]) -> None:
+        codes = installation.crm_fields or {}
+        merged = {u.deal_id: u for u in updates}
+        for u in merged.values():
+            custom = {codes[attr]: _field_value(attr, value) for attr, value in vars(u).items()
+                      if attr in FIELDS and attr in codes and value is not None}
+            if custom:
+                self._request(installation, "PATCH", f"/api/v2/deals/{u.deal_id}", 5,
+                              json={"custom_fields": custom})
+
+    # -- install ---------------------------------------------------------------------------
+
+    def ensure_deal_fields(self, installation: Any) -> dict[str, str]:
+        """Create Paydeck's deal fields (keeping existing ones); returns attr -> field hash."""
+        existing = {f.get("field_name"): f.get("field_code") for f in
+                    self._request(installation, "GET", "/api/v2/dealFields", 10,
+                                  params={"limit": 500}) or []}
+        codes: dict[str, str] = {}
+        for attr, (name, kind) in FIELDS.items():
+            code = existing.get(name)
+            if not code:
+                code = self._request(installation, "POST", "/api/v2/dealFields", 5,
+                                     json={"field_name": name, "field_type": kind})["field_code"]
+            codes[attr] = code
+        return codes
+
+    def register_webhooks(self, installation: Any, url: str) -> None:
+        """App webhooks for deal changes and creations, each with the installation's own
+        Basic credentials; Pipedrive removes them on uninstall."""
+        present = {(w.get("event_action"), w.get("subscription_url")) for w in
+                   self._request(installation, "GET", "/api/v1/webhooks", 1) or []}
+        for action in ("change", "create"):
+            if (action, url) not in present:
+                self._request(installation, "POST", "/api/v1/webhooks", 1, json={
+                    "subscription_url": url, "event_action": action, "event_object": "deal",
+                    "version": "2.0", "http_auth_user": installation.webhook_user,
+                    "http_auth_password": installation.webhook_password})
+
+    def list_pipelines(self, installation: Any) -> list[dict[str, Any]]:
+        pipelines = self._request(installation, "GET", "/api/v2/pipelines", 1) or []
+        stages = self._request(installation, "GET", "/api/v2/stages", 1) or []
+        return [{"id": str(p["id"]), "label": p.get("name", ""),
+                 "stages": [{"id": str(s["id"]), "label": s.get("name", "")}
+                            for s in sorted(stages, key=lambda s: s.get("order_nr", 0))
+                            if s.get("pipeline_id") == p["id"]]} for p in pipelines]
+
+    def _by_id(self, installation: Any, kind: str, ids: set[Any]) -> dict[str, dict[str, Any]]:
+        return {str(i): self._request(installation, "GET", f"/api/v2/{kind}/{i}", 1) or {}
+                for i in ids if i}
+
+
+def _tax_field(installation: Any) -> str | None:
+    settings = getattr(installation, "settings", None)
+    return getattr(settings, "tax_number_property", None) or None
+
+
+def _deal(d: dict[str, Any], lines: list[dict[str, Any]], products: dict[str, dict[str, Any]],
+          orgs: dict[str, dict[str, Any]], persons: dict[str, dict[str, Any]],
+          tax_field: str | None) -> Deal:
+    org = orgs.get(str(d.get("org_id")))
+    person = persons.get(str(d.get("person_id")))
+    return Deal(
+        id=str(d["id"]), name=d.get("title") or f"Deal {d['id']}", amount=_decimal(d.get("value")),
+        currency=d.get("currency") or None, pipeline_id=str(d.get("pipeline_id") or ""),
+        stage_id=str(d.get("stage_id") or ""), owner_id=str(d.get("owner_id") or "") or None,
+        close_date=_date(d.get("expected_close_date")),
+        lines=tuple(_line(l, products.get(str(l.get("product_id")), {})) for l in lines
+                    if l.get("is_enabled", True)),
+        organisation=_organisation(org, tax_field), person=_person(person))
+
+
+def _line(l: dict[str, Any], product: dict[str, Any]) -> LineItem:
+    percent = l.get("discount_type") == "percentage"
+    return LineItem(name=l.get("name") or product.get("name") or "",
+                    quantity=_decimal(l.get("quantity")) or Decimal(1),
+                    unit_price=_decimal(l.get("item_price")) or Decimal(0),
+                    product_id=str(l["product_id"]) if l.get("product_id") else None,
+                    sku=product.get("code") or None, description=l.get("comments") or "",
+                    discount_percent=_decimal(l.get("discount")) if percent else None,
+                    discount_amount=None if percent else _decimal(l.get("discount")),
+                    tax_label=_tax_label(l))
+
+
+def _tax_label(l: dict[str, Any]) -> str | None:
+    """A line's tax as a label for the admin's tax mapping ("10%"); none when Pipedrive has no
+    tax on the line (then the default tax rate applies)."""
+    rate = _decimal(l.get("tax"))
+    if l.get("tax_method") == "none" or not rate:
+        return None
+    return f"{rate.normalize():f}%"
+
+
+def _organisation(o: dict[str, Any] | None, tax_field: str | None) -> Organisation | None:
+    if not o or not o.get("name"):
+        return None
+    a = o.get("address") or {}
+    address = Address(line1=" ".join(x for x in (a.get("street_number"), a.get("route")) if x),
+                      city=a.get("locality") or "", region=a.get("admin_area_level_1") or "",
+                      postal_code=a.get("postal_code") or "", country=a.get("country") or "")
+    tax = str((o.get("custom_fields") or {}).get(tax_field) or "") if tax_field else ""
+    return Organisation(id=str(o["id"]), name=o["name"], tax_number=tax, address=address)
+
+
+def _person(p: dict[str, Any] | None) -> Person | None:
+    if not p:
+        return None
+    return Person(id=str(p["id"]), name=p.get("name") or "", email=_primary(p.get("emails")),
+                  phone=_primary(p.get("phones")))
+
+
+def _primary(values: Any) -> str:
+    items = [v for v in values or [] if isinstance(v, dict) and v.get("value")]
+    chosen = next((v for v in items if v.get("primary")), items[0] if items else None)
+    return str(chosen["value"]) if chosen else ""
+
+
+def _field_value(attr: str, value: Any) -> Any:
+    if FIELDS[attr][1] == "double":
+        return float(value) if value != "" else None  # Pipedrive number fields are JSON numbers
+    return value
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _date(value: Any) -> date | None:
+    return date.fromisoformat(str(value)[:10]) if value else None

@@ -20,6 +20,13 @@ def _install(app_factory, fake_pipedrive, browser):
     return app, url, page
 
 
+def test_install_queues_the_crm_setup_job(app_factory, fake_pipedrive, browser):
+    app, _, _ = _install(app_factory, fake_pipedrive, browser)
+
+    jobs = Queue(QUEUE, connection=connect(app_factory.redis_url)).jobs
+    assert [(j.func_name, j.args) for j in jobs] == [("app.jobs.setup_crm", (one(app, Installation).id,))]
+
+
 def test_install_keeps_company_id_and_api_domain(app_factory, fake_pipedrive, browser):
     fake, fake_url = fake_pipedrive
 
@@ -73,7 +80,8 @@ def test_uninstall_callback_forgets_tokens_keeps_data_and_revokes_xero(app_facto
     assert installation.uninstalled_at is not None
     assert count(app, AuditEvent, AuditEvent.action == "uninstalled") == 1
     jobs = Queue(QUEUE, connection=connect(app_factory.redis_url)).jobs
-    assert [(j.func_name, j.args) for j in jobs] == [("app.jobs.revoke_xero", (installation_id,))]
+    assert [(j.func_name, j.args) for j in jobs if j.func_name != "app.jobs.setup_crm"] == [
+        ("app.jobs.revoke_xero", (installation_id,))]
     # The admin's session no longer opens pages of an uninstalled installation.
     assert browser.get(f"{url}/setup").status_code == 401
 
@@ -86,7 +94,8 @@ def test_uninstall_with_wrong_credentials_is_refused(app_factory, fake_pipedrive
 
     assert response.status_code == 401
     assert one(app, Installation).status == InstallationStatus.ACTIVE
-    assert Queue(QUEUE, connection=connect(app_factory.redis_url)).count == 0
+    jobs = Queue(QUEUE, connection=connect(app_factory.redis_url)).jobs
+    assert [j.func_name for j in jobs] == ["app.jobs.setup_crm"]  # from the install only
 
 
 def test_uninstall_with_malformed_body_is_400(app_factory, fake_pipedrive, browser):

@@ -65,6 +65,9 @@ def callback(crm: str) -> Response:
         return message_page("Install failed", f"{crm.capitalize()} refused the authorization "
                             "(it may have expired). Start the install again.", 400)
     installation = _store_installation(CrmKind(crm), identity, token)
+    from app.jobs import enqueue_setup_crm
+
+    enqueue_setup_crm(installation.id)
     sign_in(installation)
     return redirect(url_for("install.setup"))
 
