@@ -4,13 +4,18 @@ A later CRM API module (deals, line items...) adds endpoints with
 ``fake.route(rule, handler, methods)`` and authenticates them with
 ``fake.require_bearer(request)``; the portal of a token is
 ``access.grant.consent.hub_id``.
+
+The CRM API and webhook delivery (sandbox/hubspot_crm.py) are installed on every
+FakeHubSpot. Their test helpers are exposed here: `crm` / `crm_for()` (seeding),
+`issue_token()`, `crm_calls`, `count_crm_calls()`, `inject_crm()`, `crm_rate_limits`,
+`subscribe()`, `deliver()`, `auto_deliver`, `webhooks`.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +23,22 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.clock import Clock
 from sandbox.grants import Grant, InvalidToken, OAuthError, TokenPolicy, TokenProblem
+from sandbox.hubspot_crm import (
+    SANDBOX_CRM_SCOPES,
+    CrmCall,
+    CrmFault,
+    CrmFaultKind,
+    CrmRateLimits,
+    DeliveryResult,
+    HubSpotCrmApi,
+    PortalCrm,
+    WebhookApp,
+    WebhookHub,
+)
 from sandbox.oauth import OAuthFake
 from sandbox.wsgi import json_response
+
+_DIRECT_GRANT_REDIRECT = "urn:paydeck:sandbox:direct-grant"
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,8 @@ class FakeHubSpot(OAuthFake[HubSpotInstall]):
         code_ttl: float = 300,
         access_ttl: float = 1800,
         clock: Clock | None = None,
+        crm_rate_limits: CrmRateLimits | None = None,
+        developer_api_key: str = "paydeck-developer-api-key",
     ) -> None:
         # HubSpot refresh tokens do not rotate and do not expire while the app is installed.
         policy = TokenPolicy(code_ttl=code_ttl, access_ttl=access_ttl, rotate_refresh_tokens=False)
@@ -93,6 +114,129 @@ class FakeHubSpot(OAuthFake[HubSpotInstall]):
             "/oauth/v1/refresh-tokens/<token>", self._delete_refresh_token, methods=("DELETE",)
         )
         self.route("/account-info/v3/details", self._account_details)
+        self.developer_api_key = developer_api_key
+        self.crm_api = HubSpotCrmApi(self, limits=crm_rate_limits)
+
+    # ----- CRM API helpers (sandbox/hubspot_crm.py) ----------------------------
+
+    @property
+    def crm(self) -> PortalCrm:
+        """The CRM of portal `portal_id` (the default portal) for seeding and assertions."""
+        return self.crm_api.portal(self.portal_id)
+
+    def crm_for(self, portal_id: int) -> PortalCrm:
+        return self.crm_api.portal(portal_id)
+
+    def issue_token(
+        self, portal_id: int | None = None, scopes: Sequence[str] = SANDBOX_CRM_SCOPES
+    ) -> str:
+        """A live access token for `portal_id` (default `self.portal_id`), no browser dance.
+
+        Creates a grant (the app is then installed in that portal, so its webhooks fire).
+        """
+        with self.lock:
+            hub_id = self.portal_id if portal_id is None else portal_id
+            domain = self.hub_domain or f"portal-{hub_id}.example.com"
+            consent = HubSpotInstall(hub_id, domain, self.app_id, self.user_id, self.user_email)
+            code = self.store.issue_code(
+                self.client_id, _DIRECT_GRANT_REDIRECT, tuple(scopes), consent
+            )
+            grant = self.store.redeem_code(code, self.client_id, _DIRECT_GRANT_REDIRECT, None)
+            access, _ = self.store.issue_tokens(grant)
+            return access.value
+
+    @property
+    def crm_calls(self) -> list[CrmCall]:
+        """Every CRM API call, oldest first (see `CrmCall`)."""
+        return self.crm_api.calls
+
+    def count_crm_calls(
+        self,
+        method: str | None = None,
+        path_prefix: str | None = None,
+        status: int | None = None,
+        portal_id: int | None = None,
+    ) -> int:
+        return self.crm_api.count_calls(method, path_prefix, status, portal_id)
+
+    def clear_crm_calls(self) -> None:
+        self.crm_api.clear_calls()
+
+    def inject_crm(
+        self,
+        kind: CrmFaultKind,
+        method: str | None = None,
+        path_prefix: str | None = None,
+        times: int | None = 1,
+        status: int | None = None,
+        delay: float | None = None,
+        *,
+        portal_id: int | None = None,
+        policy_name: str = "TEN_SECONDLY_ROLLING",
+    ) -> CrmFault:
+        """Make the next `times` matching CRM calls fail (None: until cleared).
+
+        kind: "5xx" (answer `status`, default 500, without doing anything), "429"
+        (HubSpot's rate-limit answer with `policy_name`), "slow" (sleep `delay` real
+        seconds, then proceed). `path_prefix` is a full path prefix, e.g.
+        "/crm/v3/objects/deals/batch".
+        """
+        fault = CrmFault(
+            kind, method, path_prefix, portal_id, times, status, delay, policy_name
+        )
+        return self.crm_api.inject(fault)
+
+    def clear_crm_faults(self) -> None:
+        with self.lock:
+            self.crm_api.faults.clear()
+
+    @property
+    def crm_rate_limits(self) -> CrmRateLimits:
+        """The live limits; assign fields (``fake.crm_rate_limits.per_window = 5``) to tune."""
+        return self.crm_api.limiter.limits
+
+    def reset_crm_rate_limits(self) -> None:
+        with self.lock:
+            self.crm_api.limiter.reset()
+
+    # ----- webhooks (sandbox/hubspot_crm.py WebhookHub) --------------------------
+
+    @property
+    def webhooks(self) -> WebhookHub:
+        """Queue, delivery log and knobs (retry_delays, timeout, max_attempts, max_batch)."""
+        return self.crm_api.webhooks
+
+    def subscribe(
+        self,
+        target_url: str,
+        client_secret: str | None = None,
+        subscriptions: Iterable[str] = ("deal.propertyChange:dealstage", "deal.creation"),
+        app_id: int | None = None,
+        *,
+        active: bool = True,
+    ) -> WebhookApp:
+        """Set an app's webhook target URL and add subscriptions like
+        "deal.propertyChange:dealstage" or "deal.creation" (default app: this fake's,
+        signing with its client secret)."""
+        return self.webhooks.subscribe(
+            self.app_id if app_id is None else app_id,
+            target_url,
+            self.client_secret if client_secret is None else client_secret,
+            subscriptions,
+            active=active,
+        )
+
+    def deliver(self, *, force: bool = False, duplicate: bool = False) -> list[DeliveryResult]:
+        """POST the due webhook events now; see `WebhookHub.deliver`."""
+        return self.webhooks.deliver(force=force, duplicate=duplicate)
+
+    @property
+    def auto_deliver(self) -> bool:
+        return self.webhooks.auto_deliver
+
+    @auto_deliver.setter
+    def auto_deliver(self, enabled: bool) -> None:
+        self.webhooks.auto_deliver = enabled
 
     # ----- OAuth hooks -------------------------------------------------------
 

@@ -35,6 +35,10 @@ class MemoryCrm:
         with self.lock:
             self.written.extend(updates)
 
+    def ensure_deal_fields(self, installation: Any) -> dict[str, str]:
+        """Nothing to create: every InvoiceFields attribute is a field here."""
+        return {}
+
     def last_written(self, deal_id: str) -> InvoiceFields:
         return [w for w in self.written if w.deal_id == deal_id][-1]
 

@@ -27,6 +27,7 @@ from hubspot.crm.deals import (
     PublicObjectSearchRequest,
     SimplePublicObjectBatchInput,
 )
+from hubspot.crm.deals.exceptions import ApiException as DealsApiException
 from hubspot.crm.line_items import BatchReadInputSimplePublicObjectId as LineItemBatchRead
 from hubspot.crm.products import BatchReadInputSimplePublicObjectId as ProductBatchRead
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
@@ -34,6 +35,7 @@ from hubspot.crm.properties.exceptions import ApiException as PropertiesApiExcep
 from hubspot.webhooks import SettingsChangeRequest, SubscriptionCreateRequest, ThrottlingSettings
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
+from openapi_core.validation.request.exceptions import InvalidRequestBody
 from openapi_schema_validator import OAS30Validator
 
 from sandbox import FakeHubSpot, LoopbackServer
@@ -199,7 +201,7 @@ def test_sdk_may_omit_properties_with_history(hs: tuple[FakeHubSpot, HubSpot]) -
         inputs=[{"id": ids["deal"]}], properties=["dealname"]))
     call = last_call(fake)
     assert call.status == 200 and "propertiesWithHistory" not in call.json()
-    with pytest.raises(Exception, match="propertiesWithHistory"):
+    with pytest.raises(InvalidRequestBody, match="propertiesWithHistory"):
         spec_for(call.path).validate_request(spec_request(call))
 
 
@@ -307,7 +309,7 @@ def test_error_bodies_match_the_error_schema(hs: tuple[FakeHubSpot, HubSpot]) ->
         lambda: narrow.crm.deals.basic_api.get_by_id(ids["deal"]),
     ]
     for attempt in attempts:
-        with pytest.raises(Exception):
+        with pytest.raises(DealsApiException):
             attempt()
         call = last_call(fake)
         assert call.status in (400, 403, 404)

@@ -26,15 +26,26 @@ from hubspot.crm.deals import (
     PublicObjectSearchRequest,
     SimplePublicObjectBatchInput,
 )
+from hubspot.crm.deals import (
+    BatchInputSimplePublicObjectBatchInputForCreate as DealBatchCreate,
+)
+from hubspot.crm.deals import SimplePublicObjectInput as DealPatch
+from hubspot.crm.deals import SimplePublicObjectInputForCreate as DealInput
 from hubspot.crm.deals.exceptions import ApiException as DealsApiException
 from hubspot.crm.deals.exceptions import ServiceException
 from hubspot.crm.line_items import BatchReadInputSimplePublicObjectId as LineItemBatchRead
 from hubspot.crm.objects.tasks import SimplePublicObjectInputForCreate
 from hubspot.crm.products import BatchReadInputSimplePublicObjectId as ProductBatchRead
 from hubspot.crm.properties import ApiException as PropertiesApiException
-from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
+from hubspot.crm.properties import (
+    BatchInputPropertyCreate,
+    BatchReadInputPropertyName,
+    PropertyCreate,
+    PropertyGroupCreate,
+)
 from hubspot.utils.signature import Signature
 from hubspot.webhooks import SettingsChangeRequest, SubscriptionCreateRequest, ThrottlingSettings
+from hubspot.webhooks.exceptions import UnauthorizedException
 from werkzeug.wrappers import Request, Response
 
 from sandbox import FakeHubSpot, LoopbackServer
@@ -321,6 +332,35 @@ def test_batch_update(hs: Portal) -> None:
     assert (latest.source_type, latest.source_id) == ("INTEGRATION", str(hs.fake.app_id))
 
 
+def test_basic_create_update_archive_and_batch_create(hs: Portal) -> None:
+    company = hs.fake.crm.add_company(name="Acme")
+    deals = hs.client.crm.deals
+    created = deals.basic_api.create(DealInput(
+        properties={"dealname": "API deal", "amount": "250.00", "dealstage": "qualifiedtobuy"},
+        associations=[{"to": {"id": company},
+                       "types": [{"associationCategory": "HUBSPOT_DEFINED",
+                                  "associationTypeId": 341}]}],
+    ))
+    stored = hs.fake.crm.deal(created.id)
+    assert (stored["pipeline"], stored["hs_deal_stage_probability"]) == ("default", "0.4")
+    links = hs.client.crm.associations.v4.basic_api.get_page("deals", created.id, "companies")
+    assert [(r.to_object_id, r.association_types[0].type_id) for r in links.results] == [
+        (company, 341)
+    ]
+    updated = deals.basic_api.update(created.id, DealPatch(properties={"amount": "300"}))
+    assert updated.properties["amount"] == "300"
+    batch = deals.batch_api.create(DealBatchCreate(inputs=[
+        {"properties": {"dealname": f"Batch {i}"}, "associations": []} for i in range(3)
+    ]))
+    assert len(batch.results) == 3
+    deals.basic_api.archive(created.id)
+    assert created.id not in {d["hs_object_id"] for d in hs.fake.crm.objects("deals")}
+    with pytest.raises(DealsApiException) as err:
+        deals.basic_api.get_by_id(created.id)
+    assert err.value.status == 404
+    assert deals.basic_api.get_by_id(created.id, archived=True).archived is True
+
+
 def test_batch_update_allows_at_most_100_inputs(hs: Portal) -> None:
     ids = [hs.fake.crm.add_deal({"dealname": f"D{i}"}) for i in range(101)]
     first_100 = hs.client.crm.deals.batch_api.update(deal_updates(ids[:100], dealname="x"))
@@ -396,6 +436,26 @@ def test_property_groups_and_properties(hs: Portal) -> None:
     with pytest.raises(DealsApiException):
         hs.client.crm.deals.batch_api.update(deal_updates([deal], paydeck_invoice_status="nope"))
     assert hs.fake.crm.deal(deal)["paydeck_invoice_status"] == "paid"
+
+
+def test_batch_property_create(hs: Portal) -> None:
+    props = hs.client.crm.properties
+    props.groups_api.create("deals", PropertyGroupCreate(name="paydeck", label="Paydeck"))
+    inputs = [PropertyCreate(name=name, label=name, type=kind, field_type=field, group_name="paydeck")
+              for name, kind, field in (("paydeck_amount_due", "number", "number"),
+                                        ("paydeck_due_date", "date", "date"))]
+    created = props.batch_api.create("deals", BatchInputPropertyCreate(inputs=inputs))
+    assert sorted(p.name for p in created.results) == ["paydeck_amount_due", "paydeck_due_date"]
+    again = props.batch_api.create("deals", BatchInputPropertyCreate(inputs=inputs[:1]))
+    assert again.results == [] and again.errors[0].category == "OBJECT_ALREADY_EXISTS"
+    read = props.batch_api.read("deals", BatchReadInputPropertyName(
+        inputs=[{"name": "paydeck_due_date"}, {"name": "nope"}], archived=False))
+    assert [p.type for p in read.results] == ["date"] and read.errors
+    deal = hs.fake.crm.add_deal({"dealname": "d"})
+    hs.client.crm.deals.batch_api.update(
+        deal_updates([deal], paydeck_due_date="2026-12-31", paydeck_amount_due="99.95"))
+    stored = hs.fake.crm.deal(deal)
+    assert (stored["paydeck_due_date"], stored["paydeck_amount_due"]) == ("2026-12-31", "99.95")
 
 
 def test_property_create_needs_an_existing_group(hs: Portal) -> None:
@@ -697,6 +757,5 @@ def test_webhook_settings_through_the_developer_api(hs: Portal, receiver: Receiv
     assert [e["propertyValue"] for e in receiver.events] == ["appointmentscheduled", "closedwon"]
     assert all(e["subscriptionId"] == int(sub.id) for e in receiver.events)
     bad = HubSpot(api_key="wrong", host=hs.url)
-    with pytest.raises(Exception) as err:
+    with pytest.raises(UnauthorizedException):
         bad.webhooks.settings_api.get_all(app_id)
-    assert getattr(err.value, "status", None) == 401
