@@ -22,8 +22,9 @@ from decimal import Decimal
 
 from redis.exceptions import LockError
 from rq import Retry
-from sqlalchemy import delete, event, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import case, delete, event, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app import get_settings
@@ -87,26 +88,19 @@ def request_invoice(installation_id: int, deal_id: str, action: StageAction, sou
 
 
 def request_invoices(installation_id: int, wanted: Sequence[tuple[str, StageAction, str]]) -> int:
-    """Bulk `request_invoice` for one installation: one query, one commit, one wake-up.
+    """Bulk `request_invoice` for one installation: one statement, one commit, one wake-up.
     Returns how many deals were asked for."""
-    count = 0
-    for _attempt in range(3):
-        count = stage_requests(installation_id, wanted)
-        try:
-            db.session.commit()
-            break
-        except IntegrityError:  # a concurrent webhook recorded one of these deals first
-            db.session.rollback()
-    else:
-        raise RuntimeError(f"could not record deal requests for installation {installation_id}")
+    count = stage_requests(installation_id, wanted)
+    db.session.commit()
     if count:
         enqueue_sync(installation_id)
     return count
 
 
 def stage_requests(installation_id: int, wanted: Sequence[tuple[str, StageAction, str]]) -> int:
-    """Add or strengthen DealSyncRequests in the current transaction (the caller commits, then
-    calls enqueue_sync). Repeats merge; the strongest action wins."""
+    """Upsert DealSyncRequests in the current transaction (the caller commits, then calls
+    enqueue_sync). Repeats merge; the strongest action wins - in the database, so concurrent
+    webhooks for one deal cannot race."""
     merged: dict[str, tuple[StageAction, str]] = {}
     for deal_id, action, source in wanted:
         if action != StageAction.NONE and (deal_id not in merged
@@ -114,16 +108,20 @@ def stage_requests(installation_id: int, wanted: Sequence[tuple[str, StageAction
             merged[deal_id] = (action, source)
     if not merged:
         return 0
-    existing = {r.deal_id: r for r in db.session.scalars(select(DealSyncRequest).where(
-        DealSyncRequest.installation_id == installation_id,
-        DealSyncRequest.deal_id.in_(list(merged))))}
-    for deal_id, (action, source) in merged.items():
-        request = existing.get(deal_id)
-        if request is None:
-            db.session.add(DealSyncRequest(installation_id=installation_id, deal_id=deal_id,
-                                           action=action, source=source))
-        elif STRENGTH[action] > STRENGTH[request.action]:
-            request.action, request.source = action, source
+    now = _now()
+    rows = [{"installation_id": installation_id, "deal_id": deal_id, "action": action.value,
+             "source": source, "attempts": 0, "requested_at": now}
+            for deal_id, (action, source) in merged.items()]
+    table = DealSyncRequest.__table__
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table)
+    strength = {a.value: n for a, n in STRENGTH.items()}
+    statement = statement.on_conflict_do_update(
+        index_elements=["installation_id", "deal_id"],
+        set_={"action": statement.excluded.action, "source": statement.excluded.source},
+        where=case(strength, value=statement.excluded.action, else_=0)
+        > case(strength, value=table.c.action, else_=0))
+    db.session.connection().execute(statement, rows)
     return len(merged)
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -112,18 +112,10 @@ def _enqueue(crm: CrmKind, installation_id: int, events: list[StageEvent],
     counts["no_rule"] += len(events) - len(acting)
     if not acting:
         return
-    fresh: set[str] = set()
-    for _attempt in range(3):
-        fresh = _record_receipts(crm.value, installation_id, acting)
-        stage_requests(installation_id, [(e.deal_id, rules[e.stage_id], f"{crm.value}:{e.event_key}")
-                                         for e in acting if e.event_key in fresh])
-        try:
-            db.session.commit()
-            break
-        except IntegrityError:  # a concurrent delivery recorded the same deal first
-            db.session.rollback()
-    else:
-        raise RuntimeError(f"could not record webhook events for installation {installation_id}")
+    fresh = _record_receipts(crm.value, installation_id, acting)
+    stage_requests(installation_id, [(e.deal_id, rules[e.stage_id], f"{crm.value}:{e.event_key}")
+                                     for e in acting if e.event_key in fresh])
+    db.session.commit()  # both, or neither: an event is never marked seen but not requested
     counts["duplicates"] += len(acting) - len(fresh)
     counts["enqueued"] += len(fresh)
     if fresh:
@@ -132,10 +124,15 @@ def _enqueue(crm: CrmKind, installation_id: int, events: list[StageEvent],
 
 def _record_receipts(source: str, installation_id: int, events: list[StageEvent]) -> set[str]:
     """Insert one receipt per event, skipping keys already stored: the keys that are new."""
-    rows = [{"source": source, "event_key": e.event_key, "installation_id": installation_id}
-            for e in {e.event_key: e for e in events}.values()]
+    now = datetime.now(timezone.utc)
+    rows = [{"source": source, "event_key": key, "installation_id": installation_id,
+             "outcome": "enqueued", "received_at": now}
+            for key in dict.fromkeys(e.event_key for e in events)]
     insert: Callable[..., Any] = (pg_insert if db.engine.dialect.name == "postgresql"
                                   else sqlite_insert)
-    statement = insert(WebhookReceipt).values(rows).on_conflict_do_nothing(
-        index_elements=["source", "event_key"]).returning(WebhookReceipt.event_key)
-    return set(db.session.scalars(statement))
+    # Core, executemany with RETURNING (SQLAlchemy's insertmanyvalues): one cached statement,
+    # one round trip for the batch; no ORM unit of work for rows we never load.
+    table = WebhookReceipt.__table__
+    statement = insert(table).on_conflict_do_nothing(
+        index_elements=["source", "event_key"]).returning(table.c.event_key)
+    return set(db.session.connection().execute(statement, rows).scalars())

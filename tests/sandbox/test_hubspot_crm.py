@@ -441,9 +441,11 @@ def test_property_groups_and_properties(hs: Portal) -> None:
 def test_batch_property_create(hs: Portal) -> None:
     props = hs.client.crm.properties
     props.groups_api.create("deals", PropertyGroupCreate(name="paydeck", label="Paydeck"))
-    inputs = [PropertyCreate(name=name, label=name, type=kind, field_type=field, group_name="paydeck")
-              for name, kind, field in (("paydeck_amount_due", "number", "number"),
-                                        ("paydeck_due_date", "date", "date"))]
+    inputs = [
+        PropertyCreate(name=name, label=name, type=kind, field_type=field, group_name="paydeck")
+        for name, kind, field in (("paydeck_amount_due", "number", "number"),
+                                  ("paydeck_due_date", "date", "date"))
+    ]
     created = props.batch_api.create("deals", BatchInputPropertyCreate(inputs=inputs))
     assert sorted(p.name for p in created.results) == ["paydeck_amount_due", "paydeck_due_date"]
     again = props.batch_api.create("deals", BatchInputPropertyCreate(inputs=inputs[:1]))
