@@ -118,6 +118,10 @@ DEFAULT_TOKEN_COSTS: dict[str, int] = {
     "GET /api/v2/products/<product_id>": 1,
     "GET /api/v2/organizations/<org_id>": 1,
     "GET /api/v2/persons/<person_id>": 1,
+    # v2 list endpoints take `ids` (up to 100) for batch reads, like GET /api/v2/deals.
+    "GET /api/v2/products": 10,
+    "GET /api/v2/organizations": 10,
+    "GET /api/v2/persons": 10,
     "GET /api/v2/stages": 10,
     "GET /api/v2/stages/<stage_id>": 1,
     "GET /api/v2/pipelines": 10,
@@ -2001,6 +2005,9 @@ class PipedriveApi:
                 self._deal_products,
                 DEALS_READ + PRODUCTS_READ,
             ),
+            _Route("GET", "/api/v2/products", self._list_products, PRODUCTS_READ),
+            _Route("GET", "/api/v2/organizations", self._list_orgs, CONTACTS_READ),
+            _Route("GET", "/api/v2/persons", self._list_persons, CONTACTS_READ),
             _Route("GET", "/api/v2/products/<product_id>", self._get_product, PRODUCTS_READ),
             _Route("GET", "/api/v2/organizations/<org_id>", self._get_org, CONTACTS_READ),
             _Route("GET", "/api/v2/persons/<person_id>", self._get_person, CONTACTS_READ),
@@ -2379,6 +2386,27 @@ class PipedriveApi:
         return _ok([render_deal_product(line) for line in chunk], extra)
 
     # ----- products, organisations, persons ------------------------------------------
+
+    def _list_products(self, ctx: Ctx) -> Response:
+        return self._list_by_ids(ctx, ctx.company.products, render_product)
+
+    def _list_orgs(self, ctx: Ctx) -> Response:
+        return self._list_by_ids(ctx, ctx.company.orgs, render_org)
+
+    def _list_persons(self, ctx: Ctx) -> Response:
+        return self._list_by_ids(ctx, ctx.company.persons, render_person)
+
+    @staticmethod
+    def _list_by_ids(ctx: Ctx, records: Mapping[int, Any],
+                     render: Callable[[Any], dict[str, Any]]) -> Response:
+        """`GET /api/v2/<things>[?ids=1,2,3]`: up to 100 ids; unknown ids are left out."""
+        raw = ctx.request.args.get("ids", "")
+        ids = [path_id(i.strip(), "ids") for i in raw.split(",") if i.strip()]
+        if len(ids) > 100:
+            raise bad_request("ids: at most 100")
+        chosen = [records[i] for i in ids if i in records] if raw else list(records.values())
+        chunk, extra = page(ctx.request, chosen)
+        return _ok([render(r) for r in chunk], extra)
 
     def _get_product(self, ctx: Ctx, product_id: str) -> Response:
         product = ctx.company.products.get(path_id(product_id, "id"))

@@ -798,3 +798,14 @@ def test_auto_deliver_sends_in_the_background(
     [event] = app.events()
     assert event["previous"] == {"stage_id": 1, "stage_change_time": None}
     assert event["meta"]["change_source"] == "api"
+
+
+
+def test_list_endpoints_read_many_by_ids(fake: FakePipedrive, api: Client) -> None:
+    """GET /api/v2/{organizations,persons,products}?ids= returns just those (batch reads)."""
+    orgs = [fake.api.add_org(f"Org {n}") for n in range(3)]
+
+    response = api.get("/api/v2/organizations", ids=f"{orgs[0]},{orgs[2]}")
+
+    assert response.status_code == 200
+    assert [o["name"] for o in response.json()["data"]] == ["Org 0", "Org 2"]
