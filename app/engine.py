@@ -54,7 +54,7 @@ from app.models import (
 from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import access_token
-from crm_adapters import NoDealSource, deal_source
+from crm_adapters import NoAdapter, adapter_for
 from crm_adapters.base import (
     CrmError,
     CrmReconnectNeeded,
@@ -335,8 +335,8 @@ class InvoiceRun:
 
     def execute(self) -> dict[str, int]:
         try:
-            source = deal_source(self.installation.crm.value)
-        except NoDealSource as exc:
+            source = adapter_for(self.installation.crm.value)
+        except NoAdapter as exc:
             for w in self.work:
                 self._review(w, ReviewReason.SYNC_FAILED, str(exc))
             return self._finish([])
@@ -655,8 +655,8 @@ def _write_back(installation: Installation, updates: list[InvoiceFields]) -> Non
     """Write invoice fields onto deals; if the CRM is busy or down, a job retries later (the
     fields are derived from our links, so nothing is lost meanwhile)."""
     try:
-        deal_source(installation.crm.value).write_invoice_fields(installation, updates)
-    except NoDealSource:
+        adapter_for(installation.crm.value).write_invoice_fields(installation, updates)
+    except NoAdapter:
         log.info("no writeback for %s yet", installation.crm.value)
     except CrmRetryLater as exc:
         from app.jobs import enqueue_once
@@ -678,7 +678,7 @@ def write_back_deals(installation_id: int, deal_ids: list[str]) -> int:
         InvoiceLink.deal_id.in_(deal_ids), InvoiceLink.state == InvoiceLinkState.CREATED)).all()
     updates = [link_fields(link) for link in links]
     if updates:
-        deal_source(installation.crm.value).write_invoice_fields(installation, updates)
+        adapter_for(installation.crm.value).write_invoice_fields(installation, updates)
     return len(updates)
 
 

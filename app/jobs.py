@@ -83,12 +83,12 @@ def enqueue_setup_crm(installation_id: int) -> None:
 
 def setup_crm(installation_id: int) -> dict[str, str]:
     from app.models import AuditEvent, Installation, InstallationStatus
-    from crm_adapters import deal_source
+    from crm_adapters import adapter_for
 
     installation = db.session.get(Installation, installation_id)
     if installation is None or installation.status != InstallationStatus.ACTIVE:
         return {}
-    source = deal_source(installation.crm.value)
+    source = adapter_for(installation.crm.value)
     installation.crm_fields = source.ensure_deal_fields(installation)
     if installation.crm.value == "pipedrive":
         url = f"{get_settings().public_url}/webhooks/pipedrive/{installation.id}"

@@ -15,9 +15,11 @@ XERO_SCOPES = (
 )
 HUBSPOT_SCOPES = (
     "oauth crm.objects.deals.read crm.objects.deals.write crm.objects.companies.read "
-    "crm.objects.contacts.read crm.objects.line_items.read crm.schemas.deals.write"
+    "crm.objects.contacts.read crm.objects.line_items.read crm.objects.products.read "
+    "crm.schemas.deals.write"
 )
-PIPEDRIVE_SCOPES = "base deals:full contacts:read products:read admin"
+# activities:full for the overdue follow-up activities (notify_owner).
+PIPEDRIVE_SCOPES = "base deals:full contacts:read products:read activities:full admin"
 
 
 class Settings(BaseSettings):

@@ -26,7 +26,7 @@ from app.extensions import db
 from app.jobs import QUEUE
 from app.models import Installation, InstallationSettings, InvoiceLink, StageAction, StageRule
 from app.redis_conn import EmbeddedRedis, get_redis
-from app.settings import Settings
+from app.settings import PIPEDRIVE_SCOPES, Settings
 from app.worker import PaydeckSimpleWorker
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
@@ -136,7 +136,7 @@ def _hubspot(tmp: Path, redis_url: str, burst: int) -> None:
 
 
 def _pipedrive(tmp: Path, redis_url: str, burst: int) -> None:
-    pipedrive, xero = FakePipedrive(), FakeXero()
+    pipedrive, xero = FakePipedrive(scopes=tuple(PIPEDRIVE_SCOPES.split())), FakeXero()
     xero.add_tenant("Bench Pty Ltd")
     stack = _Stack(tmp, redis_url, "pipedrive", pipedrive, xero)
     try:

@@ -55,7 +55,7 @@ def main() -> None:
     try:
         app = _app(tmp, redis_url, server.url, fake)
         crm = MemoryCrm()
-        crm_adapters.DEAL_SOURCES["hubspot"] = crm
+        crm_adapters.ADAPTERS["hubspot"] = crm
         with app.app_context():
             get_redis().flushdb()
             installation_id = _install(fake, tenant_id)

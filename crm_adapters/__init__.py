@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from app.settings import Settings
 from crm_adapters import hubspot, pipedrive
-from crm_adapters.base import AccountIdentity, DealSource
+from crm_adapters.base import AccountIdentity, CrmAdapter
 from crm_adapters.limits import HUBSPOT as HUBSPOT_LIMIT
 from crm_adapters.limits import PIPEDRIVE_BURST as PIPEDRIVE_LIMIT
 from crm_adapters.limits import CrmLimiter
@@ -44,19 +44,20 @@ def _settings() -> Settings:
     return get_settings()
 
 
-# Deal reading and writeback per CRM: an explicit registry, no import side effects.
-DEAL_SOURCES: dict[str, DealSource] = {
+# One adapter per CRM: an explicit registry, no import side effects. A third CRM is one more
+# module implementing crm_adapters.base.CrmAdapter, one more line here, and its manifest.
+ADAPTERS: dict[str, CrmAdapter] = {
     "hubspot": hubspot.HubSpotCrm(_installation_token, _hubspot_limiter, _settings),
     "pipedrive": pipedrive.PipedriveCrm(_installation_token, _pipedrive_limiter, _settings),
 }
 
 
-class NoDealSource(LookupError):
-    """This CRM cannot be read yet."""
+class NoAdapter(LookupError):
+    """No adapter is registered for this CRM."""
 
 
-def deal_source(crm: str) -> DealSource:
+def adapter_for(crm: str) -> CrmAdapter:
     try:
-        return DEAL_SOURCES[crm]
+        return ADAPTERS[crm]
     except KeyError:
-        raise NoDealSource(f"no deal adapter for {crm}") from None
+        raise NoAdapter(f"no adapter for {crm}") from None

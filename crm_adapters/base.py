@@ -43,13 +43,41 @@ class InvoiceFields:
 
 
 class DealSource(Protocol):
-    """What the invoice engine needs of a CRM (the full adapter interface grows in issue #4)."""
+    """What the invoice engine needs of a CRM."""
 
     def fetch_deals(self, installation: Any, deal_ids: Sequence[str]) -> dict[str, Deal | None]:
         """Normalised deals by id, in as few calls as the CRM allows; None if gone."""
 
     def write_invoice_fields(self, installation: Any, updates: Sequence[InvoiceFields]) -> None:
         """Write invoice fields onto deals, in batches."""
+
+
+class CrmAdapter(DealSource, Protocol):
+    """Everything Paydeck needs of a CRM. One module per CRM implements it; the registry in
+    crm_adapters/__init__.py is an explicit dict. The engine and views never import a CRM SDK."""
+
+    def verify_webhook(self, req: WebhookRequest, installation: Any | None) -> None:
+        """Raise WebhookRejected(401) unless the request came from the CRM. `installation` is
+        known beforehand only where the URL names it (Pipedrive's per-installation URLs)."""
+
+    def parse_webhook(self, req: WebhookRequest) -> ParsedWebhook:
+        """The stage events in the request; WebhookRejected(400) if it is malformed."""
+
+    def ensure_deal_fields(self, installation: Any) -> dict[str, str]:
+        """Create Paydeck's own deal fields at install (idempotent); their CRM keys."""
+
+    def register_webhooks(self, installation: Any, url: str) -> None:
+        """Subscribe to deal changes, where the CRM does that per installation."""
+
+    def list_pipelines(self, installation: Any) -> list[dict[str, Any]]:
+        """Pipelines with their stages, in order: [{id, label, stages: [{id, label}]}]."""
+
+    def list_products(self, installation: Any) -> list[dict[str, Any]]:
+        """The CRM's products, for the product -> Xero mapping: [{id, name, sku}]."""
+
+    def notify_owner(self, installation: Any, deal_id: str, owner_id: str | None,
+                     subject: str, body: str) -> str:
+        """Tell the deal's owner something (a task / an activity on the deal); its id."""
 
 
 class WebhookRejected(Exception):

@@ -133,13 +133,15 @@ def _api_exceptions() -> tuple[type[BaseException], ...]:
     from hubspot.crm.deals import ApiException as Deals
     from hubspot.crm.line_items import ApiException as Lines
     from hubspot.crm.pipelines import ApiException as Pipelines
+    from hubspot.crm.objects.tasks import ApiException as Tasks
+    from hubspot.crm.products import ApiException as Products
     from hubspot.crm.properties import ApiException as Properties
 
-    return (Assoc, Companies, Contacts, Deals, Lines, Pipelines, Properties)
+    return (Assoc, Companies, Contacts, Deals, Lines, Pipelines, Products, Properties, Tasks)
 
 
 class HubSpotCrm:
-    """The DealSource for HubSpot. Every call: the shared 110/10 s limiter, a timeout, and
+    """The CrmAdapter for HubSpot. Every call: the shared 110/10 s limiter, a timeout, and
     failures typed by crm_adapters.base.classify_status."""
 
     def __init__(self, token: Callable[[Any], str], limiter: Callable[[Any], CrmLimiter],
@@ -170,6 +172,17 @@ class HubSpotCrm:
                                   headers.get("Retry-After"), what) from exc
         except HTTPError as exc:
             raise CrmRetryLater(f"HubSpot unreachable on {what}: {exc.__class__.__name__}", 30.0) from exc
+
+    # -- webhooks (app-level: the client secret signs every portal's events) ---------------
+
+    def verify_webhook(self, req: WebhookRequest, installation: Any | None = None) -> None:
+        verify_webhook(req, self._settings())
+
+    def parse_webhook(self, req: WebhookRequest) -> ParsedWebhook:
+        return parse_webhook(req, self._settings())
+
+    def register_webhooks(self, installation: Any, url: str) -> None:
+        """Nothing per portal: the app's webhook subscriptions live in app_manifest/hubspot."""
 
     # -- DealSource ------------------------------------------------------------------------
 
@@ -234,6 +247,34 @@ class HubSpotCrm:
         return [{"id": p.id, "label": p.label,
                  "stages": [{"id": s.id, "label": s.label} for s in sorted(p.stages, key=lambda s: s.display_order)]}
                 for p in result.results]
+
+    def list_products(self, installation: Any) -> list[dict[str, Any]]:
+        client = self._client(installation)
+        products, after = [], None
+        while True:
+            page = self._call(installation, "products", client.crm.products.basic_api.get_page,
+                              limit=100, after=after, properties=["name", "hs_sku", "price"])
+            products += [{"id": p.id, "name": (p.properties or {}).get("name") or "",
+                          "sku": (p.properties or {}).get("hs_sku") or ""} for p in page.results]
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if after is None:
+                return products
+
+    def notify_owner(self, installation: Any, deal_id: str, owner_id: str | None,
+                     subject: str, body: str) -> str:
+        """A HubSpot task on the deal, assigned to its owner."""
+        from hubspot.crm.objects.tasks import SimplePublicObjectInputForCreate
+
+        client = self._client(installation)
+        properties = {"hs_task_subject": subject, "hs_task_body": body,
+                      "hs_timestamp": str(int(time.time() * 1000)), "hs_task_status": "NOT_STARTED",
+                      "hs_task_priority": "HIGH"}
+        if owner_id:
+            properties["hubspot_owner_id"] = owner_id
+        task = SimplePublicObjectInputForCreate(properties=properties, associations=[{
+            "to": {"id": deal_id},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 216}]}])
+        return str(self._call(installation, "task", client.crm.objects.tasks.basic_api.create, task).id)
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -107,7 +107,7 @@ BATCH = 100
 
 
 class PipedriveCrm:
-    """The DealSource for Pipedrive."""
+    """The CrmAdapter for Pipedrive."""
 
     def __init__(self, token: Callable[[Any], str], limiter: Callable[[Any], CrmLimiter],
                  settings: Callable[[], Settings]) -> None:
@@ -117,22 +117,39 @@ class PipedriveCrm:
 
     def _request(self, installation: Any, method: str, path: str, cost: int = 1,
                  **kwargs: Any) -> Any:
+        """One call; its `data`."""
+        return self._send(installation, method, path, cost, **kwargs).get("data")
+
+    def _send(self, installation: Any, method: str, path: str, cost: int = 1,
+              **kwargs: Any) -> dict[str, Any]:
+        """One call through the shared limiter, with a timeout; failures typed. The whole body."""
         # The burst limit counts requests per rolling 2 s; `cost` is Pipedrive's token price
         # against the daily budget, tallied for benchmarks and diagnostics.
         self._limiter(installation).take()
         self.tokens += cost
-        session = OAuth2Session(token={"access_token": self._token(installation), "token_type": "Bearer"})
         self.calls += 1
-        url = f"{installation.api_domain}{path}"
+        session = OAuth2Session(token={"access_token": self._token(installation), "token_type": "Bearer"})
         try:
-            response = session.request(method, url, timeout=self._settings().http_timeout, **kwargs)
+            response = session.request(method, f"{installation.api_domain}{path}",
+                                       timeout=self._settings().http_timeout, **kwargs)
         except requests.RequestException as exc:
             raise CrmRetryLater(f"Pipedrive unreachable on {method} {path}: {exc.__class__.__name__}",
                                 30.0) from exc
         if response.status_code >= 400:
             raise classify_status("Pipedrive", response.status_code,
                                   response.headers.get("Retry-After"), f"{method} {path}")
-        return response.json().get("data")
+        body: dict[str, Any] = response.json()
+        return body
+
+    # -- webhooks (per installation: its own URL and Basic credentials) ----------------------
+
+    def verify_webhook(self, req: WebhookRequest, installation: Any | None) -> None:
+        if installation is None:
+            raise WebhookRejected(401, "no installation")
+        verify_webhook(req, installation.webhook_user or "", installation.webhook_password)
+
+    def parse_webhook(self, req: WebhookRequest) -> ParsedWebhook:
+        return parse_webhook(req)
 
     # -- DealSource ------------------------------------------------------------------------
 
@@ -199,6 +216,26 @@ class PipedriveCrm:
                  "stages": [{"id": str(s["id"]), "label": s.get("name", "")}
                             for s in sorted(stages, key=lambda s: s.get("order_nr", 0))
                             if s.get("pipeline_id") == p["id"]]} for p in pipelines]
+
+    def list_products(self, installation: Any) -> list[dict[str, Any]]:
+        products, cursor = [], None
+        while True:
+            params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+            session_page = self._send(installation, "GET", "/api/v2/products", 10, params=params)
+            products += [{"id": str(p["id"]), "name": p.get("name") or "", "sku": p.get("code") or ""}
+                         for p in session_page["data"] or []]
+            cursor = (session_page.get("additional_data") or {}).get("next_cursor")
+            if not cursor:
+                return products
+
+    def notify_owner(self, installation: Any, deal_id: str, owner_id: str | None,
+                     subject: str, body: str) -> str:
+        """A Pipedrive activity on the deal, for its owner (needs the activities:full scope)."""
+        payload: dict[str, Any] = {"subject": subject, "type": "task", "deal_id": int(deal_id),
+                                   "note": body, "due_date": date.today().isoformat()}
+        if owner_id:
+            payload["owner_id"] = int(owner_id)
+        return str(self._request(installation, "POST", "/api/v2/activities", 5, json=payload)["id"])
 
     def _by_ids(self, installation: Any, kind: str, ids: set[Any]) -> dict[str, dict[str, Any]]:
         """Batch reads: v2 list endpoints take up to 100 `ids`."""

@@ -26,7 +26,7 @@ from flask import Flask
 from app import create_app
 from app.extensions import db
 from app.redis_conn import EmbeddedRedis
-from app.settings import Settings, normalise_database_url
+from app.settings import PIPEDRIVE_SCOPES, Settings, normalise_database_url
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
 from sandbox.server import LoopbackServer
@@ -119,7 +119,8 @@ def fake_hubspot() -> Iterator[tuple[FakeHubSpot, str]]:
 
 @pytest.fixture
 def fake_pipedrive() -> Iterator[tuple[FakePipedrive, str]]:
-    fake = FakePipedrive()
+    # Pipedrive grants the scopes set in the app's Developer Hub page: Paydeck's.
+    fake = FakePipedrive(scopes=tuple(PIPEDRIVE_SCOPES.split()))
     with LoopbackServer(fake) as server:
         yield fake, server.url
 

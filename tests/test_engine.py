@@ -62,7 +62,7 @@ def env(xero_connected, fake_xero, monkeypatch):
     app, _, connection_id = xero_connected
     fake, _ = fake_xero
     crm = MemoryCrm()
-    monkeypatch.setitem(crm_adapters.DEAL_SOURCES, "hubspot", crm)
+    monkeypatch.setitem(crm_adapters.ADAPTERS, "hubspot", crm)
     with app.app_context():
         connection = db.session.get(XeroConnection, connection_id)
         settings = db.session.get(InstallationSettings, connection.installation_id)

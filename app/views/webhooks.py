@@ -22,7 +22,7 @@ from app import get_settings
 from app.engine import enqueue_sync, stage_actions, stage_requests
 from app.extensions import db
 from app.models import CrmKind, Installation, InstallationStatus, WebhookReceipt
-from crm_adapters import hubspot, pipedrive
+from crm_adapters import adapter_for
 from crm_adapters.base import ParsedWebhook, StageEvent, WebhookRejected, WebhookRequest
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,10 @@ OUTCOMES = ("enqueued", "duplicates", "no_rule", "ignored", "own_change", "unkno
 @bp.post("/webhooks/hubspot")
 def hubspot_webhook() -> tuple[Response, int]:
     req = _as_webhook_request()
-    settings = get_settings()
+    adapter = adapter_for("hubspot")
     try:
-        hubspot.verify_webhook(req, settings)
-        parsed = hubspot.parse_webhook(req, settings)
+        adapter.verify_webhook(req, None)  # app-level signature: before reading the body
+        parsed = adapter.parse_webhook(req)
     except WebhookRejected as exc:
         return _rejected("hubspot", exc)
     return _accept(CrmKind.HUBSPOT, parsed)
@@ -53,9 +53,10 @@ def pipedrive_webhook(installation_id: int) -> tuple[Response, int]:
         log.info("pipedrive webhook for unknown or inactive installation %s", installation_id)
         return jsonify({"unknown_account": 1}), 200
     req = _as_webhook_request()
+    adapter = adapter_for("pipedrive")
     try:
-        pipedrive.verify_webhook(req, installation.webhook_user or "", installation.webhook_password)
-        parsed = pipedrive.parse_webhook(req)
+        adapter.verify_webhook(req, installation)
+        parsed = adapter.parse_webhook(req)
     except WebhookRejected as exc:
         return _rejected("pipedrive", exc)
     return _accept(CrmKind.PIPEDRIVE, parsed, only_account=installation.account_id)
