@@ -17,7 +17,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from redis.exceptions import LockError
@@ -67,6 +67,7 @@ from xero.contacts import Candidate, Customer, email_key, match_contact, name_ke
 from xero.errors import FixData, ReconnectNeeded, RetryLater
 from xero.limits import XeroLimiter
 from xero.reference import ReferenceData
+from xero.status import LABELS, deal_status
 
 log = logging.getLogger(__name__)
 
@@ -586,6 +587,7 @@ class InvoiceRun:
                 forget_reference_data(self.installation.id)
                 continue
             self._apply_result(w.link, result)
+            w.link.owner_id = w.deal.owner_id if w.deal else None
             w.audit.update(xero_invoice_id=result.invoice_id, invoice_number=result.invoice_number,
                            status=result.status)
             self.counts[verb] += 1
@@ -594,11 +596,7 @@ class InvoiceRun:
 
     @staticmethod
     def _apply_result(link: InvoiceLink, r: InvoiceResult) -> None:
-        link.state = InvoiceLinkState.CREATED
-        link.xero_invoice_id, link.invoice_number, link.status = r.invoice_id, r.invoice_number, r.status
-        link.currency, link.total, link.amount_due, link.amount_paid = r.currency, r.total, r.amount_due, r.amount_paid
-        link.due_date = r.due_date
-        link.online_url = f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={r.invoice_id}"
+        apply_invoice_result(link, r)
 
     # -- review, audit, writeback --------------------------------------------------------------
 
@@ -645,13 +643,34 @@ class InvoiceRun:
         db.session.execute(delete(DealSyncRequest).where(DealSyncRequest.id.in_(handled)))
         db.session.commit()
         if writebacks:
-            _write_back(self.installation, writebacks)
+            write_back(self.installation, writebacks)
         return self.counts
+
+
+# --- what Xero says about an invoice, on our link ----------------------------------------------
+
+def apply_invoice_result(link: InvoiceLink, r: InvoiceResult, today: date | None = None) -> bool:
+    """Copy Xero's view of the invoice onto the link; True if what the deal shows changed."""
+    before = link_fields(link)
+    link.state = InvoiceLinkState.CREATED
+    link.xero_invoice_id, link.invoice_number, link.status = (
+        r.invoice_id, r.invoice_number or link.invoice_number, r.status)
+    link.currency, link.total = r.currency or link.currency, r.total if r.total is not None else link.total
+    link.amount_due, link.amount_paid, link.amount_credited = r.amount_due, r.amount_paid, r.amount_credited
+    link.due_date, link.paid_on = r.due_date or link.due_date, r.paid_on
+    link.xero_updated_at = r.updated_at
+    link.online_url = f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={r.invoice_id}"
+    link.deal_status = deal_status(r.status, total=link.total, amount_due=r.amount_due,
+                                   amount_paid=r.amount_paid, amount_credited=r.amount_credited,
+                                   due_date=link.due_date, today=today or _now().date())
+    if link.deal_status != "overdue":
+        link.overdue_notified_at = None  # the overdue episode (if any) is over
+    return link_fields(link) != before
 
 
 # --- writeback ----------------------------------------------------------------------------------
 
-def _write_back(installation: Installation, updates: list[InvoiceFields]) -> None:
+def write_back(installation: Installation, updates: list[InvoiceFields]) -> None:
     """Write invoice fields onto deals; if the CRM is busy or down, a job retries later (the
     fields are derived from our links, so nothing is lost meanwhile)."""
     try:
@@ -684,8 +703,9 @@ def write_back_deals(installation_id: int, deal_ids: list[str]) -> int:
 
 def link_fields(link: InvoiceLink, error: str = "") -> InvoiceFields:
     """What the deal shows of its invoice."""
+    status = LABELS.get(link.deal_status or "", link.status)
     return InvoiceFields(
-        deal_id=link.deal_id, invoice_number=link.invoice_number, invoice_status=link.status,
+        deal_id=link.deal_id, invoice_number=link.invoice_number, invoice_status=status,
         amount_due=_text(link.amount_due), amount_paid=_text(link.amount_paid),
         due_date=link.due_date.isoformat() if link.due_date else None,
         paid_date=link.paid_on.isoformat() if link.paid_on else None,

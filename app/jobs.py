@@ -137,7 +137,29 @@ def sweep_invoice_requests() -> int:
     return sweep_waiting_requests()
 
 
+def poll_xero() -> int:
+    from app.payments import poll_due_connections
+
+    return poll_due_connections()
+
+
+def overdue_follow_up() -> int:
+    from app.payments import overdue_sweep
+
+    return overdue_sweep()
+
+
+def email_alerts() -> int:
+    from app.payments import alert_admins
+
+    return alert_admins()
+
+
 PERIODIC: list[Periodic] = [
     Periodic(keep_xero_connections_alive, cron="17 3 * * *", timeout=900, name="xero-keepalive"),
     Periodic(sweep_invoice_requests, cron="* * * * *", timeout=120, name="invoice-sweep"),
+    # Starts each connection's poll when XERO_POLL_MINUTES have passed since its last one.
+    Periodic(poll_xero, cron="* * * * *", timeout=120, name="xero-poll"),
+    Periodic(overdue_follow_up, cron="7 8 * * *", timeout=1800, name="overdue-sweep"),
+    Periodic(email_alerts, cron="*/5 * * * *", timeout=300, name="admin-alerts"),
 ]

@@ -297,6 +297,12 @@ class InvoiceLink(db.Model):
     paid_on: Mapped[date | None] = mapped_column(Date)
     online_url: Mapped[str | None] = mapped_column(Text)
     xero_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the deal shows (xero.status.deal_status): draft, awaiting_payment, paid, overdue...
+    deal_status: Mapped[str | None] = mapped_column(String(32))
+    # The deal's owner when the invoice was made: who hears about it going overdue.
+    owner_id: Mapped[str | None] = mapped_column(String(64))
+    # Set when the owner was told of the current overdue episode; cleared when it ends.
+    overdue_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -333,6 +339,8 @@ class ReviewItem(db.Model):
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # What was asked when it stopped, so a retry asks again (a StageAction value).
     action: Mapped[str | None] = mapped_column(String(32))
+    # When the installing admin was emailed about it (None: not yet, or no SMTP configured).
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[ReviewStatus] = mapped_column(_enum(ReviewStatus), default=ReviewStatus.OPEN)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

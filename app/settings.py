@@ -62,8 +62,21 @@ class Settings(BaseSettings):
     xero_identity_base: str = "https://identity.xero.com"
     xero_api_base: str = "https://api.xero.com"
     xero_scopes: str = XERO_SCOPES
+    # Signs Xero's webhooks (developer portal > Webhooks > key).
+    xero_webhook_key: str = ""
+    # The safety-net poll of changed invoices, per connection.
+    xero_poll_minutes: int = Field(default=15, ge=1)
+    xero_poll_lookback_days: int = Field(default=30, ge=1)
     # Refresh an idle Xero connection after this many days; its refresh token dies at 60.
     xero_keepalive_days: int = Field(default=14, ge=1, le=55)
+
+    # Email alerts to the installing admin; no SMTP_HOST means review items only.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "Paydeck <paydeck@localhost>"
+    smtp_starttls: bool = True
 
     # Refresh an access token this many seconds before it expires.
     token_refresh_margin: int = Field(default=120, ge=0)

@@ -31,6 +31,7 @@ from sandbox.clock import Clock
 from sandbox.grants import AccessToken, Grant, TokenPolicy, TokenProblem
 from sandbox.oauth import OAuthFake
 from sandbox.wsgi import json_response
+from sandbox.xero_webhooks import XeroWebhookSender
 from sandbox.xero_accounting import (
     DEFAULT_IDEMPOTENCY_TTL_S,
     ApiCall,
@@ -201,6 +202,14 @@ class FakeXero(OAuthFake[XeroConsent]):
                 ):
                     return access, self._tenants[conn.tenant_id]
         raise Forbidden(response=xero_problem(403, "Forbidden", "AuthenticationUnsuccessful"))
+
+    @property
+    def webhooks(self) -> XeroWebhookSender:
+        """Xero's webhook deliveries (sandbox/xero_webhooks.py)."""
+        sender = getattr(self, "_webhook_sender", None)
+        if sender is None:
+            sender = self._webhook_sender = XeroWebhookSender(self)
+        return sender
 
     def issue_token_for_tenant(
         self, tenant_id: str, scopes: Sequence[str] = PAYDECK_SCOPES

@@ -908,6 +908,34 @@ class TenantBooks:
             self._invoices[paid.invoice_id] = paid
             return payment
 
+    def delete_payment(self, invoice_id: str, payment_id: str) -> Invoice:
+        """Remove a payment (a mistaken reconciliation): a PAID invoice goes back to AUTHORISED."""
+        with self._lock:
+            invoice = self._require_invoice(invoice_id)
+            payment = next((p for p in invoice.payments if p.payment_id == payment_id), None)
+            if payment is None:
+                raise ValueError(f"no payment {payment_id} on {invoice_id}")
+            changed = replace(invoice, amount_paid=invoice.amount_paid - payment.amount,
+                              payments=tuple(p for p in invoice.payments if p is not payment),
+                              status="AUTHORISED", fully_paid_on=None, updated_ms=self._stamp())
+            self._invoices[changed.invoice_id] = changed
+            return changed
+
+    def credit(self, invoice_id: str, amount: Decimal | int | str) -> Invoice:
+        """Allocate a credit note to an AUTHORISED invoice (AmountCredited; PAID when nothing
+        is left due)."""
+        value = money(to_decimal(amount))
+        with self._lock:
+            invoice = self._require_invoice(invoice_id)
+            if invoice.status != "AUTHORISED" or value <= 0 or value > invoice.amount_due:
+                raise ValueError(f"cannot credit {value} to a {invoice.status} invoice")
+            changed = replace(invoice, amount_credited=invoice.amount_credited + value,
+                              updated_ms=self._stamp())
+            if changed.amount_due == 0:
+                changed = replace(changed, status="PAID", fully_paid_on=self._today())
+            self._invoices[changed.invoice_id] = changed
+            return changed
+
     def void(self, invoice_id: str) -> Invoice:
         """Void an AUTHORISED invoice without payments (Xero's only way to cancel one)."""
         with self._lock:

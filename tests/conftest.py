@@ -33,6 +33,7 @@ from sandbox.server import LoopbackServer
 from sandbox.xero import FakeXero
 
 ENCRYPTION_KEY = Fernet.generate_key().decode()
+XERO_WEBHOOK_KEY = "xero-webhook-key-for-tests"
 
 
 # --- backends -------------------------------------------------------------------------------
@@ -133,7 +134,8 @@ def fake_settings(xero: tuple[FakeXero, str] | None = None,
     if xero:
         fake, url = xero
         values.update(xero_client_id=fake.client_id, xero_client_secret=fake.client_secret,
-                      xero_login_base=url, xero_identity_base=url, xero_api_base=url)
+                      xero_login_base=url, xero_identity_base=url, xero_api_base=url,
+                      xero_webhook_key=XERO_WEBHOOK_KEY)
     if hubspot:
         fake, url = hubspot
         values.update(hubspot_client_id=fake.client_id, hubspot_client_secret=fake.client_secret,

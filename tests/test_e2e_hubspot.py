@@ -58,7 +58,7 @@ def test_a_deal_won_in_hubspot_becomes_a_xero_invoice_shown_on_the_deal(
     assert (contact_in_xero.name, contact_in_xero.email_address) == ("Initech Pty Ltd", "ap@initech.example")
     deal = hubspot.crm.deal(deal_id)
     assert deal["paydeck_invoice_number"] == invoice.invoice_number
-    assert deal["paydeck_invoice_status"] == "AUTHORISED"
+    assert deal["paydeck_invoice_status"] == "Awaiting payment"
     assert invoice.invoice_id in deal["paydeck_invoice_url"]
     assert Decimal(deal["paydeck_amount_due"]) == Decimal("330.00")
     # The writeback changed Paydeck's own properties only: no stage event, no second invoice.

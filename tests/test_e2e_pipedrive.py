@@ -59,7 +59,7 @@ def test_a_deal_won_in_pipedrive_becomes_a_xero_invoice_shown_on_the_deal(
     assert xero.accounting(tenant).contact(invoice.contact_id).name == "Initech Pty Ltd"
     custom = pipedrive.api.deal(deal_id).custom_fields
     assert custom[fields["invoice_number"]] == invoice.invoice_number
-    assert custom[fields["invoice_status"]] == "AUTHORISED"
+    assert custom[fields["invoice_status"]] == "Awaiting payment"
     assert invoice.invoice_id in custom[fields["invoice_url"]]
     # Paydeck's own writeback fired change webhooks; they are not stage changes: no loop.
     pipedrive.deliver()

@@ -91,7 +91,7 @@ def test_a_deal_becomes_one_correct_invoice_and_is_written_back(env):
         InvoiceLinkState.CREATED, invoice.invoice_id, invoice.invoice_number)
     written = env.crm.last_written("101")
     assert (written.invoice_number, written.invoice_status, written.amount_due) == (
-        invoice.invoice_number, "AUTHORISED", "660.00")
+        invoice.invoice_number, "Awaiting payment", "660.00")
     assert invoice.invoice_id in written.invoice_url
     assert count(env.app, AuditEvent, AuditEvent.action == "invoice_sync", AuditEvent.outcome == "ok") == 1
     assert count(env.app, DealSyncRequest) == 0

@@ -73,6 +73,8 @@ class InvoiceResult:
     due_date: date | None
     updated_at: datetime | None
     errors: tuple[str, ...] = ()
+    amount_credited: Decimal | None = None
+    paid_on: date | None = None
 
 
 class XeroClient:
@@ -205,6 +207,27 @@ class XeroClient:
                     found.setdefault(result.reference, []).append(result)
         return found
 
+    def invoices_by_ids(self, invoice_ids: Sequence[str]) -> list[InvoiceResult]:
+        """GET /Invoices?IDs=... 50 at a time (more makes the URL too long: platform-facts)."""
+        found: list[InvoiceResult] = []
+        for chunk in _chunks(list(invoice_ids), 50):
+            found += [_invoice_result(i) for i in self._call(
+                "get_invoices", i_ds=chunk, page=1, page_size=len(chunk)).invoices or []]
+        return found
+
+    def invoices_changed_since(self, since: datetime) -> Iterator[list[InvoiceResult]]:
+        """Sales invoices updated after `since`, oldest first, a page (up to 1000) at a time:
+        the safety net behind webhooks (If-Modified-Since, order UpdatedDateUTC ASC)."""
+        page = 1
+        while True:
+            invoices = self._call("get_invoices", if_modified_since=since, where='Type=="ACCREC"',
+                                  order="UpdatedDateUTC ASC", page=page, page_size=PAGE_SIZE,
+                                  summary_only=True).invoices or []
+            yield [_invoice_result(i) for i in invoices]
+            if len(invoices) < PAGE_SIZE:
+                return
+            page += 1
+
     def email_invoice(self, invoice_id: str) -> None:
         from xero_python.accounting.models import RequestEmpty
 
@@ -249,7 +272,14 @@ def _invoice_result(i: Invoice) -> InvoiceResult:
         invoice_number=i.invoice_number, status=_enum_value(i.status) or None,
         currency=_enum_value(i.currency_code) or None, total=_money(i.total),
         amount_due=_money(i.amount_due), amount_paid=_money(i.amount_paid),
-        due_date=i.due_date, updated_at=i.updated_date_utc, errors=errors)
+        due_date=i.due_date, updated_at=i.updated_date_utc, errors=errors,
+        amount_credited=_money(i.amount_credited), paid_on=_day(i.fully_paid_on_date))
+
+
+def _day(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else None
 
 
 def _money(value: Any) -> Decimal | None:

@@ -20,10 +20,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app import get_settings
 from app.engine import enqueue_sync, stage_actions, stage_requests
+from app.payments import note_changed_invoices
 from app.extensions import db
 from app.models import CrmKind, Installation, InstallationStatus, WebhookReceipt
 from crm_adapters import adapter_for
 from crm_adapters.base import ParsedWebhook, StageEvent, WebhookRejected, WebhookRequest
+from xero import webhooks as xero_webhooks
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -60,6 +62,23 @@ def pipedrive_webhook(installation_id: int) -> tuple[Response, int]:
     except WebhookRejected as exc:
         return _rejected("pipedrive", exc)
     return _accept(CrmKind.PIPEDRIVE, parsed, only_account=installation.account_id)
+
+
+@bp.post("/webhooks/xero")
+def xero_webhook() -> tuple[str, int]:
+    """Xero wants 200 with an empty body within 5 s, and 401 for any bad signature - including
+    the signed and mis-signed `events: []` posts of its intent-to-receive check."""
+    body = request.get_data(cache=False)
+    try:
+        xero_webhooks.verify(get_settings().xero_webhook_key, body,
+                             request.headers.get("x-xero-signature", ""))
+        changed = xero_webhooks.changed_invoices(body)
+    except xero_webhooks.XeroWebhookRejected as exc:
+        log.warning("xero webhook rejected (%s): %s", exc.status, exc)
+        return "", exc.status
+    woken = note_changed_invoices(changed)
+    log.info("xero webhook: %d invoices, %d refresh jobs", sum(map(len, changed.values())), woken)
+    return "", 200
 
 
 def _as_webhook_request() -> WebhookRequest:

@@ -1,0 +1,250 @@
+"""Payment status back on the deal: Xero webhooks (seconds), a safety-net poll (minutes),
+the daily overdue follow-up, and alerts to the installing admin.
+
+Xero webhook -> `note_changed_invoices` (Redis set per tenant + one refresh job per
+connection) -> `refresh_invoices` (GET /Invoices?IDs=, 50 a call) -> links updated ->
+changed deals written back in CRM batches. The poll reads /Invoices with If-Modified-Since
+from a stored cursor, so changes made while webhooks were down, banned or lost are caught.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+
+from sqlalchemy import select
+
+from app import get_settings
+from app.engine import apply_invoice_result, link_fields, write_back
+from app.extensions import db
+from app.jobs import enqueue_once
+from app.models import (
+    AuditEvent,
+    ConnectionStatus,
+    Installation,
+    InstallationStatus,
+    InvoiceLink,
+    InvoiceLinkState,
+    ReviewItem,
+    ReviewStatus,
+    SyncCursor,
+    XeroConnection,
+)
+from app.redis_conn import get_redis
+from app.tokens import access_token
+from crm_adapters import NoAdapter, adapter_for
+from crm_adapters.base import CrmError
+from xero.client import InvoiceResult, XeroClient
+from xero.limits import XeroLimiter
+
+log = logging.getLogger(__name__)
+_CHANGED = "paydeck:xero-changed:{}"
+
+
+def _client(connection: XeroConnection) -> XeroClient:
+    settings = get_settings()
+    assert connection.tenant_id
+    return XeroClient(tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
+                      timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
+                      access_token=lambda: access_token(XeroConnection, connection.id))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+def note_changed_invoices(changed: dict[str, set[str]]) -> int:
+    """From a Xero webhook: remember the invoice ids per tenant and wake one refresh job per
+    connection (events for the same tenant coalesce into that job). Returns jobs woken."""
+    woken = 0
+    for tenant_id, invoice_ids in changed.items():
+        connection_ids = db.session.scalars(select(XeroConnection.id).where(
+            XeroConnection.tenant_id == tenant_id,
+            XeroConnection.status == ConnectionStatus.CONNECTED)).all()
+        if not connection_ids:
+            continue
+        get_redis().sadd(_CHANGED.format(tenant_id), *invoice_ids)
+        for connection_id in connection_ids:
+            enqueue_once(refresh_invoices, connection_id, job_id=f"xero-refresh-{connection_id}",
+                         follow_up=True, job_timeout=300)
+            woken += 1
+    return woken
+
+
+def refresh_invoices(connection_id: int) -> int:
+    """Job: read the invoices Xero said changed (only those Paydeck created or linked) and
+    put their status on the deals. Returns how many deals changed."""
+    connection = db.session.get(XeroConnection, connection_id)
+    if connection is None or connection.status != ConnectionStatus.CONNECTED:
+        return 0
+    key = _CHANGED.format(connection.tenant_id)
+    ids = [i.decode() if isinstance(i, bytes) else i for i in get_redis().smembers(key)]
+    if not ids:
+        return 0
+    links = _links(connection, ids)
+    if links:
+        results = _client(connection).invoices_by_ids(list(links))
+        changed = _apply(connection, links, results)
+    else:
+        changed = 0
+    get_redis().srem(key, *ids)  # only once handled: a crash leaves them for the next run
+    return changed
+
+
+def _links(connection: XeroConnection, invoice_ids: Sequence[str]) -> dict[str, InvoiceLink]:
+    found: dict[str, InvoiceLink] = {}
+    for start in range(0, len(invoice_ids), 500):
+        chunk = list(invoice_ids[start:start + 500])
+        found.update({link.xero_invoice_id: link for link in db.session.scalars(select(InvoiceLink).where(
+            InvoiceLink.installation_id == connection.installation_id,
+            InvoiceLink.state == InvoiceLinkState.CREATED,
+            InvoiceLink.xero_invoice_id.in_(chunk)))})
+    return found  # type: ignore[return-value]
+
+
+def _apply(connection: XeroConnection, links: dict[str, InvoiceLink],
+           results: Sequence[InvoiceResult]) -> int:
+    today = _now().date()
+    changed = [links[r.invoice_id] for r in results
+               if r.invoice_id in links and apply_invoice_result(links[r.invoice_id], r, today)]
+    for link in changed:
+        db.session.add(AuditEvent(installation_id=link.installation_id, deal_id=link.deal_id,
+                                  action="payment_status", outcome="ok",
+                                  detail={"status": link.status, "deal_status": link.deal_status,
+                                          "amount_due": str(link.amount_due),
+                                          "amount_paid": str(link.amount_paid)},
+                                  xero_ids={"invoice_id": link.xero_invoice_id}))
+    db.session.commit()
+    if changed:
+        write_back(connection.installation, [link_fields(link) for link in changed])
+    return len(changed)
+
+
+# --- the safety-net poll ------------------------------------------------------------------------
+
+def poll_due_connections() -> int:
+    """Cron (every minute): start the poll of each connection whose last one is older than
+    XERO_POLL_MINUTES."""
+    due_before = _now() - timedelta(minutes=get_settings().xero_poll_minutes)
+    polled = {c.xero_connection_id: c.updated_at for c in db.session.scalars(
+        select(SyncCursor).where(SyncCursor.kind == "invoices"))}
+    started = 0
+    for connection_id in db.session.scalars(select(XeroConnection.id).where(
+            XeroConnection.status == ConnectionStatus.CONNECTED)).all():
+        last = polled.get(connection_id)
+        if last is None or last < due_before:
+            enqueue_once(poll_invoices, connection_id, job_id=f"xero-poll-{connection_id}",
+                         job_timeout=900)
+            started += 1
+    return started
+
+
+def poll_invoices(connection_id: int) -> dict[str, int]:
+    """Job: every sales invoice changed since the cursor (first run: the lookback window),
+    page by page (1000 a call), applied to the linked deals."""
+    connection = db.session.get(XeroConnection, connection_id)
+    if connection is None or connection.status != ConnectionStatus.CONNECTED:
+        return {}
+    cursor = db.session.scalar(select(SyncCursor).where(
+        SyncCursor.xero_connection_id == connection_id, SyncCursor.kind == "invoices"))
+    if cursor is None:
+        cursor = SyncCursor(xero_connection_id=connection_id, kind="invoices")
+        db.session.add(cursor)
+    since = cursor.position or _now() - timedelta(days=get_settings().xero_poll_lookback_days)
+    counts = {"seen": 0, "changed": 0, "calls": 0}
+    client = _client(connection)
+    for page in client.invoices_changed_since(since):
+        counts["seen"] += len(page)
+        links = _links(connection, [r.invoice_id for r in page if r.invoice_id])
+        counts["changed"] += _apply(connection, links, [r for r in page if r.invoice_id in links])
+        newest = max((r.updated_at for r in page if r.updated_at), default=None)
+        if newest is not None:
+            # Strictly-after semantics: back off a second for same-millisecond neighbours;
+            # re-reading one is harmless (applying is idempotent).
+            cursor.position = max(since, newest - timedelta(seconds=1))
+    cursor.updated_at = _now()
+    db.session.commit()
+    counts["calls"] = client.calls
+    return counts
+
+
+# --- overdue follow-up --------------------------------------------------------------------------
+
+def overdue_sweep() -> int:
+    """Daily: flag overdue invoices on their deals and tell each owner - once per overdue
+    episode (the episode ends when the invoice is paid, voided or its due date moves on)."""
+    today = _now().date()
+    links = db.session.scalars(select(InvoiceLink).join(Installation).where(
+        Installation.status == InstallationStatus.ACTIVE,
+        InvoiceLink.state == InvoiceLinkState.CREATED, InvoiceLink.status == "AUTHORISED",
+        InvoiceLink.due_date < today, InvoiceLink.amount_due > 0,
+        InvoiceLink.overdue_notified_at.is_(None))).all()
+    told = 0
+    for link in links:
+        link.deal_status = "overdue"
+        installation = db.session.get(Installation, link.installation_id)
+        assert installation is not None
+        try:
+            adapter = adapter_for(installation.crm.value)
+            adapter.notify_owner(installation, link.deal_id, link.owner_id,
+                                 f"Invoice {link.invoice_number} is overdue",
+                                 f"{link.amount_due} {link.currency} was due on {link.due_date}. "
+                                 f"{link.online_url}")
+            adapter.write_invoice_fields(installation, [link_fields(link)])
+        except (CrmError, NoAdapter) as exc:
+            log.warning("overdue notice for deal %s not sent: %s", link.deal_id, exc)
+            db.session.rollback()
+            continue
+        link.overdue_notified_at = _now()
+        db.session.add(AuditEvent(installation_id=link.installation_id, deal_id=link.deal_id,
+                                  action="overdue_notice", outcome="ok",
+                                  xero_ids={"invoice_id": link.xero_invoice_id}))
+        db.session.commit()
+        told += 1
+    return told
+
+
+# --- alerts to the installing admin ---------------------------------------------------------------
+
+def alert_admins() -> int:
+    """Cron: email each installation's admin the review items not yet reported (failed syncs,
+    reconnect needed). Review items are the record either way; email needs SMTP_HOST."""
+    settings = get_settings()
+    if not settings.smtp_host:
+        return 0
+    pending = db.session.scalars(select(ReviewItem).where(
+        ReviewItem.status == ReviewStatus.OPEN, ReviewItem.notified_at.is_(None))).all()
+    by_installation: dict[int, list[ReviewItem]] = {}
+    for item in pending:
+        by_installation.setdefault(item.installation_id, []).append(item)
+    sent = 0
+    for installation_id, items in by_installation.items():
+        installation = db.session.get(Installation, installation_id)
+        if installation is None or "@" not in (installation.installed_by or ""):
+            continue
+        _send_email(installation.installed_by, f"Paydeck: {len(items)} item(s) need attention",
+                    "\n".join(f"- {i.reason.value}: deal {i.deal_id or '-'}: {i.detail}" for i in items))
+        for item in items:
+            item.notified_at = _now()
+        db.session.commit()
+        sent += 1
+    return sent
+
+
+def _send_email(to: str, subject: str, body: str) -> None:
+    settings = get_settings()
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = settings.smtp_from, to, subject
+    message.set_content(body)
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.http_timeout) as smtp:
+        if settings.smtp_starttls:
+            smtp.starttls()
+        if settings.smtp_user:
+            smtp.login(settings.smtp_user, settings.smtp_password)
+        smtp.send_message(message)
+

@@ -1,0 +1,92 @@
+"""Xero's webhooks, as the fake Xero sends them (platform-facts, "Webhooks";
+shared/specs/xero/xero-webhooks.yaml).
+
+Body `{events: [...], firstEventSequence, lastEventSequence, entropy}`, each event naming a
+changed invoice (the record itself is not included: the receiver fetches it). Header
+`x-xero-signature` = base64(HMAC-SHA256(webhook key, raw body)). Xero expects 200 with an
+empty body within 5 s, and 401 for a bad signature; before enabling a hook it sends signed
+and mis-signed `events: []` posts ("intent to receive").
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+if TYPE_CHECKING:
+    from sandbox.xero import FakeXero
+
+TIMEOUT = 5.0
+
+
+def sign(key: str, body: bytes) -> str:
+    return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
+
+
+class XeroWebhookSender:
+    """Sends an INVOICE event for every invoice changed since the last successful delivery."""
+
+    def __init__(self, fake: FakeXero) -> None:
+        self.fake = fake
+        self.lock = threading.Lock()
+        self.delivered: dict[tuple[str, str], int] = {}  # (tenant, invoice) -> updated_ms sent
+        self.sequence = 0
+        self.deliveries: list[requests.Response] = []
+
+    def pending(self) -> list[dict[str, Any]]:
+        events = []
+        for tenant in self.fake.tenants:
+            for invoice in self.fake.accounting(tenant.tenant_id).invoices:
+                key = (tenant.tenant_id, invoice.invoice_id)
+                if invoice.updated_ms > self.delivered.get(key, 0):
+                    events.append(self._event(tenant.tenant_id, invoice.invoice_id, invoice.updated_ms,
+                                              "UPDATE" if key in self.delivered else "CREATE"))
+        return events
+
+    def deliver(self, url: str, key: str, *, max_events: int = 500) -> requests.Response | None:
+        """POST the pending events (signed); on a 200 they count as delivered."""
+        with self.lock:
+            events = self.pending()[:max_events]
+            if not events:
+                return None
+            response = self._post(url, key, events)
+            if response.status_code == 200:
+                for e in events:
+                    self.delivered[(e["tenantId"], e["resourceId"])] = e["_updated_ms"]
+            return response
+
+    def intent_to_receive(self, url: str, key: str) -> bool:
+        """Xero's check before it enables a hook: right signature -> 200 and an empty body;
+        wrong signature -> 401."""
+        good = self._post(url, key, [])
+        bad = self._post(url, key, [], signature="x" + sign(key, b"{}"))
+        return good.status_code == 200 and good.content == b"" and bad.status_code == 401
+
+    def _post(self, url: str, key: str, events: list[dict[str, Any]],
+              signature: str | None = None) -> requests.Response:
+        self.sequence += 1
+        public = [{k: v for k, v in e.items() if not k.startswith("_")} for e in events]
+        body = json.dumps({"events": public, "firstEventSequence": self.sequence,
+                           "lastEventSequence": self.sequence + max(len(events) - 1, 0),
+                           "entropy": secrets.token_hex(10).upper()}).encode()
+        self.sequence += max(len(events) - 1, 0)
+        response = requests.post(url, data=body, timeout=TIMEOUT, headers={
+            "Content-Type": "application/json", "x-xero-signature": signature or sign(key, body)})
+        self.deliveries.append(response)
+        return response
+
+    @staticmethod
+    def _event(tenant_id: str, invoice_id: str, updated_ms: int, kind: str) -> dict[str, Any]:
+        return {"resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{invoice_id}",
+                "resourceId": invoice_id, "tenantId": tenant_id, "tenantType": "ORGANISATION",
+                "eventDateUtc": datetime.fromtimestamp(updated_ms / 1000, timezone.utc)
+                .strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+                "eventType": kind, "eventCategory": "INVOICE", "_updated_ms": updated_ms}

@@ -1,0 +1,32 @@
+"""Every invoice state a deal can show."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+
+from xero.status import deal_status
+
+TODAY = date(2026, 11, 21)
+
+
+@pytest.mark.parametrize(("status", "total", "due", "paid", "credited", "due_date", "expected"), [
+    ("DRAFT", "110", "110", "0", "0", date(2026, 12, 1), "draft"),
+    ("SUBMITTED", "110", "110", "0", "0", date(2026, 12, 1), "awaiting_approval"),
+    ("AUTHORISED", "110", "110", "0", "0", date(2026, 12, 1), "awaiting_payment"),
+    ("AUTHORISED", "110", "60", "50", "0", date(2026, 12, 1), "partially_paid"),
+    ("AUTHORISED", "110", "110", "0", "0", date(2026, 11, 20), "overdue"),
+    ("AUTHORISED", "110", "60", "50", "0", date(2026, 11, 20), "overdue"),  # part paid, late
+    ("AUTHORISED", "110", "110", "0", "0", TODAY, "awaiting_payment"),  # due today: not late
+    ("PAID", "110", "0", "110", "0", date(2026, 11, 20), "paid"),
+    ("PAID", "110", "0", "0", "110", date(2026, 12, 1), "credited"),
+    ("PAID", "110", "0", "60", "50", date(2026, 12, 1), "paid"),
+    ("AUTHORISED", "110", "60", "0", "50", date(2026, 12, 1), "partially_paid"),  # part credited
+    ("VOIDED", "110", "0", "0", "0", date(2026, 12, 1), "voided"),
+    ("DELETED", "110", "0", "0", "0", date(2026, 12, 1), "deleted"),
+])
+def test_each_xero_state_maps_to_one_deal_status(status, total, due, paid, credited, due_date, expected):
+    assert deal_status(status, total=D(total), amount_due=D(due), amount_paid=D(paid),
+                       amount_credited=D(credited), due_date=due_date, today=TODAY) == expected
