@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import or_, select
 
@@ -46,8 +46,8 @@ def enqueue_once(func: Callable[..., Any], *args: Any, job_id: str, delay: float
         except DuplicateJobError:
             try:
                 status = Job.fetch(job_id, connection=q.connection).get_status()
-            except NoSuchJobError:
-                continue  # it finished between our two calls
+            except (NoSuchJobError, InvalidJobOperation):
+                continue  # it finished (and, with result_ttl=0, vanished) between our calls
             if status in (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED,
                           JobStatus.CANCELED):
                 Job.fetch(job_id, connection=q.connection).delete()

@@ -38,6 +38,7 @@ from app.tokens import access_token
 from crm_adapters import NoAdapter, adapter_for
 from crm_adapters.base import CrmError
 from xero.client import InvoiceResult, XeroClient
+from xero.errors import RetryLater
 from xero.limits import XeroLimiter
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,7 @@ def note_changed_invoices(changed: dict[str, set[str]]) -> int:
             continue
         get_redis().sadd(_CHANGED.format(tenant_id), *invoice_ids)
         for connection_id in connection_ids:
-            enqueue_once(refresh_invoices, connection_id, job_id=f"xero-refresh-{connection_id}",
-                         follow_up=True, job_timeout=300)
+            _wake_refresh(connection_id)
             woken += 1
     return woken
 
@@ -87,13 +87,25 @@ def refresh_invoices(connection_id: int) -> int:
     if not ids:
         return 0
     links = _links(connection, ids)
+    changed = 0
     if links:
-        results = _client(connection).invoices_by_ids(list(links))
+        try:
+            results = _client(connection).invoices_by_ids(list(links))
+        except RetryLater as exc:  # Xero's limits: the ids stay in the set; come back later
+            enqueue_once(refresh_invoices, connection_id, job_id=f"xero-refresh-{connection_id}",
+                         follow_up=True, delay=max(exc.seconds, 1.0), job_timeout=300)
+            return 0
         changed = _apply(connection, links, results)
-    else:
-        changed = 0
-    get_redis().srem(key, *ids)  # only once handled: a crash leaves them for the next run
+    redis = get_redis()
+    redis.srem(key, *ids)  # only once handled: a crash leaves them for the next run
+    if redis.scard(key):  # more arrived while this ran: make sure a run will see them
+        _wake_refresh(connection_id)
     return changed
+
+
+def _wake_refresh(connection_id: int) -> None:
+    enqueue_once(refresh_invoices, connection_id, job_id=f"xero-refresh-{connection_id}",
+                 follow_up=True, job_timeout=300)
 
 
 def _links(connection: XeroConnection, invoice_ids: Sequence[str]) -> dict[str, InvoiceLink]:
@@ -158,6 +170,18 @@ def poll_invoices(connection_id: int) -> dict[str, int]:
     since = cursor.position or _now() - timedelta(days=get_settings().xero_poll_lookback_days)
     counts = {"seen": 0, "changed": 0, "calls": 0}
     client = _client(connection)
+    try:
+        _poll_pages(connection, client, cursor, since, counts)
+    except RetryLater as exc:  # the cursor keeps what was done; the rest comes next time
+        log.info("poll of connection %s paused for %.0f s: %s", connection_id, exc.seconds, exc)
+    cursor.updated_at = _now()
+    db.session.commit()
+    counts["calls"] = client.calls
+    return counts
+
+
+def _poll_pages(connection: XeroConnection, client: XeroClient, cursor: SyncCursor,
+                since: datetime, counts: dict[str, int]) -> None:
     for page in client.invoices_changed_since(since):
         counts["seen"] += len(page)
         links = _links(connection, [r.invoice_id for r in page if r.invoice_id])
@@ -167,10 +191,7 @@ def poll_invoices(connection_id: int) -> dict[str, int]:
             # Strictly-after semantics: back off a second for same-millisecond neighbours;
             # re-reading one is harmless (applying is idempotent).
             cursor.position = max(since, newest - timedelta(seconds=1))
-    cursor.updated_at = _now()
-    db.session.commit()
-    counts["calls"] = client.calls
-    return counts
+        db.session.commit()
 
 
 # --- overdue follow-up --------------------------------------------------------------------------

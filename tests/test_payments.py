@@ -196,3 +196,26 @@ def test_without_smtp_review_items_are_the_record(env):  # noqa: F811
         db.session.commit()
         assert alert_admins() == 0
         assert db.session.scalars(select(ReviewItem.notified_at)).one() is None
+
+
+def test_a_429_during_refresh_keeps_the_change_and_comes_back(paid_env):
+    from rq import Queue
+
+    from app.jobs import QUEUE
+    from app.payments import refresh_invoices
+    from app.redis_conn import get_redis
+
+    env = paid_env
+    env.books.pay(env.invoice.invoice_id, Decimal("330.00"))
+    env.fake.inject("429", method="GET", path_prefix="/Invoices", problem="minute", retry_after=2)
+
+    deliver(env)
+
+    assert shown(env).invoice_status != "Paid"
+    with env.app.app_context():
+        scheduled = Queue(QUEUE, connection=get_redis()).scheduled_job_registry.get_job_ids()
+        assert any(j.startswith("xero-refresh-") for j in scheduled)
+        get_redis().delete(*get_redis().keys("paydeck:xero-limit:*"))
+        connection_id = db.session.scalars(select(XeroConnection.id)).one()
+        assert refresh_invoices(connection_id) == 1
+    assert shown(env).invoice_status == "Paid"
