@@ -81,6 +81,20 @@ def test_a_deleted_payment_moves_the_deal_back(paid_env):
     assert (back.invoice_status, back.amount_due, back.paid_date) == ("Awaiting payment", "330.00", None)
 
 
+def test_void_after_a_payment_is_removed(paid_env):
+    """Xero voids only unpaid invoices: the payment is deleted first, then the invoice voided."""
+    env = paid_env
+    payment = env.books.pay(env.invoice.invoice_id, Decimal("50.00"))
+    deliver(env)
+    assert shown(env).invoice_status == "Partially paid"
+
+    env.books.delete_payment(env.invoice.invoice_id, payment.payment_id)
+    env.books.void(env.invoice.invoice_id)
+    deliver(env)
+
+    assert (shown(env).invoice_status, shown(env).amount_paid) == ("Voided", "0.00")
+
+
 def test_void_and_credit_note(paid_env):
     env = paid_env
     env.crm.add(deal("501", org="Other Co", email="ap@other.example"))

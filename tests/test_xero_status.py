@@ -24,6 +24,8 @@ TODAY = date(2026, 11, 21)
     ("PAID", "110", "0", "0", "110", date(2026, 12, 1), "credited"),
     ("PAID", "110", "0", "60", "50", date(2026, 12, 1), "paid"),
     ("AUTHORISED", "110", "60", "0", "50", date(2026, 12, 1), "partially_paid"),  # part credited
+    ("AUTHORISED", "110", "-10", "120", "0", date(2026, 12, 1), "paid"),  # overpaid
+    ("PAID", "110", "0", "110", "0", date(2026, 11, 1), "paid"),  # paid late is paid, not overdue
     ("VOIDED", "110", "0", "0", "0", date(2026, 12, 1), "voided"),
     ("DELETED", "110", "0", "0", "0", date(2026, 12, 1), "deleted"),
 ])
