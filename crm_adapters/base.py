@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 from app.deals import Deal
@@ -138,3 +140,18 @@ def classify_status(crm: str, status: int, retry_after: str | None, what: str) -
     if status in (401, 403):
         return CrmReconnectNeeded(f"{crm} refused the token ({status}) on {what}", status)
     return CrmError(f"{crm} answered {status} to {what}", status)
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A CRM's number (string or JSON number) as Decimal; None when empty or not a number."""
+    if value in (None, ""):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def to_date(value: Any) -> date | None:
+    """A CRM's date or timestamp text as a date."""
+    return date.fromisoformat(str(value)[:10]) if value else None

@@ -8,8 +8,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -26,6 +25,8 @@ from crm_adapters.base import (
     WebhookRejected,
     WebhookRequest,
     classify_status,
+    to_date,
+    to_decimal,
 )
 from crm_adapters.limits import CrmLimiter
 
@@ -329,21 +330,21 @@ def _deal(deal_id: str, props: dict[str, Any] | None, companies: dict[str, dict[
     contact_id = next(iter(contacts_of.get(deal_id, [])), None)
     return Deal(
         id=deal_id, name=props.get("dealname") or f"Deal {deal_id}",
-        amount=_decimal(props.get("amount")), currency=props.get("deal_currency_code") or None,
+        amount=to_decimal(props.get("amount")), currency=props.get("deal_currency_code") or None,
         pipeline_id=props.get("pipeline") or "", stage_id=props.get("dealstage") or "",
-        owner_id=props.get("hubspot_owner_id") or None, close_date=_date(props.get("closedate")),
+        owner_id=props.get("hubspot_owner_id") or None, close_date=to_date(props.get("closedate")),
         lines=tuple(_line(lines[i]) for i in lines_of.get(deal_id, []) if i in lines),
         organisation=_organisation(company_id, companies.get(company_id or ""), tax_property),
         person=_person(contact_id, contacts.get(contact_id or "")))
 
 
 def _line(p: dict[str, Any]) -> LineItem:
-    return LineItem(name=p.get("name") or "", quantity=_decimal(p.get("quantity")) or Decimal(1),
-                    unit_price=_decimal(p.get("price")) or Decimal(0),
+    return LineItem(name=p.get("name") or "", quantity=to_decimal(p.get("quantity")) or Decimal(1),
+                    unit_price=to_decimal(p.get("price")) or Decimal(0),
                     product_id=p.get("hs_product_id") or None, sku=p.get("hs_sku") or None,
                     description=p.get("description") or "",
-                    discount_percent=_decimal(p.get("hs_discount_percentage")),
-                    discount_amount=_decimal(p.get("discount")),
+                    discount_percent=to_decimal(p.get("hs_discount_percentage")),
+                    discount_amount=to_decimal(p.get("discount")),
                     tax_label=p.get("hs_tax_label") or None)
 
 
@@ -368,18 +369,3 @@ def _person(contact_id: str | None, p: dict[str, Any] | None) -> Person | None:
 def _properties(u: InvoiceFields) -> dict[str, str]:
     return {FIELDS[attr][0]: ("" if value is None else str(value))
             for attr, value in vars(u).items() if attr in FIELDS and value is not None}
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value in (None, ""):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _date(value: Any) -> date | None:
-    if not value:
-        return None
-    return date.fromisoformat(str(value)[:10])

@@ -7,7 +7,7 @@ import hmac
 import json
 from collections.abc import Callable, Sequence
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -21,6 +21,8 @@ from crm_adapters.base import (
     CrmRetryLater,
     InvoiceFields,
     classify_status,
+    to_date,
+    to_decimal,
     ParsedWebhook,
     StageEvent,
     WebhookRejected,
@@ -260,10 +262,10 @@ def _deal(d: dict[str, Any], lines: list[dict[str, Any]], products: dict[str, di
     org = orgs.get(str(d.get("org_id")))
     person = persons.get(str(d.get("person_id")))
     return Deal(
-        id=str(d["id"]), name=d.get("title") or f"Deal {d['id']}", amount=_decimal(d.get("value")),
+        id=str(d["id"]), name=d.get("title") or f"Deal {d['id']}", amount=to_decimal(d.get("value")),
         currency=d.get("currency") or None, pipeline_id=str(d.get("pipeline_id") or ""),
         stage_id=str(d.get("stage_id") or ""), owner_id=str(d.get("owner_id") or "") or None,
-        close_date=_date(d.get("expected_close_date")),
+        close_date=to_date(d.get("expected_close_date")),
         lines=tuple(_line(l, products.get(str(l.get("product_id")), {})) for l in lines
                     if l.get("is_enabled", True)),
         organisation=_organisation(org, tax_field), person=_person(person))
@@ -272,19 +274,19 @@ def _deal(d: dict[str, Any], lines: list[dict[str, Any]], products: dict[str, di
 def _line(l: dict[str, Any], product: dict[str, Any]) -> LineItem:
     percent = l.get("discount_type") == "percentage"
     return LineItem(name=l.get("name") or product.get("name") or "",
-                    quantity=_decimal(l.get("quantity")) or Decimal(1),
-                    unit_price=_decimal(l.get("item_price")) or Decimal(0),
+                    quantity=to_decimal(l.get("quantity")) or Decimal(1),
+                    unit_price=to_decimal(l.get("item_price")) or Decimal(0),
                     product_id=str(l["product_id"]) if l.get("product_id") else None,
                     sku=product.get("code") or None, description=l.get("comments") or "",
-                    discount_percent=_decimal(l.get("discount")) if percent else None,
-                    discount_amount=None if percent else _decimal(l.get("discount")),
+                    discount_percent=to_decimal(l.get("discount")) if percent else None,
+                    discount_amount=None if percent else to_decimal(l.get("discount")),
                     tax_label=_tax_label(l))
 
 
 def _tax_label(l: dict[str, Any]) -> str | None:
     """A line's tax as a label for the admin's tax mapping ("10%"); none when Pipedrive has no
     tax on the line (then the default tax rate applies)."""
-    rate = _decimal(l.get("tax"))
+    rate = to_decimal(l.get("tax"))
     if l.get("tax_method") == "none" or not rate:
         return None
     return f"{rate.normalize():f}%"
@@ -318,16 +320,3 @@ def _field_value(attr: str, value: Any) -> Any:
     if FIELDS[attr][1] == "double":
         return float(value) if value != "" else None  # Pipedrive number fields are JSON numbers
     return value
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value in (None, ""):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _date(value: Any) -> date | None:
-    return date.fromisoformat(str(value)[:10]) if value else None
