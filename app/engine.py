@@ -709,7 +709,7 @@ def link_fields(link: InvoiceLink, error: str = "") -> InvoiceFields:
         amount_due=_text(link.amount_due), amount_paid=_text(link.amount_paid),
         due_date=link.due_date.isoformat() if link.due_date else None,
         paid_date=link.paid_on.isoformat() if link.paid_on else None,
-        invoice_url=link.online_url, last_sync_error=error)
+        invoice_url=link.customer_url or link.online_url, last_sync_error=error)
 
 
 # --- helpers ----------------------------------------------------------------------------------

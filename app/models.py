@@ -295,7 +295,9 @@ class InvoiceLink(db.Model):
     amount_credited: Mapped[Decimal | None] = mapped_column(MONEY)
     due_date: Mapped[date | None] = mapped_column(Date)
     paid_on: Mapped[date | None] = mapped_column(Date)
-    online_url: Mapped[str | None] = mapped_column(Text)
+    online_url: Mapped[str | None] = mapped_column(Text)  # the invoice in Xero, for staff
+    # Xero's online invoice (what the customer sees and pays from); not for drafts.
+    customer_url: Mapped[str | None] = mapped_column(Text)
     xero_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What the deal shows (xero.status.deal_status): draft, awaiting_payment, paid, overdue...
     deal_status: Mapped[str | None] = mapped_column(String(32))

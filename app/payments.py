@@ -38,7 +38,7 @@ from app.tokens import access_token
 from crm_adapters import NoAdapter, adapter_for
 from crm_adapters.base import CrmError
 from xero.client import InvoiceResult, XeroClient
-from xero.errors import RetryLater
+from xero.errors import FixData, RetryLater
 from xero.limits import XeroLimiter
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ def refresh_invoices(connection_id: int) -> int:
                          follow_up=True, delay=max(exc.seconds, 1.0), job_timeout=300)
             return 0
         changed = _apply(connection, links, results)
+        _add_customer_links(connection, [links[r.invoice_id] for r in results if r.invoice_id in links])
     redis = get_redis()
     redis.srem(key, *ids)  # only once handled: a crash leaves them for the next run
     if redis.scard(key):  # more arrived while this ran: make sure a run will see them
@@ -135,6 +136,31 @@ def _apply(connection: XeroConnection, links: dict[str, InvoiceLink],
     if changed:
         write_back(connection.installation, [link_fields(link) for link in changed])
     return len(changed)
+
+
+ONLINE_LINK_RESERVE = 20  # Xero calls per minute kept for invoicing, not for links
+
+
+def _add_customer_links(connection: XeroConnection, links: Sequence[InvoiceLink]) -> None:
+    """Fetch the customer-facing online invoice link of approved invoices that lack one - one
+    call each, so only while the minute's Xero quota has room; the rest on a later change."""
+    wanting = [l for l in links if not l.customer_url and l.status in ("AUTHORISED", "PAID")]
+    if not wanting:
+        return
+    client = _client(connection)
+    assert connection.tenant_id
+    room = client.limiter.available(connection.tenant_id) - ONLINE_LINK_RESERVE
+    fetched = []
+    for link in wanting[:max(room, 0)]:
+        try:
+            link.customer_url = client.online_invoice_url(link.xero_invoice_id)  # type: ignore[arg-type]
+        except (RetryLater, FixData) as exc:
+            log.info("online invoice link for %s later: %s", link.xero_invoice_id, exc)
+            break
+        fetched.append(link)
+    db.session.commit()
+    if fetched:
+        write_back(connection.installation, [link_fields(link) for link in fetched])
 
 
 # --- the safety-net poll ------------------------------------------------------------------------

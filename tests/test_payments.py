@@ -112,6 +112,7 @@ def test_void_and_credit_note(paid_env):
 
 def test_events_for_invoices_paydeck_did_not_make_are_ignored(paid_env):
     env = paid_env
+    deliver(env)  # Paydeck's own invoice's events first
     before = len(env.crm.written)
     contact = env.books.contacts[0]
     env.books.add_invoice({"Type": "ACCREC", "Contact": {"ContactID": contact.contact_id},
@@ -233,3 +234,18 @@ def test_a_429_during_refresh_keeps_the_change_and_comes_back(paid_env):
         connection_id = db.session.scalars(select(XeroConnection.id)).one()
         assert refresh_invoices(connection_id) == 1
     assert shown(env).invoice_status == "Paid"
+
+
+def test_the_deal_gets_the_customers_online_invoice_link(paid_env):
+    env = paid_env
+    env.books.pay(env.invoice.invoice_id, Decimal("10.00"))
+
+    deliver(env)
+
+    link = shown(env).invoice_url
+    assert link.startswith("https://in.xero.com/")
+    assert one(env.app, InvoiceLink).customer_url == link
+    calls = env.fake.count_calls(path_prefix=f"/Invoices/{env.invoice.invoice_id}/OnlineInvoice")
+    env.books.pay(env.invoice.invoice_id, Decimal("10.00"))
+    deliver(env)
+    assert env.fake.count_calls(path_prefix=f"/Invoices/{env.invoice.invoice_id}/OnlineInvoice") == calls

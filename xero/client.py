@@ -228,6 +228,13 @@ class XeroClient:
                 return
             page += 1
 
+    def online_invoice_url(self, invoice_id: str) -> str | None:
+        """The customer's link to view and pay the invoice (GET /Invoices/{id}/OnlineInvoice;
+        Xero refuses it for drafts)."""
+        result = self._call("get_online_invoice", invoice_id)
+        invoices = result.online_invoices or []
+        return invoices[0].online_invoice_url if invoices else None
+
     def email_invoice(self, invoice_id: str) -> None:
         from xero_python.accounting.models import RequestEmpty
 
