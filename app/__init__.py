@@ -44,8 +44,9 @@ def create_app(config: Settings | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
 
-    from app.views import health, install, webhooks, xero_connect
+    from app.views import cards, health, install, webhooks, xero_connect
 
+    app.register_blueprint(cards.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(install.bp)

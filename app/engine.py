@@ -407,13 +407,7 @@ class InvoiceRun:
     # -- reference data --------------------------------------------------------------------
 
     def _reference_data(self) -> ReferenceData:
-        key = _reference_key(self.installation.id, self.connection.tenant_id or "")
-        cached = get_redis().get(key)
-        if cached:
-            return ReferenceData.from_json(cached)
-        ref = self.xero.reference_data()
-        get_redis().set(key, ref.to_json(), ex=REFERENCE_TTL)
-        return ref
+        return reference_data(self.installation, self.connection, self.xero)
 
     # -- contacts ----------------------------------------------------------------------------
 
@@ -588,6 +582,7 @@ class InvoiceRun:
                 continue
             self._apply_result(w.link, result)
             w.link.owner_id = w.deal.owner_id if w.deal else None
+            w.link.xero_contact_id = w.link.xero_contact_id or w.contact_id
             w.audit.update(xero_invoice_id=result.invoice_id, invoice_number=result.invoice_number,
                            status=result.status)
             self.counts[verb] += 1
@@ -645,6 +640,63 @@ class InvoiceRun:
         if writebacks:
             write_back(self.installation, writebacks)
         return self.counts
+
+
+# --- reference data and previews ---------------------------------------------------------------
+
+def reference_data(installation: Installation, connection: XeroConnection,
+                   client: XeroClient) -> ReferenceData:
+    """The organisation's accounts, tax rates, items, currencies and terms, cached an hour."""
+    key = _reference_key(installation.id, connection.tenant_id or "")
+    cached = get_redis().get(key)
+    if cached:
+        return ReferenceData.from_json(cached)
+    ref = client.reference_data()
+    get_redis().set(key, ref.to_json(), ex=REFERENCE_TTL)
+    return ref
+
+
+@dataclass
+class Preview:
+    """What a push would send: for the card, before the first push."""
+
+    deal: Deal | None
+    customer: Customer | None
+    linked_contact: str | None
+    draft: InvoiceDraft | None
+    problems: list[Problem]
+
+
+def preview_invoice(installation: Installation, deal_id: str) -> Preview:
+    """Build (not send) the deal's invoice with the admin's rules and Xero's reference data."""
+    deal = adapter_for(installation.crm.value).fetch_deals(installation, [deal_id]).get(deal_id)
+    if deal is None:
+        return Preview(None, None, None, None, [Problem("sync_failed", "the deal no longer exists")])
+    customer = _customer(installation.crm.value, deal)
+    connection = installation.xero_connection
+    if connection is None or connection.status != ConnectionStatus.CONNECTED:
+        return Preview(deal, customer, None, None,
+                       [Problem("reconnect_needed", "connect Xero to see the invoice")])
+    settings = get_settings()
+    assert connection.tenant_id
+    client = XeroClient(tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
+                        timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
+                        access_token=lambda: access_token(XeroConnection, connection.id))
+    linked = None
+    if customer is not None:
+        linked = db.session.scalar(select(ContactLink.xero_contact_id).where(
+            ContactLink.installation_id == installation.id,
+            ContactLink.crm_object_type == customer.crm_type,
+            ContactLink.crm_object_id == customer.crm_id))
+    row = installation.settings or InstallationSettings(installation_id=installation.id)
+    status = "DRAFT" if row.draft_first else "AUTHORISED"
+    result = build_invoice(deal, _rules(installation.id, row),
+                           reference_data(installation, connection, client),
+                           contact_id=linked or "", status=status, today=_now().date(),
+                           reference=_reference(installation, deal_id))
+    if isinstance(result, list):
+        return Preview(deal, customer, linked, None, result)
+    return Preview(deal, customer, linked, result, [])
 
 
 # --- what Xero says about an invoice, on our link ----------------------------------------------

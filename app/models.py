@@ -301,6 +301,8 @@ class InvoiceLink(db.Model):
     xero_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What the deal shows (xero.status.deal_status): draft, awaiting_payment, paid, overdue...
     deal_status: Mapped[str | None] = mapped_column(String(32))
+    # The Xero contact invoiced: the company card's totals come from here.
+    xero_contact_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # The deal's owner when the invoice was made: who hears about it going overdue.
     owner_id: Mapped[str | None] = mapped_column(String(64))
     # Set when the owner was told of the current overdue episode; cleared when it ends.

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     secret_key: str = ""
     # Comma-separated Fernet keys: the first encrypts, all decrypt (key rotation).
     encryption_keys: str = ""
+    # Who may frame Paydeck's pages (Content-Security-Policy frame-ancestors).
+    frame_ancestors: str = "https://app.hubspot.com https://*.hubspot.com https://*.pipedrive.com"
     # The public https origin CRMs and Xero call back to, e.g. https://paydeck.example.com
     public_url: str = "http://127.0.0.1:5000"
     # Seconds for every outgoing HTTP call.
@@ -54,6 +56,8 @@ class Settings(BaseSettings):
     pipedrive_client_id: str = ""
     pipedrive_client_secret: str = ""
     pipedrive_oauth_base: str = "https://oauth.pipedrive.com"
+    # Signs the custom panels' JWT; Pipedrive uses the client secret unless one is set.
+    pipedrive_jwt_secret: str = ""
     pipedrive_scopes: str = PIPEDRIVE_SCOPES
 
     xero_client_id: str = ""

@@ -90,7 +90,7 @@ def make_settings(instance: Path, database_url: str, redis_url: str, **overrides
         "instance_path": instance,
         "database_url": database_url,
         "redis_url": redis_url,
-        "secret_key": "test-secret-key",
+        "secret_key": "test-secret-key-of-at-least-32-bytes-long",
         "encryption_keys": ENCRYPTION_KEY,
         "public_url": "http://paydeck.invalid",
         "http_timeout": 5.0,

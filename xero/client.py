@@ -167,6 +167,13 @@ class XeroClient:
                 return
             page += 1
 
+    def search_contacts(self, term: str, limit: int = 20) -> list[ContactResult]:
+        """Active contacts whose name, email or contact number contain `term` (searchTerm);
+        a tax number is matched on the ContactNumber/TaxNumber the result carries."""
+        contacts = self._call("get_contacts", search_term=term, page=1, page_size=limit,
+                              summary_only=True).contacts or []
+        return [_contact_result(c) for c in contacts][:limit]
+
     def create_contacts(self, contacts: Sequence[NewContact]) -> list[ContactResult]:
         """PUT /Contacts in one call; each element succeeds or carries Xero's messages."""
         body = Contacts(contacts=[_contact_model(c) for c in contacts])

@@ -1,0 +1,270 @@
+"""What sales reps see inside the CRM: the HubSpot app card's JSON, and the deal pages that
+open in the CRM's iframe (HubSpot modal, Pipedrive custom panel). No cookies: every page and
+action carries a signed view token (app.ui_auth)."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from app import get_settings
+from app.engine import preview_invoice, request_invoice, retry_review_item
+from app.extensions import db
+from app.models import (
+    AuditEvent,
+    ConnectionStatus,
+    ContactLink,
+    CrmKind,
+    Installation,
+    InstallationStatus,
+    InvoiceLink,
+    ReviewItem,
+    ReviewStatus,
+    StageAction,
+    XeroConnection,
+)
+from app.ui_auth import View, issue_view_token, read_pipedrive_token, read_view_token
+from crm_adapters import adapter_for
+from crm_adapters.base import CrmError, WebhookRejected, WebhookRequest
+from app.redis_conn import get_redis
+from app.tokens import access_token
+from xero.client import XeroClient
+from xero.errors import ReconnectNeeded, XeroFailure
+from xero.limits import XeroLimiter
+from xero.status import LABELS
+
+log = logging.getLogger(__name__)
+bp = Blueprint("cards", __name__)
+
+
+@bp.after_request
+def _framing(response: Response) -> Response:
+    """Only the CRMs may frame these pages; nothing may be cached between users."""
+    response.headers["Content-Security-Policy"] = (
+        f"frame-ancestors {get_settings().frame_ancestors}; default-src 'self'; "
+        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline'")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+# --- HubSpot app card (hubspot.fetch, signed v3) ------------------------------------------------
+
+@bp.get("/hubspot/card")
+def hubspot_card() -> tuple[Response, int]:
+    path = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
+    req = WebhookRequest("GET", f"{get_settings().public_url}{path}", request.headers, b"")
+    try:
+        adapter_for("hubspot").verify_webhook(req, None)
+    except WebhookRejected as exc:
+        return jsonify({"error": exc.reason}), 401
+    installation = _active(CrmKind.HUBSPOT, request.args.get("portalId", ""))
+    if installation is None:
+        return jsonify({"error": "Paydeck is not installed in this HubSpot account"}), 404
+    object_type = "company" if request.args.get("objectType") in ("companies", "company", "0-2") else "deal"
+    object_id = request.args.get("objectId", "")
+    if not object_id.isdigit():
+        return jsonify({"error": "objectId is required"}), 400
+    view = View(installation.id, request.args.get("userEmail", ""), object_type, object_id)
+    body: dict[str, Any] = {"open_url": _page_url(view)}
+    if object_type == "deal":
+        body.update(deal_summary(installation.id, object_id))
+    return jsonify(body), 200
+
+
+def deal_summary(installation_id: int, deal_id: str) -> dict[str, Any]:
+    """The card's facts about one deal's invoice (database only: fast)."""
+    link = _link(installation_id, deal_id)
+    open_items = db.session.scalar(select(db.func.count()).select_from(ReviewItem).where(
+        ReviewItem.installation_id == installation_id, ReviewItem.deal_id == deal_id,
+        ReviewItem.status == ReviewStatus.OPEN)) or 0
+    if link is None or not link.xero_invoice_id:
+        return {"invoiced": False, "status": "Not invoiced", "open_review_items": open_items}
+    return {"invoiced": True, "status": LABELS.get(link.deal_status or "", link.status or ""),
+            "invoice_number": link.invoice_number, "currency": link.currency,
+            "total": _money(link.total), "amount_due": _money(link.amount_due),
+            "amount_paid": _money(link.amount_paid),
+            "due_date": link.due_date.isoformat() if link.due_date else None,
+            "invoice_url": link.online_url, "open_review_items": open_items}
+
+
+# --- Pipedrive custom panels (JWT on every load) -------------------------------------------------
+
+@bp.get("/pipedrive/panel/deal")
+def pipedrive_deal_panel() -> Response:
+    claims = read_pipedrive_token(request.args.get("token"))
+    installation = _active(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
+    deal_id = request.args.get("selectedIds") or request.args.get("id") or ""
+    if installation is None or not deal_id.isdigit():
+        abort(404, "Paydeck is not installed in this Pipedrive company")
+    view = View(installation.id, str(claims.get("userId", "")), "deal", deal_id)
+    return redirect(_page_url(view, pipedrive=True))
+
+
+# --- the deal page ---------------------------------------------------------------------------------
+
+@bp.get("/ui/deal/<deal_id>")
+def deal_page(deal_id: str) -> str:
+    token = request.args.get("t")
+    view = read_view_token(token, "deal", deal_id)
+    installation = _installation(view)
+    link = _link(installation.id, deal_id)
+    preview: Any = None
+    problem = ""
+    if link is None or not link.xero_invoice_id:
+        try:
+            preview = preview_invoice(installation, deal_id)
+        except (CrmError, XeroFailure) as exc:
+            problem = f"Could not build a preview right now: {exc}"
+    items = db.session.scalars(select(ReviewItem).where(
+        ReviewItem.installation_id == installation.id, ReviewItem.deal_id == deal_id,
+        ReviewItem.status == ReviewStatus.OPEN).order_by(ReviewItem.created_at.desc())).all()
+    return render_template("deal.html", token=token, deal_id=deal_id, link=link,
+                           summary=deal_summary(installation.id, deal_id), preview=preview,
+                           problem=problem, items=items, message=request.args.get("m", ""),
+                           pipedrive=request.args.get("pd") == "1")
+
+
+@bp.post("/ui/deal/<deal_id>/push")
+def push_deal(deal_id: str) -> Response:
+    """The push / re-push button: ask the engine for this deal's invoice now."""
+    token = request.form.get("t")
+    view = read_view_token(token, "deal", deal_id)
+    installation = _installation(view)
+    draft_first = installation.settings is not None and installation.settings.draft_first
+    action = StageAction.DRAFT if draft_first else StageAction.AUTHORISE
+    request_invoice(installation.id, deal_id, action, f"card:{view.user}")
+    return _back(deal_id, token, "Sent to Xero: the card updates in a few seconds.")
+
+
+@bp.post("/ui/deal/<deal_id>/review/<int:item_id>/retry")
+def retry_item(deal_id: str, item_id: int) -> Response:
+    token = request.form.get("t")
+    view = read_view_token(token, "deal", deal_id)
+    item = db.session.get(ReviewItem, item_id)
+    if item is None or item.installation_id != view.installation_id or item.deal_id != deal_id:
+        abort(404)
+    retried = retry_review_item(item_id)
+    return _back(deal_id, token, "Retrying." if retried else "That item was already handled.")
+
+
+# --- the company page ----------------------------------------------------------------------------
+
+@bp.get("/pipedrive/panel/organization")
+def pipedrive_organization_panel() -> Response:
+    claims = read_pipedrive_token(request.args.get("token"))
+    installation = _active(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
+    org_id = request.args.get("selectedIds") or request.args.get("id") or ""
+    if installation is None or not org_id.isdigit():
+        abort(404, "Paydeck is not installed in this Pipedrive company")
+    view = View(installation.id, str(claims.get("userId", "")), "company", org_id)
+    return redirect(_page_url(view, pipedrive=True))
+
+
+@bp.get("/ui/company/<company_id>")
+def company_page(company_id: str) -> str:
+    """The company's Xero contact (or a search to link one), what it owes, recent invoices."""
+    token = request.args.get("t")
+    view = read_view_token(token, "company", company_id)
+    installation = _installation(view)
+    contact_id = _linked_contact(installation.id, company_id)
+    invoices: list[InvoiceLink] = []
+    if contact_id:
+        invoices = db.session.scalars(select(InvoiceLink).where(
+            InvoiceLink.installation_id == installation.id,
+            InvoiceLink.xero_contact_id == contact_id).order_by(
+            InvoiceLink.created_at.desc()).limit(10)).all()
+    outstanding = sum((l.amount_due or 0 for l in invoices if l.status == "AUTHORISED"), Decimal(0))
+    overdue = sum((l.amount_due or 0 for l in invoices if l.deal_status == "overdue"), Decimal(0))
+    query = (request.args.get("q") or "").strip()
+    results, problem = [], ""
+    if query:
+        try:
+            results = _xero_client(installation).search_contacts(query)
+        except XeroFailure as exc:
+            problem = f"Xero search is unavailable right now: {exc}"
+    return render_template("company.html", token=token, company_id=company_id,
+                           contact_id=contact_id, invoices=invoices, outstanding=_money(outstanding),
+                           overdue=_money(overdue), query=query, results=results, problem=problem,
+                           labels=LABELS, message=request.args.get("m", ""),
+                           pipedrive=request.args.get("pd") == "1")
+
+
+@bp.post("/ui/company/<company_id>/link")
+def link_contact(company_id: str) -> Response:
+    """Link this CRM company to the Xero contact a person chose (replacing any earlier link)."""
+    token = request.form.get("t")
+    view = read_view_token(token, "company", company_id)
+    contact_id = request.form.get("contact_id", "")
+    if not contact_id:
+        abort(400, "choose a contact")
+    existing = db.session.scalar(select(ContactLink).where(
+        ContactLink.installation_id == view.installation_id, ContactLink.crm_object_type == "company",
+        ContactLink.crm_object_id == company_id))
+    if existing is None:
+        db.session.add(ContactLink(installation_id=view.installation_id, crm_object_type="company",
+                                   crm_object_id=company_id, xero_contact_id=contact_id,
+                                   linked_by="user"))
+    else:
+        existing.xero_contact_id, existing.linked_by = contact_id, "user"
+    db.session.add(AuditEvent(installation_id=view.installation_id, action="contact_linked",
+                              outcome="ok", detail={"company": company_id, "by": view.user},
+                              xero_ids={"contact_id": contact_id}))
+    db.session.commit()
+    return redirect(url_for("cards.company_page", company_id=company_id, t=token,
+                            m="Linked: new invoices for this company go to that Xero contact."))
+
+
+def _linked_contact(installation_id: int, company_id: str) -> str | None:
+    return db.session.scalar(select(ContactLink.xero_contact_id).where(
+        ContactLink.installation_id == installation_id, ContactLink.crm_object_type == "company",
+        ContactLink.crm_object_id == company_id))
+
+
+def _xero_client(installation: Installation) -> XeroClient:
+    connection = installation.xero_connection
+    if connection is None or connection.status != ConnectionStatus.CONNECTED or not connection.tenant_id:
+        raise ReconnectNeeded("Xero is not connected")
+    settings = get_settings()
+    return XeroClient(tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
+                      timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
+                      access_token=lambda: access_token(XeroConnection, connection.id))
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+def _page_url(view: View, pipedrive: bool = False) -> str:
+    token = issue_view_token(view)
+    return (f"{get_settings().public_url}/ui/{view.object_type}/{view.object_id}?t={token}"
+            + ("&pd=1" if pipedrive else ""))
+
+
+def _back(deal_id: str, token: str | None, message: str) -> Response:
+    return redirect(url_for("cards.deal_page", deal_id=deal_id, t=token, m=message))
+
+
+def _active(crm: CrmKind, account_id: str) -> Installation | None:
+    return db.session.scalar(select(Installation).where(
+        Installation.crm == crm, Installation.account_id == account_id,
+        Installation.status == InstallationStatus.ACTIVE))
+
+
+def _installation(view: View) -> Installation:
+    installation = db.session.get(Installation, view.installation_id)
+    if installation is None or installation.status != InstallationStatus.ACTIVE:
+        abort(401, "installation not active")
+    return installation
+
+
+def _link(installation_id: int, deal_id: str) -> InvoiceLink | None:
+    return db.session.scalar(select(InvoiceLink).where(
+        InvoiceLink.installation_id == installation_id, InvoiceLink.deal_id == deal_id,
+        InvoiceLink.trigger == "deal"))
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(Decimal("0.01")))

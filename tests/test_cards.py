@@ -1,0 +1,182 @@
+"""The CRM-embedded card and deal page: every way in is signed, per installation and per object."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+import jwt
+import pytest
+import requests
+from sqlalchemy import select
+
+from app.extensions import db
+from app.jobs import QUEUE
+from app.models import Installation, InstallationSettings, InvoiceLink
+from app.redis_conn import get_redis
+from app.ui_auth import View, issue_view_token
+from app.worker import PaydeckSimpleWorker
+from crm_adapters.hubspot import sign_v3
+from tests.conftest import fake_settings
+
+
+@pytest.fixture
+def card(app_factory, fake_hubspot, fake_xero, browser):
+    hubspot, _ = fake_hubspot
+    fake_xero[0].add_tenant("Acme Pty Ltd")
+    app, url = app_factory.serve(hubspot_app_id=str(hubspot.app_id),
+                                 **fake_settings(hubspot=fake_hubspot, xero=fake_xero))
+    browser.get(f"{url}/install/hubspot")
+    browser.get(f"{url}/connect/xero")
+    with app.app_context():
+        PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
+        installation = db.session.scalars(select(Installation)).one()
+        settings = db.session.get(InstallationSettings, installation.id)
+        settings.default_account_code, settings.default_tax_type = "200", "OUTPUT"
+        db.session.commit()
+    company = hubspot.crm.add_company(name="Initech <b>Pty</b> Ltd")
+    contact = hubspot.crm.add_contact(company_id=company, firstname="Pat", email="ap@initech.example")
+    product = hubspot.crm.add_product(name="<script>alert(1)</script> Consulting", price="150.00")
+    deal_id = hubspot.crm.add_deal(dealname="Website", company_id=company, contact_ids=[contact],
+                                   line_items=[{"hs_product_id": product, "quantity": "2"}])
+    return app, url, hubspot, deal_id
+
+
+def card_get(url, secret, params, timestamp=None):
+    full = f"{url}/hubspot/card?{urlencode(params)}"
+    ts = str(timestamp or int(time.time() * 1000))
+    return requests.get(full, timeout=10, headers={
+        "X-HubSpot-Signature-v3": sign_v3(secret, "GET", full, b"", ts),
+        "X-HubSpot-Request-Timestamp": ts})
+
+
+def test_the_signed_card_fetch_returns_status_and_a_signed_page_url(card):
+    app, url, hubspot, deal_id = card
+
+    response = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
+                                                     "objectId": deal_id, "userEmail": "rep@example.com"})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "Not invoiced" and body["invoiced"] is False
+    assert body["open_url"].startswith(f"{url}/ui/deal/{deal_id}?t=")
+    assert "frame-ancestors" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("tamper", ["secret", "stale", "portal"])
+def test_the_card_refuses_forged_stale_and_foreign_requests(card, tamper):
+    app, url, hubspot, deal_id = card
+    params = {"portalId": 999 if tamper == "portal" else hubspot.portal_id, "objectType": "deals",
+              "objectId": deal_id}
+
+    response = card_get(url, "guess" if tamper == "secret" else hubspot.client_secret, params,
+                        timestamp=int(time.time() * 1000) - 400_000 if tamper == "stale" else None)
+
+    assert response.status_code == (404 if tamper == "portal" else 401)
+    assert "open_url" not in response.json()
+
+
+def test_the_deal_page_previews_the_invoice_escapes_crm_text_and_pushes(card):
+    app, url, hubspot, deal_id = card
+    open_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
+                                                     "objectId": deal_id}).json()["open_url"]
+
+    page = requests.get(open_url, timeout=10)
+
+    assert page.status_code == 200
+    assert "Not invoiced yet" in page.text and "Push to Xero" in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Consulting" in page.text  # escaped, not run
+    assert "<script>alert(1)" not in page.text
+    assert "Initech &lt;b&gt;Pty&lt;/b&gt; Ltd" in page.text
+    assert ">200<" in page.text and ">OUTPUT<" in page.text  # account and tax that would be sent
+    token = open_url.split("t=")[1]
+
+    pushed = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"t": token}, timeout=10)
+    with app.app_context():
+        PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
+        link = db.session.scalars(select(InvoiceLink)).one()
+
+    assert pushed.status_code == 200 and "Sent to Xero" in pushed.text
+    after = requests.get(open_url, timeout=10)
+    assert f"Invoice {link.invoice_number}" in after.text and "Re-push to Xero" in after.text
+
+
+def test_pages_and_actions_refuse_missing_forged_expired_and_foreign_tokens(card):
+    app, url, hubspot, deal_id = card
+    with app.app_context():
+        installation_id = db.session.scalars(select(Installation.id)).one()
+        expired = issue_view_token(View(installation_id, "rep", "deal", deal_id), ttl=-1)
+        other_deal = issue_view_token(View(installation_id, "rep", "deal", "424242"))
+    forged = jwt.encode({"iss": "paydeck-view", "iat": 1, "exp": 2**31, "ins": installation_id,
+                         "usr": "x", "typ": "deal", "oid": deal_id}, "not-our-secret-but-at-least-32-bytes-long", algorithm="HS256")
+
+    for token in (None, forged, expired, other_deal):
+        page = requests.get(f"{url}/ui/deal/{deal_id}", params={"t": token} if token else {}, timeout=10)
+        push = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"t": token or ""}, timeout=10)
+        assert (page.status_code, push.status_code) == (401, 401), token
+    with app.app_context():
+        assert db.session.scalars(select(InvoiceLink)).all() == []
+
+
+def test_the_pipedrive_panel_verifies_its_jwt_on_every_load(app_factory):
+    app, url = app_factory.serve(pipedrive_client_secret="pd-secret-of-at-least-32-bytes-long")
+    from app.models import CrmKind
+
+    with app.app_context():
+        installation = Installation(crm=CrmKind.PIPEDRIVE, account_id="7788990")
+        db.session.add(installation)
+        db.session.commit()
+
+    def load(secret, **claims):
+        token = jwt.encode({"companyId": 7788990, "userId": 5, "exp": int(time.time()) + 300, **claims},
+                           secret, algorithm="HS256")
+        return requests.get(f"{url}/pipedrive/panel/deal", params={"token": token, "id": "12"},
+                            timeout=10, allow_redirects=False)
+
+    ok = load("pd-secret-of-at-least-32-bytes-long")
+    assert ok.status_code == 302 and "/ui/deal/12?t=" in ok.headers["Location"]
+    assert "pd=1" in ok.headers["Location"]  # the page loads Pipedrive's app-extensions SDK
+    assert load("forged-secret-of-at-least-32-bytes-long").status_code == 401
+    assert load("pd-secret-of-at-least-32-bytes-long", exp=int(time.time()) - 10).status_code == 401
+    assert load("pd-secret-of-at-least-32-bytes-long", companyId=1).status_code == 404
+    assert requests.get(f"{url}/pipedrive/panel/deal", timeout=10).status_code == 401
+
+
+def test_the_company_page_searches_xero_links_a_contact_and_shows_what_is_owed(card, fake_xero):
+    app, url, hubspot, deal_id = card
+    xero, _ = fake_xero
+    tenant = xero.tenants[0].tenant_id
+    wanted = xero.accounting(tenant).add_contact("Initech Holdings", EmailAddress="ap@initech.example")
+    xero.accounting(tenant).add_contact("Globex")
+    company_id = hubspot.crm.associated_ids("deals", deal_id, "companies")[0]
+    open_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "companies",
+                                                     "objectId": company_id}).json()["open_url"]
+    token = open_url.split("t=")[1]
+
+    found = requests.get(f"{url}/ui/company/{company_id}", params={"t": token, "q": "initech"}, timeout=10)
+    assert "Initech Holdings" in found.text and "Globex" not in found.text
+    linked = requests.post(f"{url}/ui/company/{company_id}/link",
+                           data={"t": token, "contact_id": wanted.contact_id}, timeout=10)
+    assert linked.status_code == 200 and "Linked" in linked.text
+
+    # The next invoice for a deal of this company goes to the linked contact, and shows up here.
+    requests.post(f"{url}/ui/deal/{deal_id}/push",
+                  data={"t": requests.utils.unquote(card_get(url, hubspot.client_secret, {
+                      "portalId": hubspot.portal_id, "objectType": "deals", "objectId": deal_id,
+                  }).json()["open_url"].split("t=")[1])}, timeout=10)
+    with app.app_context():
+        PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
+    (invoice,) = xero.accounting(tenant).invoices
+    assert invoice.contact_id == wanted.contact_id
+    page = requests.get(open_url, timeout=10)
+    assert invoice.invoice_number in page.text and "330.00" in page.text
+
+
+def test_the_company_page_refuses_a_deal_token(card):
+    app, url, hubspot, deal_id = card
+    deal_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
+                                                     "objectId": deal_id}).json()["open_url"]
+
+    response = requests.get(f"{url}/ui/company/1", params={"t": deal_url.split("t=")[1]}, timeout=10)
+
+    assert response.status_code == 401
