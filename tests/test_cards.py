@@ -180,3 +180,37 @@ def test_the_company_page_refuses_a_deal_token(card):
     response = requests.get(f"{url}/ui/company/1", params={"t": deal_url.split("t=")[1]}, timeout=10)
 
     assert response.status_code == 401
+
+
+def test_the_review_queue_filters_retries_and_dismisses(card):
+    from app.models import AuditEvent, ReviewItem, ReviewReason, ReviewStatus
+
+    app, url, hubspot, deal_id = card
+    review_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
+                                                       "objectId": deal_id}).json()["review_url"]
+    token = review_url.split("t=")[1]
+    with app.app_context():
+        installation_id = db.session.scalars(select(Installation.id)).one()
+        db.session.add_all([
+            ReviewItem(installation_id=installation_id, deal_id=deal_id, reason=ReviewReason.NO_LINE_ITEMS,
+                       detail="the deal has <no> line items", action="authorise"),
+            ReviewItem(installation_id=installation_id, deal_id="77", reason=ReviewReason.UNKNOWN_TAX,
+                       detail="VAT 20% unmapped", action="authorise")])
+        db.session.commit()
+        first, second = db.session.scalars(select(ReviewItem.id).order_by(ReviewItem.id)).all()
+
+    page = requests.get(review_url, timeout=10)
+    only_77 = requests.get(f"{url}/ui/review/{installation_id}", params={"t": token, "deal": "77"}, timeout=10)
+    assert "the deal has &lt;no&gt; line items" in page.text and "VAT 20% unmapped" in page.text
+    assert "VAT 20% unmapped" in only_77.text and "line items" not in only_77.text
+
+    retried = requests.post(f"{url}/ui/review/{installation_id}/{first}/retry", data={"t": token}, timeout=10)
+    dismissed = requests.post(f"{url}/ui/review/{installation_id}/{second}/dismiss", data={"t": token}, timeout=10)
+    forged = requests.post(f"{url}/ui/review/{installation_id}/{second}/retry", data={"t": "x"}, timeout=10)
+
+    assert "Retrying." in retried.text and "Dismissed." in dismissed.text and forged.status_code == 401
+    with app.app_context():
+        statuses = dict(db.session.execute(select(ReviewItem.id, ReviewItem.status)).all())
+        assert statuses == {first: ReviewStatus.RESOLVED, second: ReviewStatus.DISMISSED}
+        assert db.session.scalar(select(db.func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "review_dismissed")) == 1

@@ -5,6 +5,7 @@ action carries a signed view token (app.ui_auth)."""
 from __future__ import annotations
 
 import logging
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,7 @@ from flask import Blueprint, Response, abort, jsonify, redirect, render_template
 from sqlalchemy import select
 
 from app import get_settings
-from app.engine import preview_invoice, request_invoice, retry_review_item
+from app.engine import dismiss_review_item, preview_invoice, request_invoice, retry_review_item
 from app.extensions import db
 from app.models import (
     AuditEvent,
@@ -69,8 +70,11 @@ def hubspot_card() -> tuple[Response, int]:
     object_id = request.args.get("objectId", "")
     if not object_id.isdigit():
         return jsonify({"error": "objectId is required"}), 400
-    view = View(installation.id, request.args.get("userEmail", ""), object_type, object_id)
-    body: dict[str, Any] = {"open_url": _page_url(view)}
+    user = request.args.get("userEmail", "")
+    view = View(installation.id, user, object_type, object_id)
+    body: dict[str, Any] = {"open_url": _page_url(view),
+                            "review_url": _page_url(View(installation.id, user, "review",
+                                                         str(installation.id)))}
     if object_type == "deal":
         body.update(deal_summary(installation.id, object_id))
     return jsonify(body), 200
@@ -233,6 +237,52 @@ def _xero_client(installation: Installation) -> XeroClient:
     return XeroClient(tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
                       timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
                       access_token=lambda: access_token(XeroConnection, connection.id))
+
+
+# --- review queue and activity log ----------------------------------------------------------------
+
+@bp.get("/ui/review/<int:installation_id>")
+def review_page(installation_id: int) -> str:
+    """Open (or all) review items and the audit trail, filtered by deal, status and date."""
+    token = request.args.get("t")
+    view = read_view_token(token, "review", str(installation_id))
+    deal = (request.args.get("deal") or "").strip()
+    status = request.args.get("status") or "open"
+    since = _day(request.args.get("since"))
+    items_q = select(ReviewItem).where(ReviewItem.installation_id == view.installation_id)
+    audit_q = select(AuditEvent).where(AuditEvent.installation_id == view.installation_id)
+    if deal:
+        items_q, audit_q = items_q.where(ReviewItem.deal_id == deal), audit_q.where(AuditEvent.deal_id == deal)
+    if status != "all":
+        items_q = items_q.where(ReviewItem.status == ReviewStatus(status))
+    if since is not None:
+        items_q = items_q.where(ReviewItem.created_at >= since)
+        audit_q = audit_q.where(AuditEvent.created_at >= since)
+    items = db.session.scalars(items_q.order_by(ReviewItem.created_at.desc()).limit(100)).all()
+    events = db.session.scalars(audit_q.order_by(AuditEvent.created_at.desc()).limit(100)).all()
+    return render_template("review.html", token=token, installation_id=installation_id,
+                           items=items, events=events, deal=deal, status=status,
+                           since=request.args.get("since", ""), message=request.args.get("m", ""),
+                           statuses=[s.value for s in ReviewStatus])
+
+
+@bp.post("/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss):verb>")
+def review_action(installation_id: int, item_id: int, verb: str) -> Response:
+    token = request.form.get("t")
+    view = read_view_token(token, "review", str(installation_id))
+    item = db.session.get(ReviewItem, item_id)
+    if item is None or item.installation_id != view.installation_id:
+        abort(404)
+    done = retry_review_item(item_id) if verb == "retry" else dismiss_review_item(item_id)
+    message = {True: "Retrying." if verb == "retry" else "Dismissed.", False: "Already handled."}[done]
+    return redirect(url_for("cards.review_page", installation_id=installation_id, t=token, m=message))
+
+
+def _day(value: str | None) -> datetime | None:
+    try:
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), timezone.utc) if value else None
+    except ValueError:
+        abort(400, "since: use YYYY-MM-DD")
 
 
 # --- helpers -----------------------------------------------------------------------------------------
