@@ -1,0 +1,113 @@
+"""Benchmark: server time of the card endpoints with 10,000 invoices in the database.
+
+    .venv/bin/python -m bench.card_latency [--invoices 10000] [--requests 500]
+
+Times the signed HubSpot card JSON (`/hubspot/card`) and the deal page of an invoiced deal
+(`/ui/deal/<id>`) in-process (Flask test client: server time, no network), over random deals.
+Runs on a temporary SQLite file and an embedded Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlencode
+
+import flask_migrate
+from cryptography.fernet import Fernet
+
+from app import create_app
+from app.extensions import db
+from app.models import CrmKind, Installation, InvoiceLink, InvoiceLinkState, ReviewItem, ReviewReason
+from app.redis_conn import EmbeddedRedis
+from app.settings import Settings
+from app.ui_auth import View, issue_view_token
+from crm_adapters.hubspot import sign_v3
+
+SECRET = "bench-hubspot-secret-of-at-least-32-bytes"
+PORTAL = "4455667"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--invoices", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=500)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="paydeck-cards-"))
+    redis_server = EmbeddedRedis(tmp / "redis", persist=False)
+    try:
+        app = create_app(Settings(  # type: ignore[call-arg]
+            _env_file=None, instance_path=tmp, database_url=f"sqlite:///{tmp / 'cards.db'}",
+            redis_url=redis_server.start(), secret_key=Fernet.generate_key().decode(),
+            encryption_keys=Fernet.generate_key().decode(), hubspot_client_secret=SECRET,
+            public_url="https://paydeck.example.com"))
+        with app.app_context():
+            flask_migrate.upgrade()
+            installation_id = _seed(args.invoices)
+            client = app.test_client()
+            card = _time(args.requests, lambda d: _card(client, d), args.invoices)
+            page = _time(args.requests, lambda d: _page(client, installation_id, d), args.invoices)
+        for name, figures in (("card JSON /hubspot/card", card), ("deal page /ui/deal/<id>", page)):
+            print(f"{name:26} p50 {figures[0]:.1f} ms, p95 {figures[1]:.1f} ms, max {figures[2]:.1f} ms "
+                  f"({args.requests} requests, {args.invoices:,} invoices; target p95 < 50 ms)")
+    finally:
+        redis_server.stop()
+
+
+def _seed(count: int) -> int:
+    installation = Installation(crm=CrmKind.HUBSPOT, account_id=PORTAL)
+    db.session.add(installation)
+    db.session.flush()
+    today = date.today()
+    db.session.execute(InvoiceLink.__table__.insert(), [
+        {"installation_id": installation.id, "deal_id": str(n), "trigger": "deal",
+         "state": InvoiceLinkState.CREATED.value, "reference": f"HubSpot deal {n}",
+         "idempotency_key": f"k{n}", "xero_invoice_id": f"00000000-0000-0000-0000-{n:012d}",
+         "invoice_number": f"INV-{n:05d}", "status": "AUTHORISED", "deal_status": "awaiting_payment",
+         "currency": "AUD", "total": Decimal("330.00"), "amount_due": Decimal("330.00"),
+         "amount_paid": Decimal("0"), "due_date": today + timedelta(days=n % 60),
+         "online_url": "https://go.xero.com/x", "xero_contact_id": f"c{n % 3000}"}
+        for n in range(1, count + 1)])
+    db.session.add_all([ReviewItem(installation_id=installation.id, deal_id=str(n),
+                                   reason=ReviewReason.UNKNOWN_TAX, detail="x")
+                        for n in range(1, count + 1, 10)])
+    db.session.commit()
+    return installation.id
+
+
+def _card(client, deal_id: int) -> int:  # type: ignore[no-untyped-def]
+    url = f"https://paydeck.example.com/hubspot/card?{urlencode({'portalId': PORTAL, 'objectType': 'deals', 'objectId': deal_id})}"
+    ts = str(int(time.time() * 1000))
+    response = client.get(url.removeprefix("https://paydeck.example.com"), headers={
+        "X-HubSpot-Signature-v3": sign_v3(SECRET, "GET", url, b"", ts),
+        "X-HubSpot-Request-Timestamp": ts})
+    return response.status_code
+
+
+def _page(client, installation_id: int, deal_id: int) -> int:  # type: ignore[no-untyped-def]
+    token = issue_view_token(View(installation_id, "rep", "deal", str(deal_id)))
+    return client.get(f"/ui/deal/{deal_id}?t={token}").status_code
+
+
+def _time(requests: int, call, invoices: int) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    for n in range(20):  # warm-up: compiled statements, templates
+        call(n + 1)
+    took = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        status = call(random.randint(1, invoices))
+        took.append((time.perf_counter() - started) * 1000)
+        if status != 200:
+            raise RuntimeError(f"status {status}")
+    ordered = sorted(took)
+    return statistics.median(ordered), ordered[int(0.95 * (len(ordered) - 1))], ordered[-1]
+
+
+if __name__ == "__main__":
+    main()
