@@ -1,16 +1,33 @@
-"""Ending a Xero grant: revoke at Xero, then forget the tokens here."""
+"""A Xero connection's client, and ending a Xero grant (revoke at Xero, forget the tokens)."""
 
 from __future__ import annotations
 
 import logging
 
+from typing import Any
+
 from app import get_settings
 from app.extensions import db
 from app.models import AuditEvent, ConnectionStatus, XeroConnection
+from app.redis_conn import get_redis
+from app.tokens import access_token
 from xero import identity
+from xero.client import XeroClient
 from xero.identity import XeroIdentityError
+from xero.limits import XeroLimiter
 
 log = logging.getLogger(__name__)
+
+
+def xero_client(connection: XeroConnection, **options: Any) -> XeroClient:
+    """The Accounting API client for a connected organisation: shared limits, fresh tokens
+    (refreshed under the per-grant lock), configured base URL and timeout."""
+    settings = get_settings()
+    assert connection.tenant_id
+    connection_id = connection.id
+    return XeroClient(tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
+                      timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
+                      access_token=lambda: access_token(XeroConnection, connection_id), **options)
 
 
 def revoke_grant(connection: XeroConnection, *, forget_on_failure: bool) -> bool:

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app import get_settings
+from app.connections import xero_client
 from app.deals import Deal
 from app.extensions import db
 from app.models import (
@@ -53,7 +53,6 @@ from app.models import (
 )
 from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
-from app.tokens import access_token
 from crm_adapters import NoAdapter, adapter_for
 from crm_adapters.base import (
     CrmError,
@@ -65,7 +64,6 @@ from xero.build import InvoiceDraft, InvoiceRules, Problem, ProductRule, build_i
 from xero.client import BATCH_SIZE, ContactResult, InvoiceResult, NewContact, XeroClient
 from xero.contacts import Candidate, Customer, email_key, match_contact, name_key, tax_key
 from xero.errors import FixData, ReconnectNeeded, RetryLater
-from xero.limits import XeroLimiter
 from xero.reference import ReferenceData
 from xero.status import LABELS, deal_status
 
@@ -324,13 +322,8 @@ class InvoiceRun:
         self.work = [_Work(r) for r in requests]
         self.settings_row = installation.settings or InstallationSettings(
             installation_id=installation.id)
-        settings = get_settings()
-        assert connection.tenant_id
-        self.xero = XeroClient(
-            tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
-            timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
-            access_token=lambda: access_token(XeroConnection, connection.id),
-            attempt=1 + max((r.attempts for r in requests), default=0), before_call=before_call)
+        self.xero = xero_client(connection, before_call=before_call,
+                                attempt=1 + max((r.attempts for r in requests), default=0))
         self.linked: set[tuple[str, str]] = set()
         self.counts = {"created": 0, "updated": 0, "recovered": 0, "review": 0, "unchanged": 0}
 
@@ -677,11 +670,7 @@ def preview_invoice(installation: Installation, deal_id: str) -> Preview:
     if connection is None or connection.status != ConnectionStatus.CONNECTED:
         return Preview(deal, customer, None, None,
                        [Problem("reconnect_needed", "connect Xero to see the invoice")])
-    settings = get_settings()
-    assert connection.tenant_id
-    client = XeroClient(tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
-                        timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
-                        access_token=lambda: access_token(XeroConnection, connection.id))
+    client = xero_client(connection)
     linked = None
     if customer is not None:
         linked = db.session.scalar(select(ContactLink.xero_contact_id).where(

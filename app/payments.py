@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from sqlalchemy import select
 
 from app import get_settings
+from app.connections import xero_client
 from app.engine import apply_invoice_result, link_fields, write_back
 from app.extensions import db
 from app.jobs import enqueue_once
@@ -34,23 +35,13 @@ from app.models import (
     XeroConnection,
 )
 from app.redis_conn import get_redis
-from app.tokens import access_token
 from crm_adapters import NoAdapter, adapter_for
 from crm_adapters.base import CrmError
 from xero.client import InvoiceResult, XeroClient
 from xero.errors import FixData, RetryLater
-from xero.limits import XeroLimiter
 
 log = logging.getLogger(__name__)
 _CHANGED = "paydeck:xero-changed:{}"
-
-
-def _client(connection: XeroConnection) -> XeroClient:
-    settings = get_settings()
-    assert connection.tenant_id
-    return XeroClient(tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
-                      timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
-                      access_token=lambda: access_token(XeroConnection, connection.id))
 
 
 def _now() -> datetime:
@@ -90,7 +81,7 @@ def refresh_invoices(connection_id: int) -> int:
     changed = 0
     if links:
         try:
-            results = _client(connection).invoices_by_ids(list(links))
+            results = xero_client(connection).invoices_by_ids(list(links))
         except RetryLater as exc:  # Xero's limits: the ids stay in the set; come back later
             enqueue_once(refresh_invoices, connection_id, job_id=f"xero-refresh-{connection_id}",
                          follow_up=True, delay=max(exc.seconds, 1.0), job_timeout=300)
@@ -147,7 +138,7 @@ def _add_customer_links(connection: XeroConnection, links: Sequence[InvoiceLink]
     wanting = [l for l in links if not l.customer_url and l.status in ("AUTHORISED", "PAID")]
     if not wanting:
         return
-    client = _client(connection)
+    client = xero_client(connection)
     assert connection.tenant_id
     room = client.limiter.available(connection.tenant_id) - ONLINE_LINK_RESERVE
     fetched = []
@@ -195,7 +186,7 @@ def poll_invoices(connection_id: int) -> dict[str, int]:
         db.session.add(cursor)
     since = cursor.position or _now() - timedelta(days=get_settings().xero_poll_lookback_days)
     counts = {"seen": 0, "changed": 0, "calls": 0}
-    client = _client(connection)
+    client = xero_client(connection)
     try:
         _poll_pages(connection, client, cursor, since, counts)
     except RetryLater as exc:  # the cursor keeps what was done; the rest comes next time

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, abort, jsonify, redirect, render_template
 from sqlalchemy import select
 
 from app import get_settings
+from app.connections import xero_client
 from app.engine import dismiss_review_item, preview_invoice, request_invoice, retry_review_item
 from app.extensions import db
 from app.models import (
@@ -26,16 +27,12 @@ from app.models import (
     ReviewItem,
     ReviewStatus,
     StageAction,
-    XeroConnection,
 )
 from app.ui_auth import View, issue_view_token, read_pipedrive_token, read_view_token
 from crm_adapters import adapter_for
 from crm_adapters.base import CrmError, WebhookRejected, WebhookRequest
-from app.redis_conn import get_redis
-from app.tokens import access_token
 from xero.client import XeroClient
 from xero.errors import ReconnectNeeded, XeroFailure
-from xero.limits import XeroLimiter
 from xero.status import LABELS
 
 log = logging.getLogger(__name__)
@@ -231,12 +228,9 @@ def _linked_contact(installation_id: int, company_id: str) -> str | None:
 
 def _xero_client(installation: Installation) -> XeroClient:
     connection = installation.xero_connection
-    if connection is None or connection.status != ConnectionStatus.CONNECTED or not connection.tenant_id:
+    if connection is None or connection.status != ConnectionStatus.CONNECTED:
         raise ReconnectNeeded("Xero is not connected")
-    settings = get_settings()
-    return XeroClient(tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
-                      timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
-                      access_token=lambda: access_token(XeroConnection, connection.id))
+    return xero_client(connection)
 
 
 # --- review queue and activity log ----------------------------------------------------------------
