@@ -28,6 +28,7 @@ from app.models import (
     ReviewStatus,
     StageAction,
 )
+from app.views.common import called_url
 from app.ui_auth import View, issue_view_token, read_pipedrive_token, read_view_token
 from crm_adapters import adapter_for
 from crm_adapters.base import CrmError, WebhookRejected, WebhookRequest
@@ -54,8 +55,7 @@ def _framing(response: Response) -> Response:
 
 @bp.get("/hubspot/card")
 def hubspot_card() -> tuple[Response, int]:
-    path = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
-    req = WebhookRequest("GET", f"{get_settings().public_url}{path}", request.headers, b"")
+    req = WebhookRequest("GET", called_url(), request.headers, b"")
     try:
         adapter_for("hubspot").verify_webhook(req, None)
     except WebhookRejected as exc:

@@ -54,6 +54,15 @@ def check_csrf() -> None:
         abort(message_page("Form expired", "Reload the page and try again.", 400))
 
 
+def called_url() -> str:
+    """The URL the CRM called: our public origin (TLS ends at the proxy) + the raw path and query,
+    as signatures are computed over it."""
+    from app import get_settings
+
+    path = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
+    return f"{get_settings().public_url}{path}"
+
+
 def message_page(title: str, message: str, status: int = 200):  # -> flask.Response
     from flask import make_response
 

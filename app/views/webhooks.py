@@ -22,6 +22,7 @@ from app import get_settings
 from app.engine import enqueue_sync, stage_actions, stage_requests
 from app.payments import note_changed_invoices
 from app.extensions import db
+from app.views.common import called_url
 from app.models import CrmKind, Installation, InstallationStatus, WebhookReceipt
 from crm_adapters import adapter_for
 from crm_adapters.base import ParsedWebhook, StageEvent, WebhookRejected, WebhookRequest
@@ -82,9 +83,7 @@ def xero_webhook() -> tuple[str, int]:
 
 
 def _as_webhook_request() -> WebhookRequest:
-    # The URL as the CRM called it: our public origin (TLS ends at the proxy) + raw path.
-    path = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
-    return WebhookRequest(method=request.method, url=f"{get_settings().public_url}{path}",
+    return WebhookRequest(method=request.method, url=called_url(),
                           headers=request.headers, body=request.get_data(cache=False))
 
 
