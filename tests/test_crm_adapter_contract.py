@@ -134,4 +134,11 @@ def test_notify_owner_leaves_a_task_on_the_deal(crm):
         task_id = adapter_for(crm.name).notify_owner(
             crm.installation(), crm.deal_id, None, "Invoice INV-0042 is overdue", "330.00 AUD due")
 
-    assert task_id
+    if crm.name == "hubspot":
+        (task,) = crm.fake.crm.objects("tasks")
+        assert task["hs_task_subject"] == "Invoice INV-0042 is overdue"
+        assert crm.fake.crm.associated_ids("tasks", task_id, "deals") == [crm.deal_id]
+    else:
+        (activity,) = crm.fake.api.activities()
+        assert (str(activity.id), activity.subject, str(activity.deal_id)) == (
+            task_id, "Invoice INV-0042 is overdue", crm.deal_id)
