@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import abort, render_template, request, session
+from flask import Response, abort, make_response, render_template, request, session
 
 from app.extensions import db
 from app.models import Installation, InstallationStatus
@@ -63,7 +63,5 @@ def called_url() -> str:
     return f"{get_settings().public_url}{path}"
 
 
-def message_page(title: str, message: str, status: int = 200):  # -> flask.Response
-    from flask import make_response
-
+def message_page(title: str, message: str, status: int = 200) -> Response:
     return make_response(render_template("message.html", title=title, message=message), status)
