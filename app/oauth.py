@@ -65,7 +65,7 @@ class OAuthFailure(Exception):
 
 
 def authorization_url(p: Provider, state: str) -> str:
-    _allow_plain_http_on_loopback(p.authorize_url)
+    allow_plain_http_on_loopback(p.authorize_url)
     oauth = OAuth2Session(p.client_id, redirect_uri=p.redirect_uri, scope=p.scope.split())
     url, _ = oauth.authorization_url(p.authorize_url, state=state)
     return url
@@ -101,7 +101,7 @@ def _token_session(p: Provider, redirect_uri: str | None = None) -> OAuth2Sessio
 
 
 def _token_call(p: Provider, call: Any, timeout: float) -> dict[str, Any]:
-    _allow_plain_http_on_loopback(p.token_url)
+    allow_plain_http_on_loopback(p.token_url)
     if p.client_auth == "basic":
         kwargs: dict[str, Any] = {"auth": HTTPBasicAuth(p.client_id, p.client_secret),
                                   "include_client_id": False}
@@ -123,7 +123,7 @@ def _token_call(p: Provider, call: Any, timeout: float) -> dict[str, Any]:
         raise OAuthFailure(f"{p.name}: unreadable token response", transient=True) from exc
 
 
-def _allow_plain_http_on_loopback(url: str) -> None:
+def allow_plain_http_on_loopback(url: str) -> None:
     """oauthlib refuses http:// token URLs; allow them only for the loopback sandbox and tests."""
     parts = urlsplit(url)
     if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):

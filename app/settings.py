@@ -13,13 +13,15 @@ XERO_SCOPES = (
     "offline_access accounting.invoices accounting.payments accounting.contacts "
     "accounting.settings.read"
 )
+# crm.objects.companies.write and contacts:full: the company page's import fills empty
+# company fields from the linked Xero contact (update_company).
 HUBSPOT_SCOPES = (
     "oauth crm.objects.deals.read crm.objects.deals.write crm.objects.companies.read "
-    "crm.objects.contacts.read crm.objects.line_items.read crm.objects.products.read "
-    "crm.schemas.deals.write"
+    "crm.objects.companies.write crm.objects.contacts.read crm.objects.line_items.read "
+    "crm.objects.products.read crm.schemas.deals.write"
 )
 # activities:full for the overdue follow-up activities (notify_owner).
-PIPEDRIVE_SCOPES = "base deals:full contacts:read products:read activities:full admin"
+PIPEDRIVE_SCOPES = "base deals:full contacts:full products:read activities:full admin"
 
 
 class Settings(BaseSettings):
@@ -43,6 +45,8 @@ class Settings(BaseSettings):
     frame_ancestors: str = "https://app.hubspot.com https://*.hubspot.com https://*.pipedrive.com"
     # The public https origin CRMs and Xero call back to, e.g. https://paydeck.example.com
     public_url: str = "http://127.0.0.1:5000"
+    # Set by `paydeck run` in sandbox mode: the console's address, where "/" sends a visitor.
+    sandbox_url: str = ""
     # Seconds for every outgoing HTTP call.
     http_timeout: float = 10.0
 

@@ -2,9 +2,11 @@
 
     .venv/bin/python -m bench.card_latency [--invoices 10000] [--requests 500]
 
-Times the signed HubSpot card JSON (`/hubspot/card`) and the deal page of an invoiced deal
-(`/ui/deal/<id>`) in-process (Flask test client: server time, no network), over random deals.
-Runs on a temporary SQLite file and an embedded Redis.
+Times the signed HubSpot card JSON (`/hubspot/card`), the deal page of an invoiced deal
+(`/ui/deal/<id>`) and the company page of a linked company (`/ui/company/<id>`: the
+database-only path, no CRM or Xero call) in-process (Flask test client: server time, no
+network), over random deals and companies. Runs on a temporary SQLite file and an embedded
+Redis.
 """
 
 from __future__ import annotations
@@ -24,7 +26,18 @@ from cryptography.fernet import Fernet
 
 from app import create_app
 from app.extensions import db
-from app.models import CrmKind, Installation, InvoiceLink, InvoiceLinkState, ReviewItem, ReviewReason
+from app.models import (
+    ConnectionStatus,
+    ContactLink,
+    CrmKind,
+    Installation,
+    InvoiceLink,
+    InvoiceLinkState,
+    ReviewItem,
+    ReviewReason,
+    XeroConnection,
+    XeroContact,
+)
 from app.redis_conn import EmbeddedRedis
 from app.settings import Settings
 from app.ui_auth import View, issue_view_token
@@ -32,6 +45,7 @@ from crm_adapters.hubspot import sign_v3
 
 SECRET = "bench-hubspot-secret-of-at-least-32-bytes"
 PORTAL = "4455667"
+COMPANIES = 3000  # each linked to one Xero contact, which the invoices are spread over
 
 
 def main() -> None:
@@ -53,7 +67,10 @@ def main() -> None:
             client = app.test_client()
             card = _time(args.requests, lambda d: _card(client, d), args.invoices)
             page = _time(args.requests, lambda d: _page(client, installation_id, d), args.invoices)
-        for name, figures in (("card JSON /hubspot/card", card), ("deal page /ui/deal/<id>", page)):
+            company = _time(args.requests, lambda c: _company(client, installation_id, c),
+                            COMPANIES)
+        for name, figures in (("card JSON /hubspot/card", card), ("deal page /ui/deal/<id>", page),
+                              ("company page /ui/company", company)):
             print(f"{name:26} p50 {figures[0]:.1f} ms, p95 {figures[1]:.1f} ms, max {figures[2]:.1f} ms "
                   f"({args.requests} requests, {args.invoices:,} invoices; target p95 < 50 ms)")
     finally:
@@ -72,8 +89,20 @@ def _seed(count: int) -> int:
          "invoice_number": f"INV-{n:05d}", "status": "AUTHORISED", "deal_status": "awaiting_payment",
          "currency": "AUD", "total": Decimal("330.00"), "amount_due": Decimal("330.00"),
          "amount_paid": Decimal("0"), "due_date": today + timedelta(days=n % 60),
-         "online_url": "https://go.xero.com/x", "xero_contact_id": f"c{n % 3000}"}
+         "online_url": "https://go.xero.com/x", "xero_contact_id": f"c{n % COMPANIES}"}
         for n in range(1, count + 1)])
+    connection = XeroConnection(installation_id=installation.id, tenant_id="bench-tenant",
+                                tenant_name="Bench Pty Ltd", status=ConnectionStatus.CONNECTED)
+    db.session.add(connection)
+    db.session.flush()
+    db.session.execute(XeroContact.__table__.insert(), [
+        {"xero_connection_id": connection.id, "contact_id": f"c{n}", "name": f"Customer {n}",
+         "name_key": f"customer {n}", "email_key": "", "tax_number_key": "", "active": True}
+        for n in range(COMPANIES)])
+    db.session.execute(ContactLink.__table__.insert(), [
+        {"installation_id": installation.id, "crm_object_type": "company",
+         "crm_object_id": str(n), "xero_contact_id": f"c{n - 1}", "linked_by": "user"}
+        for n in range(1, COMPANIES + 1)])
     db.session.add_all([ReviewItem(installation_id=installation.id, deal_id=str(n),
                                    reason=ReviewReason.UNKNOWN_TAX, detail="x")
                         for n in range(1, count + 1, 10)])
@@ -93,6 +122,11 @@ def _card(client, deal_id: int) -> int:  # type: ignore[no-untyped-def]
 def _page(client, installation_id: int, deal_id: int) -> int:  # type: ignore[no-untyped-def]
     token = issue_view_token(View(installation_id, "rep", "deal", str(deal_id)))
     return client.get(f"/ui/deal/{deal_id}?t={token}").status_code
+
+
+def _company(client, installation_id: int, company_id: int) -> int:  # type: ignore[no-untyped-def]
+    token = issue_view_token(View(installation_id, "rep", "company", str(company_id)))
+    return client.get(f"/ui/company/{company_id}?t={token}").status_code
 
 
 def _time(requests: int, call, invoices: int) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]

@@ -44,6 +44,13 @@ class InvoiceFields:
     last_sync_error: str | None = None
 
 
+# A CRM company (HubSpot company, Pipedrive organization) in words of our own, so that the
+# views never learn a CRM's property names. Each adapter maps these to its fields and leaves
+# out the ones its CRM cannot hold ("domain" is read-only: the company's web domain).
+COMPANY_FIELDS = ("name", "phone", "street", "city", "region", "postal_code", "country",
+                  "website", "domain", "tax_number")
+
+
 class DealSource(Protocol):
     """What the invoice engine needs of a CRM."""
 
@@ -80,6 +87,16 @@ class CrmAdapter(DealSource, Protocol):
     def notify_owner(self, installation: Any, deal_id: str, owner_id: str | None,
                      subject: str, body: str) -> str:
         """Tell the deal's owner something (a task / an activity on the deal); its id."""
+
+    def fetch_company(self, installation: Any, company_id: str) -> dict[str, str]:
+        """One company in COMPANY_FIELDS words: every field this CRM (and installation: the
+        tax number's field is a setting) can hold, "" when empty; fields it cannot hold are
+        left out. CrmError with status 404 when there is no such company."""
+
+    def update_company(self, installation: Any, company_id: str,
+                       fields: Mapping[str, str]) -> None:
+        """Write these COMPANY_FIELDS values onto the company, leaving its other fields as
+        they are. ValueError for a field this CRM cannot hold (fetch_company leaves it out)."""
 
 
 class WebhookRejected(Exception):

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -111,6 +111,10 @@ LINE_PROPERTIES = ["name", "quantity", "price", "hs_product_id", "hs_sku", "desc
 COMPANY_PROPERTIES = ["name", "domain", "phone", "address", "address2", "city", "state", "zip",
                       "country"]
 CONTACT_PROPERTIES = ["firstname", "lastname", "email", "phone"]
+# COMPANY_FIELDS -> HubSpot company property (the tax number's is the installation's setting).
+COMPANY_FIELD_PROPERTIES = {"name": "name", "phone": "phone", "street": "address", "city": "city",
+                            "region": "state", "postal_code": "zip", "country": "country",
+                            "website": "website", "domain": "domain"}
 BATCH = 100  # HubSpot's batch endpoints take up to 100 inputs
 
 # Paydeck's own deal properties, created at install in a "Paydeck" group.
@@ -277,6 +281,33 @@ class HubSpotCrm:
             "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 216}]}])
         return str(self._call(installation, "task", client.crm.objects.tasks.basic_api.create, task).id)
 
+    # -- companies (the company page) --------------------------------------------------------
+
+    def fetch_company(self, installation: Any, company_id: str) -> dict[str, str]:
+        client = self._client(installation)
+        properties = _company_properties(installation)
+        company = self._call(installation, "company", client.crm.companies.basic_api.get_by_id,
+                             company_id, properties=list(properties.values()), archived=False)
+        values = company.properties or {}
+        # HubSpot leaves out a requested property that does not exist and sends null for one
+        # that exists but is empty: a missing key is a field this portal cannot hold.
+        return {field: values[name] or "" for field, name in properties.items() if name in values}
+
+    def update_company(self, installation: Any, company_id: str,
+                       fields: Mapping[str, str]) -> None:
+        from hubspot.crm.companies import SimplePublicObjectInput
+
+        properties = _company_properties(installation)
+        unknown = set(fields) - (set(properties) - {"domain"})  # HubSpot derives it: not ours
+        if unknown:
+            raise ValueError(f"HubSpot companies have no writable field for {sorted(unknown)}")
+        if not fields:
+            return
+        client = self._client(installation)
+        self._call(installation, "company update", client.crm.companies.basic_api.update,
+                   company_id, SimplePublicObjectInput(
+                       properties={properties[f]: value for f, value in fields.items()}))
+
     # -- reads ------------------------------------------------------------------------------
 
     def _read(self, installation: Any, api: Any, ids: Sequence[str], properties: list[str],
@@ -314,6 +345,11 @@ class HubSpotCrm:
 def _tax_property(installation: Any) -> str | None:
     settings = getattr(installation, "settings", None)
     return getattr(settings, "tax_number_property", None) or None
+
+
+def _company_properties(installation: Any) -> dict[str, str]:
+    tax_property = _tax_property(installation)
+    return {**COMPANY_FIELD_PROPERTIES, **({"tax_number": tax_property} if tax_property else {})}
 
 
 def _firsts(associations: dict[str, list[str]]) -> list[str]:

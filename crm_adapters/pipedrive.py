@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -14,6 +14,7 @@ import requests
 from requests_oauthlib import OAuth2Session
 
 from app.deals import Address, Deal, LineItem, Organisation, Person
+from app.oauth import allow_plain_http_on_loopback
 from app.settings import Settings
 from crm_adapters.base import (
     AccountIdentity,
@@ -107,6 +108,16 @@ FIELDS: dict[str, tuple[str, str]] = {  # InvoiceFields attribute -> (field name
 # Token costs (platform-facts): PATCH a deal 5, GET deal products 10, other GETs 1.
 BATCH = 100
 
+# COMPANY_FIELDS -> the part of a v2 organization's `address` object (pipedrive/client-nodejs
+# src/versions/v2/models/organization-item-address.ts). The street goes into `route` whole:
+# Xero and our other sources have street lines, not a number and a route.
+ADDRESS_PARTS = {"street": ("street_number", "route"), "city": ("locality",),
+                 "region": ("admin_area_level_1",), "postal_code": ("postal_code",),
+                 "country": ("country",)}
+# Pipedrive organizations have no phone field (v2 UpdateOrganizationRequest in
+# pipedrive/client-nodejs: name, owner_id, visible_to, label_ids, address, website, linkedin,
+# industry, annual_revenue, employee_count, custom_fields), so "phone" is not one of ours here.
+
 
 class PipedriveCrm:
     """The CrmAdapter for Pipedrive."""
@@ -130,9 +141,11 @@ class PipedriveCrm:
         self._limiter(installation).take()
         self.tokens += cost
         self.calls += 1
+        url = f"{installation.api_domain}{path}"
+        allow_plain_http_on_loopback(url)  # the sandbox's fake; a real api_domain is https
         session = OAuth2Session(token={"access_token": self._token(installation), "token_type": "Bearer"})
         try:
-            response = session.request(method, f"{installation.api_domain}{path}",
+            response = session.request(method, url,
                                        timeout=self._settings().http_timeout, **kwargs)
         except requests.RequestException as exc:
             raise CrmRetryLater(f"Pipedrive unreachable on {method} {path}: {exc.__class__.__name__}",
@@ -239,6 +252,31 @@ class PipedriveCrm:
             payload["owner_id"] = int(owner_id)
         return str(self._request(installation, "POST", "/api/v2/activities", 5, json=payload)["id"])
 
+    # -- organizations (the company page) ------------------------------------------------------
+
+    def fetch_company(self, installation: Any, company_id: str) -> dict[str, str]:
+        org = self._request(installation, "GET", _org_path(company_id), 1) or {}
+        return _company_fields(org, _tax_field(installation))
+
+    def update_company(self, installation: Any, company_id: str,
+                       fields: Mapping[str, str]) -> None:
+        """PATCH /api/v2/organizations/{id}. The address is one object that a PATCH replaces
+        whole, so it is read first and the new parts merged in."""
+        tax_field = _tax_field(installation)
+        writable = {"name", "website", *ADDRESS_PARTS, *(("tax_number",) if tax_field else ())}
+        unknown = set(fields) - writable
+        if unknown:
+            raise ValueError(
+                f"Pipedrive organizations have no writable field for {sorted(unknown)}")
+        body: dict[str, Any] = {k: fields[k] for k in ("name", "website") if k in fields}
+        if tax_field and "tax_number" in fields:
+            body["custom_fields"] = {tax_field: fields["tax_number"]}
+        if set(fields) & set(ADDRESS_PARTS):
+            current = self._request(installation, "GET", _org_path(company_id), 1) or {}
+            body["address"] = _merged_address(current.get("address") or {}, fields)
+        if body:
+            self._request(installation, "PATCH", _org_path(company_id), 5, json=body)
+
     def _by_ids(self, installation: Any, kind: str, ids: set[Any]) -> dict[str, dict[str, Any]]:
         """Batch reads: v2 list endpoints take up to 100 `ids`."""
         wanted = sorted(str(i) for i in ids if i)
@@ -254,6 +292,46 @@ class PipedriveCrm:
 def _tax_field(installation: Any) -> str | None:
     settings = getattr(installation, "settings", None)
     return getattr(settings, "tax_number_property", None) or None
+
+
+def _org_path(company_id: str) -> str:
+    if not company_id.isdigit():
+        raise CrmError(f"{company_id!r} is not a Pipedrive organization id", 404)
+    return f"/api/v2/organizations/{company_id}"
+
+
+def _company_fields(org: dict[str, Any], tax_field: str | None) -> dict[str, str]:
+    address = org.get("address") or {}
+    typed = str(address.get("value") or "").strip()
+    fields = {"name": str(org.get("name") or ""), "website": str(org.get("website") or "")}
+    for field, parts in ADDRESS_PARTS.items():
+        # Pipedrive keeps the address a rep typed (`value`) and the parts it geocoded from it.
+        # A typed address with no part for this field still counts as filled: never write a
+        # part that could contradict what the rep typed.
+        fields[field] = " ".join(str(address.get(p) or "").strip() for p in parts
+                                 if address.get(p)) or typed
+    custom = org.get("custom_fields") or {}
+    if tax_field and tax_field in custom:
+        fields["tax_number"] = str(custom[tax_field] or "")
+    return fields
+
+
+def _merged_address(current: dict[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
+    """`current`'s writable parts with the new ones; `value` (what the UI shows) formatted from
+    the parts when nobody has typed one."""
+    keys = ("value", "street_number", "route", "sublocality", "locality", "admin_area_level_1",
+            "admin_area_level_2", "postal_code", "country")
+    merged = {k: current.get(k) for k in keys if current.get(k)}
+    for field, parts in ADDRESS_PARTS.items():
+        if field in fields:
+            merged[parts[-1]] = fields[field]
+    if not merged.get("value"):
+        street = " ".join(str(merged[p]) for p in ADDRESS_PARTS["street"] if merged.get(p))
+        area = " ".join(str(merged[p]) for p in ("admin_area_level_1", "postal_code")
+                        if merged.get(p))
+        merged["value"] = ", ".join(x for x in (street, merged.get("locality"), area,
+                                                merged.get("country")) if x)
+    return merged
 
 
 def _deal(d: dict[str, Any], lines: list[dict[str, Any]], products: dict[str, dict[str, Any]],

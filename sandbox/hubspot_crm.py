@@ -76,11 +76,13 @@ WEBHOOK_USER_AGENT = "HubSpot Connect 2.0 (http://dev.hubspot.com/) - WebhooksEx
 
 SANDBOX_CRM_SCOPES: tuple[str, ...] = (
     # platform-facts' list, plus products/owners/schemas-read that reading line items'
-    # products, owners and property definitions need.
+    # products, owners and property definitions need, and companies-write for the company
+    # page's import (app.settings.HUBSPOT_SCOPES).
     "oauth",
     "crm.objects.deals.read",
     "crm.objects.deals.write",
     "crm.objects.companies.read",
+    "crm.objects.companies.write",
     "crm.objects.contacts.read",
     "crm.objects.line_items.read",
     "crm.objects.products.read",

@@ -100,6 +100,7 @@ EVENT_OBJECTS = (
 DEALS_READ = ("deals:read", "deals:full")
 DEALS_WRITE = ("deals:full",)
 CONTACTS_READ = ("contacts:read", "contacts:full")
+CONTACTS_WRITE = ("contacts:full",)
 PRODUCTS_READ = ("products:read", "products:full")
 ADMIN = ("admin",)
 WEBHOOKS_READ = ("admin", "webhooks:read", "webhooks:full")
@@ -117,6 +118,7 @@ DEFAULT_TOKEN_COSTS: dict[str, int] = {
     "GET /api/v2/deals/<deal_id>/products": 10,
     "GET /api/v2/products/<product_id>": 1,
     "GET /api/v2/organizations/<org_id>": 1,
+    "PATCH /api/v2/organizations/<org_id>": 5,  # as PATCH deal (unverified for organizations)
     "GET /api/v2/persons/<person_id>": 1,
     # v2 list endpoints take `ids` (up to 100) for batch reads, like GET /api/v2/deals.
     "GET /api/v2/products": 10,
@@ -275,6 +277,7 @@ class Organization:
     update_time: float
     address: dict[str, str | None] | None = None
     custom_fields: dict[str, Any] = field(default_factory=dict)
+    website: str | None = None
 
 
 @dataclass
@@ -425,6 +428,8 @@ class CompanyData:
             for code, name, kind in _BUILTIN_DEAL_FIELDS
         }
         self.orgs: dict[int, Organization] = {}
+        # Custom organization fields (Pipedrive's organizationFields), keyed by field code.
+        self.org_fields: dict[str, DealField] = {}
         self.persons: dict[int, Person] = {}
         self.products: dict[int, Product] = {}
         self.deals: dict[int, Deal] = {}
@@ -581,7 +586,11 @@ ADDRESS_KEYS = (
 )
 
 
-def render_org(org: Organization) -> dict[str, Any]:
+def render_org(org: Organization, company: CompanyData) -> dict[str, Any]:
+    """v2 OrganizationItem; every defined custom field is present (null when empty), as for
+    deals, plus any a test seeded directly."""
+    custom: dict[str, Any] = {code: None for code in company.org_fields}
+    custom.update(copy.deepcopy(org.custom_fields))
     return {
         "id": org.id,
         "name": org.name,
@@ -592,7 +601,8 @@ def render_org(org: Organization) -> dict[str, Any]:
         "visible_to": 3,
         "label_ids": [],
         "address": dict(org.address) if org.address is not None else None,
-        "custom_fields": copy.deepcopy(org.custom_fields),
+        "website": org.website,
+        "custom_fields": custom,
     }
 
 
@@ -1607,6 +1617,13 @@ _DEAL_PATCH_KEYS = frozenset(
     }
 )
 _HASH = re.compile(r"^[0-9a-f]{40}$")
+# v2 UpdateOrganizationRequest's fields (pipedrive/client-nodejs): the fake keeps the first
+# set and refuses the second, saying so, rather than pretend to store them.
+_ORG_PATCH_KEYS = frozenset({"name", "owner_id", "address", "website", "custom_fields"})
+_ORG_PATCH_UNMODELLED = frozenset(
+    {"visible_to", "label_ids", "linkedin", "industry", "annual_revenue", "employee_count"}
+)
+_ADDRESS_WRITE_KEYS = frozenset(ADDRESS_KEYS) - {"formatted_address"}
 
 
 class PipedriveApi:
@@ -1707,6 +1724,7 @@ class PipedriveApi:
         address: str | Mapping[str, str | None] | None = None,
         owner_id: int | None = None,
         custom_fields: Mapping[str, Any] | None = None,
+        website: str | None = None,
         company_id: int | None = None,
     ) -> int:
         """An organisation; `address` is a one-line string or the v2 address parts."""
@@ -1720,9 +1738,29 @@ class PipedriveApi:
                 now,
                 _address(address),
                 dict(custom_fields or {}),
+                website,
             )
             company.orgs[org.id] = org
             return org.id
+
+    def add_org_field(
+        self, name: str, field_type: str = "varchar", *, company_id: int | None = None
+    ) -> str:
+        """Create a custom organization field (as an admin would); returns its 40-hex code."""
+        with self._lock:
+            if field_type not in _CUSTOM_FIELD_TYPES or field_type in ("enum", "set"):
+                raise ValueError(f"unsupported organization field type {field_type!r}")
+            code = secrets.token_hex(20)
+            self.company(company_id).org_fields[code] = DealField(code, name, field_type, True)
+            return code
+
+    def org(self, org_id: int, *, company_id: int | None = None) -> Organization:
+        """A snapshot of an organization."""
+        with self._lock:
+            org = self.company(company_id).orgs.get(org_id)
+            if org is None:
+                raise KeyError(f"unknown organization {org_id}")
+            return copy.deepcopy(org)
 
     def add_person(
         self,
@@ -2010,6 +2048,7 @@ class PipedriveApi:
             _Route("GET", "/api/v2/persons", self._list_persons, CONTACTS_READ),
             _Route("GET", "/api/v2/products/<product_id>", self._get_product, PRODUCTS_READ),
             _Route("GET", "/api/v2/organizations/<org_id>", self._get_org, CONTACTS_READ),
+            _Route("PATCH", "/api/v2/organizations/<org_id>", self._patch_org, CONTACTS_WRITE),
             _Route("GET", "/api/v2/persons/<person_id>", self._get_person, CONTACTS_READ),
             _Route("GET", "/api/v2/stages", self._list_stages, DEALS_READ + ADMIN),
             _Route("GET", "/api/v2/stages/<stage_id>", self._get_stage, DEALS_READ + ADMIN),
@@ -2391,7 +2430,7 @@ class PipedriveApi:
         return self._list_by_ids(ctx, ctx.company.products, render_product)
 
     def _list_orgs(self, ctx: Ctx) -> Response:
-        return self._list_by_ids(ctx, ctx.company.orgs, render_org)
+        return self._list_by_ids(ctx, ctx.company.orgs, lambda o: render_org(o, ctx.company))
 
     def _list_persons(self, ctx: Ctx) -> Response:
         return self._list_by_ids(ctx, ctx.company.persons, render_person)
@@ -2415,10 +2454,66 @@ class PipedriveApi:
         return _ok(render_product(product))
 
     def _get_org(self, ctx: Ctx, org_id: str) -> Response:
+        return _ok(render_org(self._live_org(ctx, org_id), ctx.company))
+
+    def _patch_org(self, ctx: Ctx, org_id: str) -> Response:
+        """v2 UpdateOrganizationRequest (pipedrive/client-nodejs src/versions/v2/models/
+        update-organization-request.ts). `address` replaces the whole address object
+        (unverified: the docs show no partial-address update); custom fields must exist."""
+        org = self._live_org(ctx, org_id)
+        body = read_json_object(ctx.request)
+        unmodelled = set(body) & _ORG_PATCH_UNMODELLED
+        if unmodelled:
+            raise bad_request(f"sandbox: {', '.join(sorted(unmodelled))} not modelled")
+        unknown = set(body) - _ORG_PATCH_KEYS - _ORG_PATCH_UNMODELLED
+        if unknown:
+            raise bad_request(f"Unknown field(s): {', '.join(sorted(unknown))}")
+        changes: dict[str, Any] = {}
+        if "name" in body:
+            changes["name"] = expect_text(body["name"], "name")
+            if not changes["name"]:
+                raise bad_request("name must not be empty")
+        if "owner_id" in body:
+            changes["owner_id"] = expect_int(body["owner_id"], "owner_id")
+        if "website" in body:
+            changes["website"] = expect_text(body["website"], "website", nullable=True)
+        if "address" in body:
+            changes["address"] = _address_patch(body["address"])
+        if "custom_fields" in body:
+            changes["custom_fields"] = self._org_custom_fields(ctx.company, body["custom_fields"])
+        before = render_org(org, ctx.company)
+        for key, value in changes.items():
+            if key == "custom_fields":
+                org.custom_fields.update(value)
+            else:
+                setattr(org, key, value)
+        after = render_org(org, ctx.company)
+        previous = _changed(before, after)
+        if previous:
+            org.update_time = self._clock.now()
+            after = render_org(org, ctx.company)
+            self._emit(ctx.company, "organization", "change", org.id, after, previous,
+                       ctx.user_id, "api", (org.owner_id,))
+        return _ok(after)
+
+    @staticmethod
+    def _live_org(ctx: Ctx, org_id: str) -> Organization:
         org = ctx.company.orgs.get(path_id(org_id, "id"))
         if org is None:
             raise not_found("Organization")
-        return _ok(render_org(org))
+        return org
+
+    @staticmethod
+    def _org_custom_fields(company: CompanyData, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise bad_request("custom_fields must be an object of field code -> value")
+        parsed: dict[str, Any] = {}
+        for code, item in value.items():
+            org_field = company.org_fields.get(code)
+            if org_field is None:
+                raise bad_request(f"Unknown custom field: {code}")
+            parsed[code] = custom_value(org_field, item)
+        return parsed
 
     def _get_person(self, ctx: Ctx, person_id: str) -> Response:
         person = ctx.company.persons.get(path_id(person_id, "id"))
@@ -2664,6 +2759,20 @@ def _address(address: str | Mapping[str, str | None] | None) -> dict[str, str | 
     unknown = set(parts) - set(ADDRESS_KEYS)
     if unknown:
         raise KeyError(f"unknown address parts: {sorted(unknown)}")
+    return {key: parts.get(key) for key in ADDRESS_KEYS}
+
+
+def _address_patch(value: Any) -> dict[str, str | None] | None:
+    """A v2 OrganizationItemAddress in a request: known text parts only (`formatted_address`
+    is Pipedrive's own); null clears the address."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise bad_request("address must be an object")
+    unknown = set(value) - _ADDRESS_WRITE_KEYS
+    if unknown:
+        raise bad_request(f"Unknown address field(s): {', '.join(sorted(unknown))}")
+    parts = {key: expect_text(item, f"address.{key}", nullable=True) for key, item in value.items()}
     return {key: parts.get(key) for key in ADDRESS_KEYS}
 
 

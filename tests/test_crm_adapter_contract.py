@@ -11,12 +11,12 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.jobs import QUEUE
-from app.models import Installation
+from app.models import Installation, InstallationSettings
 from app.settings import PIPEDRIVE_SCOPES
 from app.redis_conn import get_redis
 from app.worker import PaydeckSimpleWorker
 from crm_adapters import adapter_for
-from crm_adapters.base import InvoiceFields, WebhookRejected, WebhookRequest
+from crm_adapters.base import CrmError, InvoiceFields, WebhookRejected, WebhookRequest
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
 from sandbox.server import LoopbackServer
@@ -30,6 +30,7 @@ class Crm:
     app: Any
     url: str
     deal_id: str = ""
+    company_id: str = ""
     read_field: Callable[[str, str], Any] = lambda deal_id, attr: None
 
     def installation(self) -> Installation:
@@ -39,6 +40,7 @@ class Crm:
 def _hubspot(crm: Crm) -> None:
     hub = crm.fake
     company = hub.crm.add_company(name="Initech Pty Ltd", phone="+61 2 5550 1234", city="Sydney")
+    crm.company_id = company
     contact = hub.crm.add_contact(company_id=company, firstname="Pat", lastname="Buyer",
                                   email="pat@initech.example")
     product = hub.crm.add_product(name="Consulting", price="150.00", hs_sku="CONS-1")
@@ -51,6 +53,7 @@ def _hubspot(crm: Crm) -> None:
 def _pipedrive(crm: Crm) -> None:
     pd = crm.fake
     org = pd.api.add_org("Initech Pty Ltd", address={"locality": "Sydney"})
+    crm.company_id = str(org)
     person = pd.api.add_person("Pat Buyer", email="pat@initech.example", org_id=org)
     product = pd.api.add_product("Consulting", code="CONS-1", price=Decimal("150.00"))
     crm.deal_id = str(pd.api.add_deal("Website", org_id=org, person_id=person, currency="AUD",
@@ -142,3 +145,35 @@ def test_notify_owner_leaves_a_task_on_the_deal(crm):
         (activity,) = crm.fake.api.activities()
         assert (str(activity.id), activity.subject, str(activity.deal_id)) == (
             task_id, "Invoice INV-0042 is overdue", crm.deal_id)
+
+
+def test_companies_are_read_and_written_in_the_neutral_vocabulary(crm):
+    if crm.name == "hubspot":
+        crm.fake.crm.add_property("companies", "abn", "ABN")
+        tax_field = "abn"
+    else:
+        tax_field = crm.fake.api.add_org_field("ABN")
+    adapter = adapter_for(crm.name)
+    with crm.app.app_context():
+        installation = crm.installation()
+        without_tax = adapter.fetch_company(installation, crm.company_id)
+        db.session.get(InstallationSettings, installation.id).tax_number_property = tax_field
+        db.session.commit()
+        before = adapter.fetch_company(installation, crm.company_id)
+        adapter.update_company(installation, crm.company_id, {
+            "street": "1 Main St", "postal_code": "2000", "website": "https://initech.example",
+            "tax_number": "51 824 753 556"})
+        after = adapter.fetch_company(installation, crm.company_id)
+        with pytest.raises(CrmError) as missing:
+            adapter.fetch_company(installation, "999999")
+        with pytest.raises(ValueError):
+            adapter.update_company(installation, crm.company_id, {"domain": "initech.example"})
+
+    assert "tax_number" not in without_tax  # no tax field configured
+    assert (before["name"], before["city"], before["street"], before["tax_number"]) == (
+        "Initech Pty Ltd", "Sydney", "", "")
+    assert (after["street"], after["postal_code"], after["website"], after["tax_number"]) == (
+        "1 Main St", "2000", "https://initech.example", "51 824 753 556")
+    assert after["city"] == "Sydney" and after["name"] == "Initech Pty Ltd"  # others untouched
+    assert missing.value.status == 404
+    assert ("phone" in before) == (crm.name == "hubspot")  # Pipedrive organizations have none

@@ -30,7 +30,7 @@ from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException
 
 from xero.build import InvoiceDraft
-from xero.errors import SDK_ERRORS, from_sdk_exception
+from xero.errors import SDK_ERRORS, FixData, from_sdk_exception
 from xero.limits import XeroLimiter
 from xero.reference import Account, Item, PaymentTerms, ReferenceData, TaxRate
 
@@ -57,6 +57,24 @@ class ContactResult:
     email: str
     tax_number: str
     errors: tuple[str, ...] = ()
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class ContactDetails:
+    """One contact's details, as the company page copies them into a CRM company."""
+
+    contact_id: str
+    name: str
+    email: str = ""
+    tax_number: str = ""
+    phone: str = ""
+    street: str = ""  # the address lines, joined
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""
+    website: str = ""
     active: bool = True
 
 
@@ -174,6 +192,15 @@ class XeroClient:
                               summary_only=True).contacts or []
         return [_contact_result(c) for c in contacts][:limit]
 
+    def get_contact(self, contact_id: str) -> ContactDetails:
+        """One contact with its phones and addresses (GET /Contacts/{ContactID}); Xero's 404
+        for an id it does not know is FixData with error_type "NotFound"."""
+        contacts = self._call("get_contact", contact_id).contacts or []
+        if not contacts:
+            raise FixData([f"Xero returned no contact for {contact_id}"], error_type="NotFound",
+                          status=404)
+        return _contact_details(contacts[0])
+
     def create_contacts(self, contacts: Sequence[NewContact]) -> list[ContactResult]:
         """PUT /Contacts in one call; each element succeeds or carries Xero's messages."""
         body = Contacts(contacts=[_contact_model(c) for c in contacts])
@@ -264,6 +291,55 @@ def _contact_result(c: Contact) -> ContactResult:
     return ContactResult(c.contact_id and str(c.contact_id), c.name or "", c.email_address or "",
                          c.tax_number or "", errors,
                          active=_enum_value(c.contact_status) in ("", "ACTIVE"))
+
+
+# Which of a contact's numbers is "the" phone: Xero keeps four typed slots (FAX is no phone).
+_PHONE_ORDER = ("DEFAULT", "DDI", "MOBILE")
+
+
+def _contact_details(c: Contact) -> ContactDetails:
+    address = _company_address(c.addresses or [])
+    return ContactDetails(
+        contact_id=str(c.contact_id), name=c.name or "", email=c.email_address or "",
+        tax_number=c.tax_number or "", phone=_phone(c.phones or []),
+        street=", ".join(_address_parts(address, _ADDRESS_LINES)),
+        city=_address_part(address, "city"), region=_address_part(address, "region"),
+        postal_code=_address_part(address, "postal_code"),
+        country=_address_part(address, "country"), website=c.website or "",
+        active=_enum_value(c.contact_status) in ("", "ACTIVE"))
+
+
+_ADDRESS_LINES = ("address_line1", "address_line2", "address_line3", "address_line4")
+_ADDRESS_FIELDS = (*_ADDRESS_LINES, "city", "region", "postal_code", "country")
+
+
+def _company_address(addresses: Sequence[Any]) -> Any | None:
+    """The street address if it has anything in it, else the postal (PO box) one. Xero answers
+    with an empty placeholder of each type when a contact has no address."""
+    by_type = {_enum_value(a.address_type): a for a in addresses}
+    for kind in ("STREET", "POBOX"):
+        address = by_type.get(kind)
+        if address is not None and _address_parts(address, _ADDRESS_FIELDS):
+            return address
+    return None
+
+
+def _address_part(address: Any | None, name: str) -> str:
+    return (getattr(address, name, None) or "").strip()
+
+
+def _address_parts(address: Any | None, names: Sequence[str]) -> list[str]:
+    return [part for part in (_address_part(address, n) for n in names) if part]
+
+
+def _phone(phones: Sequence[Any]) -> str:
+    by_type = {_enum_value(p.phone_type): p for p in phones if p.phone_number}
+    for kind in _PHONE_ORDER:
+        p = by_type.get(kind)
+        if p is not None:
+            return " ".join(part.strip() for part in (p.phone_country_code, p.phone_area_code,
+                                                       p.phone_number) if part and part.strip())
+    return ""
 
 
 def _invoice_model(d: InvoiceDraft) -> Invoice:

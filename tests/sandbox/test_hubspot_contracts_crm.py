@@ -20,6 +20,7 @@ import pytest
 from hubspot import HubSpot
 from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRequest
 from hubspot.crm.companies import BatchReadInputSimplePublicObjectId as CompanyBatchRead
+from hubspot.crm.companies import SimplePublicObjectInput as CompanyInput
 from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId as ContactBatchRead
 from hubspot.crm.deals import (
     BatchInputSimplePublicObjectBatchInput,
@@ -225,6 +226,26 @@ def test_other_object_batch_reads(hs: tuple[FakeHubSpot, HubSpot], kind: str) ->
     assert call.status == 200
     has_nulls = any(v is None for v in call.response_json()["results"][0]["properties"].values())
     validate_call(call, without_null_properties if has_nulls else None)
+
+
+def test_company_read_and_update(hs: tuple[FakeHubSpot, HubSpot]) -> None:
+    """The company page's import: one company read, then one update of the empty fields."""
+    fake, client = hs
+    ids = seed(fake)
+    client.crm.companies.basic_api.get_by_id(
+        ids["company"], properties=["name", "phone", "address", "abn", "no_such_property"],
+        archived=False,
+    )
+    read = last_call(fake)
+    properties = read.response_json()["properties"]
+    assert "no_such_property" not in properties and properties["phone"] is None
+    validate_call(read, without_null_properties)
+    client.crm.companies.basic_api.update(
+        ids["company"], CompanyInput(properties={"phone": "+61 2 5550 1234", "city": "Sydney"}))
+    update = last_call(fake)
+    assert update.status == 200
+    validate_call(update)
+    assert fake.crm.object_properties("companies", ids["company"])["city"] == "Sydney"
 
 
 def test_list_and_search(hs: tuple[FakeHubSpot, HubSpot]) -> None:

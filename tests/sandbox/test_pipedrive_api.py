@@ -268,6 +268,50 @@ def test_product_organization_person(fake: FakePipedrive, api: Client) -> None:
     assert person["phones"] == []
 
 
+def test_patch_organization_address_website_and_custom_fields(
+    pipedrive: OAuthHarness[FakePipedrive], fake: FakePipedrive
+) -> None:
+    """v2 UpdateOrganizationRequest (pipedrive/client-nodejs): `address` replaces the whole
+    address object; custom fields must be defined organization fields."""
+    fake.scopes = (*DEFAULT_SCOPES, "contacts:full")
+    api = login(pipedrive)
+    code = fake.api.add_org_field("ABN")
+    org = fake.api.add_org("Globex Pty Ltd", address="1 George St, Sydney NSW 2000")
+    body = {"website": "https://globex.example", "custom_fields": {code: "51 824 753 556"},
+            "address": {"value": "Level 2, 1 George St, Sydney", "route": "Level 2, 1 George St",
+                        "locality": "Sydney"}}
+
+    response = api.patch(f"/api/v2/organizations/{org}", body)
+
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["website"] == "https://globex.example"
+    assert data["custom_fields"] == {code: "51 824 753 556"}
+    assert data["address"]["route"] == "Level 2, 1 George St"
+    assert data["address"]["postal_code"] is None  # the old address was replaced, not merged
+    assert api.get(f"/api/v2/organizations/{org}").json()["data"] == data
+    assert fake.api_calls[-2].tokens == 5
+    refused = {
+        "/api/v2/organizations/999": ({"website": "x"}, 404),
+        f"/api/v2/organizations/{org}": ({"phone": "+61 2 5550 1234"}, 400),
+    }
+    for path, (patch, status) in refused.items():
+        assert api.patch(path, patch).status_code == status, patch
+    for patch in ({"custom_fields": {"f" * 40: "x"}}, {"address": {"formatted_address": "x"}},
+                  {"address": "1 George St"}, {"name": ""}, {"visible_to": 3}):
+        assert api.patch(f"/api/v2/organizations/{org}", patch).status_code == 400, patch
+    assert fake.api.org(org).website == "https://globex.example"
+
+
+def test_patching_an_organization_needs_contacts_full(fake: FakePipedrive, api: Client) -> None:
+    org = fake.api.add_org("Globex Pty Ltd")  # `api` has contacts:read only
+    patched = api.patch(f"/api/v2/organizations/{org}", {"website": "https://x.example"})
+
+    assert patched.status_code == 403
+    assert api.get(f"/api/v2/organizations/{org}").status_code == 200
+    assert fake.api.org(org).website is None
+
+
 def test_stages_and_pipelines(fake: FakePipedrive, api: Client) -> None:
     second = fake.api.add_pipeline("Renewals", ["Due", "Invoiced"])
     stages = api.get("/api/v2/stages").json()["data"]

@@ -206,7 +206,8 @@ def sdk_tour(sb: Sandbox) -> None:
         search_term="a",
         if_modified_since=datetime(2020, 1, 1, tzinfo=UTC),
     )
-    api.get_contact(tenant, acme)
+    sb.books.set_contact_website(acme, "https://acme.test")  # read only in the API: the UI's
+    assert api.get_contact(tenant, acme).contacts[0].website == "https://acme.test"
 
     draft, authorised = api.create_invoices(
         tenant,

@@ -1,0 +1,235 @@
+"""The company page's Xero side: link a CRM company to a Xero contact, import the contact's
+details into the company (filling only fields the CRM leaves empty: never over what a rep
+typed), and suggest contacts for a company that has none. CRMs are reached only through
+crm_adapters, Xero only through xero/."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, select
+
+from app.extensions import db
+from app.models import AuditEvent, ContactLink, Installation, XeroConnection, XeroContact
+from crm_adapters import adapter_for
+from crm_adapters.base import CrmError
+from xero.client import ContactDetails, ContactResult
+from xero.contacts import email_key, name_key, tax_key
+
+# What an import may copy, in the order the page lists it (COMPANY_FIELDS words).
+IMPORTED = ("phone", "street", "city", "region", "postal_code", "country", "website", "tax_number")
+LABELS = {"phone": "phone", "street": "street address", "city": "city", "region": "state/region",
+          "postal_code": "postcode", "country": "country", "website": "website",
+          "tax_number": "tax number"}
+CRM_NAMES = {"hubspot": "HubSpot", "pipedrive": "Pipedrive"}
+SUGGESTIONS = 5
+# Trailing words that say what kind of company it is, not which: searching Xero for
+# "Initech Pty Ltd" would miss "Initech Holdings" (searchTerm is a contains-match).
+LEGAL_FORMS = frozenset({"ab", "ag", "bv", "co", "company", "corp", "corporation", "gmbh", "inc",
+                         "incorporated", "limited", "llc", "llp", "ltd", "nv", "plc", "pte",
+                         "pty", "sa", "sarl", "srl"})
+
+
+def crm_name(installation: Installation) -> str:
+    return CRM_NAMES.get(installation.crm.value, installation.crm.value.title())
+
+
+# --- which fields to copy (pure) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImportPlan:
+    fill: dict[str, str]  # empty in the CRM, known in Xero: write these
+    kept: tuple[str, ...]  # the CRM already has a value: left alone
+    unsupported: tuple[str, ...]  # Xero has a value the CRM has no field for
+
+
+def plan_import(contact: ContactDetails, company: Mapping[str, str]) -> ImportPlan:
+    """`company` as CrmAdapter.fetch_company returns it (absent: the CRM cannot hold it)."""
+    fill: dict[str, str] = {}
+    kept: list[str] = []
+    unsupported: list[str] = []
+    for field in IMPORTED:
+        value = getattr(contact, field).strip()
+        if not value:
+            continue
+        if field not in company:
+            unsupported.append(field)
+        elif company[field].strip():
+            kept.append(field)
+        else:
+            fill[field] = value
+    return ImportPlan(fill, tuple(kept), tuple(unsupported))
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    contact_name: str
+    crm: str  # "HubSpot"
+    copied: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+    unsupported: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    error: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed and not self.error
+
+    def summary(self) -> str:
+        """What happened, for the rep (the page's notice)."""
+        parts = [f"Linked to {self.contact_name}: new invoices for this company go to that "
+                 "Xero contact."]
+        if self.copied:
+            parts.append(f"Copied into {self.crm}: {_labels(self.copied)}.")
+        if self.kept:
+            parts.append(f"Left as they were ({self.crm} already had them): {_labels(self.kept)}.")
+        if self.unsupported:
+            parts.append(f"Not copied ({self.crm} has no field for them): "
+                         f"{_labels(self.unsupported)}.")
+        if self.failed:
+            parts.append(f"Could not copy into {self.crm}: {_labels(self.failed)} "
+                         f"({self.error}). The link is kept; try Import again later.")
+        elif self.error:
+            parts.append(f"Could not read the company from {self.crm} ({self.error}), so "
+                         "nothing was copied. The link is kept; try Import again later.")
+        if not (self.copied or self.kept or self.unsupported or self.failed or self.error):
+            parts.append("The Xero contact has no phone, address, website or tax number to copy.")
+        return " ".join(parts)
+
+
+def _labels(fields: Sequence[str]) -> str:
+    return ", ".join(LABELS[f] for f in fields)
+
+
+# --- suggested contacts (pure) ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Suggestion:
+    contact: ContactResult
+    matches: tuple[str, ...]  # what is exactly the same: "name", "email domain", "tax number"
+
+
+def search_term(company_name: str) -> str:
+    """The company's name without trailing legal forms ("Initech Pty Ltd" -> "Initech")."""
+    words = company_name.split()
+    while len(words) > 1 and words[-1].strip(".,()").casefold() in LEGAL_FORMS:
+        words.pop()
+    return " ".join(words).strip(" ,")
+
+
+def rank_suggestions(company: Mapping[str, str], found: Sequence[ContactResult],
+                     limit: int = SUGGESTIONS) -> list[Suggestion]:
+    """Xero's search results for the company, exact matches first, at most `limit`. CRM
+    companies carry no email address, so an email matches on the company's web domain."""
+    domain = web_domain(company.get("domain") or company.get("website") or "")
+    ranked = [Suggestion(c, _matches(company, domain, c)) for c in found
+              if c.contact_id and c.active]
+    ranked.sort(key=lambda s: -len(s.matches))  # stable: Xero's order within a rank
+    return ranked[:limit]
+
+
+def _matches(company: Mapping[str, str], domain: str, contact: ContactResult) -> tuple[str, ...]:
+    same = []
+    if company.get("name") and name_key(company["name"]) == name_key(contact.name):
+        same.append("name")
+    contact_domain = email_key(contact.email).rpartition("@")[2]
+    if domain and contact_domain and web_domain(contact_domain) == domain:
+        same.append("email domain")
+    tax = tax_key(company.get("tax_number", ""))
+    if tax and tax == tax_key(contact.tax_number):
+        same.append("tax number")
+    return tuple(same)
+
+
+def web_domain(value: str) -> str:
+    """"https://www.Initech.example/about" -> "initech.example"."""
+    host = value.strip().casefold().split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    return host.removeprefix("www.")
+
+
+# --- the database: links and the contact mirror ----------------------------------------------
+
+def linked_contact(installation_id: int, company_id: str) -> tuple[str, str] | None:
+    """(Xero contact id, its name from the local mirror or "") of the company's link: one
+    query, no Xero call."""
+    row = db.session.execute(
+        select(ContactLink.xero_contact_id, XeroContact.name)
+        .outerjoin(XeroConnection, XeroConnection.installation_id == ContactLink.installation_id)
+        .outerjoin(XeroContact, and_(XeroContact.xero_connection_id == XeroConnection.id,
+                                     XeroContact.contact_id == ContactLink.xero_contact_id))
+        .where(ContactLink.installation_id == installation_id,
+               ContactLink.crm_object_type == "company", ContactLink.crm_object_id == company_id)
+    ).first()
+    return None if row is None else (row[0], row[1] or "")
+
+
+def link_company(installation: Installation, company_id: str, contact: ContactDetails,
+                 user: str, action: str = "contact_linked") -> None:
+    """Link the company to the contact a person chose (replacing any earlier link), remember
+    the contact in the mirror (so the page shows its name), and audit it; committed."""
+    existing = db.session.scalar(select(ContactLink).where(
+        ContactLink.installation_id == installation.id, ContactLink.crm_object_type == "company",
+        ContactLink.crm_object_id == company_id))
+    if existing is None:
+        db.session.add(ContactLink(installation_id=installation.id, crm_object_type="company",
+                                   crm_object_id=company_id, xero_contact_id=contact.contact_id,
+                                   linked_by="user"))
+    else:
+        existing.xero_contact_id, existing.linked_by = contact.contact_id, "user"
+    if installation.xero_connection is not None:
+        remember_contact(installation.xero_connection.id, contact)
+    if action:
+        db.session.add(AuditEvent(installation_id=installation.id, action=action, outcome="ok",
+                                  detail={"company": company_id, "by": user},
+                                  xero_ids={"contact_id": contact.contact_id}))
+    db.session.commit()
+
+
+def remember_contact(connection_id: int, contact: ContactDetails) -> None:
+    """Insert or refresh the contact's row in the XeroContact mirror (the engine's matching
+    reads the same rows; its If-Modified-Since sync overwrites them with the same values)."""
+    row = db.session.scalar(select(XeroContact).where(
+        XeroContact.xero_connection_id == connection_id,
+        XeroContact.contact_id == contact.contact_id))
+    if row is None:
+        row = XeroContact(xero_connection_id=connection_id, contact_id=contact.contact_id)
+        db.session.add(row)
+    row.name, row.name_key = contact.name, name_key(contact.name)
+    row.email_key, row.tax_number_key = email_key(contact.email), tax_key(contact.tax_number)
+    row.active = contact.active
+
+
+# --- the import ------------------------------------------------------------------------------
+
+def import_into_company(installation: Installation, company_id: str, contact: ContactDetails,
+                        user: str) -> ImportOutcome:
+    """Link the company to `contact` (committed first: it stands whatever the CRM does), then
+    copy the contact's details into the company's empty fields; audited as contact_imported."""
+    link_company(installation, company_id, contact, user, action="")
+    crm, name = adapter_for(installation.crm.value), crm_name(installation)
+    outcome: ImportOutcome
+    try:
+        plan = plan_import(contact, crm.fetch_company(installation, company_id))
+    except CrmError as exc:
+        outcome = ImportOutcome(contact.name, name, error=str(exc))
+    else:
+        try:
+            crm.update_company(installation, company_id, plan.fill)
+        except CrmError as exc:
+            outcome = ImportOutcome(contact.name, name, kept=plan.kept,
+                                    unsupported=plan.unsupported, failed=tuple(plan.fill),
+                                    error=str(exc))
+        else:
+            outcome = ImportOutcome(contact.name, name, copied=tuple(plan.fill), kept=plan.kept,
+                                    unsupported=plan.unsupported)
+    db.session.add(AuditEvent(
+        installation_id=installation.id, action="contact_imported",
+        outcome="ok" if outcome.complete else "partial",
+        detail={"company": company_id, "by": user, "filled": list(outcome.copied),
+                "kept": list(outcome.kept), "unsupported": list(outcome.unsupported),
+                "failed": list(outcome.failed),
+                **({"error": outcome.error} if outcome.error else {})},
+        xero_ids={"contact_id": contact.contact_id}))
+    db.session.commit()
+    return outcome
