@@ -44,13 +44,14 @@ def create_app(config: Settings | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
 
-    from app.views import cards, health, install, webhooks, xero_connect
+    from app.views import cards, health, install, settings as settings_page, webhooks, xero_connect
 
     app.register_blueprint(cards.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(install.bp)
     app.register_blueprint(xero_connect.bp)
+    app.register_blueprint(settings_page.bp)
     return app
 
 

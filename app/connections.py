@@ -30,12 +30,12 @@ def xero_client(connection: XeroConnection, **options: Any) -> XeroClient:
                       access_token=lambda: access_token(XeroConnection, connection_id), **options)
 
 
-def revoke_grant(connection: XeroConnection, *, forget_on_failure: bool) -> bool:
+def revoke_grant(connection: XeroConnection, *, forget_on_failure: bool, by: str = "") -> bool:
     """Revoke the grant at Xero and mark the connection disconnected.
 
     Returns False if Xero did not confirm; then the tokens are forgotten only if
     `forget_on_failure` (an admin's explicit disconnect), else kept for a retry (a job).
-    The caller commits.
+    `by` names the admin who asked, for the audit trail. The caller commits.
     """
     revoked = True
     if connection.refresh_token:
@@ -52,5 +52,6 @@ def revoke_grant(connection: XeroConnection, *, forget_on_failure: bool) -> bool
     connection.status_detail = "" if revoked else "Xero did not confirm the revocation"
     db.session.add(AuditEvent(installation_id=connection.installation_id,
                               action="xero_disconnected", outcome="ok" if revoked else "warning",
+                              detail={"by": by} if by else {},
                               xero_ids={"tenant_id": connection.tenant_id}))
     return revoked

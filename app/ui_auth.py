@@ -27,7 +27,7 @@ _ISSUER = "paydeck-view"
 class View:
     installation_id: int
     user: str
-    object_type: str  # deal | company | installation
+    object_type: str  # deal | company | review | settings
     object_id: str
 
 

@@ -145,6 +145,9 @@ def test_pipedrive_app(pipedrive: dict[str, Any]) -> None:
         assert panel["url"] == f"{ORIGIN}/pipedrive/panel/{view}"
         assert isinstance(panel["title"], str) and 0 < len(panel["title"]) <= 30
         assert panel["jwt_secret"] == "defaults to the client secret"
+    app_settings = pipedrive["app_extensions"]["app_settings"]
+    assert app_settings["url"] == f"{ORIGIN}/pipedrive/settings"
+    assert app_settings["jwt_secret"] == "defaults to the client secret"
 
 
 def test_pipedrive_scopes_are_the_apps(pipedrive: dict[str, Any]) -> None:
@@ -198,6 +201,7 @@ def _checked_urls(app_config: dict[str, Any], webhooks: dict[str, Any],
     urls.append((pipedrive["callback_url"], ("GET", "DELETE")))
     urls.append((pipedrive["installation_url"], ("GET",)))
     urls += [(p["url"], ("GET",)) for p in pipedrive["app_extensions"]["custom_panels"]]
+    urls.append((pipedrive["app_extensions"]["app_settings"]["url"], ("GET",)))
     urls.append((pipedrive["webhooks"]["subscription_url"], ("POST",)))
     return urls
 

@@ -27,9 +27,9 @@ def test_connect_one_organisation(installed, fake_xero, browser):
 
     page = browser.get(f"{url}/connect/xero")
 
-    assert page.url == f"{url}/setup"
-    assert "Connected to <strong>Acme Pty Ltd</strong>" in page.text
     connection = one(app, XeroConnection)
+    assert page.url.startswith(f"{url}/ui/settings/{connection.installation_id}?t=")
+    assert "Connected to <strong>Acme Pty Ltd</strong>" in page.text
     assert connection.status == ConnectionStatus.CONNECTED
     assert connection.tenant_id == tenant_id
     assert fake.grant_for(connection.access_token) is not None
@@ -66,8 +66,8 @@ def test_several_organisations_ask_the_admin_to_pick_and_detach_the_rest(install
     done = browser.post(f"{url}/connect/xero/organisation",
                         data={"csrf_token": csrf, "tenant_id": chosen})
 
-    assert done.url == f"{url}/setup"
     connection = one(app, XeroConnection)
+    assert done.url.startswith(f"{url}/ui/settings/{connection.installation_id}?t=")
     assert connection.status == ConnectionStatus.CONNECTED
     assert connection.tenant_id == chosen
     assert [c.tenant_id for c in fake.connections] == [chosen]
@@ -90,13 +90,15 @@ def test_disconnect_revokes_the_grant_at_xero(installed, fake_xero, browser):
     fake, _ = fake_xero
     fake.add_tenant("Acme Pty Ltd")
     app, url = installed
-    page = browser.get(f"{url}/connect/xero")
+    page = browser.get(f"{url}/connect/xero")  # ends on the settings page
     refresh_token = one(app, XeroConnection).refresh_token
-    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    installation_id = one(app, XeroConnection).installation_id
+    token = page.text.split('name="t" value="')[1].split('"')[0]
 
-    done = browser.post(f"{url}/connect/xero/disconnect", data={"csrf_token": csrf})
+    done = browser.post(f"{url}/ui/settings/{installation_id}/disconnect", data={"t": token})
 
-    assert done.url == f"{url}/setup"
+    assert done.url.startswith(f"{url}/ui/settings/{installation_id}?t=")
+    assert "Disconnected from Xero." in done.text
     connection = one(app, XeroConnection)
     assert connection.status == ConnectionStatus.DISCONNECTED
     assert connection.refresh_token is None and connection.access_token is None

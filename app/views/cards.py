@@ -5,21 +5,40 @@ action carries a signed view token (app.ui_auth)."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import select
 
 from app import get_settings
+from app.company_import import (
+    Suggestion,
+    crm_name,
+    import_into_company,
+    link_company,
+    linked_contact,
+    rank_suggestions,
+    search_term,
+)
 from app.connections import xero_client
 from app.engine import dismiss_review_item, preview_invoice, request_invoice, retry_review_item
 from app.extensions import db
 from app.models import (
     AuditEvent,
     ConnectionStatus,
-    ContactLink,
     CrmKind,
     Installation,
     InstallationStatus,
@@ -28,27 +47,19 @@ from app.models import (
     ReviewStatus,
     StageAction,
 )
-from app.views.common import called_url
+from app.views.common import called_url, crm_frame_headers
 from app.ui_auth import View, issue_view_token, read_pipedrive_token, read_view_token
 from crm_adapters import adapter_for
 from crm_adapters.base import CrmError, WebhookRejected, WebhookRequest
-from xero.client import XeroClient
-from xero.errors import ReconnectNeeded, XeroFailure
+from xero.client import ContactDetails, ContactResult, XeroClient
+from xero.errors import FixData, ReconnectNeeded, XeroFailure
 from xero.status import LABELS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("cards", __name__)
 
 
-@bp.after_request
-def _framing(response: Response) -> Response:
-    """Only the CRMs may frame these pages; nothing may be cached between users."""
-    response.headers["Content-Security-Policy"] = (
-        f"frame-ancestors {get_settings().frame_ancestors}; default-src 'self'; "
-        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline'")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+bp.after_request(crm_frame_headers)
 
 
 # --- HubSpot app card (hubspot.fetch, signed v3) ------------------------------------------------
@@ -72,6 +83,8 @@ def hubspot_card() -> tuple[Response, int]:
     body: dict[str, Any] = {"open_url": _page_url(view),
                             "review_url": _page_url(View(installation.id, user, "review",
                                                          str(installation.id)))}
+    if _is_installer(installation, user):  # Paydeck's settings are the installing admin's
+        body["settings_url"] = _page_url(View(installation.id, user, "settings", str(installation.id)))
     if object_type == "deal":
         body.update(deal_summary(installation.id, object_id))
     return jsonify(body), 200
@@ -168,11 +181,13 @@ def pipedrive_organization_panel() -> Response:
 
 @bp.get("/ui/company/<company_id>")
 def company_page(company_id: str) -> str:
-    """The company's Xero contact (or a search to link one), what it owes, recent invoices."""
+    """The company's Xero contact (or suggested contacts and a search, to link or import one),
+    what it owes, recent invoices."""
     token = request.args.get("t")
     view = read_view_token(token, "company", company_id)
     installation = _installation(view)
-    contact_id = _linked_contact(installation.id, company_id)
+    linked = linked_contact(installation.id, company_id)
+    contact_id, contact_name = linked if linked else (None, "")
     invoices: list[InvoiceLink] = []
     if contact_id:
         invoices = db.session.scalars(select(InvoiceLink).where(
@@ -182,16 +197,24 @@ def company_page(company_id: str) -> str:
     outstanding = sum((l.amount_due or 0 for l in invoices if l.status == "AUTHORISED"), Decimal(0))
     overdue = sum((l.amount_due or 0 for l in invoices if l.deal_status == "overdue"), Decimal(0))
     query = (request.args.get("q") or "").strip()
-    results, problem = [], ""
+    results: list[ContactResult] = []
+    suggestions: list[Suggestion] = []
+    problem = ""
     if query:
         try:
             results = _xero_client(installation).search_contacts(query)
         except XeroFailure as exc:
             problem = f"Xero search is unavailable right now: {exc}"
+    elif contact_id is None:
+        # Only an unlinked company costs a CRM read and a Xero search; a linked one is
+        # answered from the database alone.
+        suggestions, problem = _suggestions(installation, company_id)
     return render_template("company.html", token=token, company_id=company_id,
-                           contact_id=contact_id, invoices=invoices, outstanding=_money(outstanding),
-                           overdue=_money(overdue), query=query, results=results, problem=problem,
-                           labels=LABELS, message=request.args.get("m", ""),
+                           contact_id=contact_id, contact_name=contact_name, invoices=invoices,
+                           outstanding=_money(outstanding), overdue=_money(overdue), query=query,
+                           results=results, suggestions=suggestions, problem=problem,
+                           crm_name=crm_name(installation), labels=LABELS,
+                           message=request.args.get("m", ""),
                            pipedrive=request.args.get("pd") == "1")
 
 
@@ -200,30 +223,81 @@ def link_contact(company_id: str) -> Response:
     """Link this CRM company to the Xero contact a person chose (replacing any earlier link)."""
     token = request.form.get("t")
     view = read_view_token(token, "company", company_id)
-    contact_id = request.form.get("contact_id", "")
-    if not contact_id:
-        abort(400, "choose a contact")
-    existing = db.session.scalar(select(ContactLink).where(
-        ContactLink.installation_id == view.installation_id, ContactLink.crm_object_type == "company",
-        ContactLink.crm_object_id == company_id))
-    if existing is None:
-        db.session.add(ContactLink(installation_id=view.installation_id, crm_object_type="company",
-                                   crm_object_id=company_id, xero_contact_id=contact_id,
-                                   linked_by="user"))
-    else:
-        existing.xero_contact_id, existing.linked_by = contact_id, "user"
-    db.session.add(AuditEvent(installation_id=view.installation_id, action="contact_linked",
-                              outcome="ok", detail={"company": company_id, "by": view.user},
-                              xero_ids={"contact_id": contact_id}))
-    db.session.commit()
-    return redirect(url_for("cards.company_page", company_id=company_id, t=token,
-                            m="Linked: new invoices for this company go to that Xero contact."))
+    installation = _installation(view)
+    contact = _chosen_contact(installation, company_id, token)
+    link_company(installation, company_id, contact, view.user)
+    return redirect(_company_url(company_id, token, f"Linked to {contact.name}: new invoices for "
+                                                    "this company go to that Xero contact."))
 
 
-def _linked_contact(installation_id: int, company_id: str) -> str | None:
-    return db.session.scalar(select(ContactLink.xero_contact_id).where(
-        ContactLink.installation_id == installation_id, ContactLink.crm_object_type == "company",
-        ContactLink.crm_object_id == company_id))
+@bp.post("/ui/company/<company_id>/import")
+def import_contact(company_id: str) -> Response:
+    """Link, as above, and copy the contact's phone, address, website and tax number into the
+    company's empty fields (what a rep typed is never overwritten)."""
+    token = request.form.get("t")
+    view = read_view_token(token, "company", company_id)
+    installation = _installation(view)
+    contact = _chosen_contact(installation, company_id, token)
+    outcome = import_into_company(installation, company_id, contact, view.user)
+    return redirect(_company_url(company_id, token, outcome.summary()))
+
+
+# Xero's ContactID (a GUID). Xero's GET /Contacts/{ContactID} also takes a contact number,
+# which the company page never sends: anything else is refused before calling Xero.
+_CONTACT_ID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+def _chosen_contact(installation: Installation, company_id: str,
+                    token: str | None) -> ContactDetails:
+    """The Xero contact the form names, read from Xero (one GET). A 4xx page if there is no
+    such active contact; back to the page with a notice if Xero cannot answer now."""
+    back = _company_url(company_id, token)
+    contact_id = request.form.get("contact_id", "").strip()
+    if not _CONTACT_ID.match(contact_id):
+        abort(_notice_page("Choose a Xero contact", "Pick a contact from the suggestions or the "
+                           "search results.", 400, back))
+    try:
+        contact = _xero_client(installation).get_contact(contact_id)
+    except FixData as exc:
+        if exc.status != 404:
+            abort(redirect(_company_url(company_id, token, f"Xero refused to show that contact "
+                                                           f"({exc}). Nothing was changed.")))
+        abort(_notice_page("No such Xero contact", "Xero has no contact with that id (it may have "
+                           "been deleted or merged in Xero). Nothing was changed.", 404, back))
+    except XeroFailure as exc:
+        abort(redirect(_company_url(company_id, token, f"Could not read the contact from Xero "
+                                                       f"right now ({exc}). Nothing was changed.")))
+    if not contact.active:
+        abort(_notice_page("Archived in Xero", f"{contact.name} is archived in Xero, so invoices "
+                           "cannot go to it. Restore it in Xero or choose another contact.",
+                           409, back))
+    return contact
+
+
+def _suggestions(installation: Installation, company_id: str) -> tuple[list[Suggestion], str]:
+    """Up to five Xero contacts like the company: its name from the CRM, one Xero search."""
+    try:
+        xero = _xero_client(installation)
+        company = adapter_for(installation.crm.value).fetch_company(installation, company_id)
+        term = search_term(company.get("name", ""))
+        found = xero.search_contacts(term) if term else []
+    except CrmError as exc:
+        return [], (f"Could not read this company from {crm_name(installation)}, so there are "
+                    f"no suggestions: {exc}")
+    except XeroFailure as exc:
+        return [], f"Xero is unavailable right now, so there are no suggestions: {exc}"
+    return rank_suggestions(company, found), ""
+
+
+def _company_url(company_id: str, token: str | None, message: str | None = None) -> str:
+    """The company page again, keeping Pipedrive's panel mode (`pd`) when the form carried it."""
+    return url_for("cards.company_page", company_id=company_id, t=token, m=message,
+                   pd="1" if request.form.get("pd") == "1" else None)
+
+
+def _notice_page(title: str, message: str, status: int, back_url: str) -> Response:
+    return make_response(render_template("message.html", title=title, message=message,
+                                         back_url=back_url), status)
 
 
 def _xero_client(installation: Installation) -> XeroClient:
@@ -289,6 +363,10 @@ def _page_url(view: View, pipedrive: bool = False) -> str:
 
 def _back(deal_id: str, token: str | None, message: str) -> Response:
     return redirect(url_for("cards.deal_page", deal_id=deal_id, t=token, m=message))
+
+
+def _is_installer(installation: Installation, user: str) -> bool:
+    return bool(user) and user.casefold() == (installation.installed_by or "").casefold()
 
 
 def _active(crm: CrmKind, account_id: str) -> Installation | None:

@@ -1,4 +1,4 @@
-"""Helpers shared by the page views: the admin's installation, CSRF, message pages."""
+"""Helpers shared by the page views: the admin's installation, CSRF, framing, message pages."""
 
 from __future__ import annotations
 
@@ -11,14 +11,22 @@ from app.extensions import db
 from app.models import Installation, InstallationStatus
 
 _INSTALLATION = "installation_id"
+_USER = "user"
 _CSRF = "csrf_token"
 
 
-def sign_in(installation: Installation) -> None:
-    """Remember, in this browser, that its user installed (and so administers) `installation`."""
+def sign_in(installation: Installation, user: str | None = None) -> None:
+    """Remember, in this browser, that its user installed (and so administers) `installation`.
+    `user` names them (CRM email or user id); the installing admin when not given."""
     session.clear()
     session[_INSTALLATION] = installation.id
+    session[_USER] = user if user is not None else installation.installed_by
     session.permanent = False
+
+
+def signed_in_user() -> str:
+    """Who signed this browser in (see `sign_in`); empty if nobody."""
+    return str(session.get(_USER) or "")
 
 
 def current_installation() -> Installation | None:
@@ -61,6 +69,19 @@ def called_url() -> str:
 
     path = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
     return f"{get_settings().public_url}{path}"
+
+
+def crm_frame_headers(response: Response) -> Response:
+    """For pages shown inside the CRMs' iframes: only the CRMs may frame them, and nothing
+    may be cached between users (an after_request hook)."""
+    from app import get_settings
+
+    response.headers["Content-Security-Policy"] = (
+        f"frame-ancestors {get_settings().frame_ancestors}; default-src 'self'; "
+        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline'")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 def message_page(title: str, message: str, status: int = 200) -> Response:

@@ -8,7 +8,7 @@ import logging
 import secrets
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -22,7 +22,8 @@ from app.models import (
     InstallationStatus,
 )
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
-from app.views.common import csrf_token, message_page, require_installation, sign_in
+from app.views.common import message_page, require_installation, sign_in, signed_in_user
+from app.views.settings import settings_url
 from crm_adapters import IDENTIFY
 from crm_adapters.base import AccountIdentity, CrmError
 
@@ -30,6 +31,17 @@ log = logging.getLogger(__name__)
 bp = Blueprint("install", __name__)
 
 CRMS = "any(hubspot, pipedrive)"
+
+
+@bp.get("/")
+def home() -> Response:
+    """A visitor's first stop: the sandbox console when it runs, else how to install."""
+    settings = get_settings()
+    if settings.sandbox_url:
+        return redirect(settings.sandbox_url)
+    return message_page("Paydeck is running", "Install Paydeck from the HubSpot or Pipedrive "
+                        "marketplace (or open /install/hubspot or /install/pipedrive), then "
+                        "connect Xero from its settings page.")
 
 
 @bp.get(f"/install/<{CRMS}:crm>")
@@ -73,9 +85,10 @@ def callback(crm: str) -> Response:
 
 
 @bp.get("/setup")
-def setup() -> str:
+def setup() -> Response:
+    """Where install and Xero connect end: the signed-in admin's settings page."""
     installation = require_installation()
-    return render_template("setup.html", installation=installation, csrf_token=csrf_token())
+    return redirect(settings_url(installation, signed_in_user()))
 
 
 @bp.delete("/oauth/pipedrive/callback")

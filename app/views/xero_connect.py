@@ -1,18 +1,19 @@
-"""Connecting an installation to one Xero organisation, switching it, and disconnecting."""
+"""Connecting an installation to one Xero organisation, and switching it. (Disconnecting is on
+the settings page: app/views/settings.py.)"""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
 from app import get_settings
-from app.connections import revoke_grant
 from app.extensions import db
-from app.models import AuditEvent, ConnectionStatus, Installation, XeroConnection
+from app.models import AuditEvent, ConnectionStatus, Installation, InstallationStatus, XeroConnection
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
-from app.views.common import check_csrf, csrf_token, message_page, require_installation
+from app.ui_auth import read_view_token
+from app.views.common import check_csrf, csrf_token, message_page, require_installation, sign_in
 from xero import identity
 from xero.identity import Tenant, XeroIdentityError
 
@@ -22,7 +23,15 @@ bp = Blueprint("xero_connect", __name__)
 
 @bp.get("/connect/xero")
 def start() -> Response:
-    installation = require_installation()
+    """Send the admin to Xero's consent screen. The settings page (inside a CRM iframe, no
+    cookies) opens this in a new top-level window with its view token in `t`: that signs this
+    browser in, so the callback - a top-level request - finds the installation in the session."""
+    token = request.args.get("t")
+    if token:
+        installation, user = _settings_admin(token)
+        sign_in(installation, user)
+    else:
+        installation = require_installation()
     settings = get_settings()
     p = provider("xero", settings)
     if not p.client_id:
@@ -82,22 +91,6 @@ def choose_organisation() -> Response | str:
     return redirect(url_for("install.setup"))
 
 
-@bp.post("/connect/xero/disconnect")
-def disconnect() -> Response:
-    installation = require_installation()
-    check_csrf()
-    connection = installation.xero_connection
-    if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
-        return redirect(url_for("install.setup"))
-    revoked = revoke_grant(connection, forget_on_failure=True)
-    db.session.commit()
-    if not revoked:
-        return message_page("Disconnected, with a warning", "Paydeck forgot its Xero tokens, "
-                            "but Xero did not confirm the revocation. Remove Paydeck under "
-                            "Connected apps in Xero's settings to be sure.", 200)
-    return redirect(url_for("install.setup"))
-
-
 @bp.get("/connect/xero/status")
 def status() -> Response:
     """The admin's view of the connection, for pages and the CRM card."""
@@ -116,6 +109,16 @@ def status() -> Response:
             "token_refreshed_at": _iso(connection.token_refreshed_at),
         },
     })
+
+
+def _settings_admin(token: str) -> tuple[Installation, str]:
+    """The installation and admin a settings view token names, or a 401."""
+    view = read_view_token(token, "settings")
+    installation = db.session.get(Installation, view.installation_id)
+    if (view.object_id != str(view.installation_id) or installation is None
+            or installation.status != InstallationStatus.ACTIVE):
+        abort(401, "installation not active")
+    return installation, view.user
 
 
 def _store_connection(installation: Installation, token: dict,

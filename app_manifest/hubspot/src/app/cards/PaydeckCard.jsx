@@ -53,6 +53,9 @@ const PaydeckCard = ({ context, openIframeModal }) => {
 
   const open = () =>
     openIframeModal({ uri: data.open_url, height: 700, width: 900, title: "Paydeck" });
+  // Only the installing admin's card gets a settings_url (the endpoint decides).
+  const openSettings = () =>
+    openIframeModal({ uri: data.settings_url, height: 800, width: 960, title: "Paydeck settings" });
 
   return (
     <Flex direction="column" gap="small">
@@ -72,6 +75,11 @@ const PaydeckCard = ({ context, openIframeModal }) => {
       <Button onClick={open} disabled={!data.open_url}>
         Open in Paydeck
       </Button>
+      {data.settings_url && (
+        <Button variant="secondary" onClick={openSettings}>
+          Paydeck settings
+        </Button>
+      )}
     </Flex>
   );
 };
