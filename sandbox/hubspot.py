@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
+import requests
 from werkzeug.wrappers import Request, Response
 
 from sandbox.clock import Clock
@@ -34,6 +36,8 @@ from sandbox.hubspot_crm import (
     PortalCrm,
     WebhookApp,
     WebhookHub,
+    signature_v3,
+    signed_uri,
 )
 from sandbox.oauth import OAuthFake
 from sandbox.wsgi import json_response
@@ -229,6 +233,23 @@ class FakeHubSpot(OAuthFake[HubSpotInstall]):
     def deliver(self, *, force: bool = False, duplicate: bool = False) -> list[DeliveryResult]:
         """POST the due webhook events now; see `WebhookHub.deliver`."""
         return self.webhooks.deliver(force=force, duplicate=duplicate)
+
+    # ----- app cards (UI extensions) -----------------------------------------
+
+    def card_fetch(
+        self, url: str, params: Mapping[str, str] | None = None, *, user_email: str | None = None,
+        timeout: float = 15.0,
+    ) -> requests.Response:
+        """What an app card's `hubspot.fetch(url)` does: HubSpot adds the viewing user's and
+        portal's ids to the query and signs the GET with the app's client secret (v3)."""
+        query = {**(params or {}), "userId": str(self.user_id),
+                 "userEmail": user_email or self.user_email, "appId": str(self.app_id),
+                 "portalId": str(self.portal_id)}
+        full = f"{url}?{urlencode(query)}"
+        timestamp = str(int(self.now() * 1000))
+        signature = signature_v3(self.client_secret, "GET", signed_uri(full), b"", timestamp)
+        return requests.get(full, timeout=min(timeout, 15.0), headers={
+            "X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": timestamp})
 
     @property
     def auto_deliver(self) -> bool:

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
+import jwt
 import requests
 from werkzeug.wrappers import Request, Response
 
@@ -66,7 +68,7 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
     def __init__(
         self,
         client_id: str = "paydeck-pipedrive-client",
-        client_secret: str = "paydeck-pipedrive-secret",
+        client_secret: str = "paydeck-pipedrive-client-secret-0123456789",
         *,
         company_id: int = 7788990,
         company_name: str = "Acme Pty Ltd",
@@ -161,6 +163,20 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
     @auto_deliver.setter
     def auto_deliver(self, enabled: bool) -> None:
         self.api.webhooks.auto = enabled
+
+    def panel_url(self, url: str, resource: str, selected_id: int | str, *,
+                  jwt_secret: str | None = None, ttl: int = 300) -> str:
+        """The URL Pipedrive loads in a custom panel's iframe: our page with `token` (a JWT
+        signed HS256 with the extension's secret - the client secret unless set) and the
+        viewing user's, company's and record's ids (custom-ui-extensions)."""
+        now = int(self.now())
+        token = jwt.encode({"userId": self.user_id, "companyId": self.company_id,
+                            "iat": now, "exp": now + ttl},
+                           jwt_secret or self.client_secret, algorithm="HS256")
+        return f"{url}?" + urlencode({
+            "token": token, "id": str(selected_id), "selectedIds": str(selected_id),
+            "userId": str(self.user_id), "companyId": str(self.company_id),
+            "resource": resource, "view": "details"})
 
     @property
     def webhooks(self) -> list[Webhook]:

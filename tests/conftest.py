@@ -27,6 +27,7 @@ from app import create_app
 from app.extensions import db
 from app.redis_conn import EmbeddedRedis
 from app.settings import PIPEDRIVE_SCOPES, Settings, normalise_database_url
+from sandbox.demo import vendor_settings
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
 from sandbox.server import LoopbackServer
@@ -130,21 +131,8 @@ def fake_settings(xero: tuple[FakeXero, str] | None = None,
                   hubspot: tuple[FakeHubSpot, str] | None = None,
                   pipedrive: tuple[FakePipedrive, str] | None = None) -> dict[str, Any]:
     """Settings that point Paydeck's configurable base URLs at the fakes."""
-    values: dict[str, Any] = {}
-    if xero:
-        fake, url = xero
-        values.update(xero_client_id=fake.client_id, xero_client_secret=fake.client_secret,
-                      xero_login_base=url, xero_identity_base=url, xero_api_base=url,
-                      xero_webhook_key=XERO_WEBHOOK_KEY)
-    if hubspot:
-        fake, url = hubspot
-        values.update(hubspot_client_id=fake.client_id, hubspot_client_secret=fake.client_secret,
-                      hubspot_authorize_url=f"{url}/oauth/authorize", hubspot_api_base=url)
-    if pipedrive:
-        fake, url = pipedrive
-        values.update(pipedrive_client_id=fake.client_id,
-                      pipedrive_client_secret=fake.client_secret, pipedrive_oauth_base=url)
-    return values
+    return vendor_settings(xero=xero, hubspot=hubspot, pipedrive=pipedrive,
+                           xero_webhook_key=XERO_WEBHOOK_KEY)
 
 
 # --- the app --------------------------------------------------------------------------------

@@ -33,7 +33,9 @@ def test_run_starts_web_worker_and_cron_on_embedded_defaults(tmp_path):
     env["INSTANCE_PATH"] = str(tmp_path / "instance")
     paydeck = Path(sys.executable).parent / "paydeck"
     log = (tmp_path / "run.log").open("wb")
-    proc = subprocess.Popen([str(paydeck), "run", "--port", str(port)], cwd=tmp_path, env=env,
+    # --no-sandbox: with nothing configured `paydeck run` would start the sandbox (tests/browser).
+    proc = subprocess.Popen([str(paydeck), "run", "--no-sandbox", "--port", str(port)],
+                            cwd=tmp_path, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     health: dict = {}
     try:
