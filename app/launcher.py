@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
@@ -30,6 +31,10 @@ import flask_migrate
 from app import create_app
 from app.redis_conn import EmbeddedRedis
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from sandbox.console import Console
+    from sandbox.demo import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("paydeck")
@@ -104,6 +109,9 @@ def run_sandbox(settings: Settings, port: int, console_port: int) -> int:
     }
     env = {name.upper(): str(value) for name, value in overrides.items()}
     log.warning("No CRM or Xero credentials set: running the sandbox. Open %s", console_url)
+    if settings.database_url or settings.redis_url:
+        log.warning("The sandbox leaves DATABASE_URL and REDIS_URL alone: its state lives in %s",
+                    instance)
     try:
         return _run(settings.model_copy(update={**overrides, "instance_path": instance}), port,
                     env, on_ready=lambda s: _set_up_sandbox(demo, console, s, console_url))
@@ -112,12 +120,10 @@ def run_sandbox(settings: Settings, port: int, console_port: int) -> int:
         demo.stop()
 
 
-def _set_up_sandbox(demo: object, console: object, settings: Settings, console_url: str) -> None:
+def _set_up_sandbox(demo: Sandbox, console: Console, settings: Settings, console_url: str) -> None:
     """Once Paydeck answers: install it into the fakes, choose the demo rules, seed deals."""
-    from sandbox.console import Console
-    from sandbox.demo import Sandbox, configure_rules
+    from sandbox.demo import configure_rules
 
-    assert isinstance(demo, Sandbox) and isinstance(console, Console)
     try:
         _wait_healthy(demo.paydeck_url, timeout=120)
         demo.install()

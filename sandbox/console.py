@@ -74,8 +74,11 @@ def create_console(console: Console) -> Flask:
 
     @app.post("/hubspot/deals/<deal_id>/stage")
     def hubspot_move(deal_id: str) -> Response:
-        _hubspot_record(sandbox, "deals", deal_id)
+        props = _hubspot_record(sandbox, "deals", deal_id)
         stage = request.form.get("stage", "")
+        pipeline = next(p for p in sandbox.hubspot.crm.pipelines if p.id == props.get("pipeline"))
+        if pipeline.stage(stage) is None:
+            abort(400, "choose a stage of the deal's pipeline")
         sandbox.hubspot.crm.set_deal_properties(deal_id, dealstage=stage)  # fires the webhook
         return redirect(url_for("hubspot_deal", deal_id=deal_id, m=f"Deal moved to {stage}."))
 
@@ -187,7 +190,7 @@ def create_console(console: Console) -> Flask:
 def _hubspot_record(sandbox: Sandbox, kind: str, object_id: str) -> dict[str, str | None]:
     try:
         return sandbox.hubspot.crm.object_properties(kind, object_id)
-    except (KeyError, LookupError):
+    except KeyError:
         abort(404)
 
 
@@ -222,7 +225,7 @@ def _hubspot_deals(sandbox: Sandbox) -> list[dict[str, Any]]:
 def _pipedrive_deal(sandbox: Sandbox, deal_id: int) -> Any:
     try:
         return sandbox.pipedrive.api.deal(deal_id)
-    except (KeyError, LookupError):
+    except KeyError:
         abort(404)
 
 
