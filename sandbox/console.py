@@ -69,6 +69,7 @@ def create_console(console: Console) -> Flask:
         card = _hubspot_card(sandbox, "deals", deal_id)
         pipeline = next(p for p in sandbox.hubspot.crm.pipelines if p.id == props.get("pipeline"))
         return render_template("hubspot_deal.html", deal_id=deal_id, props=props, card=card,
+                               state=_card_state(card),
                                stages=pipeline.stages, demo=sandbox.deal("hubspot", deal_id),
                                message=request.args.get("m", ""))
 
@@ -84,8 +85,7 @@ def create_console(console: Console) -> Flask:
 
     @app.get("/hubspot/deals/<deal_id>/card.json")
     def hubspot_card_json(deal_id: str) -> Response:
-        card = _hubspot_card(sandbox, "deals", deal_id)
-        return jsonify({"status": card.get("status"), "invoice_number": card.get("invoice_number")})
+        return jsonify(_card_state(_hubspot_card(sandbox, "deals", deal_id)))
 
     @app.get("/hubspot/companies/<company_id>")
     def hubspot_company(company_id: str) -> str:
@@ -102,8 +102,9 @@ def create_console(console: Console) -> Flask:
         stages = sorted((s for s in sandbox.pipedrive.api.company().stages.values()
                          if s.pipeline_id == deal.pipeline_id), key=lambda s: s.order_nr)
         frame = sandbox.pipedrive.panel_url(f"{paydeck}/pipedrive/panel/deal", "deal", deal_id)
+        fields = _pipedrive_fields(sandbox, deal.custom_fields)
         return render_template("pipedrive_deal.html", deal=deal, stages=stages, frame_url=frame,
-                               fields=_pipedrive_fields(sandbox, deal.custom_fields),
+                               fields=fields, state=_pipedrive_state(fields),
                                demo=sandbox.deal("pipedrive", str(deal_id)),
                                message=request.args.get("m", ""))
 
@@ -118,9 +119,8 @@ def create_console(console: Console) -> Flask:
 
     @app.get("/pipedrive/deals/<int:deal_id>/card.json")
     def pipedrive_card_json(deal_id: int) -> Response:
-        fields = _pipedrive_fields(sandbox, _pipedrive_deal(sandbox, deal_id).custom_fields)
-        return jsonify({"status": fields.get("Xero invoice status"),
-                        "invoice_number": fields.get("Xero invoice number")})
+        return jsonify(_pipedrive_state(
+            _pipedrive_fields(sandbox, _pipedrive_deal(sandbox, deal_id).custom_fields)))
 
     @app.get("/pipedrive/organizations/<int:org_id>")
     def pipedrive_organization(org_id: int) -> str:
@@ -208,6 +208,17 @@ def _hubspot_card(sandbox: Sandbox, kind: str, object_id: str,
     if response.status_code != 200:
         return {"error": body.get("error") or f"Paydeck answered {response.status_code}"}
     return body
+
+
+def _card_state(card: dict[str, Any]) -> dict[str, Any]:
+    """What the mock record watches to re-render the card: as the CRM re-renders a card when
+    the deal changes (status, number, review items)."""
+    return {key: card.get(key) for key in ("status", "invoice_number", "open_review_items", "error")}
+
+
+def _pipedrive_state(fields: dict[str, Any]) -> dict[str, Any]:
+    return {name: fields.get(name)
+            for name in ("Xero invoice status", "Xero invoice number", "Paydeck sync error")}
 
 
 def _hubspot_deals(sandbox: Sandbox) -> list[dict[str, Any]]:
