@@ -41,13 +41,17 @@ from app.models import (
     ConnectionStatus,
     CrmKind,
     Installation,
-    InstallationStatus,
     InvoiceLink,
     ReviewItem,
     ReviewStatus,
     StageAction,
 )
-from app.views.common import called_url, crm_frame_headers
+from app.views.common import (
+    active_installation,
+    called_url,
+    crm_frame_headers,
+    view_installation,
+)
 from app.ui_auth import View, issue_view_token, read_pipedrive_token, read_view_token
 from crm_adapters import adapter_for
 from crm_adapters.base import CrmError, WebhookRejected, WebhookRequest
@@ -71,7 +75,7 @@ def hubspot_card() -> tuple[Response, int]:
         adapter_for("hubspot").verify_webhook(req, None)
     except WebhookRejected as exc:
         return jsonify({"error": exc.reason}), 401
-    installation = _active(CrmKind.HUBSPOT, request.args.get("portalId", ""))
+    installation = active_installation(CrmKind.HUBSPOT, request.args.get("portalId", ""))
     if installation is None:
         return jsonify({"error": "Paydeck is not installed in this HubSpot account"}), 404
     object_type = "company" if request.args.get("objectType") in ("companies", "company", "0-2") else "deal"
@@ -111,7 +115,7 @@ def deal_summary(installation_id: int, deal_id: str) -> dict[str, Any]:
 @bp.get("/pipedrive/panel/deal")
 def pipedrive_deal_panel() -> Response:
     claims = read_pipedrive_token(request.args.get("token"))
-    installation = _active(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
+    installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
     deal_id = request.args.get("selectedIds") or request.args.get("id") or ""
     if installation is None or not deal_id.isdigit():
         abort(404, "Paydeck is not installed in this Pipedrive company")
@@ -125,7 +129,7 @@ def pipedrive_deal_panel() -> Response:
 def deal_page(deal_id: str) -> str:
     token = request.args.get("t")
     view = read_view_token(token, "deal", deal_id)
-    installation = _installation(view)
+    installation = view_installation(view)
     link = _link(installation.id, deal_id)
     preview: Any = None
     problem = ""
@@ -148,7 +152,7 @@ def push_deal(deal_id: str) -> Response:
     """The push / re-push button: ask the engine for this deal's invoice now."""
     token = request.form.get("t")
     view = read_view_token(token, "deal", deal_id)
-    installation = _installation(view)
+    installation = view_installation(view)
     draft_first = installation.settings is not None and installation.settings.draft_first
     action = StageAction.DRAFT if draft_first else StageAction.AUTHORISE
     request_invoice(installation.id, deal_id, action, f"card:{view.user}")
@@ -171,7 +175,7 @@ def retry_item(deal_id: str, item_id: int) -> Response:
 @bp.get("/pipedrive/panel/organization")
 def pipedrive_organization_panel() -> Response:
     claims = read_pipedrive_token(request.args.get("token"))
-    installation = _active(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
+    installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
     org_id = request.args.get("selectedIds") or request.args.get("id") or ""
     if installation is None or not org_id.isdigit():
         abort(404, "Paydeck is not installed in this Pipedrive company")
@@ -185,7 +189,7 @@ def company_page(company_id: str) -> str:
     what it owes, recent invoices."""
     token = request.args.get("t")
     view = read_view_token(token, "company", company_id)
-    installation = _installation(view)
+    installation = view_installation(view)
     linked = linked_contact(installation.id, company_id)
     contact_id, contact_name = linked if linked else (None, "")
     invoices: list[InvoiceLink] = []
@@ -223,7 +227,7 @@ def link_contact(company_id: str) -> Response:
     """Link this CRM company to the Xero contact a person chose (replacing any earlier link)."""
     token = request.form.get("t")
     view = read_view_token(token, "company", company_id)
-    installation = _installation(view)
+    installation = view_installation(view)
     contact = _chosen_contact(installation, company_id, token)
     link_company(installation, company_id, contact, view.user)
     return redirect(_company_url(company_id, token, f"Linked to {contact.name}: new invoices for "
@@ -236,7 +240,7 @@ def import_contact(company_id: str) -> Response:
     company's empty fields (what a rep typed is never overwritten)."""
     token = request.form.get("t")
     view = read_view_token(token, "company", company_id)
-    installation = _installation(view)
+    installation = view_installation(view)
     contact = _chosen_contact(installation, company_id, token)
     outcome = import_into_company(installation, company_id, contact, view.user)
     return redirect(_company_url(company_id, token, outcome.summary()))
@@ -367,19 +371,6 @@ def _back(deal_id: str, token: str | None, message: str) -> Response:
 
 def _is_installer(installation: Installation, user: str) -> bool:
     return bool(user) and user.casefold() == (installation.installed_by or "").casefold()
-
-
-def _active(crm: CrmKind, account_id: str) -> Installation | None:
-    return db.session.scalar(select(Installation).where(
-        Installation.crm == crm, Installation.account_id == account_id,
-        Installation.status == InstallationStatus.ACTIVE))
-
-
-def _installation(view: View) -> Installation:
-    installation = db.session.get(Installation, view.installation_id)
-    if installation is None or installation.status != InstallationStatus.ACTIVE:
-        abort(401, "installation not active")
-    return installation
 
 
 def _link(installation_id: int, deal_id: str) -> InvoiceLink | None:

@@ -7,8 +7,11 @@ import secrets
 
 from flask import Response, abort, make_response, render_template, request, session
 
+from sqlalchemy import select
+
 from app.extensions import db
-from app.models import Installation, InstallationStatus
+from app.models import CrmKind, Installation, InstallationStatus
+from app.ui_auth import View
 
 _INSTALLATION = "installation_id"
 _USER = "user"
@@ -46,6 +49,21 @@ def require_installation() -> Installation:
                            "This page belongs to a Paydeck installation. Open Paydeck from "
                            "HubSpot or Pipedrive (or install it again) to continue.", 401))
     return installation
+
+
+def view_installation(view: View) -> Installation:
+    """The active installation a (verified) view token names, or a 401 page."""
+    installation = db.session.get(Installation, view.installation_id)
+    if installation is None or installation.status != InstallationStatus.ACTIVE:
+        abort(401, "installation not active")
+    return installation
+
+
+def active_installation(crm: CrmKind, account_id: str) -> Installation | None:
+    """The active installation of a CRM account (a portal, a Pipedrive company), if any."""
+    return db.session.scalar(select(Installation).where(
+        Installation.crm == crm, Installation.account_id == account_id,
+        Installation.status == InstallationStatus.ACTIVE))
 
 
 def csrf_token() -> str:

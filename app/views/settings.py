@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from app import get_settings
+from app.company_import import crm_name
 from app.connections import revoke_grant, xero_client
 from app.engine import forget_reference_data, reference_data
 from app.extensions import db
@@ -33,7 +34,6 @@ from app.models import (
     CrmKind,
     Installation,
     InstallationSettings,
-    InstallationStatus,
     LineAmountType,
     ProductMapping,
     StageAction,
@@ -43,7 +43,12 @@ from app.models import (
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import TokenUnavailable
 from app.ui_auth import VIEW_TTL, View, issue_view_token, read_pipedrive_token, read_view_token
-from app.views.common import crm_frame_headers, message_page
+from app.views.common import (
+    active_installation,
+    crm_frame_headers,
+    message_page,
+    view_installation,
+)
 from crm_adapters import adapter_for
 from crm_adapters.base import CrmError
 from xero.contacts import DEFAULT_ORDER
@@ -56,7 +61,6 @@ bp.after_request(crm_frame_headers)
 
 FORM_TTL = 3600  # the token each rendered page carries: time enough to fill the form in
 
-CRM_NAMES = {CrmKind.HUBSPOT: "HubSpot", CrmKind.PIPEDRIVE: "Pipedrive"}
 ACTION_LABELS = {
     StageAction.NONE: "Nothing",
     StageAction.DRAFT: "Create a draft invoice",
@@ -141,7 +145,7 @@ def _sales_tax(tax_type: str, ref: ReferenceData | None) -> bool:
 
 def _load_sources(installation: Installation, *, refresh: bool) -> Sources:
     crm = adapter_for(installation.crm.value)
-    name = CRM_NAMES[installation.crm]
+    name = crm_name(installation)
     notices: list[str] = []
     pipelines = _crm_list(lambda: crm.list_pipelines(installation), f"{name}'s pipelines", notices)
     products = _crm_list(lambda: crm.list_products(installation), f"{name}'s products", notices)
@@ -525,7 +529,7 @@ def save_settings(installation_id: int) -> Response:
     # page loaded must not be saved as a default.
     sources = _load_sources(installation, refresh=True)
     saved = _saved_state(installation)
-    wanted, errors = _read_form(request.form, saved, sources, CRM_NAMES[installation.crm])
+    wanted, errors = _read_form(request.form, saved, sources, crm_name(installation))
     if errors:
         return _render(view, installation, sources, wanted, errors, pipedrive=pipedrive,
                        message="Nothing was saved: fix the fields marked below.", status=400)
@@ -565,9 +569,7 @@ def disconnect_xero(installation_id: int) -> Response:
 def pipedrive_settings() -> Response:
     """Pipedrive's app settings surface (an iframe with `?token=<JWT>`, verified on every load)."""
     claims = read_pipedrive_token(request.args.get("token"))
-    installation = db.session.scalar(select(Installation).where(
-        Installation.crm == CrmKind.PIPEDRIVE, Installation.account_id == str(claims.get("companyId", "")),
-        Installation.status == InstallationStatus.ACTIVE))
+    installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
     if installation is None:
         abort(404, "Paydeck is not installed in this Pipedrive company")
     return redirect(settings_url(installation, str(claims.get("userId", "")), pipedrive=True))
@@ -585,11 +587,9 @@ def _page_path(view: View, pipedrive: bool, ttl: int = FORM_TTL, **args: str) ->
 
 
 def _installation(view: View, installation_id: int) -> Installation:
-    installation = db.session.get(Installation, view.installation_id)
-    if (view.installation_id != installation_id or installation is None
-            or installation.status != InstallationStatus.ACTIVE):
-        abort(401, "installation not active")
-    return installation
+    if view.installation_id != installation_id:
+        abort(401, "view token is for another installation")
+    return view_installation(view)
 
 
 def _render(view: View, installation: Installation, sources: Sources, state: FormState,
@@ -600,7 +600,7 @@ def _render(view: View, installation: Installation, sources: Sources, state: For
     orphans = ({} if sources.pipelines is None else
                {key: action for key, action in state.rules.items() if key not in sources.stages})
     body = render_template(
-        "settings.html", installation=installation, crm_name=CRM_NAMES[installation.crm],
+        "settings.html", installation=installation, crm_name=crm_name(installation),
         connection=installation.xero_connection, token=token,
         pipedrive=pipedrive, message=message, notices=sources.notices, errors=errors,
         unplaced_errors=[text for key, text in errors.items() if key not in placed],

@@ -10,10 +10,17 @@ from flask import Blueprint, Response, abort, jsonify, redirect, render_template
 
 from app import get_settings
 from app.extensions import db
-from app.models import AuditEvent, ConnectionStatus, Installation, InstallationStatus, XeroConnection
+from app.models import AuditEvent, ConnectionStatus, Installation, XeroConnection
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
 from app.ui_auth import read_view_token
-from app.views.common import check_csrf, csrf_token, message_page, require_installation, sign_in
+from app.views.common import (
+    check_csrf,
+    csrf_token,
+    message_page,
+    require_installation,
+    sign_in,
+    view_installation,
+)
 from xero import identity
 from xero.identity import Tenant, XeroIdentityError
 
@@ -114,11 +121,9 @@ def status() -> Response:
 def _settings_admin(token: str) -> tuple[Installation, str]:
     """The installation and admin a settings view token names, or a 401."""
     view = read_view_token(token, "settings")
-    installation = db.session.get(Installation, view.installation_id)
-    if (view.object_id != str(view.installation_id) or installation is None
-            or installation.status != InstallationStatus.ACTIVE):
-        abort(401, "installation not active")
-    return installation, view.user
+    if view.object_id != str(view.installation_id):
+        abort(401, "view token is for another installation")
+    return view_installation(view), view.user
 
 
 def _store_connection(installation: Installation, token: dict,
