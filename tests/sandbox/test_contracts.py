@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -17,10 +16,10 @@ from openapi_core.testing import MockResponse
 from openapi_schema_validator import OAS30Validator
 
 from sandbox import FakeHubSpot, FakeXero
+from tests.specs import SPECS
 
 from .support import TIMEOUT, OAuthHarness
 
-SPECS = (Path(__file__).resolve().parents[2] / ".." / "shared" / "specs").resolve()
 XERO_API_HOST = "api.xero.com"
 HUBSPOT_API_HOST = "api.hubapi.com"
 XERO_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}$")

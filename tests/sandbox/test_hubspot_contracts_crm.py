@@ -1,7 +1,7 @@
 """FakeHubSpot's CRM API validated against HubSpot's published OpenAPI documents.
 
 Calls are made through hubspot-api-client; the fake's call log keeps each request the
-SDK sent and each response it got, and both are validated against shared/specs/hubspot.
+SDK sent and each response it got, and both are validated against tests/specs/hubspot.
 Where the specs and real HubSpot disagree, the fake follows HubSpot and the test
 normalises that one detail (asserting it first), as tests/sandbox/test_contracts.py does.
 """
@@ -12,7 +12,6 @@ import copy
 import json
 from collections.abc import Callable, Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -39,10 +38,11 @@ from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.request.exceptions import InvalidRequestBody
 from openapi_schema_validator import OAS30Validator
 
+from tests.specs import SPECS as SPECS_ROOT
 from sandbox import FakeHubSpot, LoopbackServer
 from sandbox.hubspot_crm import CrmCall, CrmRateLimits
 
-SPECS = (Path(__file__).resolve().parents[2] / ".." / "shared" / "specs" / "hubspot").resolve()
+SPECS = SPECS_ROOT / "hubspot"
 HOST = "https://api.hubapi.com"
 
 # openapi-core has no checker for oauth2 security schemes and warns on every call.

@@ -1,5 +1,5 @@
 """Contract tests: the Accounting fake's answers, and what xero-python sends, against
-Xero's own OpenAPI document (shared/specs/xero/xero_accounting.yaml).
+Xero's own OpenAPI document (tests/specs/xero/xero_accounting.yaml).
 
 Every exchange is captured on the wire by a WSGI recorder between the SDK and the
 fake, then validated with openapi-core as if it had gone to api.xero.com. Where the
@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -28,20 +27,14 @@ from xero_python.accounting.models import Contact, Contacts, Invoice, Invoices, 
 from xero_python.exceptions import AccountingBadRequestException, NotFoundException
 
 from sandbox import FakeXero, LoopbackServer
+from tests.specs import SPECS
 
 from .test_xero_accounting import DUE, TENANT_NAME, Sandbox, invoice, line, sdk_api
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-SPEC = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "specs"
-    / "xero"
-    / "xero_accounting.yaml"
-).resolve()
+SPEC = SPECS / "xero" / "xero_accounting.yaml"
 XERO_API = "https://api.xero.com"
 MS_DATE = re.compile(r"^/Date\(\d+\+0000\)/$")
 # Fields the spec types as plain strings marked x-is-msdate(-time); it cannot check
@@ -355,7 +348,7 @@ def _json(body: bytes) -> Any:
 def test_summarize_errors_false_as_the_sdk_spells_it(
     wire: tuple[Sandbox, Recorder], accounting_spec: OpenAPI
 ) -> None:
-    """SDK quirk (shared/specs/README.md): xero-python sends ``summarizeErrors=False``.
+    """SDK quirk (tests/specs/README.md): xero-python sends ``summarizeErrors=False``.
 
     The spec types it boolean and Xero accepts the capital F. openapi-core 0.23
     lower-cases booleans before casting, so it validates as sent; pin both facts
