@@ -10,10 +10,8 @@ from a stored cursor, so changes made while webhooks were down, banned or lost a
 from __future__ import annotations
 
 import logging
-import smtplib
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
 
 from sqlalchemy import select
 
@@ -22,6 +20,7 @@ from app.connections import xero_client
 from app.engine import apply_invoice_result, link_fields, write_back
 from app.extensions import db
 from app.jobs import enqueue_once
+from app.mailer import send_email
 from app.models import (
     AuditEvent,
     ConnectionStatus,
@@ -275,14 +274,4 @@ def alert_admins() -> int:
 
 
 def _send_email(to: str, subject: str, body: str) -> None:
-    settings = get_settings()
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = settings.smtp_from, to, subject
-    message.set_content(body)
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.http_timeout) as smtp:
-        if settings.smtp_starttls:
-            smtp.starttls()
-        if settings.smtp_user:
-            smtp.login(settings.smtp_user, settings.smtp_password)
-        smtp.send_message(message)
-
+    send_email(get_settings(), to, subject, body)

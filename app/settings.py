@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Granular scopes: apps created after 2026-03-02 may not ask for accounting.transactions
@@ -84,7 +85,20 @@ class Settings(BaseSettings):
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_from: str = "Paydeck <paydeck@localhost>"
-    smtp_starttls: bool = True
+    # starttls: upgrade a plain connection (port 587); tls: implicit TLS from the first byte
+    # (port 465, RFC 8314); both verify the server's certificate and name. none: loopback only.
+    # Unset: implicit TLS on port 465, STARTTLS on any other port.
+    smtp_security: Literal["starttls", "tls", "none"] | None = None
+    # A CA bundle to verify the SMTP server with, instead of the system's (private CAs).
+    smtp_ca_file: str = ""
+
+    # Request body limits, bytes (413 above them, nothing recorded). CRM webhooks carry at
+    # most 100 small events (HubSpot) or one deal (Pipedrive); Xero's a few events.
+    max_webhook_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    # Forms and everything else.
+    max_form_bytes: int = Field(default=256 * 1024, ge=1024)
+    # How long a browser's Paydeck session lasts (the admin signed in at install/connect).
+    session_lifetime_minutes: int = Field(default=60, ge=5, le=24 * 60)
 
     # Refresh an access token this many seconds before it expires.
     token_refresh_margin: int = Field(default=120, ge=0)
@@ -96,6 +110,21 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _smtp_security_from_port(self) -> "Settings":
+        if self.smtp_security is None:
+            self.smtp_security = "tls" if self.smtp_port == 465 else "starttls"
+        return self
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret_key(cls, value: str) -> str:
+        # Flask signs sessions with it (HMAC-SHA1 via itsdangerous): a short key is guessable.
+        if value and len(value.encode()) < 32:
+            raise ValueError("SECRET_KEY must be at least 32 bytes "
+                             "(python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        return value
 
     @property
     def uses_embedded_database(self) -> bool:

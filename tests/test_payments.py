@@ -190,7 +190,7 @@ def test_admins_are_emailed_once_about_review_items(env, app_factory):  # noqa: 
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        app = app_factory.create(smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False)
+        app = app_factory.create(smtp_host="127.0.0.1", smtp_port=port, smtp_security="none")
         with app.app_context():
             db.session.add(ReviewItem(installation_id=env.installation_id, deal_id="9",
                                       reason=ReviewReason.RECONNECT_NEEDED, detail="Reconnect Xero"))
