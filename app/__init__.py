@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -37,6 +39,12 @@ def create_app(config: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         SESSION_COOKIE_HTTPONLY=True,
+        # Flask checks every session cookie's age against this, permanent or not.
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_lifetime_minutes),
+        # Bodies above the limit get 413 before they are read (Content-Length) or as soon as
+        # they pass it (chunked); webhooks get their own, larger limit (`_body_limits`).
+        MAX_CONTENT_LENGTH=settings.max_form_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_form_bytes,
     )
     app.extensions[SETTINGS_KEY] = settings
     app.extensions[CIPHER_KEY] = build_cipher(secrets["encryption_keys"])
@@ -52,7 +60,43 @@ def create_app(config: Settings | None = None) -> Flask:
     app.register_blueprint(install.bp)
     app.register_blueprint(xero_connect.bp)
     app.register_blueprint(settings_page.bp)
+    app.before_request(_body_limits)
+    app.after_request(_transport_security)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
     return app
+
+
+WEBHOOK_ENDPOINTS = frozenset({"webhooks.hubspot_webhook", "webhooks.pipedrive_webhook",
+                               "webhooks.xero_webhook"})
+
+
+def _body_limits() -> None:
+    """Webhooks may carry up to MAX_WEBHOOK_BYTES; everything else MAX_FORM_BYTES. A declared
+    length over the limit is refused here, before authentication reads anything."""
+    settings = get_settings()
+    limit = (settings.max_webhook_bytes if request.endpoint in WEBHOOK_ENDPOINTS
+             else settings.max_form_bytes)
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
+
+
+def _too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:
+    limit = request.max_content_length
+    log.warning("refused a %s-byte body on %s (limit %s)", request.content_length or "chunked",
+                request.path, limit)
+    body = jsonify({"error": f"request body too large (limit {limit} bytes)"})
+    body.headers["Connection"] = "close"  # the unread body is not drained
+    return body, 413
+
+
+def _transport_security(response: Response) -> Response:
+    """HSTS when Paydeck is served over https (PUBLIC_URL says so): browsers then never
+    try plain http for a year, subdomains included."""
+    if get_settings().public_url.startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security",
+                                    "max-age=31536000; includeSubDomains")
+    return response
 
 
 def get_settings() -> Settings:

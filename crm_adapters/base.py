@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
@@ -64,6 +65,10 @@ class DealSource(Protocol):
 class CrmAdapter(DealSource, Protocol):
     """Everything Paydeck needs of a CRM. One module per CRM implements it; the registry in
     crm_adapters/__init__.py is an explicit dict. The engine and views never import a CRM SDK."""
+
+    def verify_webhook_headers(self, headers: Mapping[str, str], installation: Any | None) -> None:
+        """What can be checked before the body is read (credentials, signature present and
+        fresh): WebhookRejected(401) otherwise, so a large forged body is never read."""
 
     def verify_webhook(self, req: WebhookRequest, installation: Any | None) -> None:
         """Raise WebhookRejected(401) unless the request came from the CRM. `installation` is
@@ -172,3 +177,32 @@ def to_decimal(value: Any) -> Decimal | None:
 def to_date(value: Any) -> date | None:
     """A CRM's date or timestamp text as a date."""
     return date.fromisoformat(str(value)[:10]) if value else None
+
+
+# Deeper than any CRM's payload (HubSpot events and Pipedrive's v2 body are 3-4 levels).
+MAX_JSON_DEPTH = 32
+
+
+def load_json(body: bytes) -> Any:
+    """A webhook body as JSON, or WebhookRejected(400): not JSON, or nested absurdly deep
+    (which would otherwise exhaust the parser's recursion and answer 500)."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise WebhookRejected(400, "body is not JSON") from exc
+    if _depth(payload) > MAX_JSON_DEPTH:
+        raise WebhookRejected(400, f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+    return payload
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_JSON_DEPTH:
+            break
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest

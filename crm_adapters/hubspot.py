@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -16,6 +15,7 @@ import requests
 from app.deals import Address, Deal, LineItem, Organisation, Person
 from app.settings import Settings
 from crm_adapters.base import (
+    load_json,
     AccountIdentity,
     CrmError,
     CrmRetryLater,
@@ -66,14 +66,22 @@ def sign_v3(secret: str, method: str, url: str, body: bytes, timestamp: str) -> 
     return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
 
 
-def verify_webhook(req: WebhookRequest, settings: Settings, now_ms: int | None = None) -> None:
-    signature = req.headers.get("X-HubSpot-Signature-v3", "")
-    timestamp = req.headers.get("X-HubSpot-Request-Timestamp", "")
-    if not signature or not timestamp.isdigit() or not settings.hubspot_client_secret:
+def verify_webhook_headers(headers: Mapping[str, str], settings: Settings,
+                           now_ms: int | None = None) -> tuple[str, str]:
+    """The signature and timestamp headers, present and fresh: (signature, timestamp)."""
+    signature = headers.get("X-HubSpot-Signature-v3", "")
+    timestamp = headers.get("X-HubSpot-Request-Timestamp", "")
+    if not signature or not timestamp.isdigit() or len(timestamp) > 16 \
+            or not settings.hubspot_client_secret:
         raise WebhookRejected(401, "missing signature or timestamp")
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     if abs(now_ms - int(timestamp)) > MAX_SKEW_MS:
         raise WebhookRejected(401, "stale timestamp")
+    return signature, timestamp
+
+
+def verify_webhook(req: WebhookRequest, settings: Settings, now_ms: int | None = None) -> None:
+    signature, timestamp = verify_webhook_headers(req.headers, settings, now_ms)
     expected = sign_v3(settings.hubspot_client_secret, req.method, req.url, req.body, timestamp)
     if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise WebhookRejected(401, "bad signature")
@@ -81,10 +89,7 @@ def verify_webhook(req: WebhookRequest, settings: Settings, now_ms: int | None =
 
 def parse_webhook(req: WebhookRequest, settings: Settings) -> ParsedWebhook:
     """A JSON array of up to 100 events; Paydeck acts on deal stage changes only."""
-    try:
-        payload = json.loads(req.body)
-    except ValueError as exc:
-        raise WebhookRejected(400, "body is not JSON") from exc
+    payload = load_json(req.body)
     if not isinstance(payload, list) or not all(isinstance(e, dict) for e in payload):
         raise WebhookRejected(400, "body is not an array of events")
     events, ignored = [], 0
@@ -179,6 +184,9 @@ class HubSpotCrm:
             raise CrmRetryLater(f"HubSpot unreachable on {what}: {exc.__class__.__name__}", 30.0) from exc
 
     # -- webhooks (app-level: the client secret signs every portal's events) ---------------
+
+    def verify_webhook_headers(self, headers: Mapping[str, str], installation: Any | None = None) -> None:
+        verify_webhook_headers(headers, self._settings())
 
     def verify_webhook(self, req: WebhookRequest, installation: Any | None = None) -> None:
         verify_webhook(req, self._settings())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
@@ -17,6 +17,7 @@ from app.deals import Address, Deal, LineItem, Organisation, Person
 from app.oauth import allow_plain_http_on_loopback
 from app.settings import Settings
 from crm_adapters.base import (
+    load_json,
     AccountIdentity,
     CrmError,
     CrmRetryLater,
@@ -59,21 +60,26 @@ def identify(settings: Settings, token: dict[str, object]) -> AccountIdentity:
 # constant time. Body: {meta, data, previous}; `previous` holds only the changed fields.
 
 def verify_webhook(req: WebhookRequest, user: str, password: str | None) -> None:
-    if not user or not password:
-        raise WebhookRejected(401, "installation has no webhook credentials")
-    header = req.headers.get("Authorization", "")
+    verify_basic_auth(req.headers, user, password)
+
+
+def verify_basic_auth(headers: Mapping[str, str], user: str, password: str | None) -> None:
+    """The installation's own Basic credentials, compared in constant time. An installation
+    with none (unknown, uninstalled) is compared against random ones, so that the answer and
+    its timing are the same as for a wrong password: ids cannot be enumerated."""
+    known = bool(user and password)
+    if not known:
+        user, password = secrets.token_hex(16), secrets.token_hex(32)
+    header = headers.get("Authorization", "")
     expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-    if not hmac.compare_digest(header.encode(), expected.encode()):
+    if not hmac.compare_digest(header.encode(), expected.encode()) or not known:
         raise WebhookRejected(401, "bad credentials")
 
 
 def parse_webhook(req: WebhookRequest) -> ParsedWebhook:
     """One event per request; Paydeck acts when a deal's stage_id changed (or a deal was
     created in a stage)."""
-    try:
-        payload = json.loads(req.body)
-    except ValueError as exc:
-        raise WebhookRejected(400, "body is not JSON") from exc
+    payload = load_json(req.body)
     meta = payload.get("meta") if isinstance(payload, dict) else None
     if not isinstance(meta, dict) or not isinstance(payload.get("data") or {}, dict):
         raise WebhookRejected(400, "body has no meta object")
@@ -157,6 +163,10 @@ class PipedriveCrm:
         return body
 
     # -- webhooks (per installation: its own URL and Basic credentials) ----------------------
+
+    def verify_webhook_headers(self, headers: Mapping[str, str], installation: Any | None) -> None:
+        verify_basic_auth(headers, getattr(installation, "webhook_user", "") or "",
+                          getattr(installation, "webhook_password", None))
 
     def verify_webhook(self, req: WebhookRequest, installation: Any | None) -> None:
         if installation is None:

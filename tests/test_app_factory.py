@@ -70,7 +70,7 @@ def test_a_real_database_without_keys_refuses_to_start(tmp_path):
 
 
 def test_bad_encryption_key_is_a_clear_error(tmp_path):
-    settings = Settings(_env_file=None, instance_path=tmp_path, secret_key="s",  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, instance_path=tmp_path, secret_key="s" * 32,  # type: ignore[call-arg]
                         encryption_keys="not-a-fernet-key")
 
     with pytest.raises(ConfigurationError, match="Fernet"):

@@ -212,14 +212,18 @@ def test_pipedrive_changes_without_a_stage_change_are_ignored(hub):
     assert count(flask_app, DealSyncRequest) == 0
 
 
-def test_pipedrive_malformed_body_is_400_and_unknown_installation_is_2xx(hub):
+def test_pipedrive_malformed_body_is_400_and_unknown_installation_answers_like_a_bad_password(hub):
     flask_app, _, piped_id = hub
     client = flask_app.test_client()
 
     assert post_pipedrive(client, piped_id, b"[]").status_code == 400
     assert post_pipedrive(client, piped_id, b"nope").status_code == 400
+    # Issue #12: an unknown id and an active id with a wrong password answer alike, so
+    # installation ids cannot be enumerated.
     unknown = post_pipedrive(client, 424242, pipedrive_body())
-    assert unknown.status_code == 200 and unknown.get_json() == {"unknown_account": 1}
+    wrong = post_pipedrive(client, piped_id, pipedrive_body(), password="nope")
+    assert unknown.status_code == wrong.status_code == 401
+    assert unknown.get_data() == wrong.get_data()
     other_company = post_pipedrive(client, piped_id, pipedrive_body(company="1"))
     assert other_company.get_json()["unknown_account"] == 1
     assert count(flask_app, DealSyncRequest) == 0

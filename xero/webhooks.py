@@ -27,7 +27,7 @@ def changed_invoices(body: bytes) -> dict[str, set[str]]:
     """Invoice ids per tenant in a (verified) delivery; other categories are not ours."""
     try:
         payload = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise XeroWebhookRejected(400, "not JSON") from exc
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list):

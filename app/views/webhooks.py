@@ -37,10 +37,11 @@ OUTCOMES = ("enqueued", "duplicates", "no_rule", "ignored", "own_change", "unkno
 
 @bp.post("/webhooks/hubspot")
 def hubspot_webhook() -> tuple[Response, int]:
-    req = _as_webhook_request()
     adapter = adapter_for("hubspot")
     try:
-        adapter.verify_webhook(req, None)  # app-level signature: before reading the body
+        adapter.verify_webhook_headers(request.headers, None)  # before reading the body
+        req = _as_webhook_request()
+        adapter.verify_webhook(req, None)  # the app-level signature over the raw bytes
         parsed = adapter.parse_webhook(req)
     except WebhookRejected as exc:
         return _rejected("hubspot", exc)
@@ -49,15 +50,18 @@ def hubspot_webhook() -> tuple[Response, int]:
 
 @bp.post("/webhooks/pipedrive/<int:installation_id>")
 def pipedrive_webhook(installation_id: int) -> tuple[Response, int]:
-    """Each installation's own URL: its Basic credentials are known before the body is read."""
+    """Each installation's own URL: its Basic credentials are checked before the body is
+    read. An unknown or inactive id answers exactly as a wrong password does (401), so ids
+    cannot be enumerated; Pipedrive removes an app's webhooks at uninstall anyway."""
     installation = db.session.get(Installation, installation_id)
-    if installation is None or installation.crm != CrmKind.PIPEDRIVE \
-            or installation.status != InstallationStatus.ACTIVE:
-        log.info("pipedrive webhook for unknown or inactive installation %s", installation_id)
-        return jsonify({"unknown_account": 1}), 200
-    req = _as_webhook_request()
+    if installation is not None and (installation.crm != CrmKind.PIPEDRIVE
+                                     or installation.status != InstallationStatus.ACTIVE):
+        installation = None
     adapter = adapter_for("pipedrive")
     try:
+        adapter.verify_webhook_headers(request.headers, installation)
+        assert installation is not None  # no credentials to match otherwise
+        req = _as_webhook_request()
         adapter.verify_webhook(req, installation)
         parsed = adapter.parse_webhook(req)
     except WebhookRejected as exc:
@@ -69,10 +73,13 @@ def pipedrive_webhook(installation_id: int) -> tuple[Response, int]:
 def xero_webhook() -> tuple[str, int]:
     """Xero wants 200 with an empty body within 5 s, and 401 for any bad signature - including
     the signed and mis-signed `events: []` posts of its intent-to-receive check."""
+    signature = request.headers.get("x-xero-signature", "")
+    if not signature:  # nothing to check a body against: don't read it
+        log.warning("xero webhook rejected (401): no signature")
+        return "", 401
     body = request.get_data(cache=False)
     try:
-        xero_webhooks.verify(get_settings().xero_webhook_key, body,
-                             request.headers.get("x-xero-signature", ""))
+        xero_webhooks.verify(get_settings().xero_webhook_key, body, signature)
         changed = xero_webhooks.changed_invoices(body)
     except xero_webhooks.XeroWebhookRejected as exc:
         log.warning("xero webhook rejected (%s): %s", exc.status, exc)
