@@ -145,11 +145,13 @@ def consume_state(state: str | None, purpose: str) -> dict[str, Any] | None:
     """The data stored with `state` if it is valid here and now; usable once only."""
     if not state or len(state) > 128:
         return None
-    raw = get_redis().getdel(_STATE_KEY.format(state))
     browser_states = session.get(_SESSION_STATES, [])
-    if state in browser_states:
-        session[_SESSION_STATES] = [s for s in browser_states if s != state]
-    if raw is None or state not in browser_states:
+    if state not in browser_states:
+        # Another browser (or a forged link): leave the state for the real installer.
+        return None
+    session[_SESSION_STATES] = [s for s in browser_states if s != state]
+    raw = get_redis().getdel(_STATE_KEY.format(state))
+    if raw is None:
         return None
     data: dict[str, Any] = json.loads(raw)
     return data if data.get("purpose") == purpose else None

@@ -152,3 +152,19 @@ def test_setup_page_needs_an_installation_session(app_factory, browser):
     app, url = app_factory.serve()
 
     assert browser.get(f"{url}/setup").status_code == 401
+
+
+def test_a_callback_opened_in_the_wrong_browser_leaves_the_state_for_the_installer(
+        app_factory, fake_hubspot, browser):
+    """Issue #12: the wrong browser's visit must not spend the real installer's `state`."""
+    from tests.conftest import Browser
+
+    app, url = _serve(app_factory, fake_hubspot)
+    callback = _callback_url(browser, url)  # the installer's own consent, not yet returned
+    with Browser() as other:
+        assert other.get(callback).status_code == 400
+
+    response = browser.get(callback)
+
+    assert response.status_code == 200
+    assert count(app, Installation) == 1
