@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests_oauthlib import OAuth2Session
@@ -33,14 +34,33 @@ from crm_adapters.base import (
 from crm_adapters.limits import CrmLimiter
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def checked_api_domain(value: str, settings: Settings) -> str:
+    """The company's API origin from the token response, if it is Pipedrive's: https on a
+    pipedrive.com host, no credentials, path or port of its own. Plain http only for the
+    loopback sandbox (when Paydeck's Pipedrive OAuth base is itself on loopback). Anything
+    else would send the company's bearer token to a host of someone else's choosing."""
+    parts = urlsplit(value.strip())
+    host = (parts.hostname or "").lower()
+    clean = not (parts.username or parts.password or parts.query or parts.fragment
+                 or parts.path.strip("/"))
+    pipedrive = (parts.scheme == "https" and parts.port is None
+                 and (host == "pipedrive.com" or host.endswith(".pipedrive.com")))
+    sandbox = (parts.scheme == "http" and host in LOOPBACK
+               and urlsplit(settings.pipedrive_oauth_base).hostname in LOOPBACK)
+    if not clean or not (pipedrive or sandbox):
+        raise CrmError(f"Pipedrive token response has an api_domain that is not Pipedrive's: {value!r:.100}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def identify(settings: Settings, token: dict[str, object]) -> AccountIdentity:
     """The company behind a token: GET {api_domain}/api/v1/users/me -> data.company_id.
 
     The token response carries `api_domain`, the company's own base URL (platform-facts).
     """
-    api_domain = str(token.get("api_domain") or "").rstrip("/")
-    if not api_domain.startswith(("https://", "http://")):
-        raise CrmError("Pipedrive token response has no api_domain")
+    api_domain = checked_api_domain(str(token.get("api_domain") or ""), settings)
     try:
         response = requests.get(f"{api_domain}/api/v1/users/me", timeout=settings.http_timeout,
                                 headers={"Authorization": f"Bearer {token['access_token']}"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import base64
 
 import requests
@@ -109,3 +111,40 @@ def test_uninstall_with_malformed_body_is_400(app_factory, fake_pipedrive, brows
 
     assert response.status_code == 400
     assert one(app, Installation).status == InstallationStatus.ACTIVE
+
+
+@pytest.mark.parametrize("api_domain", [
+    "https://acme.pipedrive.com", "https://pipedrive.com", "https://Acme.Pipedrive.com/",
+])
+def test_pipedrive_api_domains_are_accepted(app_factory, api_domain):
+    from crm_adapters.pipedrive import checked_api_domain
+
+    settings = app_factory.settings()
+    assert checked_api_domain(api_domain, settings) == api_domain.rstrip("/")
+
+
+@pytest.mark.parametrize("api_domain", [
+    "http://acme.pipedrive.com",            # plain http
+    "https://acme.pipedrive.com.evil.io",   # not a pipedrive.com host
+    "https://evilpipedrive.com",
+    "https://user:pw@acme.pipedrive.com",   # credentials in the URL
+    "https://acme.pipedrive.com:8443",      # a port of its own
+    "https://acme.pipedrive.com/api",       # a path of its own
+    "http://127.0.0.1:8080",                # loopback outside the sandbox
+    "", "javascript:alert(1)",
+])
+def test_an_api_domain_that_is_not_pipedrives_is_refused(app_factory, api_domain):
+    """Issue #12: the token response's api_domain receives the company's bearer token."""
+    from crm_adapters.base import CrmError
+    from crm_adapters.pipedrive import checked_api_domain
+
+    settings = app_factory.settings(pipedrive_oauth_base="https://oauth.pipedrive.com")
+    with pytest.raises(CrmError):
+        checked_api_domain(api_domain, settings)
+
+
+def test_loopback_http_is_allowed_only_against_a_loopback_sandbox(app_factory):
+    from crm_adapters.pipedrive import checked_api_domain
+
+    sandbox = app_factory.settings(pipedrive_oauth_base="http://127.0.0.1:5002")
+    assert checked_api_domain("http://127.0.0.1:5002", sandbox) == "http://127.0.0.1:5002"
