@@ -29,6 +29,8 @@ def create_app(config: Settings | None = None) -> Flask:
     """Build the Flask app from `config`, or from the environment when none is given."""
     settings = config if config is not None else Settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
+    if settings.uses_embedded_database:
+        _private_database_file(settings)
     secrets = _resolve_secrets(settings)
 
     app = Flask(__name__, instance_path=str(settings.instance_path.resolve()))
@@ -120,6 +122,15 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def _private_database_file(settings: Settings) -> None:
+    """The embedded SQLite file holds encrypted tokens and every customer's invoices: mode
+    0600, created so before SQLite opens it (SQLite gives its -wal and -shm files the
+    database file's permissions)."""
+    path = settings.instance_path / "paydeck.db"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    path.chmod(0o600)
 
 
 def _resolve_secrets(settings: Settings) -> dict[str, Any]:

