@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
-from sqlalchemy import Text
-from sqlalchemy.engine import Dialect
+from sqlalchemy import MetaData, Text, select, update
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
 EXTENSION_KEY = "paydeck.cipher"
@@ -56,3 +58,30 @@ class EncryptedText(TypeDecorator[str]):
             raise ConfigurationError(
                 "a stored secret cannot be decrypted with ENCRYPTION_KEYS (was a key removed?)"
             ) from exc
+
+
+
+def rotate_stored_secrets(engine: Engine, metadata: MetaData, cipher: MultiFernet) -> int:
+    """Re-encrypt every stored secret (every EncryptedText column of every table) under the
+    first of ENCRYPTION_KEYS (`MultiFernet.rotate`), in one transaction; afterwards the old
+    keys can be dropped from ENCRYPTION_KEYS. Returns how many values were rewritten."""
+    rotated = 0
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            keys = [c.name for c in table.primary_key.columns]
+            for name in [c.name for c in table.columns if isinstance(c.type, EncryptedText)]:
+                # Lightweight table(): untyped columns, so the stored ciphertext is read and
+                # written as it is, not through EncryptedText.
+                raw = sa_table(table.name, *[sa_column(k) for k in keys], sa_column(name))
+                rows = conn.execute(select(raw).where(raw.c[name].is_not(None))).all()
+                for row in rows:
+                    try:
+                        fresh = cipher.rotate(str(row[-1]).encode()).decode()
+                    except InvalidToken as exc:
+                        raise ConfigurationError(
+                            f"{table.name}.{name}: a stored secret cannot be decrypted with "
+                            "ENCRYPTION_KEYS (was a key removed?)") from exc
+                    match = [raw.c[k] == row[i] for i, k in enumerate(keys)]
+                    conn.execute(update(raw).where(*match).values({name: fresh}))
+                    rotated += 1
+    return rotated

@@ -180,6 +180,19 @@ def _supervise_honcho(port: int, env: dict[str, str]) -> int:
                 proc.wait()
 
 
+def rotate_keys(settings: Settings) -> int:
+    """`paydeck rotate-keys`: every stored secret re-encrypted under the first key."""
+    from app.crypto import EXTENSION_KEY, rotate_stored_secrets
+    from app.extensions import db
+
+    app = create_app(settings)
+    with app.app_context():
+        count = rotate_stored_secrets(db.engine, db.metadata, app.extensions[EXTENSION_KEY])
+    log.warning("re-encrypted %d stored secrets under the first key of ENCRYPTION_KEYS; "
+                "the other keys can now be removed", count)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     parser = argparse.ArgumentParser(prog="paydeck")
@@ -192,11 +205,15 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--console-port", type=int, default=None,
                             help="the sandbox console's port (default: --port + 1)")
     sub.add_parser("migrate", help="upgrade the database to the newest migration")
+    sub.add_parser("rotate-keys", help="re-encrypt every stored secret under the first key of "
+                                       "ENCRYPTION_KEYS (then the old keys can be removed)")
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "migrate":
         upgrade_database(settings)
         return 0
+    if args.command == "rotate-keys":
+        return rotate_keys(settings)
     return run(settings, args.port, args.sandbox, args.console_port)
 
 

@@ -126,3 +126,34 @@ def test_embedded_files_are_private(tmp_path):
     assert socket_mode == 0o600
     assert stat.S_IMODE((tmp_path / "redis").stat().st_mode) == 0o700
     assert data_modes and all(mode & 0o077 == 0 for mode in data_modes)
+
+
+def test_rotate_keys_re_encrypts_every_secret_so_the_old_key_can_go(app_factory, app, monkeypatch):
+    """Issue #12: `paydeck rotate-keys` rewrites every stored secret under the first key."""
+    from app.extensions import db
+    from app.launcher import main
+    from app.models import ConnectionStatus, CrmKind, Installation, XeroConnection
+    from tests.conftest import ENCRYPTION_KEY
+
+    installation = Installation(crm=CrmKind.PIPEDRIVE, account_id="1", access_token="tok-a",
+                                refresh_token="ref-a", webhook_password="hook-a")
+    db.session.add(installation)
+    db.session.flush()
+    db.session.add(XeroConnection(installation_id=installation.id, tenant_id="t",
+                                  status=ConnectionStatus.CONNECTED, access_token="xero-a",
+                                  refresh_token="xero-r"))
+    db.session.commit()
+    new_key = Fernet.generate_key().decode()
+    settings = app_factory.settings(encryption_keys=f"{new_key},{ENCRYPTION_KEY}")
+
+    monkeypatch.setattr("app.launcher.Settings", lambda: settings)  # as read from the env
+
+    assert main(["rotate-keys"]) == 0
+
+    only_new = app_factory.create(encryption_keys=new_key)
+    with only_new.app_context():
+        stored = db.session.scalars(db.select(Installation)).one()
+        connection = db.session.scalars(db.select(XeroConnection)).one()
+        assert (stored.access_token, stored.refresh_token, stored.webhook_password) \
+            == ("tok-a", "ref-a", "hook-a")
+        assert (connection.access_token, connection.refresh_token) == ("xero-a", "xero-r")
