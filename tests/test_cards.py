@@ -214,3 +214,40 @@ def test_the_review_queue_filters_retries_and_dismisses(card):
         assert statuses == {first: ReviewStatus.RESOLVED, second: ReviewStatus.DISMISSED}
         assert db.session.scalar(select(db.func.count()).select_from(AuditEvent).where(
             AuditEvent.action == "review_dismissed")) == 1
+
+
+def test_the_review_queue_refuses_bad_filters_with_400(card):
+    """Issue #12: `?status=bogus` was a 500."""
+    app, url, hubspot, deal_id = card
+    review_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
+                                                       "objectId": deal_id}).json()["review_url"]
+    for bad in ({"status": "bogus"}, {"since": "yesterday"}, {"status": "ＯＰＥＮ"}):
+        response = requests.get(review_url, params=bad, timeout=10)
+        assert response.status_code == 400, bad
+    assert requests.get(review_url, params={"status": "all", "deal": "x" * 5000}, timeout=10).status_code == 200
+
+
+def test_an_uninstalled_installation_s_queue_and_actions_refuse(card):
+    """Issue #12: the review page still answered and dismiss still worked after uninstall."""
+    from app.models import InstallationStatus, ReviewItem, ReviewReason, ReviewStatus
+
+    app, url, hubspot, deal_id = card
+    review_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
+                                                       "objectId": deal_id}).json()["review_url"]
+    token = review_url.split("t=")[1]
+    with app.app_context():
+        installation = db.session.scalars(select(Installation)).one()
+        item = ReviewItem(installation_id=installation.id, deal_id=deal_id,
+                          reason=ReviewReason.NO_LINE_ITEMS, detail="x", action="authorise")
+        db.session.add(item)
+        installation.status = InstallationStatus.UNINSTALLED
+        db.session.commit()
+        installation_id, item_id = installation.id, item.id
+
+    page = requests.get(review_url, timeout=10)
+    dismissed = requests.post(f"{url}/ui/review/{installation_id}/{item_id}/dismiss", data={"t": token},
+                              timeout=10)
+
+    assert page.status_code == 401 and dismissed.status_code == 401
+    with app.app_context():
+        assert db.session.get(ReviewItem, item_id).status == ReviewStatus.OPEN

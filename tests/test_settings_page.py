@@ -390,6 +390,9 @@ BAD_INPUT = {
     "day of month 32": (lambda f, c: f.set("terms_type", "day_of_following_month").set("terms_days", "32"),
                         "from 1 to 31"),
     "days missing": (lambda f, c: f.set("terms_type", "days_after_invoice").set("terms_days", ""), "from 0 to 365"),
+    # Issue #12: '²'.isdigit() is True but int('²') raises: it was a 500.
+    "superscript digit": (lambda f, c: f.set("terms_type", "days_after_invoice").set("terms_days", "²"),
+                          "from 0 to 365"),
     "unknown terms": (lambda f, c: f.set("terms_type", "whenever"), "listed payment terms"),
     "unknown line amount type": (lambda f, c: f.set("line_amount_type", "Gross"), "listed amount types"),
     "mismatched rows": (lambda f, c: f.add("rule_pipeline", "default"), "arrived incomplete"),

@@ -50,6 +50,7 @@ from app.views.common import (
     active_installation,
     called_url,
     crm_frame_headers,
+    is_crm_id,
     view_installation,
 )
 from app.ui_auth import View, issue_view_token, read_pipedrive_token, read_view_token
@@ -80,7 +81,7 @@ def hubspot_card() -> tuple[Response, int]:
         return jsonify({"error": "Paydeck is not installed in this HubSpot account"}), 404
     object_type = "company" if request.args.get("objectType") in ("companies", "company", "0-2") else "deal"
     object_id = request.args.get("objectId", "")
-    if not object_id.isdigit():
+    if not is_crm_id(object_id):
         return jsonify({"error": "objectId is required"}), 400
     user = request.args.get("userEmail", "")
     view = View(installation.id, user, object_type, object_id)
@@ -117,7 +118,7 @@ def pipedrive_deal_panel() -> Response:
     claims = read_pipedrive_token(request.args.get("token"))
     installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
     deal_id = request.args.get("selectedIds") or request.args.get("id") or ""
-    if installation is None or not deal_id.isdigit():
+    if installation is None or not is_crm_id(deal_id):
         abort(404, "Paydeck is not installed in this Pipedrive company")
     view = View(installation.id, str(claims.get("userId", "")), "deal", deal_id)
     return redirect(_page_url(view, pipedrive=True))
@@ -177,7 +178,7 @@ def pipedrive_organization_panel() -> Response:
     claims = read_pipedrive_token(request.args.get("token"))
     installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
     org_id = request.args.get("selectedIds") or request.args.get("id") or ""
-    if installation is None or not org_id.isdigit():
+    if installation is None or not is_crm_id(org_id):
         abort(404, "Paydeck is not installed in this Pipedrive company")
     view = View(installation.id, str(claims.get("userId", "")), "company", org_id)
     return redirect(_page_url(view, pipedrive=True))
@@ -318,8 +319,11 @@ def review_page(installation_id: int) -> str:
     """Open (or all) review items and the audit trail, filtered by deal, status and date."""
     token = request.args.get("t")
     view = read_view_token(token, "review", str(installation_id))
-    deal = (request.args.get("deal") or "").strip()
+    view_installation(view)  # an uninstalled installation's queue is closed
+    deal = (request.args.get("deal") or "").strip()[:64]
     status = request.args.get("status") or "open"
+    if status != "all" and status not in {s.value for s in ReviewStatus}:
+        abort(400, f"status: one of all, {', '.join(s.value for s in ReviewStatus)}")
     since = _day(request.args.get("since"))
     items_q = select(ReviewItem).where(ReviewItem.installation_id == view.installation_id)
     audit_q = select(AuditEvent).where(AuditEvent.installation_id == view.installation_id)
@@ -342,6 +346,7 @@ def review_page(installation_id: int) -> str:
 def review_action(installation_id: int, item_id: int, verb: str) -> Response:
     token = request.form.get("t")
     view = read_view_token(token, "review", str(installation_id))
+    view_installation(view)
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.installation_id != view.installation_id:
         abort(404)

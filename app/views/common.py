@@ -104,3 +104,9 @@ def crm_frame_headers(response: Response) -> Response:
 
 def message_page(title: str, message: str, status: int = 200) -> Response:
     return make_response(render_template("message.html", title=title, message=message), status)
+
+
+def is_crm_id(value: str) -> bool:
+    """A CRM record id as HubSpot and Pipedrive issue them: ASCII digits, at most 20
+    (`str.isdigit` alone admits '²' and other characters `int()` refuses)."""
+    return value.isascii() and value.isdigit() and len(value) <= 20

@@ -377,7 +377,8 @@ def _read_options(form: MultiDict[str, str], errors: dict[str, str]) -> dict[str
         errors["payment_terms"] = "Choose one of the listed payment terms."
     elif kind.days is not None:
         low, high = kind.days
-        if not (terms_days.isdigit() and low <= int(terms_days) <= high):
+        # isdigit() alone admits '²' and other digits int() refuses: ASCII digits only.
+        if not (terms_days.isascii() and terms_days.isdigit() and low <= int(terms_days) <= high):
             errors["payment_terms"] = f"Enter a whole number of days from {low} to {high}."
     line_amount_type = form.get("line_amount_type", "")
     if line_amount_type not in {t.value for t in LineAmountType}:
