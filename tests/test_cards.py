@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import jwt
@@ -12,7 +13,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.jobs import QUEUE
-from app.models import Installation, InstallationSettings, InvoiceLink
+from app.models import CrmKind, Installation, InstallationSettings, InvoiceLink
 from app.redis_conn import get_redis
 from app.ui_auth import View, issue_view_token
 from app.worker import PaydeckSimpleWorker
@@ -251,3 +252,33 @@ def test_an_uninstalled_installation_s_queue_and_actions_refuse(card):
     assert page.status_code == 401 and dismissed.status_code == 401
     with app.app_context():
         assert db.session.get(ReviewItem, item_id).status == ReviewStatus.OPEN
+
+
+@pytest.mark.parametrize("repeated", ["portalId", "userEmail", "userId", "appId", "objectId", "objectType"])
+def test_a_signed_card_fetch_with_a_repeated_identity_parameter_is_refused(card, repeated):
+    """Issue #12 (high): HubSpot appends its own portalId/userEmail and signs the whole URL;
+    a user who puts their own copy first used to get another portal's invoice and settings."""
+    from app.models import InvoiceLinkState
+
+    app, url, hubspot, deal_id = card
+    with app.app_context():  # another customer's portal, with an invoice on deal 5150
+        victim = Installation(crm=CrmKind.HUBSPOT, account_id="8888", installed_by="boss@victim.example")
+        db.session.add(victim)
+        db.session.flush()
+        db.session.add(InvoiceLink(installation_id=victim.id, deal_id="5150", reference="HubSpot deal 5150",
+                                   idempotency_key="k", state=InvoiceLinkState.CREATED, status="AUTHORISED",
+                                   xero_invoice_id="inv-v", invoice_number="INV-VICTIM",
+                                   total=Decimal("9999.00")))
+        db.session.commit()
+    forged = {"portalId": "8888", "userEmail": "boss@victim.example", "userId": "1",
+              "appId": str(hubspot.app_id), "objectId": "5150", "objectType": "deals"}
+    honest = {"portalId": hubspot.portal_id, "userEmail": "rep@example.com", "userId": "2",
+              "appId": str(hubspot.app_id), "objectId": "5150", "objectType": "deals"}
+    # The attacker's copy of one parameter first, then the real request's parameters.
+    params = [(repeated, forged[repeated]), *honest.items()]
+
+    response = card_get(url, hubspot.client_secret, params)
+
+    assert response.status_code == 400
+    assert "INV-VICTIM" not in response.text and "open_url" not in response.json()
+    assert repeated in response.json()["error"]

@@ -69,6 +69,10 @@ bp.after_request(crm_frame_headers)
 
 # --- HubSpot app card (hubspot.fetch, signed v3) ------------------------------------------------
 
+# The parameters that say who is asking about what (HubSpot's and the card's own).
+CARD_IDENTITY = ("portalId", "userId", "userEmail", "appId", "objectId", "objectType")
+
+
 @bp.get("/hubspot/card")
 def hubspot_card() -> tuple[Response, int]:
     req = WebhookRequest("GET", called_url(), request.headers, b"")
@@ -76,6 +80,16 @@ def hubspot_card() -> tuple[Response, int]:
         adapter_for("hubspot").verify_webhook(req, None)
     except WebhookRejected as exc:
         return jsonify({"error": exc.reason}), 401
+    repeated = [name for name in CARD_IDENTITY if len(request.args.getlist(name)) > 1]
+    if repeated:
+        # HubSpot appends its own portalId, userId, userEmail and appId and signs the whole
+        # URL, so a copy placed before them would still verify: identity comes only from a
+        # parameter that appears once, which is then HubSpot's.
+        log.warning("hubspot card: identity parameters repeated (%s): refused", ", ".join(repeated))
+        return jsonify({"error": f"repeated parameters: {', '.join(repeated)}"}), 400
+    app_id = get_settings().hubspot_app_id
+    if app_id and request.args.get("appId", app_id) != app_id:
+        return jsonify({"error": "the request is for another app"}), 401
     installation = active_installation(CrmKind.HUBSPOT, request.args.get("portalId", ""))
     if installation is None:
         return jsonify({"error": "Paydeck is not installed in this HubSpot account"}), 404
