@@ -21,8 +21,9 @@ HUBSPOT_SCOPES = (
     "crm.objects.companies.write crm.objects.contacts.read crm.objects.line_items.read "
     "crm.objects.products.read crm.schemas.deals.write"
 )
-# activities:full for the overdue follow-up activities (notify_owner).
-PIPEDRIVE_SCOPES = "base deals:full contacts:full products:read activities:full admin"
+# activities:full for the overdue follow-up activities (notify_owner); users:read to check
+# that whoever opens the settings is a Pipedrive admin (GET /v1/users/{id} is_admin).
+PIPEDRIVE_SCOPES = "base deals:full contacts:full products:read activities:full users:read admin"
 
 
 class Settings(BaseSettings):

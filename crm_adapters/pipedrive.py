@@ -182,6 +182,17 @@ class PipedriveCrm:
         body: dict[str, Any] = response.json()
         return body
 
+    # -- who the user is ---------------------------------------------------------------------
+
+    def user_is_admin(self, installation: Any, user_id: str) -> tuple[bool, str]:
+        """(is_admin, email) of a user of the company: v1 GetUser
+        (developers.pipedrive.com/docs/api/v1/Users#getUser); `is_admin` is a boolean there,
+        1/0 in some answers, so only true or 1 counts."""
+        if not (user_id.isascii() and user_id.isdigit()):
+            return False, ""
+        data = self._request(installation, "GET", f"/api/v1/users/{user_id}", 2) or {}
+        return data.get("is_admin") in (True, 1), str(data.get("email") or "")
+
     # -- webhooks (per installation: its own URL and Basic credentials) ----------------------
 
     def verify_webhook_headers(self, headers: Mapping[str, str], installation: Any | None) -> None:

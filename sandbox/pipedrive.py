@@ -165,17 +165,19 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         self.api.webhooks.auto = enabled
 
     def panel_url(self, url: str, resource: str, selected_id: int | str, *,
-                  jwt_secret: str | None = None, ttl: int = 300) -> str:
+                  jwt_secret: str | None = None, ttl: int = 300, user_id: int | None = None) -> str:
         """The URL Pipedrive loads in a custom panel's iframe: our page with `token` (a JWT
         signed HS256 with the extension's secret - the client secret unless set) and the
-        viewing user's, company's and record's ids (custom-ui-extensions)."""
+        viewing user's (default: the installing user's), company's and record's ids
+        (custom-ui-extensions)."""
         now = int(self.now())
-        token = jwt.encode({"userId": self.user_id, "companyId": self.company_id,
+        user_id = self.user_id if user_id is None else user_id
+        token = jwt.encode({"userId": user_id, "companyId": self.company_id,
                             "iat": now, "exp": now + ttl},
                            jwt_secret or self.client_secret, algorithm="HS256")
         return f"{url}?" + urlencode({
             "token": token, "id": str(selected_id), "selectedIds": str(selected_id),
-            "userId": str(self.user_id), "companyId": str(self.company_id),
+            "userId": str(user_id), "companyId": str(self.company_id),
             "resource": resource, "view": "details"})
 
     @property

@@ -106,6 +106,9 @@ ADMIN = ("admin",)
 WEBHOOKS_READ = ("admin", "webhooks:read", "webhooks:full")
 WEBHOOKS_WRITE = ("admin", "webhooks:full")
 ACTIVITIES_WRITE = ("activities:full",)
+# GET /v1/users/{id}: Pipedrive's scope list names users:read ("read data about users");
+# whether admin alone also allows it is not documented (unverified): both are accepted.
+USERS_READ = ("users:read", "admin")
 
 DEFAULT_TOKEN_COSTS: dict[str, int] = {
     # platform-facts: GET deal 1, PATCH deal 5, GET deal products 10. The v2 reference
@@ -120,6 +123,7 @@ DEFAULT_TOKEN_COSTS: dict[str, int] = {
     "GET /api/v2/organizations/<org_id>": 1,
     "PATCH /api/v2/organizations/<org_id>": 5,  # as PATCH deal (unverified for organizations)
     "GET /api/v2/persons/<person_id>": 1,
+    "GET /api/v1/users/<user_id>": 2,  # as GET /v1/users/me (developers.pipedrive.com; unverified)
     # v2 list endpoints take `ids` (up to 100) for batch reads, like GET /api/v2/deals.
     "GET /api/v2/products": 10,
     "GET /api/v2/organizations": 10,
@@ -434,6 +438,9 @@ class CompanyData:
         self.products: dict[int, Product] = {}
         self.deals: dict[int, Deal] = {}
         self.activities: dict[int, Activity] = {}
+        # Users of the company beyond the installing one (who is always an admin here):
+        # id -> (name, email, is_admin).
+        self.users: dict[int, tuple[str, str, bool]] = {}
         pipeline = self.add_pipeline("Pipeline", now)
         for name in DEFAULT_STAGES:
             self.add_stage(name, pipeline.id, now)
@@ -2063,6 +2070,7 @@ class PipedriveApi:
             _Route("POST", "/api/v2/dealFields", self._post_deal_field, ADMIN),
             _Route("POST", "/api/v2/activities", self._post_activity_v2, ACTIVITIES_WRITE),
             _Route("POST", "/api/v1/activities", self._post_activity_v1, ACTIVITIES_WRITE),
+            _Route("GET", "/api/v1/users/<user_id>", self._get_user, USERS_READ),
             _Route("GET", "/api/v1/webhooks", self._list_webhooks, WEBHOOKS_READ),
             _Route("POST", "/api/v1/webhooks", self._post_webhook, WEBHOOKS_WRITE),
             _Route("DELETE", "/api/v1/webhooks/<webhook_id>", self._delete_webhook, WEBHOOKS_WRITE),
@@ -2514,6 +2522,28 @@ class PipedriveApi:
                 raise bad_request(f"Unknown custom field: {code}")
             parsed[code] = custom_value(org_field, item)
         return parsed
+
+    def _get_user(self, ctx: Ctx, user_id: str) -> Response:
+        """v1 GetUser (developers.pipedrive.com/docs/api/v1/Users#getUser): the user's data
+        with `is_admin`; the v1 envelope `{success, data}`."""
+        uid = path_id(user_id, "id")
+        if uid == self._fake.user_id:
+            name, email, admin = self._fake.user_name, self._fake.user_email, True
+        elif uid in ctx.company.users:
+            name, email, admin = ctx.company.users[uid]
+        else:
+            raise not_found("User")
+        return _ok({"id": uid, "name": name, "email": email, "is_admin": admin,
+                    "active_flag": True, "company_id": ctx.company.company_id})
+
+    def add_user(self, name: str, email: str, *, is_admin: bool = False,
+                 company_id: int | None = None) -> int:
+        """Another user of the company (Settings > Manage users in Pipedrive's UI)."""
+        with self._lock:
+            company = self.company(company_id)
+            uid = self._fake.user_id + 1000 + len(company.users)
+            company.users[uid] = (name, email, is_admin)
+            return uid
 
     def _get_person(self, ctx: Ctx, person_id: str) -> Response:
         person = ctx.company.persons.get(path_id(person_id, "id"))

@@ -642,6 +642,8 @@ def test_the_pipedrive_settings_entry_verifies_its_jwt(app_factory):
         return requests.get(f"{url}/pipedrive/settings", params={"token": token}, timeout=10,
                             allow_redirects=False)
 
+    with app.app_context():  # Pipedrive said user 5 is an admin a moment ago (cached answer)
+        get_redis().set(f"paydeck:crm-admin:{installation_id}:5", b"1", ex=60)
     ok = load(PD_SECRET)
     assert ok.status_code == 302
     assert ok.headers["Location"].startswith(f"{url}/ui/settings/{installation_id}?t=")
@@ -697,3 +699,45 @@ def test_every_payment_term_kind_is_one_the_builder_understands(kind):
 
     for days in (low, high):
         assert due_date(date(2026, 2, 27), PaymentTerms(xero_type, days)) >= date(2026, 2, 27)
+
+
+def test_pipedrive_settings_are_for_the_installer_and_admins_only(app_factory, fake_pipedrive, fake_xero,
+                                                                  browser):
+    """Issue #12 (high): any Pipedrive user with a valid panel JWT was treated as the admin."""
+    pipedrive, _ = fake_pipedrive
+    fake_xero[0].add_tenant("Acme Pty Ltd")
+    app, url = app_factory.serve(**fake_settings(pipedrive=fake_pipedrive, xero=fake_xero))
+    browser.get(f"{url}/install/pipedrive")
+    rep = pipedrive.api.add_user("Sam Rep", "sam@acme.example", is_admin=False)
+    admin = pipedrive.api.add_user("Alex Admin", "alex@acme.example", is_admin=True)
+
+    def open_as(user_id: int) -> requests.Response:
+        return requests.get(pipedrive.panel_url(f"{url}/pipedrive/settings", "settings",
+                                                pipedrive.company_id, user_id=user_id), timeout=10)
+
+    refused = open_as(rep)
+    calls = pipedrive.count_api_calls(path_prefix="/api/v1/users/")
+    again = open_as(rep)
+
+    assert refused.status_code == again.status_code == 403
+    assert "installing user and Pipedrive admins" in refused.text and "<form" not in refused.text
+    assert pipedrive.count_api_calls(path_prefix="/api/v1/users/") == calls  # answer cached
+    assert open_as(admin).status_code == 200
+    assert open_as(pipedrive.user_id).status_code == 200  # the installer
+    with app.app_context():
+        audits = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "settings_refused")).all()
+        assert [a.detail["user_id"] for a in audits] == [str(rep), str(rep)]
+
+
+def test_pipedrive_settings_fail_closed_when_pipedrive_cannot_say(app_factory, fake_pipedrive, fake_xero,
+                                                                  browser):
+    pipedrive, _ = fake_pipedrive
+    app, url = app_factory.serve(**fake_settings(pipedrive=fake_pipedrive, xero=fake_xero))
+    browser.get(f"{url}/install/pipedrive")
+    other = pipedrive.api.add_user("Alex Admin", "alex@acme.example", is_admin=True)
+    pipedrive.inject_api("5xx", path_prefix="/api/v1/users/", status=503)
+
+    response = requests.get(pipedrive.panel_url(f"{url}/pipedrive/settings", "settings",
+                                                pipedrive.company_id, user_id=other), timeout=10)
+
+    assert response.status_code == 403 and "could not confirm" in response.text

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from app import get_settings
+from app.access import may_administer_pipedrive
 from app.company_import import crm_name
 from app.connections import revoke_grant, xero_client
 from app.engine import forget_reference_data, reference_data
@@ -573,7 +574,11 @@ def pipedrive_settings() -> Response:
     installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
     if installation is None:
         abort(404, "Paydeck is not installed in this Pipedrive company")
-    return redirect(settings_url(installation, str(claims.get("userId", "")), pipedrive=True))
+    user_id = str(claims.get("userId", ""))
+    allowed, why = may_administer_pipedrive(installation, user_id)
+    if not allowed:
+        return message_page("Only admins change Paydeck's settings", why, 403)
+    return redirect(settings_url(installation, user_id, pipedrive=True))
 
 
 def settings_url(installation: Installation, user: str, *, pipedrive: bool = False) -> str:
