@@ -549,26 +549,73 @@ def test_only_the_installing_admins_card_gets_a_settings_url(hubspot_admin):
 
 # --- Xero connect and disconnect from the page --------------------------------------------------------
 
-def test_connect_xero_with_a_settings_token_signs_in_and_ends_on_the_settings_page(
+def test_connect_xero_from_the_settings_page_confirms_the_account_then_goes_to_xero(
         app_factory, fake_hubspot, fake_xero, browser):
     hubspot, _ = fake_hubspot
     xero, xero_url = fake_xero
     xero.add_tenant("Acme Pty Ltd")
     app, url = app_factory.serve(**fake_settings(hubspot=fake_hubspot, xero=fake_xero))
     settings_page = browser.get(f"{url}/install/hubspot")
-    connect = settings_page.text.split('<a class="button" href="')[1].split('"')[0].replace("&amp;", "&")
-    assert connect.startswith("/connect/xero?t=")
+    form = Form(settings_page.text, "/connect/xero")
     assert 'target="_blank"' in settings_page.text  # Xero's sign-in refuses to be framed
+    assert "/connect/xero?t=" not in settings_page.text  # a POST, never a link with a token
 
     with Browser() as top_level_window:  # a new window: no session cookie of ours yet
-        to_xero = top_level_window.get(f"{url}{connect}", allow_redirects=False)
+        confirmation = top_level_window.post(f"{url}/connect/xero", data=form.data(),
+                                             allow_redirects=False)
+        assert confirmation.status_code == 200
+        assert "HubSpot account" in confirmation.text and str(hubspot.portal_id) in confirmation.text
+        assert "installation_id" not in _session_of(app, top_level_window)  # not signed in
+        go = Form(confirmation.text, "/connect/xero/confirm")
+        to_xero = top_level_window.post(f"{url}/connect/xero/confirm", data=go.data(),
+                                        allow_redirects=False)
         assert to_xero.status_code == 302 and to_xero.headers["Location"].startswith(xero_url)
         done = top_level_window.get(to_xero.headers["Location"])
+        assert "installation_id" not in _session_of(app, top_level_window)
 
-    assert done.url.startswith(f"{url}/ui/settings/")
-    assert "Connected to <strong>Acme Pty Ltd</strong>" in done.text
+    assert "Connected to Xero" in done.text and "Acme Pty Ltd" in done.text
     with app.app_context():
         assert db.session.scalars(select(XeroConnection)).one().status == ConnectionStatus.CONNECTED
+
+
+def _session_of(app, browser) -> dict[str, Any]:
+    """What our Flask session cookie in `browser` holds (decoded with the app's key)."""
+    cookie = browser.cookies.get("session")
+    if not cookie:
+        return {}
+    serializer = app.session_interface.get_signing_serializer(app)
+    return dict(serializer.loads(cookie))
+
+
+def test_login_csrf_an_attackers_connect_link_neither_signs_in_nor_reaches_xero(
+        app_factory, fake_hubspot, fake_xero, browser):
+    """Issue #12 (high): a GET of /connect/xero?t=<attacker's token> signed the victim's browser
+    in as the attacker's installation; approving at Xero then stored the victim's Xero grant
+    on the attacker's installation."""
+    hubspot, _ = fake_hubspot
+    xero, xero_url = fake_xero
+    xero.add_tenant("Victim Books Ltd")
+    app, url = app_factory.serve(**fake_settings(hubspot=fake_hubspot, xero=fake_xero))
+    with Browser() as attacker:  # the attacker installs Paydeck in their own portal
+        attackers_page = attacker.get(f"{url}/install/hubspot")
+    attackers_token = Form(attackers_page.text, "/connect/xero").values("t")[0]
+
+    # The victim opens the attacker's link (GET) or a page that auto-posts the form (POST).
+    via_link = browser.get(f"{url}/connect/xero", params={"t": attackers_token}, allow_redirects=False)
+    via_post = browser.post(f"{url}/connect/xero", data={"t": attackers_token}, allow_redirects=False)
+    # ... and a forged confirm without this browser's CSRF token.
+    forged_confirm = browser.post(f"{url}/connect/xero/confirm", data={"t": attackers_token},
+                                  allow_redirects=False)
+
+    for shown in (via_link, via_post):
+        assert shown.status_code == 200  # a confirmation page that names the attacker's account
+        assert str(hubspot.portal_id) in shown.text and "not your HubSpot account" in shown.text
+        assert xero_url not in shown.headers.get("Location", "")
+    assert forged_confirm.status_code == 400
+    assert "installation_id" not in _session_of(app, browser)
+    assert xero.grants == []  # Xero was never asked for consent
+    with app.app_context():
+        assert db.session.scalars(select(XeroConnection)).all() == []
 
 
 def test_connect_xero_refuses_forged_and_other_kinds_of_tokens(hubspot_admin):

@@ -616,7 +616,7 @@ def _render(view: View, installation: Installation, sources: Sources, state: For
         product_names={str(p["id"]): p["name"] for p in sources.products or []},
         actions=ACTION_LABELS, dedupe_labels=DEDUPE_LABELS,
         term_kinds=TERM_KINDS, line_amount_labels=LINE_AMOUNT_LABELS, max_label=MAX_LABEL,
-        connect_url=url_for("xero_connect.start", t=token))
+        connect_url=url_for("xero_connect.start"))
     return make_response(body, status)
 
 

@@ -6,19 +6,20 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, session, url_for
 
 from app import get_settings
 from app.extensions import db
-from app.models import AuditEvent, ConnectionStatus, Installation, XeroConnection
+from app.company_import import crm_name
+from app.models import AuditEvent, ConnectionStatus, Installation, InstallationStatus, XeroConnection
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
 from app.ui_auth import read_view_token
 from app.views.common import (
     check_csrf,
     csrf_token,
+    current_installation,
     message_page,
     require_installation,
-    sign_in,
     view_installation,
 )
 from xero import identity
@@ -26,33 +27,56 @@ from xero.identity import Tenant, XeroIdentityError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("xero_connect", __name__)
+_CHOOSING = "xero_choosing"  # session: the installation this browser may pick an organisation for
 
 
-@bp.get("/connect/xero")
-def start() -> Response:
-    """Send the admin to Xero's consent screen. The settings page (inside a CRM iframe, no
-    cookies) opens this in a new top-level window with its view token in `t`: that signs this
-    browser in, so the callback - a top-level request - finds the installation in the session."""
-    token = request.args.get("t")
+@bp.route("/connect/xero", methods=["GET", "POST"])
+def start() -> Response | str:
+    """Start connecting an installation to Xero.
+
+    From the settings page (inside a CRM iframe, no cookies) a form posts its settings token
+    `t` into a new top-level window: that only shows a confirmation naming the CRM account.
+    Nothing about this browser's session changes (a token from a link never signs a browser
+    in: the login-CSRF of issue #12); Confirm posts back with a CSRF token bound to this
+    browser's session. Right after a CRM install, the browser signed in by that install's
+    OAuth callback goes straight on to Xero."""
+    token = request.values.get("t")
     if token:
-        installation, user = _settings_admin(token)
-        sign_in(installation, user)
-    else:
-        installation = require_installation()
+        installation, _ = _settings_admin(token)
+        return _confirmation(installation, token)
+    return _to_xero(require_installation())
+
+
+@bp.post("/connect/xero/confirm")
+def confirm() -> Response:
+    check_csrf()
+    installation, _ = _settings_admin(request.form.get("t", ""))
+    return _to_xero(installation)
+
+
+def _confirmation(installation: Installation, token: str) -> str:
+    return render_template("connect_xero.html", installation=installation, token=token,
+                           crm=crm_name(installation), csrf_token=csrf_token(),
+                           current=installation.xero_connection)
+
+
+def _to_xero(installation: Installation) -> Response:
     settings = get_settings()
     p = provider("xero", settings)
     if not p.client_id:
         return message_page("Not configured", "Xero credentials are not set on this server.", 503)
+    # The state names the installation and is bound to this browser (app.oauth): the
+    # callback takes the installation from it, not from who this browser is signed in as.
     state = issue_state("connect:xero", settings.oauth_state_ttl, installation_id=installation.id)
     return redirect(authorization_url(p, state))
 
 
 @bp.get("/oauth/xero/callback")
 def callback() -> Response:
-    installation = require_installation()
     settings = get_settings()
     state = consume_state(request.args.get("state"), "connect:xero")
-    if state is None or state.get("installation_id") != installation.id:
+    installation = db.session.get(Installation, state["installation_id"]) if state else None
+    if installation is None or installation.status != InstallationStatus.ACTIVE:
         return message_page("This link has expired", "The Xero link was already used, is too "
                             "old, or was started elsewhere. Connect to Xero again.", 400)
     if request.args.get("error"):
@@ -72,17 +96,39 @@ def callback() -> Response:
         return message_page("No organisation chosen", "Xero granted access to no organisation. "
                             "Connect again and tick the organisation to invoice into.", 400)
     _store_connection(installation, token, organisations)
+    # This browser finished the round trip it confirmed: it may pick the organisation.
+    session[_CHOOSING] = installation.id
     if installation.xero_connection and installation.xero_connection.status == ConnectionStatus.PENDING_TENANT:
         return redirect(url_for("xero_connect.choose_organisation"))
-    return redirect(url_for("install.setup"))
+    return _finished(installation)
+
+
+def _finished(installation: Installation) -> Response:
+    signed_in = current_installation()
+    if signed_in is not None and signed_in.id == installation.id:
+        return redirect(url_for("install.setup"))
+    connection = installation.xero_connection
+    return message_page("Connected to Xero", f"{crm_name(installation)} account "
+                        f"{installation.account_name or installation.account_id} now invoices into "
+                        f"{connection.tenant_name if connection else 'Xero'}. Close this window and "
+                        "reload Paydeck's settings in your CRM.")
+
+
+def _choosing_installation() -> Installation:
+    """The installation whose Xero round trip this browser just finished, else the signed-in one."""
+    installation_id = session.get(_CHOOSING)
+    installation = db.session.get(Installation, installation_id) if installation_id else None
+    if installation is not None and installation.status == InstallationStatus.ACTIVE:
+        return installation
+    return require_installation()
 
 
 @bp.route("/connect/xero/organisation", methods=["GET", "POST"])
 def choose_organisation() -> Response | str:
-    installation = require_installation()
+    installation = _choosing_installation()
     connection = installation.xero_connection
     if connection is None or connection.status != ConnectionStatus.PENDING_TENANT:
-        return redirect(url_for("install.setup"))
+        return _finished(installation)
     if request.method == "GET":
         return render_template("choose_organisation.html", choices=connection.tenant_choices,
                                csrf_token=csrf_token())
@@ -95,7 +141,8 @@ def choose_organisation() -> Response | str:
     _connect_tenant(connection, Tenant(chosen["connection_id"], chosen["tenant_id"],
                                        chosen["tenant_name"]))
     db.session.commit()
-    return redirect(url_for("install.setup"))
+    session.pop(_CHOOSING, None)
+    return _finished(installation)
 
 
 @bp.get("/connect/xero/status")
