@@ -25,6 +25,7 @@ from werkzeug.datastructures import MultiDict
 
 from app import get_settings
 from app.company_import import crm_name
+from app.connection_state import connection_notices
 from app.connections import revoke_grant, xero_client
 from app.engine import forget_reference_data, reference_data
 from app.extensions import db
@@ -602,7 +603,7 @@ def _render(view: View, installation: Installation, sources: Sources, state: For
     body = render_template(
         "settings.html", installation=installation, crm_name=crm_name(installation),
         connection=installation.xero_connection, token=token,
-        pipedrive=pipedrive, message=message, notices=sources.notices, errors=errors,
+        connection_notices=connection_notices(installation), pipedrive=pipedrive, message=message, notices=sources.notices, errors=errors,
         unplaced_errors=[text for key, text in errors.items() if key not in placed],
         state=state, sources=sources, orphan_rules=orphans,
         accounts=sources.account_options(), tax_rates=sources.tax_options(),
