@@ -123,7 +123,9 @@ def _token_call(p: Provider, form: dict[str, str], timeout: float) -> dict[str, 
                                  headers={"Accept": "application/json"})
     except requests.RequestException as exc:
         raise OAuthFailure(f"{p.name}: token endpoint unreachable ({exc.__class__.__name__})",
-                           transient=True) from exc
+                           transient=True,
+                           detail=f"{_VENDOR[p.name]}'s token endpoint did not answer "
+                                  f"({exc.__class__.__name__})") from exc
     body = _json_object(response)
     if response.status_code == 200 and body and body.get("access_token"):
         return _token(body)
@@ -153,6 +155,7 @@ def _token(body: dict[str, Any]) -> dict[str, Any]:
 # (e.g. {"status": "BAD_REFRESH_TOKEN", "message": "missing or invalid refresh token"}; not on
 # HubSpot's reference pages - seen in HubSpot community threads and nango.dev's write-up):
 # these mean the grant itself is dead, like invalid_grant.
+_VENDOR = {"hubspot": "HubSpot", "pipedrive": "Pipedrive", "xero": "Xero"}
 _DEAD_GRANT_CODES = {"invalid_grant", "BAD_REFRESH_TOKEN", "BAD_AUTH_CODE"}
 
 
@@ -160,7 +163,8 @@ def _failure(p: Provider, status: int, body: dict[str, Any] | None) -> OAuthFail
     if body is None:
         return OAuthFailure(f"{p.name}: unreadable token response (HTTP {status})",
                             transient=True, status=status,
-                            detail=f"{p.name} token endpoint answered HTTP {status} without JSON")
+                            detail=f"{_VENDOR[p.name]}'s token endpoint answered HTTP {status} "
+                                   "without JSON")
     code = str(body.get("error") or body.get("status") or f"HTTP {status}")
     words = str(body.get("error_description") or body.get("message") or "").strip()
     detail = f"{code}: {words}" if words and words != code else code

@@ -411,8 +411,8 @@ def test_a_xero_refresh_that_keeps_failing_shows_xero_connection_failing(
         installation = db.session.get(XeroConnection, connection_id).installation
         state = connection_state(installation)
         assert state["xero"]["state"] == "failing"
-        assert state["xero"]["message"] == "Xero connection failing: xero token endpoint " \
-                                           "answered HTTP 502 without JSON"
+        assert state["xero"]["message"] == ("Xero connection failing: Xero's token endpoint "
+                                            "answered HTTP 502 without JSON")
         assert state["crm"] == {"state": "ok", "message": None}
         open_items = db.session.scalars(select(ReviewItem).where(
             ReviewItem.status == ReviewStatus.OPEN,
@@ -448,3 +448,25 @@ def test_card_connection_block_for_lost_and_absent_connections(app_factory, xero
                                                   "objectType": "companies", "objectId": "9",
                                                   "userEmail": hubspot.user_email}).json()
     assert body["connection"]["xero"] == {"state": "not_connected", "message": None}
+
+
+def test_a_pipedrive_refresh_refused_keeps_pipedrives_words_and_waits(
+        app_factory, fake_pipedrive, browser):
+    pipedrive, _ = fake_pipedrive
+    app, url = app_factory.serve(**fake_settings(pipedrive=fake_pipedrive))
+    assert browser.get(f"{url}/install/pipedrive").status_code == 200
+    expire(app, Installation, pipedrive)
+    pipedrive.inject_token_fault("invalid_client", times=1)
+    with app.app_context():
+        installation_id = db.session.scalars(select(Installation.id)).one()
+        with pytest.raises(TokenUnavailable) as failure:
+            access_token(Installation, installation_id)
+        assert failure.value.seconds == 30
+        db.session.expire_all()
+        installation = db.session.get(Installation, installation_id)
+        # pipedrive.readme.io status codes: "Invalid client: client is invalid" (HTTP 400)
+        assert installation.token_failure_detail == "invalid_client: Invalid client: client is invalid"
+        assert installation.status == InstallationStatus.ACTIVE and installation.refresh_token
+        assert access_token(Installation, installation_id)  # Pipedrive answers again
+    (failed, ok) = refreshes(pipedrive)[-2:]
+    assert (failed["status"], failed["error"], ok["status"]) == (400, "invalid_client", 200)

@@ -150,6 +150,9 @@ def _load_sources(installation: Installation, *, refresh: bool) -> Sources:
     notices: list[str] = []
     pipelines = _crm_list(lambda: crm.list_pipelines(installation), f"{name}'s pipelines", notices)
     products = _crm_list(lambda: crm.list_products(installation), f"{name}'s products", notices)
+    if notices:  # a failed refresh wrote its state in its own session: show it on this render
+        db.session.expire(installation, ["status", "token_failures", "token_failing_since",
+                                         "token_failure_detail"])
     return Sources(pipelines, products, _xero_reference(installation, refresh, notices), notices)
 
 
