@@ -470,3 +470,41 @@ def test_a_pipedrive_refresh_refused_keeps_pipedrives_words_and_waits(
         assert access_token(Installation, installation_id)  # Pipedrive answers again
     (failed, ok) = refreshes(pipedrive)[-2:]
     assert (failed["status"], failed["error"], ok["status"]) == (400, "invalid_client", 200)
+
+
+# --- 4. what a token endpoint's refusal means (the one place that decides) ------------------
+
+TOKEN_ANSWERS = [
+    # (status, body, invalid_grant, detail)
+    (400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+     True, "invalid_grant: Token has been expired or revoked."),  # Xero (RFC 6749 5.2)
+    # HubSpot's legacy shape: `status` instead of `error` (see _DEAD_GRANT_CODES' sources)
+    (400, {"status": "BAD_REFRESH_TOKEN", "message": "missing or invalid refresh token",
+           "correlationId": "c"}, True, "BAD_REFRESH_TOKEN: missing or invalid refresh token"),
+    (400, {"status": "BAD_CLIENT_ID", "message": "missing or invalid client_id"},
+     False, "BAD_CLIENT_ID: missing or invalid client_id"),
+    (400, {"success": False, "error": "invalid_client",
+           "error_description": "Invalid client: client is invalid"},
+     False, "invalid_client: Invalid client: client is invalid"),  # Pipedrive
+    (401, {"error": "invalid_client"}, False, "invalid_client"),
+    (503, None, False, "HubSpot's token endpoint answered HTTP 503 without JSON"),
+    (200, None, False, "HubSpot's token endpoint answered HTTP 200 without JSON"),
+    (200, {"token_type": "bearer"}, False, "HTTP 200"),  # 200 but no access_token
+]
+
+
+@pytest.mark.parametrize("status,body,dead,detail", TOKEN_ANSWERS)
+def test_a_refused_refresh_is_a_dead_grant_only_for_invalid_grant(
+        app_factory, status, body, dead, detail):
+    import responses
+
+    from app.oauth import OAuthFailure, refresh
+
+    p = provider("hubspot", app_factory.settings(hubspot_client_id="id",
+                                                 hubspot_client_secret="secret"))
+    with responses.RequestsMock() as mock:
+        mock.post(p.token_url, status=status,
+                  **({"json": body} if body is not None else {"body": "<html>oops</html>"}))
+        with pytest.raises(OAuthFailure) as failure:
+            refresh(p, "rt", timeout=5)
+    assert (failure.value.invalid_grant, failure.value.detail) == (dead, detail)
