@@ -508,3 +508,29 @@ def test_a_refused_refresh_is_a_dead_grant_only_for_invalid_grant(
         with pytest.raises(OAuthFailure) as failure:
             refresh(p, "rt", timeout=5)
     assert (failure.value.invalid_grant, failure.value.detail) == (dead, detail)
+
+
+def test_a_failing_xero_refresh_mid_sync_postpones_the_deal_then_it_goes_through(
+        app_factory, fake_hubspot, fake_xero, browser):
+    app, url, hubspot, xero, tenant, installation_id, deal_id = hubspot_installed(
+        app_factory, fake_hubspot, fake_xero, browser)
+    win_hubspot_deal(hubspot, deal_id)
+    expire(app, XeroConnection, xero)
+    xero.inject_token_fault("5xx", times=None)
+
+    work(app)  # the Xero SDK's token getter raises inside the Xero call
+
+    with app.app_context():
+        (waiting,) = db.session.scalars(select(DealSyncRequest)).all()
+        assert waiting.not_before > datetime.now(timezone.utc) + timedelta(seconds=25)
+        assert db.session.scalars(select(XeroConnection)).one().token_failures == 1
+        assert db.session.scalars(select(ReviewItem)).all() == []  # waiting, not given up
+    assert xero.accounting(tenant).invoices == []
+
+    xero.clear_token_faults()
+    with app.app_context():
+        db.session.query(DealSyncRequest).update({"not_before": None})
+        db.session.commit()
+        sync_installation(installation_id)
+    (invoice,) = xero.accounting(tenant).invoices
+    assert hubspot.crm.deal(deal_id)["paydeck_invoice_number"] == invoice.invoice_number
