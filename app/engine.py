@@ -53,6 +53,7 @@ from app.models import (
 )
 from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
+from app.tokens import TokenUnavailable
 from crm_adapters import NoAdapter, adapter_for
 from crm_adapters.base import (
     CrmError,
@@ -239,7 +240,9 @@ def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) ->
         try:
             counts = InvoiceRun(installation, connection, list(requests),
                                 before_call=lambda: _between_calls(keep_lock)).execute()
-        except (RetryLater, CrmRetryLater) as exc:
+        except (RetryLater, CrmRetryLater, TokenUnavailable) as exc:
+            # TokenUnavailable: a refresh failed (not invalid_grant); its backoff grows with
+            # the grant's consecutive failures. The deals keep waiting, never dropped.
             _postpone(requests, exc.seconds, str(exc))
             enqueue_sync(installation_id, delay=max(exc.seconds, 1.0))
             return totals

@@ -107,6 +107,7 @@ class ReviewReason(str, enum.Enum):
     XERO_VALIDATION = "xero_validation"
     RECONNECT_NEEDED = "reconnect_needed"
     SYNC_FAILED = "sync_failed"
+    CONNECTION_FAILING = "connection_failing"  # token refreshes keep failing (not invalid_grant)
 
 
 class InvoiceLinkState(str, enum.Enum):
@@ -123,6 +124,11 @@ class OAuthTokens:
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     scopes: Mapped[str] = mapped_column(Text, default="")
     token_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Refreshes failing for a reason other than invalid_grant (invalid_client, 5xx, timeout...):
+    # consecutive failures, since when, and the vendor's own words. Cleared by a success.
+    token_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    token_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    token_failure_detail: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     def set_tokens(self, token: dict[str, Any], now: datetime) -> None:
         """Store a token endpoint response (as requests-oauthlib returns it)."""

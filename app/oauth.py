@@ -6,13 +6,13 @@ import json
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
 from flask import session
-from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
@@ -56,12 +56,20 @@ def provider(name: ProviderName, settings: Settings) -> Provider:
 
 
 class OAuthFailure(Exception):
-    """The provider refused or failed a token request."""
+    """The provider refused or failed a token request.
 
-    def __init__(self, message: str, *, invalid_grant: bool = False, transient: bool = False):
+    `detail` is the provider's own words (its error_description / message), for the admin;
+    `invalid_grant` means the grant is dead (a person must connect again); anything else
+    (invalid_client, 5xx, 429, timeout, an unreadable body) may pass and is retried.
+    """
+
+    def __init__(self, message: str, *, invalid_grant: bool = False, transient: bool = False,
+                 detail: str = "", status: int | None = None):
         super().__init__(message)
         self.invalid_grant = invalid_grant
         self.transient = transient
+        self.detail = detail or message
+        self.status = status
 
 
 def authorization_url(p: Provider, state: str) -> str:
@@ -72,55 +80,96 @@ def authorization_url(p: Provider, state: str) -> str:
 
 
 def exchange_code(p: Provider, code: str, timeout: float) -> dict[str, Any]:
-    """Trade an authorization code for tokens."""
-    oauth = _token_session(p, redirect_uri=p.redirect_uri)
-    return _token_call(p, lambda kw: oauth.fetch_token(p.token_url, code=code, **kw), timeout)
+    """Trade an authorization code for tokens (form: grant_type, code, redirect_uri)."""
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": p.redirect_uri}
+    return _token_call(p, form, timeout)
 
 
 def refresh(p: Provider, refresh_token: str, timeout: float) -> dict[str, Any]:
     """Use a refresh token. Xero rotates it: the caller must store the new one at once."""
-    oauth = _token_session(p)
-    return _token_call(
-        p, lambda kw: oauth.refresh_token(p.token_url, refresh_token=refresh_token, **kw), timeout
-    )
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if p.name == "hubspot":
+        # HubSpot's "Refresh an access token" (developers.hubspot.com/docs/api/oauth/
+        # refresh-access-token; legacydocs .../methods/oauth2/refresh-access-token) requires
+        # grant_type, client_id, client_secret and refresh_token in the form body; an older
+        # version of that page also listed redirect_uri as required, so it is sent too.
+        form["redirect_uri"] = p.redirect_uri
+    return _token_call(p, form, timeout)
 
 
-def _token_session(p: Provider, redirect_uri: str | None = None) -> OAuth2Session:
-    oauth = OAuth2Session(p.client_id, redirect_uri=redirect_uri)
+def token_form(p: Provider, form: dict[str, str]) -> tuple[dict[str, str], HTTPBasicAuth | None]:
+    """The form and client authentication one token request sends, the provider's way.
 
-    def reject_server_errors(response: requests.Response) -> requests.Response:
-        # oauthlib would try to parse a 5xx/429 page as a token response; it is an outage.
-        if response.status_code >= 500 or response.status_code == 429:
-            raise OAuthFailure(f"{p.name}: token endpoint answered {response.status_code}",
-                               transient=True)
-        return response
+    We build the body ourselves: requests-oauthlib's `refresh_token()` never adds `client_id`
+    (its `include_client_id` only works with a `client_id` argument `fetch_token` passes), so
+    every HubSpot refresh went out without it and HubSpot refused it.
+    - HubSpot: client_id and client_secret in the form (oauth-v1.json /oauth/v1/token body;
+      the refresh page above).
+    - Pipedrive: HTTP Basic client_id:client_secret (pipedrive.readme.io/docs/
+      marketplace-oauth-authorization, "Step 5: Getting the tokens" and "Refreshing the tokens").
+    - Xero: HTTP Basic client_id:client_secret (developer.xero.com/documentation/guides/oauth2/
+      auth-flow, "Exchange the code" and "Refreshing access tokens").
+    """
+    if p.client_auth == "body":
+        return {**form, "client_id": p.client_id, "client_secret": p.client_secret}, None
+    return dict(form), HTTPBasicAuth(p.client_id, p.client_secret)
 
-    oauth.register_compliance_hook("access_token_response", reject_server_errors)
-    oauth.register_compliance_hook("refresh_token_response", reject_server_errors)
-    return oauth
 
-
-def _token_call(p: Provider, call: Any, timeout: float) -> dict[str, Any]:
+def _token_call(p: Provider, form: dict[str, str], timeout: float) -> dict[str, Any]:
     allow_plain_http_on_loopback(p.token_url)
-    if p.client_auth == "basic":
-        kwargs: dict[str, Any] = {"auth": HTTPBasicAuth(p.client_id, p.client_secret),
-                                  "include_client_id": False}
-    else:
-        kwargs = {"include_client_id": True, "client_secret": p.client_secret}
+    data, auth = token_form(p, form)
     try:
-        return dict(call({**kwargs, "timeout": timeout}))
-    except InvalidGrantError as exc:
-        raise OAuthFailure(f"{p.name}: {exc.description or 'invalid_grant'}",
-                           invalid_grant=True) from exc
-    except OAuth2Error as exc:
-        transient = (exc.status_code or 0) >= 500
-        raise OAuthFailure(f"{p.name}: {exc.error}: {exc.description or ''}".strip(),
-                           transient=transient) from exc
+        response = requests.post(p.token_url, data=data, auth=auth, timeout=timeout,
+                                 headers={"Accept": "application/json"})
     except requests.RequestException as exc:
         raise OAuthFailure(f"{p.name}: token endpoint unreachable ({exc.__class__.__name__})",
-                           transient=True) from exc
-    except ValueError as exc:  # a non-JSON body, e.g. an HTML 502 page from a proxy
-        raise OAuthFailure(f"{p.name}: unreadable token response", transient=True) from exc
+                           transient=True,
+                           detail=f"{_VENDOR[p.name]}'s token endpoint did not answer "
+                                  f"({exc.__class__.__name__})") from exc
+    body = _json_object(response)
+    if response.status_code == 200 and body and body.get("access_token"):
+        return _token(body)
+    raise _failure(p, response.status_code, body)
+
+
+def _json_object(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:  # a non-JSON body, e.g. an HTML 502 page from a proxy
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _token(body: dict[str, Any]) -> dict[str, Any]:
+    """The response plus `expires_at` (epoch seconds), as OAuthTokens.set_tokens reads it."""
+    token = dict(body)
+    expires_in = body.get("expires_in")
+    if isinstance(expires_in, (int, float)) or (isinstance(expires_in, str) and expires_in.isdigit()):
+        token["expires_at"] = time.time() + float(expires_in)
+    if "scope" not in token and isinstance(body.get("scopes"), list):
+        token["scope"] = body["scopes"]  # HubSpot lists scopes as an array
+    return token
+
+
+# HubSpot's legacy token errors carry a `status` code instead of RFC 6749's `error`
+# (e.g. {"status": "BAD_REFRESH_TOKEN", "message": "missing or invalid refresh token"}; not on
+# HubSpot's reference pages - seen in HubSpot community threads and nango.dev's write-up):
+# these mean the grant itself is dead, like invalid_grant.
+_VENDOR = {"hubspot": "HubSpot", "pipedrive": "Pipedrive", "xero": "Xero"}
+_DEAD_GRANT_CODES = {"invalid_grant", "BAD_REFRESH_TOKEN", "BAD_AUTH_CODE"}
+
+
+def _failure(p: Provider, status: int, body: dict[str, Any] | None) -> OAuthFailure:
+    if body is None:
+        return OAuthFailure(f"{p.name}: unreadable token response (HTTP {status})",
+                            transient=True, status=status,
+                            detail=f"{_VENDOR[p.name]}'s token endpoint answered HTTP {status} "
+                                   "without JSON")
+    code = str(body.get("error") or body.get("status") or f"HTTP {status}")
+    words = str(body.get("error_description") or body.get("message") or "").strip()
+    detail = f"{code}: {words}" if words and words != code else code
+    return OAuthFailure(f"{p.name}: {detail}", invalid_grant=code in _DEAD_GRANT_CODES,
+                        transient=status >= 500 or status == 429, status=status, detail=detail)
 
 
 def allow_plain_http_on_loopback(url: str) -> None:

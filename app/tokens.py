@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
 from redis.exceptions import LockError
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import get_settings
@@ -19,10 +20,12 @@ from app.extensions import db
 from app.models import (
     AuditEvent,
     ConnectionStatus,
+    DealSyncRequest,
     Installation,
     InstallationStatus,
     ReviewItem,
     ReviewReason,
+    ReviewStatus,
     XeroConnection,
 )
 from app.oauth import OAuthFailure, provider, refresh
@@ -38,7 +41,40 @@ class ReconnectNeeded(Exception):
 
 
 class TokenUnavailable(Exception):
-    """No token right now (the provider is down, or the lock is busy): retry later."""
+    """No token right now (the provider is down or refused us, or the lock is busy): retry
+    after `seconds` (grows with consecutive failures: see `retry_delay`)."""
+
+    def __init__(self, message: str, seconds: float = 5.0) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+# A refresh that fails for any reason but invalid_grant is retried by re-enqueueing the job
+# that needed it: 30 s, 1, 2, 4, 8 min, then every 15 min. After FAILING_AFTER_ATTEMPTS
+# failures in a row, or FAILING_AFTER of failing, the connection shows as failing.
+RETRY_BASE_SECONDS = 30.0
+RETRY_CAP_SECONDS = 900.0
+FAILING_AFTER_ATTEMPTS = 3
+FAILING_AFTER = timedelta(minutes=10)
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds to wait after the `failures`-th consecutive failed refresh (1-based)."""
+    return min(RETRY_BASE_SECONDS * 2 ** max(failures - 1, 0), RETRY_CAP_SECONDS)
+
+
+def is_failing(record: Installation | XeroConnection, now: datetime | None = None) -> bool:
+    """Refreshes have kept failing (not a dead grant): the admin must be told."""
+    since = record.token_failing_since
+    if not record.token_failures or since is None:
+        return False
+    now = now or datetime.now(timezone.utc)
+    return record.token_failures >= FAILING_AFTER_ATTEMPTS or now - since >= FAILING_AFTER
+
+
+def party_label(record: Installation | XeroConnection) -> str:
+    """How the pages name the connection: "CRM" or "Xero"."""
+    return "Xero" if isinstance(record, XeroConnection) else "CRM"
 
 
 def access_token(model: type[Grant], record_id: int,
@@ -54,7 +90,7 @@ def access_token(model: type[Grant], record_id: int,
     lock = get_redis().lock(f"paydeck:token-refresh:{model.__tablename__}:{record_id}",
                             timeout=60, blocking_timeout=45)
     if not lock.acquire():
-        raise TokenUnavailable(f"{model.__tablename__} {record_id}: refresh lock busy")
+        raise TokenUnavailable(f"{model.__tablename__} {record_id}: refresh lock busy", seconds=5)
     try:
         with Session(db.engine, expire_on_commit=False) as s:
             record = _load(s, model, record_id)  # a fresh read: the lock holder may have refreshed
@@ -113,17 +149,89 @@ def _refresh(s: Session, record: Installation | XeroConnection) -> str:
         token = refresh(provider(name, settings), record.refresh_token, settings.http_timeout)
     except OAuthFailure as exc:
         if not exc.invalid_grant:
-            raise TokenUnavailable(str(exc)) from exc
+            seconds = _record_failure(s, record, installation_id, exc.detail)
+            raise TokenUnavailable(str(exc), seconds=seconds) from exc
         _mark_reconnect_needed(s, record, installation_id, str(exc))
         raise ReconnectNeeded(str(exc)) from exc
     now = datetime.now(timezone.utc)
     record.set_tokens(token, now)  # stored before anyone can use the rotated token
     if isinstance(record, XeroConnection):
         record.last_used_at = now
+    recovered = _clear_failure(s, record, installation_id)
     s.commit()
     log.info("refreshed %s token for installation %s", name, installation_id)
+    if recovered:
+        _wake_waiting_deals(installation_id)
     assert record.access_token
     return record.access_token
+
+
+def _record_failure(s: Session, record: Installation | XeroConnection, installation_id: int,
+                    detail: str) -> float:
+    """Count a failed refresh, keep the vendor's words, and once it keeps failing open one
+    review item (not one per attempt). Returns the seconds to wait before the next try."""
+    now = datetime.now(timezone.utc)
+    was_failing = is_failing(record, now)
+    record.token_failures = (record.token_failures or 0) + 1
+    record.token_failing_since = record.token_failing_since or now
+    record.token_failure_detail = detail[:2000]
+    label = party_label(record)
+    if is_failing(record, now) and not was_failing:
+        if _open_failing_item(s, installation_id, label) is None:
+            s.add(ReviewItem(installation_id=installation_id,
+                             reason=ReviewReason.CONNECTION_FAILING,
+                             detail=f"{label} connection failing: {detail[:500]}. Invoices wait "
+                                    "and go through once it works again."))
+        s.add(AuditEvent(installation_id=installation_id,
+                         action=f"{label.lower()}_connection_failing", outcome="failed",
+                         detail={"reason": detail[:500], "failures": record.token_failures}))
+    s.commit()
+    seconds = retry_delay(record.token_failures)
+    log.warning("installation %s: %s token refresh failed (%d in a row, retry in %.0f s): %s",
+                installation_id, label, record.token_failures, seconds, detail)
+    return seconds
+
+
+def _clear_failure(s: Session, record: Installation | XeroConnection,
+                   installation_id: int) -> bool:
+    """After a successful refresh: forget the failure state and resolve its review item.
+    True if there was a failure to recover from."""
+    if not record.token_failures and record.token_failing_since is None:
+        return False
+    label = party_label(record)
+    failures = _forget_failure(s, record, installation_id)
+    s.add(AuditEvent(installation_id=installation_id,
+                     action=f"{label.lower()}_connection_recovered", outcome="ok",
+                     detail={"failures": failures}))
+    # Deals postponed by the failed refreshes may go now, not at the end of their backoff.
+    s.execute(update(DealSyncRequest).where(DealSyncRequest.installation_id == installation_id)
+              .values(not_before=None))
+    return True
+
+
+def _forget_failure(s: Session, record: Installation | XeroConnection,
+                    installation_id: int) -> int:
+    """Reset the failure state and resolve its open review item; the failures it had."""
+    failures = record.token_failures or 0
+    record.token_failures, record.token_failing_since = 0, None
+    record.token_failure_detail = ""
+    item = _open_failing_item(s, installation_id, party_label(record))
+    if item is not None:
+        item.status, item.resolved_at = ReviewStatus.RESOLVED, datetime.now(timezone.utc)
+    return failures
+
+
+def _open_failing_item(s: Session, installation_id: int, label: str) -> ReviewItem | None:
+    return s.scalar(select(ReviewItem).where(
+        ReviewItem.installation_id == installation_id, ReviewItem.status == ReviewStatus.OPEN,
+        ReviewItem.reason == ReviewReason.CONNECTION_FAILING,
+        ReviewItem.detail.startswith(f"{label} connection failing")).limit(1))
+
+
+def _wake_waiting_deals(installation_id: int) -> None:
+    from app.engine import enqueue_sync  # the engine imports this module
+
+    enqueue_sync(installation_id)
 
 
 def _mark_reconnect_needed(s: Session, record: Installation | XeroConnection,
@@ -137,6 +245,7 @@ def _mark_reconnect_needed(s: Session, record: Installation | XeroConnection,
         record.status = InstallationStatus.RECONNECT_NEEDED
         action = "crm_reconnect_needed"
     record.clear_tokens()
+    _forget_failure(s, record, installation_id)  # "reconnect needed" says more than "failing"
     s.add(ReviewItem(installation_id=installation_id, reason=ReviewReason.RECONNECT_NEEDED,
                      detail=f"{action}: {reason}"))
     s.add(AuditEvent(installation_id=installation_id, action=action, outcome="failed",

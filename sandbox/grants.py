@@ -25,11 +25,14 @@ TokenProblem = Literal["missing", "unknown", "expired", "revoked"]
 class OAuthError(Exception):
     """An RFC 6749 error: `error` code, human description, HTTP status."""
 
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
+    def __init__(self, error: str, description: str, status: int = 400,
+                 param: str | None = None) -> None:
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
         self.status = status
+        self.param = param
+        """The form field or credential at fault (client_id, refresh_token...), if one is."""
 
 
 def invalid_grant(description: str) -> OAuthError:

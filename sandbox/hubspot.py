@@ -67,6 +67,16 @@ def hubspot_error(status: int, category: str, message: str, **extra: Any) -> Res
     return json_response({**body, **extra}, status=status)
 
 
+_LEGACY_STATUS = {
+    "client_id": "BAD_CLIENT_ID",
+    "client_secret": "BAD_CLIENT_SECRET",
+    "refresh_token": "BAD_REFRESH_TOKEN",
+    "code": "BAD_AUTH_CODE",
+    "redirect_uri": "BAD_REDIRECT_URI",
+    "grant_type": "BAD_GRANT_TYPE",
+}
+
+
 class FakeHubSpot(OAuthFake[HubSpotInstall]):
     """Stateful fake of HubSpot's OAuth v1 endpoints and account info."""
 
@@ -75,6 +85,18 @@ class FakeHubSpot(OAuthFake[HubSpotInstall]):
     token_path = "/oauth/v1/token"
     client_auth = "body"
     token_type = "bearer"  # HubSpot's documented responses use lower case
+    # POST /oauth/v1/token, form body only (developers.hubspot.com/docs/api/oauth-quickstart-
+    # guide and .../oauth/tokens "Generate initial access and refresh tokens": grant_type,
+    # client_id, client_secret, redirect_uri, code; .../oauth/refresh-access-token "Refresh an
+    # access token": grant_type, client_id, client_secret, refresh_token). client_id and
+    # client_secret are checked by `authenticate_client` (client_auth = "body").
+    # Unclear: an older version of the refresh page also lists redirect_uri as required for a
+    # refresh; the current one does not, so the fake does not insist on it (Paydeck sends it).
+    # oauth-v1.json marks no body field required at all.
+    required_fields = {
+        "authorization_code": ("code", "redirect_uri"),
+        "refresh_token": ("refresh_token",),
+    }
 
     def __init__(
         self,
@@ -272,12 +294,20 @@ class FakeHubSpot(OAuthFake[HubSpotInstall]):
         return {"token_use": "access_token", "scopes": list(grant.scopes)}
 
     def error_body(self, err: OAuthError) -> dict[str, Any]:
-        # Keep the RFC 6749 fields OAuth clients parse, plus HubSpot's Error shape.
+        # HubSpot's Error shape (oauth-v1.json `Error`: message, correlationId, category) with
+        # the legacy `status` code its token endpoint answers in practice, e.g.
+        # {"status": "BAD_REFRESH_TOKEN", "message": "missing or invalid refresh token"}
+        # (HubSpot community "What to do when you suddenly get BAD_REFRESH_TOKEN", nango.dev
+        # "HubSpot OAuth BAD_REFRESH_TOKEN"; BAD_CLIENT_ID likewise). Unclear: HubSpot's
+        # reference pages list none of these codes; the other BAD_* names are by analogy.
+        # The RFC 6749 `error`/`error_description` are kept too (HubSpot "sometimes" sends
+        # invalid_grant, per nango.dev); Paydeck reads either.
         category = "INVALID_AUTHENTICATION" if err.status == 401 else "VALIDATION_ERROR"
         return {
             "error": err.error,
             "error_description": err.description,
-            "status": "error",
+            "status": _LEGACY_STATUS.get(err.param or "", "BAD_REQUEST")
+            if err.status < 500 else "error",
             "message": err.description,
             "correlationId": str(uuid.uuid4()),
             "category": category,

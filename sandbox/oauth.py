@@ -12,6 +12,7 @@ import hmac
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Any, ClassVar, Generic, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -33,6 +34,7 @@ from sandbox.grants import (
 from sandbox.wsgi import FakeService, json_response
 
 ClientAuth = Literal["basic", "body"]
+TokenFaultKind = Literal["invalid_client", "5xx", "429", "garbage", "slow"]
 Decision = Literal["allow", "deny"]
 _DECISIONS: dict[str, Decision] = {"allow": "allow", "deny": "deny"}
 
@@ -97,6 +99,15 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
     token_path: ClassVar[str]
     client_auth: ClassVar[ClientAuth]
     token_type: ClassVar[str] = "Bearer"
+    # Form fields each grant type must carry besides the client credentials (which
+    # `authenticate_client` checks the vendor's way). Vendors cite their docs where they set it.
+    # RFC 6749 4.1.3 (code exchange: code, redirect_uri) and 6 (refresh: refresh_token).
+    required_fields: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "authorization_code": ("code", "redirect_uri"),
+        "refresh_token": ("refresh_token",),
+    }
+    # RFC 6749 5.2: 401 when the client tried to authenticate; vendors may answer 400.
+    invalid_client_status: ClassVar[int] = 401
 
     def __init__(
         self,
@@ -118,6 +129,7 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
         self._next_consent: Decision = "allow"
         self._token_delay = 0.0
         self._token_log: list[dict[str, Any]] = []
+        self._token_faults: list[TokenFault] = []
         self.route(self.authorize_path, self._authorize, methods=("GET", "POST"))
         self.route(self.token_path, self._token, methods=("POST",))
 
@@ -181,12 +193,29 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
         with self.lock:
             self.store.expire_codes()
 
+    def inject_token_fault(self, kind: TokenFaultKind, times: int | None = 1, *,
+                           grant_type: str | None = "refresh_token", status: int | None = None,
+                           delay: float = 0.0) -> TokenFault:
+        """Make the next `times` token calls (of `grant_type`; None: any) fail (None: until
+        cleared). kind: "invalid_client" (the vendor's own refusal, as after a rotated client
+        secret), "5xx" (`status`, default 503), "429", "garbage" (200 with an HTML body),
+        "slow" (sleep `delay` real seconds, then answer normally)."""
+        fault = TokenFault(kind, grant_type, times, status, delay)
+        with self.lock:
+            self._token_faults.append(fault)
+        return fault
+
+    def clear_token_faults(self) -> None:
+        with self.lock:
+            self._token_faults.clear()
+
     @property
     def token_requests(self) -> list[dict[str, Any]]:
         """One dict per token-endpoint call, oldest first.
 
         Keys: grant_type, time (fake clock), status, error (None on success),
-        client_id (as presented), code, refresh_token (as presented, or None).
+        client_id (as presented), code, refresh_token (as presented, or None),
+        fields (the form's field names, sorted), basic_auth (HTTP Basic credentials sent).
         """
         with self.lock:
             return [dict(entry) for entry in self._token_log]
@@ -259,13 +288,14 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
     def authenticate_client(self, request: Request) -> str:
         """Check the client credentials the vendor's way; return the client_id."""
         client_id, secret = self._presented_credentials(request)
-        if client_id is None or secret is None:
+        if not client_id or not secret:
             how = "HTTP Basic" if self.client_auth == "basic" else "client_id/client_secret fields"
-            raise OAuthError(
-                "invalid_client", f"client credentials missing; send them as {how}", 401
-            )
-        if not (_same(client_id, self.client_id) and _same(secret, self.client_secret)):
-            raise OAuthError("invalid_client", "client authentication failed", 401)
+            raise self.client_error(f"client credentials missing; send them as {how}",
+                                    "client_secret" if client_id else "client_id")
+        if not _same(client_id, self.client_id):
+            raise self.client_error("client authentication failed", "client_id")
+        if not _same(secret, self.client_secret):
+            raise self.client_error("client authentication failed", "client_secret")
         return client_id
 
     def _presented_credentials(self, request: Request) -> tuple[str | None, str | None]:
@@ -340,6 +370,11 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
         delay = self._token_delay
         if delay > 0:
             time.sleep(delay)  # deliberate: lets concurrent token calls overlap in tests
+        fault = self._take_token_fault(request.form.get("grant_type"))
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)
+        elif fault is not None:
+            return self._fault_response(request, fault)
         with self.lock:
             try:
                 client_id = self.authenticate_client(request)
@@ -350,20 +385,62 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             self._log_token_call(request, None)
         return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
+    def _take_token_fault(self, grant_type: str | None) -> TokenFault | None:
+        with self.lock:
+            for fault in self._token_faults:
+                if fault.grant_type is None or fault.grant_type == grant_type:
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self._token_faults.remove(fault)
+                    return fault
+        return None
+
+    def _fault_response(self, request: Request, fault: TokenFault) -> Response:
+        if fault.kind == "invalid_client":
+            err = self.client_error("client authentication failed", "client_secret")
+        elif fault.kind == "429":
+            err = OAuthError("rate_limited", "Too many requests", 429)
+        elif fault.kind == "5xx":
+            err = OAuthError("server_error", "Service unavailable", fault.status or 503)
+        else:
+            err = OAuthError("garbage", "an HTML page where JSON belongs", 200)
+        with self.lock:
+            self._log_token_call(request, err)
+        if fault.kind == "garbage":
+            return Response("<html><body>Gateway says hi</body></html>", status=200,
+                            content_type="text/html")
+        if fault.kind == "5xx":
+            return Response("<html><body>Service Unavailable</body></html>", status=err.status,
+                            content_type="text/html")
+        if fault.kind == "429":
+            return json_response(self.error_body(err), status=429, headers={"Retry-After": "10"})
+        return self.oauth_error_response(err)
+
     def _grant_tokens(self, request: Request, client_id: str) -> dict[str, Any]:
         form = request.form
         grant_type = form.get("grant_type", "")
-        if grant_type == "authorization_code":
-            code = _required(form, "code")
-            grant = self.store.redeem_code(
-                code, client_id, form.get("redirect_uri"), form.get("code_verifier")
-            )
-        elif grant_type == "refresh_token":
-            grant = self.store.grant_for_refresh(_required(form, "refresh_token"), client_id)
-        else:
+        if not grant_type:
+            raise self.missing_field_error("grant_type")
+        if grant_type not in self.required_fields:
             raise OAuthError(
-                "unsupported_grant_type", f"grant_type {grant_type!r} is not supported"
+                "unsupported_grant_type", f"grant_type {grant_type!r} is not supported",
+                param="grant_type",
             )
+        for name in self.required_fields[grant_type]:
+            if not form.get(name):
+                raise self.missing_field_error(name)
+        try:
+            if grant_type == "authorization_code":
+                grant = self.store.redeem_code(
+                    form["code"], client_id, form.get("redirect_uri"), form.get("code_verifier")
+                )
+            else:
+                grant = self.store.grant_for_refresh(form["refresh_token"], client_id)
+        except OAuthError as err:
+            err.param = err.param or ("code" if grant_type == "authorization_code"
+                                      else "refresh_token")
+            raise
         access, refresh = self.store.issue_tokens(grant)
         body: dict[str, Any] = {
             "access_token": access.value,
@@ -374,6 +451,14 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             body["refresh_token"] = refresh
         body.update(self.token_extras(request, grant))
         return body
+
+    def missing_field_error(self, name: str) -> OAuthError:
+        """The vendor's answer to a token request without a required form field."""
+        return OAuthError("invalid_request", f"{name} is required", param=name)
+
+    def client_error(self, description: str, param: str) -> OAuthError:
+        """The vendor's answer to missing or wrong client credentials (RFC 6749 5.2)."""
+        return OAuthError("invalid_client", description, self.invalid_client_status, param=param)
 
     def _log_token_call(self, request: Request, error: OAuthError | None) -> None:
         """Append to `token_requests`; the caller holds the lock."""
@@ -387,6 +472,8 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             "client_id": auth.username if auth is not None else form.get("client_id"),
             "code": form.get("code"),
             "refresh_token": form.get("refresh_token"),
+            "fields": sorted(form.keys()),
+            "basic_auth": auth is not None and auth.type == "basic",
         }
         self._token_log.append(entry)
 
@@ -404,6 +491,17 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             if grant is not None and grant.client_id == self.client_id:
                 self._revoke(grant)
         return Response(status=200)
+
+
+@dataclass
+class TokenFault:
+    """A failure the token endpoint answers instead of doing its work (see inject_token_fault)."""
+
+    kind: TokenFaultKind
+    grant_type: str | None
+    times: int | None
+    status: int | None = None
+    delay: float = 0.0
 
 
 def _required(form: Mapping[str, str], name: str) -> str:

@@ -64,6 +64,17 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
     token_path = "/oauth/token"
     revocation_path = "/oauth/revoke"
     client_auth = "basic"
+    # POST https://oauth.pipedrive.com/oauth/token with HTTP Basic client_id:client_secret
+    # (pipedrive.readme.io/docs/marketplace-oauth-authorization, "Step 5: Getting the tokens":
+    # form grant_type=authorization_code, code, redirect_uri; "Refreshing the tokens":
+    # grant_type=refresh_token, refresh_token).
+    required_fields = {
+        "authorization_code": ("code", "redirect_uri"),
+        "refresh_token": ("refresh_token",),
+    }
+    # pipedrive.readme.io/docs/marketplace-oauth-and-api-proxy-status-codes lists every
+    # /oauth/token refusal under 400 Bad Request, "Invalid client: ..." included.
+    invalid_client_status = 400
 
     def __init__(
         self,
@@ -211,6 +222,24 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
     def token_extras(self, request: Request, grant: Grant[PipedriveInstall]) -> dict[str, Any]:
         # Real api_domain is https://<company>.pipedrive.com; here it is this fake's root.
         return {"scope": ",".join(grant.scopes), "api_domain": request.host_url.rstrip("/")}
+
+    def missing_field_error(self, name: str) -> OAuthError:
+        # The status-codes page above: "Missing parameter: grant_type"; "Invalid request:
+        # redirect_uri is not a valid URI" (missing or not a URI). Unclear: it names no message
+        # for a missing code or refresh_token; RFC 6749's invalid_request is used for those.
+        if name == "grant_type":
+            return OAuthError("invalid_request", "Missing parameter: grant_type", param=name)
+        if name == "redirect_uri":
+            return OAuthError("invalid_request", "Invalid request: redirect_uri is not a valid URI",
+                              param=name)
+        return OAuthError("invalid_request", f"Missing parameter: {name}", param=name)
+
+    def client_error(self, description: str, param: str) -> OAuthError:
+        # The status-codes page above: "Invalid client: cannot retrieve client credentials"
+        # (client_id or client_secret not sent) / "Invalid client: client is invalid".
+        words = ("Invalid client: cannot retrieve client credentials" if "missing" in description
+                 else "Invalid client: client is invalid")
+        return OAuthError("invalid_client", words, self.invalid_client_status, param=param)
 
     def error_body(self, err: OAuthError) -> dict[str, Any]:
         return {

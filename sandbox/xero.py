@@ -106,6 +106,16 @@ class FakeXero(OAuthFake[XeroConsent]):
     token_path = "/connect/token"
     revocation_path = "/connect/revocation"
     client_auth = "basic"
+    # POST https://identity.xero.com/connect/token with "authorization: Basic
+    # base64(client_id:client_secret)" (developer.xero.com/documentation/guides/oauth2/auth-flow,
+    # "3. Exchange the code": form grant_type=authorization_code, code, redirect_uri;
+    # "Refreshing access tokens": grant_type=refresh_token, refresh_token); errors are RFC 6749
+    # 5.2 JSON, e.g. {"error": "invalid_grant"}. Unclear: the guide shows only Basic client
+    # authentication, so the fake refuses credentials sent in the body.
+    required_fields = {
+        "authorization_code": ("code", "redirect_uri"),
+        "refresh_token": ("refresh_token",),
+    }
     case_insensitive_paths = True
 
     def __init__(

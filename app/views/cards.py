@@ -33,6 +33,7 @@ from app.company_import import (
     rank_suggestions,
     search_term,
 )
+from app.connection_state import connection_notices, connection_state
 from app.connections import xero_client
 from app.engine import dismiss_review_item, preview_invoice, request_invoice, retry_review_item
 from app.extensions import db
@@ -53,6 +54,8 @@ from app.views.common import (
     is_crm_id,
     view_installation,
 )
+from app.tokens import ReconnectNeeded as TokenReconnectNeeded
+from app.tokens import TokenUnavailable
 from app.ui_auth import View, issue_view_token, read_pipedrive_token, read_view_token
 from crm_adapters import adapter_for
 from crm_adapters.base import CrmError, WebhookRejected, WebhookRequest
@@ -106,6 +109,7 @@ def hubspot_card() -> tuple[Response, int]:
         body["settings_url"] = _page_url(View(installation.id, user, "settings", str(installation.id)))
     if object_type == "deal":
         body.update(deal_summary(installation.id, object_id))
+    body["connection"] = connection_state(installation)
     return jsonify(body), 200
 
 
@@ -151,7 +155,7 @@ def deal_page(deal_id: str) -> str:
     if link is None or not link.xero_invoice_id:
         try:
             preview = preview_invoice(installation, deal_id)
-        except (CrmError, XeroFailure) as exc:
+        except (CrmError, XeroFailure, TokenUnavailable, TokenReconnectNeeded) as exc:
             problem = f"Could not build a preview right now: {exc}"
     items = db.session.scalars(select(ReviewItem).where(
         ReviewItem.installation_id == installation.id, ReviewItem.deal_id == deal_id,
@@ -159,7 +163,8 @@ def deal_page(deal_id: str) -> str:
     return render_template("deal.html", token=token, deal_id=deal_id, link=link,
                            summary=deal_summary(installation.id, deal_id), preview=preview,
                            problem=problem, items=items, message=request.args.get("m", ""),
-                           pipedrive=request.args.get("pd") == "1")
+                           pipedrive=request.args.get("pd") == "1",
+                           connection_notices=connection_notices(installation))
 
 
 @bp.post("/ui/deal/<deal_id>/push")
@@ -350,7 +355,9 @@ def review_page(installation_id: int) -> str:
         audit_q = audit_q.where(AuditEvent.created_at >= since)
     items = db.session.scalars(items_q.order_by(ReviewItem.created_at.desc()).limit(100)).all()
     events = db.session.scalars(audit_q.order_by(AuditEvent.created_at.desc()).limit(100)).all()
+    installation = view_installation(view)
     return render_template("review.html", token=token, installation_id=installation_id,
+                           connection_notices=connection_notices(installation),
                            items=items, events=events, deal=deal, status=status,
                            since=request.args.get("since", ""), message=request.args.get("m", ""),
                            statuses=[s.value for s in ReviewStatus])

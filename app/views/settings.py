@@ -26,6 +26,7 @@ from werkzeug.datastructures import MultiDict
 from app import get_settings
 from app.access import may_administer_pipedrive
 from app.company_import import crm_name
+from app.connection_state import connection_notices
 from app.connections import revoke_grant, xero_client
 from app.engine import forget_reference_data, reference_data
 from app.extensions import db
@@ -150,6 +151,9 @@ def _load_sources(installation: Installation, *, refresh: bool) -> Sources:
     notices: list[str] = []
     pipelines = _crm_list(lambda: crm.list_pipelines(installation), f"{name}'s pipelines", notices)
     products = _crm_list(lambda: crm.list_products(installation), f"{name}'s products", notices)
+    if notices:  # a failed refresh wrote its state in its own session: show it on this render
+        db.session.expire(installation, ["status", "token_failures", "token_failing_since",
+                                         "token_failure_detail"])
     return Sources(pipelines, products, _xero_reference(installation, refresh, notices), notices)
 
 
@@ -608,7 +612,7 @@ def _render(view: View, installation: Installation, sources: Sources, state: For
     body = render_template(
         "settings.html", installation=installation, crm_name=crm_name(installation),
         connection=installation.xero_connection, token=token,
-        pipedrive=pipedrive, message=message, notices=sources.notices, errors=errors,
+        connection_notices=connection_notices(installation), pipedrive=pipedrive, message=message, notices=sources.notices, errors=errors,
         unplaced_errors=[text for key, text in errors.items() if key not in placed],
         state=state, sources=sources, orphan_rules=orphans,
         accounts=sources.account_options(), tax_rates=sources.tax_options(),

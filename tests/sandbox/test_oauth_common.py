@@ -194,7 +194,8 @@ def test_missing_code_is_invalid_request(vendor: OAuthHarness[OAuthFake[Any]]) -
 def test_wrong_client_secret_is_invalid_client(vendor: OAuthHarness[OAuthFake[Any]]) -> None:
     code = vendor.authorize_code()
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI}
-    assert_oauth_error(vendor.token(form, client_secret="wrong"), 401, "invalid_client")
+    status = vendor.fake.invalid_client_status  # Pipedrive answers 400 (its status-codes page)
+    assert_oauth_error(vendor.token(form, client_secret="wrong"), status, "invalid_client")
     assert vendor.exchange(code).status_code == 200  # a failed client auth does not burn the code
 
 
@@ -206,7 +207,8 @@ def test_credentials_must_use_the_vendors_auth_style(vendor: OAuthHarness[OAuthF
         "code": vendor.authorize_code(),
         "redirect_uri": REDIRECT_URI,
     }
-    assert_oauth_error(vendor.token(form, style=other), 401, "invalid_client")
+    status = vendor.fake.invalid_client_status
+    assert_oauth_error(vendor.token(form, style=other), status, "invalid_client")
 
 
 # ----- refresh ---------------------------------------------------------------
