@@ -97,17 +97,33 @@ def hubspot_card() -> tuple[Response, int]:
 def deal_summary(installation_id: int, deal_id: str) -> dict[str, Any]:
     """The card's facts about one deal's invoice (database only: fast)."""
     link = _link(installation_id, deal_id)
-    open_items = db.session.scalar(select(db.func.count()).select_from(ReviewItem).where(
+    open_q = select(ReviewItem).where(
         ReviewItem.installation_id == installation_id, ReviewItem.deal_id == deal_id,
-        ReviewItem.status == ReviewStatus.OPEN)) or 0
+        ReviewItem.status == ReviewStatus.OPEN)
+    open_items = db.session.scalar(select(db.func.count()).select_from(open_q.subquery())) or 0
+    newest = db.session.scalars(open_q.order_by(ReviewItem.created_at.desc(), ReviewItem.id.desc())
+                                .limit(CARD_REVIEW_ITEMS)).all()
+    review = {"open_review_items": open_items, "review_items": [_card_item(i) for i in newest]}
     if link is None or not link.xero_invoice_id:
-        return {"invoiced": False, "status": "Not invoiced", "open_review_items": open_items}
+        return {"invoiced": False, "status": "Not invoiced", **review}
     return {"invoiced": True, "status": LABELS.get(link.deal_status or "", link.status or ""),
+            "deal_status": link.deal_status,
             "invoice_number": link.invoice_number, "currency": link.currency,
             "total": _money(link.total), "amount_due": _money(link.amount_due),
             "amount_paid": _money(link.amount_paid),
             "due_date": link.due_date.isoformat() if link.due_date else None,
-            "invoice_url": link.online_url, "open_review_items": open_items}
+            "invoice_url": link.online_url, **review}
+
+
+# The card lists this many open review items (newest first); `open_review_items` counts them all.
+CARD_REVIEW_ITEMS = 5
+
+
+def _card_item(item: ReviewItem) -> dict[str, Any]:
+    """One open review item as the HubSpot card shows it: why it stopped, in words."""
+    return {"id": item.id, "reason": item.reason.value,
+            "reason_label": item.reason.value.replace("_", " ").capitalize(),
+            "detail": item.detail, "created_at": item.created_at.isoformat()}
 
 
 # --- Pipedrive custom panels (JWT on every load) -------------------------------------------------
