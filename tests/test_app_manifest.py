@@ -195,6 +195,19 @@ def test_pipedrive_app(pipedrive: dict[str, Any]) -> None:
     assert app_settings["jwt_secret"] == "defaults to the client secret"
 
 
+def test_pipedrive_review_queue_is_a_custom_modal_the_deal_page_opens(pipedrive: dict[str, Any]) -> None:
+    """pipedrive.readme.io/docs/custom-ui-extensions-modals: an iframe modal opened from menus or
+    by the SDK's OPEN_MODAL, whose action_id is the modal's "id or name" (SDK README)."""
+    from app.views.cards import PIPEDRIVE_REVIEW_MODAL
+
+    [modal] = pipedrive["app_extensions"]["custom_modals"]
+    assert modal["url"] == f"{ORIGIN}/pipedrive/modal/review"
+    assert modal["name"] == PIPEDRIVE_REVIEW_MODAL and len(modal["name"]) <= 30
+    assert modal["jwt_secret"] == "defaults to the client secret"
+    template = (ROOT / "app" / "templates" / "deal.html").read_text()
+    assert 'data-pipedrive-modal="{{ review_modal }}"' in template
+
+
 def test_pipedrive_scopes_are_the_apps(pipedrive: dict[str, Any]) -> None:
     assert pipedrive["scopes"] == PIPEDRIVE_SCOPES.split()
 
@@ -248,6 +261,7 @@ def _checked_urls(app_config: dict[str, Any], webhooks: dict[str, Any],
     urls.append((pipedrive["callback_url"], ("GET", "DELETE")))
     urls.append((pipedrive["installation_url"], ("GET",)))
     urls += [(p["url"], ("GET",)) for p in pipedrive["app_extensions"]["custom_panels"]]
+    urls += [(m["url"], ("GET",)) for m in pipedrive["app_extensions"]["custom_modals"]]
     urls.append((pipedrive["app_extensions"]["app_settings"]["url"], ("GET",)))
     urls.append((pipedrive["webhooks"]["subscription_url"], ("POST",)))
     return urls

@@ -50,6 +50,7 @@ from app.views.common import (
     active_installation,
     called_url,
     crm_frame_headers,
+    pipedrive_id_query,
     view_installation,
 )
 from app.ui_auth import View, issue_view_token, read_pipedrive_token, read_view_token
@@ -136,7 +137,23 @@ def pipedrive_deal_panel() -> Response:
     if installation is None or not deal_id.isdigit():
         abort(404, "Paydeck is not installed in this Pipedrive company")
     view = View(installation.id, str(claims.get("userId", "")), "deal", deal_id)
-    return redirect(_page_url(view, pipedrive=True))
+    return redirect(_pipedrive_page_url(view))
+
+
+# The custom modal's name in Developer Hub (app_manifest/pipedrive/app.json `custom_modals`):
+# the SDK's OPEN_MODAL takes a custom modal's "id or name" as action_id (SDK README).
+PIPEDRIVE_REVIEW_MODAL = "Paydeck review queue"
+
+
+@bp.get("/pipedrive/modal/review")
+def pipedrive_review_modal() -> Response:
+    """Pipedrive's custom modal with the review queue (`?token=<JWT>`, verified on every load)."""
+    claims = read_pipedrive_token(request.args.get("token"))
+    installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
+    if installation is None:
+        abort(404, "Paydeck is not installed in this Pipedrive company")
+    view = View(installation.id, str(claims.get("userId", "")), "review", str(installation.id))
+    return redirect(_pipedrive_page_url(view))
 
 
 # --- the deal page ---------------------------------------------------------------------------------
@@ -157,10 +174,13 @@ def deal_page(deal_id: str) -> str:
     items = db.session.scalars(select(ReviewItem).where(
         ReviewItem.installation_id == installation.id, ReviewItem.deal_id == deal_id,
         ReviewItem.status == ReviewStatus.OPEN).order_by(ReviewItem.created_at.desc())).all()
+    pipedrive = request.args.get("pd") == "1"
+    review = View(installation.id, view.user, "review", str(installation.id))
     return render_template("deal.html", token=token, deal_id=deal_id, link=link,
                            summary=deal_summary(installation.id, deal_id), preview=preview,
                            problem=problem, items=items, message=request.args.get("m", ""),
-                           pipedrive=request.args.get("pd") == "1")
+                           pipedrive=pipedrive, review_url=_page_url(review, pipedrive=pipedrive),
+                           review_modal=PIPEDRIVE_REVIEW_MODAL)
 
 
 @bp.post("/ui/deal/<deal_id>/push")
@@ -196,7 +216,7 @@ def pipedrive_organization_panel() -> Response:
     if installation is None or not org_id.isdigit():
         abort(404, "Paydeck is not installed in this Pipedrive company")
     view = View(installation.id, str(claims.get("userId", "")), "company", org_id)
-    return redirect(_page_url(view, pipedrive=True))
+    return redirect(_pipedrive_page_url(view))
 
 
 @bp.get("/ui/company/<company_id>")
@@ -351,7 +371,8 @@ def review_page(installation_id: int) -> str:
     return render_template("review.html", token=token, installation_id=installation_id,
                            items=items, events=events, deal=deal, status=status,
                            since=request.args.get("since", ""), message=request.args.get("m", ""),
-                           statuses=[s.value for s in ReviewStatus])
+                           statuses=[s.value for s in ReviewStatus],
+                           pipedrive=request.args.get("pd") == "1")
 
 
 @bp.post("/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss):verb>")
@@ -363,7 +384,8 @@ def review_action(installation_id: int, item_id: int, verb: str) -> Response:
         abort(404)
     done = retry_review_item(item_id) if verb == "retry" else dismiss_review_item(item_id)
     message = {True: "Retrying." if verb == "retry" else "Dismissed.", False: "Already handled."}[done]
-    return redirect(url_for("cards.review_page", installation_id=installation_id, t=token, m=message))
+    return redirect(url_for("cards.review_page", installation_id=installation_id, t=token, m=message,
+                            pd="1" if request.form.get("pd") == "1" else None))
 
 
 def _day(value: str | None) -> datetime | None:
@@ -379,6 +401,11 @@ def _page_url(view: View, pipedrive: bool = False) -> str:
     token = issue_view_token(view)
     return (f"{get_settings().public_url}/ui/{view.object_type}/{view.object_id}?t={token}"
             + ("&pd=1" if pipedrive else ""))
+
+
+def _pipedrive_page_url(view: View) -> str:
+    """The page for Pipedrive's iframe: panel mode, keeping Pipedrive's `id` for the SDK."""
+    return _page_url(view, pipedrive=True) + pipedrive_id_query()
 
 
 def _back(deal_id: str, token: str | None, message: str) -> Response:

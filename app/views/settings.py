@@ -47,6 +47,7 @@ from app.views.common import (
     active_installation,
     crm_frame_headers,
     message_page,
+    pipedrive_id_query,
     view_installation,
 )
 from crm_adapters import adapter_for
@@ -572,7 +573,8 @@ def pipedrive_settings() -> Response:
     installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
     if installation is None:
         abort(404, "Paydeck is not installed in this Pipedrive company")
-    return redirect(settings_url(installation, str(claims.get("userId", "")), pipedrive=True))
+    return redirect(settings_url(installation, str(claims.get("userId", "")), pipedrive=True)
+                    + pipedrive_id_query())
 
 
 def settings_url(installation: Installation, user: str, *, pipedrive: bool = False) -> str:
