@@ -104,6 +104,7 @@ def create_console(console: Console) -> Flask:
         frame = sandbox.pipedrive.panel_url(f"{paydeck}/pipedrive/panel/deal", "deal", deal_id)
         fields = _pipedrive_fields(sandbox, deal.custom_fields)
         return render_template("pipedrive_deal.html", deal=deal, stages=stages, frame_url=frame,
+                               modals=_pipedrive_modals(sandbox, paydeck, deal_id),
                                fields=fields, state=_pipedrive_state(fields),
                                demo=sandbox.deal("pipedrive", str(deal_id)),
                                message=request.args.get("m", ""))
@@ -137,10 +138,10 @@ def create_console(console: Console) -> Flask:
     @app.get("/admin/<any(hubspot, pipedrive):crm>/<any(settings, review):page>")
     def admin(crm: str, page: str) -> str:
         if crm == "pipedrive":
-            frame = (sandbox.pipedrive.panel_url(f"{paydeck}/pipedrive/settings", "settings",
-                                                 sandbox.pipedrive.company_id)
-                     if page == "settings" else None)
-            error = None if frame else "In Pipedrive, the review queue opens from a deal's panel."
+            # The review queue is Paydeck's custom modal (opened from a deal's panel in Pipedrive).
+            path = "/pipedrive/settings" if page == "settings" else "/pipedrive/modal/review"
+            frame = sandbox.pipedrive.panel_url(f"{paydeck}{path}", page, sandbox.pipedrive.company_id)
+            error = None
         else:
             first = next(d.deal_id for d in sandbox.deals if d.crm == "hubspot")
             card = _hubspot_card(sandbox, "deals", first, user_email=ADMIN_EMAIL)
@@ -231,6 +232,15 @@ def _hubspot_deals(sandbox: Sandbox) -> list[dict[str, Any]]:
                      "amount": props.get("amount"),
                      "status": props.get("paydeck_invoice_status") or "Not invoiced"})
     return rows
+
+
+def _pipedrive_modals(sandbox: Sandbox, paydeck: str, deal_id: int) -> dict[str, str]:
+    """Paydeck's custom modals (app_manifest/pipedrive/app.json) by name, with the JWT Pipedrive
+    would put on their iframe URL."""
+    from app.views.cards import PIPEDRIVE_REVIEW_MODAL
+
+    return {PIPEDRIVE_REVIEW_MODAL: sandbox.pipedrive.panel_url(
+        f"{paydeck}/pipedrive/modal/review", "deal", deal_id)}
 
 
 def _pipedrive_deal(sandbox: Sandbox, deal_id: int) -> Any:

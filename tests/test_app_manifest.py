@@ -21,9 +21,11 @@ from crm_adapters.hubspot import parse_webhook
 from crm_adapters.pipedrive import PipedriveCrm
 from tests.conftest import make_settings
 
-MANIFESTS = Path(__file__).resolve().parent.parent / "app_manifest"
+ROOT = Path(__file__).resolve().parent.parent
+MANIFESTS = ROOT / "app_manifest"
 HUBSPOT = MANIFESTS / "hubspot"
 SRC = HUBSPOT / "src"
+CARDS = SRC / "app" / "cards"
 HOST = "paydeck.example.com"
 ORIGIN = f"https://{HOST}"
 URL_RE = re.compile(r"https?://[^\s\"'`]+")
@@ -31,6 +33,18 @@ URL_RE = re.compile(r"https?://[^\s\"'`]+")
 
 def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+def manifest_files(pattern: str) -> list[Path]:
+    """Checked-in files under app_manifest/ (not an npm install's node_modules)."""
+    return sorted(p for p in MANIFESTS.rglob(pattern)
+                  if p.is_file() and "node_modules" not in p.relative_to(MANIFESTS).parts)
+
+
+def card_sources() -> list[Path]:
+    """The card's own TypeScript (what HubSpot bundles), not its tests."""
+    return [p for p in manifest_files("*.ts*") if p.suffix in (".ts", ".tsx")
+            and not p.name.endswith((".test.ts", ".test.tsx"))]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +59,7 @@ def app_config() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cards() -> dict[str, dict[str, Any]]:
-    return {p.name: load(p) for p in (SRC / "app" / "cards").glob("*-hsmeta.json")}
+    return {p.name: load(p) for p in CARDS.glob("*-hsmeta.json")}
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +75,8 @@ def pipedrive() -> dict[str, Any]:
 # --- well-formed -------------------------------------------------------------------------------
 
 def test_every_json_file_parses() -> None:
-    files = sorted(MANIFESTS.rglob("*.json"))
-    assert len(files) >= 7
+    files = manifest_files("*.json")
+    assert len(files) >= 9
     for path in files:
         assert isinstance(load(path), dict), path
 
@@ -106,14 +120,45 @@ def test_hubspot_cards(cards: dict[str, dict[str, Any]]) -> None:
         assert config["location"] == "crm.record.sidebar"
         assert config["objectTypes"] == expected[name]
         # entrypoint is relative to srcDir
-        assert config["entrypoint"] == "/app/cards/PaydeckCard.jsx"
+        assert config["entrypoint"] == "/app/cards/PaydeckCard.tsx"
         assert (SRC / config["entrypoint"].lstrip("/")).is_file()
     assert len(uids) == 2
 
 
-def test_hubspot_cards_package() -> None:
-    deps = load(SRC / "app" / "cards" / "package.json")["dependencies"]
-    assert {"@hubspot/ui-extensions", "react"} <= set(deps)
+def test_hubspot_cards_package_is_pinned_locked_and_checked() -> None:
+    """Exact versions, a lock file in step with them, and the scripts `make card-check` runs."""
+    package = load(CARDS / "package.json")
+    deps = {**package["dependencies"], **package["devDependencies"]}
+    assert {"@hubspot/ui-extensions", "react", "typescript", "eslint",
+            "@hubspot/eslint-config-ui-extensions", "vitest"} <= set(deps)
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+", v) for v in deps.values()), deps
+    # @hubspot/ui-extensions 0.17.0 declares peer react 18.3.1 exactly (its package.json).
+    assert package["dependencies"]["react"] == "18.3.1"
+    lock = load(CARDS / "package-lock.json")
+    root = lock["packages"][""]
+    assert (root["dependencies"], root["devDependencies"]) == (package["dependencies"],
+                                                              package["devDependencies"])
+    for name, version in deps.items():
+        assert lock["packages"][f"node_modules/{name}"]["version"] == version, name
+    scripts = package["scripts"]
+    assert scripts["typecheck"] == "tsc --noEmit"
+    assert scripts["lint"].startswith("eslint .") and "--max-warnings 0" in scripts["lint"]
+    assert scripts["test"] == "vitest run"
+    assert "@hubspot/eslint-config-ui-extensions" in (CARDS / "eslint.config.js").read_text()
+    assert load(CARDS / "tsconfig.json")["compilerOptions"]["strict"] is True
+
+
+def test_make_test_runs_the_card_check() -> None:
+    """CI (`.ci/run`: make test, make test-embedded) type-checks, lints and renders the card."""
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("test", "test-embedded"):
+        line = re.search(rf"^{re.escape(target)}:(.*)$", makefile, re.M)
+        assert line and "card-check" in line.group(1).split(), target
+    recipe = re.search(r"^card-check:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe is not None
+    for script in ("typecheck", "lint", "test"):
+        assert re.search(rf"\$\(NPM\) (run --silent )?{script}\b", recipe.group(1)), script
+    assert "$(NPM) ci" in makefile
 
 
 def test_hubspot_webhook_subscription_is_the_one_paydeck_handles(webhooks: dict[str, Any]) -> None:
@@ -150,6 +195,19 @@ def test_pipedrive_app(pipedrive: dict[str, Any]) -> None:
     assert app_settings["jwt_secret"] == "defaults to the client secret"
 
 
+def test_pipedrive_review_queue_is_a_custom_modal_the_deal_page_opens(pipedrive: dict[str, Any]) -> None:
+    """pipedrive.readme.io/docs/custom-ui-extensions-modals: an iframe modal opened from menus or
+    by the SDK's OPEN_MODAL, whose action_id is the modal's "id or name" (SDK README)."""
+    from app.views.cards import PIPEDRIVE_REVIEW_MODAL
+
+    [modal] = pipedrive["app_extensions"]["custom_modals"]
+    assert modal["url"] == f"{ORIGIN}/pipedrive/modal/review"
+    assert modal["name"] == PIPEDRIVE_REVIEW_MODAL and len(modal["name"]) <= 30
+    assert modal["jwt_secret"] == "defaults to the client secret"
+    template = (ROOT / "app" / "templates" / "deal.html").read_text()
+    assert 'data-pipedrive-modal="{{ review_modal }}"' in template
+
+
 def test_pipedrive_scopes_are_the_apps(pipedrive: dict[str, Any]) -> None:
     assert pipedrive["scopes"] == PIPEDRIVE_SCOPES.split()
 
@@ -177,13 +235,15 @@ def test_pipedrive_webhooks_note_matches_what_paydeck_registers(pipedrive: dict[
 
 
 def test_card_fetches_a_permitted_url_and_opens_the_modal(app_config: dict[str, Any]) -> None:
-    jsx = (SRC / "app" / "cards" / "PaydeckCard.jsx").read_text()
-    assert "hubspot.extend(" in jsx
-    assert "hubspot.fetch(" in jsx
-    assert "openIframeModal" in jsx
-    assert "@hubspot/ui-extensions" in jsx
+    sources = {p.name: p.read_text() for p in card_sources()}
+    assert set(sources) == {"PaydeckCard.tsx", "Card.tsx", "card-data.ts"}
+    code = "\n".join(sources.values())
+    assert "hubspot.extend<'crm.record.sidebar'>(" in sources["PaydeckCard.tsx"]
+    assert "hubspot.fetch(" in code
+    assert "openIframeModal" in code
+    assert "@hubspot/ui-extensions" in code
     fetch_permitted = app_config["config"]["permittedUrls"]["fetch"]
-    urls = URL_RE.findall(jsx)
+    urls = URL_RE.findall(code)
     assert f"{ORIGIN}/hubspot/card" in urls
     for url in urls:
         assert any(url.startswith(prefix) for prefix in fetch_permitted), url
@@ -201,6 +261,7 @@ def _checked_urls(app_config: dict[str, Any], webhooks: dict[str, Any],
     urls.append((pipedrive["callback_url"], ("GET", "DELETE")))
     urls.append((pipedrive["installation_url"], ("GET",)))
     urls += [(p["url"], ("GET",)) for p in pipedrive["app_extensions"]["custom_panels"]]
+    urls += [(m["url"], ("GET",)) for m in pipedrive["app_extensions"]["custom_modals"]]
     urls.append((pipedrive["app_extensions"]["app_settings"]["url"], ("GET",)))
     urls.append((pipedrive["webhooks"]["subscription_url"], ("POST",)))
     return urls
@@ -208,9 +269,8 @@ def _checked_urls(app_config: dict[str, Any], webhooks: dict[str, Any],
 
 def _all_paydeck_urls() -> set[str]:
     found = set()
-    for path in MANIFESTS.rglob("*"):
-        if path.is_file() and path.suffix in (".json", ".jsx"):
-            found |= {u for u in URL_RE.findall(path.read_text()) if urlsplit(u).hostname == HOST}
+    for path in manifest_files("*.json") + card_sources():
+        found |= {u for u in URL_RE.findall(path.read_text()) if urlsplit(u).hostname == HOST}
     return found
 
 

@@ -100,6 +100,10 @@ def test_the_deal_page_previews_the_invoice_escapes_crm_text_and_pushes(card):
     assert pushed.status_code == 200 and "Sent to Xero" in pushed.text
     after = requests.get(open_url, timeout=10)
     assert f"Invoice {link.invoice_number}" in after.text and "Re-push to Xero" in after.text
+    body = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
+                                                 "objectId": deal_id}).json()
+    assert (body["invoiced"], body["invoice_number"]) == (True, link.invoice_number)
+    assert body["deal_status"] == link.deal_status and body["review_items"] == []
 
 
 def test_pages_and_actions_refuse_missing_forged_expired_and_foreign_tokens(card):
@@ -282,3 +286,37 @@ def test_a_signed_card_fetch_with_a_repeated_identity_parameter_is_refused(card,
     assert response.status_code == 400
     assert "INV-VICTIM" not in response.text and "open_url" not in response.json()
     assert repeated in response.json()["error"]
+def test_the_card_lists_the_deals_open_review_items_with_their_reasons(card):
+    """The HubSpot card shows what the deal page shows: each open item's reason and detail
+    (newest first, at most CARD_REVIEW_ITEMS), the count of all of them, and the review page."""
+    from app.models import ReviewItem, ReviewReason, ReviewStatus
+    from app.views.cards import CARD_REVIEW_ITEMS
+
+    app, url, hubspot, deal_id = card
+    with app.app_context():
+        installation_id = db.session.scalars(select(Installation.id)).one()
+        db.session.add_all(
+            [ReviewItem(installation_id=installation_id, deal_id=deal_id, reason=ReviewReason.UNKNOWN_TAX,
+                        detail=f"VAT {n}% unmapped", action="authorise") for n in range(CARD_REVIEW_ITEMS)]
+            + [ReviewItem(installation_id=installation_id, deal_id=deal_id, reason=ReviewReason.NO_LINE_ITEMS,
+                          detail="resolved already", status=ReviewStatus.RESOLVED),
+               ReviewItem(installation_id=installation_id, deal_id="77", reason=ReviewReason.NO_LINE_ITEMS,
+                          detail="another deal's"),
+               ReviewItem(installation_id=installation_id, deal_id=deal_id,
+                          reason=ReviewReason.AMBIGUOUS_CONTACT, detail="two contacts named Initech")])
+        db.session.commit()
+        newest = db.session.scalars(select(ReviewItem.id).where(
+            ReviewItem.reason == ReviewReason.AMBIGUOUS_CONTACT)).one()
+
+    body = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
+                                                 "objectId": deal_id}).json()
+
+    assert body["open_review_items"] == CARD_REVIEW_ITEMS + 1
+    items = body["review_items"]
+    assert len(items) == CARD_REVIEW_ITEMS
+    assert items[0]["id"] == newest and items[0]["reason"] == "ambiguous_contact"
+    assert items[0]["reason_label"] == "Ambiguous contact"
+    assert items[0]["detail"] == "two contacts named Initech"
+    assert {i["reason"] for i in items[1:]} == {"unknown_tax"}
+    assert all("resolved" not in i["detail"] and "another" not in i["detail"] for i in items)
+    assert body["review_url"].startswith(f"{url}/ui/review/{installation_id}?t=")

@@ -52,6 +52,7 @@ from app.views.common import (
     called_url,
     crm_frame_headers,
     is_crm_id,
+    pipedrive_id_query,
     view_installation,
 )
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
@@ -116,17 +117,33 @@ def hubspot_card() -> tuple[Response, int]:
 def deal_summary(installation_id: int, deal_id: str) -> dict[str, Any]:
     """The card's facts about one deal's invoice (database only: fast)."""
     link = _link(installation_id, deal_id)
-    open_items = db.session.scalar(select(db.func.count()).select_from(ReviewItem).where(
+    open_q = select(ReviewItem).where(
         ReviewItem.installation_id == installation_id, ReviewItem.deal_id == deal_id,
-        ReviewItem.status == ReviewStatus.OPEN)) or 0
+        ReviewItem.status == ReviewStatus.OPEN)
+    open_items = db.session.scalar(select(db.func.count()).select_from(open_q.subquery())) or 0
+    newest = db.session.scalars(open_q.order_by(ReviewItem.created_at.desc(), ReviewItem.id.desc())
+                                .limit(CARD_REVIEW_ITEMS)).all()
+    review = {"open_review_items": open_items, "review_items": [_card_item(i) for i in newest]}
     if link is None or not link.xero_invoice_id:
-        return {"invoiced": False, "status": "Not invoiced", "open_review_items": open_items}
+        return {"invoiced": False, "status": "Not invoiced", **review}
     return {"invoiced": True, "status": LABELS.get(link.deal_status or "", link.status or ""),
+            "deal_status": link.deal_status,
             "invoice_number": link.invoice_number, "currency": link.currency,
             "total": _money(link.total), "amount_due": _money(link.amount_due),
             "amount_paid": _money(link.amount_paid),
             "due_date": link.due_date.isoformat() if link.due_date else None,
-            "invoice_url": link.online_url, "open_review_items": open_items}
+            "invoice_url": link.online_url, **review}
+
+
+# The card lists this many open review items (newest first); `open_review_items` counts them all.
+CARD_REVIEW_ITEMS = 5
+
+
+def _card_item(item: ReviewItem) -> dict[str, Any]:
+    """One open review item as the HubSpot card shows it: why it stopped, in words."""
+    return {"id": item.id, "reason": item.reason.value,
+            "reason_label": item.reason.value.replace("_", " ").capitalize(),
+            "detail": item.detail, "created_at": item.created_at.isoformat()}
 
 
 # --- Pipedrive custom panels (JWT on every load) -------------------------------------------------
@@ -139,7 +156,23 @@ def pipedrive_deal_panel() -> Response:
     if installation is None or not is_crm_id(deal_id):
         abort(404, "Paydeck is not installed in this Pipedrive company")
     view = View(installation.id, str(claims.get("userId", "")), "deal", deal_id)
-    return redirect(_page_url(view, pipedrive=True))
+    return redirect(_pipedrive_page_url(view))
+
+
+# The custom modal's name in Developer Hub (app_manifest/pipedrive/app.json `custom_modals`):
+# the SDK's OPEN_MODAL takes a custom modal's "id or name" as action_id (SDK README).
+PIPEDRIVE_REVIEW_MODAL = "Paydeck review queue"
+
+
+@bp.get("/pipedrive/modal/review")
+def pipedrive_review_modal() -> Response:
+    """Pipedrive's custom modal with the review queue (`?token=<JWT>`, verified on every load)."""
+    claims = read_pipedrive_token(request.args.get("token"))
+    installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
+    if installation is None:
+        abort(404, "Paydeck is not installed in this Pipedrive company")
+    view = View(installation.id, str(claims.get("userId", "")), "review", str(installation.id))
+    return redirect(_pipedrive_page_url(view))
 
 
 # --- the deal page ---------------------------------------------------------------------------------
@@ -160,10 +193,13 @@ def deal_page(deal_id: str) -> str:
     items = db.session.scalars(select(ReviewItem).where(
         ReviewItem.installation_id == installation.id, ReviewItem.deal_id == deal_id,
         ReviewItem.status == ReviewStatus.OPEN).order_by(ReviewItem.created_at.desc())).all()
+    pipedrive = request.args.get("pd") == "1"
+    review = View(installation.id, view.user, "review", str(installation.id))
     return render_template("deal.html", token=token, deal_id=deal_id, link=link,
                            summary=deal_summary(installation.id, deal_id), preview=preview,
                            problem=problem, items=items, message=request.args.get("m", ""),
-                           pipedrive=request.args.get("pd") == "1",
+                           pipedrive=pipedrive, review_url=_page_url(review, pipedrive=pipedrive),
+                           review_modal=PIPEDRIVE_REVIEW_MODAL,
                            connection_notices=connection_notices(installation))
 
 
@@ -200,7 +236,7 @@ def pipedrive_organization_panel() -> Response:
     if installation is None or not is_crm_id(org_id):
         abort(404, "Paydeck is not installed in this Pipedrive company")
     view = View(installation.id, str(claims.get("userId", "")), "company", org_id)
-    return redirect(_page_url(view, pipedrive=True))
+    return redirect(_pipedrive_page_url(view))
 
 
 @bp.get("/ui/company/<company_id>")
@@ -338,7 +374,7 @@ def review_page(installation_id: int) -> str:
     """Open (or all) review items and the audit trail, filtered by deal, status and date."""
     token = request.args.get("t")
     view = read_view_token(token, "review", str(installation_id))
-    view_installation(view)  # an uninstalled installation's queue is closed
+    installation = view_installation(view)  # an uninstalled installation's queue is closed
     deal = (request.args.get("deal") or "").strip()[:64]
     status = request.args.get("status") or "open"
     if status != "all" and status not in {s.value for s in ReviewStatus}:
@@ -355,12 +391,12 @@ def review_page(installation_id: int) -> str:
         audit_q = audit_q.where(AuditEvent.created_at >= since)
     items = db.session.scalars(items_q.order_by(ReviewItem.created_at.desc()).limit(100)).all()
     events = db.session.scalars(audit_q.order_by(AuditEvent.created_at.desc()).limit(100)).all()
-    installation = view_installation(view)
     return render_template("review.html", token=token, installation_id=installation_id,
                            connection_notices=connection_notices(installation),
                            items=items, events=events, deal=deal, status=status,
                            since=request.args.get("since", ""), message=request.args.get("m", ""),
-                           statuses=[s.value for s in ReviewStatus])
+                           statuses=[s.value for s in ReviewStatus],
+                           pipedrive=request.args.get("pd") == "1")
 
 
 @bp.post("/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss):verb>")
@@ -373,7 +409,8 @@ def review_action(installation_id: int, item_id: int, verb: str) -> Response:
         abort(404)
     done = retry_review_item(item_id) if verb == "retry" else dismiss_review_item(item_id)
     message = {True: "Retrying." if verb == "retry" else "Dismissed.", False: "Already handled."}[done]
-    return redirect(url_for("cards.review_page", installation_id=installation_id, t=token, m=message))
+    return redirect(url_for("cards.review_page", installation_id=installation_id, t=token, m=message,
+                            pd="1" if request.form.get("pd") == "1" else None))
 
 
 def _day(value: str | None) -> datetime | None:
@@ -389,6 +426,11 @@ def _page_url(view: View, pipedrive: bool = False) -> str:
     token = issue_view_token(view)
     return (f"{get_settings().public_url}/ui/{view.object_type}/{view.object_id}?t={token}"
             + ("&pd=1" if pipedrive else ""))
+
+
+def _pipedrive_page_url(view: View) -> str:
+    """The page for Pipedrive's iframe: panel mode, keeping Pipedrive's `id` for the SDK."""
+    return _page_url(view, pipedrive=True) + pipedrive_id_query()
 
 
 def _back(deal_id: str, token: str | None, message: str) -> Response:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
+from urllib.parse import urlencode
 
 from flask import Response, abort, make_response, render_template, request, session
 
@@ -94,9 +96,11 @@ def crm_frame_headers(response: Response) -> Response:
     may be cached between users (an after_request hook)."""
     from app import get_settings
 
+    # Scripts only from Paydeck itself, none inline: Pipedrive's SDK is served from
+    # app/static/vendor/ (no CDN) and the pages' behaviour lives in app/static/js/.
     response.headers["Content-Security-Policy"] = (
         f"frame-ancestors {get_settings().frame_ancestors}; default-src 'self'; "
-        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; style-src 'self' 'unsafe-inline'")
+        "script-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
@@ -110,3 +114,14 @@ def is_crm_id(value: str) -> bool:
     """A CRM record id as HubSpot and Pipedrive issue them: ASCII digits, at most 20
     (`str.isdigit` alone admits '²' and other characters `int()` refuses)."""
     return value.isascii() and value.isdigit() and len(value) <= 20
+# Pipedrive's `id` on a custom UI extension's iframe URL identifies the extension instance for
+# the SDK (@pipedrive/app-extensions-sdk README, Initialization: "If the URL is modified (e.g.
+# with redirects), then it has to be passed manually"). Its format is not documented: anything
+# short and URL-safe is passed on.
+_PIPEDRIVE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+
+
+def pipedrive_id_query() -> str:
+    """`&id=...` to keep Pipedrive's extension id on a redirect into Paydeck's page ('' if none)."""
+    value = request.args.get("id", "")
+    return f"&{urlencode({'id': value})}" if _PIPEDRIVE_ID.match(value) else ""

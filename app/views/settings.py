@@ -49,6 +49,7 @@ from app.views.common import (
     active_installation,
     crm_frame_headers,
     message_page,
+    pipedrive_id_query,
     view_installation,
 )
 from crm_adapters import adapter_for
@@ -582,7 +583,7 @@ def pipedrive_settings() -> Response:
     allowed, why = may_administer_pipedrive(installation, user_id)
     if not allowed:
         return message_page("Only admins change Paydeck's settings", why, 403)
-    return redirect(settings_url(installation, user_id, pipedrive=True))
+    return redirect(settings_url(installation, user_id, pipedrive=True) + pipedrive_id_query())
 
 
 def settings_url(installation: Installation, user: str, *, pipedrive: bool = False) -> str:

@@ -133,3 +133,23 @@ def test_a_company_is_found_in_xero_by_search_and_linked_from_its_card(page, san
     expect(card.get_by_role("heading", name="Linked to Globex Corporation")).to_be_visible()
     expect(card.get_by_role("status")).to_contain_text("Linked")
     shot(page, "pipedrive-organization-linked")
+
+
+def test_the_pipedrive_panel_runs_paydecks_own_sdk_copy_and_opens_the_review_queue_modal(page, sandbox):
+    """The SDK comes from Paydeck (no CDN: every request off loopback is refused here) and
+    really talks to its host: the fake Pipedrive answers INITIALIZE and OPEN_MODAL."""
+    outside: list[str] = []
+    page.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/]).*"),
+               lambda route: (outside.append(route.request.url), route.abort()))
+    open_deal(page, sandbox.console, "Globex hosting renewal")
+    commands = page.get_by_role("list", name="Pipedrive SDK commands")
+    expect(commands).to_contain_text("initialize")
+
+    page.frame_locator("#paydeck-frame").get_by_role("link", name="Open the review queue").click()
+
+    expect(commands).to_contain_text("open_modal: Paydeck review queue")
+    modal = page.frame_locator("#pipedrive-modal-frame")
+    expect(modal.get_by_role("heading", name="Needs attention")).to_be_visible()
+    expect(commands.get_by_role("listitem").filter(has_text="initialize")).to_have_count(2)
+    shot(page, "pipedrive-review-queue-modal")
+    assert outside == []

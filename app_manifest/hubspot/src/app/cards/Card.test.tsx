@@ -1,0 +1,245 @@
+// Rendering tests with HubSpot's own test renderer (@hubspot/ui-extensions/testing, run with
+// Vitest as HubSpot's testing docs recommend). The card's fetch is a fake returning real
+// `Response` objects shaped like app/views/cards.py's answers (tests/test_cards.py pins those).
+import { describe, expect, it, vi } from 'vitest';
+import { Alert, Button, DescriptionListItem, Flex, Link, LoadingSpinner, StatusTag, Text, hubspot } from '@hubspot/ui-extensions';
+import { createRenderer } from '@hubspot/ui-extensions/testing';
+import { PaydeckCard } from './Card.tsx';
+import { CARD_URL, FETCH_TIMEOUT_MS, type CardData, type CardFetch } from './card-data.ts';
+
+const OPEN_URL = 'https://paydeck.example.com/ui/deal/123?t=deal-token';
+const REVIEW_URL = 'https://paydeck.example.com/ui/review/7?t=review-token';
+const SETTINGS_URL = 'https://paydeck.example.com/ui/settings/7?t=settings-token';
+
+const notInvoiced: CardData = {
+  open_url: OPEN_URL,
+  review_url: REVIEW_URL,
+  invoiced: false,
+  status: 'Not invoiced',
+  open_review_items: 0,
+  review_items: [],
+};
+
+const invoiced: CardData = {
+  ...notInvoiced,
+  invoiced: true,
+  status: 'Overdue',
+  deal_status: 'overdue',
+  invoice_number: 'INV-0042',
+  currency: 'AUD',
+  total: '330.00',
+  amount_due: '110.00',
+  amount_paid: '220.00',
+  due_date: '2026-11-30',
+  invoice_url: 'https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID=abc',
+};
+
+function answer(status: number, body: unknown): CardFetch {
+  return vi.fn<CardFetch>(async () => new Response(JSON.stringify(body), { status }));
+}
+
+function setup(fetchCard: CardFetch, objectTypeId = '0-3') {
+  const renderer = createRenderer('crm.record.sidebar');
+  const { mocks } = renderer;
+  mocks.context.crm.objectTypeId = objectTypeId;
+  mocks.context.crm.objectId = 123;
+  renderer.render(
+    <PaydeckCard context={mocks.context} openIframeModal={mocks.actions.openIframeModal} fetchCard={fetchCard} />,
+  );
+  return renderer;
+}
+
+async function loaded(renderer: ReturnType<typeof setup>) {
+  await renderer.waitFor(() => expect(renderer.maybeFind(LoadingSpinner)).toBeNull());
+}
+
+function button(renderer: ReturnType<typeof setup>, label: string) {
+  return renderer.find(Button, (node) => node.text === label);
+}
+
+describe('PaydeckCard', () => {
+  it('asks the card endpoint for this record, signed by hubspot.fetch, with a timeout', async () => {
+    const fetchCard = answer(200, notInvoiced);
+    const renderer = setup(fetchCard);
+    expect(renderer.find(LoadingSpinner).props.label).toBe('Loading Paydeck');
+    await loaded(renderer);
+    expect(fetchCard).toHaveBeenCalledTimes(1);
+    expect(fetchCard).toHaveBeenCalledWith(`${CARD_URL}?objectType=deals&objectId=123`, {
+      method: 'GET',
+      timeout: FETCH_TIMEOUT_MS,
+    });
+    expect(FETCH_TIMEOUT_MS).toBeLessThanOrEqual(15_000); // hubspot.fetch's own ceiling
+  });
+
+  it('shows an invoiced deal: number, status, amounts, due date and the Xero link', async () => {
+    const renderer = setup(answer(200, invoiced));
+    await loaded(renderer);
+    expect(renderer.find(Text, (n) => n.text === 'Invoice INV-0042')).toBeTruthy();
+    const tag = renderer.findByTestId(StatusTag, 'invoice-status');
+    expect([tag.text, tag.props.variant]).toEqual(['Overdue', 'danger']);
+    const items = renderer.findAll(DescriptionListItem).map((n) => [n.props.label, n.text]);
+    expect(items).toEqual([
+      ['Total', 'AUD 330.00'],
+      ['Amount due', 'AUD 110.00'],
+      ['Due date', '2026-11-30'],
+    ]);
+    expect(renderer.find(Link).props.href).toEqual({ url: invoiced.invoice_url, external: true });
+    expect(renderer.maybeFind(Alert)).toBeNull(); // no review items, no connection problems
+    button(renderer, 'Open in Paydeck').trigger('onClick');
+    expect(renderer.mocks.actions.openIframeModal.calls).toEqual([
+      [{ uri: OPEN_URL, width: 900, height: 700, title: 'Paydeck' }],
+    ]);
+  });
+
+  it('shows "Not invoiced" and opens the preview page', async () => {
+    const renderer = setup(answer(200, notInvoiced));
+    await loaded(renderer);
+    expect(renderer.find(Text, (n) => n.text === 'Not invoiced')).toBeTruthy();
+    expect(renderer.maybeFind(DescriptionListItem)).toBeNull();
+    const preview = button(renderer, 'Preview and push');
+    expect(preview.props.variant).toBe('primary');
+    preview.trigger('onClick');
+    expect(renderer.mocks.actions.openIframeModal.calls[0]?.[0].uri).toBe(OPEN_URL);
+  });
+
+  it('lists open review items with their reasons and opens the review queue', async () => {
+    const data: CardData = {
+      ...notInvoiced,
+      open_review_items: 3,
+      review_items: [
+        { id: 9, reason: 'unknown_tax', reason_label: 'Unknown tax', detail: 'VAT 20% unmapped', created_at: '2026-12-01T10:00:00+00:00' },
+        { id: 8, reason: 'ambiguous_contact', reason_label: 'Ambiguous contact', detail: 'two contacts named Initech', created_at: '2026-12-01T09:00:00+00:00' },
+      ],
+    };
+    const renderer = setup(answer(200, data));
+    await loaded(renderer);
+    const alert = renderer.findByTestId(Alert, 'review-items');
+    expect([alert.props.title, alert.props.variant]).toEqual(['3 items need review', 'warning']);
+    const shown = (id: number) => renderer.findByTestId(Flex, `review-item-${id}`).findAll(Text).map((n) => n.text);
+    expect(shown(9)).toEqual(['Unknown tax', 'VAT 20% unmapped']);
+    expect(shown(8)).toEqual(['Ambiguous contact', 'two contacts named Initech']);
+    expect(alert.find(Text, (n) => n.text === 'and 1 more')).toBeTruthy();
+    renderer.findByTestId(Button, 'open-review-queue').trigger('onClick');
+    expect(renderer.mocks.actions.openIframeModal.calls).toEqual([
+      [{ uri: REVIEW_URL, width: 960, height: 800, title: 'Paydeck review queue' }],
+    ]);
+  });
+
+  it('says the HubSpot and Xero connections are fine when they are', async () => {
+    const renderer = setup(answer(200, {
+      ...invoiced,
+      connection: { crm: { state: 'ok', message: null }, xero: { state: 'connected', message: null } },
+    }));
+    await loaded(renderer);
+    expect(renderer.findByTestId(StatusTag, 'xero-ok').text).toBe('Xero connected');
+    expect(renderer.findByTestId(StatusTag, 'crm-ok').text).toBe('HubSpot linked');
+    expect(renderer.maybeFind(Alert)).toBeNull();
+  });
+
+  it.each([
+    ['not_connected', 'Xero is not connected: no invoices are made', 'warning'],
+    ['failing', 'Xero is not answering right now', 'warning'],
+    ['reconnect_needed', 'Xero needs reconnecting: an admin must reconnect it', 'danger'],
+  ] as const)('shows a Xero connection that is %s', async (state, title, variant) => {
+    const renderer = setup(answer(200, {
+      ...notInvoiced,
+      connection: { crm: { state: 'ok', message: null }, xero: { state, message: 'Xero said: token expired' } },
+    }));
+    await loaded(renderer);
+    const alert = renderer.findByTestId(Alert, 'xero-connection');
+    expect([alert.props.title, alert.props.variant, alert.text]).toEqual([title, variant, 'Xero said: token expired']);
+    expect(renderer.maybeFindByTestId(Alert, 'crm-connection')).toBeNull();
+    expect(renderer.maybeFindByTestId(StatusTag, 'xero-ok')).toBeNull();
+  });
+
+  it.each([
+    ['failing', 'Paydeck cannot reach HubSpot right now', 'warning'],
+    ['reconnect_needed', 'Paydeck lost access to HubSpot: an admin must reinstall it', 'danger'],
+  ] as const)('shows a HubSpot connection that is %s', async (state, title, variant) => {
+    const renderer = setup(answer(200, {
+      ...notInvoiced,
+      connection: { crm: { state, message: null }, xero: { state: 'connected', message: null } },
+    }));
+    await loaded(renderer);
+    const alert = renderer.findByTestId(Alert, 'crm-connection');
+    expect([alert.props.title, alert.props.variant]).toEqual([title, variant]);
+  });
+
+  it('offers the settings page only when the endpoint sends settings_url (the installing admin)', async () => {
+    const admin = setup(answer(200, { ...invoiced, settings_url: SETTINGS_URL }));
+    await loaded(admin);
+    button(admin, 'Paydeck settings').trigger('onClick');
+    expect(admin.mocks.actions.openIframeModal.calls[0]?.[0]).toEqual({
+      uri: SETTINGS_URL, width: 960, height: 800, title: 'Paydeck settings',
+    });
+    const rep = setup(answer(200, invoiced));
+    await loaded(rep);
+    expect(rep.maybeFind(Button, (n) => n.text === 'Paydeck settings')).toBeNull();
+  });
+
+  it('shows a company card without invoice facts', async () => {
+    const fetchCard = answer(200, { open_url: 'https://paydeck.example.com/ui/company/5?t=x', review_url: REVIEW_URL });
+    const renderer = setup(fetchCard, '0-2');
+    await loaded(renderer);
+    expect(vi.mocked(fetchCard).mock.calls[0]?.[0]).toBe(`${CARD_URL}?objectType=companies&objectId=123`);
+    expect(renderer.maybeFind(Text, (n) => n.text === 'Not invoiced')).toBeNull();
+    expect(button(renderer, 'Open in Paydeck')).toBeTruthy();
+  });
+
+  it('shows 404 as "not installed", with no retry', async () => {
+    const renderer = setup(answer(404, { error: 'Paydeck is not installed in this HubSpot account' }));
+    await loaded(renderer);
+    const alert = renderer.find(Alert);
+    expect([alert.props.title, alert.props.variant]).toEqual(['Paydeck is not installed', 'error']);
+    expect(alert.text).toContain('Paydeck is not installed in this HubSpot account');
+    expect(renderer.maybeFind(Button)).toBeNull();
+  });
+
+  it('shows 401 as a refused signature, and retries on request', async () => {
+    const fetchCard = vi.fn<CardFetch>()
+      .mockResolvedValueOnce(new Response(JSON.stringify({ error: 'signature mismatch' }), { status: 401 }))
+      .mockResolvedValueOnce(new Response(JSON.stringify(notInvoiced), { status: 200 }));
+    const renderer = setup(fetchCard);
+    await loaded(renderer);
+    const alert = renderer.find(Alert);
+    expect(alert.props.title).toBe('Paydeck could not verify this request');
+    expect(alert.text).toContain('signature mismatch');
+    button(renderer, 'Try again').trigger('onClick');
+    await renderer.waitFor(() => expect(renderer.find(Text, (n) => n.text === 'Not invoiced')).toBeTruthy());
+    expect(fetchCard).toHaveBeenCalledTimes(2);
+  });
+
+  it('shows a failed fetch (network or timeout) and a 500', async () => {
+    const down = setup(vi.fn<CardFetch>().mockRejectedValue(new Error('Request timed out')));
+    await loaded(down);
+    expect([down.find(Alert).props.title, down.find(Alert).text]).toEqual(['Paydeck could not be reached', 'Request timed out']);
+    expect(button(down, 'Try again')).toBeTruthy();
+
+    const broken = setup(answer(500, { error: 'Internal Server Error' }));
+    await loaded(broken);
+    expect([broken.find(Alert).props.title, broken.find(Alert).text]).toEqual(['Paydeck answered 500', 'Internal Server Error']);
+  });
+
+  it('treats a 200 that is not the card JSON as an error, not a blank card', async () => {
+    const fetchCard = vi.fn<CardFetch>(async () => new Response('<html>proxy login</html>', { status: 200 }));
+    const renderer = setup(fetchCard);
+    await loaded(renderer);
+    expect(renderer.find(Alert).props.title).toBe('Paydeck sent an answer the card cannot read');
+  });
+});
+
+describe('the entrypoint (PaydeckCard.tsx)', () => {
+  it('registers the card for the record sidebar with hubspot.extend and wires its actions', async () => {
+    const extend = vi.spyOn(hubspot, 'extend');
+    await import('./PaydeckCard.tsx');
+    expect(extend).toHaveBeenCalledTimes(1);
+    const callback = extend.mock.calls[0]?.[0];
+    const renderer = createRenderer('crm.record.sidebar');
+    renderer.mocks.context.crm.objectTypeId = '0-3';
+    // The real hubspot.fetch needs HubSpot's worker; here it must fail into the error view.
+    const { context, actions, runServerlessFunction } = renderer.mocks;
+    renderer.render(callback?.({ context, actions, runServerlessFunction }));
+    await renderer.waitFor(() => expect(renderer.maybeFind(LoadingSpinner)).toBeNull());
+    expect(renderer.find(Alert).props.title).toBe('Paydeck could not be reached');
+  });
+});

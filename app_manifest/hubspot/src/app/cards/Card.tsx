@@ -1,0 +1,214 @@
+// The Paydeck card: the deal's invoice (or "Not invoiced"), its open review items, the state of
+// Paydeck's CRM and Xero connections, and buttons that open Paydeck's pages in HubSpot's modal.
+import { useEffect, useState } from 'react';
+import {
+  Alert,
+  Button,
+  DescriptionList,
+  DescriptionListItem,
+  Flex,
+  Link,
+  LoadingSpinner,
+  StatusTag,
+  Text,
+} from '@hubspot/ui-extensions';
+import type { CrmContext, ExtensionPointApiActions } from '@hubspot/ui-extensions';
+import {
+  cardUrl,
+  loadCard,
+  money,
+  objectTypeOf,
+  statusVariant,
+  type CardData,
+  type CardFetch,
+  type CardResult,
+  type Connection,
+  type ObjectType,
+  type Problem,
+} from './card-data.ts';
+
+type OpenIframeModal = ExtensionPointApiActions<'crm.record.sidebar'>['openIframeModal'];
+
+export interface PaydeckCardProps {
+  context: CrmContext;
+  openIframeModal: OpenIframeModal;
+  fetchCard: CardFetch;
+}
+
+// Modal sizes for Paydeck's pages (openIframeModal takes pixels).
+const DEAL_MODAL = { width: 900, height: 700 };
+const WIDE_MODAL = { width: 960, height: 800 };
+
+export const PaydeckCard = ({ context, openIframeModal, fetchCard }: PaydeckCardProps) => {
+  const objectType = objectTypeOf(context.crm.objectTypeId);
+  const url = cardUrl(objectType, context.crm.objectId);
+  const [result, setResult] = useState<CardResult | null>(null);
+  const [attempt, setAttempt] = useState(0);
+
+  useEffect(() => {
+    let current = true;
+    loadCard(fetchCard, url).then((loaded) => {
+      if (current) setResult(loaded);
+    });
+    return () => {
+      current = false;
+    };
+  }, [fetchCard, url, attempt]);
+
+  if (result === null) {
+    return <LoadingSpinner label="Loading Paydeck" />;
+  }
+  if (result.kind === 'error') {
+    const retry = () => {
+      setResult(null);
+      setAttempt((n) => n + 1);
+    };
+    return <ProblemView problem={result.problem} onRetry={retry} />;
+  }
+  return <CardView data={result.data} objectType={objectType} openIframeModal={openIframeModal} />;
+};
+
+const ProblemView = ({ problem, onRetry }: { problem: Problem; onRetry: () => void }) => (
+  <Flex direction="column" gap="sm">
+    <Alert title={problem.title} variant="error">
+      {problem.message}
+    </Alert>
+    {problem.retry && (
+      <Button variant="secondary" onClick={onRetry}>
+        Try again
+      </Button>
+    )}
+  </Flex>
+);
+
+interface CardViewProps {
+  data: CardData;
+  objectType: ObjectType;
+  openIframeModal: OpenIframeModal;
+}
+
+const CardView = ({ data, objectType, openIframeModal }: CardViewProps) => {
+  const openPage = () => openIframeModal({ uri: data.open_url, ...DEAL_MODAL, title: 'Paydeck' });
+  const openReview = () =>
+    openIframeModal({ uri: data.review_url, ...WIDE_MODAL, title: 'Paydeck review queue' });
+  const settingsUrl = data.settings_url;
+  const openSettings = settingsUrl
+    ? () => openIframeModal({ uri: settingsUrl, ...WIDE_MODAL, title: 'Paydeck settings' })
+    : undefined;
+  const deal = objectType === 'deals';
+  return (
+    <Flex direction="column" gap="sm">
+      {data.connection && <ConnectionView connection={data.connection} />}
+      {deal && <InvoiceView data={data} />}
+      {deal && <ReviewView data={data} onOpen={openReview} />}
+      <Button variant={deal && !data.invoiced ? 'primary' : 'secondary'} onClick={openPage}>
+        {deal ? (data.invoiced ? 'Open in Paydeck' : 'Preview and push') : 'Open in Paydeck'}
+      </Button>
+      {openSettings && (
+        <Button variant="secondary" onClick={openSettings}>
+          Paydeck settings
+        </Button>
+      )}
+    </Flex>
+  );
+};
+
+const InvoiceView = ({ data }: { data: CardData }) => {
+  if (!data.invoiced) {
+    return (
+      <Flex direction="column" gap="xs">
+        <Text format={{ fontWeight: 'bold' }}>{data.status ?? 'Not invoiced'}</Text>
+        <Text variant="microcopy">
+          Open the preview to see the invoice Paydeck would send to Xero, then push it.
+        </Text>
+      </Flex>
+    );
+  }
+  return (
+    <Flex direction="column" gap="xs">
+      <Flex direction="row" gap="xs" align="center" wrap>
+        <Text format={{ fontWeight: 'bold' }}>Invoice {data.invoice_number ?? ''}</Text>
+        <StatusTag variant={statusVariant(data.deal_status)} testId="invoice-status">
+          {data.status ?? ''}
+        </StatusTag>
+      </Flex>
+      <DescriptionList direction="row">
+        <DescriptionListItem label="Total">{money(data.total, data.currency)}</DescriptionListItem>
+        <DescriptionListItem label="Amount due">{money(data.amount_due, data.currency)}</DescriptionListItem>
+        <DescriptionListItem label="Due date">{data.due_date ?? '-'}</DescriptionListItem>
+      </DescriptionList>
+      {data.invoice_url && <Link href={{ url: data.invoice_url, external: true }}>Open in Xero</Link>}
+    </Flex>
+  );
+};
+
+const ReviewView = ({ data, onOpen }: { data: CardData; onOpen: () => void }) => {
+  const items = data.review_items ?? [];
+  const count = data.open_review_items ?? items.length;
+  if (count === 0) return null;
+  const more = count - items.length;
+  return (
+    <Flex direction="column" gap="xs">
+      <Alert
+        title={count === 1 ? '1 item needs review' : `${count} items need review`}
+        variant="warning"
+        testId="review-items"
+      >
+        <Flex direction="column" gap="xs">
+          {items.map((item) => (
+            <Flex key={item.id} direction="column" testId={`review-item-${item.id}`}>
+              <Text format={{ fontWeight: 'bold' }}>{item.reason_label}</Text>
+              <Text variant="microcopy">{item.detail}</Text>
+            </Flex>
+          ))}
+          {more > 0 && <Text variant="microcopy">and {more} more</Text>}
+        </Flex>
+      </Alert>
+      <Button variant="primary" onClick={onOpen} testId="open-review-queue">
+        Open review queue
+      </Button>
+    </Flex>
+  );
+};
+
+// What each connection state tells the rep (connection comes from the card endpoint).
+const CRM_STATES: Record<string, { title: string; variant: 'warning' | 'danger' } | undefined> = {
+  failing: { title: 'Paydeck cannot reach HubSpot right now', variant: 'warning' },
+  reconnect_needed: { title: 'Paydeck lost access to HubSpot: an admin must reinstall it', variant: 'danger' },
+};
+const XERO_STATES: Record<string, { title: string; variant: 'warning' | 'danger' } | undefined> = {
+  not_connected: { title: 'Xero is not connected: no invoices are made', variant: 'warning' },
+  failing: { title: 'Xero is not answering right now', variant: 'warning' },
+  reconnect_needed: { title: 'Xero needs reconnecting: an admin must reconnect it', variant: 'danger' },
+};
+
+const ConnectionView = ({ connection }: { connection: Connection }) => {
+  const crm = CRM_STATES[connection.crm.state];
+  const xero = XERO_STATES[connection.xero.state];
+  if (!crm && !xero) {
+    return (
+      <Flex direction="row" gap="xs" wrap>
+        <StatusTag variant="success" testId="crm-ok">
+          HubSpot linked
+        </StatusTag>
+        <StatusTag variant="success" testId="xero-ok">
+          Xero connected
+        </StatusTag>
+      </Flex>
+    );
+  }
+  return (
+    <Flex direction="column" gap="xs">
+      {crm && (
+        <Alert title={crm.title} variant={crm.variant} testId="crm-connection">
+          {connection.crm.message ?? ''}
+        </Alert>
+      )}
+      {xero && (
+        <Alert title={xero.title} variant={xero.variant} testId="xero-connection">
+          {connection.xero.message ?? ''}
+        </Alert>
+      )}
+    </Flex>
+  );
+};

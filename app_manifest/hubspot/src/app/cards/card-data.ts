@@ -1,0 +1,169 @@
+// What the card asks Paydeck and how it reads the answer: no React here, so the rules are
+// tested on their own (Card.test.tsx).
+import type { HubSpotFetchOptions, HubSpotFetchRequestURI } from '@hubspot/ui-extensions';
+
+// Must stay under permittedUrls.fetch in app-hsmeta.json. The deploy replaces the placeholder
+// host with PUBLIC_URL (app_manifest/README.md).
+export const CARD_URL = 'https://paydeck.example.com/hubspot/card';
+
+// hubspot.fetch gives up after this long; HubSpot's own ceiling is 15 s (developers.hubspot.com,
+// "Fetching data": `timeout`, "or 15 seconds, whichever is smaller").
+export const FETCH_TIMEOUT_MS = 10_000;
+
+// HubSpot's object type ids -> the objectType Paydeck's card endpoint takes.
+const OBJECT_TYPES: Record<string, ObjectType> = { '0-3': 'deals', '0-2': 'companies' };
+
+export type ObjectType = 'deals' | 'companies';
+
+/** The signature of `hubspot.fetch`; tests pass their own. */
+export type CardFetch = (url: HubSpotFetchRequestURI, options?: HubSpotFetchOptions) => Promise<Response>;
+
+export interface ReviewItem {
+  id: number;
+  reason: string;
+  reason_label: string;
+  detail: string;
+  created_at: string;
+}
+
+export type CrmState = 'ok' | 'failing' | 'reconnect_needed';
+export type XeroState = 'connected' | 'not_connected' | 'failing' | 'reconnect_needed';
+
+export interface ConnectionPart<TState extends string> {
+  state: TState;
+  message: string | null;
+}
+
+/** How Paydeck's links to the CRM and to Xero stand (absent from older backends). */
+export interface Connection {
+  crm: ConnectionPart<CrmState>;
+  xero: ConnectionPart<XeroState>;
+}
+
+/** `GET /hubspot/card` (app/views/cards.py `hubspot_card`). Money arrives as decimal strings. */
+export interface CardData {
+  open_url: string;
+  review_url: string;
+  settings_url?: string;
+  invoiced?: boolean;
+  status?: string;
+  deal_status?: string | null;
+  invoice_number?: string | null;
+  currency?: string | null;
+  total?: string | null;
+  amount_due?: string | null;
+  amount_paid?: string | null;
+  due_date?: string | null;
+  invoice_url?: string | null;
+  open_review_items?: number;
+  review_items?: ReviewItem[];
+  connection?: Connection;
+}
+
+export interface Problem {
+  title: string;
+  message: string;
+  /** Whether trying again could help (a 404 "not installed" will not). */
+  retry: boolean;
+}
+
+export type CardResult = { kind: 'ok'; data: CardData } | { kind: 'error'; problem: Problem };
+
+export function objectTypeOf(objectTypeId: string): ObjectType {
+  return OBJECT_TYPES[objectTypeId] ?? 'deals';
+}
+
+export function cardUrl(objectType: ObjectType, objectId: number | string): string {
+  const query = new URLSearchParams({ objectType, objectId: String(objectId) });
+  return `${CARD_URL}?${query.toString()}`;
+}
+
+/** Fetch the card's JSON; every failure becomes a Problem the card can show. */
+export async function loadCard(fetchCard: CardFetch, url: string): Promise<CardResult> {
+  let response: Response;
+  try {
+    // hubspot.fetch signs the request (X-HubSpot-Signature-v3), which the endpoint verifies.
+    response = await fetchCard(url, { method: 'GET', timeout: FETCH_TIMEOUT_MS });
+  } catch (err) {
+    return problem('Paydeck could not be reached', describe(err), true);
+  }
+  const body = await readJson(response);
+  if (response.ok) {
+    return isCardData(body)
+      ? { kind: 'ok', data: body }
+      : problem('Paydeck sent an answer the card cannot read', `HTTP ${response.status}`, true);
+  }
+  return { kind: 'error', problem: problemFor(response.status, errorText(body)) };
+}
+
+function problemFor(status: number, detail: string | null): Problem {
+  if (status === 401) {
+    return {
+      title: 'Paydeck could not verify this request',
+      message: `${detail ?? 'The request signature was refused.'} Reload the record; if it keeps happening, ask your admin to reinstall Paydeck.`,
+      retry: true,
+    };
+  }
+  if (status === 404) {
+    return {
+      title: 'Paydeck is not installed',
+      message: `${detail ?? 'This HubSpot account has no Paydeck installation.'} An admin can install it from the HubSpot marketplace.`,
+      retry: false,
+    };
+  }
+  return { title: `Paydeck answered ${status}`, message: detail ?? 'Try again in a minute.', retry: true };
+}
+
+function problem(title: string, message: string, retry: boolean): CardResult {
+  return { kind: 'error', problem: { title, message, retry } };
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  try {
+    return await response.json();
+  } catch {
+    return null;
+  }
+}
+
+function errorText(body: unknown): string | null {
+  if (typeof body === 'object' && body !== null && 'error' in body) {
+    const { error } = body as { error: unknown };
+    return typeof error === 'string' && error ? error : null;
+  }
+  return null;
+}
+
+function isCardData(body: unknown): body is CardData {
+  return typeof body === 'object' && body !== null && typeof (body as CardData).open_url === 'string';
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error && err.message ? err.message : 'The request failed or timed out.';
+}
+
+/** "AUD 330.00": the amount exactly as Paydeck sent it (no float arithmetic on money). */
+export function money(amount: string | null | undefined, currency: string | null | undefined): string {
+  if (amount === null || amount === undefined) return '-';
+  return currency ? `${currency} ${amount}` : amount;
+}
+
+export type TagVariant = 'danger' | 'warning' | 'info' | 'success' | 'default';
+
+/** StatusTag colour for xero/status.py's deal statuses. */
+export function statusVariant(dealStatus: string | null | undefined): TagVariant {
+  switch (dealStatus) {
+    case 'paid':
+      return 'success';
+    case 'overdue':
+      return 'danger';
+    case 'partially_paid':
+      return 'warning';
+    case 'awaiting_payment':
+    case 'awaiting_approval':
+    case 'draft':
+      return 'info';
+    default:
+      return 'default';
+  }
+}
