@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -172,3 +172,30 @@ def to_decimal(value: Any) -> Decimal | None:
 def to_date(value: Any) -> date | None:
     """A CRM's date or timestamp text as a date."""
     return date.fromisoformat(str(value)[:10]) if value else None
+
+
+class PagingLoop(CrmError):
+    """A CRM answered a page with a page token it had already given: following it would loop
+    forever (meltano/sdk's paginators refuse a repeated token the same way)."""
+
+
+Page = tuple[list[Any], str | None]  # one page's records and the next page's token (None: last)
+
+
+def follow_pages(fetch: Callable[[str | None], Page], what: str) -> list[Any]:
+    """Every record of a paged list: `fetch(token)` answers one page and the next token.
+
+    Refuses a token seen before (PagingLoop), so a CRM that repeats itself fails loudly
+    instead of looping or silently returning a short list.
+    """
+    records: list[Any] = []
+    seen: set[str] = set()
+    token: str | None = None
+    while True:
+        page, token = fetch(token)
+        records += page
+        if token is None or token == "":
+            return records
+        if token in seen:
+            raise PagingLoop(f"{what}: the CRM repeated page token {token!r}")
+        seen.add(token)
