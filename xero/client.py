@@ -25,7 +25,7 @@ from xero_python.accounting.models import (
     LineItem,
     Phone,
 )
-from xero_python.api_client import ApiClient, Configuration
+from xero_python.api_client import Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException
 
@@ -33,6 +33,7 @@ from xero.build import InvoiceDraft
 from xero.errors import SDK_ERRORS, FixData, from_sdk_exception
 from xero.limits import XeroLimiter
 from xero.reference import Account, Item, PaymentTerms, ReferenceData, TaxRate
+from xero.wire import XeroApiClient
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ class XeroClient:
         self.limiter = limiter
         self.max_wait = max_wait
         self.calls = 0
-        api_client = ApiClient(
+        # XeroApiClient: query booleans as `true`/`false`, no read-only fields in bodies.
+        api_client = XeroApiClient(
             Configuration(oauth2_token=OAuth2Token()),
             # A fresh token every call, from app.tokens (which refreshes under a lock); with no
             # expiry given, the SDK never tries its own unlocked refresh.
