@@ -2601,7 +2601,8 @@ class XeroAccountingApi:
         page, extra = self._page(args, listed)
         # Xero returns line items in a list only when paging (spec: `page` "with line
         # items shown for each invoice"); a single GET /Invoices/{id} always has them.
-        lines = bool(extra) and not args.flag("summaryOnly")
+        summary = args.flag("summaryOnly")  # parsed (and refused if not true/false) always
+        lines = bool(extra) and not summary
         unit_dp = args.integer("unitdp") or 2
         rendered = [books.render_invoice(i, lines=lines, unit_dp=unit_dp) for i in page]
         return self._ok("Invoices", rendered, **extra)
@@ -2680,6 +2681,14 @@ class XeroAccountingApi:
         invoice = books._find_invoice(invoice_id)
         if invoice is None:
             return not_found()
+        # The spec: POST /Invoices/{InvoiceID}/Email has `requestBody: required: true`, a
+        # RequestEmpty object (`{}`); xero-python sends RequestEmpty() as {}.
+        try:
+            body = json.loads(request.get_data(as_text=True) or "null")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return post_data_invalid("The request body must be a JSON object (RequestEmpty: {})")
         refusal = books.email_invoice(invoice.invoice_id)
         if refusal is not None:
             return validation_exception(

@@ -129,7 +129,8 @@ def xero(xero_connected, fake_xero):
     headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": tenant}
 
     def raw(method: str, path: str, **kwargs: Any) -> requests.Response:
-        return requests.request(method, f"{url}/api.xro/2.0{path}", headers=headers, timeout=5,
+        sent = {**headers, **kwargs.pop("headers", {})}
+        return requests.request(method, f"{url}/api.xro/2.0{path}", headers=sent, timeout=5,
                                 **kwargs)
 
     return app, connection_id, fake, tenant, raw
