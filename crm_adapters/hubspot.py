@@ -362,7 +362,8 @@ class HubSpotCrm:
                         raise PagingLoop(f"HubSpot deal {deal_id} {to}: repeated page token {after!r}")
                     seen[deal_id].add(after)
                     wanted.append((deal_id, after))
-        return found
+        # An object on two pages is still one association (one line item, never two).
+        return {deal_id: list(dict.fromkeys(ids)) for deal_id, ids in found.items()}
 
 
 def _next_after(paging: Any) -> str | None:

@@ -187,14 +187,16 @@ class PipedriveCrm:
 
     def fetch_deals(self, installation: Any, deal_ids: Sequence[str]) -> dict[str, Deal | None]:
         deals: dict[str, dict[str, Any]] = {}
-        products: dict[str, list[dict[str, Any]]] = {}
+        lines: dict[str, dict[str, dict[str, Any]]] = {}
         for start in range(0, len(deal_ids), BATCH):
             chunk = ",".join(deal_ids[start:start + BATCH])
             for d in self._list(installation, "/api/v2/deals", 10, {"ids": chunk}):
                 deals[str(d["id"])] = d
             # One flat list for up to 100 deals, 500 lines a page at most: follow every page.
+            # A line is keyed by its own id, so one served on two pages is still one line.
             for line in self._list(installation, "/api/v2/deals/products", 10, {"deal_ids": chunk}):
-                products.setdefault(str(line["deal_id"]), []).append(line)
+                lines.setdefault(str(line["deal_id"]), {})[str(line["id"])] = line
+        products = {deal_id: list(by_id.values()) for deal_id, by_id in lines.items()}
         skus = self._by_ids(installation, "products", {l.get("product_id") for ls in products.values() for l in ls})
         orgs = self._by_ids(installation, "organizations", {d.get("org_id") for d in deals.values()})
         persons = self._by_ids(installation, "persons", {d.get("person_id") for d in deals.values()})

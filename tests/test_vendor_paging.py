@@ -181,3 +181,30 @@ def test_hubspot_products_past_the_first_page_of_100_are_listed(hubspot_env):
     assert sorted(p["name"] for p in products) == [f"Product {n:03d}" for n in range(101)]
     pages = [c for c in hub.crm_calls if c.path == "/crm/v3/objects/products"]
     assert len(pages) == 2 and all("archived=false" in c.query for c in pages)
+
+
+def test_a_pipedrive_line_served_on_two_pages_is_invoiced_once(pipedrive_env, monkeypatch):
+    """A server whose next page starts one line early (an offset shifted under us) must not
+    make Paydeck invoice that line twice: lines are keyed by their own id."""
+    import sandbox.pipedrive_api as fake_api
+
+    app, pipedrive, books = pipedrive_env
+    served = fake_api.page
+
+    def overlapping(request, items):
+        chunk, extra = served(request, items)
+        if request.args.get("cursor"):  # every later page repeats the line before it
+            start = fake_api.decode_cursor(request.args["cursor"])
+            chunk = [items[start - 1], *chunk]
+        return chunk, extra
+
+    monkeypatch.setattr(fake_api, "page", overlapping)
+    org = pipedrive.api.add_org("Initech Pty Ltd")
+    product = pipedrive.api.add_product("Hours", code="HRS", price=Decimal("1.00"))
+    deal_id = pipedrive.api.add_deal("Big job", org_id=org, products=[
+        {"product_id": product, "quantity": 1, "item_price": Decimal(n)} for n in range(1, 502)])
+
+    with app.app_context():
+        deal = adapter_for("pipedrive").fetch_deals(installation(), [str(deal_id)])[str(deal_id)]
+
+    assert sorted(l.unit_price for l in deal.lines) == [Decimal(n) for n in range(1, 502)]
