@@ -236,6 +236,8 @@ class HubSpotCrm:
         )
 
         client = self._client(installation)
+        # Neither list pages: properties-v3.json CollectionResponsePropertyNoPaging and
+        # CollectionResponsePropertyGroupNoPaging carry every property and group.
         existing = {p.name for p in self._call(installation, "deal properties",
                                                client.crm.properties.core_api.get_all, "deals").results}
         groups = {g.name for g in self._call(installation, "property groups",
@@ -252,6 +254,7 @@ class HubSpotCrm:
         return {attr: name for attr, (name, _, _) in FIELDS.items()}
 
     def list_pipelines(self, installation: Any) -> list[dict[str, Any]]:
+        # Not paged: pipelines-v3.json answers CollectionResponsePipelineNoPaging (all of them).
         client = self._client(installation)
         result = self._call(installation, "pipelines", client.crm.pipelines.pipelines_api.get_all, "deals")
         return [{"id": p.id, "label": p.label,

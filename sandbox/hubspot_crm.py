@@ -14,8 +14,10 @@ shared/specs/hubspot/, the hubspot-api-client 12.0 source):
   contacts, line items, products, tasks, owners, associations, the default "Sales
   Pipeline", property definitions and groups, property history;
 - the v3 object endpoints (single, list, batch read/create/update, search), v4
-  association reads, pipelines, properties and groups, owners, and the developer
+  association reads (each input paged by ``after``), pipelines, properties and groups
+  (unpaged, as the specs say), owners, and the developer
   webhook-settings API (``/webhooks/v3/{appId}/...``, ``hapikey`` auth);
+- query booleans (``archived``) only as ``true``/``false``, the specs' boolean form;
 - production behaviour: bearer tokens from the fake's OAuth decide the portal, scope
   checks (403 MISSING_SCOPES), the 110-per-rolling-10-s limit with HubSpot's headers and
   429 body, injected faults (5xx, 429, slow), a call log;

@@ -14,8 +14,13 @@ vendored spec shared/specs/xero/xero_accounting.yaml, the xero-python 15.x sourc
   status transitions, payments, online-invoice links and emailing;
 - reads with ``IDs``/``where``/``order``/``page``/``pageSize``/``searchTerm``/
   ``If-Modified-Since``; a small ``where`` parser for the subset Paydeck uses;
+- requests held to the spec: query booleans only as ``true``/``false``, and PUT/POST
+  bodies refused (400 ValidationException) with a ``readOnly`` field, a value of the wrong
+  type or a field required to create missing (sandbox/xero_schema.py, generated from the
+  vendored spec);
 - production behaviour: ``Idempotency-Key`` replay, per-tenant and app-wide rate
-  limits with Xero's headers, injected faults (5xx, 429, slow, lost response) and a
+  limits with Xero's headers, injected faults (5xx, 429, slow, lost response, an answer
+  one element short) and a
   call log for tests and benchmarks.
 
 Wire formats follow real Xero, not the spec's ``format`` hints: dates are
