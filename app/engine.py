@@ -64,7 +64,7 @@ from crm_adapters.base import (
 from xero.build import InvoiceDraft, InvoiceRules, Problem, ProductRule, build_invoice
 from xero.client import BATCH_SIZE, ContactResult, InvoiceResult, NewContact, XeroClient
 from xero.contacts import Candidate, Customer, email_key, match_contact, name_key, tax_key
-from xero.errors import FixData, ReconnectNeeded, RetryLater
+from xero.errors import BatchMismatch, FixData, ReconnectNeeded, RetryLater
 from xero.reference import ReferenceData
 from xero.status import LABELS, deal_status
 
@@ -237,9 +237,10 @@ def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) ->
         ).order_by(DealSyncRequest.requested_at).limit(MAX_DEALS_PER_RUN)).all()
         if not requests:
             return totals
+        run = InvoiceRun(installation, connection, list(requests),
+                         before_call=lambda: _between_calls(keep_lock))
         try:
-            counts = InvoiceRun(installation, connection, list(requests),
-                                before_call=lambda: _between_calls(keep_lock)).execute()
+            counts = run.execute()
         except (RetryLater, CrmRetryLater, TokenUnavailable) as exc:
             # TokenUnavailable: a refresh failed (not invalid_grant); its backoff grows with
             # the grant's consecutive failures. The deals keep waiting, never dropped.
@@ -258,6 +259,8 @@ def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) ->
             continue
         for key, value in counts.items():
             totals[key] = totals.get(key, 0) + value
+        if run.retry_in is not None:  # some deals wait: wake up for them
+            enqueue_sync(installation_id, delay=max(run.retry_in, 1.0))
 
 
 def _between_calls(keep_lock: Callable[[], object]) -> None:
@@ -311,6 +314,7 @@ class _Work:
     draft: InvoiceDraft | None = None
     update_of: str | None = None  # invoice id of the draft this updates
     done: bool = False
+    retry_in: float | None = None  # this deal alone waits and runs again (BatchMismatch)
     audit: dict[str, object] = field(default_factory=dict)
 
 
@@ -328,7 +332,8 @@ class InvoiceRun:
         self.xero = xero_client(connection, before_call=before_call,
                                 attempt=1 + max((r.attempts for r in requests), default=0))
         self.linked: set[tuple[str, str]] = set()
-        self.counts = {"created": 0, "updated": 0, "recovered": 0, "review": 0, "unchanged": 0}
+        self.counts = {"created": 0, "updated": 0, "recovered": 0, "review": 0, "unchanged": 0,
+                       "retry": 0}
 
     def execute(self) -> dict[str, int]:
         try:
@@ -485,7 +490,12 @@ class InvoiceRun:
         for start in range(0, len(groups), BATCH_SIZE):
             chunk = groups[start:start + BATCH_SIZE]
             results = self.xero.create_contacts([_new_contact(g[0]) for g in chunk])
+            # The client lines Xero's answer up with what was sent: one result per group.
             for group, result in zip(chunk, results, strict=True):
+                if isinstance(result, BatchMismatch):
+                    for w in group:
+                        self._retry(w, result)
+                    continue
                 if result.errors or not result.contact_id:
                     for w in group:
                         self._review(w, ReviewReason.AMBIGUOUS_CONTACT,
@@ -540,7 +550,7 @@ class InvoiceRun:
             try:
                 results = self.xero.create_invoices([w.draft for w in chunk], key)  # type: ignore[misc]
             except FixData as exc:  # the whole batch refused (should not happen with summarizeErrors=false)
-                results = [_failed(w.draft.reference, exc.messages) for w in chunk]  # type: ignore[union-attr]
+                results = [_failed(w.draft.reference, exc.messages) for w in chunk]  # type: ignore[union-attr,misc]
             self._apply_all(chunk, results, "created")
         for start in range(0, len(updates), BATCH_SIZE):
             chunk = updates[start:start + BATCH_SIZE]
@@ -563,13 +573,18 @@ class InvoiceRun:
             db.session.add(w.link)
         w.link.state = InvoiceLinkState.PENDING
 
-    def _apply_all(self, chunk: list[_Work], results: list[InvoiceResult], verb: str) -> None:
-        by_reference = {r.reference: r for r in results}
-        for w in chunk:
+    def _apply_all(self, chunk: list[_Work], results: Sequence[InvoiceResult | BatchMismatch],
+                   verb: str) -> None:
+        """`results` line up with `chunk` (xero.client.line_up matched them by key)."""
+        for w, result in zip(chunk, results, strict=True):
             assert w.draft is not None and w.link is not None
-            result = by_reference.get(w.draft.reference)
-            if result is None or result.errors or not result.invoice_id:
-                messages = list(result.errors) if result else ["Xero returned no result"]
+            if isinstance(result, BatchMismatch):
+                # Created or not, we cannot tell: a create keeps its PENDING link, so the next
+                # run looks the invoice up by Reference before sending it again.
+                self._retry(w, result)
+                continue
+            if result.errors or not result.invoice_id:
+                messages = list(result.errors) or ["Xero returned no invoice id"]
                 w.link.state = (InvoiceLinkState.CREATED if w.update_of else InvoiceLinkState.FAILED)
                 w.audit["errors"] = messages
                 self._review(w, ReviewReason.XERO_VALIDATION, "; ".join(messages))
@@ -603,6 +618,18 @@ class InvoiceRun:
         w.done = True
         self.counts["review"] += 1
 
+    def _retry(self, w: _Work, why: BatchMismatch) -> None:
+        """This deal alone runs again after `why.seconds`; the rest of the batch goes on."""
+        w.retry_in, w.done = why.seconds, True
+        w.audit["retry"] = why.describe()
+        self.counts["retry"] += 1
+
+    @property
+    def retry_in(self) -> float | None:
+        """When the deals left for later (BatchMismatch) are due, if any."""
+        waits = [w.retry_in for w in self.work if w.retry_in is not None]
+        return min(waits) if waits else None
+
     def _finish_unchanged(self, w: _Work, why: str) -> None:
         w.audit["unchanged"] = why
         w.done = True
@@ -629,9 +656,13 @@ class InvoiceRun:
                                              if k not in ("xero_invoice_id",)} | {
                     "requested": w.request.action.value},
                 xero_ids={"invoice_id": w.link.xero_invoice_id} if w.link and w.link.xero_invoice_id else {}))
-        handled = [w.request.id for w in self.work if w.done or w.link is None
-                   or w.link.state != InvoiceLinkState.PENDING]
+        handled = [w.request.id for w in self.work if w.retry_in is None and (
+            w.done or w.link is None or w.link.state != InvoiceLinkState.PENDING)]
         db.session.execute(delete(DealSyncRequest).where(DealSyncRequest.id.in_(handled)))
+        for w in self.work:
+            if w.retry_in is not None:
+                w.request.not_before = _now() + timedelta(seconds=w.retry_in)
+                w.request.attempts += 1
         db.session.commit()
         if writebacks:
             write_back(self.installation, writebacks)
@@ -824,6 +855,8 @@ def _failed(reference: str, messages: Sequence[str]) -> InvoiceResult:
 
 
 def _outcome(w: _Work) -> str:
+    if w.retry_in is not None:
+        return "retry"
     if w.audit.get("review"):
         return "review"
     if w.audit.get("unchanged"):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 import json
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
@@ -206,3 +206,28 @@ def _depth(value: Any) -> int:
         children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
+class PagingLoop(CrmError):
+    """A CRM answered a page with a page token it had already given: following it would loop
+    forever (meltano/sdk's paginators refuse a repeated token the same way)."""
+
+
+Page = tuple[list[Any], str | None]  # one page's records and the next page's token (None: last)
+
+
+def follow_pages(fetch: Callable[[str | None], Page], what: str) -> list[Any]:
+    """Every record of a paged list: `fetch(token)` answers one page and the next token.
+
+    Refuses a token seen before (PagingLoop), so a CRM that repeats itself fails loudly
+    instead of looping or silently returning a short list.
+    """
+    records: list[Any] = []
+    seen: set[str] = set()
+    token: str | None = None
+    while True:
+        page, token = fetch(token)
+        records += page
+        if token is None or token == "":
+            return records
+        if token in seen:
+            raise PagingLoop(f"{what}: the CRM repeated page token {token!r}")
+        seen.add(token)

@@ -20,11 +20,13 @@ from crm_adapters.base import (
     CrmError,
     CrmRetryLater,
     InvoiceFields,
+    PagingLoop,
     ParsedWebhook,
     StageEvent,
     WebhookRejected,
     WebhookRequest,
     classify_status,
+    follow_pages,
     to_date,
     to_decimal,
 )
@@ -121,6 +123,9 @@ COMPANY_FIELD_PROPERTIES = {"name": "name", "phone": "phone", "street": "address
                             "region": "state", "postal_code": "zip", "country": "country",
                             "website": "website", "domain": "domain"}
 BATCH = 100  # HubSpot's batch endpoints take up to 100 inputs
+# Query booleans: the specs type `archived` boolean, i.e. `true`/`false` on the wire; the SDK
+# would write Python's `False` for a bool, so Paydeck passes the documented text itself.
+ARCHIVED_NO = "false"
 
 # Paydeck's own deal properties, created at install in a "Paydeck" group.
 GROUP = "paydeck"
@@ -239,6 +244,8 @@ class HubSpotCrm:
         )
 
         client = self._client(installation)
+        # Neither list pages: properties-v3.json CollectionResponsePropertyNoPaging and
+        # CollectionResponsePropertyGroupNoPaging carry every property and group.
         existing = {p.name for p in self._call(installation, "deal properties",
                                                client.crm.properties.core_api.get_all, "deals").results}
         groups = {g.name for g in self._call(installation, "property groups",
@@ -255,6 +262,7 @@ class HubSpotCrm:
         return {attr: name for attr, (name, _, _) in FIELDS.items()}
 
     def list_pipelines(self, installation: Any) -> list[dict[str, Any]]:
+        # Not paged: pipelines-v3.json answers CollectionResponsePipelineNoPaging (all of them).
         client = self._client(installation)
         result = self._call(installation, "pipelines", client.crm.pipelines.pipelines_api.get_all, "deals")
         return [{"id": p.id, "label": p.label,
@@ -263,15 +271,18 @@ class HubSpotCrm:
 
     def list_products(self, installation: Any) -> list[dict[str, Any]]:
         client = self._client(installation)
-        products, after = [], None
-        while True:
+
+        def fetch(after: str | None) -> tuple[list[Any], str | None]:
+            # products-v3.json GET /crm/v3/objects/products: `limit` (default 10; 100 is the
+            # most the docs allow), `after` from `paging.next.after`, absent on the last page.
             page = self._call(installation, "products", client.crm.products.basic_api.get_page,
-                              limit=100, after=after, properties=["name", "hs_sku", "price"])
-            products += [{"id": p.id, "name": (p.properties or {}).get("name") or "",
-                          "sku": (p.properties or {}).get("hs_sku") or ""} for p in page.results]
-            after = page.paging.next.after if page.paging and page.paging.next else None
-            if after is None:
-                return products
+                              limit=100, after=after, properties=["name", "hs_sku", "price"],
+                              archived=ARCHIVED_NO)
+            return list(page.results), _next_after(page.paging)
+
+        return [{"id": p.id, "name": (p.properties or {}).get("name") or "",
+                 "sku": (p.properties or {}).get("hs_sku") or ""}
+                for p in follow_pages(fetch, "HubSpot products")]
 
     def notify_owner(self, installation: Any, deal_id: str, owner_id: str | None,
                      subject: str, body: str) -> str:
@@ -295,7 +306,7 @@ class HubSpotCrm:
         client = self._client(installation)
         properties = _company_properties(installation)
         company = self._call(installation, "company", client.crm.companies.basic_api.get_by_id,
-                             company_id, properties=list(properties.values()), archived=False)
+                             company_id, properties=list(properties.values()), archived=ARCHIVED_NO)
         values = company.properties or {}
         # HubSpot leaves out a requested property that does not exist and sends null for one
         # that exists but is empty: a missing key is a field this portal cannot hold.
@@ -339,15 +350,37 @@ class HubSpotCrm:
             PublicFetchAssociationsBatchRequest,
         )
 
+        # associations-v4.json batch/read: each result pages on its own - "The 'after' field in
+        # a returned paging object can be added alongside the 'id' to retrieve the next page of
+        # associations from that objectId ... 'paging' will only be present if there are more
+        # pages". Inputs whose answer had a next page are asked again with their `after` until
+        # none has one; a repeated token is refused per deal (PagingLoop).
         found: dict[str, list[str]] = {}
-        for start in range(0, len(deal_ids), BATCH):
+        seen: dict[str, set[str]] = {}
+        wanted: list[tuple[str, str | None]] = [(i, None) for i in dict.fromkeys(deal_ids)]
+        while wanted:
+            chunk, wanted = wanted[:BATCH], wanted[BATCH:]
             body = BatchInputPublicFetchAssociationsBatchRequest(
-                inputs=[PublicFetchAssociationsBatchRequest(id=i) for i in deal_ids[start:start + BATCH]])
+                inputs=[PublicFetchAssociationsBatchRequest(id=i, after=a) for i, a in chunk])
             result = self._call(installation, f"deal {to}", client.crm.associations.v4.batch_api.get_page,
                                 "deals", to, body)
             for row in result.results:
-                found[str(row._from.id)] = [str(t.to_object_id) for t in row.to]
-        return found
+                deal_id = str(row._from.id)
+                found.setdefault(deal_id, []).extend(str(t.to_object_id) for t in row.to)
+                after = _next_after(row.paging)
+                if after is not None:
+                    if after in seen.setdefault(deal_id, set()):
+                        raise PagingLoop(f"HubSpot deal {deal_id} {to}: repeated page token {after!r}")
+                    seen[deal_id].add(after)
+                    wanted.append((deal_id, after))
+        # An object on two pages is still one association (one line item, never two).
+        return {deal_id: list(dict.fromkeys(ids)) for deal_id, ids in found.items()}
+
+
+def _next_after(paging: Any) -> str | None:
+    """`paging.next.after`, or None on the last page (HubSpot leaves `paging` out then)."""
+    following = getattr(paging, "next", None) if paging is not None else None
+    return getattr(following, "after", None) or None
 
 
 def _tax_property(installation: Any) -> str | None:

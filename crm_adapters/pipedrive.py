@@ -24,6 +24,7 @@ from crm_adapters.base import (
     CrmRetryLater,
     InvoiceFields,
     classify_status,
+    follow_pages,
     to_date,
     to_decimal,
     ParsedWebhook,
@@ -133,6 +134,12 @@ FIELDS: dict[str, tuple[str, str]] = {  # InvoiceFields attribute -> (field name
 }
 # Token costs (platform-facts): PATCH a deal 5, GET deal products 10, other GETs 1.
 BATCH = 100
+# "All v2 API list endpoints" page by cursor: `cursor` and `limit` ("If not provided, 100
+# items will be returned", "The maximum limit value is 500"); the response's
+# `additional_data.next_cursor` marks the next page, null on the last
+# (pipedrive.readme.io/docs/core-api-concepts-pagination). Every v2 list Paydeck reads is
+# followed to its end: a deal's lines past the first page must never be dropped.
+PAGE_LIMIT = 500
 
 # COMPANY_FIELDS -> the part of a v2 organization's `address` object (pipedrive/client-nodejs
 # src/versions/v2/models/organization-item-address.ts). The street goes into `route` whole:
@@ -158,6 +165,16 @@ class PipedriveCrm:
                  **kwargs: Any) -> Any:
         """One call; its `data`."""
         return self._send(installation, method, path, cost, **kwargs).get("data")
+
+    def _list(self, installation: Any, path: str, cost: int,
+              params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every record of a v2 list, page by page (`cursor` / `additional_data.next_cursor`);
+        each page costs the list's tokens again."""
+        def fetch(cursor: str | None) -> tuple[list[Any], str | None]:
+            query = {**(params or {}), "limit": PAGE_LIMIT, **({"cursor": cursor} if cursor else {})}
+            body = self._send(installation, "GET", path, cost, params=query)
+            return list(body.get("data") or []), (body.get("additional_data") or {}).get("next_cursor")
+        return follow_pages(fetch, f"Pipedrive GET {path}")
 
     def _send(self, installation: Any, method: str, path: str, cost: int = 1,
               **kwargs: Any) -> dict[str, Any]:
@@ -211,15 +228,16 @@ class PipedriveCrm:
 
     def fetch_deals(self, installation: Any, deal_ids: Sequence[str]) -> dict[str, Deal | None]:
         deals: dict[str, dict[str, Any]] = {}
-        products: dict[str, list[dict[str, Any]]] = {}
+        lines: dict[str, dict[str, dict[str, Any]]] = {}
         for start in range(0, len(deal_ids), BATCH):
             chunk = ",".join(deal_ids[start:start + BATCH])
-            for d in self._request(installation, "GET", "/api/v2/deals", 10,
-                                   params={"ids": chunk, "limit": BATCH}) or []:
+            for d in self._list(installation, "/api/v2/deals", 10, {"ids": chunk}):
                 deals[str(d["id"])] = d
-            for line in self._request(installation, "GET", "/api/v2/deals/products", 10,
-                                      params={"deal_ids": chunk, "limit": 500}) or []:
-                products.setdefault(str(line["deal_id"]), []).append(line)
+            # One flat list for up to 100 deals, 500 lines a page at most: follow every page.
+            # A line is keyed by its own id, so one served on two pages is still one line.
+            for line in self._list(installation, "/api/v2/deals/products", 10, {"deal_ids": chunk}):
+                lines.setdefault(str(line["deal_id"]), {})[str(line["id"])] = line
+        products = {deal_id: list(by_id.values()) for deal_id, by_id in lines.items()}
         skus = self._by_ids(installation, "products", {l.get("product_id") for ls in products.values() for l in ls})
         orgs = self._by_ids(installation, "organizations", {d.get("org_id") for d in deals.values()})
         persons = self._by_ids(installation, "persons", {d.get("person_id") for d in deals.values()})
@@ -242,8 +260,7 @@ class PipedriveCrm:
     def ensure_deal_fields(self, installation: Any) -> dict[str, str]:
         """Create Paydeck's deal fields (keeping existing ones); returns attr -> field hash."""
         existing = {f.get("field_name"): f.get("field_code") for f in
-                    self._request(installation, "GET", "/api/v2/dealFields", 10,
-                                  params={"limit": 500}) or []}
+                    self._list(installation, "/api/v2/dealFields", 10)}
         codes: dict[str, str] = {}
         for attr, (name, kind) in FIELDS.items():
             code = existing.get(name)
@@ -266,23 +283,16 @@ class PipedriveCrm:
                     "http_auth_password": installation.webhook_password})
 
     def list_pipelines(self, installation: Any) -> list[dict[str, Any]]:
-        pipelines = self._request(installation, "GET", "/api/v2/pipelines", 1) or []
-        stages = self._request(installation, "GET", "/api/v2/stages", 1) or []
+        pipelines = self._list(installation, "/api/v2/pipelines", 10)
+        stages = self._list(installation, "/api/v2/stages", 10)
         return [{"id": str(p["id"]), "label": p.get("name", ""),
                  "stages": [{"id": str(s["id"]), "label": s.get("name", "")}
                             for s in sorted(stages, key=lambda s: s.get("order_nr", 0))
                             if s.get("pipeline_id") == p["id"]]} for p in pipelines]
 
     def list_products(self, installation: Any) -> list[dict[str, Any]]:
-        products, cursor = [], None
-        while True:
-            params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-            session_page = self._send(installation, "GET", "/api/v2/products", 10, params=params)
-            products += [{"id": str(p["id"]), "name": p.get("name") or "", "sku": p.get("code") or ""}
-                         for p in session_page["data"] or []]
-            cursor = (session_page.get("additional_data") or {}).get("next_cursor")
-            if not cursor:
-                return products
+        return [{"id": str(p["id"]), "name": p.get("name") or "", "sku": p.get("code") or ""}
+                for p in self._list(installation, "/api/v2/products", 10)]
 
     def notify_owner(self, installation: Any, deal_id: str, owner_id: str | None,
                      subject: str, body: str) -> str:
@@ -324,8 +334,7 @@ class PipedriveCrm:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(wanted), BATCH):
             chunk = wanted[start:start + BATCH]
-            for record in self._request(installation, "GET", f"/api/v2/{kind}", 10,
-                                        params={"ids": ",".join(chunk), "limit": BATCH}) or []:
+            for record in self._list(installation, f"/api/v2/{kind}", 10, {"ids": ",".join(chunk)}):
                 found[str(record["id"])] = record
         return found
 

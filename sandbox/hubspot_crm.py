@@ -14,8 +14,10 @@ shared/specs/hubspot/, the hubspot-api-client 12.0 source):
   contacts, line items, products, tasks, owners, associations, the default "Sales
   Pipeline", property definitions and groups, property history;
 - the v3 object endpoints (single, list, batch read/create/update, search), v4
-  association reads, pipelines, properties and groups, owners, and the developer
+  association reads (each input paged by ``after``), pipelines, properties and groups
+  (unpaged, as the specs say), owners, and the developer
   webhook-settings API (``/webhooks/v3/{appId}/...``, ``hapikey`` auth);
+- query booleans (``archived``) only as ``true``/``false``, the specs' boolean form;
 - production behaviour: bearer tokens from the fake's OAuth decide the portal, scope
   checks (403 MISSING_SCOPES), the 110-per-rolling-10-s limit with HubSpot's headers and
   429 body, injected faults (5xx, 429, slow), a call log;
@@ -63,7 +65,13 @@ DEFAULT_RATE_LIMIT = 110  # platform-facts: marketplace OAuth apps, 110 requests
 DEFAULT_RATE_WINDOW_S = 10.0
 DEFAULT_SEARCH_PER_SECOND = 5  # platform-facts: search 5/s
 MAX_BATCH_INPUTS = 100  # platform-facts: batch update 100 per call (also read/create)
-MAX_ASSOCIATION_BATCH_INPUTS = 1000  # v4 association batch read (unverified figure)
+MAX_ASSOCIATION_BATCH_INPUTS = 1000  # v4 association batch read: "may not exceed 1000 IDs per
+# request body" (developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api)
+DEFAULT_ASSOCIATION_PAGE_SIZE = 500
+"""Associations per input on one page of the v4 batch read. Unverified: the batch read's page
+size is not documented; 500 is the documented default `limit` of the single-object v4 read
+(associations-v4.json GET /crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}).
+Tests set `HubSpotCrmApi.association_page_size` small to page cheaply."""
 MAX_SEARCH_LIMIT = 200  # deals-v3.json PublicObjectSearchRequest.limit: "up to 200"
 MAX_WEBHOOK_BATCH = 100  # platform-facts: arrays of up to 100 events
 MAX_WEBHOOK_ATTEMPTS = 10  # platform-facts: retried up to 10 times
@@ -2135,8 +2143,18 @@ def _query_list(request: Request, name: str) -> list[str]:
 
 
 def _query_bool(request: Request, name: str) -> bool:
-    # The SDK sends Python's str(bool): "False"/"True".
-    return (request.args.get(name) or "false").lower() == "true"
+    """A boolean query parameter: `true` or `false`. The specs type these `boolean`
+    (e.g. products-v3.json / deals-v3.json `archived`), whose wire form is lowercase; the SDK
+    would send Python's `False`/`True` for a bool. Real HubSpot may be lenient about the case
+    (unverified); the fake holds clients to the documented form."""
+    value = request.args.get(name)
+    if value is None:
+        return False  # the specs' default for `archived`
+    if value not in ("true", "false"):
+        fail(400, "VALIDATION_ERROR",
+             f"Unable to parse query parameter {name}={value!r}: expected true or false",
+             context={name: [value]})
+    return value == "true"
 
 
 def _query_int(request: Request, name: str, default: int, maximum: int) -> int:
@@ -2206,6 +2224,7 @@ class HubSpotCrmApi:
         self.faults = CrmFaultInjector()
         self.webhooks = WebhookHub(lock=fake.lock, clock=fake.clock, installed=self._installed)
         self.enforce_scopes = True
+        self.association_page_size = DEFAULT_ASSOCIATION_PAGE_SIZE
         self._calls: list[CrmCall] = []
         self._register_routes()
 
@@ -2673,11 +2692,27 @@ class HubSpotCrmApi:
                 else {}
             )
             if links:
-                results.append({"from": {"id": from_id}, "to": _v4_targets(links)})
+                results.append(self._association_page(from_id, _v4_targets(links), item))
             else:
                 errors.append(_no_associations(source, target, from_id))
         payload, status = _batch_body(results, errors, started, ctx.now_ms())
         return json_response(payload, status=status)
+
+    def _association_page(self, from_id: str, targets: list[JsonObject],
+                          item: JsonObject) -> JsonObject:
+        """One input's page: associations-v4.json PublicFetchAssociationsBatchRequest carries
+        an optional `after` ("A paging cursor token used to retrieve the next set of
+        results"); the result's `paging` is "only present if there are more pages"."""
+        after = item.get("after")
+        if after is not None and (not isinstance(after, str) or not after.isdigit()):
+            fail(400, "VALIDATION_ERROR", f"after must be a paging token, not {after!r}",
+                 context={"after": [str(after)]})
+        start = int(after or 0)
+        end = start + self.association_page_size
+        result: JsonObject = {"from": {"id": from_id}, "to": targets[start:end]}
+        if end < len(targets):
+            result["paging"] = {"next": {"after": str(end)}}
+        return result
 
     def _association_list(
         self, ctx: _Ctx, object_type: str, object_id: str, to_type: str

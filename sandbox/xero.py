@@ -268,7 +268,9 @@ class FakeXero(OAuthFake[XeroConsent]):
         kind: "5xx" (answer `status`, default 500, without doing anything), "429"
         (as if `problem` limit were hit, with `retry_after`), "slow" (sleep `delay`
         real seconds, then proceed), "lost_response" (do the call, then drop the
-        connection without answering). `path_prefix` may be "/Invoices" or the
+        connection without answering), "short_answer" (do the call, then leave one
+        element, the last, out of the batch answer: an answer that does not line up with
+        the request). `path_prefix` may be "/Invoices" or the
         full "/api.xro/2.0/Invoices"; it matches case-insensitively.
         """
         fault = Fault(

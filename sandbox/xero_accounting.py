@@ -14,8 +14,13 @@ vendored spec shared/specs/xero/xero_accounting.yaml, the xero-python 15.x sourc
   status transitions, payments, online-invoice links and emailing;
 - reads with ``IDs``/``where``/``order``/``page``/``pageSize``/``searchTerm``/
   ``If-Modified-Since``; a small ``where`` parser for the subset Paydeck uses;
+- requests held to the spec: query booleans only as ``true``/``false``, and PUT/POST
+  bodies refused (400 ValidationException) with a ``readOnly`` field, a value of the wrong
+  type or a field required to create missing (sandbox/xero_schema.py, generated from the
+  vendored spec);
 - production behaviour: ``Idempotency-Key`` replay, per-tenant and app-wide rate
-  limits with Xero's headers, injected faults (5xx, 429, slow, lost response) and a
+  limits with Xero's headers, injected faults (5xx, 429, slow, lost response, an answer
+  one element short) and a
   call log for tests and benchmarks.
 
 Wire formats follow real Xero, not the spec's ``format`` hints: dates are
@@ -45,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar, cast
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from sandbox import xero_schema
 from sandbox.clock import Clock
 
 if TYPE_CHECKING:
@@ -1919,8 +1925,8 @@ def too_many_requests(
     return response
 
 
-FaultKind = Literal["5xx", "429", "slow", "lost_response"]
-_FAULT_KINDS: tuple[FaultKind, ...] = ("5xx", "429", "slow", "lost_response")
+FaultKind = Literal["5xx", "429", "slow", "lost_response", "short_answer"]
+_FAULT_KINDS: tuple[FaultKind, ...] = ("5xx", "429", "slow", "lost_response", "short_answer")
 _DEFAULT_RETRY_AFTER = {"minute": 60, "day": 3600}
 
 
@@ -2076,13 +2082,17 @@ class _Args:
         return self._values.get(name.lower())
 
     def flag(self, name: str, default: bool = False) -> bool:
-        """``true``/``false`` in any case: xero-python sends ``False`` (specs/README.md)."""
+        """``true`` or ``false``: the spec types summarizeErrors, summaryOnly,
+        includeArchived... ``boolean`` (xero_accounting.yaml ``schema: {type: boolean}``),
+        whose wire form is lowercase. Real Xero also takes xero-python's ``False``/``True``
+        (tests/specs/README.md); the fake holds clients to the documented form."""
         value = self.text(name)
         if value is None:
             return default
-        if value.lower() not in ("true", "false"):
-            raise ApiError(post_data_invalid(f"'{value}' is not a valid value for {name}"))
-        return value.lower() == "true"
+        if value not in ("true", "false"):
+            raise ApiError(post_data_invalid(
+                f"'{value}' is not a valid value for {name}: the API documents true or false"))
+        return value == "true"
 
     def integer(self, name: str) -> int | None:
         value = self.text(name)
@@ -2128,17 +2138,34 @@ def _envelope(key: str, records: list[dict[str, Any]], now: float, **extra: Any)
     return body
 
 
-def _read_elements(request: Request, key: str) -> list[Any]:
-    """The ``{"<key>": [...]}`` batch of a PUT/POST body (a bare object counts as one)."""
+def _read_elements(request: Request, key: str, *, updating: bool = False) -> list[Any]:
+    """The ``{"<key>": [...]}`` batch of a PUT/POST body (a bare object counts as one),
+    refused whole (400 ValidationException) if an element breaks the spec's schema: a
+    read-only field, a wrong type, a field required to create (sandbox/xero_schema.py)."""
     try:
         body = json.loads(request.get_data(as_text=True) or "null", parse_float=Decimal)
     except ValueError as exc:
         raise ApiError(post_data_invalid(f"The request body is not valid JSON: {exc}")) from None
     if isinstance(body, dict) and isinstance(body.get(key), list):
-        return cast(list[Any], body[key])
-    if isinstance(body, dict) and key not in body:
-        return [body]
-    raise ApiError(post_data_invalid(f'The request body must be {{"{key}": [...]}}'))
+        elements = cast(list[Any], body[key])
+    elif isinstance(body, dict) and body and key not in body:
+        elements = [body]
+    else:  # the spec: `requestBody: required: true` for PUT/POST /Contacts and /Invoices
+        raise ApiError(post_data_invalid(f'The request body must be {{"{key}": [...]}}'))
+    _refuse_schema_problems(key, elements, updating)
+    return elements
+
+
+def _refuse_schema_problems(key: str, elements: list[Any], updating: bool) -> None:
+    schema = xero_schema.ROOTS[key]
+    failed = []
+    for element in elements:
+        found = xero_schema.problems(schema, element, updating=updating)
+        if found:
+            echo = dict(element) if isinstance(element, dict) else {}
+            failed.append({**echo, "ValidationErrors": [{"Message": m} for m in found]})
+    if failed:
+        raise ApiError(validation_exception(failed))
 
 
 class XeroAccountingApi:
@@ -2297,7 +2324,10 @@ class XeroAccountingApi:
             time.sleep(fault.delay)  # real seconds: lets calls overlap and clients time out
         if call.key is not None and len(call.key) > MAX_IDEMPOTENCY_KEY:
             return post_data_invalid("Idempotency-Key must be 128 characters or fewer"), False
-        return self._handle(call)
+        response, replayed = self._handle(call)
+        if fault is not None and fault.kind == "short_answer":
+            response = _without_last_element(response)
+        return response, replayed
 
     def _handle(self, call: _Call) -> tuple[Response, bool]:
         """Replay the stored answer to an Idempotency-Key, or run the handler and store it."""
@@ -2530,7 +2560,7 @@ class XeroAccountingApi:
         contact = books._find_contact(contact_id)
         if contact is None:
             return not_found()
-        elements = _read_elements(request, "Contacts")[:1]
+        elements = _read_elements(request, "Contacts", updating=True)[:1]
         for element in elements:
             if isinstance(element, dict):
                 element["ContactID"] = contact.contact_id
@@ -2576,7 +2606,8 @@ class XeroAccountingApi:
         page, extra = self._page(args, listed)
         # Xero returns line items in a list only when paging (spec: `page` "with line
         # items shown for each invoice"); a single GET /Invoices/{id} always has them.
-        lines = bool(extra) and not args.flag("summaryOnly")
+        summary = args.flag("summaryOnly")  # parsed (and refused if not true/false) always
+        lines = bool(extra) and not summary
         unit_dp = args.integer("unitdp") or 2
         rendered = [books.render_invoice(i, lines=lines, unit_dp=unit_dp) for i in page]
         return self._ok("Invoices", rendered, **extra)
@@ -2625,7 +2656,7 @@ class XeroAccountingApi:
         invoice = books._find_invoice(invoice_id)
         if invoice is None:
             return not_found()
-        elements = _read_elements(request, "Invoices")[:1]
+        elements = _read_elements(request, "Invoices", updating=True)[:1]
         for element in elements:
             if isinstance(element, dict):
                 element["InvoiceID"] = invoice.invoice_id
@@ -2655,6 +2686,14 @@ class XeroAccountingApi:
         invoice = books._find_invoice(invoice_id)
         if invoice is None:
             return not_found()
+        # The spec: POST /Invoices/{InvoiceID}/Email has `requestBody: required: true`, a
+        # RequestEmpty object (`{}`); xero-python sends RequestEmpty() as {}.
+        try:
+            body = json.loads(request.get_data(as_text=True) or "null")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return post_data_invalid("The request body must be a JSON object (RequestEmpty: {})")
         refusal = books.email_invoice(invoice.invoice_id)
         if refusal is not None:
             return validation_exception(
@@ -2662,6 +2701,15 @@ class XeroAccountingApi:
                 refusal,
             )
         return Response(status=204)
+
+
+def _without_last_element(response: Response) -> Response:
+    """The answer with its batch list one element short (the work itself was all done)."""
+    body = json.loads(response.get_data(as_text=True), parse_float=Decimal)
+    for key in ("Invoices", "Contacts"):
+        if isinstance(body.get(key), list) and body[key]:
+            body[key] = body[key][:-1]
+    return json_body(body, response.status_code)
 
 
 def _drop_connection(request: Request) -> NoReturn:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from xero_python.accounting import AccountingApi
 from xero_python.accounting.models import (
@@ -25,18 +25,21 @@ from xero_python.accounting.models import (
     LineItem,
     Phone,
 )
-from xero_python.api_client import ApiClient, Configuration
+from xero_python.api_client import Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException
 
 from xero.build import InvoiceDraft
-from xero.errors import SDK_ERRORS, FixData, from_sdk_exception
+from xero.contacts import name_key
+from xero.errors import SDK_ERRORS, BatchMismatch, FixData, from_sdk_exception
 from xero.limits import XeroLimiter
 from xero.reference import Account, Item, PaymentTerms, ReferenceData, TaxRate
+from xero.wire import XeroApiClient
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 50  # Xero recommends about 50 elements per PUT/POST (platform-facts)
+T = TypeVar("T")
 PAGE_SIZE = 1000  # GET /Contacts and /Invoices accept pageSize up to 1000
 
 
@@ -108,7 +111,8 @@ class XeroClient:
         self.limiter = limiter
         self.max_wait = max_wait
         self.calls = 0
-        api_client = ApiClient(
+        # XeroApiClient: query booleans as `true`/`false`, no read-only fields in bodies.
+        api_client = XeroApiClient(
             Configuration(oauth2_token=OAuth2Token()),
             # A fresh token every call, from app.tokens (which refreshes under a lock); with no
             # expiry given, the SDK never tries its own unlocked refresh.
@@ -201,25 +205,36 @@ class XeroClient:
                           status=404)
         return _contact_details(contacts[0])
 
-    def create_contacts(self, contacts: Sequence[NewContact]) -> list[ContactResult]:
-        """PUT /Contacts in one call; each element succeeds or carries Xero's messages."""
+    def create_contacts(self, contacts: Sequence[NewContact]) -> list[ContactResult | BatchMismatch]:
+        """PUT /Contacts in one call; each element succeeds or carries Xero's messages.
+
+        One answer per contact sent, in the order sent, matched by Name (Xero echoes it, also
+        on a refused element); a contact the answer does not carry exactly once is a
+        BatchMismatch, never a shifted neighbour's result."""
         body = Contacts(contacts=[_contact_model(c) for c in contacts])
         key = _batch_key("contacts", self.tenant_id, [c.name for c in contacts])
         result = self._call("create_contacts", body, summarize_errors=False, idempotency_key=key)
-        return [_contact_result(c) for c in result.contacts or []]
+        return line_up([name_key(c.name) for c in contacts],
+                       [_contact_result(c) for c in result.contacts or []],
+                       lambda r: name_key(r.name), "contact")
 
     # --- invoices ---------------------------------------------------------------------------
 
-    def create_invoices(self, drafts: Sequence[InvoiceDraft], idempotency_key: str) -> list[InvoiceResult]:
-        """PUT /Invoices (create only), summarizeErrors=false: per-element outcomes."""
+    def create_invoices(self, drafts: Sequence[InvoiceDraft],
+                        idempotency_key: str) -> list[InvoiceResult | BatchMismatch]:
+        """PUT /Invoices (create only), summarizeErrors=false: per-element outcomes, one per
+        draft in the order sent, matched by Reference (ours, unique per deal)."""
         body = Invoices(invoices=[_invoice_model(d) for d in drafts])
         result = self._call("create_invoices", body, summarize_errors=False,
                             idempotency_key=idempotency_key)
-        return [_invoice_result(i) for i in result.invoices or []]
+        return line_up([d.reference for d in drafts],
+                       [_invoice_result(i) for i in result.invoices or []],
+                       lambda r: r.reference, "invoice")
 
     def update_invoices(self, updates: Sequence[tuple[str, InvoiceDraft]],
-                        idempotency_key: str) -> list[InvoiceResult]:
-        """POST /Invoices with InvoiceIDs: new lines and status for existing drafts."""
+                        idempotency_key: str) -> list[InvoiceResult | BatchMismatch]:
+        """POST /Invoices with InvoiceIDs: new lines and status for existing drafts; one
+        outcome per update in the order sent, matched by InvoiceID."""
         models = []
         for invoice_id, draft in updates:
             model = _invoice_model(draft)
@@ -227,7 +242,9 @@ class XeroClient:
             models.append(model)
         result = self._call("update_or_create_invoices", Invoices(invoices=models),
                             summarize_errors=False, idempotency_key=idempotency_key)
-        return [_invoice_result(i) for i in result.invoices or []]
+        return line_up([invoice_id.lower() for invoice_id, _ in updates],
+                       [_invoice_result(i) for i in result.invoices or []],
+                       lambda r: (r.invoice_id or "").lower(), "invoice")
 
     def invoices_by_reference(self, references: Sequence[str]) -> dict[str, list[InvoiceResult]]:
         """ACCREC invoices (not deleted/voided) whose Reference is one of these."""
@@ -274,6 +291,29 @@ class XeroClient:
 
         self._call("email_invoice", invoice_id, RequestEmpty(),
                    idempotency_key=_batch_key("email", self.tenant_id, [invoice_id]))
+
+
+def line_up(sent: Sequence[Hashable], answers: Sequence[T], key_of: Callable[[T], Hashable],
+            what: str) -> list[T | BatchMismatch]:
+    """Xero's batch answer lined up with what was sent, by each element's key: an element the
+    answer has no result for, or several, is a BatchMismatch of its own. Xero answers in the
+    order sent (platform-facts "Batches"), but nothing here depends on that."""
+    found: dict[Hashable, list[T]] = {}
+    for answer in answers:
+        found.setdefault(key_of(answer), []).append(answer)
+    unexpected = set(found) - set(sent)
+    if unexpected or len(answers) != len(sent):
+        log.warning("Xero answered %d %ss for %d sent (%d unexpected)", len(answers), what,
+                    len(sent), len(unexpected))
+    lined: list[T | BatchMismatch] = []
+    for key in sent:
+        matches = found.get(key, [])
+        if len(matches) == 1:
+            lined.append(matches[0])
+        else:
+            lined.append(BatchMismatch(str(key), f"Xero's answer carried {len(matches)} results "
+                                                 f"for the {what} {key!r} (1 expected)"))
+    return lined
 
 
 # --- mapping between our types and the SDK's models -------------------------------------------

@@ -8,7 +8,8 @@ the type:
   the call; long ones re-enqueue the job (style point 5). Subtypes:
   `DailyLimitReached` (the day's budget is gone), `TokenExpired` (refresh the access
   token first, then retry - at once for the first tries) and `Uncertain` (the write MAY
-  have been applied: look the record up by its Reference before creating it again).
+  have been applied: look the record up by its Reference before creating it again), with
+  `BatchMismatch` for one element of a batch whose answer did not line up (per element).
 - `FixData(messages)` - Xero refused the data; a person fixes it (a review item).
 - `ReconnectNeeded(reason)` - the grant no longer works; a person connects Xero again.
 
@@ -93,6 +94,17 @@ class TokenExpired(RetryLater):
 
 class Uncertain(RetryLater):
     """The write may or may not have reached Xero: look it up before creating it again."""
+
+
+class BatchMismatch(Uncertain):
+    """Xero's answer to a batch did not line up with the request for one element: no
+    answer carried its key (fewer elements came back), or several did. The element may or may
+    not have been saved, so it is retried later, after a look-up, never guessed at; the other
+    elements of the batch go on. `key` is the element's matching key (Name, Reference, id)."""
+
+    def __init__(self, key: str, reason: str, seconds: float = 60.0) -> None:
+        super().__init__(seconds, reason)
+        self.key = key
 
 
 class FixData(XeroFailure):

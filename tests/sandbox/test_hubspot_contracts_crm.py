@@ -172,7 +172,7 @@ def test_get_deal_with_associations(hs: tuple[FakeHubSpot, HubSpot]) -> None:
     client.crm.deals.basic_api.get_by_id(
         ids["deal"], properties=["dealname", "amount", "closedate"],
         properties_with_history=["dealstage"], associations=["companies", "line_items"],
-        archived=False,
+        archived="false",  # spec: boolean, lowercase on the wire
     )
     validate_call(last_call(fake), without_null_properties)
 
@@ -234,7 +234,7 @@ def test_company_read_and_update(hs: tuple[FakeHubSpot, HubSpot]) -> None:
     ids = seed(fake)
     client.crm.companies.basic_api.get_by_id(
         ids["company"], properties=["name", "phone", "address", "abn", "no_such_property"],
-        archived=False,
+        archived="false",
     )
     read = last_call(fake)
     properties = read.response_json()["properties"]

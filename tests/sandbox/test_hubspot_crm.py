@@ -358,7 +358,7 @@ def test_basic_create_update_archive_and_batch_create(hs: Portal) -> None:
     with pytest.raises(DealsApiException) as err:
         deals.basic_api.get_by_id(created.id)
     assert err.value.status == 404
-    assert deals.basic_api.get_by_id(created.id, archived=True).archived is True
+    assert deals.basic_api.get_by_id(created.id, archived="true").archived is True  # the documented lowercase boolean
 
 
 def test_batch_update_allows_at_most_100_inputs(hs: Portal) -> None:

@@ -31,7 +31,6 @@ from xero_python.accounting.models import (
     PaymentTermType,
     RequestEmpty,
 )
-from xero_python.api_client import ApiClient
 from xero_python.api_client.configuration import Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import (
@@ -42,6 +41,7 @@ from xero_python.exceptions import (
 )
 
 from sandbox import FakeXero, LoopbackServer
+from xero.wire import XeroApiClient
 from sandbox.xero_accounting import (
     ZERO_GUID,
     QueryError,
@@ -61,7 +61,8 @@ DUE = date(2026, 12, 31)
 def sdk_api(base_url: str, access_token: str, *, urllib3_retries: bool = False) -> AccountingApi:
     """An AccountingApi as Paydeck builds one (xero/client.py), pointed at the fake.
 
-    Like Paydeck it turns off urllib3's own Retry(3), which would otherwise resend
+    Like Paydeck it uses xero.wire.XeroApiClient (query booleans as `true`/`false`, no
+    read-only fields in bodies: the fake refuses both) and turns off urllib3's own Retry(3), which would otherwise resend
     PUTs after a dropped connection and sleep through 429s inside the call; pass
     `urllib3_retries=True` to see the SDK's defaults. The token dict has no
     refresh_token, so the SDK never tries to refresh against the real identity server.
@@ -74,7 +75,7 @@ def sdk_api(base_url: str, access_token: str, *, urllib3_retries: bool = False) 
         "scope": ["accounting.invoices", "accounting.contacts", "accounting.settings.read"],
     }
     config = Configuration(oauth2_token=OAuth2Token(client_id="paydeck", client_secret="s"))
-    client = ApiClient(config, oauth2_token_getter=lambda: token, oauth2_token_saver=token.update)
+    client = XeroApiClient(config, oauth2_token_getter=lambda: token, oauth2_token_saver=token.update)
     if not urllib3_retries:
         client.rest_client.pool_manager.connection_pool_kw["retries"] = False
     return AccountingApi(client, base_url=f"{base_url}/api.xro/2.0")
@@ -262,8 +263,8 @@ def test_duplicate_name_with_summarize_errors_false(sandbox: Sandbox, customer: 
     assert "must be unique across all active contacts" in result[1].validation_errors[0].message
     assert result[2].validation_errors[0].message == "The contact name must be specified."
     assert sorted(c.name for c in sandbox.books.contacts) == ["Acme Pty Ltd", "New Co"]
-    # xero-python spells the flag with a capital F; the fake accepts it as Xero does.
-    assert sandbox.fake.api_calls[-1].query == "summarizeErrors=False"
+    # xero.wire.XeroApiClient sends the spec's lowercase boolean (xero-python alone: "False").
+    assert sandbox.fake.api_calls[-1].query == "summarizeErrors=false"
 
 
 def test_batch_of_50_with_a_few_bad_elements(sandbox: Sandbox, customer: str) -> None:
@@ -1015,7 +1016,8 @@ def test_lost_response_seen_by_requests(sandbox: Sandbox, customer: str) -> None
             "/Invoices",
             json={
                 "Invoices": [
-                    {"Type": "ACCREC", "Contact": {"ContactID": customer}, "Reference": "lost"}
+                    {"Type": "ACCREC", "Contact": {"ContactID": customer}, "LineItems": [],
+                     "Reference": "lost"}
                 ]
             },
         )

@@ -345,22 +345,29 @@ def _json(body: bytes) -> Any:
 
 
 @pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarning")
-def test_summarize_errors_false_as_the_sdk_spells_it(
+def test_query_booleans_go_out_lowercase_and_the_sdk_spelling_is_refused(
     wire: tuple[Sandbox, Recorder], accounting_spec: OpenAPI
 ) -> None:
-    """SDK quirk (tests/specs/README.md): xero-python sends ``summarizeErrors=False``.
+    """SDK quirk (tests/specs/README.md): xero-python alone writes ``summarizeErrors=False``.
 
-    The spec types it boolean and Xero accepts the capital F. openapi-core 0.23
-    lower-cases booleans before casting, so it validates as sent; pin both facts
-    so a stricter validator (or an SDK change) is noticed rather than masked.
+    The spec types the flag ``boolean``, whose wire form is ``false``. Real Xero accepts the
+    capital F (our earlier note), but the docs say boolean, so Paydeck sends the documented
+    form (xero.wire.XeroApiClient, which `sdk_api` uses) and the fake refuses the other one.
     """
     sandbox, recorder = wire
     sandbox.api.create_contacts(
         sandbox.tenant_id, Contacts(contacts=[Contact(name="X")]), summarize_errors=False
     )
     sent = recorder.exchanges[-1]
-    assert sent.query == [("summarizeErrors", "False")]
+    assert sent.query == [("summarizeErrors", "false")]
     accounting_spec.validate_request(sent.openapi_request())
+
+    answer = sandbox.raw("PUT", "/Contacts", params={"summarizeErrors": "False"},
+                         json={"Contacts": [{"Name": "Y"}]})
+    assert answer.status_code == 400
+    assert answer.json()["Type"] == "PostDataInvalidException"
+    assert "'False' is not a valid value for summarizeErrors" in answer.json()["Message"]
+    assert [c.name for c in sandbox.books.contacts] == ["X"]
 
 
 # ----- answers the spec does not document -------------------------------------------

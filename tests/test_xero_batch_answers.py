@@ -1,0 +1,95 @@
+"""A Xero batch answer that does not line up with the request is handled per element: the
+element it leaves out waits and is looked up again, the rest of the batch goes on; never a
+`zip()` ValueError, never a neighbour's result, never a review item for Xero's slip."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.engine import sync_installation
+from app.extensions import db
+from app.models import (
+    ContactLink,
+    DealSyncRequest,
+    InvoiceLink,
+    InvoiceLinkState,
+    ReviewItem,
+)
+from sandbox.memory_crm import deal
+from tests.helpers import count
+from tests.test_engine import env  # noqa: F401  (the fixture)
+from xero.client import InvoiceResult, line_up
+from xero.errors import BatchMismatch, RetryLater, Uncertain
+
+
+def _result(reference: str, invoice_id: str) -> InvoiceResult:
+    return InvoiceResult(reference, invoice_id, None, None, None, None, None, None, None, None)
+
+
+def test_line_up_matches_by_key_not_by_position():
+    answers = [_result("b", "2"), _result("a", "1"), _result("x", "9")]  # reordered, one extra
+
+    lined = line_up(["a", "b", "c"], answers, lambda r: r.reference, "invoice")
+
+    assert [getattr(r, "invoice_id", None) for r in lined[:2]] == ["1", "2"]
+    assert isinstance(lined[2], BatchMismatch) and lined[2].key == "c"
+    # Retry later, after a look-up (it may have been saved): never FixData.
+    assert isinstance(lined[2], Uncertain) and isinstance(lined[2], RetryLater)
+
+
+def test_line_up_refuses_two_answers_for_one_element():
+    lined = line_up(["a"], [_result("a", "1"), _result("a", "2")], lambda r: r.reference, "invoice")
+
+    assert isinstance(lined[0], BatchMismatch) and "2 results" in lined[0].reason
+
+
+def _run_again(env) -> None:  # noqa: F811
+    with env.app.app_context():
+        db.session.execute(DealSyncRequest.__table__.update().values(not_before=None))
+        db.session.commit()
+        sync_installation(env.installation_id)
+
+
+def test_a_contact_left_out_of_xeros_answer_waits_and_the_other_deal_is_invoiced(env):  # noqa: F811
+    env.crm.add(deal("201", org="First Co", email="ap@first.example"))
+    env.crm.add(deal("202", org="Second Co", email="ap@second.example"))
+    env.fake.inject("short_answer", method="PUT", path_prefix="/Contacts")
+
+    env.request("201")
+    env.request("202")
+    env.work()  # Xero created both contacts but answered with the first only
+
+    assert len(env.invoices_for("201")) == 1 and env.invoices_for("202") == []
+    with env.app.app_context():
+        waiting = db.session.scalars(select(DealSyncRequest)).one()
+        assert (waiting.deal_id, waiting.attempts) == ("202", 1) and waiting.not_before
+        assert count(env.app, ReviewItem) == 0
+    _run_again(env)  # the contact mirror now has Second Co: matched, not created twice
+
+    assert len(env.invoices_for("202")) == 1
+    assert sorted(c.name for c in env.books.contacts if c.name.endswith(" Co")) == [
+        "First Co", "Second Co"]
+    assert count(env.app, ContactLink) == 2 and count(env.app, ReviewItem) == 0
+
+
+def test_an_invoice_left_out_of_xeros_answer_is_found_by_reference_not_created_twice(env):  # noqa: F811
+    env.crm.add(deal("211", org="Third Co", email="ap@third.example"))
+    env.crm.add(deal("212", org="Fourth Co", email="ap@fourth.example"))
+    env.fake.inject("short_answer", method="PUT", path_prefix="/Invoices")
+
+    env.request("211")
+    env.request("212")
+    env.work()  # both invoices exist in Xero; the answer carried the first only
+
+    with env.app.app_context():
+        states = dict(db.session.execute(select(InvoiceLink.deal_id, InvoiceLink.state)).all())
+    assert states == {"211": InvoiceLinkState.CREATED, "212": InvoiceLinkState.PENDING}
+    assert count(env.app, ReviewItem) == 0
+    _run_again(env)
+
+    (invoice,) = env.invoices_for("212")
+    with env.app.app_context():
+        link = db.session.scalars(select(InvoiceLink).where(InvoiceLink.deal_id == "212")).one()
+        assert (link.state, link.xero_invoice_id) == (InvoiceLinkState.CREATED, invoice.invoice_id)
+    assert env.crm.last_written("212").invoice_number == invoice.invoice_number
+    assert count(env.app, DealSyncRequest) == 0
