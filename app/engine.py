@@ -211,7 +211,9 @@ def sweep_waiting_requests() -> int:
     """Safety net (cron): wake the job of every installation with deals still waiting - after
     a worker was killed, or a wake-up was lost."""
     stale = _now() - timedelta(minutes=2)
-    ids = db.session.scalars(select(DealSyncRequest.installation_id).where(
+    ids = db.session.scalars(select(DealSyncRequest.installation_id).join(
+        Installation, Installation.id == DealSyncRequest.installation_id).where(
+        Installation.status == InstallationStatus.ACTIVE,  # the others' requests wait
         DealSyncRequest.requested_at < stale,
         or_(DealSyncRequest.not_before.is_(None), DealSyncRequest.not_before <= _now()),
     ).distinct()).all()
@@ -713,7 +715,10 @@ def apply_invoice_result(link: InvoiceLink, r: InvoiceResult, today: date | None
 
 def write_back(installation: Installation, updates: list[InvoiceFields]) -> None:
     """Write invoice fields onto deals; if the CRM is busy or down, a job retries later (the
-    fields are derived from our links, so nothing is lost meanwhile)."""
+    fields are derived from our links, so nothing is lost meanwhile). Nothing is written for
+    an installation that is not active: no CRM call for a customer who left."""
+    if installation.status != InstallationStatus.ACTIVE:
+        return
     try:
         adapter_for(installation.crm.value).write_invoice_fields(installation, updates)
     except NoAdapter:

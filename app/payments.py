@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app import get_settings
 from app.connections import xero_client
@@ -55,9 +55,8 @@ def note_changed_invoices(changed: dict[str, set[str]]) -> int:
     connection (events for the same tenant coalesce into that job). Returns jobs woken."""
     woken = 0
     for tenant_id, invoice_ids in changed.items():
-        connection_ids = db.session.scalars(select(XeroConnection.id).where(
-            XeroConnection.tenant_id == tenant_id,
-            XeroConnection.status == ConnectionStatus.CONNECTED)).all()
+        connection_ids = db.session.scalars(_serving_connections().where(
+            XeroConnection.tenant_id == tenant_id)).all()
         if not connection_ids:
             continue
         get_redis().sadd(_CHANGED.format(tenant_id), *invoice_ids)
@@ -70,8 +69,8 @@ def note_changed_invoices(changed: dict[str, set[str]]) -> int:
 def refresh_invoices(connection_id: int) -> int:
     """Job: read the invoices Xero said changed (only those Paydeck created or linked) and
     put their status on the deals. Returns how many deals changed."""
-    connection = db.session.get(XeroConnection, connection_id)
-    if connection is None or connection.status != ConnectionStatus.CONNECTED:
+    connection = _serving(connection_id)
+    if connection is None:
         return 0
     key = _CHANGED.format(connection.tenant_id)
     ids = [i.decode() if isinstance(i, bytes) else i for i in get_redis().smembers(key)]
@@ -93,6 +92,23 @@ def refresh_invoices(connection_id: int) -> int:
     if redis.scard(key):  # more arrived while this ran: make sure a run will see them
         _wake_refresh(connection_id)
     return changed
+
+
+def _serving_connections() -> Select[tuple[int]]:
+    """Ids of the Xero connections jobs may use: connected, of an active installation (an
+    uninstalled or reconnect-needed one gets no Xero call and no CRM writeback)."""
+    return select(XeroConnection.id).join(Installation).where(
+        XeroConnection.status == ConnectionStatus.CONNECTED,
+        Installation.status == InstallationStatus.ACTIVE)
+
+
+def _serving(connection_id: int) -> XeroConnection | None:
+    """The connection, if jobs may use it now (see `_serving_connections`)."""
+    connection = db.session.get(XeroConnection, connection_id)
+    if (connection is None or connection.status != ConnectionStatus.CONNECTED
+            or connection.installation.status != InstallationStatus.ACTIVE):
+        return None
+    return connection
 
 
 def _wake_refresh(connection_id: int) -> None:
@@ -163,8 +179,7 @@ def poll_due_connections() -> int:
     polled = {c.xero_connection_id: c.updated_at for c in db.session.scalars(
         select(SyncCursor).where(SyncCursor.kind == "invoices"))}
     started = 0
-    for connection_id in db.session.scalars(select(XeroConnection.id).where(
-            XeroConnection.status == ConnectionStatus.CONNECTED)).all():
+    for connection_id in db.session.scalars(_serving_connections()).all():
         last = polled.get(connection_id)
         if last is None or last < due_before:
             enqueue_once(poll_invoices, connection_id, job_id=f"xero-poll-{connection_id}",
@@ -176,8 +191,8 @@ def poll_due_connections() -> int:
 def poll_invoices(connection_id: int) -> dict[str, int]:
     """Job: every sales invoice changed since the cursor (first run: the lookback window),
     page by page (1000 a call), applied to the linked deals."""
-    connection = db.session.get(XeroConnection, connection_id)
-    if connection is None or connection.status != ConnectionStatus.CONNECTED:
+    connection = _serving(connection_id)
+    if connection is None:
         return {}
     cursor = db.session.scalar(select(SyncCursor).where(
         SyncCursor.xero_connection_id == connection_id, SyncCursor.kind == "invoices"))
@@ -263,7 +278,10 @@ def alert_admins() -> int:
     sent = 0
     for installation_id, items in by_installation.items():
         installation = db.session.get(Installation, installation_id)
-        if installation is None or "@" not in (installation.installed_by or ""):
+        # A customer who uninstalled hears nothing more (reconnect-needed ones do: that is
+        # how the admin learns of it).
+        if installation is None or installation.status == InstallationStatus.UNINSTALLED \
+                or "@" not in (installation.installed_by or ""):
             continue
         _send_email(installation.installed_by, f"Paydeck: {len(items)} item(s) need attention",
                     "\n".join(f"- {i.reason.value}: deal {i.deal_id or '-'}: {i.detail}" for i in items))

@@ -1,0 +1,188 @@
+"""Installation lifecycle: once an installation is uninstalled, no job calls its CRM or its Xero
+organisation - while another, active installation is served as before. Over real HTTP against
+the fake Pipedrive, HubSpot and Xero, whose call logs are the evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from rq import Queue
+from sqlalchemy import select
+
+from app import payments
+from app.engine import enqueue_sync, sweep_waiting_requests, write_back_deals
+from app.extensions import db
+from app.jobs import (
+    QUEUE,
+    enqueue_once,
+    enqueue_setup_crm,
+    keep_xero_connections_alive,
+)
+from app.models import (
+    AuditEvent,
+    CrmKind,
+    DealSyncRequest,
+    Installation,
+    InstallationSettings,
+    InstallationStatus,
+    InvoiceLink,
+    InvoiceLinkState,
+    ReviewItem,
+    ReviewReason,
+    StageAction,
+    XeroConnection,
+)
+from app.payments import (
+    alert_admins,
+    note_changed_invoices,
+    overdue_sweep,
+    poll_due_connections,
+    poll_invoices,
+    refresh_invoices,
+)
+from app.redis_conn import get_redis
+from app.worker import PaydeckSimpleWorker
+from tests.conftest import Browser, fake_settings
+
+LONG_AGO = datetime.now(timezone.utc) - timedelta(days=30)
+
+
+@dataclass
+class Side:
+    """One installation as the test set it up."""
+
+    installation_id: int
+    connection_id: int
+    tenant_id: str
+    deal_id: str
+    invoice_id: str
+    admin: str
+
+
+def work(app) -> None:
+    with app.app_context():
+        PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
+
+
+def _connect(url: str, crm: str, xero, tenant_id: str) -> Browser:
+    browser = Browser()
+    assert browser.get(f"{url}/install/{crm}").status_code == 200
+    xero.consent_tenants = [tenant_id]  # the same Xero user, one organisation per installation
+    assert browser.get(f"{url}/connect/xero").status_code == 200
+    return browser
+
+
+def _seed(app, xero, crm: CrmKind, deal_id: str) -> Side:
+    """An overdue authorised invoice for the deal, a waiting request, an open review item, and
+    a Xero grant the keep-alive would refresh."""
+    with app.app_context():
+        installation = db.session.scalars(select(Installation).where(
+            Installation.crm == crm)).one()
+        connection = installation.xero_connection
+        tenant_id = connection.tenant_id
+        books = xero.accounting(tenant_id)
+        contact = books.add_contact("Initech Pty Ltd")
+        invoice = books.add_invoice({
+            "Type": "ACCREC", "Contact": {"ContactID": contact.contact_id}, "Status": "AUTHORISED",
+            "Date": "2026-10-01", "DueDate": "2026-10-31", "LineAmountTypes": "Exclusive",
+            "LineItems": [{"Description": "Consulting", "Quantity": 1, "UnitAmount": 100,
+                           "AccountCode": "200", "TaxType": "OUTPUT"}]})
+        db.session.add(InvoiceLink(
+            installation_id=installation.id, deal_id=deal_id, state=InvoiceLinkState.CREATED,
+            reference=f"{crm.value} deal {deal_id}", idempotency_key=f"k-{crm.value}",
+            xero_invoice_id=invoice.invoice_id, invoice_number=invoice.invoice_number,
+            status="AUTHORISED", currency="AUD", total=Decimal("110.00"),
+            amount_due=Decimal("110.00"), amount_paid=Decimal("0"), due_date=date(2026, 10, 31)))
+        db.session.add(DealSyncRequest(installation_id=installation.id, deal_id=deal_id,
+                                       action=StageAction.DRAFT, source="test",
+                                       requested_at=LONG_AGO))
+        db.session.add(ReviewItem(installation_id=installation.id, deal_id=deal_id,
+                                  reason=ReviewReason.SYNC_FAILED, detail="look at me"))
+        settings = db.session.get(InstallationSettings, installation.id)
+        settings.default_account_code, settings.default_tax_type = "200", "OUTPUT"
+        connection.token_refreshed_at = LONG_AGO  # due for the keep-alive
+        db.session.commit()
+        return Side(installation.id, connection.id, tenant_id, deal_id, invoice.invoice_id,
+                    installation.installed_by)
+
+
+@pytest.fixture
+def two(app_factory, fake_pipedrive, fake_hubspot, fake_xero, monkeypatch):
+    """A (Pipedrive) and B (HubSpot), each connected to its own organisation, then A is
+    uninstalled. A's Xero revocation is still pending (Xero down: it retries for hours), so
+    its Xero grant is as alive as B's: only the installation's status stands between the jobs
+    and A's organisation."""
+    pipedrive, _ = fake_pipedrive
+    hubspot, _ = fake_hubspot
+    xero, _ = fake_xero
+    x, y = xero.add_tenant("Gone Pty Ltd"), xero.add_tenant("Stays Pty Ltd")
+    app, url = app_factory.serve(smtp_host="127.0.0.1",
+                                 **fake_settings(hubspot=fake_hubspot, pipedrive=fake_pipedrive,
+                                                 xero=fake_xero))
+    _connect(url, "pipedrive", xero, x)
+    _connect(url, "hubspot", xero, y)
+    work(app)  # both setup jobs
+    a = _seed(app, xero, CrmKind.PIPEDRIVE, str(pipedrive.api.add_deal("Website")))
+    b = _seed(app, xero, CrmKind.HUBSPOT, hubspot.crm.add_deal({"dealname": "Website"}))
+    assert pipedrive.send_uninstall(f"{url}/oauth/pipedrive/callback").status_code == 200
+    with app.app_context():
+        queue = Queue(QUEUE, connection=get_redis())
+        (revoke,) = [j for j in queue.jobs if j.id == f"revoke-xero-{a.installation_id}"]
+        revoke.delete()
+    emails: list[str] = []
+    monkeypatch.setattr(payments, "_send_email", lambda to, subject, body: emails.append(to))
+    return app, a, b, emails
+
+
+def test_no_job_calls_the_crm_or_xero_of_an_uninstalled_installation(
+        two, fake_pipedrive, fake_hubspot, fake_xero):
+    app, a, b, emails = two
+    pipedrive, hubspot, xero = fake_pipedrive[0], fake_hubspot[0], fake_xero[0]
+    pipedrive_calls, hubspot_calls = len(pipedrive.api_calls), len(hubspot.crm_calls)
+    refreshes = xero.refresh_count
+    xero_a, xero_b = (xero.count_calls(tenant_id=t) for t in (a.tenant_id, b.tenant_id))
+
+    with app.app_context():
+        keep_xero_connections_alive()
+        poll_due_connections()
+        note_changed_invoices({a.tenant_id: {a.invoice_id}, b.tenant_id: {b.invoice_id}})
+        overdue_sweep()
+        alert_admins()
+        sweep_waiting_requests()
+        # Every job type, asked for directly for A (as a stale queue entry or a retry would).
+        enqueue_sync(a.installation_id)
+        enqueue_setup_crm(a.installation_id)
+        for job, arg, job_id in ((refresh_invoices, a.connection_id, "refresh-a"),
+                                 (poll_invoices, a.connection_id, "poll-a")):
+            enqueue_once(job, arg, job_id=job_id)
+        enqueue_once(write_back_deals, a.installation_id, [a.deal_id], job_id="writeback-a")
+    work(app)
+
+    # A: nothing reached Pipedrive, A's Xero organisation or Xero's token endpoint for A.
+    assert len(pipedrive.api_calls) == pipedrive_calls
+    assert xero.count_calls(tenant_id=a.tenant_id) == xero_a
+    with app.app_context():
+        gone = db.session.get(XeroConnection, a.connection_id)
+        assert gone.token_refreshed_at == LONG_AGO
+        assert db.session.get(Installation, a.installation_id).status == InstallationStatus.UNINSTALLED
+        assert db.session.scalars(select(DealSyncRequest.deal_id).where(
+            DealSyncRequest.installation_id == a.installation_id)).all() == [a.deal_id]
+        link_a = db.session.scalars(select(InvoiceLink).where(
+            InvoiceLink.installation_id == a.installation_id)).one()
+        assert link_a.overdue_notified_at is None
+        # B: served as before - its grant kept alive, its organisation read, its CRM told.
+        stays = db.session.get(XeroConnection, b.connection_id)
+        assert stays.token_refreshed_at > LONG_AGO
+        assert db.session.scalar(select(AuditEvent.id).where(
+            AuditEvent.installation_id == b.installation_id,
+            AuditEvent.action == "overdue_notice")) is not None
+        assert db.session.scalars(select(DealSyncRequest.deal_id).where(
+            DealSyncRequest.installation_id == b.installation_id)).all() == []
+    assert xero.refresh_count == refreshes + 1  # B's keep-alive only
+    assert xero.count_calls(tenant_id=b.tenant_id) > xero_b
+    assert len(hubspot.crm_calls) > hubspot_calls
+    assert emails == [b.admin]
+
