@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.connections import xero_client
 from app.deals import Deal
+from app.lifecycle import confirm_crm_grant
 from app.extensions import db
 from app.models import (
     AuditEvent,
@@ -247,6 +248,8 @@ def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) ->
             return totals
         except (ReconnectNeeded, TokenReconnectNeeded, CrmReconnectNeeded) as exc:
             db.session.rollback()
+            if isinstance(exc, CrmReconnectNeeded):
+                confirm_crm_grant(installation_id)  # an uninstall? then no job serves it again
             _reconnect_review(installation_id, str(exc))
             return totals
         except CrmError as exc:  # the CRM refused a read: a person must look
@@ -723,6 +726,12 @@ def write_back(installation: Installation, updates: list[InvoiceFields]) -> None
         adapter_for(installation.crm.value).write_invoice_fields(installation, updates)
     except NoAdapter:
         log.info("no writeback for %s yet", installation.crm.value)
+    except (CrmReconnectNeeded, TokenReconnectNeeded) as exc:
+        # Nothing is lost (the fields derive from our links); if the grant is gone the
+        # installation stops being served, if not the next change writes them.
+        log.warning("writeback for installation %s refused: %s", installation.id, exc)
+        if isinstance(exc, CrmReconnectNeeded):
+            confirm_crm_grant(installation.id)
     except CrmRetryLater as exc:
         from app.jobs import enqueue_once
 

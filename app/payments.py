@@ -22,6 +22,7 @@ from app.connections import xero_client
 from app.engine import apply_invoice_result, link_fields, write_back
 from app.extensions import db
 from app.jobs import enqueue_once
+from app.lifecycle import confirm_crm_grant
 from app.models import (
     AuditEvent,
     ConnectionStatus,
@@ -35,8 +36,9 @@ from app.models import (
     XeroConnection,
 )
 from app.redis_conn import get_redis
+from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from crm_adapters import NoAdapter, adapter_for
-from crm_adapters.base import CrmError
+from crm_adapters.base import CrmError, CrmReconnectNeeded
 from xero.client import InvoiceResult, XeroClient
 from xero.errors import FixData, RetryLater
 
@@ -239,9 +241,11 @@ def overdue_sweep() -> int:
         InvoiceLink.overdue_notified_at.is_(None))).all()
     told = 0
     for link in links:
-        link.deal_status = "overdue"
         installation = db.session.get(Installation, link.installation_id)
         assert installation is not None
+        if installation.status != InstallationStatus.ACTIVE:
+            continue  # found gone earlier in this sweep
+        link.deal_status = "overdue"
         try:
             adapter = adapter_for(installation.crm.value)
             adapter.notify_owner(installation, link.deal_id, link.owner_id,
@@ -249,9 +253,11 @@ def overdue_sweep() -> int:
                                  f"{link.amount_due} {link.currency} was due on {link.due_date}. "
                                  f"{link.online_url}")
             adapter.write_invoice_fields(installation, [link_fields(link)])
-        except (CrmError, NoAdapter) as exc:
+        except (CrmError, NoAdapter, TokenReconnectNeeded) as exc:
             log.warning("overdue notice for deal %s not sent: %s", link.deal_id, exc)
             db.session.rollback()
+            if isinstance(exc, CrmReconnectNeeded):
+                confirm_crm_grant(link.installation_id)  # gone? then it is not swept again
             continue
         link.overdue_notified_at = _now()
         db.session.add(AuditEvent(installation_id=link.installation_id, deal_id=link.deal_id,
