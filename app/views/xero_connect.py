@@ -146,8 +146,7 @@ def _store_connection(installation: Installation, token: dict,
     }:
         # Switching organisation: detach the old one. (Not a revoke of the old grant: Xero
         # may have moved the re-authorised connections onto the new grant.)
-        _detach(token["access_token"], connection.xero_connection_id, connection.tenant_id,
-                installation.id)
+        _detach(token["access_token"], connection.xero_connection_id, installation.id)
     connection.set_tokens(token, datetime.now(timezone.utc))
     connection.status_detail = ""
     if len(organisations) == 1:
@@ -161,13 +160,14 @@ def _store_connection(installation: Installation, token: dict,
     db.session.commit()
 
 
-def _detach(access_token: str, xero_connection_id: str, tenant_id: str | None,
-            installation_id: int) -> None:
+def _detach(access_token: str, xero_connection_id: str, installation_id: int) -> None:
     """Detach an organisation from the Xero user's connections - unless another Paydeck
-    installation still invoices into it: a Xero connection belongs to the user and the app,
-    not to one grant, so detaching it would cut that installation off too."""
-    if tenant_id and _used_elsewhere(tenant_id, installation_id):
-        log.info("not detaching Xero tenant %s: another installation uses it", tenant_id)
+    installation still invoices through that connection: a Xero connection belongs to the user
+    and the app, not to one grant (a later sign-in of the same user re-authorises the same
+    connection id), so detaching it would cut that installation off too."""
+    if _used_elsewhere(xero_connection_id, installation_id):
+        log.info("not detaching Xero connection %s: another installation uses it",
+                 xero_connection_id)
         return
     try:
         identity.remove_connection(get_settings(), access_token, xero_connection_id)
@@ -192,13 +192,13 @@ def _drop_unchosen(connection: XeroConnection, chosen: dict[str, str]) -> None:
     assert connection.access_token
     for choice in connection.tenant_choices:
         if choice["tenant_id"] != chosen["tenant_id"]:
-            _detach(connection.access_token, choice["connection_id"], choice["tenant_id"],
-                    connection.installation_id)
+            _detach(connection.access_token, choice["connection_id"], connection.installation_id)
 
 
-def _used_elsewhere(tenant_id: str, installation_id: int) -> bool:
+def _used_elsewhere(xero_connection_id: str, installation_id: int) -> bool:
     return db.session.scalar(select(XeroConnection.id).where(
-        XeroConnection.tenant_id == tenant_id, XeroConnection.installation_id != installation_id,
+        XeroConnection.xero_connection_id == xero_connection_id,
+        XeroConnection.installation_id != installation_id,
         XeroConnection.status.in_((ConnectionStatus.CONNECTED,
                                    ConnectionStatus.RECONNECT_NEEDED))).limit(1)) is not None
 
