@@ -187,6 +187,85 @@ def test_no_job_calls_the_crm_or_xero_of_an_uninstalled_installation(
     assert emails == [b.admin]
 
 
+# One job at a time, so each guard has a test of its own: (run it; what shows B was served).
+def _keepalive(app, a, b, emails):
+    with app.app_context():
+        return keep_xero_connections_alive()["checked"] == 1
+
+
+def _poll(app, a, b, emails):
+    with app.app_context():
+        started = poll_due_connections()
+    return started == 1
+
+
+def _xero_webhook(app, a, b, emails):
+    with app.app_context():
+        return note_changed_invoices({a.tenant_id: {a.invoice_id},
+                                      b.tenant_id: {b.invoice_id}}) == 1
+
+
+def _overdue(app, a, b, emails):
+    with app.app_context():
+        return overdue_sweep() == 1
+
+
+def _alerts(app, a, b, emails):
+    with app.app_context():
+        alert_admins()
+    return emails == [b.admin]
+
+
+def _sweep(app, a, b, emails):
+    with app.app_context():
+        return sweep_waiting_requests() == 1  # B's waiting deal only
+
+
+def _write_back(app, a, b, emails):
+    from app.engine import link_fields, write_back
+
+    with app.app_context():
+        for side in (a, b):
+            installation = db.session.get(Installation, side.installation_id)
+            link = db.session.scalars(select(InvoiceLink).where(
+                InvoiceLink.installation_id == side.installation_id)).one()
+            write_back(installation, [link_fields(link)])
+    return True
+
+
+def _jobs_for_a(app, a, b, emails):
+    """Each job type asked for A directly (a stale queue entry, a retry)."""
+    with app.app_context():
+        enqueue_sync(a.installation_id)
+        enqueue_setup_crm(a.installation_id)
+        enqueue_once(refresh_invoices, a.connection_id, job_id="refresh-a")
+        enqueue_once(poll_invoices, a.connection_id, job_id="poll-a")
+        enqueue_once(write_back_deals, a.installation_id, [a.deal_id], job_id="writeback-a")
+    return True
+
+
+@pytest.mark.parametrize("job", [_keepalive, _poll, _xero_webhook, _overdue, _alerts, _sweep,
+                                 _write_back, _jobs_for_a], ids=lambda f: f.__name__.strip("_"))
+def test_each_job_leaves_an_uninstalled_installation_alone(
+        two, fake_pipedrive, fake_xero, job):
+    app, a, b, emails = two
+    pipedrive, xero = fake_pipedrive[0], fake_xero[0]
+    pipedrive_calls, xero_a = len(pipedrive.api_calls), xero.count_calls(tenant_id=a.tenant_id)
+    refreshes = [r["refresh_token"] for r in xero.token_requests if r["grant_type"] == "refresh_token"]
+
+    assert job(app, a, b, emails)  # B was served (or asked for)
+    work(app)
+
+    assert len(pipedrive.api_calls) == pipedrive_calls
+    assert xero.count_calls(tenant_id=a.tenant_id) == xero_a
+    with app.app_context():
+        gone = db.session.get(XeroConnection, a.connection_id)
+        assert gone.token_refreshed_at == LONG_AGO
+        a_refresh_token = gone.refresh_token
+    assert a_refresh_token not in [r["refresh_token"] for r in xero.token_requests
+                                   if r["grant_type"] == "refresh_token"][len(refreshes):]
+    assert a.admin not in emails
+
 
 # --- HubSpot: no uninstall notification; Paydeck notices from the tokens ----------------------
 
