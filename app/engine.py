@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from app.connections import xero_client
 from app.deals import Deal
+from app.lifecycle import confirm_crm_grant
 from app.extensions import db
 from app.models import (
     AuditEvent,
@@ -212,7 +213,9 @@ def sweep_waiting_requests() -> int:
     """Safety net (cron): wake the job of every installation with deals still waiting - after
     a worker was killed, or a wake-up was lost."""
     stale = _now() - timedelta(minutes=2)
-    ids = db.session.scalars(select(DealSyncRequest.installation_id).where(
+    ids = db.session.scalars(select(DealSyncRequest.installation_id).join(
+        Installation, Installation.id == DealSyncRequest.installation_id).where(
+        Installation.status == InstallationStatus.ACTIVE,  # the others' requests wait
         DealSyncRequest.requested_at < stale,
         or_(DealSyncRequest.not_before.is_(None), DealSyncRequest.not_before <= _now()),
     ).distinct()).all()
@@ -249,6 +252,8 @@ def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) ->
             return totals
         except (ReconnectNeeded, TokenReconnectNeeded, CrmReconnectNeeded) as exc:
             db.session.rollback()
+            if isinstance(exc, CrmReconnectNeeded):
+                confirm_crm_grant(installation_id)  # an uninstall? then no job serves it again
             _reconnect_review(installation_id, str(exc))
             return totals
         except CrmError as exc:  # the CRM refused a read: a person must look
@@ -747,11 +752,20 @@ def apply_invoice_result(link: InvoiceLink, r: InvoiceResult, today: date | None
 
 def write_back(installation: Installation, updates: list[InvoiceFields]) -> None:
     """Write invoice fields onto deals; if the CRM is busy or down, a job retries later (the
-    fields are derived from our links, so nothing is lost meanwhile)."""
+    fields are derived from our links, so nothing is lost meanwhile). Nothing is written for
+    an installation that is not active: no CRM call for a customer who left."""
+    if installation.status != InstallationStatus.ACTIVE:
+        return
     try:
         adapter_for(installation.crm.value).write_invoice_fields(installation, updates)
     except NoAdapter:
         log.info("no writeback for %s yet", installation.crm.value)
+    except (CrmReconnectNeeded, TokenReconnectNeeded) as exc:
+        # Nothing is lost (the fields derive from our links); if the grant is gone the
+        # installation stops being served, if not the next change writes them.
+        log.warning("writeback for installation %s refused: %s", installation.id, exc)
+        if isinstance(exc, CrmReconnectNeeded):
+            confirm_crm_grant(installation.id)
     except CrmRetryLater as exc:
         from app.jobs import enqueue_once
 

@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from app import get_settings
 from app.connections import revoke_grant
 from app.extensions import db
-from app.models import ConnectionStatus, XeroConnection
+from app.models import ConnectionStatus, Installation, InstallationStatus, XeroConnection
 from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded, TokenUnavailable, access_token
 
@@ -102,8 +102,9 @@ def setup_crm(installation_id: int) -> dict[str, str]:
 def keep_xero_connections_alive() -> dict[str, int]:
     """Refresh idle Xero grants well before their 60-day expiry (platform-facts, OAuth2)."""
     cutoff = datetime.now(timezone.utc) - timedelta(days=get_settings().xero_keepalive_days)
-    ids = db.session.scalars(select(XeroConnection.id).where(
+    ids = db.session.scalars(select(XeroConnection.id).join(Installation).where(
         XeroConnection.status == ConnectionStatus.CONNECTED,
+        Installation.status == InstallationStatus.ACTIVE,  # no Xero call for a departed customer
         or_(XeroConnection.token_refreshed_at.is_(None),
             XeroConnection.token_refreshed_at < cutoff),
     )).all()

@@ -13,13 +13,14 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app import get_settings
 from app.connections import xero_client
 from app.engine import apply_invoice_result, link_fields, write_back
 from app.extensions import db
 from app.jobs import enqueue_once
+from app.lifecycle import confirm_crm_grant
 from app.mailer import send_email
 from app.models import (
     AuditEvent,
@@ -34,8 +35,9 @@ from app.models import (
     XeroConnection,
 )
 from app.redis_conn import get_redis
+from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from crm_adapters import NoAdapter, adapter_for
-from crm_adapters.base import CrmError
+from crm_adapters.base import CrmError, CrmReconnectNeeded
 from xero.client import InvoiceResult, XeroClient
 from xero.errors import FixData, RetryLater
 
@@ -54,9 +56,8 @@ def note_changed_invoices(changed: dict[str, set[str]]) -> int:
     connection (events for the same tenant coalesce into that job). Returns jobs woken."""
     woken = 0
     for tenant_id, invoice_ids in changed.items():
-        connection_ids = db.session.scalars(select(XeroConnection.id).where(
-            XeroConnection.tenant_id == tenant_id,
-            XeroConnection.status == ConnectionStatus.CONNECTED)).all()
+        connection_ids = db.session.scalars(_serving_connections().where(
+            XeroConnection.tenant_id == tenant_id)).all()
         if not connection_ids:
             continue
         get_redis().sadd(_CHANGED.format(tenant_id), *invoice_ids)
@@ -69,8 +70,8 @@ def note_changed_invoices(changed: dict[str, set[str]]) -> int:
 def refresh_invoices(connection_id: int) -> int:
     """Job: read the invoices Xero said changed (only those Paydeck created or linked) and
     put their status on the deals. Returns how many deals changed."""
-    connection = db.session.get(XeroConnection, connection_id)
-    if connection is None or connection.status != ConnectionStatus.CONNECTED:
+    connection = _serving(connection_id)
+    if connection is None:
         return 0
     key = _CHANGED.format(connection.tenant_id)
     ids = [i.decode() if isinstance(i, bytes) else i for i in get_redis().smembers(key)]
@@ -92,6 +93,23 @@ def refresh_invoices(connection_id: int) -> int:
     if redis.scard(key):  # more arrived while this ran: make sure a run will see them
         _wake_refresh(connection_id)
     return changed
+
+
+def _serving_connections() -> Select[tuple[int]]:
+    """Ids of the Xero connections jobs may use: connected, of an active installation (an
+    uninstalled or reconnect-needed one gets no Xero call and no CRM writeback)."""
+    return select(XeroConnection.id).join(Installation).where(
+        XeroConnection.status == ConnectionStatus.CONNECTED,
+        Installation.status == InstallationStatus.ACTIVE)
+
+
+def _serving(connection_id: int) -> XeroConnection | None:
+    """The connection, if jobs may use it now (see `_serving_connections`)."""
+    connection = db.session.get(XeroConnection, connection_id)
+    if (connection is None or connection.status != ConnectionStatus.CONNECTED
+            or connection.installation.status != InstallationStatus.ACTIVE):
+        return None
+    return connection
 
 
 def _wake_refresh(connection_id: int) -> None:
@@ -162,8 +180,7 @@ def poll_due_connections() -> int:
     polled = {c.xero_connection_id: c.updated_at for c in db.session.scalars(
         select(SyncCursor).where(SyncCursor.kind == "invoices"))}
     started = 0
-    for connection_id in db.session.scalars(select(XeroConnection.id).where(
-            XeroConnection.status == ConnectionStatus.CONNECTED)).all():
+    for connection_id in db.session.scalars(_serving_connections()).all():
         last = polled.get(connection_id)
         if last is None or last < due_before:
             enqueue_once(poll_invoices, connection_id, job_id=f"xero-poll-{connection_id}",
@@ -175,8 +192,8 @@ def poll_due_connections() -> int:
 def poll_invoices(connection_id: int) -> dict[str, int]:
     """Job: every sales invoice changed since the cursor (first run: the lookback window),
     page by page (1000 a call), applied to the linked deals."""
-    connection = db.session.get(XeroConnection, connection_id)
-    if connection is None or connection.status != ConnectionStatus.CONNECTED:
+    connection = _serving(connection_id)
+    if connection is None:
         return {}
     cursor = db.session.scalar(select(SyncCursor).where(
         SyncCursor.xero_connection_id == connection_id, SyncCursor.kind == "invoices"))
@@ -223,9 +240,11 @@ def overdue_sweep() -> int:
         InvoiceLink.overdue_notified_at.is_(None))).all()
     told = 0
     for link in links:
-        link.deal_status = "overdue"
         installation = db.session.get(Installation, link.installation_id)
         assert installation is not None
+        if installation.status != InstallationStatus.ACTIVE:
+            continue  # found gone earlier in this sweep
+        link.deal_status = "overdue"
         try:
             adapter = adapter_for(installation.crm.value)
             adapter.notify_owner(installation, link.deal_id, link.owner_id,
@@ -233,9 +252,11 @@ def overdue_sweep() -> int:
                                  f"{link.amount_due} {link.currency} was due on {link.due_date}. "
                                  f"{link.online_url}")
             adapter.write_invoice_fields(installation, [link_fields(link)])
-        except (CrmError, NoAdapter) as exc:
+        except (CrmError, NoAdapter, TokenReconnectNeeded) as exc:
             log.warning("overdue notice for deal %s not sent: %s", link.deal_id, exc)
             db.session.rollback()
+            if isinstance(exc, CrmReconnectNeeded):
+                confirm_crm_grant(link.installation_id)  # gone? then it is not swept again
             continue
         link.overdue_notified_at = _now()
         db.session.add(AuditEvent(installation_id=link.installation_id, deal_id=link.deal_id,
@@ -262,7 +283,10 @@ def alert_admins() -> int:
     sent = 0
     for installation_id, items in by_installation.items():
         installation = db.session.get(Installation, installation_id)
-        if installation is None or "@" not in (installation.installed_by or ""):
+        # A customer who uninstalled hears nothing more (reconnect-needed ones do: that is
+        # how the admin learns of it).
+        if installation is None or installation.status == InstallationStatus.UNINSTALLED \
+                or "@" not in (installation.installed_by or ""):
             continue
         _send_email(installation.installed_by, f"Paydeck: {len(items)} item(s) need attention",
                     "\n".join(f"- {i.reason.value}: deal {i.deal_id or '-'}: {i.detail}" for i in items))

@@ -271,16 +271,24 @@ class PipedriveCrm:
         return codes
 
     def register_webhooks(self, installation: Any, url: str) -> None:
-        """App webhooks for deal changes and creations, each with the installation's own
-        Basic credentials; Pipedrive removes them on uninstall."""
-        present = {(w.get("event_action"), w.get("subscription_url")) for w in
-                   self._request(installation, "GET", "/api/v1/webhooks", 1) or []}
+        """App webhooks for deal changes and creations, each with the installation's current
+        Basic credentials. Pipedrive removes app webhooks on uninstall, but a hook at our URL
+        that carries other credentials (a reinstall rotated them, or an uninstall whose
+        removal we cannot see) would be refused with 401 forever: it is replaced. New hooks
+        are made before stale ones go, so no event falls between the two."""
+        ours = [w for w in self._request(installation, "GET", "/api/v1/webhooks", 1) or []
+                if w.get("subscription_url") == url]
+        current = {w.get("event_action") for w in ours if _has_credentials(w, installation)}
         for action in ("change", "create"):
-            if (action, url) not in present:
+            if action not in current:
                 self._request(installation, "POST", "/api/v1/webhooks", 1, json={
                     "subscription_url": url, "event_action": action, "event_object": "deal",
+                    # Required by v1 AddWebhookRequest (pipedrive/client-nodejs, 43929e5d).
+                    "name": f"Paydeck: deal {action}",
                     "version": "2.0", "http_auth_user": installation.webhook_user,
                     "http_auth_password": installation.webhook_password})
+        for stale in (w for w in ours if not _has_credentials(w, installation)):
+            self._request(installation, "DELETE", f"/api/v1/webhooks/{int(stale['id'])}", 1)
 
     def list_pipelines(self, installation: Any) -> list[dict[str, Any]]:
         pipelines = self._list(installation, "/api/v2/pipelines", 10)
@@ -337,6 +345,14 @@ class PipedriveCrm:
             for record in self._list(installation, f"/api/v2/{kind}", 10, {"ids": ",".join(chunk)}):
                 found[str(record["id"])] = record
         return found
+
+
+def _has_credentials(webhook: dict[str, Any], installation: Any) -> bool:
+    """Whether a listed webhook carries the installation's current Basic user. The user is
+    rotated with the password (app/views/install.py), so it identifies the pair without
+    relying on Pipedrive echoing the password back (v1 BaseWebhook lists both fields)."""
+    user = webhook.get("http_auth_user")
+    return bool(user) and hmac.compare_digest(str(user), str(installation.webhook_user or ""))
 
 
 def _tax_field(installation: Any) -> str | None:

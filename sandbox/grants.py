@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
@@ -122,6 +123,10 @@ class GrantStore(Generic[ConsentT]):
         self._grants: list[Grant[ConsentT]] = []
         self._access: dict[str, AccessToken[ConsentT]] = {}
         self._refresh: dict[str, _RefreshRecord[ConsentT]] = {}
+        # How access token values are made: (grant, issued at, expires at) -> value. Opaque
+        # random strings unless a vendor's tokens carry claims (Xero's are JWTs).
+        self.mint_access: Callable[[Grant[ConsentT], float, float], str] = (
+            lambda grant, issued, expires: secrets.token_urlsafe(32))
 
     @property
     def grants(self) -> list[Grant[ConsentT]]:
@@ -206,7 +211,8 @@ class GrantStore(Generic[ConsentT]):
     def issue_tokens(self, grant: Grant[ConsentT]) -> tuple[AccessToken[ConsentT], str | None]:
         """A new access token, plus the refresh token the client should now keep."""
         now = self._clock.now()
-        access = AccessToken(secrets.token_urlsafe(32), grant, now + self.policy.access_ttl)
+        expires = now + self.policy.access_ttl
+        access = AccessToken(self.mint_access(grant, now, expires), grant, expires)
         self._access[access.value] = access
         return access, self._next_refresh_token(grant, now)
 

@@ -140,6 +140,11 @@ class FakeHubSpot(OAuthFake[HubSpotInstall]):
             "/oauth/v1/refresh-tokens/<token>", self._delete_refresh_token, methods=("DELETE",)
         )
         self.route("/account-info/v3/details", self._account_details)
+        # The app uninstalling itself (developers.hubspot.com/docs/api-reference/latest/
+        # app-management/app-uninstalls/guide): 204, no body; the legacy path is v3.
+        for version in ("v3", "2026-03"):
+            self.route(f"/appinstalls/{version}/external-install", self._external_uninstall,
+                       methods=("DELETE",))
         self.developer_api_key = developer_api_key
         self.crm_api = HubSpotCrmApi(self, limits=crm_rate_limits)
 
@@ -224,6 +229,25 @@ class FakeHubSpot(OAuthFake[HubSpotInstall]):
     def reset_crm_rate_limits(self) -> None:
         with self.lock:
             self.crm_api.limiter.reset()
+
+    # ----- uninstall ---------------------------------------------------------
+
+    def uninstall_app(self, portal_id: int | None = None) -> int:
+        """A portal admin uninstalls the app in HubSpot (default: `self.portal_id`).
+
+        Every grant of the app in that portal is revoked: refresh tokens then answer 400
+        invalid_grant, access tokens 401, and the portal's events stop reaching the app's
+        webhooks (they fire only where the app is installed). HubSpot sends the app no
+        notification of it (see app/lifecycle.py for what its docs offer). Returns how many
+        grants were revoked.
+        """
+        hub_id = self.portal_id if portal_id is None else portal_id
+        with self.lock:
+            grants = [g for g in self.store.grants
+                      if g.consent.hub_id == hub_id and not g.revoked]
+            for grant in grants:
+                self._revoke(grant)
+        return len(grants)
 
     # ----- webhooks (sandbox/hubspot_crm.py WebhookHub) --------------------------
 
@@ -357,6 +381,12 @@ class FakeHubSpot(OAuthFake[HubSpotInstall]):
             if grant is None or grant.revoked:
                 return hubspot_error(404, "OBJECT_NOT_FOUND", "The refresh token was not found.")
             self._revoke(grant)
+        return Response(status=204)
+
+    def _external_uninstall(self, request: Request) -> Response:
+        """DELETE /appinstalls/.../external-install: uninstall from the token's portal."""
+        portal = self.require_bearer(request).grant.consent.hub_id
+        self.uninstall_app(portal)
         return Response(status=204)
 
     def _account_details(self, request: Request) -> Response:

@@ -227,6 +227,20 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, message, "ERR_SCHEMA_VALIDATION_FAILED")
 
 
+class WebhookBadRequest(ApiError):
+    """The 400 of the webhooks endpoints: BaseResponse (`success`) plus an `errors` object
+    (pipedrive/client-nodejs src/versions/v1/models/webhooks-bad-request-response.ts); the
+    usual `error` text is kept beside it."""
+
+    def __init__(self, message: str, errors: dict[str, str]) -> None:
+        super().__init__(400, message, "ERR_SCHEMA_VALIDATION_FAILED")
+        self.errors = errors
+
+    def response(self, headers: Mapping[str, str] | None = None) -> Response:
+        body = json.loads(super().response(headers).get_data())
+        return json_body(body | {"errors": self.errors}, self.status, headers)
+
+
 def not_found(what: str) -> ApiError:
     return ApiError(404, f"{what} not found", "ERR_NOT_FOUND")
 
@@ -2852,8 +2866,18 @@ def _webhook_fields(body: Mapping[str, Any]) -> dict[str, Any]:
         "http_auth_password": expect_text(
             body.get("http_auth_password"), "http_auth_password", nullable=True
         ),
-        "name": expect_text(body.get("name"), "name", nullable=True),
+        "name": _webhook_name(body.get("name")),
     }
+
+
+def _webhook_name(raw: Any) -> str:
+    """`name` is required: pipedrive/client-nodejs src/versions/v1/models/add-webhook-request.ts
+    (AddWebhookRequest, `'name': string` with no `?`, since Build 272, commit 43929e5d,
+    2025-09-02). Pipedrive's answer to a missing required field is a 400 with its usual
+    `{"success": false, "error": ...}` body (the message text is ours: unverified)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise WebhookBadRequest("name is required", {"name": "is required"})
+    return str(expect_text(raw, "name"))
 
 
 __all__ = [

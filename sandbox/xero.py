@@ -18,12 +18,14 @@ exposed here: `accounting()`, `enable_currency()`, `inject()`, `api_calls`,
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import jwt
 from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Request, Response
 
@@ -53,6 +55,7 @@ PAYDECK_SCOPES = (  # platform-facts: granular scopes for apps created after 202
     "accounting.settings.read",
 )
 _DIRECT_GRANT_REDIRECT = "urn:paydeck:sandbox:direct-grant"
+IDENTITY_ISSUER = "https://identity.xero.com"
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,10 @@ class FakeXero(OAuthFake[XeroConsent]):
             clock=clock,
         )
         self.user_id = user_id or str(uuid.uuid4())
+        # Xero signs its access tokens (RS256, keys at /.well-known/openid-configuration/jwks);
+        # the fake signs HS256 with a key of its own: nobody outside the fake verifies them.
+        self.token_signing_key = secrets.token_urlsafe(32)
+        self.store.mint_access = self._mint_access_token
         self._tenants: dict[str, Tenant] = {}
         self._consent_tenants: list[str] | None = None
         self._connections: dict[str, Connection] = {}
@@ -326,6 +333,23 @@ class FakeXero(OAuthFake[XeroConsent]):
             self.accounting_api.limiter.reset()
 
     # ----- OAuth hooks -------------------------------------------------------
+
+    def _mint_access_token(self, grant: Grant[XeroConsent], issued: float, expires: float) -> str:
+        """A JWT like Xero's access tokens. Claims as a decoded Xero access token shows them
+        (developer.xero.com/documentation/guides/oauth2/auth-flow, "Check the tenants you're
+        authorized to access": filter GET /connections by the token's
+        `authentication_event_id`; the connections' `authEventId` is the same id:
+        shared/specs/xero/xero-identity.yaml, Connection.authEventId)."""
+        consent = grant.consent
+        claims = {
+            "nbf": int(issued), "exp": int(expires), "iss": IDENTITY_ISSUER,
+            "aud": f"{IDENTITY_ISSUER}/resources", "client_id": grant.client_id,
+            "sub": consent.user_id, "auth_time": int(grant.created_at),
+            "xero_userid": consent.user_id, "global_session_id": grant.grant_id.replace("-", ""),
+            "jti": secrets.token_hex(16), "authentication_event_id": consent.auth_event_id,
+            "scope": list(grant.scopes),
+        }
+        return jwt.encode(claims, self.token_signing_key, algorithm="HS256")
 
     def make_consent(self) -> XeroConsent:
         """Connect the consented tenants (caller holds the lock)."""

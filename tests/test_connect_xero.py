@@ -166,3 +166,80 @@ def test_connect_needs_an_installation_session(app_factory, fake_xero, browser):
 
     assert browser.get(f"{url}/connect/xero").status_code == 401
     assert browser.get(f"{url}/connect/xero/status").status_code == 401
+
+
+# --- one Xero user, two installations ---------------------------------------------------------
+
+def _two_installations(app_factory, fake_hubspot, fake_pipedrive, fake_xero):
+    """Paydeck installed into a HubSpot portal (browser A) and a Pipedrive company (browser B)."""
+    from tests.conftest import Browser
+
+    app, url = app_factory.serve(**fake_settings(hubspot=fake_hubspot, pipedrive=fake_pipedrive,
+                                                 xero=fake_xero))
+    a, b = Browser(), Browser()
+    assert a.get(f"{url}/install/hubspot").status_code == 200
+    assert b.get(f"{url}/install/pipedrive").status_code == 200
+    return app, url, a, b
+
+
+def _organisation(fake, connection: XeroConnection) -> int:
+    """An Accounting API call with the connection's own token and tenant: 200 while it works."""
+    import requests
+
+    return requests.get(f"{fake.base_url}/api.xro/2.0/Organisation", timeout=5, headers={
+        "Authorization": f"Bearer {connection.access_token}",
+        "xero-tenant-id": connection.tenant_id, "Accept": "application/json"}).status_code
+
+
+def test_the_same_xero_user_connecting_a_second_installation_leaves_the_first_alone(
+        app_factory, fake_hubspot, fake_pipedrive, fake_xero):
+    fake, fake_url = fake_xero
+    fake.base_url = fake_url
+    x, y = fake.add_tenant("Acme Pty Ltd"), fake.add_tenant("Acme NZ Ltd")
+    app, url, a, b = _two_installations(app_factory, fake_hubspot, fake_pipedrive, fake_xero)
+    fake.consent_tenants = [x]
+    a.get(f"{url}/connect/xero")
+    fake.consent_tenants = [y]  # the same Xero user ticks only the other organisation
+
+    page = b.get(f"{url}/connect/xero")
+
+    # B's sign-in authorised Y alone: no chooser offering A's organisation, nothing detached.
+    assert page.url.startswith(f"{url}/ui/settings/"), page.url
+    first, second = (one(app, XeroConnection, XeroConnection.installation_id == i)
+                     for i in sorted(c.installation_id for c in _all(app)))
+    assert (first.status, first.tenant_id) == (ConnectionStatus.CONNECTED, x)
+    assert (second.status, second.tenant_id) == (ConnectionStatus.CONNECTED, y)
+    assert {c.tenant_id for c in fake.connections} == {x, y}
+    assert _organisation(fake, first) == 200 and _organisation(fake, second) == 200
+
+
+def test_an_organisation_another_installation_uses_is_not_detached_by_the_chooser(
+        app_factory, fake_hubspot, fake_pipedrive, fake_xero):
+    fake, fake_url = fake_xero
+    fake.base_url = fake_url
+    x, y = fake.add_tenant("Acme Pty Ltd"), fake.add_tenant("Acme NZ Ltd")
+    app, url, a, b = _two_installations(app_factory, fake_hubspot, fake_pipedrive, fake_xero)
+    fake.consent_tenants = [x]
+    a.get(f"{url}/connect/xero")
+    fake.consent_tenants = [x, y]  # B's sign-in re-authorises X too: both are offered
+    page = b.get(f"{url}/connect/xero")
+    assert page.url == f"{url}/connect/xero/organisation"
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+
+    b.post(f"{url}/connect/xero/organisation", data={"csrf_token": csrf, "tenant_id": y})
+
+    first, second = (one(app, XeroConnection, XeroConnection.installation_id == i)
+                     for i in sorted(c.installation_id for c in _all(app)))
+    assert (second.status, second.tenant_id) == (ConnectionStatus.CONNECTED, y)
+    assert {c.tenant_id for c in fake.connections} == {x, y}  # X stayed: A invoices into it
+    assert _organisation(fake, first) == 200
+
+
+def _all(app) -> list[XeroConnection]:
+    from app.extensions import db
+
+    with app.app_context():
+        rows = db.session.scalars(db.select(XeroConnection)).all()
+        for row in rows:
+            db.session.expunge(row)
+        return list(rows)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-
 import base64
+from types import SimpleNamespace
 
+import pytest
 import requests
 from rq import Queue
+from sqlalchemy import select
 
+from app.extensions import db
 from app.jobs import QUEUE
 from app.models import AuditEvent, Installation, InstallationStatus
-from app.redis_conn import connect
+from app.redis_conn import connect, get_redis
 from tests.conftest import fake_settings
 from tests.helpers import count, one, raw_rows
 
@@ -148,3 +150,99 @@ def test_loopback_http_is_allowed_only_against_a_loopback_sandbox(app_factory):
 
     sandbox = app_factory.settings(pipedrive_oauth_base="http://127.0.0.1:5002")
     assert checked_api_domain("http://127.0.0.1:5002", sandbox) == "http://127.0.0.1:5002"
+# --- reinstall after uninstall: fresh webhook credentials, fresh webhooks ----------------------
+
+def _work(app) -> None:
+    from app.worker import PaydeckSimpleWorker
+
+    with app.app_context():
+        PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
+
+
+def _stage_rule(app, stage_id: int) -> SimpleNamespace:
+    """Make sure the installation has a rule for `stage_id`; what it is now."""
+    from app.models import StageAction, StageRule
+
+    with app.app_context():
+        installation = db.session.scalars(select(Installation)).one()
+        if not db.session.scalar(select(StageRule).where(StageRule.installation_id == installation.id)):
+            db.session.add(StageRule(installation_id=installation.id, pipeline_id="1",
+                                     stage_id=str(stage_id), action=StageAction.DRAFT))
+            db.session.commit()
+        return SimpleNamespace(id=installation.id, status=installation.status,
+                               webhook_user=installation.webhook_user,
+                               webhook_password=installation.webhook_password)
+
+
+def _stage_event(fake, installation: SimpleNamespace, deal_id: int, stage_id: int, event: str) -> dict:
+    """A v2 deal change body as Pipedrive sends it (guide-for-webhooks-v2)."""
+    return {"meta": {"action": "change", "entity": "deal", "entity_id": str(deal_id),
+                     "company_id": str(fake.company_id), "user_id": str(fake.user_id),
+                     "id": event, "version": "2.0"},
+            "data": {"id": deal_id, "stage_id": stage_id}, "previous": {"stage_id": 1}}
+
+
+def test_reinstall_after_uninstall_registers_fresh_webhooks_with_fresh_credentials(
+        app_factory, fake_pipedrive, browser):
+    fake, _ = fake_pipedrive
+    app, url = app_factory.serve(**fake_settings(pipedrive=fake_pipedrive))
+    assert browser.get(f"{url}/install/pipedrive").status_code == 200
+    _work(app)  # the setup job: deal fields and the two webhooks
+    won = fake.api.stage_id("Won")
+    first = _stage_rule(app, won)
+    hook_url = f"{url}/webhooks/pipedrive/{first.id}"
+    assert {(w.event_action, w.http_auth_user, w.name is not None) for w in fake.webhooks} == {
+        ("change", first.webhook_user, True), ("create", first.webhook_user, True)}
+    old_ids = {w.id for w in fake.webhooks}
+    # An uninstall whose webhook removal did not happen (or that we cannot see): the old hooks
+    # survive with the old credentials.
+    assert fake.send_uninstall(f"{url}/oauth/pipedrive/callback",
+                               remove_webhooks=False).status_code == 200
+
+    assert browser.get(f"{url}/install/pipedrive").status_code == 200
+    _work(app)
+
+    again = _stage_rule(app, won)
+    assert again.id == first.id and again.status == InstallationStatus.ACTIVE
+    assert again.webhook_user != first.webhook_user
+    assert again.webhook_password != first.webhook_password
+    hooks = fake.webhooks
+    assert {(w.event_action, w.subscription_url) for w in hooks} == {("change", hook_url),
+                                                                     ("create", hook_url)}
+    assert all(w.http_auth_user == again.webhook_user
+               and w.http_auth_password == again.webhook_password for w in hooks)
+    assert not old_ids & {w.id for w in hooks}  # the stale hooks were deleted
+    deal_id = fake.api.add_deal("Website")
+    body = _stage_event(fake, again, deal_id, won, "ev-new")
+    fresh = requests.post(hook_url, json=body, timeout=5,
+                          auth=(again.webhook_user, again.webhook_password))
+    assert fresh.status_code == 200 and fresh.json()["enqueued"] == 1
+    stale = requests.post(hook_url, json=_stage_event(fake, again, deal_id, won, "ev-old"),
+                          timeout=5, auth=(first.webhook_user, first.webhook_password))
+    assert stale.status_code == 401
+    # And Pipedrive's own deliveries, made with what the hooks carry, are accepted.
+    fake.api.move_deal(deal_id, fake.api.stage_id("Contact Made"))
+    deliveries = fake.deliver()  # the deal's create and its stage change
+    assert len(deliveries) == 2 and {d.status for d in deliveries} == {200}
+
+
+def test_re_consent_without_uninstall_keeps_the_webhooks_working(app_factory, fake_pipedrive,
+                                                                browser):
+    fake, _ = fake_pipedrive
+    app, url = app_factory.serve(**fake_settings(pipedrive=fake_pipedrive))
+    assert browser.get(f"{url}/install/pipedrive").status_code == 200
+    _work(app)
+    first = _stage_rule(app, fake.api.stage_id("Won"))
+    hooks_before = {w.id for w in fake.webhooks}
+
+    assert browser.get(f"{url}/install/pipedrive").status_code == 200
+    _work(app)
+
+    again = _stage_rule(app, fake.api.stage_id("Won"))
+    assert (again.webhook_user, again.webhook_password) == (first.webhook_user,
+                                                            first.webhook_password)
+    assert {w.id for w in fake.webhooks} == hooks_before  # nothing re-created or lost
+    deal_id = fake.api.add_deal("Website")
+    fake.api.move_deal(deal_id, fake.api.stage_id("Won"))
+    deliveries = fake.deliver()
+    assert deliveries and {d.status for d in deliveries} == {200}

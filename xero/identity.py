@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jwt
 import requests
 
 from app.settings import Settings
@@ -28,15 +29,38 @@ class Tenant:
     tenant_name: str
 
 
-def list_organisations(settings: Settings, access_token: str) -> list[Tenant]:
-    """The organisations (not practices) this access token may act on."""
-    response = _call("GET", f"{settings.xero_api_base}/connections", settings,
+def list_organisations(settings: Settings, access_token: str,
+                       auth_event_id: str | None = None) -> list[Tenant]:
+    """The organisations (not practices) this access token may act on; with `auth_event_id`,
+    only those authorised in that sign-in (GET /connections?authEventId=, xero-identity.yaml).
+
+    Without the filter the list holds every organisation the Xero *user* ever connected to
+    this app - including ones another Paydeck installation of the same user invoices into."""
+    params = {"authEventId": auth_event_id} if auth_event_id else None
+    response = _call("GET", f"{settings.xero_api_base}/connections", settings, params=params,
                      headers={"Authorization": f"Bearer {access_token}"})
     return [
         Tenant(c["id"], c["tenantId"], c.get("tenantName") or "")
         for c in response.json()
         if c.get("tenantType") == "ORGANISATION"
     ]
+
+
+def auth_event_id(access_token: str) -> str | None:
+    """The `authentication_event_id` claim of a Xero access token (a JWT), if it has one.
+
+    Read without verifying the signature, on purpose: the token is the one Xero's token
+    endpoint just handed us over TLS in our own back-channel call, and the claim only narrows
+    a GET /connections that Xero itself authorises with that same token - a forged claim
+    could only hide connections from us, never grant any. (Verifying would mean fetching
+    Xero's JWKS for no gain.) Source of the claim: developer.xero.com/documentation/guides/
+    oauth2/auth-flow, "Check the tenants you're authorized to access"."""
+    try:
+        claims = jwt.decode(access_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    event = claims.get("authentication_event_id") if isinstance(claims, dict) else None
+    return event if isinstance(event, str) and event else None
 
 
 def remove_connection(settings: Settings, access_token: str, connection_id: str) -> None:

@@ -115,13 +115,22 @@ def pipedrive_uninstall() -> tuple[str, int]:
     installation.status = InstallationStatus.UNINSTALLED
     installation.uninstalled_at = datetime.now(timezone.utc)
     installation.clear_tokens()
-    installation.webhook_password = None
+    installation.webhook_user = installation.webhook_password = None
     db.session.add(AuditEvent(installation_id=installation.id, action="uninstalled",
                               outcome="ok", detail={"user_id": body.get("user_id")}))
     db.session.commit()
     # Holding Xero access for a customer who left is a liability: revoke it, off the request.
     enqueue_revoke_xero(installation.id)
     return "", 200
+
+
+def _new_webhook_credentials(installation: Installation) -> None:
+    """A fresh random Basic pair for the installation's Pipedrive webhooks: at first install
+    and whenever it comes back after an uninstall (the old pair died with the old webhooks).
+    Both parts change, so the setup job can tell its hooks from stale ones by the user alone.
+    A re-consent of an active installation keeps its pair: its webhooks keep working."""
+    installation.webhook_user = secrets.token_hex(12)
+    installation.webhook_password = secrets.token_urlsafe(32)
 
 
 def _basic_auth_matches(user: str, password: str) -> bool:
@@ -140,15 +149,15 @@ def _store_installation(crm: CrmKind, identity: AccountIdentity, token: dict) ->
         if installation is None:
             installation = Installation(crm=crm, account_id=identity.account_id)
             db.session.add(installation)
+        returning = installation.status != InstallationStatus.ACTIVE
         installation.account_name = identity.account_name
         installation.api_domain = identity.api_domain
         installation.installed_by = identity.user
         installation.status = InstallationStatus.ACTIVE
         installation.uninstalled_at = None
         installation.set_tokens(token, now)
-        if crm == CrmKind.PIPEDRIVE and not installation.webhook_user:
-            installation.webhook_user = secrets.token_hex(12)
-            installation.webhook_password = secrets.token_urlsafe(32)
+        if crm == CrmKind.PIPEDRIVE and (returning or not installation.webhook_password):
+            _new_webhook_credentials(installation)
         try:
             db.session.flush()
         except IntegrityError:  # a concurrent callback for the same account won the insert

@@ -7,6 +7,7 @@ import logging
 from datetime import datetime, timezone
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, session, url_for
+from sqlalchemy import select
 
 from app import get_settings
 from app.extensions import db
@@ -87,7 +88,13 @@ def callback() -> Response:
         return message_page("Xero not connected", "Xero sent no authorization code.", 400)
     try:
         token = exchange_code(provider("xero", settings), code, settings.http_timeout)
-        organisations = identity.list_organisations(settings, token["access_token"])
+        # Only this sign-in's organisations: the same Xero user may have connected another
+        # installation to another organisation, which must be neither offered nor detached.
+        event = identity.auth_event_id(token["access_token"])
+        if event is None:
+            log.warning("installation %s: Xero access token has no authentication_event_id; "
+                        "listing every connection of the user", installation.id)
+        organisations = identity.list_organisations(settings, token["access_token"], event)
     except (OAuthFailure, XeroIdentityError) as exc:
         log.warning("installation %s: Xero connect failed: %s", installation.id, exc)
         return message_page("Xero not connected", "Xero refused the authorization (it may "
@@ -186,7 +193,7 @@ def _store_connection(installation: Installation, token: dict,
     }:
         # Switching organisation: detach the old one. (Not a revoke of the old grant: Xero
         # may have moved the re-authorised connections onto the new grant.)
-        _detach(token["access_token"], connection.xero_connection_id)
+        _detach(token["access_token"], connection.xero_connection_id, installation.id)
     connection.set_tokens(token, datetime.now(timezone.utc))
     connection.status_detail = ""
     if len(organisations) == 1:
@@ -200,7 +207,15 @@ def _store_connection(installation: Installation, token: dict,
     db.session.commit()
 
 
-def _detach(access_token: str, xero_connection_id: str) -> None:
+def _detach(access_token: str, xero_connection_id: str, installation_id: int) -> None:
+    """Detach an organisation from the Xero user's connections - unless another Paydeck
+    installation still invoices through that connection: a Xero connection belongs to the user
+    and the app, not to one grant (a later sign-in of the same user re-authorises the same
+    connection id), so detaching it would cut that installation off too."""
+    if _used_elsewhere(xero_connection_id, installation_id):
+        log.info("not detaching Xero connection %s: another installation uses it",
+                 xero_connection_id)
+        return
     try:
         identity.remove_connection(get_settings(), access_token, xero_connection_id)
     except XeroIdentityError as exc:
@@ -224,7 +239,15 @@ def _drop_unchosen(connection: XeroConnection, chosen: dict[str, str]) -> None:
     assert connection.access_token
     for choice in connection.tenant_choices:
         if choice["tenant_id"] != chosen["tenant_id"]:
-            _detach(connection.access_token, choice["connection_id"])
+            _detach(connection.access_token, choice["connection_id"], connection.installation_id)
+
+
+def _used_elsewhere(xero_connection_id: str, installation_id: int) -> bool:
+    return db.session.scalar(select(XeroConnection.id).where(
+        XeroConnection.xero_connection_id == xero_connection_id,
+        XeroConnection.installation_id != installation_id,
+        XeroConnection.status.in_((ConnectionStatus.CONNECTED,
+                                   ConnectionStatus.RECONNECT_NEEDED))).limit(1)) is not None
 
 
 def _iso(value: datetime | None) -> str | None:

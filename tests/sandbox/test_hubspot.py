@@ -92,3 +92,31 @@ def test_deleting_the_refresh_token_uninstalls(hubspot: OAuthHarness[FakeHubSpot
     assert hubspot.refresh(tokens["refresh_token"]).json()["error"] == "invalid_grant"
     assert hubspot.api_get(tokens["access_token"]).status_code == 401
     assert requests.delete(url, timeout=TIMEOUT).status_code == 404
+
+
+def test_an_admin_uninstalling_the_app_kills_its_tokens_in_that_portal_only(
+        hubspot: OAuthHarness[FakeHubSpot]) -> None:
+    fake = hubspot.fake
+    here = hubspot.login()
+    fake.portal_id = 999
+    elsewhere = hubspot.login()
+
+    assert fake.uninstall_app(999) == 1
+
+    assert hubspot.refresh(elsewhere["refresh_token"]).json()["error"] == "invalid_grant"
+    assert hubspot.api_get(elsewhere["access_token"]).status_code == 401
+    assert hubspot.refresh(here["refresh_token"]).status_code == 200
+    assert fake.uninstall_app(999) == 0
+
+
+def test_the_app_can_uninstall_itself(hubspot: OAuthHarness[FakeHubSpot]) -> None:
+    """DELETE /appinstalls/2026-03/external-install with the account's token: 204, no body."""
+    tokens = hubspot.login()
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    url = f"{hubspot.url}/appinstalls/2026-03/external-install"
+
+    response = requests.delete(url, headers=headers, timeout=TIMEOUT)
+
+    assert response.status_code == 204 and response.content == b""
+    assert hubspot.refresh(tokens["refresh_token"]).json()["error"] == "invalid_grant"
+    assert requests.delete(url, headers=headers, timeout=TIMEOUT).status_code == 401

@@ -127,6 +127,7 @@ def subscribe(
         "subscription_url": url,
         "event_action": action,
         "event_object": obj,
+        "name": "Paydeck deal changes",
         "version": "2.0",
         "http_auth_user": "paydeck",
         "http_auth_password": "s3cret-pw",
@@ -600,12 +601,26 @@ def test_webhook_registration_listing_and_deletion(
     assert [h.id for h in fake.webhooks] == [default_version["id"]]
 
 
+def test_a_webhook_without_a_name_is_refused(api: Client, receiver: tuple[Receiver, str]) -> None:
+    """AddWebhookRequest marks `name` required (pipedrive/client-nodejs, commit 43929e5d)."""
+    body = {"subscription_url": receiver[1], "event_action": "change", "event_object": "deal",
+            "version": "2.0"}
+    for name in (None, "", "  "):
+        refused = api.post("/api/v1/webhooks", body | ({} if name is None else {"name": name}))
+        assert refused.status_code == 400
+        assert refused.json()["success"] is False and "name" in refused.json()["error"]
+    assert api.get("/api/v1/webhooks").json()["data"] == []
+    named = api.post("/api/v1/webhooks", body | {"name": "Paydeck"})
+    assert named.status_code == 201 and named.json()["data"]["name"] == "Paydeck"
+
+
 def test_webhooks_need_the_admin_scope(
     pipedrive: OAuthHarness[FakePipedrive], fake: FakePipedrive, receiver: tuple[Receiver, str]
 ) -> None:
     fake.scopes = ("base", "deals:full", "contacts:read", "products:read")
     no_admin = login(pipedrive)
-    body = {"subscription_url": receiver[1], "event_action": "change", "event_object": "deal"}
+    body = {"subscription_url": receiver[1], "event_action": "change", "event_object": "deal",
+            "name": "Paydeck"}
     assert no_admin.post("/api/v1/webhooks", body).status_code == 403
     assert no_admin.get("/api/v1/webhooks").status_code == 403
     assert (
