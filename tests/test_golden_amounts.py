@@ -41,7 +41,7 @@ payment-terms rows of #11's other points: give Booked a `date`/`due_date` when t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -82,7 +82,6 @@ class Row:
     deal: dict[str, Any]  # the CRM's deal: HubSpot properties + line_items, or Pipedrive products
     expect: Booked | Review
     company: str = "Initech Pty Ltd"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # --- HubSpot (admin settings: account 200, default tax OUTPUT 10 %, Exclusive) -----------------
