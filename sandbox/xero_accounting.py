@@ -62,7 +62,6 @@ from sandbox.xero_limits import (
 )
 from sandbox.xero_lines import (
     LineRequest,
-    PricedLine,
     Totals,
     invoice_totals,
     line_tax,
@@ -76,7 +75,6 @@ from sandbox.xero_regions import (
     RegionSetup,
     TaxComponent,
     TaxRate,
-    au_tax_rates,
     region_setup,
     zone_of,
 )
@@ -1742,7 +1740,14 @@ def _tax_of(line: LineItem, amount_types: str, rate_of: Callable[[str | None], D
     return line_tax(line.line_amount, rate_of(line.tax_type), amount_types)
 
 
-_LINE_NUMBERS = ("Quantity", "UnitAmount", "LineAmount", "DiscountRate", "DiscountAmount", "TaxAmount")
+_LINE_NUMBERS = (
+    "Quantity",
+    "UnitAmount",
+    "LineAmount",
+    "DiscountRate",
+    "DiscountAmount",
+    "TaxAmount",
+)
 
 
 def _number_or_none(value: object) -> Decimal | None:
