@@ -112,10 +112,12 @@ def price_line(req: LineRequest, unit_dp: int) -> PricedLine | list[str]:
         )
     expected = _line_amount(gross, rate, amount)
     sent = req.line_amount
-    if sent is not None and req.quantity is not None and req.unit_amount is not None:
+    derived = req.quantity is None or req.unit_amount is None
+    if sent is not None and (not derived or gross == 0):
         # A LineAmount sent beside both Quantity and UnitAmount is checked, not trusted:
         # "The line total 1.00 does not match the expected line total 0.00"
         # (XeroAPI/Xero-NetStandard#74, #147; #412 "The line total 0 does not match ...").
+        # So is one that no derived amount can produce (Quantity 0, or UnitAmount 0).
         if to_cents(sent) != expected:
             problems.append(
                 f"The line total {to_cents(sent):.2f} does not match the expected line "
@@ -157,7 +159,9 @@ def _quantity_and_unit(
         return quantity if quantity is not None else Decimal("1.0000"), unit or Decimal(0)
     gross = _undiscounted(to_cents(req.line_amount), rate, amount)
     if unit is None:
-        q = quantity if quantity not in (None, Decimal(0)) else Decimal("1.0000")
+        q = quantity if quantity is not None else Decimal("1.0000")
+        if q == 0:
+            return q, Decimal(0).quantize(quantum)
         return q, (gross / q).quantize(quantum, rounding=UNIT_ROUNDING)
     if unit == 0:
         return Decimal("1.0000"), unit

@@ -94,9 +94,10 @@ def one(sb: Sandbox, *lines: LineItem, **fields: Any) -> Invoice:
 
 def errors_of(sb: Sandbox, *lines: LineItem, **fields: Any) -> list[str]:
     """The element's validation messages, with summarizeErrors=false (200, element errors)."""
+    before = len(sb.books.invoices)
     element = create(sb, invoice(customer(sb), *lines, **fields), summarize_errors=False)[0]
     assert element.has_errors and element.invoice_id == ZERO_GUID
-    assert sb.books.invoices == []
+    assert len(sb.books.invoices) == before  # nothing booked
     return [e.message for e in element.validation_errors]
 
 
@@ -179,6 +180,20 @@ def test_line_amount_fills_in_a_missing_unit_amount_or_quantity(au: Sandbox) -> 
     assert (first.quantity, first.unit_amount, first.line_amount) == (D(4), D("25"), D("100"))
     assert (second.quantity, second.unit_amount, second.line_amount) == (D(4), D("12.5"), D("50"))
     assert totals(inv) == (D("150.00"), D("15.00"), D("165.00"), D("0.00"))
+
+
+def test_quantity_zero_books_a_zero_line(au: Sandbox) -> None:
+    # 0 x 150.00 = 0.00, no tax; the other line 2 x 10.00 = 20.00, GST 2.00.
+    inv = one(au, li("150.00", "0"), li("10.00", "2"))
+    assert [(x.quantity, x.line_amount, x.tax_amount) for x in inv.line_items] == [
+        (D(0), D("0.00"), D("0.00")),
+        (D(2), D("20.00"), D("2.00")),
+    ]
+    assert totals(inv) == (D("20.00"), D("2.00"), D("22.00"), D("0.00"))
+    # Quantity 0 cannot make a LineAmount of 100.00, whatever UnitAmount is derived.
+    assert errors_of(au, li(None, "0", line_amount="100.00")) == [
+        "The line total 100.00 does not match the expected line total 0.00"
+    ]
 
 
 def test_unit_amount_keeps_two_decimals_unless_unitdp_4(au: Sandbox) -> None:
