@@ -41,15 +41,17 @@ payment-terms rows of #11's other points: give Booked a `date`/`due_date` when t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from app.extensions import db
 from app.jobs import QUEUE
-from app.models import Installation, InstallationSettings, ReviewItem, StageAction, StageRule
+from app.models import (Installation, InstallationSettings, LineAmountType, ReviewItem,
+                        StageAction, StageRule)
 from app.redis_conn import get_redis
 from app.worker import PaydeckSimpleWorker
 from tests.conftest import fake_settings
@@ -66,6 +68,9 @@ class Booked:
     total_tax: str
     total: str
     line_amount_types: str = "Exclusive"
+    # Room for #11's date rows (organisation timezone, contact terms): compared when set.
+    date: str | None = None
+    due_date: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,9 @@ class Row:
     deal: dict[str, Any]  # the CRM's deal: HubSpot properties + line_items, or Pipedrive products
     expect: Booked | Review
     company: str = "Initech Pty Ltd"
+    # The admin's settings for this row, beyond the defaults below (InstallationSettings
+    # attribute -> value). Rows with the same settings share one installation.
+    settings: tuple[tuple[str, Any], ...] = ()
 
 
 # --- HubSpot (admin settings: account 200, default tax OUTPUT 10 %, Exclusive) -----------------
@@ -129,6 +137,20 @@ HUBSPOT_ROWS = [
     # A 256-character company name: the new Xero contact's Name [X4].
     Row("hs-long-company-name", {"line_items": [hs_line("1", "10.00")]},
         Review("text_too_long", "Name is 256 characters; Xero allows 255"), company="N" * 256),
+    # Admin setting "amounts are tax inclusive": 1 x 110.00 -> LineAmount 110.00; GST inside =
+    # 110 x 10/110 = 10.00 [X2]; subtotal 100.00; total 110.00.
+    Row("hs-inclusive-setting", {"line_items": [hs_line("1", "110.00")]},
+        Booked(("110.00",), "100.00", "10.00", "110.00", "Inclusive"),
+        settings=(("line_amount_type", LineAmountType.INCLUSIVE),)),
+    # Admin tolerance 5.00: amount 104.00 vs lines 3 x 33.33 = 99.99 (4.01 apart) is invoiced
+    # for the lines: 99.99 + GST 10.00 (9.999) = 109.99.
+    Row("hs-admin-tolerance", {"amount": "104.00", "line_items": [hs_line("3", "33.33")]},
+        Booked(("99.99",), "99.99", "10.00", "109.99"),
+        settings=(("amount_tolerance", D("5.00")),)),
+    # ... and 5.01 apart is not: amount 105.00 vs 99.99.
+    Row("hs-over-admin-tolerance", {"amount": "105.00", "line_items": [hs_line("3", "33.33")]},
+        Review("amount_mismatch", "differs from the sum of its lines 99.99 by more than 5.00"),
+        settings=(("amount_tolerance", D("5.00")),)),
 ]
 
 
@@ -196,11 +218,22 @@ def work(app):
         PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
 
 
-def _configure(app, pipeline_id: str, stage_id: str) -> None:
+def groups(rows: list[Row]) -> dict[str, list[Row]]:
+    """Rows by the admin settings they need: one installation (one test) per group."""
+    found: dict[str, list[Row]] = {}
+    for row in rows:
+        name = ",".join(f"{k}={getattr(v, 'value', v)}" for k, v in row.settings) or "defaults"
+        found.setdefault(name, []).append(row)
+    return found
+
+
+def _configure(app, pipeline_id: str, stage_id: str, rows: list[Row]) -> None:
     with app.app_context():
         installation = db.session.scalars(select(Installation)).one()
         settings = db.session.get(InstallationSettings, installation.id)
         settings.default_account_code, settings.default_tax_type = "200", "OUTPUT"
+        for name, value in rows[0].settings:
+            setattr(settings, name, value)
         db.session.add(StageRule(installation_id=installation.id, pipeline_id=pipeline_id,
                                  stage_id=stage_id, action=StageAction.AUTHORISE))
         db.session.commit()
@@ -228,13 +261,17 @@ def _check(app, xero, tenant: str, rows: list[Row], deal_ids: dict[str, str],
         booked = Booked(tuple(f"{line.line_amount:.2f}" for line in invoice.line_items),
                         f"{invoice.sub_total:.2f}", f"{invoice.total_tax:.2f}",
                         f"{invoice.total:.2f}", invoice.line_amount_types)
+        booked = replace(booked, date=row.expect.date and invoice.date.isoformat(),
+                         due_date=row.expect.due_date and invoice.due_date.isoformat())
         if booked != row.expect:
             wrong.append(f"{row.id}: expected {row.expect}, Xero booked {booked}")
     assert not wrong, "\n".join(wrong)
 
 
+@pytest.mark.parametrize("group", list(groups(HUBSPOT_ROWS)))
 def test_golden_hubspot_deals_book_in_xero_as_worked_out_by_hand(
-        app_factory, fake_hubspot, fake_xero, browser):
+        app_factory, fake_hubspot, fake_xero, browser, group):
+    rows = groups(HUBSPOT_ROWS)[group]
     hubspot, _ = fake_hubspot
     xero, _ = fake_xero
     tenant = xero.add_tenant("Acme Pty Ltd")
@@ -243,10 +280,10 @@ def test_golden_hubspot_deals_book_in_xero_as_worked_out_by_hand(
     assert browser.get(f"{url}/install/hubspot").status_code == 200
     assert browser.get(f"{url}/connect/xero").status_code == 200
     work(app)
-    _configure(app, "default", "closedwon")
+    _configure(app, "default", "closedwon", rows)
     hubspot.subscribe(f"{url}/webhooks/hubspot", hubspot.client_secret)
     deal_ids = {}
-    for n, row in enumerate(HUBSPOT_ROWS):
+    for n, row in enumerate(rows):
         company = hubspot.crm.add_company(name=row.company, domain=f"c{n}.example")
         contact = hubspot.crm.add_contact(company_id=company, firstname="Pat", lastname="Buyer",
                                           email=f"ap@c{n}.example")
@@ -260,11 +297,13 @@ def test_golden_hubspot_deals_book_in_xero_as_worked_out_by_hand(
     hubspot.deliver()
     work(app)
 
-    _check(app, xero, tenant, HUBSPOT_ROWS, deal_ids, lambda d: f"HubSpot deal {d}")
+    _check(app, xero, tenant, rows, deal_ids, lambda d: f"HubSpot deal {d}")
 
 
+@pytest.mark.parametrize("group", list(groups(PIPEDRIVE_ROWS)))
 def test_golden_pipedrive_deals_book_in_xero_as_worked_out_by_hand(
-        app_factory, fake_pipedrive, fake_xero, browser):
+        app_factory, fake_pipedrive, fake_xero, browser, group):
+    rows = groups(PIPEDRIVE_ROWS)[group]
     pipedrive, _ = fake_pipedrive
     xero, _ = fake_xero
     tenant = xero.add_tenant("Acme Pty Ltd")
@@ -273,10 +312,10 @@ def test_golden_pipedrive_deals_book_in_xero_as_worked_out_by_hand(
     assert browser.get(f"{url}/connect/xero").status_code == 200
     work(app)
     won = pipedrive.api.stage_id("Won")
-    _configure(app, "1", str(won))
+    _configure(app, "1", str(won), rows)
     product = pipedrive.api.add_product("Consulting", code="CONS-1", price=D("1.00"))
     deal_ids = {}
-    for n, row in enumerate(PIPEDRIVE_ROWS):
+    for n, row in enumerate(rows):
         org = pipedrive.api.add_org(f"{row.company} {n}")
         person = pipedrive.api.add_person("Pat Buyer", email=f"ap@c{n}.example", org_id=org)
         lines = [{"product_id": product, **line} for line in row.deal["products"]]
@@ -289,4 +328,4 @@ def test_golden_pipedrive_deals_book_in_xero_as_worked_out_by_hand(
     pipedrive.deliver()
     work(app)
 
-    _check(app, xero, tenant, PIPEDRIVE_ROWS, deal_ids, lambda d: f"Pipedrive deal {d}")
+    _check(app, xero, tenant, rows, deal_ids, lambda d: f"Pipedrive deal {d}")

@@ -232,8 +232,6 @@ def _amounts(item: LineItem, label: str, problems: list[Problem]
 
     if item.problem:
         return refuse("line_amounts", item.problem)
-    if item.quantity < 0 or item.unit_price < 0:
-        return refuse("line_amounts", "a negative quantity or price (credit it in Xero instead)")
     rate, discount = item.discount_percent or None, item.discount_amount or None
     if rate is not None and discount is not None:
         return refuse("line_amounts", "both a discount percentage and a discount amount")
@@ -247,7 +245,7 @@ def _amounts(item: LineItem, label: str, problems: list[Problem]
     if booked != exact:
         return refuse("line_amounts", f"the unit price {item.unit_price} has more decimals "
                       f"than Xero keeps (4): Xero would book {booked}, not {exact}")
-    if booked < 0:
+    if discount is not None and booked < 0 <= booked + discount:  # a positive line gone negative
         return refuse("line_amounts", f"the discount is more than the line ({booked})")
     if item.crm_total is not None and money(item.crm_total) != booked:
         return refuse("amount_mismatch", f"the CRM's line total is {money(item.crm_total)} but "
