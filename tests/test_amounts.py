@@ -184,3 +184,9 @@ def test_text_limits_name_the_field():
         "the contact's Name is 256 characters; Xero allows 255",
         "the contact's TaxNumber is 51 characters; Xero allows 50",
         "the contact's PhoneNumber is 51 characters; Xero allows 50"]
+
+
+def test_reference_data_keeps_the_display_rate_through_the_cache():
+    ref = ReferenceData("AUD", frozenset({"AUD"}), tax_rates={
+        "CMP": TaxRate("CMP", "Compound", D("14.975"), display_rate=D("9.975"))})
+    assert ReferenceData.from_json(ref.to_json()).tax_rates["CMP"] == ref.tax_rates["CMP"]

@@ -26,10 +26,11 @@ class Account:
 
 @dataclass(frozen=True)
 class TaxRate:
-    """One of GET /TaxRates. `rate` is EffectiveRate, what Xero charges; `display_rate` is
-    DisplayTaxRate, what it shows (they differ for compound rates: Xero TaxRates docs,
-    developer.xero.com/documentation/api/accounting/taxrates). CanApplyToRevenue says whether
-    a sales invoice may use it."""
+    """One of GET /TaxRates (tests/specs/xero/xero_accounting.yaml, TaxRate). `rate` is
+    EffectiveRate ("Effective Tax Rate (decimal to 4dp)"), what Xero charges, and what a CRM's
+    percentage is matched against; `display_rate` is DisplayTaxRate, what Xero shows (they can
+    differ for compound rates: developer.xero.com/documentation/api/accounting/taxrates).
+    CanApplyToRevenue says whether a sales invoice may use it."""
 
     tax_type: str
     name: str
