@@ -90,6 +90,9 @@ class Row:
     # The admin's settings for this row, beyond the defaults below (InstallationSettings
     # attribute -> value). Rows with the same settings share one installation.
     settings: tuple[tuple[str, Any], ...] = ()
+    # The Xero organisation's region (the fake seeds its default tax rates and currency):
+    # the default tax rate is that region's sales rate (AU OUTPUT 10 %, NZ OUTPUT2 15 %).
+    region: str = "AU"
 
 
 # --- HubSpot (admin settings: account 200, default tax OUTPUT 10 %, Exclusive) -----------------
@@ -148,6 +151,10 @@ HUBSPOT_ROWS = [
         Booked(("99.99",), "99.99", "10.00", "109.99"),
         settings=(("amount_tolerance", D("5.00")),)),
     # ... and 5.01 apart is not: amount 105.00 vs 99.99.
+    # NZ organisation: default sales rate OUTPUT2 "15% GST on Income" (TaxRates doc, New
+    # Zealand table). 2 x 100.00 NZD = 200.00; GST 15 % = 30.00; total 230.00.
+    Row("hs-nz-organisation", {"deal_currency_code": "NZD", "line_items": [hs_line("2", "100.00")]},
+        Booked(("200.00",), "200.00", "30.00", "230.00"), region="NZ"),
     Row("hs-over-admin-tolerance", {"amount": "105.00", "line_items": [hs_line("3", "33.33")]},
         Review("amount_mismatch", "differs from the sum of its lines 99.99 by more than 5.00"),
         settings=(("amount_tolerance", D("5.00")),)),
@@ -204,6 +211,11 @@ PIPEDRIVE_ROWS = [
     Row("pd-quantity-zero", {"products": [pd_line("0", "100.00", **NONE),
                                           pd_line("1", "50.00", **NONE)]},
         Booked(("0.00", "50.00"), "50.00", "0.00", "50.00", "NoTax")),
+    # NZ organisation: Pipedrive's 15 % exclusive matches the one NZ sales rate of 15 %,
+    # OUTPUT2 (the AU row above found none). 2 x 100.00 = 200.00; GST 30.00; total 230.00.
+    Row("pd-nz-15-percent", {"currency": "NZD",
+                             "products": [pd_line("2", "100.00", tax=D(15), tax_method="exclusive")]},
+        Booked(("200.00",), "200.00", "30.00", "230.00"), region="NZ"),
     # Deal value 9,000.00 typed over products worth 10,000.00 (no tax) [P2].
     Row("pd-value-vs-lines", {"value": D(9000), "products": [pd_line("1", "10000.00", **NONE)]},
         Review("amount_mismatch", "the deal amount 9,000.00 differs from the sum of its lines "
@@ -222,16 +234,17 @@ def groups(rows: list[Row]) -> dict[str, list[Row]]:
     """Rows by the admin settings they need: one installation (one test) per group."""
     found: dict[str, list[Row]] = {}
     for row in rows:
-        name = ",".join(f"{k}={getattr(v, 'value', v)}" for k, v in row.settings) or "defaults"
+        name = ",".join([f"{k}={getattr(v, 'value', v)}" for k, v in row.settings]
+                        + ([f"region={row.region}"] if row.region != "AU" else [])) or "defaults"
         found.setdefault(name, []).append(row)
     return found
 
 
-def _configure(app, pipeline_id: str, stage_id: str, rows: list[Row]) -> None:
+def _configure(app, pipeline_id: str, stage_id: str, rows: list[Row], sales_tax: str) -> None:
     with app.app_context():
         installation = db.session.scalars(select(Installation)).one()
         settings = db.session.get(InstallationSettings, installation.id)
-        settings.default_account_code, settings.default_tax_type = "200", "OUTPUT"
+        settings.default_account_code, settings.default_tax_type = "200", sales_tax
         for name, value in rows[0].settings:
             setattr(settings, name, value)
         db.session.add(StageRule(installation_id=installation.id, pipeline_id=pipeline_id,
@@ -274,13 +287,13 @@ def test_golden_hubspot_deals_book_in_xero_as_worked_out_by_hand(
     rows = groups(HUBSPOT_ROWS)[group]
     hubspot, _ = fake_hubspot
     xero, _ = fake_xero
-    tenant = xero.add_tenant("Acme Pty Ltd")
+    tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region)
     app, url = app_factory.serve(hubspot_app_id=str(hubspot.app_id),
                                  **fake_settings(hubspot=fake_hubspot, xero=fake_xero))
     assert browser.get(f"{url}/install/hubspot").status_code == 200
     assert browser.get(f"{url}/connect/xero").status_code == 200
     work(app)
-    _configure(app, "default", "closedwon", rows)
+    _configure(app, "default", "closedwon", rows, xero.accounting(tenant).setup.sales_tax_type)
     hubspot.subscribe(f"{url}/webhooks/hubspot", hubspot.client_secret)
     deal_ids = {}
     for n, row in enumerate(rows):
@@ -306,20 +319,20 @@ def test_golden_pipedrive_deals_book_in_xero_as_worked_out_by_hand(
     rows = groups(PIPEDRIVE_ROWS)[group]
     pipedrive, _ = fake_pipedrive
     xero, _ = fake_xero
-    tenant = xero.add_tenant("Acme Pty Ltd")
+    tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region)
     app, url = app_factory.serve(**fake_settings(pipedrive=fake_pipedrive, xero=fake_xero))
     assert browser.get(f"{url}/install/pipedrive").status_code == 200
     assert browser.get(f"{url}/connect/xero").status_code == 200
     work(app)
     won = pipedrive.api.stage_id("Won")
-    _configure(app, "1", str(won), rows)
+    _configure(app, "1", str(won), rows, xero.accounting(tenant).setup.sales_tax_type)
     product = pipedrive.api.add_product("Consulting", code="CONS-1", price=D("1.00"))
     deal_ids = {}
     for n, row in enumerate(rows):
         org = pipedrive.api.add_org(f"{row.company} {n}")
         person = pipedrive.api.add_person("Pat Buyer", email=f"ap@c{n}.example", org_id=org)
         lines = [{"product_id": product, **line} for line in row.deal["products"]]
-        extra = {"value": row.deal["value"]} if "value" in row.deal else {}
+        extra = {k: row.deal[k] for k in ("value", "currency") if k in row.deal}
         deal_ids[row.id] = str(pipedrive.api.add_deal(row.id, org_id=org, person_id=person,
                                                       products=lines, **extra))
     pipedrive.deliver()
