@@ -502,9 +502,11 @@ class InvoiceRun:
         """Xero's text limits, checked before the SDK would raise ValueError mid-batch (which
         crashed the job, and the oldest deal then blocked every later batch)."""
         too_long = contact_too_long(_new_contact(group[0]))
-        for w in group if too_long else ():
+        if not too_long:
+            return True
+        for w in group:
             self._review(w, ReviewReason.TEXT_TOO_LONG, "; ".join(too_long))
-        return not too_long
+        return False
 
     def _link_contact(self, customer: Customer, contact_id: str, how: str) -> None:
         key = (customer.crm_type, customer.crm_id)
