@@ -873,7 +873,7 @@ class TenantBooks:
         if report_tax_type is REGION_DEFAULT:
             report_tax_type = None if self.region == "US" else "OUTPUT"
         if isinstance(components, Decimal | int | str):
-            components = [(self.setup.tax_rates()[0].components[0].name, components)]
+            components = [(self.setup.tax_component, components)]
         parts = tuple(
             TaxComponent(part, to_decimal(rate).quantize(UNIT_4DP)) for part, rate in components
         )

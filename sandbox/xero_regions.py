@@ -392,6 +392,7 @@ class RegionSetup:
     no_tax_type: str  # what system accounts carry
     export_tax_type: str  # the zero rate for exports (for tests and notes)
     tax_account_name: str
+    tax_component: str  # the name default rates give their one TaxComponent
     bank_account: str
     tax_rates: Callable[[], list[TaxRate]] = field(repr=False, default=au_tax_rates)
 
@@ -418,6 +419,7 @@ REGION_SETUPS: dict[Region, RegionSetup] = {
         no_tax_type="BASEXCLUDED",
         export_tax_type="EXEMPTEXPORT",
         tax_account_name="GST",
+        tax_component="GST",
         bank_account="062-000 12345678",
         tax_rates=au_tax_rates,
     ),
@@ -436,6 +438,7 @@ REGION_SETUPS: dict[Region, RegionSetup] = {
         no_tax_type="NONE",
         export_tax_type="ZERORATED",
         tax_account_name="GST",
+        tax_component="GST",
         bank_account="12-3456-7890123-00",
         tax_rates=nz_tax_rates,
     ),
@@ -454,6 +457,7 @@ REGION_SETUPS: dict[Region, RegionSetup] = {
         no_tax_type="NONE",
         export_tax_type="ZERORATEDOUTPUT",
         tax_account_name="VAT",
+        tax_component="VAT",
         bank_account="20-00-00 12345678",
         tax_rates=uk_tax_rates,
     ),
@@ -472,6 +476,7 @@ REGION_SETUPS: dict[Region, RegionSetup] = {
         no_tax_type="NONE",
         export_tax_type="NONE",
         tax_account_name="Sales Tax",
+        tax_component="Sales Tax",
         bank_account="121000248 123456789",
         tax_rates=us_tax_rates,
     ),
