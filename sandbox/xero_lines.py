@@ -16,6 +16,11 @@ Sources (each rule below cites the one it follows):
   TotalTax; TotalDiscount = "Total of discounts applied on the invoice line items".
 - Observed answers of the real API, quoted in public issue threads (cited where used).
 
+No organisation setting switches Xero to invoice-level tax rounding: it is an open
+feature request (productideas.xero.com "Invoice: Round GST on subtotal only rather than
+line-by-line", "Set tax treatment on transactions": "Currently, Xero calculates the tax
+on each line item, rounded to 2 decimal places, then sums the tax"). So the fake has none.
+
 Rounding mode - the docs never name one:
 - Tax: half away from zero. Both worked examples with an exact half cent say so: the
   GUIDE's one-line comparison (76.30 x 15 % = 11.445 -> "11.45"), and a 10 % example
