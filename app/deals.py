@@ -47,10 +47,22 @@ class LineItem:
     product_id: str | None = None
     sku: str | None = None
     description: str = ""
+    # Percent off the whole line (Xero DiscountRate) ...
     discount_percent: Decimal | None = None
+    # ... or an amount off the WHOLE line (Xero DiscountAmount). Adapters convert a CRM's
+    # per-unit discount (HubSpot `discount`) to this: never send a per-unit value here.
     discount_amount: Decimal | None = None
     # The CRM's own tax label or rate text, mapped to a Xero TaxType by the admin's tax mapping.
     tax_label: str | None = None
+    # The CRM's own tax on the line (Pipedrive `tax`, a percentage, and `tax_method`:
+    # "exclusive" | "inclusive" | "none"). None: the CRM does not say (the admin's setting applies).
+    tax_percent: Decimal | None = None
+    tax_method: str | None = None
+    # The CRM's own net line total (HubSpot `amount`): the builder checks Xero's arithmetic
+    # gives the same figure. None when the CRM has none we can compare with.
+    crm_total: Decimal | None = None
+    # Why the adapter could not read this line exactly (e.g. no quantity): a review item.
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,3 +78,8 @@ class Deal:
     lines: tuple[LineItem, ...] = field(default_factory=tuple)
     organisation: Organisation | None = None
     person: Person | None = None
+    # What `amount` is the sum of: False = the lines' net amounts (HubSpot: the deal amount is
+    # the sum of the line items' `amount`, pre-tax); None = unknown whether exclusive tax is
+    # in it (Pipedrive: the deal value is the sum of the products' `sum`, and its docs do not
+    # say whether `sum` carries exclusive tax), so either figure is accepted.
+    amount_includes_tax: bool | None = False

@@ -63,7 +63,8 @@ from crm_adapters.base import (
     InvoiceFields,
 )
 from xero.build import InvoiceDraft, InvoiceRules, Problem, ProductRule, build_invoice
-from xero.client import BATCH_SIZE, ContactResult, InvoiceResult, NewContact, XeroClient
+from xero.client import (BATCH_SIZE, ContactResult, InvoiceResult, NewContact, XeroClient,
+                         contact_too_long)
 from xero.contacts import Candidate, Customer, email_key, match_contact, name_key, tax_key
 from xero.errors import BatchMismatch, FixData, ReconnectNeeded, RetryLater
 from xero.reference import ReferenceData
@@ -492,6 +493,7 @@ class InvoiceRun:
 
     def _create_contacts(self, to_create: dict[str, list[_Work]]) -> None:
         groups = list(to_create.values())
+        groups = [g for g in groups if self._contact_fits(g)]
         for start in range(0, len(groups), BATCH_SIZE):
             chunk = groups[start:start + BATCH_SIZE]
             results = self.xero.create_contacts([_new_contact(g[0]) for g in chunk])
@@ -513,6 +515,16 @@ class InvoiceRun:
                     self._link_contact(w.customer, result.contact_id, "created")
                     w.audit["contact_created"] = result.contact_id
             db.session.commit()
+
+    def _contact_fits(self, group: list[_Work]) -> bool:
+        """Xero's text limits, checked before the SDK would raise ValueError mid-batch (which
+        crashed the job, and the oldest deal then blocked every later batch)."""
+        too_long = contact_too_long(_new_contact(group[0]))
+        if not too_long:
+            return True
+        for w in group:
+            self._review(w, ReviewReason.TEXT_TOO_LONG, "; ".join(too_long))
+        return False
 
     def _link_contact(self, customer: Customer, contact_id: str, how: str) -> None:
         key = (customer.crm_type, customer.crm_id)
@@ -836,7 +848,9 @@ def _rules(installation_id: int, s: InstallationSettings) -> InvoiceRules:
                         default_tax_type=s.default_tax_type,
                         line_amount_type=(s.line_amount_type.value if s.line_amount_type else "Exclusive"),
                         allow_single_line_from_amount=bool(s.allow_single_line_from_amount),
-                        payment_terms=_terms(terms), products=products, taxes=taxes)
+                        payment_terms=_terms(terms), products=products, taxes=taxes,
+                        amount_tolerance=(Decimal("0.01") if s.amount_tolerance is None
+                                          else Decimal(s.amount_tolerance)))
 
 
 def _terms(terms: dict[str, object]) -> dict[str, object]:

@@ -108,6 +108,10 @@ class ReviewReason(str, enum.Enum):
     RECONNECT_NEEDED = "reconnect_needed"
     SYNC_FAILED = "sync_failed"
     CONNECTION_FAILING = "connection_failing"  # token refreshes keep failing (not invalid_grant)
+    MIXED_TAX_METHODS = "mixed_tax_methods"  # tax-inclusive and -exclusive lines on one deal
+    AMOUNT_MISMATCH = "amount_mismatch"  # deal amount vs its lines, or a CRM line total vs Xero's
+    LINE_AMOUNTS = "line_amounts"  # a line that cannot be booked exactly (quantity, discount, dp)
+    TEXT_TOO_LONG = "text_too_long"  # over one of Xero's field limits
 
 
 class InvoiceLinkState(str, enum.Enum):
@@ -225,6 +229,9 @@ class InstallationSettings(db.Model):
         _enum(LineAmountType), default=LineAmountType.EXCLUSIVE
     )
     allow_single_line_from_amount: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How far the deal amount may be from the sum of its lines before it is a review item.
+    amount_tolerance: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("0.01"),
+                                                      server_default="0.01")
     # The CRM company property that holds the tax number (ABN/GST/VAT), if any.
     tax_number_property: Mapped[str | None] = mapped_column(String(128))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

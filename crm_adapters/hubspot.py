@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import requests
@@ -114,7 +114,7 @@ def parse_webhook(req: WebhookRequest, settings: Settings) -> ParsedWebhook:
 DEAL_PROPERTIES = ["dealname", "amount", "deal_currency_code", "dealstage", "pipeline",
                    "closedate", "hubspot_owner_id"]
 LINE_PROPERTIES = ["name", "quantity", "price", "hs_product_id", "hs_sku", "description",
-                   "hs_discount_percentage", "discount", "hs_tax_label"]
+                   "hs_discount_percentage", "discount", "hs_tax_label", "amount"]
 COMPANY_PROPERTIES = ["name", "domain", "phone", "address", "address2", "city", "state", "zip",
                       "country"]
 CONTACT_PROPERTIES = ["firstname", "lastname", "email", "phone"]
@@ -416,13 +416,48 @@ def _deal(deal_id: str, props: dict[str, Any] | None, companies: dict[str, dict[
 
 
 def _line(p: dict[str, Any]) -> LineItem:
-    return LineItem(name=p.get("name") or "", quantity=to_decimal(p.get("quantity")) or Decimal(1),
-                    unit_price=to_decimal(p.get("price")) or Decimal(0),
+    quantity = to_decimal(p.get("quantity"))
+    price = to_decimal(p.get("price")) or Decimal(0)
+    percent, off, problem = _discount(p, quantity or Decimal(0), price)
+    return LineItem(name=p.get("name") or "", quantity=quantity or Decimal(0), unit_price=price,
                     product_id=p.get("hs_product_id") or None, sku=p.get("hs_sku") or None,
                     description=p.get("description") or "",
-                    discount_percent=to_decimal(p.get("hs_discount_percentage")),
-                    discount_amount=to_decimal(p.get("discount")),
-                    tax_label=p.get("hs_tax_label") or None)
+                    discount_percent=percent, discount_amount=off,
+                    tax_label=p.get("hs_tax_label") or None,
+                    crm_total=to_decimal(p.get("amount")),
+                    problem="HubSpot has no quantity on the line" if quantity is None else problem)
+
+
+def _discount(p: dict[str, Any], quantity: Decimal, price: Decimal
+              ) -> tuple[Decimal | None, Decimal | None, str]:
+    """(percent, whole-line amount, problem). HubSpot's `discount` is an amount off EACH UNIT
+    ("Unit discount", knowledge.hubspot.com/properties/hubspots-default-line-item-properties;
+    platform-facts), so Xero gets quantity x discount as the line's DiscountAmount;
+    `hs_discount_percentage` is a percentage of the whole line (quantity x price), which is
+    Xero's DiscountRate (help.hubdo.com "How HubSpot calculates ... net pricing when discounted
+    by percentage": 10 x 234.56 at 20% = 1,876.48). HubSpot's docs do not say which wins when
+    both are set, so HubSpot's own computed `amount` decides: the one that gives it is used;
+    neither (or no `amount`) is a review item."""
+    unit_off = to_decimal(p.get("discount")) or None
+    percent = to_decimal(p.get("hs_discount_percentage")) or None
+    if unit_off is None or percent is None:
+        return percent, None if unit_off is None else unit_off * quantity, ""
+    gross = quantity * price
+    by_amount, by_percent = gross - unit_off * quantity, gross * (100 - percent) / 100
+    amount = to_decimal(p.get("amount"))
+    if amount is None:
+        return None, None, (f"both a unit discount ({unit_off}) and a discount percentage "
+                            f"({percent}%), and no HubSpot amount to tell which one applies")
+    if _cents(amount) == _cents(by_amount):
+        return None, unit_off * quantity, ""
+    if _cents(amount) == _cents(by_percent):
+        return percent, None, ""
+    return None, None, (f"both a unit discount ({unit_off}) and a discount percentage "
+                        f"({percent}%), and HubSpot's amount {amount} matches neither")
+
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def _organisation(company_id: str | None, p: dict[str, Any] | None,

@@ -7,7 +7,7 @@ import hmac
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -412,27 +412,71 @@ def _deal(d: dict[str, Any], lines: list[dict[str, Any]], products: dict[str, di
         close_date=to_date(d.get("expected_close_date")),
         lines=tuple(_line(l, products.get(str(l.get("product_id")), {})) for l in lines
                     if l.get("is_enabled", True)),
-        organisation=_organisation(org, tax_field), person=_person(person))
+        organisation=_organisation(org, tax_field), person=_person(person),
+        amount_includes_tax=None)
 
 
 def _line(l: dict[str, Any], product: dict[str, Any]) -> LineItem:
-    percent = l.get("discount_type") == "percentage"
+    quantity = to_decimal(l.get("quantity"))
+    price = to_decimal(l.get("item_price")) or Decimal(0)
+    percent, off, problem = _discount(l, quantity or Decimal(0), price)
+    method = l.get("tax_method") or None
+    if method not in (None, *TAX_METHODS):
+        problem = problem or f"Pipedrive tax_method {method!r} is not one of {', '.join(TAX_METHODS)}"
     return LineItem(name=l.get("name") or product.get("name") or "",
-                    quantity=to_decimal(l.get("quantity")) or Decimal(1),
-                    unit_price=to_decimal(l.get("item_price")) or Decimal(0),
+                    quantity=quantity or Decimal(0), unit_price=price,
                     product_id=str(l["product_id"]) if l.get("product_id") else None,
                     sku=product.get("code") or None, description=l.get("comments") or "",
-                    discount_percent=to_decimal(l.get("discount")) if percent else None,
-                    discount_amount=None if percent else to_decimal(l.get("discount")),
-                    tax_label=_tax_label(l))
+                    discount_percent=percent, discount_amount=off,
+                    tax_label=_tax_label(l), tax_percent=to_decimal(l.get("tax")),
+                    # No tax_method: Pipedrive "uses the user setting" (client docs), which the
+                    # API does not show: "none" would be a guess, so the admin's setting applies.
+                    tax_method=method,
+                    problem="Pipedrive has no quantity on the product" if quantity is None else problem)
+
+
+# Official client (pipedrive/client-php docs/versions/v2/Model/BaseDealProduct.md): `tax` is
+# the tax percentage; `tax_method` inclusive = "the tax percentage will already be included
+# in the price", exclusive = "the tax will not be included in the price", none = "no tax will
+# be added"; `discount` is "the value of the discount", `discount_type` "percentage" | "amount".
+TAX_METHODS = ("exclusive", "inclusive", "none")
+
+
+def _discount(l: dict[str, Any], quantity: Decimal, price: Decimal
+              ) -> tuple[Decimal | None, Decimal | None, str]:
+    """(percent, whole-line amount, problem). The official client does not say whether an
+    `amount` discount is per unit or for the line; Pipedrive's own `sum` (the line total it
+    computed) decides: the reading that gives `sum` (with or without exclusive tax, which the
+    docs also leave open) is used. With a quantity of 1 both readings agree."""
+    value = to_decimal(l.get("discount")) or None
+    if value is None:
+        return None, None, ""
+    if l.get("discount_type", "percentage") == "percentage":
+        return value, None, ""
+    if quantity == 1:
+        return None, value, ""
+    gross = quantity * price
+    line_total = to_decimal(l.get("sum"))
+    tax = to_decimal(l.get("tax")) or Decimal(0)
+    factors = [Decimal(1)] + ([1 + tax / 100] if l.get("tax_method") == "exclusive" else [])
+    for off in (value, value * quantity):  # per line, then per unit
+        if line_total is not None and any(_cents((gross - off) * f) == _cents(line_total)
+                                           for f in factors):
+            return None, off, ""
+    return None, None, (f"a discount of {value} whose Pipedrive sum ({line_total}) fits neither "
+                        "a per-line nor a per-unit reading")
+
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def _tax_label(l: dict[str, Any]) -> str | None:
-    """A line's tax as a label for the admin's tax mapping ("10%"); none when Pipedrive has no
-    tax on the line (then the default tax rate applies)."""
-    rate = to_decimal(l.get("tax"))
-    if l.get("tax_method") == "none" or not rate:
+    """A line's tax as a label for the admin's tax mapping: "10%", or "0%" for a line Pipedrive
+    taxes at nothing (tax_method none). None when Pipedrive states no tax method."""
+    if not l.get("tax_method"):
         return None
+    rate = Decimal(0) if l.get("tax_method") == "none" else to_decimal(l.get("tax")) or Decimal(0)
     return f"{rate.normalize():f}%"
 
 

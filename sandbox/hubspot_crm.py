@@ -1290,6 +1290,13 @@ def _normalise_typed(defn: PropertyDef, text: str) -> str:
 
 
 def _line_item_amounts(props: Mapping[str, str | None]) -> dict[str, str | None]:
+    """HubSpot's calculated line item amounts. `discount` is the "Unit discount" (an amount off
+    each unit) and `hs_discount_percentage` the "Unit discount percentage", a percent of
+    quantity x price (knowledge.hubspot.com/properties/hubspots-default-line-item-properties;
+    help.hubdo.com "How HubSpot calculates and round line item net pricing when discounted by
+    percentage"). `amount` ("Net price") = quantity x price less the discount. Which wins when
+    both are set is not documented (unverified): this fake applies the unit discount.
+    """
     price = _decimal(props.get("price") or "")
     quantity = _decimal(props.get("quantity") or "")
     if price is None or quantity is None:

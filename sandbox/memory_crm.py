@@ -47,6 +47,7 @@ def deal(deal_id: str = "101", *, org: str = "Initech Pty Ltd", email: str = "ap
          tax: str = "", lines: int = 1, **kw: Any) -> Deal:
     items = tuple(LineItem(name=f"Service {n}", quantity=Decimal("2"), unit_price=Decimal("150.00"),
                            product_id=f"p{n}") for n in range(1, lines + 1))
-    return Deal(id=deal_id, name=f"Deal {deal_id}", amount=Decimal("300.00"), lines=items,
+    # The amount is the lines' sum, as a CRM computes it (the builder checks it against them).
+    return Deal(id=deal_id, name=f"Deal {deal_id}", amount=Decimal("300.00") * lines, lines=items,
                 organisation=Organisation(id=f"co-{org}", name=org, email=email, tax_number=tax),
                 person=Person(id=f"pe-{deal_id}", name="Pat Buyer", email=email), **kw)

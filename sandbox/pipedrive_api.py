@@ -359,7 +359,12 @@ class DealProduct:
     @property
     def sum(self) -> Decimal:
         """Line total after discount; exclusive tax is added (unverified: Pipedrive's
-        deal value includes tax, so we assume `sum` does too)."""
+        deal value includes tax, so we assume `sum` does too). The official client
+        (pipedrive/client-php docs/versions/v2/Model/BaseDealProduct.md) gives `discount` as
+        "the value of the discount" with `discount_type` percentage | amount, without saying
+        whether an amount is per unit or per line (unverified: taken per line here); and
+        `tax_method` inclusive = "already included in the price", none = "no tax will be added".
+        """
         gross = self.item_price * self.quantity
         if self.discount_type == "percentage":
             net = gross * (1 - self.discount / HUNDRED)

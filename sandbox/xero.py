@@ -33,6 +33,7 @@ from sandbox.clock import Clock
 from sandbox.grants import AccessToken, Grant, TokenPolicy, TokenProblem
 from sandbox.oauth import OAuthFake
 from sandbox.wsgi import json_response
+from sandbox.xero_regions import region_setup, zone_of
 from sandbox.xero_webhooks import XeroWebhookSender
 from sandbox.xero_accounting import (
     DEFAULT_IDEMPOTENCY_TTL_S,
@@ -69,6 +70,10 @@ class Tenant:
     tenant_id: str
     name: str
     tenant_type: str = "ORGANISATION"
+    region: str = "AU"
+    """Starting books: "AU", "NZ", "UK" or "US" (sandbox/xero_regions.py)."""
+    timezone: str | None = None
+    """Organisation.Timezone override (a Windows-style Xero name); None: the region's."""
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,20 @@ class FakeXero(OAuthFake[XeroConsent]):
 
     # ----- tenants and connections -------------------------------------------
 
-    def add_tenant(self, name: str, tenant_id: str | None = None) -> str:
-        tenant = Tenant(tenant_id or str(uuid.uuid4()), name)
+    def add_tenant(
+        self,
+        name: str,
+        tenant_id: str | None = None,
+        *,
+        region: str = "AU",
+        timezone: str | None = None,
+    ) -> str:
+        """A Xero organisation seeded as a new one in `region` ("AU", "NZ", "UK", "US"),
+        optionally in another `timezone` (e.g. "WAUSTRALIASTANDARDTIME" for Perth)."""
+        region_setup(region)  # ValueError now, not at the first API call
+        if timezone is not None:
+            zone_of(timezone)
+        tenant = Tenant(tenant_id or str(uuid.uuid4()), name, region=region, timezone=timezone)
         with self.lock:
             if tenant.tenant_id in self._tenants:
                 raise ValueError(f"tenant {tenant.tenant_id} already exists")
@@ -251,7 +268,7 @@ class FakeXero(OAuthFake[XeroConsent]):
     # ----- accounting API helpers (sandbox/xero_accounting.py) -----------------
 
     def accounting(self, tenant_id: str) -> TenantBooks:
-        """The tenant's books (seeded AU organisation) for seeding and assertions."""
+        """The tenant's books (seeded for its region) for seeding and assertions."""
         return self.accounting_api.books(tenant_id)
 
     def enable_currency(self, tenant_id: str, code: str) -> None:

@@ -7,11 +7,14 @@ Served on the fake's root, so xero-python works against it unchanged::
 What it models (sources: shared/notes/platform-facts.md "Xero Accounting API", the
 vendored spec shared/specs/xero/xero_accounting.yaml, the xero-python 15.x source):
 
-- per-tenant books seeded with a realistic AU organisation (GST tax rates, chart of
-  accounts, items, AUD), reachable by tests through ``fake.accounting(tenant_id)``;
+- per-tenant books seeded with a realistic AU, NZ, UK or US organisation (its region's
+  default tax rates, chart of accounts, items, base currency and timezone: see
+  sandbox/xero_regions.py), reachable by tests through ``fake.accounting(tenant_id)``;
 - contacts and ACCREC invoices: batch PUT/POST with the two ``summarizeErrors``
-  modes, Xero's validation rules, auto-numbering, Decimal totals per tax rate,
-  status transitions, payments, online-invoice links and emailing;
+  modes, Xero's validation rules and field limits (sandbox/xero_limits.py),
+  auto-numbering, Xero's line arithmetic - discounts, ``unitdp``, LineAmountTypes, tax
+  rounded per line (sandbox/xero_lines.py) - status transitions, payments,
+  online-invoice links and emailing;
 - reads with ``IDs``/``where``/``order``/``page``/``pageSize``/``searchTerm``/
   ``If-Modified-Since``; a small ``where`` parser for the subset Paydeck uses;
 - requests held to the spec: query booleans only as ``true``/``false``, and PUT/POST
@@ -52,6 +55,35 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox import xero_schema
 from sandbox.clock import Clock
+from sandbox.xero_limits import (
+    ADDRESS_LIMITS,
+    CONTACT_LIMITS,
+    INVOICE_LIMITS,
+    LINE_LIMITS,
+    PHONE_LIMITS,
+    TRACKING_LIMITS,
+    length_problems,
+    nested_length_problems,
+    too_long,
+)
+from sandbox.xero_lines import (
+    LineRequest,
+    Totals,
+    invoice_totals,
+    line_tax,
+    price_line,
+    unit_quantum,
+)
+from sandbox.xero_regions import (
+    ACCOUNT_CLASS_OF_TYPE,
+    Account,
+    Item,
+    RegionSetup,
+    TaxComponent,
+    TaxRate,
+    region_setup,
+    zone_of,
+)
 
 if TYPE_CHECKING:
     from sandbox.xero import FakeXero
@@ -499,43 +531,6 @@ CURRENCY_NAMES: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class TaxRate:
-    tax_type: str
-    name: str
-    rate: Decimal
-    report_tax_type: str
-    can_apply_to_revenue: bool
-    can_apply_to_expenses: bool
-    status: str = "ACTIVE"
-
-
-@dataclass(frozen=True)
-class Account:
-    account_id: str
-    code: str
-    name: str
-    type: str
-    account_class: str
-    tax_type: str | None = None
-    status: str = "ACTIVE"
-    bank_account_number: str | None = None
-    system_account: str | None = None
-    updated_ms: int = 0
-
-
-@dataclass(frozen=True)
-class Item:
-    item_id: str
-    code: str
-    name: str
-    unit_price: Decimal
-    account_code: str
-    tax_type: str
-    description: str | None = None
-    updated_ms: int = 0
-
-
-@dataclass(frozen=True)
 class Contact:
     contact_id: str
     name: str
@@ -580,6 +575,12 @@ class LineItem:
     tracking: tuple[Mapping[str, Any], ...] = ()
     line_amount: Decimal = Decimal("0.00")
     tax_amount: Decimal = Decimal("0.00")
+    discount_amount: Decimal | None = None
+    """As sent (to cents); None when the line has a DiscountRate or no discount."""
+    discount: Decimal = Decimal("0.00")
+    """Quantity x UnitAmount (to cents) less LineAmount: the line's part of TotalDiscount."""
+    tax_override: Decimal | None = None
+    """A TaxAmount the request carried (spec: it "can be overriden")."""
 
 
 @dataclass(frozen=True)
@@ -646,53 +647,6 @@ class EmailRecord:
     time: float
 
 
-def au_tax_rates() -> list[TaxRate]:
-    """The AU GST rates a new Xero AU organisation starts with (the ones Paydeck touches)."""
-    ten, zero = Decimal("10.0000"), Decimal("0.0000")
-    return [
-        TaxRate("OUTPUT", "GST on Income", ten, "OUTPUT", True, False),
-        TaxRate("EXEMPTOUTPUT", "GST Free Income", zero, "EXEMPTOUTPUT", True, False),
-        TaxRate("BASEXCLUDED", "BAS Excluded", zero, "BASEXCLUDED", True, True),
-        TaxRate("INPUT", "GST on Expenses", ten, "INPUT", False, True),
-        TaxRate("EXEMPTEXPENSES", "GST Free Expenses", zero, "EXEMPTEXPENSES", False, True),
-    ]
-
-
-def au_accounts(updated_ms: int) -> list[Account]:
-    def acct(code: str, name: str, type_: str, cls: str, **extra: Any) -> Account:
-        return Account(str(uuid.uuid4()), code, name, type_, cls, updated_ms=updated_ms, **extra)
-
-    return [
-        acct(
-            "090", "Business Bank Account", "BANK", "ASSET", bank_account_number="062-000 12345678"
-        ),
-        acct("200", "Sales", "REVENUE", "REVENUE", tax_type="OUTPUT"),
-        acct("260", "Other Revenue", "REVENUE", "REVENUE", tax_type="OUTPUT"),
-        acct("400", "Advertising", "EXPENSE", "EXPENSE", tax_type="INPUT"),
-        acct(
-            "610",
-            "Accounts Receivable",
-            "CURRENT",
-            "ASSET",
-            tax_type="BASEXCLUDED",
-            system_account="DEBTORS",
-        ),
-        acct("820", "GST", "CURRLIAB", "LIABILITY", tax_type="BASEXCLUDED", system_account="GST"),
-    ]
-
-
-def au_items(updated_ms: int) -> list[Item]:
-    def item(code: str, name: str, price: str) -> Item:
-        return Item(
-            str(uuid.uuid4()), code, name, Decimal(price), "200", "OUTPUT", name, updated_ms
-        )
-
-    return [
-        item("CONSULT-HR", "Consulting (per hour)", "180.00"),
-        item("SUPPORT-MO", "Support plan (monthly)", "99.00"),
-    ]
-
-
 @dataclass
 class _Snapshot:
     contacts: dict[str, Contact]
@@ -709,31 +663,55 @@ class SaveResult:
     saved_ids: list[str]
 
 
+class _RegionDefault:
+    """Marks an argument that defaults to the organisation's region (e.g. its sales tax)."""
+
+    def __repr__(self) -> str:
+        return "REGION_DEFAULT"
+
+
+REGION_DEFAULT: Any = _RegionDefault()
+
+
 class TenantBooks:
     """The accounting records of one tenant, plus the helpers tests seed and tune with.
 
     Every method takes the owning fake's lock, so a test may call them while the
     server is handling requests. Returned records are frozen snapshots.
+
+    `region` ("AU", "NZ", "UK", "US") picks the starting tax rates, accounts, items,
+    base currency and timezone (sandbox/xero_regions.py); `timezone` overrides the
+    region's Organisation.Timezone (one of Xero's Windows-style names).
     """
 
-    base_currency = "AUD"
-
     def __init__(
-        self, tenant_id: str, name: str, lock: AbstractContextManager[Any], clock: Clock
+        self,
+        tenant_id: str,
+        name: str,
+        lock: AbstractContextManager[Any],
+        clock: Clock,
+        *,
+        region: str = "AU",
+        timezone: str | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self._lock = lock
         self._clock = clock
         self._last_ms = 0
+        self.setup: RegionSetup = region_setup(region)
+        self.region = self.setup.version
+        self.timezone = timezone or self.setup.timezone
+        self._zone = zone_of(self.timezone)
+        self.base_currency = self.setup.base_currency
         created = self._stamp()
         self.organisation_id = str(uuid.uuid4())
         self.organisation_name = name
         self.short_code = "!" + secrets.token_hex(3)[:5]
         self._created_ms = created
-        self._tax_rates: dict[str, TaxRate] = {t.tax_type: t for t in au_tax_rates()}
-        self._accounts: dict[str, Account] = {a.code: a for a in au_accounts(created)}
-        self._items: dict[str, Item] = {i.code: i for i in au_items(created)}
-        self._currencies: list[str] = ["AUD"]
+        self._tax_rates: dict[str, TaxRate] = {t.tax_type: t for t in self.setup.tax_rates()}
+        self._accounts: dict[str, Account] = {a.code: a for a in self.setup.accounts(created)}
+        self._items: dict[str, Item] = {i.code: i for i in self.setup.items(created)}
+        self._currencies: list[str] = [self.base_currency]
         self._contacts: dict[str, Contact] = {}
         self._invoices: dict[str, Invoice] = {}
         self._next_number = 1
@@ -821,9 +799,13 @@ class TenantBooks:
         unit_price: Decimal | int | str,
         *,
         account_code: str = "200",
-        tax_type: str = "OUTPUT",
+        tax_type: str = REGION_DEFAULT,
         description: str | None = None,
     ) -> Item:
+        """An item (Xero: Products and services); `tax_type` defaults to the region's sales
+        rate (AU OUTPUT, NZ/UK OUTPUT2, US OUTPUT)."""
+        if tax_type is REGION_DEFAULT:
+            tax_type = self.setup.sales_tax_type
         with self._lock:
             if code in self._items:
                 raise ValueError(f"item code {code!r} already exists")
@@ -841,15 +823,13 @@ class TenantBooks:
             return item
 
     def add_account(
-        self, code: str, name: str, type_: str = "REVENUE", *, tax_type: str | None = "OUTPUT"
+        self, code: str, name: str, type_: str = "REVENUE", *, tax_type: str | None = REGION_DEFAULT
     ) -> Account:
-        account_class = {
-            "REVENUE": "REVENUE",
-            "SALES": "REVENUE",
-            "OTHERINCOME": "REVENUE",
-            "EXPENSE": "EXPENSE",
-            "BANK": "ASSET",
-        }.get(type_, "ASSET")
+        """An account of Xero Type `type_`; its Class follows the Types doc. `tax_type`
+        defaults to the region's sales rate; pass None for an account without one."""
+        if tax_type is REGION_DEFAULT:
+            tax_type = self.setup.sales_tax_type
+        account_class = ACCOUNT_CLASS_OF_TYPE.get(type_, "ASSET")
         with self._lock:
             if code in self._accounts:
                 raise ValueError(f"account code {code!r} already exists")
@@ -879,6 +859,51 @@ class TenantBooks:
         with self._lock:
             if code not in self._currencies:
                 self._currencies.append(code)
+
+    def add_tax_rate(
+        self,
+        name: str,
+        components: Sequence[tuple[str, Decimal | int | str]] | Decimal | int | str,
+        *,
+        report_tax_type: str | None = REGION_DEFAULT,
+        applies_to: Iterable[str] = ("ASSET", "EQUITY", "LIABILITY", "REVENUE"),
+    ) -> TaxRate:
+        """A rate the organisation adds (Xero: Settings > Tax rates), as POST /TaxRates would.
+
+        Xero numbers custom rates TAX001, TAX002, ... (TaxRates doc). `components` is a
+        rate ("8.5") or (name, rate) pairs, e.g. ``[("State Tax", "7.5"), ("Local", "1")]``.
+        `report_tax_type` is required for AU, NZ and UK orgs and unsupported for US ones
+        (TaxRates doc, POST): it defaults to OUTPUT there and to None for US.
+        `applies_to` are account classes; the default is a sales rate's.
+        """
+        if report_tax_type is REGION_DEFAULT:
+            report_tax_type = None if self.region == "US" else "OUTPUT"
+        if isinstance(components, Decimal | int | str):
+            components = [(self.setup.tax_component, components)]
+        parts = tuple(
+            TaxComponent(part, to_decimal(rate).quantize(UNIT_4DP)) for part, rate in components
+        )
+        with self._lock:
+            number = 1
+            while f"TAX{number:03d}" in self._tax_rates:
+                number += 1
+            rate = TaxRate(f"TAX{number:03d}", name, parts, report_tax_type, frozenset(applies_to))
+            self._tax_rates[rate.tax_type] = rate
+            return rate
+
+    def set_tax_rate_status(
+        self, tax_type: str, status: Literal["ACTIVE", "ARCHIVED", "DELETED"]
+    ) -> TaxRate:
+        """Archive or delete a rate (then Xero refuses it on new lines), or restore it."""
+        with self._lock:
+            rate = replace(self._tax_rates[tax_type], status=status)
+            self._tax_rates[tax_type] = rate
+            return rate
+
+    def today(self) -> date:
+        """Today in the organisation's timezone: what Xero puts in an invoice's missing Date."""
+        with self._lock:
+            return self._today()
 
     def add_invoice(self, invoice: Mapping[str, Any]) -> Invoice:
         """Create an invoice as if entered in Xero's UI (not "created by my app").
@@ -974,7 +999,10 @@ class TenantBooks:
         return self._last_ms
 
     def _today(self) -> date:
-        return datetime.fromtimestamp(self._clock.now(), tz=UTC).date()
+        """The organisation's local date now. Spec, Invoice.Date: "If the Date element is
+        not specified it will default to the current date based on the timezone setting
+        of the organisation"; Organisation.Timezone names that zone."""
+        return datetime.fromtimestamp(self._clock.now(), tz=self._zone).date()
 
     def _find_contact(self, key: str) -> Contact | None:
         """By ContactID (any case) or, as Xero allows, by ContactNumber."""
@@ -1082,14 +1110,10 @@ class TenantBooks:
         problems: list[str] = []
         if not contact.name:
             problems.append("The contact name must be specified.")
-        for label, value, limit in (
-            ("Name", contact.name, 255),
-            ("ContactNumber", contact.contact_number, 50),
-            ("AccountNumber", contact.account_number, 50),
-            ("TaxNumber", contact.tax_number, 50),
-        ):
-            if value is not None and len(value) > limit:
-                problems.append(f"{label} must not be more than {limit} characters long.")
+        fields = {key: getattr(contact, attr) for key, attr in _CONTACT_TEXT_FIELDS.items()}
+        problems.extend(length_problems(fields, CONTACT_LIMITS))  # sandbox/xero_limits.py
+        problems.extend(nested_length_problems(contact.phones, PHONE_LIMITS, "Phone "))
+        problems.extend(nested_length_problems(contact.addresses, ADDRESS_LIMITS, "Address "))
         if contact.email_address and not _EMAIL.match(contact.email_address):
             problems.append("Email address must be valid.")
         if contact.contact_status not in ("ACTIVE", "ARCHIVED"):
@@ -1363,7 +1387,9 @@ def _contact_summary(contact: Contact | None, contact_id: str) -> dict[str, Any]
 
 
 def _render_line(line: LineItem, unit_dp: int) -> dict[str, Any]:
-    unit = UNIT_4DP if unit_dp == 4 else CENT
+    """A booked line as Xero returns it: UnitAmount at the read's unitdp (4 dp only when
+    asked: "Rounding in Xero" guide), every amount at 2 dp."""
+    unit = unit_quantum(unit_dp)
     body: dict[str, Any] = {
         "LineItemID": line.line_item_id,
         "Description": line.description or "",
@@ -1382,6 +1408,14 @@ def _render_line(line: LineItem, unit_dp: int) -> dict[str, Any]:
             body[key] = value
     if line.discount_rate is not None:
         body["DiscountRate"] = line.discount_rate.quantize(CENT)
+    if line.discount_amount is not None or line.discount_rate is not None:
+        # Reads carry DiscountAmount beside DiscountRate for a discounted line
+        # (XeroAPI/xero-php-oauth2#152: "the XML returns a discountAmount AND
+        # discountRate"). For a DiscountRate line it is derived, Q x U less LineAmount
+        # (unverified); a DiscountAmount line does not get a derived rate echoed
+        # (xero-node#592 says Xero keeps one internally, precision unknown).
+        amount = line.discount_amount if line.discount_amount is not None else line.discount
+        body["DiscountAmount"] = amount
     return body
 
 
@@ -1435,6 +1469,7 @@ class _InvoiceBuilder:
         }
         if status == "AUTHORISED" and fields["due_date"] is None:
             self.errors.append("Due Date is required for an AUTHORISED invoice.")
+        self.errors.extend(length_problems(self.raw, {"Reference": INVOICE_LIMITS["Reference"]}))
         lines = self._lines(status)
         if self.errors or lines is None:
             return None
@@ -1535,8 +1570,12 @@ class _InvoiceBuilder:
             return (
                 self.existing.invoice_number if self.existing else self.books.next_invoice_number()
             )
-        if not isinstance(number, str) or not number.strip() or len(number) > 255:
+        if not isinstance(number, str) or not number.strip():
             self.errors.append("InvoiceNumber must be 1 to 255 characters.")
+            return ""
+        limit = INVOICE_LIMITS["InvoiceNumber"][0]  # spec maxLength 255
+        if len(number) > limit:
+            self.errors.append(too_long("InvoiceNumber", limit))
             return ""
         invoice_id = self.existing.invoice_id if self.existing else None
         if self.books._number_taken(number, invoice_id):
@@ -1569,20 +1608,16 @@ class _InvoiceBuilder:
             self.errors.append("Each line item must be a JSON object.")
             return None
         item = self._item(raw.get("ItemCode"))
-        try:
-            quantity = to_decimal(raw.get("Quantity", 1)).quantize(UNIT_4DP, ROUND_HALF_UP)
-            unit_raw = raw.get("UnitAmount", item.unit_price if item else 0)
-            unit = to_decimal(unit_raw).quantize(
-                UNIT_4DP if self.unit_dp == 4 else CENT, rounding=ROUND_HALF_UP
-            )
-            discount = (
-                to_decimal(raw["DiscountRate"]) if raw.get("DiscountRate") is not None else None
-            )
-        except (ValueError, TypeError) as exc:
-            self.errors.append(f"Line item amounts must be numbers ({exc}).")
+        request = self._line_request(raw, item)
+        if request is None:
             return None
-        if discount is not None and not 0 <= discount <= 100:
-            self.errors.append("DiscountRate must be between 0 and 100.")
+        priced = price_line(request, self.unit_dp)  # sandbox/xero_lines.py
+        if isinstance(priced, list):
+            self.errors.extend(priced)
+            return None
+        self.errors.extend(length_problems(raw, LINE_LIMITS))
+        tracking = tuple(t for t in raw.get("Tracking") or () if isinstance(t, dict))
+        self.errors.extend(nested_length_problems(tracking, TRACKING_LIMITS, "Tracking "))
         account_code = _text_or_none(raw.get("AccountCode", item.account_code if item else None))
         self._check_account(account_code)
         tax_type = self._check_tax_type(
@@ -1593,13 +1628,36 @@ class _InvoiceBuilder:
         return LineItem(
             line_id if isinstance(line_id, str) and is_guid(line_id) else str(uuid.uuid4()),
             description if isinstance(description, str) else None,
-            quantity,
-            unit,
+            priced.quantity,
+            priced.unit_amount,
             account_code,
             tax_type,
             item_code=item.code if item else None,
-            discount_rate=discount,
-            tracking=tuple(t for t in raw.get("Tracking") or () if isinstance(t, dict)),
+            discount_rate=priced.discount_rate,
+            tracking=tracking,
+            line_amount=priced.line_amount,
+            discount_amount=priced.discount_amount,
+            discount=priced.discount,
+            tax_override=priced.tax_override,
+        )
+
+    def _line_request(self, raw: Mapping[str, Any], item: Item | None) -> LineRequest | None:
+        """The line's numbers as sent; an item supplies a missing UnitAmount (Items doc)."""
+        try:
+            numbers = {key: _number_or_none(raw.get(key)) for key in _LINE_NUMBERS}
+        except (ValueError, TypeError) as exc:
+            self.errors.append(f"Line item amounts must be numbers ({exc}).")
+            return None
+        unit = numbers["UnitAmount"]
+        if unit is None and item is not None:
+            unit = item.unit_price
+        return LineRequest(
+            quantity=numbers["Quantity"],
+            unit_amount=unit,
+            line_amount=numbers["LineAmount"],
+            discount_rate=numbers["DiscountRate"],
+            discount_amount=numbers["DiscountAmount"],
+            tax_amount=numbers["TaxAmount"],
         )
 
     def _item(self, code: Any) -> Item | None:
@@ -1623,15 +1681,32 @@ class _InvoiceBuilder:
             self.errors.append(f"Account code '{code}' is not a valid code for this document.")
 
     def _check_tax_type(self, tax_type: str | None, account_code: str | None) -> str | None:
-        """The line's tax type (defaulting to the account's); records a problem if unusable."""
+        """The line's tax type (defaulting to the account's); records a problem if unusable.
+
+        A TaxType must be one of the organisation's ACTIVE rates - the set differs per
+        region (sandbox/xero_regions.py) - and allowed on the line's account class.
+        """
+        account = self.books._accounts.get(account_code) if account_code else None
         if tax_type is None:
-            account = self.books._accounts.get(account_code) if account_code else None
             return account.tax_type if account else None
         rate = self.books._tax_rates.get(tax_type)
-        if rate is None or rate.status != "ACTIVE" or not rate.can_apply_to_revenue:
+        if rate is None or rate.status != "ACTIVE":
+            # Observed wording: "The TaxType code 'GST on Income' is not valid"
+            # (XeroAPI/xero-mcp-server#210, 2026).
+            self.errors.append(f"The TaxType code '{tax_type}' is not valid")
+            return None
+        if account is not None and not rate.can_apply_to(account.account_class):
+            # TaxRates doc, "Tax Rate Constraints": "Sending a line item with a tax rate
+            # that can't be used with the line's account code will generate the error".
             self.errors.append(
-                f"The TaxType code '{tax_type}' does not exist or cannot be used with this type "
-                "of transaction."
+                f"The TaxType code '{tax_type}' cannot be used with account code '{account.code}'."
+            )
+            return None
+        if account is None and not rate.can_apply_to_revenue:
+            # No account yet (a draft line): judged as the sales line it is (wording
+            # unverified).
+            self.errors.append(
+                f"The TaxType code '{tax_type}' cannot be used with this type of transaction."
             )
             return None
         return rate.tax_type
@@ -1641,46 +1716,48 @@ class _InvoiceBuilder:
         return rate.rate if rate else Decimal(0)
 
 
-@dataclass(frozen=True)
-class Totals:
-    sub_total: Decimal
-    total_tax: Decimal
-    total: Decimal
-    total_discount: Decimal
-
-
 def price_lines(
     lines: Sequence[LineItem], amount_types: str, rate_of: Callable[[str | None], Decimal]
 ) -> tuple[tuple[LineItem, ...], Totals]:
-    """LineAmount per line, tax per tax rate, and the invoice totals (all Decimal).
+    """Each line's TaxAmount, rounded on that line, and the invoice totals (all Decimal).
 
-    LineAmount = Quantity x UnitAmount x (1 - DiscountRate/100), to cents. Tax is
-    worked out on each tax rate's sum of line amounts (Inclusive: the tax inside
-    it, sum x r/(100+r)), then spread over that rate's lines with the rounding
-    difference on the last one, so line taxes always add up to TotalTax.
+    LineAmounts were fixed when each line was read (`price_line`). Tax follows the
+    "Rounding in Xero" guide: per line, to cents, then summed - never worked out on a
+    total (sandbox/xero_lines.py). A TaxAmount the request carried replaces the
+    calculated one (spec LineItem.TaxAmount: "This value can be overriden"; how far it
+    may differ is undocumented, so any value is taken - unverified); a NoTax invoice has
+    no tax whatever was sent (unverified).
     """
-    amounts = [_line_amount(line) for line in lines]
-    gross = sum((money(line.quantity * line.unit_amount) for line in lines), Decimal("0.00"))
-    taxes = [Decimal("0.00")] * len(lines)
-    if amount_types != "NoTax":
-        for tax_type, indexes in _group_by_tax_type(lines).items():
-            rate = rate_of(tax_type)
-            factor = rate / HUNDRED if amount_types == "Exclusive" else rate / (HUNDRED + rate)
-            group_tax = money(sum((amounts[i] for i in indexes), Decimal(0)) * factor)
-            for i in indexes:
-                taxes[i] = money(amounts[i] * factor)
-            taxes[indexes[-1]] += group_tax - sum((taxes[i] for i in indexes), Decimal(0))
-    net = sum(amounts, Decimal("0.00"))
-    total_tax = sum(taxes, Decimal("0.00"))
-    if amount_types == "Inclusive":
-        sub_total, total = net - total_tax, net
-    else:
-        sub_total, total = net, net + total_tax
-    priced = tuple(
-        replace(line, line_amount=amount, tax_amount=tax)
-        for line, amount, tax in zip(lines, amounts, taxes, strict=True)
+    priced = tuple(replace(line, tax_amount=_tax_of(line, amount_types, rate_of)) for line in lines)
+    totals = invoice_totals(
+        [line.line_amount for line in priced],
+        [line.tax_amount for line in priced],
+        [line.discount for line in priced],
+        amount_types,
     )
-    return priced, Totals(sub_total, total_tax, total, gross - net)
+    return priced, totals
+
+
+def _tax_of(line: LineItem, amount_types: str, rate_of: Callable[[str | None], Decimal]) -> Decimal:
+    if amount_types == "NoTax":
+        return Decimal("0.00")
+    if line.tax_override is not None:
+        return line.tax_override
+    return line_tax(line.line_amount, rate_of(line.tax_type), amount_types)
+
+
+_LINE_NUMBERS = (
+    "Quantity",
+    "UnitAmount",
+    "LineAmount",
+    "DiscountRate",
+    "DiscountAmount",
+    "TaxAmount",
+)
+
+
+def _number_or_none(value: object) -> Decimal | None:
+    return None if value is None else to_decimal(value)
 
 
 def _text_or_none(value: object) -> str | None:
@@ -1688,44 +1765,36 @@ def _text_or_none(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _line_amount(line: LineItem) -> Decimal:
-    discount = line.discount_rate or Decimal(0)
-    return money(line.quantity * line.unit_amount * (1 - discount / HUNDRED))
-
-
-def _group_by_tax_type(lines: Sequence[LineItem]) -> dict[str | None, list[int]]:
-    groups: dict[str | None, list[int]] = {}
-    for index, line in enumerate(lines):
-        groups.setdefault(line.tax_type, []).append(index)
-    return groups
-
-
 # ----- reference data rendering --------------------------------------------------------
 
 
 def render_organisation(books: TenantBooks) -> dict[str, Any]:
+    """GET /Organisation for the books' region (spec `Organisation`; values per region in
+    sandbox/xero_regions.py)."""
+    setup = books.setup
+    fy_day, fy_month = setup.financial_year_end
     return {
         "OrganisationID": books.organisation_id,
         "APIKey": "",
         "Name": books.organisation_name,
-        "LegalName": f"{books.organisation_name} Pty Ltd",
+        "LegalName": f"{books.organisation_name} {setup.legal_suffix}",
         "PaysTax": True,
-        "Version": "AU",
+        "Version": setup.version,
         "OrganisationType": "COMPANY",
         "BaseCurrency": books.base_currency,
-        "CountryCode": "AU",
+        "CountryCode": setup.country_code,
         "IsDemoCompany": False,
         "OrganisationStatus": "ACTIVE",
-        "TaxNumber": "53004085616",
-        "FinancialYearEndDay": 30,
-        "FinancialYearEndMonth": 6,
-        "SalesTaxBasis": "ACCRUALS",
-        "SalesTaxPeriod": "QUARTERLY1",
+        "TaxNumber": setup.tax_number,
+        "FinancialYearEndDay": fy_day,
+        "FinancialYearEndMonth": fy_month,
+        "SalesTaxBasis": setup.sales_tax_basis,
+        "SalesTaxPeriod": setup.sales_tax_period,
         "DefaultSalesTax": "Tax Exclusive",
         "DefaultPurchasesTax": "Tax Inclusive",
         "CreatedDateUTC": ms_datetime(books._created_ms),
         "OrganisationEntityType": "COMPANY",
-        "Timezone": "AUSEASTERNSTANDARDTIME",
+        "Timezone": books.timezone,
         "ShortCode": books.short_code,
         "Class": "STANDARD",
         "Edition": "BUSINESS",
@@ -1741,25 +1810,35 @@ def render_organisation(books: TenantBooks) -> dict[str, Any]:
 
 
 def render_tax_rate(rate: TaxRate) -> dict[str, Any]:
-    return {
+    """GET /TaxRates element (TaxRates doc: CanApplyTo* per account class, DisplayTaxRate
+    and EffectiveRate to 4 dp, TaxComponents). US orgs have no ReportTaxType."""
+    body: dict[str, Any] = {
         "Name": rate.name,
         "TaxType": rate.tax_type,
-        "ReportTaxType": rate.report_tax_type,
-        "CanApplyToAssets": rate.can_apply_to_expenses,
-        "CanApplyToEquity": rate.can_apply_to_expenses,
-        "CanApplyToExpenses": rate.can_apply_to_expenses,
-        "CanApplyToLiabilities": rate.can_apply_to_expenses,
-        "CanApplyToRevenue": rate.can_apply_to_revenue,
-        "DisplayTaxRate": rate.rate,
+        "CanApplyToAssets": rate.can_apply_to("ASSET"),
+        "CanApplyToEquity": rate.can_apply_to("EQUITY"),
+        "CanApplyToExpenses": rate.can_apply_to("EXPENSE"),
+        "CanApplyToLiabilities": rate.can_apply_to("LIABILITY"),
+        "CanApplyToRevenue": rate.can_apply_to("REVENUE"),
+        "DisplayTaxRate": rate.display_rate,
         "EffectiveRate": rate.rate,
         "Status": rate.status,
         "TaxComponents": [
-            {"Name": "GST", "Rate": rate.rate, "IsCompound": False, "IsNonRecoverable": False}
+            {
+                "Name": c.name,
+                "Rate": c.rate,
+                "IsCompound": c.is_compound,
+                "IsNonRecoverable": False,  # "only applicable to Canadian organisations"
+            }
+            for c in rate.components
         ],
     }
+    if rate.report_tax_type is not None:
+        body["ReportTaxType"] = rate.report_tax_type
+    return body
 
 
-def render_account(account: Account) -> dict[str, Any]:
+def render_account(account: Account, currency: str = "AUD") -> dict[str, Any]:
     body: dict[str, Any] = {
         "AccountID": account.account_id,
         "Code": account.code,
@@ -1781,7 +1860,7 @@ def render_account(account: Account) -> dict[str, Any]:
         body.update(
             BankAccountNumber=account.bank_account_number,
             BankAccountType="BANK",
-            CurrencyCode="AUD",
+            CurrencyCode=currency,
         )
     return body
 
@@ -2204,7 +2283,14 @@ class XeroAccountingApi:
                 tenant = next((t for t in self._fake.tenants if t.tenant_id == tenant_id), None)
                 if tenant is None:
                     raise KeyError(f"unknown tenant {tenant_id}")
-                books = TenantBooks(tenant.tenant_id, tenant.name, self._lock, self._clock)
+                books = TenantBooks(
+                    tenant.tenant_id,
+                    tenant.name,
+                    self._lock,
+                    self._clock,
+                    region=getattr(tenant, "region", "AU"),
+                    timezone=getattr(tenant, "timezone", None),
+                )
                 self._books[tenant_id] = books
             return books
 
@@ -2471,7 +2557,7 @@ class XeroAccountingApi:
             lambda a: a.updated_ms,
         )
         accounts = self._listed(request, books._accounts.values(), listing)
-        return self._ok("Accounts", [render_account(a) for a in accounts])
+        return self._ok("Accounts", [render_account(a, books.base_currency) for a in accounts])
 
     def _get_items(self, request: Request, books: TenantBooks) -> Response:
         listing: _Listing[Item] = _Listing(
@@ -2756,6 +2842,8 @@ __all__ = [
     "QueryError",
     "RateLimitProblem",
     "RateLimits",
+    "REGION_DEFAULT",
+    "TaxComponent",
     "TaxRate",
     "TenantBooks",
     "Totals",

@@ -45,7 +45,9 @@ def test_a_deal_won_in_pipedrive_becomes_a_xero_invoice_shown_on_the_deal(
     product = pipedrive.api.add_product("Consulting", code="CONS-1", price=Decimal("150.00"))
     deal_id = pipedrive.api.add_deal("Website", org_id=org, person_id=person,
                                      products=[{"product_id": product, "quantity": 2,
-                                                "item_price": Decimal("150.00")}])
+                                                "item_price": Decimal("150.00"),
+                                                # Pipedrive puts 10% on top: Xero's OUTPUT (10%)
+                                                "tax": Decimal(10), "tax_method": "exclusive"}])
     pipedrive.deliver()  # the create event: not a trigger stage, answered and dropped
 
     pipedrive.api.move_deal(deal_id, won)

@@ -289,7 +289,8 @@ def test_a_batch_with_one_invalid_invoice_creates_the_others(env):
     env.crm.add(deal("140", org="Good Co", email="ap@good.example"))
     from app.deals import LineItem
     odd = deal("141", org="Odd Co", email="ap@odd.example")
-    env.crm.add(type(odd)(**{**odd.__dict__, "lines": (LineItem("Odd", Decimal(1), Decimal(9), product_id="odd"),)}))
+    env.crm.add(type(odd)(**{**odd.__dict__, "amount": Decimal(9),
+                                 "lines": (LineItem("Odd", Decimal(1), Decimal(9), product_id="odd"),)}))
     env.crm.add(deal("142", org="Fine Co", email="ap@fine.example"))
     env.crm.add(deal("139", org="Warm Co", email="ap@warm.example"))
     env.request("139")
@@ -407,7 +408,8 @@ def test_xero_refusing_an_element_drops_the_cached_reference_data(env):
         assert list(get_redis().scan_iter(match="paydeck:xero-ref:*"))
     env.books.set_account_status("260", "ARCHIVED")
     odd = deal("181")
-    env.crm.add(type(odd)(**{**odd.__dict__, "lines": (LineItem("X", Decimal(1), Decimal(9), product_id="x"),)}))
+    env.crm.add(type(odd)(**{**odd.__dict__, "amount": Decimal(9),
+                             "lines": (LineItem("X", Decimal(1), Decimal(9), product_id="x"),)}))
 
     env.request("181")
     env.work()

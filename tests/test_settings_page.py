@@ -3,6 +3,8 @@ save writes (all of it or nothing), who may open it, and the Xero connect/discon
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import time
 from datetime import date
 from html.parser import HTMLParser
@@ -281,7 +283,8 @@ def test_saving_writes_every_setting_exactly_and_audits_who_changed_what(hubspot
             .set("terms_type", "day_of_following_month").set("terms_days", "20")
             .set("line_amount_type", "Inclusive")
             .check("allow_single_line_from_amount")
-            .set("tax_number_property", "abn"))
+            .set("tax_number_property", "abn")
+            .set("amount_tolerance", "5.50"))
 
     saved = post(ctx, form)
 
@@ -298,6 +301,7 @@ def test_saving_writes_every_setting_exactly_and_audits_who_changed_what(hubspot
         assert s.payment_terms == {"type": "day_of_following_month", "days": 20}
         assert s.line_amount_type == LineAmountType.INCLUSIVE
         assert s.tax_number_property == "abn"
+        assert s.amount_tolerance == Decimal("5.50")
         (mapping,) = db.session.scalars(select(ProductMapping)).all()
         assert (mapping.crm_product_id, mapping.xero_item_code, mapping.account_code, mapping.tax_type) == (
             product, "CONSULT-HR", "260", "EXEMPTOUTPUT")
@@ -308,6 +312,7 @@ def test_saving_writes_every_setting_exactly_and_audits_who_changed_what(hubspot
         changes = event.detail["changes"]
         assert changes["default_account_code"] == {"from": None, "to": "200"}
         assert changes["line_amount_type"] == {"from": "Exclusive", "to": "Inclusive"}
+        assert changes["amount_tolerance"] == {"from": "0.01", "to": "5.50"}
         assert {"pipeline": "default", "stage": "closedwon", "from": "none", "to": "authorise"} in changes["stage_rules"]
         assert changes["product_mappings"] == [{"product": product, "from": None, "to": {
             "item": "CONSULT-HR", "account": "260", "tax": "EXEMPTOUTPUT"}}]
@@ -395,6 +400,9 @@ BAD_INPUT = {
                           "from 0 to 365"),
     "unknown terms": (lambda f, c: f.set("terms_type", "whenever"), "listed payment terms"),
     "unknown line amount type": (lambda f, c: f.set("line_amount_type", "Gross"), "listed amount types"),
+    "tolerance not a number": (lambda f, c: f.set("amount_tolerance", "a bit"), "at most 2 decimals"),
+    "tolerance below zero": (lambda f, c: f.set("amount_tolerance", "-1"), "at most 2 decimals"),
+    "tolerance of a tenth of a cent": (lambda f, c: f.set("amount_tolerance", "0.001"), "at most 2 decimals"),
     "mismatched rows": (lambda f, c: f.add("rule_pipeline", "default"), "arrived incomplete"),
 }
 

@@ -41,6 +41,15 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 50  # Xero recommends about 50 elements per PUT/POST (platform-facts)
 T = TypeVar("T")
 PAGE_SIZE = 1000  # GET /Contacts and /Invoices accept pageSize up to 1000
+# Every invoice write asks for 4-decimal unit amounts: without it Xero rounds UnitAmount to 2
+# (10,000 x 0.0125 would book 100.00, not 125.00). tests/specs/xero/xero_accounting.yaml `unitdp`.
+UNIT_DP = 4
+# Xero's contact text limits, as the xero-python models enforce them (a longer value raises
+# ValueError in the model's setter, before any request): Contact.Name, FirstName, LastName,
+# EmailAddress 255; TaxNumber 50; Phone.PhoneNumber 50.
+CONTACT_LIMITS = {"name": ("Name", 255), "first_name": ("FirstName", 255),
+                  "last_name": ("LastName", 255), "email": ("EmailAddress", 255),
+                  "tax_number": ("TaxNumber", 50), "phone": ("PhoneNumber", 50)}
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,13 @@ class NewContact:
     phone: str = ""
     first_name: str = ""
     last_name: str = ""
+
+
+def contact_too_long(c: NewContact) -> list[str]:
+    """Each field of the new contact that is over Xero's limit, named as Xero names it."""
+    return [f"the contact's {xero_name} is {len(getattr(c, attr)):,} characters; Xero allows "
+            f"{limit:,}" for attr, (xero_name, limit) in CONTACT_LIMITS.items()
+            if len(getattr(c, attr)) > limit]
 
 
 @dataclass(frozen=True)
@@ -162,7 +178,8 @@ class XeroClient:
                       for a in accounts if a.code},
             tax_rates={t.tax_type: TaxRate(t.tax_type, t.name or "", Decimal(str(t.effective_rate or 0)),
                                            bool(t.can_apply_to_revenue),
-                                           _enum_value(t.status) or "ACTIVE")
+                                           _enum_value(t.status) or "ACTIVE",
+                                           _money(t.display_tax_rate))
                        for t in rates if t.tax_type},
             items={i.code: Item(i.code, i.name or "",
                                 getattr(i.sales_details, "account_code", None),
@@ -225,7 +242,7 @@ class XeroClient:
         """PUT /Invoices (create only), summarizeErrors=false: per-element outcomes, one per
         draft in the order sent, matched by Reference (ours, unique per deal)."""
         body = Invoices(invoices=[_invoice_model(d) for d in drafts])
-        result = self._call("create_invoices", body, summarize_errors=False,
+        result = self._call("create_invoices", body, summarize_errors=False, unitdp=UNIT_DP,
                             idempotency_key=idempotency_key)
         return line_up([d.reference for d in drafts],
                        [_invoice_result(i) for i in result.invoices or []],
@@ -241,7 +258,7 @@ class XeroClient:
             model.invoice_id = invoice_id
             models.append(model)
         result = self._call("update_or_create_invoices", Invoices(invoices=models),
-                            summarize_errors=False, idempotency_key=idempotency_key)
+                            summarize_errors=False, unitdp=UNIT_DP, idempotency_key=idempotency_key)
         return line_up([invoice_id.lower() for invoice_id, _ in updates],
                        [_invoice_result(i) for i in result.invoices or []],
                        lambda r: (r.invoice_id or "").lower(), "invoice")

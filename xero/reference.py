@@ -26,11 +26,18 @@ class Account:
 
 @dataclass(frozen=True)
 class TaxRate:
+    """One of GET /TaxRates (tests/specs/xero/xero_accounting.yaml, TaxRate). `rate` is
+    EffectiveRate ("Effective Tax Rate (decimal to 4dp)"), what Xero charges, and what a CRM's
+    percentage is matched against; `display_rate` is DisplayTaxRate, what Xero shows (they can
+    differ for compound rates: developer.xero.com/documentation/api/accounting/taxrates).
+    CanApplyToRevenue says whether a sales invoice may use it."""
+
     tax_type: str
     name: str
     rate: Decimal
     can_apply_to_revenue: bool = True
     status: str = "ACTIVE"
+    display_rate: Decimal | None = None
 
     @property
     def usable_on_sales(self) -> bool:
@@ -77,7 +84,9 @@ class ReferenceData:
             base_currency=data["base_currency"],
             currencies=frozenset(data["currencies"]),
             accounts={k: Account(**v) for k, v in data["accounts"].items()},
-            tax_rates={k: TaxRate(**{**v, "rate": Decimal(v["rate"])})
+            tax_rates={k: TaxRate(**{**v, "rate": Decimal(v["rate"]),
+                                     "display_rate": None if v.get("display_rate") is None
+                                     else Decimal(v["display_rate"])})
                        for k, v in data["tax_rates"].items()},
             items={k: Item(**v) for k, v in data["items"].items()},
             sales_terms=PaymentTerms(**terms) if terms else None,

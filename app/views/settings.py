@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -221,6 +222,7 @@ class FormState:
     line_amount_type: str = LineAmountType.EXCLUSIVE.value
     allow_single_line_from_amount: bool = False
     tax_number_property: str = ""
+    amount_tolerance: str = "0.01"  # deal amount vs the sum of its lines, in the deal currency
 
 
 def _saved_state(installation: Installation) -> FormState:
@@ -245,7 +247,12 @@ def _saved_state(installation: Installation) -> FormState:
         terms_days="" if terms.get("days") is None else str(terms["days"]),
         line_amount_type=s.line_amount_type.value if s.line_amount_type else LineAmountType.EXCLUSIVE.value,
         allow_single_line_from_amount=bool(s.allow_single_line_from_amount),
-        tax_number_property=s.tax_number_property or "")
+        tax_number_property=s.tax_number_property or "",
+        amount_tolerance=_tolerance_text(s.amount_tolerance))
+
+
+def _tolerance_text(value: Decimal | None) -> str:
+    return f"{(Decimal('0.01') if value is None else value).quantize(Decimal('0.01'))}"
 
 
 # --- reading and validating a submitted form -----------------------------------------------------
@@ -392,12 +399,27 @@ def _read_options(form: MultiDict[str, str], errors: dict[str, str]) -> dict[str
     tax_property = form.get("tax_number_property", "").strip()
     if len(tax_property) > MAX_LABEL or not tax_property.isprintable():
         errors["tax_number_property"] = f"Use at most {MAX_LABEL} printable characters."
+    tolerance = form.get("amount_tolerance")  # None: a form without the field keeps it as saved
+    if tolerance is not None and _tolerance(tolerance.strip()) is None:
+        errors["amount_tolerance"] = "Enter an amount from 0 to 1,000,000 with at most 2 decimals."
     return {"dedupe_order": dedupe, "draft_first": form.get("draft_first") == "1",
             "terms_type": terms_type,
             "terms_days": "" if kind is not None and kind.days is None else terms_days,
             "line_amount_type": line_amount_type,
             "allow_single_line_from_amount": form.get("allow_single_line_from_amount") == "1",
-            "tax_number_property": tax_property}
+            "tax_number_property": tax_property,
+            **({} if tolerance is None else {"amount_tolerance": tolerance.strip()})}
+
+
+def _tolerance(text: str) -> Decimal | None:
+    """The admin's tolerance as money, or None if it is not 0..1,000,000 with 2 decimals."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or not 0 <= value <= 1_000_000 or value != value.quantize(Decimal("0.01")):
+        return None
+    return value
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -432,6 +454,7 @@ def _apply_settings(installation: Installation, wanted: FormState) -> dict[str, 
         "line_amount_type": LineAmountType(wanted.line_amount_type),
         "allow_single_line_from_amount": wanted.allow_single_line_from_amount,
         "tax_number_property": wanted.tax_number_property or None,
+        "amount_tolerance": _tolerance(wanted.amount_tolerance) or Decimal(0),
     }
     changes: dict[str, Any] = {}
     for name, value in values.items():
@@ -513,6 +536,8 @@ def _apply_taxes(installation_id: int, wanted: list[tuple[str, str]]) -> list[di
 
 def _plain(value: Any) -> Any:
     """A settings value as JSON for the audit trail."""
+    if isinstance(value, Decimal):
+        return f"{value.quantize(Decimal('0.01'))}"
     return value.value if isinstance(value, LineAmountType) else value
 
 

@@ -434,11 +434,18 @@ def test_invoice_totals_are_exact_decimals(sandbox: Sandbox, customer: str, case
     assert (stored.sub_total, stored.total_tax, stored.total) == got[:3]
 
 
-def test_tax_is_rounded_per_tax_rate_not_per_line(sandbox: Sandbox, customer: str) -> None:
+def test_tax_is_rounded_per_line_not_per_invoice(sandbox: Sandbox, customer: str) -> None:
+    """"Rounding in Xero" guide: tax per line, rounded to 2 dp, then summed.
+
+    Each line: 0.05 x 10 % = 0.005 -> 0.01 (half away from zero), so TotalTax is
+    3 x 0.01 = 0.03. Worked on the total it would be 0.15 x 10 % = 0.015 -> 0.02, which
+    is what this fake used to book (it rounded per tax rate).
+    """
     lines = [line("0.05") for _ in range(3)]
     created = create(sandbox, invoice(customer, *lines))[0]
-    assert created.total_tax == Decimal("0.02")  # 0.15 x 10% = 0.015 -> 0.02 (per line: 0.03)
-    assert sum(li.tax_amount for li in created.line_items) == created.total_tax
+    assert [li.tax_amount for li in created.line_items] == [Decimal("0.01")] * 3
+    assert created.total_tax == Decimal("0.03")
+    assert created.total == Decimal("0.18")  # 0.15 + 0.03
 
 
 def test_items_fill_in_line_defaults(sandbox: Sandbox, customer: str) -> None:
@@ -461,13 +468,15 @@ BAD_INVOICES: dict[str, BadInvoice] = {
         lambda c: invoice(c, line("10.00", account="090")),
         "Account code '090' is not a valid code for this document.",
     ),
+    # TaxRates doc, "Tax Rate Constraints": INPUT may not be used on a REVENUE account.
     "expense-only tax": (
         lambda c: invoice(c, line("10.00", tax="INPUT")),
-        "The TaxType code 'INPUT' does not exist or cannot be used",
+        "The TaxType code 'INPUT' cannot be used with account code '200'.",
     ),
+    # Observed wording (XeroAPI/xero-mcp-server#210).
     "unknown tax": (
         lambda c: invoice(c, line("10.00", tax="GST15")),
-        "The TaxType code 'GST15' does not exist",
+        "The TaxType code 'GST15' is not valid",
     ),
     "currency not enabled": (
         lambda c: invoice(c, currency_code=CurrencyCode.USD),

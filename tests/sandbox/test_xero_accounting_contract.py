@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -23,7 +24,14 @@ from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import OpenAPIV30SpecValidator
-from xero_python.accounting.models import Contact, Contacts, Invoice, Invoices, RequestEmpty
+from xero_python.accounting.models import (
+    Contact,
+    Contacts,
+    Invoice,
+    Invoices,
+    LineItem,
+    RequestEmpty,
+)
 from xero_python.exceptions import AccountingBadRequestException, NotFoundException
 
 from sandbox import FakeXero, LoopbackServer
@@ -418,3 +426,53 @@ def test_read_errors_the_spec_leaves_out(
         assert error_schema_problems(accounting_spec, _json(exchange.response_body)) == []
     assert missing.response_body == b"The resource you're looking for cannot be found"
     assert limited.response_headers["X-Rate-Limit-Problem"] == "minute"
+
+
+# ----- every region's organisation, tax rates and discounted lines -------------------
+
+
+@pytest.mark.parametrize("region", ["AU", "NZ", "UK", "US"])
+@pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarning")
+def test_each_regions_books_match_the_spec(region: str, accounting_spec: OpenAPI) -> None:
+    """GET /Organisation, /TaxRates, /Accounts of an AU/NZ/UK/US org (sandbox/xero_regions.py)
+    and an invoice with DiscountRate and DiscountAmount lines under ``unitdp=4``, all
+    validated against the spec - its enums pin Version, CountryCode, Timezone and
+    ReportTaxType, so a misspelt region value fails here."""
+    fake = FakeXero()
+    tenant_id = fake.add_tenant(f"{region} Org", region=region)
+    recorder = Recorder(fake)
+    with LoopbackServer(recorder) as server:
+        token = fake.issue_token_for_tenant(tenant_id)
+        api = sdk_api(server.url, token)
+        api.get_organisations(tenant_id)
+        rates = api.get_tax_rates(tenant_id).tax_rates
+        api.get_accounts(tenant_id)
+        sales = fake.accounting(tenant_id).setup.sales_tax_type
+        assert sales in {r.tax_type for r in rates}
+        contact = fake.accounting(tenant_id).add_contact("Acme").contact_id
+        lines = [
+            line("33.3333", "3", tax=sales, discount="10"),
+            LineItem(
+                description="Setup",
+                quantity=Decimal(1),
+                unit_amount=Decimal("250.00"),
+                discount_amount=Decimal("25.00"),
+                account_code="200",
+                tax_type=sales,
+            ),
+        ]
+        created = api.create_invoices(
+            tenant_id, Invoices(invoices=[invoice(contact, *lines)]), unitdp=4
+        ).invoices[0]
+        api.get_invoice(tenant_id, created.invoice_id, unitdp=4)
+    assert [operation_of(e) for e in recorder.exchanges] == [
+        ("GET", "/Organisation"),
+        ("GET", "/TaxRates"),
+        ("GET", "/Accounts"),
+        ("PUT", "/Invoices"),
+        ("GET", "/Invoices/{InvoiceID}"),
+    ]
+    for exchange in recorder.exchanges:
+        request = exchange.openapi_request(without_sdk_read_only_defaults(exchange))
+        accounting_spec.validate_request(request)
+        accounting_spec.validate_response(request, exchange.openapi_response())

@@ -1,0 +1,344 @@
+"""The golden table (issue #11, "The amounts"): deals in the fake HubSpot and the fake Pipedrive,
+moved to the trigger stage, run through the real engine (webhook -> worker -> adapter -> builder
+-> xero-python) into the fake Xero, which computes amounts as Xero does. Each row's expected
+figures are worked out BY HAND from the vendors' documented arithmetic, never copied from a run.
+
+Rules used (cited once here, referred to by letter in the rows):
+  [X1] Xero LineAmount = Quantity x UnitAmount x ((100 - DiscountRate)/100), or
+       (Quantity x UnitAmount) - DiscountAmount (DiscountAmount is for the whole line), to the
+       cent: tests/specs/xero/xero_accounting.yaml, LineItem.LineAmount / DiscountAmount.
+  [X2] Exclusive: tax = LineAmount x rate; Inclusive: tax = LineAmount x rate/(100 + rate);
+       NoTax: none. Totals: SubTotal + TotalTax = Total (Xero Invoices doc, LineAmountTypes;
+       developer.xero.com/documentation/api/accounting/invoices). Lines cannot mix types.
+  [X3] UnitAmount keeps 4 decimals only with ?unitdp=4 (spec parameter `unitdp`).
+  [X4] LineItem Description max 4,000 characters (Invoices doc); Contact Name max 255
+       (xero-python Contact model, which raises ValueError before sending).
+  [X5] AU organisation: OUTPUT "GST on Income" 10 %; several 0 % sales rates (EXEMPTOUTPUT,
+       EXEMPTEXPORT, BASEXCLUDED, INPUTTAXED) - the TaxRates doc's Australia table.
+  [H1] HubSpot `discount` = amount off PER UNIT ("Unit discount"); `hs_discount_percentage` =
+       percent of quantity x price (knowledge.hubspot.com/properties/hubspots-default-line-item-
+       properties; help.hubdo.com "How HubSpot calculates ... net pricing when discounted by
+       percentage": 10 x 234.56 at 20 % = 1,876.48); `amount` = the line's net price. HubSpot's
+       docs do NOT say which discount wins when both are set: Paydeck follows the one that
+       gives HubSpot's own `amount` (the fake HubSpot applies the unit discount).
+  [H2] The deal `amount` is the sum of its line items' `amount`s, pre-tax ("the deal amount
+       is updated" from line items: knowledge.hubspot.com/deals/edit-products-and-terms-in-the-
+       line-items-editor).
+  [P1] Pipedrive deal product: `tax` a percentage, `tax_method` inclusive ("the tax percentage
+       will already be included in the price") / exclusive ("not included") / none ("no tax
+       will be added"); `discount` with `discount_type` percentage | amount (official client,
+       pipedrive/client-php docs/versions/v2/Model/BaseDealProduct.md). The client does NOT
+       say whether an `amount` discount is per unit or per line, nor whether `sum` includes
+       exclusive tax: Paydeck reads the product's own `sum` to tell; the fake Pipedrive takes
+       it per line and puts exclusive tax in `sum` (so in the deal value).
+  [P2] The deal value is the sum of its products' `sum`s (client docs: enabled products are
+       "included in the deal value calculation").
+
+Rows are data: add one by appending to HUBSPOT_ROWS / PIPEDRIVE_ROWS (room for the timezone and
+payment-terms rows of #11's other points: give Booked a `date`/`due_date` when they land).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.jobs import QUEUE
+from app.models import (Installation, InstallationSettings, LineAmountType, ReviewItem,
+                        StageAction, StageRule)
+from app.redis_conn import get_redis
+from app.worker import PaydeckSimpleWorker
+from tests.conftest import fake_settings
+
+D = Decimal
+
+
+@dataclass(frozen=True)
+class Booked:
+    """What the fake Xero must hold for the deal's invoice."""
+
+    line_amounts: tuple[str, ...]
+    sub_total: str
+    total_tax: str
+    total: str
+    line_amount_types: str = "Exclusive"
+    # Room for #11's date rows (organisation timezone, contact terms): compared when set.
+    date: str | None = None
+    due_date: str | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """The deal must not reach Xero: one review item with this reason, saying this."""
+
+    reason: str
+    says: str
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    deal: dict[str, Any]  # the CRM's deal: HubSpot properties + line_items, or Pipedrive products
+    expect: Booked | Review
+    company: str = "Initech Pty Ltd"
+    # The admin's settings for this row, beyond the defaults below (InstallationSettings
+    # attribute -> value). Rows with the same settings share one installation.
+    settings: tuple[tuple[str, Any], ...] = ()
+    # The Xero organisation's region (the fake seeds its default tax rates and currency):
+    # the default tax rate is that region's sales rate (AU OUTPUT 10 %, NZ OUTPUT2 15 %).
+    region: str = "AU"
+
+
+# --- HubSpot (admin settings: account 200, default tax OUTPUT 10 %, Exclusive) -----------------
+
+def hs_line(quantity: str, price: str, **more: str) -> dict[str, str]:
+    return {"name": more.pop("name", "Service"), "quantity": quantity, "price": price, **more}
+
+
+HUBSPOT_ROWS = [
+    # 3 x 100.00 = 300.00; discount 10.00 per unit [H1] -> 30.00 off -> 270.00 (HubSpot amount);
+    # Xero: DiscountAmount 30.00 -> LineAmount 270.00 [X1]; GST 10 % of 270.00 = 27.00 [X2];
+    # total 297.00. (Before #11 Paydeck sent DiscountAmount 10 and booked 290.00.)
+    Row("hs-unit-discount", {"line_items": [hs_line("3", "100.00", discount="10")]},
+        Booked(("270.00",), "270.00", "27.00", "297.00")),
+    # 10 x 234.56 = 2,345.60; 20 % [H1] = 469.12 off -> 1,876.48; Xero DiscountRate 20:
+    # 2,345.60 x 80/100 = 1,876.48 [X1]; GST 187.648 -> 187.65 [X2]; total 2,064.13.
+    Row("hs-percent-discount", {"line_items": [hs_line("10", "234.56", hs_discount_percentage="20")]},
+        Booked(("1876.48",), "1876.48", "187.65", "2064.13")),
+    # Both set on 3 x 100.00: unit discount 10.00 and 50 %. The fake HubSpot's amount is 270.00
+    # (3 x 100 - 3 x 10), so that is the discount HubSpot applied [H1]: DiscountAmount 30.00
+    # -> 270.00; GST 27.00; total 297.00 (50 % would have been 150.00).
+    Row("hs-both-discounts", {"line_items": [hs_line("3", "100.00", discount="10",
+                                                     hs_discount_percentage="50")]},
+        Booked(("270.00",), "270.00", "27.00", "297.00")),
+    # 10,000 x 0.0125 = 125.00; with unitdp=4 Xero keeps 0.0125 [X3] -> 125.00 (without it,
+    # 0.01 x 10,000 = 100.00); GST 12.50; total 137.50.
+    Row("hs-four-decimal-price", {"line_items": [hs_line("10000", "0.0125")]},
+        Booked(("125.00",), "125.00", "12.50", "137.50")),
+    # 2 x 150.00 = 300.00 and 0 x 99.00 = 0.00 (quantity 0 stays 0, never 1); sub 300.00;
+    # GST 30.00; total 330.00 (before #11: 0 became 1 and 99.00 more was invoiced).
+    Row("hs-quantity-zero", {"line_items": [hs_line("2", "150.00"),
+                                            hs_line("0", "99.00", name="Spare")]},
+        Booked(("300.00", "0.00"), "300.00", "30.00", "330.00")),
+    # Deal amount 9,000.00; lines 1 x 10,000.00 = 10,000.00 [H2]: 1,000.00 apart > 0.01.
+    Row("hs-amount-vs-lines", {"amount": "9000", "line_items": [hs_line("1", "10000.00")]},
+        Review("amount_mismatch", "the deal amount 9,000.00 differs from the sum of its lines "
+               "10,000.00")),
+    # Within the tolerance: amount 100.00 vs lines 3 x 33.33 = 99.99, 0.01 apart (default
+    # tolerance 0.01): invoiced; GST 9.999 -> 10.00; total 109.99.
+    Row("hs-amount-within-tolerance", {"amount": "100.00", "line_items": [hs_line("3", "33.33")]},
+        Booked(("99.99",), "99.99", "10.00", "109.99")),
+    # A 4,001-character description [X4].
+    Row("hs-long-description", {"line_items": [hs_line("1", "10.00", description="x" * 4001)]},
+        Review("text_too_long", "description is 4,001 characters; Xero allows 4,000")),
+    # A 256-character company name: the new Xero contact's Name [X4].
+    Row("hs-long-company-name", {"line_items": [hs_line("1", "10.00")]},
+        Review("text_too_long", "Name is 256 characters; Xero allows 255"), company="N" * 256),
+    # Admin setting "amounts are tax inclusive": 1 x 110.00 -> LineAmount 110.00; GST inside =
+    # 110 x 10/110 = 10.00 [X2]; subtotal 100.00; total 110.00.
+    Row("hs-inclusive-setting", {"line_items": [hs_line("1", "110.00")]},
+        Booked(("110.00",), "100.00", "10.00", "110.00", "Inclusive"),
+        settings=(("line_amount_type", LineAmountType.INCLUSIVE),)),
+    # Admin tolerance 5.00: amount 104.00 vs lines 3 x 33.33 = 99.99 (4.01 apart) is invoiced
+    # for the lines: 99.99 + GST 10.00 (9.999) = 109.99.
+    Row("hs-admin-tolerance", {"amount": "104.00", "line_items": [hs_line("3", "33.33")]},
+        Booked(("99.99",), "99.99", "10.00", "109.99"),
+        settings=(("amount_tolerance", D("5.00")),)),
+    # ... and 5.01 apart is not: amount 105.00 vs 99.99.
+    # NZ organisation: default sales rate OUTPUT2 "15% GST on Income" (TaxRates doc, New
+    # Zealand table). 2 x 100.00 NZD = 200.00; GST 15 % = 30.00; total 230.00.
+    Row("hs-nz-organisation", {"deal_currency_code": "NZD", "line_items": [hs_line("2", "100.00")]},
+        Booked(("200.00",), "200.00", "30.00", "230.00"), region="NZ"),
+    Row("hs-over-admin-tolerance", {"amount": "105.00", "line_items": [hs_line("3", "33.33")]},
+        Review("amount_mismatch", "differs from the sum of its lines 99.99 by more than 5.00"),
+        settings=(("amount_tolerance", D("5.00")),)),
+]
+
+
+# --- Pipedrive (same admin settings; Pipedrive's tax_method decides the amount type) ----------
+
+def pd_line(quantity: str, price: str, **more: Any) -> dict[str, Any]:
+    return {"quantity": D(quantity), "item_price": D(price), **more}
+
+
+TEN_EXCL = {"tax": D(10), "tax_method": "exclusive"}
+TEN_INCL = {"tax": D(10), "tax_method": "inclusive"}
+NONE = {"tax": D(0), "tax_method": "none"}
+
+PIPEDRIVE_ROWS = [
+    # 2 x 150.00 = 300.00, 10 % exclusive [P1] -> the one 10 % sales rate, OUTPUT [X5];
+    # GST 30.00; total 330.00 (the deal value 330.00 includes the tax [P2]: accepted).
+    Row("pd-exclusive-10", {"products": [pd_line("2", "150.00", **TEN_EXCL)]},
+        Booked(("300.00",), "300.00", "30.00", "330.00")),
+    # 1 x 110.00, 10 % inclusive [P1]: Xero Inclusive, LineAmount 110.00; tax 110 x 10/110 =
+    # 10.00 [X2]; subtotal 100.00; total 110.00 (no tax on top).
+    Row("pd-inclusive-10", {"products": [pd_line("1", "110.00", **TEN_INCL)]},
+        Booked(("110.00",), "100.00", "10.00", "110.00", "Inclusive")),
+    # 2 x 150.00, tax_method none [P1]: NoTax, not the default GST: 300.00, tax 0, total 300.00.
+    Row("pd-no-tax", {"products": [pd_line("2", "150.00", **NONE)]},
+        Booked(("300.00",), "300.00", "0.00", "300.00", "NoTax")),
+    # An inclusive and an exclusive line: one invoice cannot mix LineAmountTypes [X2].
+    Row("pd-mixed-methods", {"products": [pd_line("1", "110.00", **TEN_INCL),
+                                          pd_line("1", "100.00", **TEN_EXCL)]},
+        Review("mixed_tax_methods", "mixes tax-inclusive and tax-exclusive lines")),
+    # 15 % exclusive: the AU organisation has no 15 % sales rate [X5].
+    Row("pd-no-such-rate", {"products": [pd_line("1", "100.00", tax=D(15), tax_method="exclusive")]},
+        Review("unknown_tax", "no active sales tax rate in Xero has the CRM's 15%")),
+    # A none line beside a 10 % exclusive one needs a 0 % rate: AU has several [X5], none mapped.
+    Row("pd-zero-rate-ambiguous", {"products": [pd_line("1", "100.00", **TEN_EXCL),
+                                                pd_line("1", "50.00", **NONE)]},
+        Review("unknown_tax", "several Xero tax rates")),
+    # 4 x 50.00 = 200.00, 25 % off [P1] -> DiscountRate 25: 200 x 75/100 = 150.00 [X1];
+    # GST 15.00; total 165.00.
+    Row("pd-percent-discount", {"products": [pd_line("4", "50.00", discount=D(25),
+                                                     discount_type="percentage", **TEN_EXCL)]},
+        Booked(("150.00",), "150.00", "15.00", "165.00")),
+    # 3 x 100.00 = 300.00, discount 30 "amount": the product's sum 297.00 = (300 - 30) x 1.10,
+    # so the 30 is for the line [P1]: DiscountAmount 30.00 -> 270.00 [X1]; GST 27.00; 297.00.
+    Row("pd-amount-discount", {"products": [pd_line("3", "100.00", discount=D(30),
+                                                    discount_type="amount", **TEN_EXCL)]},
+        Booked(("270.00",), "270.00", "27.00", "297.00")),
+    # 10,000 x 0.0125 = 125.00 with unitdp=4 [X3]; no tax.
+    Row("pd-four-decimal-price", {"products": [pd_line("10000", "0.0125", **NONE)]},
+        Booked(("125.00",), "125.00", "0.00", "125.00", "NoTax")),
+    # 0 x 100.00 = 0.00 and 1 x 50.00 = 50.00 (quantity 0 stays 0); no tax; total 50.00.
+    Row("pd-quantity-zero", {"products": [pd_line("0", "100.00", **NONE),
+                                          pd_line("1", "50.00", **NONE)]},
+        Booked(("0.00", "50.00"), "50.00", "0.00", "50.00", "NoTax")),
+    # NZ organisation: Pipedrive's 15 % exclusive matches the one NZ sales rate of 15 %,
+    # OUTPUT2 (the AU row above found none). 2 x 100.00 = 200.00; GST 30.00; total 230.00.
+    Row("pd-nz-15-percent", {"currency": "NZD",
+                             "products": [pd_line("2", "100.00", tax=D(15), tax_method="exclusive")]},
+        Booked(("200.00",), "200.00", "30.00", "230.00"), region="NZ"),
+    # Deal value 9,000.00 typed over products worth 10,000.00 (no tax) [P2].
+    Row("pd-value-vs-lines", {"value": D(9000), "products": [pd_line("1", "10000.00", **NONE)]},
+        Review("amount_mismatch", "the deal amount 9,000.00 differs from the sum of its lines "
+               "10,000.00")),
+]
+
+
+# --- running the table ---------------------------------------------------------------------------
+
+def work(app):
+    with app.app_context():
+        PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
+
+
+def groups(rows: list[Row]) -> dict[str, list[Row]]:
+    """Rows by the admin settings they need: one installation (one test) per group."""
+    found: dict[str, list[Row]] = {}
+    for row in rows:
+        name = ",".join([f"{k}={getattr(v, 'value', v)}" for k, v in row.settings]
+                        + ([f"region={row.region}"] if row.region != "AU" else [])) or "defaults"
+        found.setdefault(name, []).append(row)
+    return found
+
+
+def _configure(app, pipeline_id: str, stage_id: str, rows: list[Row], sales_tax: str) -> None:
+    with app.app_context():
+        installation = db.session.scalars(select(Installation)).one()
+        settings = db.session.get(InstallationSettings, installation.id)
+        settings.default_account_code, settings.default_tax_type = "200", sales_tax
+        for name, value in rows[0].settings:
+            setattr(settings, name, value)
+        db.session.add(StageRule(installation_id=installation.id, pipeline_id=pipeline_id,
+                                 stage_id=stage_id, action=StageAction.AUTHORISE))
+        db.session.commit()
+
+
+def _check(app, xero, tenant: str, rows: list[Row], deal_ids: dict[str, str],
+           reference: Callable[[str], str]) -> None:
+    """Every row against what the fake Xero booked (or the review queue); all rows reported."""
+    invoices = {i.reference: i for i in xero.accounting(tenant).invoices}
+    with app.app_context():
+        reviews = {r.deal_id: r for r in db.session.scalars(select(ReviewItem))}
+    wrong = []
+    for row in rows:
+        deal_id = deal_ids[row.id]
+        invoice, review = invoices.get(reference(deal_id)), reviews.get(deal_id)
+        if isinstance(row.expect, Review):
+            got = (None if review is None else (review.reason.value, review.detail), invoice)
+            if invoice is not None or review is None or review.reason.value != row.expect.reason \
+                    or row.expect.says not in review.detail:
+                wrong.append(f"{row.id}: expected {row.expect}, got review/invoice {got}")
+            continue
+        if invoice is None:
+            wrong.append(f"{row.id}: no invoice; review {review and (review.reason, review.detail)}")
+            continue
+        booked = Booked(tuple(f"{line.line_amount:.2f}" for line in invoice.line_items),
+                        f"{invoice.sub_total:.2f}", f"{invoice.total_tax:.2f}",
+                        f"{invoice.total:.2f}", invoice.line_amount_types)
+        booked = replace(booked, date=row.expect.date and invoice.date.isoformat(),
+                         due_date=row.expect.due_date and invoice.due_date.isoformat())
+        if booked != row.expect:
+            wrong.append(f"{row.id}: expected {row.expect}, Xero booked {booked}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("group", list(groups(HUBSPOT_ROWS)))
+def test_golden_hubspot_deals_book_in_xero_as_worked_out_by_hand(
+        app_factory, fake_hubspot, fake_xero, browser, group):
+    rows = groups(HUBSPOT_ROWS)[group]
+    hubspot, _ = fake_hubspot
+    xero, _ = fake_xero
+    tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region)
+    app, url = app_factory.serve(hubspot_app_id=str(hubspot.app_id),
+                                 **fake_settings(hubspot=fake_hubspot, xero=fake_xero))
+    assert browser.get(f"{url}/install/hubspot").status_code == 200
+    assert browser.get(f"{url}/connect/xero").status_code == 200
+    work(app)
+    _configure(app, "default", "closedwon", rows, xero.accounting(tenant).setup.sales_tax_type)
+    hubspot.subscribe(f"{url}/webhooks/hubspot", hubspot.client_secret)
+    deal_ids = {}
+    for n, row in enumerate(rows):
+        company = hubspot.crm.add_company(name=row.company, domain=f"c{n}.example")
+        contact = hubspot.crm.add_contact(company_id=company, firstname="Pat", lastname="Buyer",
+                                          email=f"ap@c{n}.example")
+        props = {k: v for k, v in row.deal.items() if k != "line_items"}
+        deal_ids[row.id] = hubspot.crm.add_deal(dealname=row.id, company_id=company,
+                                                contact_ids=[contact],
+                                                line_items=row.deal["line_items"], **props)
+    hubspot.deliver()
+    for deal_id in deal_ids.values():
+        hubspot.crm.set_deal_properties(deal_id, dealstage="closedwon")
+    hubspot.deliver()
+    work(app)
+
+    _check(app, xero, tenant, rows, deal_ids, lambda d: f"HubSpot deal {d}")
+
+
+@pytest.mark.parametrize("group", list(groups(PIPEDRIVE_ROWS)))
+def test_golden_pipedrive_deals_book_in_xero_as_worked_out_by_hand(
+        app_factory, fake_pipedrive, fake_xero, browser, group):
+    rows = groups(PIPEDRIVE_ROWS)[group]
+    pipedrive, _ = fake_pipedrive
+    xero, _ = fake_xero
+    tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region)
+    app, url = app_factory.serve(**fake_settings(pipedrive=fake_pipedrive, xero=fake_xero))
+    assert browser.get(f"{url}/install/pipedrive").status_code == 200
+    assert browser.get(f"{url}/connect/xero").status_code == 200
+    work(app)
+    won = pipedrive.api.stage_id("Won")
+    _configure(app, "1", str(won), rows, xero.accounting(tenant).setup.sales_tax_type)
+    product = pipedrive.api.add_product("Consulting", code="CONS-1", price=D("1.00"))
+    deal_ids = {}
+    for n, row in enumerate(rows):
+        org = pipedrive.api.add_org(f"{row.company} {n}")
+        person = pipedrive.api.add_person("Pat Buyer", email=f"ap@c{n}.example", org_id=org)
+        lines = [{"product_id": product, **line} for line in row.deal["products"]]
+        extra = {k: row.deal[k] for k in ("value", "currency") if k in row.deal}
+        deal_ids[row.id] = str(pipedrive.api.add_deal(row.id, org_id=org, person_id=person,
+                                                      products=lines, **extra))
+    pipedrive.deliver()
+    for deal_id in deal_ids.values():
+        pipedrive.api.move_deal(int(deal_id), won)
+    pipedrive.deliver()
+    work(app)
+
+    _check(app, xero, tenant, rows, deal_ids, lambda d: f"Pipedrive deal {d}")
