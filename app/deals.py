@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 
@@ -63,6 +63,10 @@ class Deal:
     stage_id: str = ""
     owner_id: str | None = None
     close_date: date | None = None
+    # The moment the CRM says the deal was won (HubSpot `closedate`, which HubSpot sets when
+    # a deal enters a closed stage; Pipedrive `won_time`), aware UTC. The invoice is dated
+    # with it, in the organisation's timezone (app.engine.invoice_date).
+    closed_at: datetime | None = None
     lines: tuple[LineItem, ...] = field(default_factory=tuple)
     organisation: Organisation | None = None
     person: Person | None = None

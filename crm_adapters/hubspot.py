@@ -26,6 +26,7 @@ from crm_adapters.base import (
     WebhookRequest,
     classify_status,
     to_date,
+    to_moment,
     to_decimal,
 )
 from crm_adapters.limits import CrmLimiter
@@ -369,6 +370,7 @@ def _deal(deal_id: str, props: dict[str, Any] | None, companies: dict[str, dict[
         amount=to_decimal(props.get("amount")), currency=props.get("deal_currency_code") or None,
         pipeline_id=props.get("pipeline") or "", stage_id=props.get("dealstage") or "",
         owner_id=props.get("hubspot_owner_id") or None, close_date=to_date(props.get("closedate")),
+        closed_at=to_moment(props.get("closedate")),
         lines=tuple(_line(lines[i]) for i in lines_of.get(deal_id, []) if i in lines),
         organisation=_organisation(company_id, companies.get(company_id or ""), tax_property),
         person=_person(contact_id, contacts.get(contact_id or "")))
