@@ -717,12 +717,12 @@ class InvoiceRun:
         """One refused email is that deal's review item (e.g. a contact with no address); it
         does not fail the rest of the run."""
         try:
-            self.xero.email_invoice(link.xero_invoice_id)  # type: ignore[arg-type]
+            self.xero.email_invoice(link.xero_invoice_id, attempt=w.source)  # type: ignore[arg-type]
         except FixData as exc:
+            why = ("; ".join(exc.messages) or str(exc)).rstrip(".")
             self._review(w, ReviewReason.EMAIL_FAILED,
                          f"Invoice {link.invoice_number} is approved, but Xero did not email it: "
-                         + ("; ".join(exc.messages) or str(exc))
-                         + ". Fix the contact's email address in Xero, then retry.")
+                         f"{why}. Fix the contact's email address in Xero, then retry.")
             return
         w.audit["emailed"] = True
 

@@ -288,11 +288,14 @@ class XeroClient:
         invoices = result.online_invoices or []
         return invoices[0].online_invoice_url if invoices else None
 
-    def email_invoice(self, invoice_id: str) -> None:
+    def email_invoice(self, invoice_id: str, attempt: str = "") -> None:
+        """POST /Invoices/{id}/Email. `attempt` names the try: a quick repeat of it replays
+        Xero's answer (Idempotency-Key), a new one (a retry after the contact was fixed) must
+        not be answered with the old refusal."""
         from xero_python.accounting.models import RequestEmpty
 
         self._call("email_invoice", invoice_id, RequestEmpty(),
-                   idempotency_key=_batch_key("email", self.tenant_id, [invoice_id]))
+                   idempotency_key=_batch_key("email", self.tenant_id, [invoice_id, attempt]))
 
 
 # --- mapping between our types and the SDK's models -------------------------------------------
