@@ -288,18 +288,17 @@ def test_a_deal_dragged_back_to_a_stage_without_a_rule_gets_no_invoice(env):
 def test_a_closed_won_arriving_while_the_job_works_on_the_deal_is_not_lost(env, monkeypatch):
     env.crm.add(deal("401"))
     arrived = threading.Event()
-    fetch = env.crm.fetch_deals
+    apply_all = engine.InvoiceRun._apply_all
 
-    def fetch_then_approval_arrives(installation, deal_ids):
-        found = fetch(installation, deal_ids)
-        if not arrived.is_set():  # between the job's fetch and its finish
+    def created_then_approval_arrives(run, chunk, results, verb):
+        apply_all(run, chunk, results, verb)
+        if not arrived.is_set():  # the draft exists in Xero; the run has not finished yet
             arrived.set()
             other = threading.Thread(target=env.request, args=("401", StageAction.AUTHORISE))
-            other.start()  # another web worker, its own session
+            other.start()  # another web worker (the Closed Won webhook), its own session
             other.join(10)
-        return found
 
-    monkeypatch.setattr(env.crm, "fetch_deals", fetch_then_approval_arrives)
+    monkeypatch.setattr(engine.InvoiceRun, "_apply_all", created_then_approval_arrives)
     env.request("401", StageAction.DRAFT)
     env.work()
 
@@ -464,9 +463,8 @@ def test_a_prepayment_allocated_to_the_invoice_shows_as_paid_not_credited(env, x
     env.fake.webhooks.deliver(f"{url}/webhooks/xero", XERO_WEBHOOK_KEY)
     env.work()
 
+    assert env.crm.last_written("407").invoice_status == "Paid"  # was "Credited"
     link = one(env.app, InvoiceLink)
-    assert (link.status, link.amount_credited, link.amount_prepaid) == (
-        "PAID", Decimal("330.0000"), Decimal("330.0000"))
-    assert link.deal_status == "paid"
-    assert env.crm.last_written("407").invoice_status == "Paid"
+    assert (link.deal_status, link.status, link.amount_credited, link.amount_prepaid) == (
+        "paid", "PAID", Decimal("330.0000"), Decimal("330.0000"))
 
