@@ -560,7 +560,9 @@ class InvoiceRun:
     def _check_contacts(self, building: list[_Work]) -> None:
         """Just before invoicing: is each contact still active in Xero, and has it its own
         sales terms? One GET /Contacts?IDs= call per 50 contacts."""
-        contact_of = {id(w): w.contact_id or (w.link.xero_contact_id if w.link else None)
+        # A contact created in this run is active and has no terms of its own: not asked.
+        contact_of = {id(w): None if w.audit.get("contact_created")
+                      else w.contact_id or (w.link.xero_contact_id if w.link else None)
                       for w in building}
         ids = sorted({c for c in contact_of.values() if c})
         if not ids:
@@ -577,12 +579,19 @@ class InvoiceRun:
                 w.contact_terms = terms.sales_terms
 
     def _review_archived(self, w: _Work, contact_id: str, terms: ContactTerms | None) -> None:
+        """Xero refuses invoices to an archived contact; a person picks: relink (the company
+        page) or unarchive (in Xero), then the one-click retry."""
         name = terms.name if terms else contact_id
-        company = w.customer.name if w.customer else "the deal's company"
+        customer = w.customer
+        who = customer.name if customer else "the deal's company"
+        state = "archived in Xero" if terms else "archived or no longer in Xero"
         self._review(w, ReviewReason.CONTACT_ARCHIVED,
-                     f"The Xero contact {name!r} linked to {company} is archived in Xero. "
-                     "Relink the company to another Xero contact, or unarchive the contact in "
-                     "Xero, then retry.", [{"contact_id": contact_id, "name": name}])
+                     f"The Xero contact {name!r} linked to {who} is {state}. Relink the "
+                     f"{customer.crm_type if customer else 'company'} to another Xero contact, "
+                     "or unarchive the contact in Xero, then retry.",
+                     [{"contact_id": contact_id, "name": name,
+                       "crm_object_type": customer.crm_type if customer else None,
+                       "crm_object_id": customer.crm_id if customer else None}])
 
     def _link_known(self, needing: list[_Work]) -> None:
         keys = {(w.customer.crm_type, w.customer.crm_id) for w in needing if w.customer}

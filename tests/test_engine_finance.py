@@ -450,6 +450,32 @@ def test_an_archived_linked_contact_is_a_review_item_and_retry_works_after_unarc
     assert invoice.contact_id == contact.contact_id and invoice.status == "AUTHORISED"
 
 
+def test_after_relinking_an_archived_contact_the_retry_invoices_the_new_one(env):
+    old = env.books.add_contact("Initech (old)", EmailAddress="old@initech.example")
+    new = env.books.add_contact("Initech Pty Ltd", EmailAddress="ap@initech.example")
+    with env.app.app_context():
+        db.session.add(ContactLink(installation_id=env.installation_id, crm_object_type="company",
+                                   crm_object_id="co-Initech Pty Ltd",
+                                   xero_contact_id=old.contact_id, linked_by="user"))
+        db.session.commit()
+    env.books.archive_contact(old.contact_id)
+    env.crm.add(deal("408"))
+    env.request("408")
+    env.work()
+    (item,) = _open_items(env)
+    assert item.candidates[0]["crm_object_id"] == "co-Initech Pty Ltd"
+
+    with env.app.app_context():  # what the company page's "link" does
+        link = db.session.scalars(select(ContactLink)).one()
+        link.xero_contact_id = new.contact_id
+        db.session.commit()
+        assert retry_review_item(item.id)
+    env.work()
+
+    (invoice,) = env.invoices_for("408")
+    assert invoice.contact_id == new.contact_id
+
+
 def test_a_prepayment_allocated_to_the_invoice_shows_as_paid_not_credited(env, xero_connected):
     from tests.conftest import XERO_WEBHOOK_KEY
 
