@@ -449,9 +449,11 @@ class InvoiceRun:
         if not uncertain:
             return
         found = self.xero.invoices_by_reference([w.link.reference for w in uncertain])  # type: ignore[union-attr]
+        claimed = self._claimed_elsewhere([r.invoice_id for rs in found.values() for r in rs
+                                           if r.invoice_id])
         for w in uncertain:
             assert w.link is not None
-            matches = found.get(w.link.reference, [])
+            matches = [m for m in found.get(w.link.reference, []) if m.invoice_id not in claimed]
             if len(matches) == 1:
                 self._apply_result(w.link, matches[0])
                 w.link.paydeck_written_at = matches[0].updated_at
@@ -464,6 +466,16 @@ class InvoiceRun:
                              f"{w.link.reference!r}: {numbers}. Void or delete the extra "
                              "one(s) in Xero, then retry.",
                              [_invoice_candidate(m) for m in matches])
+
+    def _claimed_elsewhere(self, invoice_ids: list[str]) -> set[str]:
+        """Invoices another installation's link holds: never adopted, whatever their
+        Reference says (links from before 0008 used "HubSpot deal <id>", shared by every
+        account of that CRM)."""
+        if not invoice_ids:
+            return set()
+        return set(db.session.scalars(select(InvoiceLink.xero_invoice_id).where(
+            InvoiceLink.installation_id != self.installation.id,
+            InvoiceLink.xero_invoice_id.in_(invoice_ids))))
 
     def _plan_updates(self, pending: list[_Work], ref: ReferenceData) -> None:
         """Deals that already have an invoice: read it from Xero as it is now (status and

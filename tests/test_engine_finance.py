@@ -396,6 +396,30 @@ def test_an_invoice_with_the_old_reference_is_still_found_by_the_installation_th
     assert b.xero_invoice_id != old.invoice_id and b.reference.endswith("portal-B deal 124")
 
 
+def test_a_pending_link_with_the_old_reference_never_adopts_another_accounts_invoice(env):
+    other_id = _second_installation(env)
+    env.crm.add(deal("125"))
+    contact = env.books.add_contact("Initech Pty Ltd", EmailAddress="ap@initech.example")
+    a_invoice = env.books.add_invoice({"Type": "ACCREC", "Contact": {"ContactID": contact.contact_id},
+                                       "Reference": "HubSpot deal 125", "LineItems": FINANCE_LINES})
+    with env.app.app_context():  # both links from before the account was in the reference
+        db.session.add(InvoiceLink(installation_id=env.installation_id, deal_id="125",
+                                   trigger="deal", reference="HubSpot deal 125",
+                                   idempotency_key="paydeck-invoice-a-125",
+                                   state=InvoiceLinkState.CREATED,
+                                   xero_invoice_id=a_invoice.invoice_id, status="DRAFT"))
+        db.session.add(InvoiceLink(installation_id=other_id, deal_id="125", trigger="deal",
+                                   reference="HubSpot deal 125",
+                                   idempotency_key="paydeck-invoice-b-125",
+                                   state=InvoiceLinkState.PENDING))
+        engine.request_invoice(other_id, "125", StageAction.DRAFT, "test:B")
+    env.work()
+
+    b = one(env.app, InvoiceLink, InvoiceLink.installation_id == other_id)
+    assert b.state == InvoiceLinkState.CREATED and b.xero_invoice_id != a_invoice.invoice_id
+    assert env.books.invoice(a_invoice.invoice_id) == a_invoice  # A's invoice untouched
+
+
 def test_two_invoices_with_a_deals_reference_are_a_review_item_never_a_third(env):
     env.crm.add(deal("405"))
     with env.app.app_context():
