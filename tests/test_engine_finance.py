@@ -518,3 +518,26 @@ def test_a_prepayment_allocated_to_the_invoice_shows_as_paid_not_credited(env, x
     assert (link.deal_status, link.status, link.amount_credited, link.amount_prepaid) == (
         "paid", "PAID", Decimal("330.0000"), Decimal("330.0000"))
 
+
+
+def test_the_safety_net_poll_also_shows_a_prepaid_invoice_as_paid(env):
+    from app.payments import poll_invoices
+
+    env.crm.add(deal("409"))
+    env.crm.add(deal("410", org="Other Co", email="ap@other.example"))
+    env.request("409")
+    env.request("410")
+    env.work()
+    prepaid, credited = env.invoices_for("409")[0], env.invoices_for("410")[0]
+    env.books.allocate_overpayment(prepaid.invoice_id, prepaid.total)
+    env.books.credit(credited.invoice_id, credited.total)  # a credit note: really credited
+    calls = env.fake.count_calls(method="GET", path_prefix="/Invoices")
+
+    with env.app.app_context():
+        connection_id = db.session.scalars(select(XeroConnection.id)).one()
+        poll_invoices(connection_id)
+
+    assert env.crm.last_written("409").invoice_status == "Paid"
+    assert env.crm.last_written("410").invoice_status == "Credited"
+    # The summaryOnly page, then one full read of the two invoices with credit applied.
+    assert env.fake.count_calls(method="GET", path_prefix="/Invoices") - calls == 2
