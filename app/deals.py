@@ -63,8 +63,8 @@ class Deal:
     stage_id: str = ""
     owner_id: str | None = None
     close_date: date | None = None
-    # The moment the CRM says the deal was won (HubSpot `closedate`, which HubSpot sets when
-    # a deal enters a closed stage; Pipedrive `won_time`), aware UTC. The invoice is dated
+    # The moment the CRM says the deal was won (HubSpot `closedate` once `hs_is_closed_won`;
+    # Pipedrive `won_time`), aware UTC; None while the deal is open. The invoice is dated
     # with it, in the organisation's timezone (app.engine.invoice_date).
     closed_at: datetime | None = None
     lines: tuple[LineItem, ...] = field(default_factory=tuple)

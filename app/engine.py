@@ -1021,9 +1021,11 @@ def invoice_date(deal: Deal, zone: ZoneInfo, now: datetime) -> date:
     """The deal's date in the organisation's timezone.
 
     The deal's date is the moment the CRM says it was won (`Deal.closed_at`: HubSpot
-    `closedate`, which HubSpot sets when the deal enters a closed stage; Pipedrive
-    `won_time`). With none, or one in the future (an open deal's forecast close date), it
-    is now. Xero's Date is a local calendar date of the organisation (platform-facts), so
+    `closedate` of a deal that `hs_is_closed_won` - HubSpot sets it when the deal enters a
+    closed stage; Pipedrive `won_time`). Not the moment of the stage change we were told of:
+    a webhook can arrive late or be retried for hours, and a rep may backdate the close.
+    With no such moment (an open deal under a draft rule), or one in the future (clock
+    skew), it is now. Xero's Date is a local calendar date of the organisation (platform-facts), so
     2026-06-30T14:30Z is 1 July 2026 in Sydney (AEST, UTC+10), not 30 June.
     """
     moment = deal.closed_at if deal.closed_at is not None and deal.closed_at <= now else now
