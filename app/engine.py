@@ -841,7 +841,9 @@ def reference_data(installation: Installation, connection: XeroConnection,
     key = _reference_key(installation.id, connection.tenant_id or "")
     cached = get_redis().get(key)
     if cached:
-        return ReferenceData.from_json(cached)
+        ref = ReferenceData.from_json(cached)
+        if ref.timezone:  # a copy cached before Paydeck read Organisation.Timezone is stale
+            return ref
     ref = client.reference_data()
     get_redis().set(key, ref.to_json(), ex=REFERENCE_TTL)
     return ref

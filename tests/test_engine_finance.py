@@ -100,6 +100,28 @@ def test_an_unknown_organisation_timezone_is_a_review_item_not_a_guess(env):
     assert item.reason == ReviewReason.UNKNOWN_TIMEZONE and "MIDATLANTICSTANDARDTIME" in item.detail
 
 
+def test_reference_data_cached_before_the_timezone_was_read_is_read_again(env):
+    import json
+
+    from app.redis_conn import get_redis
+
+    env.crm.add(deal("207"))
+    env.request("207")
+    env.work()
+    with env.app.app_context():
+        (key,) = get_redis().keys("paydeck:xero-ref:*")
+        old = json.loads(get_redis().get(key))
+        del old["timezone"]  # what the previous release cached
+        get_redis().set(key, json.dumps(old))
+    env.crm.add(deal("208", closed_at=WON))
+
+    env.request("208")
+    env.work()
+
+    assert env.invoices_for("208")[0].date == date(2026, 7, 1)
+    assert _open_items(env) == []
+
+
 def _settings(env, **values) -> None:
     with env.app.app_context():
         row = db.session.get(InstallationSettings, env.installation_id)
