@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 
@@ -75,6 +75,10 @@ class Deal:
     stage_id: str = ""
     owner_id: str | None = None
     close_date: date | None = None
+    # The moment the CRM says the deal was won (HubSpot `closedate` once `hs_is_closed_won`;
+    # Pipedrive `won_time`), aware UTC; None while the deal is open. The invoice is dated
+    # with it, in the organisation's timezone (app.engine.invoice_date).
+    closed_at: datetime | None = None
     lines: tuple[LineItem, ...] = field(default_factory=tuple)
     organisation: Organisation | None = None
     person: Person | None = None

@@ -8,7 +8,16 @@ Exactly once, whatever happens:
   with a deterministic Reference and Idempotency-Key;
 - a link left PENDING (crash, timeout, lost response) is looked up in Xero by Reference
   before anything is created again (idempotency keys only live minutes);
-- a later, stronger rule (authorise after draft) updates the existing draft.
+- a later, stronger rule (authorise after draft) updates the existing draft - but only a
+  DRAFT exactly as Paydeck last wrote it (Xero's UpdatedDateUTC, read just before): what
+  finance changed or approved in Xero is never overwritten unasked (a review item offers
+  "keep Xero's" or "re-send the deal");
+- a request merged into the row while a run works on it bumps the row's version, and the run
+  deletes only the version it handled, so the newer request (an approval) is never lost;
+- a webhook's request follows the stage the deal is in when the job reads it, not the one it
+  passed through.
+
+The invoice date is the deal's date in the organisation's timezone (see `invoice_date`).
 """
 
 from __future__ import annotations
@@ -19,10 +28,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from redis.exceptions import LockError
 from rq import Retry
-from sqlalchemy import case, delete, event, or_, select
+from sqlalchemy import case, delete, event, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -67,8 +77,9 @@ from xero.client import (BATCH_SIZE, ContactResult, InvoiceResult, NewContact, X
                          contact_too_long)
 from xero.contacts import Candidate, Customer, email_key, match_contact, name_key, tax_key
 from xero.errors import BatchMismatch, FixData, ReconnectNeeded, RetryLater
-from xero.reference import ReferenceData
+from xero.reference import ContactTerms, PaymentTerms, ReferenceData
 from xero.status import LABELS, deal_status
+from xero.timezones import iana_zone, local_date
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +123,21 @@ def stage_requests(installation_id: int, wanted: Sequence[tuple[str, StageAction
         return 0
     now = _now()
     rows = [{"installation_id": installation_id, "deal_id": deal_id, "action": action.value,
-             "source": source, "attempts": 0, "requested_at": now}
+             "source": source, "attempts": 0, "requested_at": now, "version": 0}
             for deal_id, (action, source) in merged.items()]
     table = DealSyncRequest.__table__
     insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
     statement = insert(table)
     strength = {a.value: n for a, n in STRENGTH.items()}
+    stronger = (case(strength, value=statement.excluded.action, else_=0)
+                > case(strength, value=table.c.action, else_=0))
+    # Every merge bumps the version, even a weaker one: a run already working on the row
+    # then leaves it in place (see InvoiceRun._finish), and the next run re-reads the deal.
     statement = statement.on_conflict_do_update(
         index_elements=["installation_id", "deal_id"],
-        set_={"action": statement.excluded.action, "source": statement.excluded.source},
-        where=case(strength, value=statement.excluded.action, else_=0)
-        > case(strength, value=table.c.action, else_=0))
+        set_={"action": case((stronger, statement.excluded.action), else_=table.c.action),
+              "source": case((stronger, statement.excluded.source), else_=table.c.source),
+              "version": table.c.version + 1})
     db.session.connection().execute(statement, rows)
     return len(merged)
 
@@ -173,7 +188,7 @@ def _reference_key(installation_id: int, tenant_id: str) -> str:
     return f"paydeck:xero-ref:{installation_id}:{tenant_id}"
 
 
-def retry_review_item(item_id: int) -> bool:
+def retry_review_item(item_id: int, source_kind: str = "retry") -> bool:
     """The one-click retry: resolve the item and ask for the deal's invoice again."""
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.status != ReviewStatus.OPEN or not item.deal_id:
@@ -182,7 +197,30 @@ def retry_review_item(item_id: int) -> bool:
     item.attempts += 1
     action = StageAction(item.action) if item.action else StageAction.DRAFT
     db.session.commit()
-    request_invoice(item.installation_id, item.deal_id, action, f"retry:review:{item.id}")
+    request_invoice(item.installation_id, item.deal_id, action, f"{source_kind}:review:{item.id}")
+    return True
+
+
+def resend_deal(item_id: int) -> bool:
+    """Finance's edit loses: overwrite Xero's version with the deal (the "re-send the deal"
+    choice of a XERO_EDITED item). Only the version shown on the item is overwritten; if
+    Xero changed again since, the run opens a new item instead."""
+    item = db.session.get(ReviewItem, item_id)
+    if item is None or item.reason != ReviewReason.XERO_EDITED:
+        return False
+    return retry_review_item(item_id, RESEND)
+
+
+def keep_xero_version(item_id: int) -> bool:
+    """Finance's edit stays (the "keep Xero's" choice): close the item, send nothing."""
+    item = db.session.get(ReviewItem, item_id)
+    if item is None or item.reason != ReviewReason.XERO_EDITED or item.status != ReviewStatus.OPEN:
+        return False
+    item.status, item.resolved_at = ReviewStatus.RESOLVED, _now()
+    db.session.add(AuditEvent(installation_id=item.installation_id, deal_id=item.deal_id,
+                              action="review_kept_xero", outcome="ok",
+                              detail={"review_item": item.id, "reason": item.reason.value}))
+    db.session.commit()
     return True
 
 
@@ -241,6 +279,7 @@ def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) ->
         ).order_by(DealSyncRequest.requested_at).limit(MAX_DEALS_PER_RUN)).all()
         if not requests:
             return totals
+        versions = {r.id: r.version for r in requests}  # before any commit re-reads them
         run = InvoiceRun(installation, connection, list(requests),
                          before_call=lambda: _between_calls(keep_lock))
         try:
@@ -258,10 +297,10 @@ def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) ->
             _reconnect_review(installation_id, str(exc))
             return totals
         except CrmError as exc:  # the CRM refused a read: a person must look
-            _give_up(requests, f"the CRM refused: {exc}")
+            _give_up(requests, versions, f"the CRM refused: {exc}")
             continue
         except FixData as exc:  # Xero refused a whole call: no retry can help, a person must
-            _give_up(requests, "Xero refused: " + ("; ".join(exc.messages) or str(exc)))
+            _give_up(requests, versions, "Xero refused: " + ("; ".join(exc.messages) or str(exc)))
             continue
         for key, value in counts.items():
             totals[key] = totals.get(key, 0) + value
@@ -286,15 +325,24 @@ def _postpone(requests: Sequence[DealSyncRequest], seconds: float, why: str) -> 
     log.info("postponed %d deals by %.0f s: %s", len(requests), seconds, why)
 
 
-def _give_up(requests: Sequence[DealSyncRequest], why: str) -> None:
+def _give_up(requests: Sequence[DealSyncRequest], versions: dict[int, int], why: str) -> None:
     db.session.rollback()
     for request in requests:
         request = db.session.merge(request)
         db.session.add(ReviewItem(installation_id=request.installation_id, deal_id=request.deal_id,
                                   reason=ReviewReason.SYNC_FAILED, detail=why,
                                   action=request.action.value))
-        db.session.delete(request)
+    _delete_handled(versions)
     db.session.commit()
+
+
+def _delete_handled(versions: dict[int, int]) -> None:
+    """Delete these requests if still at the version the run read: one merged in since
+    (a Closed Won arriving mid-run) stays for the next run."""
+    pairs = list(versions.items())
+    for start in range(0, len(pairs), 500):
+        db.session.execute(delete(DealSyncRequest).where(
+            tuple_(DealSyncRequest.id, DealSyncRequest.version).in_(pairs[start:start + 500])))
 
 
 def _reconnect_review(installation_id: int, why: str) -> None:
@@ -310,15 +358,24 @@ def _reconnect_review(installation_id: int, why: str) -> None:
 
 # --- one batch --------------------------------------------------------------------------------
 
+RESEND = "resend"  # request source prefix of the "re-send the deal" choice
+
+
 @dataclass
 class _Work:
     request: DealSyncRequest
+    # Read once, before any commit: the row itself may change while the run works.
+    action: StageAction = StageAction.NONE
+    source: str = ""
+    version: int = 0
     deal: Deal | None = None
     link: InvoiceLink | None = None
     customer: Customer | None = None
     contact_id: str | None = None
     draft: InvoiceDraft | None = None
     update_of: str | None = None  # invoice id of the draft this updates
+    email_only: bool = False  # approved already; only the email is still owed
+    contact_terms: PaymentTerms | None = None  # the Xero contact's own sales terms
     done: bool = False
     retry_in: float | None = None  # this deal alone waits and runs again (BatchMismatch)
     audit: dict[str, object] = field(default_factory=dict)
@@ -332,7 +389,8 @@ class InvoiceRun:
                  ) -> None:
         self.installation = installation
         self.connection = connection
-        self.work = [_Work(r) for r in requests]
+        self.work = [_Work(r, action=r.action, source=r.source, version=r.version)
+                      for r in requests]
         self.settings_row = installation.settings or InstallationSettings(
             installation_id=installation.id)
         self.xero = xero_client(connection, before_call=before_call,
@@ -353,16 +411,40 @@ class InvoiceRun:
             w.deal = deals.get(w.request.deal_id)
             if w.deal is None:
                 self._review(w, ReviewReason.SYNC_FAILED, "the deal no longer exists in the CRM")
+        self._follow_current_stage()
         self._load_links()
         self._recover_uncertain()
         pending = [w for w in self.work if not w.done]
         if pending:
             ref = self._reference_data()
             self._plan_updates(pending, ref)
-            self._resolve_contacts([w for w in pending if not w.done and w.update_of is None])
+            self._resolve_contacts([w for w in pending if not w.done and w.update_of is None
+                                    and not w.email_only])
+            self._check_contacts([w for w in pending if not w.done and not w.email_only])
             self._build(ref)
             self._send()
         return self._finish(self._writebacks())
+
+    def _follow_current_stage(self) -> None:
+        """A webhook's request acts on the stage the deal is in now (just fetched), not the
+        one it passed through: dragged to Closed Won and straight back gets the rule of where
+        it is. Manual pushes and retries keep their action; so does a deal whose CRM did not
+        say its stage."""
+        prefix = f"{self.installation.crm.value}:"
+        followed = [w for w in self.work if not w.done and w.deal is not None
+                    and w.deal.stage_id and w.source.startswith(prefix)]
+        if not followed:
+            return
+        rules = stage_actions(self.installation.id)
+        for w in followed:
+            assert w.deal is not None
+            now = rules.get(w.deal.stage_id, StageAction.NONE)
+            w.audit["stage_now"] = w.deal.stage_id
+            if now == StageAction.NONE:
+                self._finish_unchanged(w, f"the deal is now in stage {w.deal.stage_id}, "
+                                          "which has no invoice rule")
+            else:
+                w.action = now
 
     # -- links and recovery ----------------------------------------------------------------
 
@@ -381,30 +463,85 @@ class InvoiceRun:
         if not uncertain:
             return
         found = self.xero.invoices_by_reference([w.link.reference for w in uncertain])  # type: ignore[union-attr]
+        claimed = self._claimed_elsewhere([r.invoice_id for rs in found.values() for r in rs
+                                           if r.invoice_id])
         for w in uncertain:
             assert w.link is not None
-            matches = found.get(w.link.reference, [])
+            matches = [m for m in found.get(w.link.reference, []) if m.invoice_id not in claimed]
             if len(matches) == 1:
                 self._apply_result(w.link, matches[0])
+                w.link.paydeck_written_at = matches[0].updated_at
                 w.audit["recovered"] = True
                 self.counts["recovered"] += 1
+            elif len(matches) > 1:  # e.g. finance used "Copy to": never guess, never a third
+                numbers = ", ".join(m.invoice_number or m.invoice_id or "?" for m in matches)
+                self._review(w, ReviewReason.DUPLICATE_INVOICES,
+                             f"{len(matches)} invoices in Xero carry the reference "
+                             f"{w.link.reference!r}: {numbers}. Void or delete the extra "
+                             "one(s) in Xero, then retry.",
+                             [_invoice_candidate(m) for m in matches])
+
+    def _claimed_elsewhere(self, invoice_ids: list[str]) -> set[str]:
+        """Invoices another installation's link holds: never adopted, whatever their
+        Reference says (links from before 0008 used "HubSpot deal <id>", shared by every
+        account of that CRM)."""
+        if not invoice_ids:
+            return set()
+        return set(db.session.scalars(select(InvoiceLink.xero_invoice_id).where(
+            InvoiceLink.installation_id != self.installation.id,
+            InvoiceLink.xero_invoice_id.in_(invoice_ids))))
 
     def _plan_updates(self, pending: list[_Work], ref: ReferenceData) -> None:
-        """Deals that already have an invoice: update a draft, or leave Xero's invoice alone."""
-        for w in pending:
-            link = w.link
-            if link is None or link.state != InvoiceLinkState.CREATED:
-                continue
-            wanted = self._xero_status(w.request.action)
-            current = link.status or "DRAFT"
-            if current in ("DRAFT", "SUBMITTED"):
-                w.update_of, w.contact_id = link.xero_invoice_id, None
-                w.audit["update_of"] = link.xero_invoice_id
-                if XERO_STATUS_STRENGTH.get(wanted, 1) < XERO_STATUS_STRENGTH.get(current, 1):
-                    wanted = current
-                w.audit["wanted_status"] = wanted
-            else:  # authorised, paid, voided: Xero is the source of truth for money
-                self._finish_unchanged(w, f"invoice {link.invoice_number} is already {current}")
+        """Deals that already have an invoice: read it from Xero as it is now (status and
+        UpdatedDateUTC), then update Paydeck's own untouched draft, or leave Xero's alone."""
+        existing = [w for w in pending if w.link is not None and w.link.xero_invoice_id
+                    and w.link.state == InvoiceLinkState.CREATED]
+        if not existing:
+            return
+        live = {r.invoice_id: r for r in self.xero.invoices_by_ids(
+            [w.link.xero_invoice_id for w in existing])}  # type: ignore[union-attr,misc]
+        for w in existing:
+            assert w.link is not None
+            self._plan_update(w, w.link, live.get(w.link.xero_invoice_id))
+
+    def _plan_update(self, w: _Work, link: InvoiceLink, now: InvoiceResult | None) -> None:
+        if now is None:
+            self._finish_unchanged(w, f"invoice {link.invoice_number} is no longer in Xero")
+            return
+        self._apply_result(link, now)  # the link shows Xero's state, whatever happens next
+        wanted, current = self._xero_status(w.action), now.status or "DRAFT"
+        if current not in ("DRAFT", "SUBMITTED"):  # approved, paid, voided: Xero's is the truth
+            if w.action == StageAction.AUTHORISE_AND_EMAIL and current == "AUTHORISED" \
+                    and now.sent_to_contact is False:
+                w.email_only = True  # an email that failed (or was postponed) before
+                return
+            self._finish_unchanged(w, f"invoice {link.invoice_number} is already {current}")
+            return
+        if wanted == "DRAFT" and current == "SUBMITTED":  # never back to DRAFT
+            self._finish_unchanged(w, f"invoice {link.invoice_number} awaits approval in Xero")
+            return
+        if not self._may_overwrite(w, link, now):
+            self._review(w, ReviewReason.XERO_EDITED,
+                         f"Xero has edits: invoice {link.invoice_number} ({current}) changed in "
+                         "Xero after Paydeck wrote it. Keep Xero's, or re-send the deal "
+                         "(overwrites Xero's version).", [_invoice_candidate(now)])
+            return
+        w.update_of, w.contact_id = link.xero_invoice_id, None
+        w.audit["update_of"] = link.xero_invoice_id
+        if XERO_STATUS_STRENGTH.get(wanted, 1) < XERO_STATUS_STRENGTH.get(current, 1):
+            wanted = current
+        w.audit["wanted_status"] = wanted
+
+    @staticmethod
+    def _may_overwrite(w: _Work, link: InvoiceLink, now: InvoiceResult) -> bool:
+        """Paydeck's own DRAFT, unchanged since Paydeck wrote it; or the exact version a
+        person chose to overwrite ("re-send the deal")."""
+        if w.source.startswith(f"{RESEND}:review:"):
+            item = db.session.get(ReviewItem, int(w.source.rsplit(":", 1)[1]))
+            seen = item.candidates[0].get("updated_at") if item and item.candidates else None
+            return seen is not None and seen == _stamp(now.updated_at)
+        written = link.paydeck_written_at or link.xero_updated_at  # rows from before 0008
+        return now.status == "DRAFT" and (written is None or _stamp(written) == _stamp(now.updated_at))
 
     def _xero_status(self, action: StageAction) -> str:
         if self.settings_row.draft_first or action == StageAction.DRAFT:
@@ -445,6 +582,42 @@ class InvoiceRun:
             else:
                 to_create.setdefault(name_key(w.customer.name), []).append(w)
         self._create_contacts(to_create)
+
+    def _check_contacts(self, building: list[_Work]) -> None:
+        """Just before invoicing: is each contact still active in Xero, and has it its own
+        sales terms? One GET /Contacts?IDs= call per 50 contacts."""
+        # A contact created in this run is active and has no terms of its own: not asked.
+        contact_of = {id(w): None if w.audit.get("contact_created")
+                      else w.contact_id or (w.link.xero_contact_id if w.link else None)
+                      for w in building}
+        ids = sorted({c for c in contact_of.values() if c})
+        if not ids:
+            return
+        found = self.xero.contact_terms(ids)
+        for w in building:
+            contact_id = contact_of[id(w)]
+            if contact_id is None:
+                continue
+            terms = found.get(contact_id)
+            if terms is None or not terms.active:
+                self._review_archived(w, contact_id, terms)
+            elif self.settings_row.use_contact_terms is not False:
+                w.contact_terms = terms.sales_terms
+
+    def _review_archived(self, w: _Work, contact_id: str, terms: ContactTerms | None) -> None:
+        """Xero refuses invoices to an archived contact; a person picks: relink (the company
+        page) or unarchive (in Xero), then the one-click retry."""
+        name = terms.name if terms else contact_id
+        customer = w.customer
+        who = customer.name if customer else "the deal's company"
+        state = "archived in Xero" if terms else "archived or no longer in Xero"
+        self._review(w, ReviewReason.CONTACT_ARCHIVED,
+                     f"The Xero contact {name!r} linked to {who} is {state}. Relink the "
+                     f"{customer.crm_type if customer else 'company'} to another Xero contact, "
+                     "or unarchive the contact in Xero, then retry.",
+                     [{"contact_id": contact_id, "name": name,
+                       "crm_object_type": customer.crm_type if customer else None,
+                       "crm_object_id": customer.crm_id if customer else None}])
 
     def _link_known(self, needing: list[_Work]) -> None:
         keys = {(w.customer.crm_type, w.customer.crm_id) for w in needing if w.customer}
@@ -541,15 +714,22 @@ class InvoiceRun:
 
     def _build(self, ref: ReferenceData) -> None:
         rules = _rules(self.installation.id, self.settings_row)
-        today = _now().date()
+        zone, now = iana_zone(ref.timezone), _now()
         for w in self.work:
-            if w.done or (w.contact_id is None and w.update_of is None):
+            if w.done or w.email_only or (w.contact_id is None and w.update_of is None):
                 continue
-            status = str(w.audit.get("wanted_status") or self._xero_status(w.request.action))
+            if zone is None:  # a date in the wrong zone can land in the wrong period
+                self._review(w, ReviewReason.UNKNOWN_TIMEZONE,
+                             f"Xero's organisation timezone {ref.timezone!r} is not in Paydeck's "
+                             "table (CLDR windowsZones), so the invoice date would be a guess.")
+                continue
+            assert w.deal is not None
+            status = str(w.audit.get("wanted_status") or self._xero_status(w.action))
             reference = w.link.reference if w.link else _reference(self.installation, w.request.deal_id)
             # An update keeps the draft's contact: no ContactID is sent for it.
-            result = build_invoice(w.deal, rules, ref, contact_id=w.contact_id or "",  # type: ignore[arg-type]
-                                   status=status, today=today, reference=reference)
+            result = build_invoice(w.deal, rules, ref, contact_id=w.contact_id or "",
+                                   status=status, today=invoice_date(w.deal, zone, now),
+                                   reference=reference, contact_terms=w.contact_terms)
             if isinstance(result, list):
                 self._review_problems(w, result)
             else:
@@ -574,11 +754,28 @@ class InvoiceRun:
             key = _key("update", [f"{w.update_of}:{w.draft.status}:{_draft_hash(w.draft)}" for w in chunk])  # type: ignore[union-attr]
             results = self.xero.update_invoices([(w.update_of, w.draft) for w in chunk], key)  # type: ignore[misc]
             self._apply_all(chunk, results, "updated")
-        for w in creates + updates:
-            if w.request.action == StageAction.AUTHORISE_AND_EMAIL and w.link and \
+        emails = [w for w in self.work if w.email_only and not w.done]
+        for w in creates + updates + emails:
+            if w.action == StageAction.AUTHORISE_AND_EMAIL and w.link and \
                     w.link.status == "AUTHORISED" and not w.audit.get("errors"):
-                self.xero.email_invoice(w.link.xero_invoice_id)  # type: ignore[arg-type]
-                w.audit["emailed"] = True
+                self._email(w, w.link)
+        for w in emails:
+            if not w.done:
+                w.done = True
+                self.counts["updated"] += 1
+
+    def _email(self, w: _Work, link: InvoiceLink) -> None:
+        """One refused email is that deal's review item (e.g. a contact with no address); it
+        does not fail the rest of the run."""
+        try:
+            self.xero.email_invoice(link.xero_invoice_id, attempt=w.source)  # type: ignore[arg-type]
+        except FixData as exc:
+            why = ("; ".join(exc.messages) or str(exc)).rstrip(".")
+            self._review(w, ReviewReason.EMAIL_FAILED,
+                         f"Invoice {link.invoice_number} is approved, but Xero did not email it: "
+                         f"{why}. Fix the contact's email address in Xero, then retry.")
+            return
+        w.audit["emailed"] = True
 
     def _ensure_pending_link(self, w: _Work) -> None:
         if w.link is None:
@@ -609,6 +806,7 @@ class InvoiceRun:
                 forget_reference_data(self.installation.id)
                 continue
             self._apply_result(w.link, result)
+            w.link.paydeck_written_at = result.updated_at
             w.link.owner_id = w.deal.owner_id if w.deal else None
             w.link.xero_contact_id = w.link.xero_contact_id or w.contact_id
             w.audit.update(xero_invoice_id=result.invoice_id, invoice_number=result.invoice_number,
@@ -630,7 +828,7 @@ class InvoiceRun:
                 candidates: list[dict[str, object]] | None = None) -> None:
         db.session.add(ReviewItem(installation_id=self.installation.id, deal_id=w.request.deal_id,
                                   reason=reason, detail=detail, candidates=candidates or [],
-                                  action=w.request.action.value))
+                                  action=w.action.value))
         w.audit.setdefault("review", []).append({"reason": reason.value, "detail": detail})  # type: ignore[union-attr]
         w.done = True
         self.counts["review"] += 1
@@ -671,11 +869,11 @@ class InvoiceRun:
                 action="invoice_sync", trigger=w.request.source,
                 outcome=_outcome(w), detail={k: v for k, v in w.audit.items()
                                              if k not in ("xero_invoice_id",)} | {
-                    "requested": w.request.action.value},
+                    "requested": w.action.value},
                 xero_ids={"invoice_id": w.link.xero_invoice_id} if w.link and w.link.xero_invoice_id else {}))
-        handled = [w.request.id for w in self.work if w.retry_in is None and (
-            w.done or w.link is None or w.link.state != InvoiceLinkState.PENDING)]
-        db.session.execute(delete(DealSyncRequest).where(DealSyncRequest.id.in_(handled)))
+        handled = {w.request.id: w.version for w in self.work if w.retry_in is None and (
+            w.done or w.link is None or w.link.state != InvoiceLinkState.PENDING)}
+        _delete_handled(handled)
         for w in self.work:
             if w.retry_in is not None:
                 w.request.not_before = _now() + timedelta(seconds=w.retry_in)
@@ -694,7 +892,9 @@ def reference_data(installation: Installation, connection: XeroConnection,
     key = _reference_key(installation.id, connection.tenant_id or "")
     cached = get_redis().get(key)
     if cached:
-        return ReferenceData.from_json(cached)
+        ref = ReferenceData.from_json(cached)
+        if ref.timezone:  # a copy cached before Paydeck read Organisation.Timezone is stale
+            return ref
     ref = client.reference_data()
     get_redis().set(key, ref.to_json(), ex=REFERENCE_TTL)
     return ref
@@ -730,9 +930,14 @@ def preview_invoice(installation: Installation, deal_id: str) -> Preview:
             ContactLink.crm_object_id == customer.crm_id))
     row = installation.settings or InstallationSettings(installation_id=installation.id)
     status = "DRAFT" if row.draft_first else "AUTHORISED"
-    result = build_invoice(deal, _rules(installation.id, row),
-                           reference_data(installation, connection, client),
-                           contact_id=linked or "", status=status, today=_now().date(),
+    ref = reference_data(installation, connection, client)
+    zone = iana_zone(ref.timezone)
+    if zone is None:
+        return Preview(deal, customer, linked, None, [Problem(
+            "unknown_timezone", f"Xero's organisation timezone {ref.timezone!r} is not known")])
+    result = build_invoice(deal, _rules(installation.id, row), ref,
+                           contact_id=linked or "", status=status,
+                           today=invoice_date(deal, zone, _now()),
                            reference=_reference(installation, deal_id))
     if isinstance(result, list):
         return Preview(deal, customer, linked, None, result)
@@ -751,10 +956,13 @@ def apply_invoice_result(link: InvoiceLink, r: InvoiceResult, today: date | None
     link.amount_due, link.amount_paid, link.amount_credited = r.amount_due, r.amount_paid, r.amount_credited
     link.due_date, link.paid_on = r.due_date or link.due_date, r.paid_on
     link.xero_updated_at = r.updated_at
+    if r.amount_prepaid is not None:  # a summaryOnly read leaves what a full read said
+        link.amount_prepaid = r.amount_prepaid
     link.online_url = f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={r.invoice_id}"
     link.deal_status = deal_status(r.status, total=link.total, amount_due=r.amount_due,
                                    amount_paid=r.amount_paid, amount_credited=r.amount_credited,
-                                   due_date=link.due_date, today=today or _now().date())
+                                   due_date=link.due_date, today=today or _now().date(),
+                                   amount_prepaid=link.amount_prepaid)
     if link.deal_status != "overdue":
         link.overdue_notified_at = None  # the overdue episode (if any) is over
     return link_fields(link) != before
@@ -862,10 +1070,45 @@ def _terms(terms: dict[str, object]) -> dict[str, object]:
 
 
 def _reference(installation: Installation, deal_id: str) -> str:
-    """Deterministic and unique per CRM: the key for finding the invoice again in Xero."""
+    """Deterministic and unique per CRM account: the key for finding the invoice again in
+    Xero. Two CRM accounts may invoice into one organisation, and deal ids are only unique
+    within an account, so the account id is part of it ("HubSpot 4711 deal 123"). Links made
+    before keep the reference they stored ("HubSpot deal 123"): the engine always reuses a
+    link's own reference, so those invoices are still found by the installation that made
+    them, and never by another."""
     label = {"hubspot": "HubSpot", "pipedrive": "Pipedrive"}.get(installation.crm.value,
                                                                  installation.crm.value)
-    return f"{label} deal {deal_id}"
+    return f"{label} {installation.account_id} deal {deal_id}"
+
+
+def invoice_date(deal: Deal, zone: ZoneInfo, now: datetime) -> date:
+    """The deal's date in the organisation's timezone.
+
+    The deal's date is the moment the CRM says it was won (`Deal.closed_at`: HubSpot
+    `closedate` of a deal that `hs_is_closed_won` - HubSpot sets it when the deal enters a
+    closed stage; Pipedrive `won_time`). Not the moment of the stage change we were told of:
+    a webhook can arrive late or be retried for hours, and a rep may backdate the close.
+    With no such moment (an open deal under a draft rule), or one in the future (clock
+    skew), it is now. Xero's Date is a local calendar date of the organisation (platform-facts), so
+    2026-06-30T14:30Z is 1 July 2026 in Sydney (AEST, UTC+10), not 30 June.
+    """
+    moment = deal.closed_at if deal.closed_at is not None and deal.closed_at <= now else now
+    return local_date(moment, zone)
+
+
+def _invoice_candidate(r: InvoiceResult) -> dict[str, object]:
+    """An invoice as a review item lists it."""
+    return {"invoice_id": r.invoice_id, "invoice_number": r.invoice_number, "status": r.status,
+            "updated_at": _stamp(r.updated_at)}
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    """UpdatedDateUTC as comparable text (ms; Xero's precision), aware or naive-UTC alike."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _key(kind: str, parts: Sequence[str]) -> str:

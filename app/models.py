@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -112,6 +113,16 @@ class ReviewReason(str, enum.Enum):
     AMOUNT_MISMATCH = "amount_mismatch"  # deal amount vs its lines, or a CRM line total vs Xero's
     LINE_AMOUNTS = "line_amounts"  # a line that cannot be booked exactly (quantity, discount, dp)
     TEXT_TOO_LONG = "text_too_long"  # over one of Xero's field limits
+    # Finance changed the invoice in Xero since Paydeck wrote it: keep Xero's, or re-send.
+    XERO_EDITED = "xero_edited"
+    # More than one invoice in Xero carries the deal's Reference (finance used "Copy to").
+    DUPLICATE_INVOICES = "duplicate_invoices"
+    # The company's linked Xero contact is archived: relink it or unarchive it in Xero.
+    CONTACT_ARCHIVED = "contact_archived"
+    # The invoice exists and is approved; only sending it by email failed.
+    EMAIL_FAILED = "email_failed"
+    # Organisation.Timezone is a name CLDR's table does not map: dates would be a guess.
+    UNKNOWN_TIMEZONE = "unknown_timezone"
 
 
 class InvoiceLinkState(str, enum.Enum):
@@ -234,6 +245,8 @@ class InstallationSettings(db.Model):
                                                       server_default="0.01")
     # The CRM company property that holds the tax number (ABN/GST/VAT), if any.
     tax_number_property: Mapped[str | None] = mapped_column(String(128))
+    # A Xero contact's own sales terms (PaymentTerms.Sales) win over `payment_terms`.
+    use_contact_terms: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     installation: Mapped[Installation] = relationship(back_populates="settings")
@@ -312,6 +325,12 @@ class InvoiceLink(db.Model):
     # Xero's online invoice (what the customer sees and pays from); not for drafts.
     customer_url: Mapped[str | None] = mapped_column(Text)
     xero_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Xero's UpdatedDateUTC right after Paydeck's own last write (create/update). Anything
+    # newer in Xero is someone else's edit, which Paydeck never overwrites unasked.
+    paydeck_written_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Prepayments and overpayments allocated to the invoice (Xero counts them inside
+    # AmountCredited); None until a full read of the invoice told us.
+    amount_prepaid: Mapped[Decimal | None] = mapped_column(MONEY)
     # What the deal shows (xero.status.deal_status): draft, awaiting_payment, paid, overdue...
     deal_status: Mapped[str | None] = mapped_column(String(32))
     # The Xero contact invoiced: the company card's totals come from here.
@@ -422,6 +441,9 @@ class DealSyncRequest(db.Model):
     source: Mapped[str] = mapped_column(String(255), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every request merged into the row: the job deletes the row only if the
+    # version is still the one it read, so a request arriving mid-run is never lost.
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 

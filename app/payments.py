@@ -218,13 +218,26 @@ def _poll_pages(connection: XeroConnection, client: XeroClient, cursor: SyncCurs
     for page in client.invoices_changed_since(since):
         counts["seen"] += len(page)
         links = _links(connection, [r.invoice_id for r in page if r.invoice_id])
-        counts["changed"] += _apply(connection, links, [r for r in page if r.invoice_id in links])
+        linked = _with_allocations(client, [r for r in page if r.invoice_id in links])
+        counts["changed"] += _apply(connection, links, linked)
         newest = max((r.updated_at for r in page if r.updated_at), default=None)
         if newest is not None:
             # Strictly-after semantics: back off a second for same-millisecond neighbours;
             # re-reading one is harmless (applying is idempotent).
             cursor.position = max(since, newest - timedelta(seconds=1))
         db.session.commit()
+
+
+def _with_allocations(client: XeroClient, results: list[InvoiceResult]) -> list[InvoiceResult]:
+    """A summaryOnly page leaves out Prepayments/Overpayments, and Xero's AmountCredited
+    counts them with credit notes: an invoice with credit applied is re-read in full (50 a
+    call) so a prepaid invoice shows as paid, not credited."""
+    unsure = [r.invoice_id for r in results if r.invoice_id and r.amount_prepaid is None
+              and (r.amount_credited or 0) > 0]
+    if not unsure:
+        return results
+    full = {r.invoice_id: r for r in client.invoices_by_ids(unsure)}
+    return [full.get(r.invoice_id, r) for r in results]
 
 
 # --- overdue follow-up --------------------------------------------------------------------------

@@ -159,7 +159,7 @@ def _single_deal(app, crm: MemoryCrm, installation_id: int, fake: FakeXero,
         worker = PaydeckWorker([QUEUE], connection=get_redis(), app=app)
         worker.work(burst=True)
     elapsed = time.monotonic() - started
-    created = [i for i in fake.accounting(tenant_id).invoices if i.reference == "HubSpot deal SOLO"]
+    created = [i for i in fake.accounting(tenant_id).invoices if i.reference.endswith(" deal SOLO")]
     return {"jobs_queued": jobs_queued, "latency_s": elapsed, "created": len(created)}
 
 

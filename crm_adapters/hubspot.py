@@ -28,6 +28,7 @@ from crm_adapters.base import (
     classify_status,
     follow_pages,
     to_date,
+    to_moment,
     to_decimal,
 )
 from crm_adapters.limits import CrmLimiter
@@ -206,7 +207,8 @@ class HubSpotCrm:
 
     def fetch_deals(self, installation: Any, deal_ids: Sequence[str]) -> dict[str, Deal | None]:
         client = self._client(installation)
-        deals = self._read(installation, client.crm.deals.batch_api, deal_ids, DEAL_PROPERTIES, "deals")
+        deals = self._read(installation, client.crm.deals.batch_api, deal_ids,
+                           DEAL_PROPERTIES + DEAL_CLOSE_PROPERTIES, "deals")
         companies_of = self._associated(installation, client, deal_ids, "companies")
         contacts_of = self._associated(installation, client, deal_ids, "contacts")
         lines_of = self._associated(installation, client, deal_ids, "line_items")
@@ -397,6 +399,13 @@ def _firsts(associations: dict[str, list[str]]) -> list[str]:
     return [ids[0] for ids in associations.values() if ids]
 
 
+# On an open deal `closedate` is a forecast (HubSpot defaults it to the end of the month the
+# deal was created in); HubSpot sets it to the moment a deal enters a closed stage
+# (knowledge.hubspot.com "HubSpot's default deal properties", Close date). So it dates the
+# invoice only once `hs_is_closed_won` (HubSpot's calculated "Is Closed Won") is true.
+DEAL_CLOSE_PROPERTIES = ["hs_is_closed_won"]
+
+
 def _deal(deal_id: str, props: dict[str, Any] | None, companies: dict[str, dict[str, Any]],
           contacts: dict[str, dict[str, Any]], lines: dict[str, dict[str, Any]],
           companies_of: dict[str, list[str]], contacts_of: dict[str, list[str]],
@@ -410,6 +419,7 @@ def _deal(deal_id: str, props: dict[str, Any] | None, companies: dict[str, dict[
         amount=to_decimal(props.get("amount")), currency=props.get("deal_currency_code") or None,
         pipeline_id=props.get("pipeline") or "", stage_id=props.get("dealstage") or "",
         owner_id=props.get("hubspot_owner_id") or None, close_date=to_date(props.get("closedate")),
+        closed_at=to_moment(props.get("closedate")) if props.get("hs_is_closed_won") == "true" else None,
         lines=tuple(_line(lines[i]) for i in lines_of.get(deal_id, []) if i in lines),
         organisation=_organisation(company_id, companies.get(company_id or ""), tax_property),
         person=_person(contact_id, contacts.get(contact_id or "")))

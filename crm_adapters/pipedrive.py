@@ -26,6 +26,7 @@ from crm_adapters.base import (
     classify_status,
     follow_pages,
     to_date,
+    to_moment,
     to_decimal,
     ParsedWebhook,
     StageEvent,
@@ -410,6 +411,7 @@ def _deal(d: dict[str, Any], lines: list[dict[str, Any]], products: dict[str, di
         currency=d.get("currency") or None, pipeline_id=str(d.get("pipeline_id") or ""),
         stage_id=str(d.get("stage_id") or ""), owner_id=str(d.get("owner_id") or "") or None,
         close_date=to_date(d.get("expected_close_date")),
+        closed_at=to_moment(d.get("won_time")),  # set only when won; expected_close_date is a forecast
         lines=tuple(_line(l, products.get(str(l.get("product_id")), {})) for l in lines
                     if l.get("is_enabled", True)),
         organisation=_organisation(org, tax_field), person=_person(person),

@@ -1185,6 +1185,8 @@ class PortalCrm:
         stage = self._stage_of(obj.properties)
         if stage is None:
             return []
+        was_closed = obj.properties.get("hs_is_closed") == "true"
+        was_won = obj.properties.get("hs_is_closed_won") == "true"
         derived = {
             "hs_deal_stage_probability": stage.probability,
             "hs_is_closed": "true" if stage.is_closed else "false",
@@ -1192,7 +1194,11 @@ class PortalCrm:
         }
         for name, value in derived.items():
             self._record(obj, name, value, now, calculated)
-        if stage.is_closed and not obj.properties.get("closedate") and "closedate" not in touched:
+        # HubSpot sets or updates closedate when a deal moves into a closed-won or closed-lost
+        # stage (won <-> lost included), not from one closed-won stage to another
+        # (knowledge.hubspot.com "HubSpot's default deal properties", Close date).
+        entered = stage.is_closed and (not was_closed or was_won != stage.is_won)
+        if entered and "closedate" not in touched:
             self._record(obj, "closedate", iso_ms(now), now, source)
             return [
                 Change(self.portal_id, otype, obj.id, "propertyChange", source, now, "closedate",

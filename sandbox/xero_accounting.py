@@ -75,6 +75,7 @@ from sandbox.xero_lines import (
     unit_quantum,
 )
 from sandbox.xero_regions import (
+    WINDOWS_TO_IANA,
     ACCOUNT_CLASS_OF_TYPE,
     Account,
     Item,
@@ -593,6 +594,19 @@ class Payment:
 
 
 @dataclass(frozen=True)
+class Allocation:
+    """A credit note, prepayment or overpayment applied to an invoice. Xero lists them on
+    the invoice as CreditNotes / Prepayments / Overpayments, each with AppliedAmount, and
+    counts all three in AmountCredited (OpenAPI Invoice.AmountCredited: "Sum of all credit
+    notes, over-payments and pre-payments applied to invoice")."""
+
+    kind: Literal["CreditNote", "Prepayment", "Overpayment"]
+    allocation_id: str
+    amount: Decimal
+    day: Day
+
+
+@dataclass(frozen=True)
 class Invoice:
     invoice_id: str
     contact_id: str
@@ -618,6 +632,7 @@ class Invoice:
     url: str | None = None
     online_token: str = field(default_factory=lambda: secrets.token_urlsafe(30))
     updated_ms: int = 0
+    allocations: tuple[Allocation, ...] = ()
 
     @property
     def amount_due(self) -> Decimal:
@@ -972,12 +987,55 @@ class TenantBooks:
             invoice = self._require_invoice(invoice_id)
             if invoice.status != "AUTHORISED" or value <= 0 or value > invoice.amount_due:
                 raise ValueError(f"cannot credit {value} to a {invoice.status} invoice")
-            changed = replace(invoice, amount_credited=invoice.amount_credited + value,
-                              updated_ms=self._stamp())
-            if changed.amount_due == 0:
-                changed = replace(changed, status="PAID", fully_paid_on=self._today())
-            self._invoices[changed.invoice_id] = changed
-            return changed
+            return self._allocate(invoice, "CreditNote", value)
+
+    def allocate_prepayment(self, invoice_id: str, amount: Decimal | int | str) -> Invoice:
+        """Apply a customer's prepayment (money received before the invoice) to an AUTHORISED
+        invoice: listed in Prepayments, counted in AmountCredited, PAID when nothing is due."""
+        return self._allocate_to(invoice_id, "Prepayment", amount)
+
+    def allocate_overpayment(self, invoice_id: str, amount: Decimal | int | str) -> Invoice:
+        """Apply a customer's overpayment of another invoice to this one (as above)."""
+        return self._allocate_to(invoice_id, "Overpayment", amount)
+
+    def _allocate_to(self, invoice_id: str, kind: Literal["CreditNote", "Prepayment", "Overpayment"],
+                     amount: Decimal | int | str) -> Invoice:
+        value = money(to_decimal(amount))
+        with self._lock:
+            invoice = self._require_invoice(invoice_id)
+            if invoice.status != "AUTHORISED" or value <= 0 or value > invoice.amount_due:
+                raise ValueError(f"cannot allocate {value} to a {invoice.status} invoice")
+            return self._allocate(invoice, kind, value)
+
+    def _allocate(self, invoice: Invoice, kind: Literal["CreditNote", "Prepayment", "Overpayment"],
+                  value: Decimal) -> Invoice:
+        allocation = Allocation(kind, str(uuid.uuid4()), value, self._today())
+        changed = replace(invoice, amount_credited=invoice.amount_credited + value,
+                          allocations=(*invoice.allocations, allocation), updated_ms=self._stamp())
+        if changed.amount_due == 0:
+            changed = replace(changed, status="PAID", fully_paid_on=self._today())
+        self._invoices[changed.invoice_id] = changed
+        return changed
+
+    def edit_invoice(self, invoice_id: str, changes: Mapping[str, Any]) -> Invoice:
+        """Finance edits the invoice in Xero's UI (`changes` in Xero's JSON names, e.g.
+        ``{"Status": "AUTHORISED"}`` or new ``LineItems``). Xero bumps UpdatedDateUTC on
+        every save (spec: Invoice.UpdatedDateUTC "Last modified date UTC format")."""
+        with self._lock:
+            result = self.save_invoices([{**changes, "InvoiceID": invoice_id}], summarize=True,
+                                        created_by_app=False)
+            if result.failed:
+                raise ValueError(_messages(result.failed[0]))
+            return self._invoices[result.saved_ids[0]]
+
+    def set_timezone(self, name: str) -> None:
+        """Set Organisation.Timezone (Xero: Settings > Organisation details). A name the fake
+        cannot place (one of the spec's enum values CLDR no longer maps) is still reported;
+        the fake's own "today" then stays in the previous zone."""
+        with self._lock:
+            self.timezone = name
+            if name in WINDOWS_TO_IANA:  # only dates the fake makes up itself use the zone
+                self._zone = zone_of(name)
 
     def void(self, invoice_id: str) -> Invoice:
         """Void an AUTHORISED invoice without payments (Xero's only way to cancel one)."""
@@ -1266,9 +1324,7 @@ class TenantBooks:
         if lines:
             body["LineItems"] = [_render_line(line, unit_dp) for line in invoice.line_items]
             body["Payments"] = [_render_payment(p) for p in invoice.payments]
-            body["CreditNotes"] = []
-            body["Prepayments"] = []
-            body["Overpayments"] = []
+            body.update(_render_allocations(invoice.allocations))
         return body
 
     def email_invoice(self, invoice_id: str) -> str | None:
@@ -1416,6 +1472,17 @@ def _render_line(line: LineItem, unit_dp: int) -> dict[str, Any]:
         # (xero-node#592 says Xero keeps one internally, precision unknown).
         amount = line.discount_amount if line.discount_amount is not None else line.discount
         body["DiscountAmount"] = amount
+    return body
+
+
+def _render_allocations(allocations: Sequence[Allocation]) -> dict[str, list[dict[str, Any]]]:
+    """CreditNotes / Prepayments / Overpayments on a full invoice read, each element with its
+    id and AppliedAmount (OpenAPI CreditNote/Prepayment/Overpayment.AppliedAmount "The amount
+    of applied to an invoice")."""
+    body: dict[str, list[dict[str, Any]]] = {"CreditNotes": [], "Prepayments": [], "Overpayments": []}
+    for a in allocations:
+        body[f"{a.kind}s"].append({f"{a.kind}ID": a.allocation_id, "AppliedAmount": a.amount,
+                                   "Date": ms_date(a.day)})
     return body
 
 

@@ -320,3 +320,35 @@ def test_the_card_lists_the_deals_open_review_items_with_their_reasons(card):
     assert {i["reason"] for i in items[1:]} == {"unknown_tax"}
     assert all("resolved" not in i["detail"] and "another" not in i["detail"] for i in items)
     assert body["review_url"].startswith(f"{url}/ui/review/{installation_id}?t=")
+
+
+def test_a_xero_edited_item_offers_keep_xeros_or_resend_the_deal(card):
+    from app.models import DealSyncRequest, ReviewItem, ReviewReason, ReviewStatus
+
+    app, url, hubspot, deal_id = card
+    review_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
+                                                       "objectId": deal_id}).json()["review_url"]
+    token = review_url.split("t=")[1]
+    with app.app_context():
+        installation_id = db.session.scalars(select(Installation.id)).one()
+        for n in (1, 2):
+            db.session.add(ReviewItem(
+                installation_id=installation_id, deal_id=f"{deal_id}{n}", reason=ReviewReason.XERO_EDITED,
+                detail=f"Xero has edits: invoice INV-000{n}", action="authorise",
+                candidates=[{"invoice_number": f"INV-000{n}", "updated_at": "2026-12-01T00:00:00.000+00:00"}]))
+        db.session.commit()
+        keep, resend = db.session.scalars(select(ReviewItem.id).order_by(ReviewItem.id)).all()
+
+    page = requests.get(review_url, timeout=10)
+    assert "Keep Xero&#39;s" in page.text and "Re-send the deal" in page.text
+    assert f"/{keep}/keep" in page.text and f"/{keep}/retry" not in page.text
+
+    kept = requests.post(f"{url}/ui/review/{installation_id}/{keep}/keep", data={"t": token}, timeout=10)
+    resent = requests.post(f"{url}/ui/review/{installation_id}/{resend}/resend", data={"t": token}, timeout=10)
+
+    assert "nothing was sent" in kept.text and "Re-sending the deal." in resent.text
+    with app.app_context():
+        statuses = dict(db.session.execute(select(ReviewItem.id, ReviewItem.status)).all())
+        assert statuses == {keep: ReviewStatus.RESOLVED, resend: ReviewStatus.RESOLVED}
+        (request,) = db.session.scalars(select(DealSyncRequest)).all()  # only the re-send asks again
+        assert (request.deal_id, request.source) == (f"{deal_id}2", f"resend:review:{resend}")

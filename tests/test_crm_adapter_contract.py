@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -91,6 +92,26 @@ def test_fetch_deals_normalises_deal_lines_company_and_person(crm):
     assert deal.organisation.name == "Initech Pty Ltd" and deal.organisation.address.city == "Sydney"
     assert (deal.person.name, deal.person.email) == ("Pat Buyer", "pat@initech.example")
     assert deal.stage_id
+
+
+def test_a_won_deal_carries_the_moment_it_was_won(crm):
+    """The invoice is dated with it (HubSpot sets `closedate` when a deal enters a closed
+    stage; Pipedrive sets `won_time` when its status becomes won)."""
+    if crm.name == "hubspot":  # an open deal's closedate is a forecast, not the deal's date
+        crm.fake.crm.set_deal_properties(crm.deal_id, closedate="2026-01-31T00:00:00.000Z")
+    with crm.app.app_context():
+        before = adapter_for(crm.name).fetch_deals(crm.installation(), [crm.deal_id])[crm.deal_id]
+    assert before.closed_at is None
+    if crm.name == "hubspot":
+        crm.fake.crm.set_deal_properties(crm.deal_id, dealstage="closedwon")
+    else:
+        crm.fake.api.update_deal(int(crm.deal_id), status="won")
+
+    with crm.app.app_context():
+        won = adapter_for(crm.name).fetch_deals(crm.installation(), [crm.deal_id])[crm.deal_id]
+
+    assert won.closed_at is not None and won.closed_at.utcoffset() == timedelta(0)
+    assert abs(won.closed_at - datetime.now(timezone.utc)) < timedelta(minutes=5)
 
 
 def test_invoice_fields_written_back_are_on_the_deal(crm):

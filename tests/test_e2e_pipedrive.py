@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -56,7 +57,7 @@ def test_a_deal_won_in_pipedrive_becomes_a_xero_invoice_shown_on_the_deal(
 
     assert [d.status for d in deliveries] == [200]
     (invoice,) = xero.accounting(tenant).invoices
-    assert invoice.reference == f"Pipedrive deal {deal_id}" and invoice.status == "AUTHORISED"
+    assert re.fullmatch(rf"Pipedrive \S+ deal {deal_id}", invoice.reference) and invoice.status == "AUTHORISED"
     assert invoice.total == Decimal("330.00")
     assert xero.accounting(tenant).contact(invoice.contact_id).name == "Initech Pty Ltd"
     custom = pipedrive.api.deal(deal_id).custom_fields

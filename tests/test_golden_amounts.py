@@ -310,7 +310,7 @@ def test_golden_hubspot_deals_book_in_xero_as_worked_out_by_hand(
     hubspot.deliver()
     work(app)
 
-    _check(app, xero, tenant, rows, deal_ids, lambda d: f"HubSpot deal {d}")
+    _check(app, xero, tenant, rows, deal_ids, lambda d: f"HubSpot {hubspot.portal_id} deal {d}")
 
 
 @pytest.mark.parametrize("group", list(groups(PIPEDRIVE_ROWS)))
@@ -341,4 +341,4 @@ def test_golden_pipedrive_deals_book_in_xero_as_worked_out_by_hand(
     pipedrive.deliver()
     work(app)
 
-    _check(app, xero, tenant, rows, deal_ids, lambda d: f"Pipedrive deal {d}")
+    _check(app, xero, tenant, rows, deal_ids, lambda d: f"Pipedrive {pipedrive.company_id} deal {d}")

@@ -3,10 +3,10 @@ save writes (all of it or nothing), who may open it, and the Xero connect/discon
 
 from __future__ import annotations
 
-from decimal import Decimal
-
+import re
 import time
 from datetime import date
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -269,6 +269,20 @@ def test_without_xero_the_xero_fields_are_disabled_and_say_connect_first(app_fac
 
 # --- saving ----------------------------------------------------------------------------------------
 
+def test_the_admin_can_turn_off_a_contacts_own_payment_terms(hubspot_admin):
+    ctx = hubspot_admin
+    form = form_of(ctx, page(ctx))
+    assert ["use_contact_terms", "1"] in form.fields  # on unless the admin turns it off
+
+    saved = post(ctx, form.set("default_account_code", "200").check("use_contact_terms", on=False))
+
+    assert "Saved." in saved.text and ["use_contact_terms", "1"] not in form_of(ctx, saved).fields
+    with ctx["app"].app_context():
+        assert db.session.get(InstallationSettings, ctx["installation_id"]).use_contact_terms is False
+        (event,) = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "settings_changed")).all()
+        assert event.detail["changes"]["use_contact_terms"] == {"from": True, "to": False}
+
+
 def test_saving_writes_every_setting_exactly_and_audits_who_changed_what(hubspot_admin):
     ctx = hubspot_admin
     app, installation_id, product = ctx["app"], ctx["installation_id"], ctx["product"]
@@ -369,7 +383,7 @@ def test_a_rule_saved_on_the_page_makes_a_stage_change_create_the_invoice(hubspo
     work(app)
 
     (invoice,) = xero.accounting(ctx["tenant"]).invoices
-    assert invoice.reference == f"HubSpot deal {deal_id}" and invoice.status == "AUTHORISED"
+    assert re.fullmatch(rf"HubSpot \S+ deal {deal_id}", invoice.reference) and invoice.status == "AUTHORISED"
 
 
 # --- validation: all or nothing ----------------------------------------------------------------------

@@ -32,3 +32,20 @@ TODAY = date(2026, 11, 21)
 def test_each_xero_state_maps_to_one_deal_status(status, total, due, paid, credited, due_date, expected):
     assert deal_status(status, total=D(total), amount_due=D(due), amount_paid=D(paid),
                        amount_credited=D(credited), due_date=due_date, today=TODAY) == expected
+
+
+# Xero counts prepayments and overpayments inside AmountCredited (OpenAPI
+# Invoice.AmountCredited: "Sum of all credit notes, over-payments and pre-payments applied to
+# invoice"); the allocated part (Prepayments/Overpayments[].AppliedAmount) is money the
+# customer paid, so it shows as paid.
+@pytest.mark.parametrize(("status", "due", "paid", "credited", "prepaid", "expected"), [
+    ("PAID", "0", "0", "110", "110", "paid"),  # all by a prepayment: paid, not credited
+    ("PAID", "0", "0", "110", "60", "paid"),  # 60 prepaid + 50 credit note: some money came
+    ("PAID", "0", "0", "110", "0", "credited"),  # credit notes only
+    ("AUTHORISED", "50", "0", "60", "60", "partially_paid"),  # part prepaid
+    ("PAID", "0", "0", "110", None, "credited"),  # not known (summary read): as before
+])
+def test_prepayments_and_overpayments_are_payments(status, due, paid, credited, prepaid, expected):
+    assert deal_status(status, total=D("110"), amount_due=D(due), amount_paid=D(paid),
+                       amount_credited=D(credited), due_date=date(2026, 12, 1), today=TODAY,
+                       amount_prepaid=None if prepaid is None else D(prepaid)) == expected

@@ -88,8 +88,13 @@ class InvoiceDraft:
 
 
 def build_invoice(deal: Deal, rules: InvoiceRules, ref: ReferenceData, *, contact_id: str,
-                  status: str, today: date, reference: str) -> InvoiceDraft | list[Problem]:
-    """The invoice for `deal`, or every problem found (all of them, so one review fixes all)."""
+                  status: str, today: date, reference: str,
+                  contact_terms: PaymentTerms | None = None) -> InvoiceDraft | list[Problem]:
+    """The invoice for `deal`, or every problem found (all of them, so one review fixes all).
+
+    `today` is the invoice date: a local date in the organisation's timezone (the caller
+    works it out). `contact_terms` are the Xero contact's own sales terms, which win over the
+    installation's default (the engine passes None when the admin turned that off)."""
     problems: list[Problem] = []
     if rules.line_amount_type not in LINE_AMOUNT_TYPES:
         problems.append(Problem("xero_validation",
@@ -105,7 +110,7 @@ def build_invoice(deal: Deal, rules: InvoiceRules, ref: ReferenceData, *, contac
     if problems:
         return problems
     return InvoiceDraft(reference=reference, contact_id=contact_id, currency=currency, date=today,
-                        due_date=due_date(today, _terms(rules, ref)), status=status,
+                        due_date=due_date(today, contact_terms or _terms(rules, ref)), status=status,
                         line_amount_type=amount_type, lines=tuple(lines))
 
 

@@ -33,7 +33,7 @@ from xero.build import InvoiceDraft
 from xero.contacts import name_key
 from xero.errors import SDK_ERRORS, BatchMismatch, FixData, from_sdk_exception
 from xero.limits import XeroLimiter
-from xero.reference import Account, Item, PaymentTerms, ReferenceData, TaxRate
+from xero.reference import Account, ContactTerms, Item, PaymentTerms, ReferenceData, TaxRate
 from xero.wire import XeroApiClient
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,11 @@ class InvoiceResult:
     errors: tuple[str, ...] = ()
     amount_credited: Decimal | None = None
     paid_on: date | None = None
+    sent_to_contact: bool | None = None
+    # Prepayments + Overpayments applied (Xero's AmountCredited includes them: spec
+    # Invoice.AmountCredited "Sum of all credit notes, over-payments and pre-payments applied
+    # to invoice"). None when the read did not carry the arrays (summaryOnly).
+    amount_prepaid: Decimal | None = None
 
 
 class XeroClient:
@@ -185,9 +190,9 @@ class XeroClient:
                                 getattr(i.sales_details, "account_code", None),
                                 getattr(i.sales_details, "tax_type", None))
                    for i in items if i.code},
-            sales_terms=PaymentTerms(_enum_value(sales.type), int(sales.day))
-            if sales is not None and sales.type and sales.day is not None else None,
+            sales_terms=_terms(sales),
             organisation_name=org.name or "",
+            timezone=_enum_value(getattr(org, "timezone", None)),
         )
 
     # --- contacts ---------------------------------------------------------------------------
@@ -221,6 +226,20 @@ class XeroClient:
             raise FixData([f"Xero returned no contact for {contact_id}"], error_type="NotFound",
                           status=404)
         return _contact_details(contacts[0])
+
+    def contact_terms(self, contact_ids: Sequence[str]) -> dict[str, ContactTerms]:
+        """Status and own sales terms of these contacts, 50 ids a call (GET /Contacts?IDs=,
+        archived included: an archived one must be seen, not missed)."""
+        found: dict[str, ContactTerms] = {}
+        for chunk in _chunks(sorted(set(contact_ids)), 50):
+            contacts = self._call("get_contacts", i_ds=chunk, include_archived=True, page=1,
+                                  page_size=len(chunk)).contacts or []
+            for c in contacts:
+                terms = _terms(getattr(getattr(c, "payment_terms", None), "sales", None))
+                found[str(c.contact_id)] = ContactTerms(
+                    str(c.contact_id), _enum_value(c.contact_status) in ("", "ACTIVE"),
+                    c.name or "", terms)
+        return found
 
     def create_contacts(self, contacts: Sequence[NewContact]) -> list[ContactResult | BatchMismatch]:
         """PUT /Contacts in one call; each element succeeds or carries Xero's messages.
@@ -303,11 +322,14 @@ class XeroClient:
         invoices = result.online_invoices or []
         return invoices[0].online_invoice_url if invoices else None
 
-    def email_invoice(self, invoice_id: str) -> None:
+    def email_invoice(self, invoice_id: str, attempt: str = "") -> None:
+        """POST /Invoices/{id}/Email. `attempt` names the try: a quick repeat of it replays
+        Xero's answer (Idempotency-Key), a new one (a retry after the contact was fixed) must
+        not be answered with the old refusal."""
         from xero_python.accounting.models import RequestEmpty
 
         self._call("email_invoice", invoice_id, RequestEmpty(),
-                   idempotency_key=_batch_key("email", self.tenant_id, [invoice_id]))
+                   idempotency_key=_batch_key("email", self.tenant_id, [invoice_id, attempt]))
 
 
 def line_up(sent: Sequence[Hashable], answers: Sequence[T], key_of: Callable[[T], Hashable],
@@ -420,7 +442,24 @@ def _invoice_result(i: Invoice) -> InvoiceResult:
         currency=_enum_value(i.currency_code) or None, total=_money(i.total),
         amount_due=_money(i.amount_due), amount_paid=_money(i.amount_paid),
         due_date=i.due_date, updated_at=i.updated_date_utc, errors=errors,
-        amount_credited=_money(i.amount_credited), paid_on=_day(i.fully_paid_on_date))
+        amount_credited=_money(i.amount_credited), paid_on=_day(i.fully_paid_on_date),
+        sent_to_contact=i.sent_to_contact, amount_prepaid=_prepaid(i))
+
+
+def _prepaid(i: Invoice) -> Decimal | None:
+    """Prepayments and overpayments applied to the invoice; None if the response left both
+    arrays out (a summaryOnly read)."""
+    if i.prepayments is None and i.overpayments is None:
+        return None
+    return sum((_money(p.applied_amount) or Decimal(0)
+                for p in (*(i.prepayments or ()), *(i.overpayments or ()))), Decimal(0))
+
+
+def _terms(sales: Any) -> PaymentTerms | None:
+    """A PaymentTerms.Sales element (organisation or contact), if it names a type and day."""
+    if sales is None or not sales.type or sales.day is None:
+        return None
+    return PaymentTerms(_enum_value(sales.type), int(sales.day))
 
 
 def _day(value: Any) -> date | None:

@@ -70,6 +70,9 @@ class ReferenceData:
     items: dict[str, Item] = field(default_factory=dict)
     sales_terms: PaymentTerms | None = None
     organisation_name: str = ""
+    # Organisation.Timezone as Xero names it (Windows-style, "AUSEASTERNSTANDARDTIME");
+    # xero.timezones maps it to IANA. Invoice dates are local dates there.
+    timezone: str = ""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -91,4 +94,15 @@ class ReferenceData:
             items={k: Item(**v) for k, v in data["items"].items()},
             sales_terms=PaymentTerms(**terms) if terms else None,
             organisation_name=data.get("organisation_name", ""),
+            timezone=data.get("timezone", ""),
         )
+
+
+@dataclass(frozen=True)
+class ContactTerms:
+    """What the engine checks on a linked contact just before invoicing it."""
+
+    contact_id: str
+    active: bool
+    name: str = ""
+    sales_terms: PaymentTerms | None = None  # Contact.PaymentTerms.Sales, if it has its own

@@ -21,10 +21,17 @@ LABELS = {
 
 def deal_status(status: str | None, *, total: Decimal | None, amount_due: Decimal | None,
                 amount_paid: Decimal | None, amount_credited: Decimal | None,
-                due_date: date | None, today: date) -> str:
-    """Xero's Status plus its amounts -> one of LABELS' keys."""
-    paid = amount_paid or Decimal(0)
-    credited = amount_credited or Decimal(0)
+                due_date: date | None, today: date, amount_prepaid: Decimal | None = None) -> str:
+    """Xero's Status plus its amounts -> one of LABELS' keys.
+
+    Xero's AmountCredited is "Sum of all credit notes, over-payments and pre-payments applied
+    to invoice" (OpenAPI Invoice.AmountCredited). Money the customer paid in advance
+    (`amount_prepaid`: the Prepayments and Overpayments allocated) is a payment to the sales
+    team, so only the credit-note part counts as credited.
+    """
+    prepaid = amount_prepaid or Decimal(0)
+    paid = (amount_paid or Decimal(0)) + prepaid
+    credited = (amount_credited or Decimal(0)) - prepaid
     due = amount_due if amount_due is not None else (total or Decimal(0)) - paid - credited
     if status in ("VOIDED", "DELETED"):
         return status.lower() if status == "DELETED" else "voided"

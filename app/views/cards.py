@@ -35,7 +35,14 @@ from app.company_import import (
 )
 from app.connection_state import connection_notices, connection_state
 from app.connections import xero_client
-from app.engine import dismiss_review_item, preview_invoice, request_invoice, retry_review_item
+from app.engine import (
+    dismiss_review_item,
+    keep_xero_version,
+    preview_invoice,
+    request_invoice,
+    resend_deal,
+    retry_review_item,
+)
 from app.extensions import db
 from app.models import (
     AuditEvent,
@@ -399,7 +406,14 @@ def review_page(installation_id: int) -> str:
                            pipedrive=request.args.get("pd") == "1")
 
 
-@bp.post("/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss):verb>")
+_REVIEW_VERBS = {"retry": (retry_review_item, "Retrying."),
+                 "dismiss": (dismiss_review_item, "Dismissed."),
+                 # A XERO_EDITED item's choice: finance's edit stays, or the deal overwrites it.
+                 "keep": (keep_xero_version, "Kept Xero's version; nothing was sent."),
+                 "resend": (resend_deal, "Re-sending the deal.")}
+
+
+@bp.post("/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss, keep, resend):verb>")
 def review_action(installation_id: int, item_id: int, verb: str) -> Response:
     token = request.form.get("t")
     view = read_view_token(token, "review", str(installation_id))
@@ -407,8 +421,8 @@ def review_action(installation_id: int, item_id: int, verb: str) -> Response:
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.installation_id != view.installation_id:
         abort(404)
-    done = retry_review_item(item_id) if verb == "retry" else dismiss_review_item(item_id)
-    message = {True: "Retrying." if verb == "retry" else "Dismissed.", False: "Already handled."}[done]
+    act, said = _REVIEW_VERBS[verb]
+    message = said if act(item_id) else "Already handled."
     return redirect(url_for("cards.review_page", installation_id=installation_id, t=token, m=message,
                             pd="1" if request.form.get("pd") == "1" else None))
 

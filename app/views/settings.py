@@ -219,6 +219,7 @@ class FormState:
     draft_first: bool = False
     terms_type: str = "days_after_invoice"
     terms_days: str = "30"
+    use_contact_terms: bool = True  # a Xero contact's own PaymentTerms.Sales come first
     line_amount_type: str = LineAmountType.EXCLUSIVE.value
     allow_single_line_from_amount: bool = False
     tax_number_property: str = ""
@@ -245,6 +246,7 @@ def _saved_state(installation: Installation) -> FormState:
         dedupe_order=list(s.dedupe_order or DEFAULT_ORDER), draft_first=bool(s.draft_first),
         terms_type=str(terms.get("type", "org_default")),
         terms_days="" if terms.get("days") is None else str(terms["days"]),
+        use_contact_terms=s.use_contact_terms is not False,
         line_amount_type=s.line_amount_type.value if s.line_amount_type else LineAmountType.EXCLUSIVE.value,
         allow_single_line_from_amount=bool(s.allow_single_line_from_amount),
         tax_number_property=s.tax_number_property or "",
@@ -405,6 +407,7 @@ def _read_options(form: MultiDict[str, str], errors: dict[str, str]) -> dict[str
     return {"dedupe_order": dedupe, "draft_first": form.get("draft_first") == "1",
             "terms_type": terms_type,
             "terms_days": "" if kind is not None and kind.days is None else terms_days,
+            "use_contact_terms": form.get("use_contact_terms") == "1",
             "line_amount_type": line_amount_type,
             "allow_single_line_from_amount": form.get("allow_single_line_from_amount") == "1",
             "tax_number_property": tax_property,
@@ -451,6 +454,7 @@ def _apply_settings(installation: Installation, wanted: FormState) -> dict[str, 
         "dedupe_order": wanted.dedupe_order,
         "draft_first": wanted.draft_first,
         "payment_terms": terms,
+        "use_contact_terms": wanted.use_contact_terms,
         "line_amount_type": LineAmountType(wanted.line_amount_type),
         "allow_single_line_from_amount": wanted.allow_single_line_from_amount,
         "tax_number_property": wanted.tax_number_property or None,

@@ -73,7 +73,7 @@ def test_the_push_button_in_the_pipedrive_panel_invoices_the_existing_xero_conta
     page.get_by_role("link", name="Xero", exact=True).click()
     books = page.get_by_role("region", name="Demo Agency (Pipedrive books)")
     expect(books.get_by_role("row", name=re.compile("Globex Corporation"))).to_have_count(1)
-    expect(books.get_by_role("row", name=re.compile("Pipedrive deal"))).to_have_count(1)
+    expect(books.get_by_role("row", name=re.compile(r"Pipedrive \S+ deal \S+"))).to_have_count(1)
 
 
 def test_settings_are_saved_from_the_settings_page(page, sandbox):

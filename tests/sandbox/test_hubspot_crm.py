@@ -761,3 +761,18 @@ def test_webhook_settings_through_the_developer_api(hs: Portal, receiver: Receiv
     bad = HubSpot(api_key="wrong", host=hs.url)
     with pytest.raises(UnauthorizedException):
         bad.webhooks.settings_api.get_all(app_id)
+
+
+def test_closedate_is_set_when_a_deal_enters_a_closed_stage(hs: Portal) -> None:
+    """knowledge.hubspot.com "HubSpot's default deal properties", Close date: set or updated
+    when a deal moves into closed won or closed lost (won <-> lost too), not won -> won."""
+    deal, *_ = seed_deal(hs.fake, closedate="2026-01-31T00:00:00.000Z")  # an open deal's forecast
+    crm = hs.fake.crm
+
+    crm.set_deal_properties(deal, dealstage="closedwon")
+    won = crm.deal(deal)["closedate"]
+    assert won is not None and won != "2026-01-31T00:00:00.000Z"
+    crm.set_deal_properties(deal, dealstage="closedwon", dealname="renamed")  # still won
+    assert crm.deal(deal)["closedate"] == won
+    crm.set_deal_properties(deal, dealstage="closedlost", closedate="2026-02-01T00:00:00.000Z")
+    assert crm.deal(deal)["closedate"] == "2026-02-01T00:00:00.000Z"  # set by hand: kept
