@@ -36,6 +36,7 @@ from app.models import (
 )
 from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
+from app.tokens import TokenUnavailable
 from crm_adapters import NoAdapter, adapter_for
 from crm_adapters.base import CrmError, CrmReconnectNeeded
 from xero.client import InvoiceResult, XeroClient
@@ -82,7 +83,9 @@ def refresh_invoices(connection_id: int) -> int:
     if links:
         try:
             results = xero_client(connection).invoices_by_ids(list(links))
-        except RetryLater as exc:  # Xero's limits: the ids stay in the set; come back later
+        except (RetryLater, TokenUnavailable) as exc:
+            # Xero's limits, or a token refresh failing (backoff grows with the failures):
+            # the ids stay in the set; come back later.
             enqueue_once(refresh_invoices, connection_id, job_id=f"xero-refresh-{connection_id}",
                          follow_up=True, delay=max(exc.seconds, 1.0), job_timeout=300)
             return 0
@@ -205,7 +208,7 @@ def poll_invoices(connection_id: int) -> dict[str, int]:
     client = xero_client(connection)
     try:
         _poll_pages(connection, client, cursor, since, counts)
-    except RetryLater as exc:  # the cursor keeps what was done; the rest comes next time
+    except (RetryLater, TokenUnavailable) as exc:  # the cursor keeps what was done
         log.info("poll of connection %s paused for %.0f s: %s", connection_id, exc.seconds, exc)
     cursor.updated_at = _now()
     db.session.commit()

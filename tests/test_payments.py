@@ -3,7 +3,7 @@ and alerts."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -249,3 +249,31 @@ def test_the_deal_gets_the_customers_online_invoice_link(paid_env):
     env.books.pay(env.invoice.invoice_id, Decimal("10.00"))
     deliver(env)
     assert env.fake.count_calls(path_prefix=f"/Invoices/{env.invoice.invoice_id}/OnlineInvoice") == calls
+
+
+def test_a_failing_xero_token_refresh_during_refresh_keeps_the_change_and_backs_off(paid_env):
+    """Issue #10: a refresh failing other than invalid_grant is retried with backoff, never
+    lost: the payment's invoice id stays waiting and the job comes back later."""
+    from rq import Queue
+
+    from app.jobs import QUEUE
+    from app.payments import refresh_invoices
+    from app.redis_conn import get_redis
+
+    env = paid_env
+    env.books.pay(env.invoice.invoice_id, Decimal("330.00"))
+    with env.app.app_context():
+        connection = db.session.scalars(select(XeroConnection)).one()
+        connection.token_expires_at = datetime.now(timezone.utc) - timedelta(minutes=1)
+        db.session.commit()
+        connection_id = connection.id
+    env.fake.inject_token_fault("5xx", times=1)
+
+    deliver(env)  # the webhook's refresh job meets the failing token endpoint
+
+    assert shown(env).invoice_status != "Paid"
+    with env.app.app_context():
+        scheduled = Queue(QUEUE, connection=get_redis()).scheduled_job_registry.get_job_ids()
+        assert any(j.startswith("xero-refresh-") for j in scheduled)
+        assert refresh_invoices(connection_id) == 1  # the token endpoint answers again
+    assert shown(env).invoice_status == "Paid"
