@@ -139,7 +139,7 @@ def test_hubspot_and_xero_tokens_expired_mid_session_are_refreshed_and_the_deal_
     work(app)
 
     (invoice,) = xero.accounting(tenant).invoices
-    assert invoice.reference == f"HubSpot deal {deal_id}" and invoice.total == Decimal("330.00")
+    assert invoice.reference == f"HubSpot {hubspot.portal_id} deal {deal_id}" and invoice.total == Decimal("330.00")
     deal = hubspot.crm.deal(deal_id)
     assert deal["paydeck_invoice_number"] == invoice.invoice_number  # the writeback went through
     (hub_refresh,) = refreshes(hubspot)  # one refresh serves the whole run
@@ -185,7 +185,7 @@ def test_pipedrive_token_expired_mid_session_is_refreshed_and_the_deal_syncs(
     work(app)
 
     (invoice,) = xero.accounting(tenant).invoices
-    assert invoice.reference == f"Pipedrive deal {deal_id}"
+    assert invoice.reference == f"Pipedrive {pipedrive.company_id} deal {deal_id}"
     assert pipedrive.api.deal(deal_id).custom_fields[fields["invoice_number"]] == invoice.invoice_number
     (pd_refresh,) = refreshes(pipedrive)[before:]
     assert pd_refresh["status"] == 200 and pd_refresh["basic_auth"]
@@ -387,7 +387,7 @@ def test_a_hubspot_refresh_that_keeps_failing_is_retried_shown_and_recovers(
             ReviewItem.reason == ReviewReason.CONNECTION_FAILING)).all()
         assert item.status == ReviewStatus.RESOLVED
     (invoice,) = xero.accounting(tenant).invoices
-    assert invoice.reference == f"HubSpot deal {deal_id}"
+    assert invoice.reference == f"HubSpot {hubspot.portal_id} deal {deal_id}"
     assert hubspot.crm.deal(deal_id)["paydeck_invoice_number"] == invoice.invoice_number
     card = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id,
                                                   "objectType": "deals", "objectId": deal_id,
