@@ -58,3 +58,16 @@ def test_upgrade_from_empty_matches_the_models_and_downgrades(empty_database, re
         flask_migrate.downgrade(revision="base")
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         db.engine.dispose()
+
+
+def test_running_migrations_leaves_paydecks_loggers_working(app_factory):
+    """migrations/env.py's fileConfig() used to disable every logger that already existed,
+    so `paydeck run` never printed "Sandbox ready: open ..." after migrating."""
+    import logging
+
+    import flask_migrate
+
+    paydeck, app_logger = logging.getLogger("paydeck"), logging.getLogger("app")
+    with app_factory.create().app_context():
+        flask_migrate.upgrade()
+    assert not paydeck.disabled and not app_logger.disabled
