@@ -234,6 +234,12 @@ class InstallationSettings(db.Model):
                                                       server_default="0.01")
     # The CRM company property that holds the tax number (ABN/GST/VAT), if any.
     tax_number_property: Mapped[str | None] = mapped_column(String(128))
+    # Who may see invoice amounts on cards and pages, and who may push, re-push, retry,
+    # dismiss, link and import (app.access.LEVELS: everyone | owners_and_admins | admins).
+    money_visibility: Mapped[str] = mapped_column(String(32), default="everyone",
+                                                  server_default="everyone")
+    action_permission: Mapped[str] = mapped_column(String(32), default="owners_and_admins",
+                                                   server_default="owners_and_admins")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     installation: Mapped[Installation] = relationship(back_populates="settings")
