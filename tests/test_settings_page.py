@@ -200,7 +200,8 @@ def snapshot(app) -> dict[str, Any]:
         return {
             "settings": [(s.installation_id, s.default_account_code, s.default_tax_type,
                           s.dedupe_order, s.draft_first, s.payment_terms, s.line_amount_type,
-                          s.allow_single_line_from_amount, s.tax_number_property)
+                          s.allow_single_line_from_amount, s.tax_number_property,
+                          s.money_visibility, s.action_permission)
                          for s in db.session.scalars(select(InstallationSettings))],
             "rules": sorted((r.pipeline_id, r.stage_id, r.action.value)
                             for r in db.session.scalars(select(StageRule))),
@@ -284,7 +285,8 @@ def test_saving_writes_every_setting_exactly_and_audits_who_changed_what(hubspot
             .set("line_amount_type", "Inclusive")
             .check("allow_single_line_from_amount")
             .set("tax_number_property", "abn")
-            .set("amount_tolerance", "5.50"))
+            .set("amount_tolerance", "5.50")
+            .set("money_visibility", "admins").set("action_permission", "everyone"))
 
     saved = post(ctx, form)
 
@@ -302,6 +304,7 @@ def test_saving_writes_every_setting_exactly_and_audits_who_changed_what(hubspot
         assert s.line_amount_type == LineAmountType.INCLUSIVE
         assert s.tax_number_property == "abn"
         assert s.amount_tolerance == Decimal("5.50")
+        assert (s.money_visibility, s.action_permission) == ("admins", "everyone")
         (mapping,) = db.session.scalars(select(ProductMapping)).all()
         assert (mapping.crm_product_id, mapping.xero_item_code, mapping.account_code, mapping.tax_type) == (
             product, "CONSULT-HR", "260", "EXEMPTOUTPUT")
@@ -404,6 +407,11 @@ BAD_INPUT = {
     "tolerance below zero": (lambda f, c: f.set("amount_tolerance", "-1"), "at most 2 decimals"),
     "tolerance of a tenth of a cent": (lambda f, c: f.set("amount_tolerance", "0.001"), "at most 2 decimals"),
     "mismatched rows": (lambda f, c: f.add("rule_pipeline", "default"), "arrived incomplete"),
+    # Issue #12: who sees money and who acts take only the listed levels.
+    "unknown money visibility": (lambda f, c: f.set("money_visibility", "nobody"), "Choose one of the listed options"),
+    "money visibility in capitals": (lambda f, c: f.set("money_visibility", "ADMINS"), "Choose one of the listed options"),
+    "unknown action permission": (lambda f, c: f.set("action_permission", "owners"), "Choose one of the listed options"),
+    "empty action permission": (lambda f, c: f.set("action_permission", ""), "Choose one of the listed options"),
 }
 
 
