@@ -135,7 +135,7 @@ def test_the_pipedrive_panel_verifies_its_jwt_on_every_load(app_factory):
         db.session.add(installation)
         db.session.commit()
         # User 5 is a Pipedrive admin (the answer app.access caches from GET /v1/users/5): this
-        # test is about the JWT; record visibility is tests/test_access.py's.
+        # test is about the JWT; record visibility is tests/test_record_access.py's.
         get_redis().set(f"paydeck:crm-user:{installation.id}:5", '{"admin": true, "email": "a@x.example"}')
 
     def load(secret, **claims):

@@ -104,7 +104,7 @@ def company_url(env: Env, company_id: str) -> str:
     full = f"{env.url}/hubspot/card?" + urlencode({
         "portalId": hubspot.portal_id, "objectType": "companies", "objectId": company_id,
         # The installing admin: linking and importing are actions, which by default only
-        # the company's owner and admins may take (issue #12; tests/test_access.py).
+        # the company's owner and admins may take (issue #12; tests/test_record_access.py).
         "userEmail": hubspot.user_email})
     ts = str(int(time.time() * 1000))
     card = requests.get(full, timeout=10, headers={
