@@ -382,3 +382,26 @@ def test_pipedrive_dismiss_in_the_review_queue_follows_the_action_setting(pd):
 
     assert refused.status_code == 403
     assert owner.status_code == 200 and "Dismissed." in owner.text
+
+
+def test_pipedrive_no_answer_is_not_a_yes(pd):
+    """Pipedrive failing on the deal read: the owner's push and a follower's panel are refused
+    (fail closed), and nothing is cached, so the next try asks again."""
+    from sandbox.pipedrive_api import Fault
+
+    pipedrive: FakePipedrive = pd["pipedrive"]
+    opened = _panel(pd, "deal", pd["shared"], pd["a"])
+    token = _token(opened.headers["Location"])
+    from app.redis_conn import get_redis
+    with pd["app"].app_context():
+        for key in get_redis().scan_iter("paydeck:crm-record:*"):
+            get_redis().delete(key)  # the panel's cached answer: make the push ask again
+    pipedrive.api.inject(Fault("5xx", method="GET", path_prefix="/api/v2/deals", status=500, remaining=None))
+
+    pushed = requests.post(f"{pd['url']}/ui/deal/{pd['shared']}/push", data={"t": token}, timeout=10)
+    follower = _panel(pd, "deal", pd["private"], pd["follower"])
+
+    assert pushed.status_code == 403 and follower.status_code == 403
+    assert "could not confirm" in follower.text
+    pipedrive.api.faults.clear()
+    assert _panel(pd, "deal", pd["private"], pd["follower"]).status_code == 302

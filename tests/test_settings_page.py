@@ -804,3 +804,11 @@ def test_pipedrive_settings_fail_closed_when_pipedrive_cannot_say(app_factory, f
                                                 pipedrive.company_id, user_id=other), timeout=10)
 
     assert response.status_code == 403 and "could not confirm" in response.text
+
+
+def test_the_access_section_shows_the_defaults(hubspot_admin):
+    """Issue #12: everyone who can see a deal sees its amounts; owners and admins act."""
+    form = form_of(hubspot_admin, page(hubspot_admin))
+
+    assert form.values("money_visibility") == ["everyone"]
+    assert form.values("action_permission") == ["owners_and_admins"]
