@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Iterator
 from urllib.parse import urlencode
 
-import jwt
 import pytest
 import requests
 from sqlalchemy import select

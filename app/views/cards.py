@@ -454,7 +454,7 @@ def review_action(installation_id: int, item_id: int, verb: str) -> Response:
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.installation_id != view.installation_id:
         abort(404)
-    _require_act(viewer_for(installation, view.user), "deal", item.deal_id, verb)
+    _require_act(viewer_for(installation, view.user), "deal", item.deal_id or "", verb)
     done = retry_review_item(item_id) if verb == "retry" else dismiss_review_item(item_id)
     message = {True: "Retrying." if verb == "retry" else "Dismissed.", False: "Already handled."}[done]
     return redirect(url_for("cards.review_page", installation_id=installation_id, t=token, m=message,
