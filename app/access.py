@@ -1,23 +1,161 @@
 """Who may do what, decided on the server from what the CRM says (issue #12).
 
-The Pipedrive panel JWT names only `userId` and `companyId`; whether that user may open
-Paydeck's settings is asked of Pipedrive (GET /v1/users/{id} `is_admin`), cached briefly so a
-page load costs at most one call every few minutes. Every refusal is audited."""
+Identity comes only from what the CRM signed: HubSpot's v3-signed card fetch (`userEmail`,
+carried on in our view token's `user`) and Pipedrive's panel JWT (`userId`, likewise). The
+rest is asked of the CRM through the installation's own token and cached briefly in Redis, so
+a page load costs at most a few calls every minute or so. No answer is never a yes (fail
+closed), and every refusal is audited.
+
+- Settings page: the installing user, or (Pipedrive) a Pipedrive admin.
+- Money and actions (InstallationSettings.money_visibility / action_permission): `everyone`,
+  `owners_and_admins` (the record's CRM owner, CRM admins, the installing user) or `admins`.
+- Admins: Pipedrive `GET /api/v1/users/{id}` `is_admin` (scope users:read). HubSpot tells a
+  user's super-admin flag only through the user provisioning API (`GET /settings/v3/users/{id}`
+  `superAdmin`, scope `settings.users.read`; developers.hubspot.com/docs/api-reference/latest/
+  account/settings/user-provisioning), a scope Paydeck does not ask for: in HubSpot only the
+  installing user counts as an admin.
+- Pipedrive record visibility (the panel's record id is not signed): see may_view_record.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 
 from app.extensions import db
-from app.models import AuditEvent, Installation
+from app.models import AuditEvent, CrmKind, Installation
 from app.redis_conn import get_redis
+from app.tokens import ReconnectNeeded, TokenUnavailable
 from crm_adapters import adapter_for
-from crm_adapters.base import CrmError
+from crm_adapters.base import CrmError, RecordAccess
 
 log = logging.getLogger(__name__)
 
 ADMIN_CACHE_SECONDS = 300
+RECORD_CACHE_SECONDS = 60  # owner / visibility / followers of one record: a reassignment shows within a minute
 _ADMIN_KEY = "paydeck:crm-admin:{}:{}"
+_USER_KEY = "paydeck:crm-user:{}:{}"
+_OWNERS_KEY = "paydeck:crm-owner-ids:{}:{}"
+_RECORD_KEY = "paydeck:crm-record:{}:{}:{}"
+_FOLLOWERS_KEY = "paydeck:crm-followers:{}:{}"
+
+EVERYONE, OWNERS_AND_ADMINS, ADMINS = "everyone", "owners_and_admins", "admins"
+LEVELS = {EVERYONE: "Everyone who can see the record",
+          OWNERS_AND_ADMINS: "The record's owner and admins",
+          ADMINS: "Admins only"}
+DEFAULT_MONEY_VISIBILITY = EVERYONE
+DEFAULT_ACTION_PERMISSION = OWNERS_AND_ADMINS
+AMOUNTS_HIDDEN = "Amounts hidden by your admin's settings"
+# What "the CRM did not answer" looks like: a refused/failed call, or no usable token.
+NO_ANSWER = (CrmError, ReconnectNeeded, TokenUnavailable)
+
+# Pipedrive `visible_to` codes that mean "the entire company" (client-nodejs
+# docs/AddOrUpdateRoleSettingRequest.md): 3 on Essential/Advanced plans, 7 on
+# Professional/Enterprise. On Professional/Enterprise 3 means "owner's visibility group" and 5
+# "group and sub-groups"; group membership is not readable with the installer's token, so
+# Paydeck treats 3 as company-wide (its meaning on the plans without visibility groups) and 5
+# as private. Unverified: whether a company on Professional uses 3 for most deals; such a
+# company should choose "owners and admins" for money.
+SHARED_VISIBILITY = frozenset({3, 7})
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The person looking, as the CRM signed and says."""
+
+    installation: Installation
+    user_id: str  # Pipedrive's userId; "" in HubSpot (its card signs the email)
+    email: str
+    is_admin: bool  # a CRM admin (Pipedrive is_admin; HubSpot: see the module docstring)
+    is_installer: bool
+
+    @property
+    def privileged(self) -> bool:
+        return self.is_admin or self.is_installer
+
+    @property
+    def who(self) -> str:
+        return self.user_id or self.email or "unknown"
+
+
+def viewer_for(installation: Installation, user: str) -> Viewer:
+    """The viewer a view token's `user` names (HubSpot: the signed userEmail; Pipedrive: the
+    JWT's userId). A CRM that cannot say who the user is yields a viewer with no privileges."""
+    if installation.crm == CrmKind.HUBSPOT:
+        installer = _same_email(user, installation.installed_by)
+        return Viewer(installation, "", user, installer, installer)
+    is_admin, email = _pipedrive_user(installation, user)
+    return Viewer(installation, user, email, is_admin, _same_email(email, installation.installed_by))
+
+
+def level(installation: Installation, name: str) -> str:
+    """money_visibility or action_permission, defaulting as the model does."""
+    default = DEFAULT_MONEY_VISIBILITY if name == "money_visibility" else DEFAULT_ACTION_PERMISSION
+    value = getattr(installation.settings, name, None) if installation.settings else None
+    return value if value in LEVELS else default
+
+
+def may_see_money(viewer: Viewer, kind: str, record_id: str) -> bool:
+    """May this viewer see invoice amounts of this deal / company?"""
+    return _allowed(viewer, level(viewer.installation, "money_visibility"), kind, record_id)
+
+
+def may_see_all_money(viewer: Viewer) -> bool:
+    """May this viewer see every record's amounts (the review queue spans every deal)?"""
+    return level(viewer.installation, "money_visibility") == EVERYONE or viewer.privileged
+
+
+def may_act(viewer: Viewer, kind: str, record_id: str) -> bool:
+    """May this viewer push, re-push, retry, dismiss, link or import for this record?"""
+    return _allowed(viewer, level(viewer.installation, "action_permission"), kind, record_id)
+
+
+def refuse_action(viewer: Viewer, kind: str, record_id: str, action: str) -> str:
+    """Audit a refused action; the sentence to show."""
+    record = "deal" if kind == "deal" else "company"
+    who = ("only admins" if level(viewer.installation, "action_permission") == ADMINS
+           else f"only the {record}'s owner and admins")
+    audit_refusal(viewer, kind, record_id, action, f"{who} may {action}")
+    return f"Your admin's settings allow {who} to {action} for this {record}."
+
+
+def may_view_record(viewer: Viewer, kind: str, record_id: str) -> tuple[bool, str]:
+    """Pipedrive: may this user open this deal / organization at all? The panel's record id is
+    not signed, so a rep could name any id; Pipedrive's API cannot be asked "may user X see
+    this" with the installer's token, so the rule is Paydeck's, conservative and documented:
+    allowed if the user is an admin or the installing user, the record's owner, a follower of
+    the deal, or the record is shared company-wide (SHARED_VISIBILITY). Organization followers
+    are not consulted (a follower of a private organization is refused)."""
+    if viewer.privileged:
+        return True, ""
+    try:
+        access = _record(viewer.installation, kind, record_id)
+        if access.owner_id is not None and access.owner_id == viewer.user_id:
+            return True, ""
+        if access.visible_to in SHARED_VISIBILITY:
+            return True, ""
+        if kind == "deal" and viewer.user_id in _followers(viewer.installation, record_id):
+            return True, ""
+    except NO_ANSWER as exc:  # fail closed: no answer is not a yes
+        reason = f"Pipedrive could not confirm you may see this record ({exc})"
+    else:
+        reason = f"this {'deal' if kind == 'deal' else 'organization'} is private to its owner and followers"
+    audit_refusal(viewer, kind, record_id, "view", reason)
+    return False, reason
+
+
+def audit_refusal(viewer: Viewer, kind: str, record_id: str, action: str, reason: str) -> None:
+    installation = viewer.installation
+    db.session.add(AuditEvent(installation_id=installation.id,
+                              deal_id=record_id if kind == "deal" else None,
+                              action="access_refused", outcome="refused",
+                              trigger=f"card:{viewer.who}",
+                              detail={"user": viewer.who, "kind": kind, "record_id": record_id,
+                                      "action": action, "reason": reason}))
+    db.session.commit()
+    log.warning("installation %s: %s of %s %s refused to %s: %s", installation.id, action, kind,
+                record_id, viewer.who, reason)
 
 
 def may_administer_pipedrive(installation: Installation, user_id: str) -> tuple[bool, str]:
@@ -38,6 +176,82 @@ def may_administer_pipedrive(installation: Installation, user_id: str) -> tuple[
     if not allowed:
         return _refused(installation, user_id, reason)
     return True, ""
+
+
+# --- what the CRM says, cached ---------------------------------------------------------------
+
+def _allowed(viewer: Viewer, wanted: str, kind: str, record_id: str) -> bool:
+    if wanted == EVERYONE or viewer.privileged:
+        return True
+    if wanted == ADMINS:
+        return False
+    try:
+        return _is_owner(viewer, kind, record_id)
+    except NO_ANSWER as exc:  # fail closed
+        log.warning("installation %s: could not read the owner of %s %s: %s",
+                    viewer.installation.id, kind, record_id, exc)
+        return False
+
+
+def _is_owner(viewer: Viewer, kind: str, record_id: str) -> bool:
+    owner = _record(viewer.installation, kind, record_id).owner_id
+    if owner is None:
+        return False
+    if viewer.installation.crm == CrmKind.PIPEDRIVE:
+        return bool(viewer.user_id) and owner == viewer.user_id
+    return bool(viewer.email) and owner in _hubspot_owner_ids(viewer.installation, viewer.email)
+
+
+def _pipedrive_user(installation: Installation, user_id: str) -> tuple[bool, str]:
+    """(is_admin, email) from Pipedrive, cached; (False, "") if Pipedrive cannot say."""
+    key = _USER_KEY.format(installation.id, user_id)
+    cached = get_redis().get(key)
+    if cached is not None:
+        data = json.loads(cached)
+        return bool(data["admin"]), str(data["email"])
+    try:
+        is_admin, email = adapter_for("pipedrive").user_is_admin(installation, user_id)
+    except NO_ANSWER as exc:  # fail closed, and not cached: the next load asks again
+        log.warning("installation %s: Pipedrive user %s unknown: %s", installation.id, user_id, exc)
+        return False, ""
+    get_redis().set(key, json.dumps({"admin": is_admin, "email": email}), ex=ADMIN_CACHE_SECONDS)
+    return is_admin, email
+
+
+def _hubspot_owner_ids(installation: Installation, email: str) -> set[str]:
+    key = _OWNERS_KEY.format(installation.id, email.casefold())
+    cached = get_redis().get(key)
+    if cached is not None:
+        return set(json.loads(cached))
+    ids = adapter_for("hubspot").owner_ids_for_email(installation, email)
+    get_redis().set(key, json.dumps(sorted(ids)), ex=ADMIN_CACHE_SECONDS)
+    return ids
+
+
+def _record(installation: Installation, kind: str, record_id: str) -> RecordAccess:
+    key = _RECORD_KEY.format(installation.id, kind, record_id)
+    cached = get_redis().get(key)
+    if cached is not None:
+        data = json.loads(cached)
+        return RecordAccess(owner_id=data["owner"], visible_to=data["visible_to"])
+    access = adapter_for(installation.crm.value).record_access(installation, kind, record_id)
+    get_redis().set(key, json.dumps({"owner": access.owner_id, "visible_to": access.visible_to}),
+                    ex=RECORD_CACHE_SECONDS)
+    return access
+
+
+def _followers(installation: Installation, deal_id: str) -> set[str]:
+    key = _FOLLOWERS_KEY.format(installation.id, deal_id)
+    cached = get_redis().get(key)
+    if cached is not None:
+        return set(json.loads(cached))
+    followers = adapter_for("pipedrive").deal_followers(installation, deal_id)
+    get_redis().set(key, json.dumps(sorted(followers)), ex=RECORD_CACHE_SECONDS)
+    return followers
+
+
+def _same_email(a: str, b: str | None) -> bool:
+    return bool(a) and a.casefold() == (b or "").casefold()
 
 
 def _refused(installation: Installation, user_id: str, reason: str) -> tuple[bool, str]:

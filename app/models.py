@@ -247,6 +247,12 @@ class InstallationSettings(db.Model):
     tax_number_property: Mapped[str | None] = mapped_column(String(128))
     # A Xero contact's own sales terms (PaymentTerms.Sales) win over `payment_terms`.
     use_contact_terms: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Who may see invoice amounts on cards and pages, and who may push, re-push, retry,
+    # dismiss, link and import (app.access.LEVELS: everyone | owners_and_admins | admins).
+    money_visibility: Mapped[str] = mapped_column(String(32), default="everyone",
+                                                  server_default="everyone")
+    action_permission: Mapped[str] = mapped_column(String(32), default="owners_and_admins",
+                                                   server_default="owners_and_admins")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     installation: Mapped[Installation] = relationship(back_populates="settings")

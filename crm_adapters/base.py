@@ -45,6 +45,16 @@ class InvoiceFields:
     last_sync_error: str | None = None
 
 
+@dataclass(frozen=True)
+class RecordAccess:
+    """Who a CRM record (a deal, a company/organization) belongs to and who else may see it,
+    as the CRM says (app.access decides from it). `visible_to` is Pipedrive's visibility code
+    (None in HubSpot, whose card fetch HubSpot signs for the record the user has open)."""
+
+    owner_id: str | None
+    visible_to: int | None = None
+
+
 # A CRM company (HubSpot company, Pipedrive organization) in words of our own, so that the
 # views never learn a CRM's property names. Each adapter maps these to its fields and leaves
 # out the ones its CRM cannot hold ("domain" is read-only: the company's web domain).
@@ -97,6 +107,9 @@ class CrmAdapter(DealSource, Protocol):
         """One company in COMPANY_FIELDS words: every field this CRM (and installation: the
         tax number's field is a setting) can hold, "" when empty; fields it cannot hold are
         left out. CrmError with status 404 when there is no such company."""
+
+    def record_access(self, installation: Any, kind: str, record_id: str) -> RecordAccess:
+        """The owner (and visibility) of a deal (`kind` "deal") or company ("company")."""
 
     def update_company(self, installation: Any, company_id: str,
                        fields: Mapping[str, str]) -> None:

@@ -20,6 +20,7 @@ from crm_adapters.base import (
     CrmError,
     CrmRetryLater,
     InvoiceFields,
+    RecordAccess,
     PagingLoop,
     ParsedWebhook,
     StageEvent,
@@ -150,10 +151,11 @@ def _api_exceptions() -> tuple[type[BaseException], ...]:
     from hubspot.crm.line_items import ApiException as Lines
     from hubspot.crm.pipelines import ApiException as Pipelines
     from hubspot.crm.objects.tasks import ApiException as Tasks
+    from hubspot.crm.owners import ApiException as Owners
     from hubspot.crm.products import ApiException as Products
     from hubspot.crm.properties import ApiException as Properties
 
-    return (Assoc, Companies, Contacts, Deals, Lines, Pipelines, Products, Properties, Tasks)
+    return (Assoc, Companies, Contacts, Deals, Lines, Owners, Pipelines, Products, Properties, Tasks)
 
 
 class HubSpotCrm:
@@ -328,6 +330,26 @@ class HubSpotCrm:
         self._call(installation, "company update", client.crm.companies.basic_api.update,
                    company_id, SimplePublicObjectInput(
                        properties={properties[f]: value for f, value in fields.items()}))
+
+    # -- who owns what (app.access) ----------------------------------------------------------
+
+    def record_access(self, installation: Any, kind: str, record_id: str) -> RecordAccess:
+        """The record's `hubspot_owner_id` (deals-v3.json / companies-v3.json GET
+        /crm/v3/objects/{type}/{id}?properties=hubspot_owner_id; crm.objects.*.read scopes)."""
+        client = self._client(installation)
+        api = client.crm.deals.basic_api if kind == "deal" else client.crm.companies.basic_api
+        record = self._call(installation, f"{kind} owner", api.get_by_id, record_id,
+                            properties=["hubspot_owner_id"], archived=ARCHIVED_NO)
+        return RecordAccess(owner_id=(record.properties or {}).get("hubspot_owner_id") or None)
+
+    def owner_ids_for_email(self, installation: Any, email: str) -> set[str]:
+        """The owner ids of the HubSpot user with this email: GET /crm/v3/owners?email=
+        (developers.hubspot.com/docs/api-reference/crm-owners-v3; scope crm.objects.owners.read,
+        which Paydeck asks for). A deal's `hubspot_owner_id` is an owner id, not a user id."""
+        client = self._client(installation)
+        page = self._call(installation, "owners", client.crm.owners.owners_api.get_page,
+                          email=email, limit=100, archived=ARCHIVED_NO)
+        return {str(o.id) for o in page.results or [] if (o.email or "").casefold() == email.casefold()}
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from crm_adapters.base import (
     CrmError,
     CrmRetryLater,
     InvoiceFields,
+    RecordAccess,
     classify_status,
     follow_pages,
     to_date,
@@ -210,6 +211,26 @@ class PipedriveCrm:
             return False, ""
         data = self._request(installation, "GET", f"/api/v1/users/{user_id}", 2) or {}
         return data.get("is_admin") in (True, 1), str(data.get("email") or "")
+
+    # -- who owns and may see a record (app.access) ------------------------------------------
+
+    def record_access(self, installation: Any, kind: str, record_id: str) -> RecordAccess:
+        """`owner_id` and `visible_to` of a deal or organization: v2 GetDeal / GetOrganization
+        (pipedrive/client-php docs/versions/v2/Model/DealItem.md, OrganizationItem.md: both
+        ints). A record the app's token may not see answers 403 (developers.pipedrive.com
+        changelog "introducing-pipeline-visibility"), a missing one 404: both are CrmError."""
+        path = f"/api/v2/deals/{record_id}" if kind == "deal" else f"/api/v2/organizations/{record_id}"
+        data = self._request(installation, "GET", path, 1) or {}
+        owner, visible = data.get("owner_id"), data.get("visible_to")
+        return RecordAccess(owner_id=None if owner is None else str(owner),
+                            visible_to=visible if isinstance(visible, int) else None)
+
+    def deal_followers(self, installation: Any, deal_id: str) -> set[str]:
+        """The user ids following a deal: v2 GET /deals/{id}/followers (client-php
+        docs/versions/v2/Api/DealsApi.md getDealFollowers, scopes deals:read or deals:full;
+        items are FollowerItem {user_id, add_time}, paged by cursor)."""
+        return {str(f["user_id"]) for f in self._list(installation, f"/api/v2/deals/{deal_id}/followers", 1)
+                if f.get("user_id") is not None}
 
     # -- webhooks (per installation: its own URL and Basic credentials) ----------------------
 

@@ -110,6 +110,13 @@ ACTIVITIES_WRITE = ("activities:full",)
 # whether admin alone also allows it is not documented (unverified): both are accepted.
 USERS_READ = ("users:read", "admin")
 
+# `visible_to` codes (pipedrive/client-nodejs docs/AddOrUpdateRoleSettingRequest.md, the
+# `default_visibility` values): Essential/Advanced plans 1 = owner & followers, 3 = entire
+# company; Professional/Enterprise 1 = owner only, 3 = owner's visibility group, 5 = group and
+# sub-groups, 7 = entire company. The fake stores the code it is given; 3 is the default here
+# as it is on Essential/Advanced plans.
+VISIBLE_TO = (1, 3, 5, 7)
+
 DEFAULT_TOKEN_COSTS: dict[str, int] = {
     # platform-facts: GET deal 1, PATCH deal 5, GET deal products 10. The v2 reference
     # shows 1 for single reads and 10 for lists (e.g. /api/v2/dealFields); v1 costs
@@ -119,6 +126,7 @@ DEFAULT_TOKEN_COSTS: dict[str, int] = {
     "GET /api/v2/deals/<deal_id>": 1,
     "PATCH /api/v2/deals/<deal_id>": 5,
     "GET /api/v2/deals/<deal_id>/products": 10,
+    "GET /api/v2/deals/<deal_id>/followers": 10,  # a list, as other v2 lists (unverified)
     "GET /api/v2/products/<product_id>": 1,
     "GET /api/v2/organizations/<org_id>": 1,
     "PATCH /api/v2/organizations/<org_id>": 5,  # as PATCH deal (unverified for organizations)
@@ -296,6 +304,7 @@ class Organization:
     address: dict[str, str | None] | None = None
     custom_fields: dict[str, Any] = field(default_factory=dict)
     website: str | None = None
+    visible_to: int = 3
 
 
 @dataclass
@@ -399,6 +408,9 @@ class Deal:
     is_deleted: bool = False
     custom_fields: dict[str, Any] = field(default_factory=dict)
     products: list[DealProduct] = field(default_factory=list)
+    visible_to: int = 3
+    # Following users: user id -> when they started following (FollowerItem.add_time).
+    followers: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -528,7 +540,7 @@ def render_deal(deal: Deal, company: CompanyData, only: set[str] | None = None) 
         "status": deal.status,
         "probability": deal.probability,
         "lost_reason": deal.lost_reason,
-        "visible_to": 3,
+        "visible_to": deal.visible_to,
         "close_time": _opt_time(deal.close_time),
         "won_time": _opt_time(deal.won_time),
         "lost_time": _opt_time(deal.lost_time),
@@ -624,7 +636,7 @@ def render_org(org: Organization, company: CompanyData) -> dict[str, Any]:
         "add_time": api_time(org.add_time),
         "update_time": api_time(org.update_time),
         "is_deleted": False,
-        "visible_to": 3,
+        "visible_to": org.visible_to,
         "label_ids": [],
         "address": dict(org.address) if org.address is not None else None,
         "website": org.website,
@@ -1751,9 +1763,12 @@ class PipedriveApi:
         owner_id: int | None = None,
         custom_fields: Mapping[str, Any] | None = None,
         website: str | None = None,
+        visible_to: int = 3,
         company_id: int | None = None,
     ) -> int:
         """An organisation; `address` is a one-line string or the v2 address parts."""
+        if visible_to not in VISIBLE_TO:
+            raise ValueError(f"visible_to must be one of {VISIBLE_TO}")
         with self._lock:
             company, now = self.company(company_id), self._clock.now()
             org = Organization(
@@ -1765,6 +1780,7 @@ class PipedriveApi:
                 _address(address),
                 dict(custom_fields or {}),
                 website,
+                visible_to,
             )
             company.orgs[org.id] = org
             return org.id
@@ -1868,9 +1884,13 @@ class PipedriveApi:
         custom_fields: Mapping[str, Any] | None = None,
         products: Sequence[Mapping[str, Any]] = (),
         user_id: int | None = None,
+        visible_to: int = 3,
+        followers: Sequence[int] = (),
         company_id: int | None = None,
     ) -> int:
         """A deal as a user creates it in the UI (fires create.deal webhooks).
+
+        `visible_to` is one of VISIBLE_TO; `followers` are user ids following the deal.
 
         `products` are dicts for `add_deal_product` (product_id required). With
         products and no `value`, the value is the sum of the lines, as in Pipedrive.
@@ -1894,6 +1914,10 @@ class PipedriveApi:
                 status=status,
                 expected_close_date=expected_close_date,
             )
+            if visible_to not in VISIBLE_TO:
+                raise ValueError(f"visible_to must be one of {VISIBLE_TO}")
+            deal.visible_to = visible_to
+            deal.followers = {int(uid): now for uid in followers}
             self._check_links(company, org_id, person_id)
             fields = {
                 code: custom_value(company.deal_fields[code], v)
@@ -2062,6 +2086,8 @@ class PipedriveApi:
                 DEALS_READ + PRODUCTS_READ,
             ),
             _Route("GET", "/api/v2/deals/<deal_id>", self._get_deal, DEALS_READ),
+            # client-php docs/versions/v2/Api/DealsApi.md getDealFollowers: deals:read, deals:full
+            _Route("GET", "/api/v2/deals/<deal_id>/followers", self._deal_followers, DEALS_READ),
             _Route("PATCH", "/api/v2/deals/<deal_id>", self._patch_deal, DEALS_WRITE),
             _Route(
                 "GET",
@@ -2217,6 +2243,14 @@ class PipedriveApi:
     def _get_deal(self, ctx: Ctx, deal_id: str) -> Response:
         deal = ctx.company.live_deal(path_id(deal_id, "id"))
         return _ok(render_deal(deal, ctx.company, _custom_field_filter(ctx.request)))
+
+    def _deal_followers(self, ctx: Ctx, deal_id: str) -> Response:
+        """v2 getDealFollowers: FollowerItem {user_id, add_time} (client-php
+        docs/versions/v2/Model/FollowerItem.md), paged like the other v2 lists."""
+        deal = ctx.company.live_deal(path_id(deal_id, "id"))
+        items = [{"user_id": uid, "add_time": api_time(at)} for uid, at in sorted(deal.followers.items())]
+        chunk, extra = page(ctx.request, items)
+        return _ok(chunk, extra)
 
     def _list_deals(self, ctx: Ctx) -> Response:
         request = ctx.request

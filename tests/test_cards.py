@@ -43,6 +43,9 @@ def card(app_factory, fake_hubspot, fake_xero, browser):
     return app, url, hubspot, deal_id
 
 
+INSTALLER = "owner@example.com"  # sandbox.hubspot.FakeHubSpot's installing user
+
+
 def card_get(url, secret, params, timestamp=None):
     full = f"{url}/hubspot/card?{urlencode(params)}"
     ts = str(timestamp or int(time.time() * 1000))
@@ -68,7 +71,7 @@ def test_the_signed_card_fetch_returns_status_and_a_signed_page_url(card):
 def test_the_card_refuses_forged_stale_and_foreign_requests(card, tamper):
     app, url, hubspot, deal_id = card
     params = {"portalId": 999 if tamper == "portal" else hubspot.portal_id, "objectType": "deals",
-              "objectId": deal_id}
+              "objectId": deal_id, "userEmail": INSTALLER}
 
     response = card_get(url, "guess" if tamper == "secret" else hubspot.client_secret, params,
                         timestamp=int(time.time() * 1000) - 400_000 if tamper == "stale" else None)
@@ -80,7 +83,7 @@ def test_the_card_refuses_forged_stale_and_foreign_requests(card, tamper):
 def test_the_deal_page_previews_the_invoice_escapes_crm_text_and_pushes(card):
     app, url, hubspot, deal_id = card
     open_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
-                                                     "objectId": deal_id}).json()["open_url"]
+                                                     "objectId": deal_id, "userEmail": INSTALLER}).json()["open_url"]
 
     page = requests.get(open_url, timeout=10)
 
@@ -101,7 +104,7 @@ def test_the_deal_page_previews_the_invoice_escapes_crm_text_and_pushes(card):
     after = requests.get(open_url, timeout=10)
     assert f"Invoice {link.invoice_number}" in after.text and "Re-push to Xero" in after.text
     body = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
-                                                 "objectId": deal_id}).json()
+                                                 "objectId": deal_id, "userEmail": INSTALLER}).json()
     assert (body["invoiced"], body["invoice_number"]) == (True, link.invoice_number)
     assert body["deal_status"] == link.deal_status and body["review_items"] == []
 
@@ -131,6 +134,9 @@ def test_the_pipedrive_panel_verifies_its_jwt_on_every_load(app_factory):
         installation = Installation(crm=CrmKind.PIPEDRIVE, account_id="7788990")
         db.session.add(installation)
         db.session.commit()
+        # User 5 is a Pipedrive admin (the answer app.access caches from GET /v1/users/5): this
+        # test is about the JWT; record visibility is tests/test_record_access.py's.
+        get_redis().set(f"paydeck:crm-user:{installation.id}:5", '{"admin": true, "email": "a@x.example"}')
 
     def load(secret, **claims):
         token = jwt.encode({"companyId": 7788990, "userId": 5, "exp": int(time.time()) + 300, **claims},
@@ -155,7 +161,7 @@ def test_the_company_page_searches_xero_links_a_contact_and_shows_what_is_owed(c
     xero.accounting(tenant).add_contact("Globex")
     company_id = hubspot.crm.associated_ids("deals", deal_id, "companies")[0]
     open_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "companies",
-                                                     "objectId": company_id}).json()["open_url"]
+                                                     "objectId": company_id, "userEmail": INSTALLER}).json()["open_url"]
     token = open_url.split("t=")[1]
 
     found = requests.get(f"{url}/ui/company/{company_id}", params={"t": token, "q": "initech"}, timeout=10)
@@ -168,7 +174,7 @@ def test_the_company_page_searches_xero_links_a_contact_and_shows_what_is_owed(c
     requests.post(f"{url}/ui/deal/{deal_id}/push",
                   data={"t": requests.utils.unquote(card_get(url, hubspot.client_secret, {
                       "portalId": hubspot.portal_id, "objectType": "deals", "objectId": deal_id,
-                  }).json()["open_url"].split("t=")[1])}, timeout=10)
+                      "userEmail": INSTALLER}).json()["open_url"].split("t=")[1])}, timeout=10)
     with app.app_context():
         PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
     (invoice,) = xero.accounting(tenant).invoices
@@ -180,7 +186,7 @@ def test_the_company_page_searches_xero_links_a_contact_and_shows_what_is_owed(c
 def test_the_company_page_refuses_a_deal_token(card):
     app, url, hubspot, deal_id = card
     deal_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
-                                                     "objectId": deal_id}).json()["open_url"]
+                                                     "objectId": deal_id, "userEmail": INSTALLER}).json()["open_url"]
 
     response = requests.get(f"{url}/ui/company/1", params={"t": deal_url.split("t=")[1]}, timeout=10)
 
@@ -192,7 +198,7 @@ def test_the_review_queue_filters_retries_and_dismisses(card):
 
     app, url, hubspot, deal_id = card
     review_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
-                                                       "objectId": deal_id}).json()["review_url"]
+                                                       "objectId": deal_id, "userEmail": INSTALLER}).json()["review_url"]
     token = review_url.split("t=")[1]
     with app.app_context():
         installation_id = db.session.scalars(select(Installation.id)).one()
@@ -225,7 +231,7 @@ def test_the_review_queue_refuses_bad_filters_with_400(card):
     """Issue #12: `?status=bogus` was a 500."""
     app, url, hubspot, deal_id = card
     review_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
-                                                       "objectId": deal_id}).json()["review_url"]
+                                                       "objectId": deal_id, "userEmail": INSTALLER}).json()["review_url"]
     for bad in ({"status": "bogus"}, {"since": "yesterday"}, {"status": "ＯＰＥＮ"}):
         response = requests.get(review_url, params=bad, timeout=10)
         assert response.status_code == 400, bad
@@ -238,7 +244,7 @@ def test_an_uninstalled_installation_s_queue_and_actions_refuse(card):
 
     app, url, hubspot, deal_id = card
     review_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
-                                                       "objectId": deal_id}).json()["review_url"]
+                                                       "objectId": deal_id, "userEmail": INSTALLER}).json()["review_url"]
     token = review_url.split("t=")[1]
     with app.app_context():
         installation = db.session.scalars(select(Installation)).one()
@@ -309,7 +315,7 @@ def test_the_card_lists_the_deals_open_review_items_with_their_reasons(card):
             ReviewItem.reason == ReviewReason.AMBIGUOUS_CONTACT)).one()
 
     body = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
-                                                 "objectId": deal_id}).json()
+                                                 "objectId": deal_id, "userEmail": INSTALLER}).json()
 
     assert body["open_review_items"] == CARD_REVIEW_ITEMS + 1
     items = body["review_items"]
@@ -327,7 +333,7 @@ def test_a_xero_edited_item_offers_keep_xeros_or_resend_the_deal(card):
 
     app, url, hubspot, deal_id = card
     review_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
-                                                       "objectId": deal_id}).json()["review_url"]
+                                                       "objectId": deal_id, "userEmail": INSTALLER}).json()["review_url"]
     token = review_url.split("t=")[1]
     with app.app_context():
         installation_id = db.session.scalars(select(Installation.id)).one()

@@ -103,7 +103,9 @@ def company_url(env: Env, company_id: str) -> str:
     hubspot: FakeHubSpot = env.crm
     full = f"{env.url}/hubspot/card?" + urlencode({
         "portalId": hubspot.portal_id, "objectType": "companies", "objectId": company_id,
-        "userEmail": "rep@initech.example"})
+        # The installing admin: linking and importing are actions, which by default only
+        # the company's owner and admins may take (issue #12; tests/test_record_access.py).
+        "userEmail": hubspot.user_email})
     ts = str(int(time.time() * 1000))
     card = requests.get(full, timeout=10, headers={
         "X-HubSpot-Signature-v3": sign_v3(hubspot.client_secret, "GET", full, b"", ts),
@@ -156,7 +158,7 @@ def test_import_links_and_fills_only_the_empty_company_fields(hub):
     assert hub.links() == [(company, contact_id)]
     (event,) = hub.audit("contact_imported")
     assert event.outcome == "ok" and event.xero_ids == {"contact_id": contact_id}
-    assert event.detail["by"] == "rep@initech.example" and event.detail["company"] == company
+    assert event.detail["by"] == hub.crm.user_email and event.detail["company"] == company
     assert event.detail["filled"] == ["street", "city", "region", "postal_code", "country",
                                       "tax_number"]
     assert event.detail["kept"] == ["phone", "website"]
@@ -304,7 +306,7 @@ def test_link_reads_the_contact_once_and_remembers_its_name(hub):
     assert linked.status_code == 200 and "Linked to Initech Holdings" in linked.text
     assert hub.xero.count_calls("GET", "/Contacts/") == 1
     assert hub.crm.crm.object_properties("companies", company).get("city") is None  # link only
-    assert [e.detail["by"] for e in hub.audit("contact_linked")] == ["rep@initech.example"]
+    assert [e.detail["by"] for e in hub.audit("contact_linked")] == [hub.crm.user_email]
 
 
 # --- suggestions ----------------------------------------------------------------------------

@@ -200,7 +200,8 @@ def snapshot(app) -> dict[str, Any]:
         return {
             "settings": [(s.installation_id, s.default_account_code, s.default_tax_type,
                           s.dedupe_order, s.draft_first, s.payment_terms, s.line_amount_type,
-                          s.allow_single_line_from_amount, s.tax_number_property)
+                          s.allow_single_line_from_amount, s.tax_number_property,
+                          s.money_visibility, s.action_permission)
                          for s in db.session.scalars(select(InstallationSettings))],
             "rules": sorted((r.pipeline_id, r.stage_id, r.action.value)
                             for r in db.session.scalars(select(StageRule))),
@@ -298,7 +299,8 @@ def test_saving_writes_every_setting_exactly_and_audits_who_changed_what(hubspot
             .set("line_amount_type", "Inclusive")
             .check("allow_single_line_from_amount")
             .set("tax_number_property", "abn")
-            .set("amount_tolerance", "5.50"))
+            .set("amount_tolerance", "5.50")
+            .set("money_visibility", "admins").set("action_permission", "everyone"))
 
     saved = post(ctx, form)
 
@@ -316,6 +318,7 @@ def test_saving_writes_every_setting_exactly_and_audits_who_changed_what(hubspot
         assert s.line_amount_type == LineAmountType.INCLUSIVE
         assert s.tax_number_property == "abn"
         assert s.amount_tolerance == Decimal("5.50")
+        assert (s.money_visibility, s.action_permission) == ("admins", "everyone")
         (mapping,) = db.session.scalars(select(ProductMapping)).all()
         assert (mapping.crm_product_id, mapping.xero_item_code, mapping.account_code, mapping.tax_type) == (
             product, "CONSULT-HR", "260", "EXEMPTOUTPUT")
@@ -418,6 +421,11 @@ BAD_INPUT = {
     "tolerance below zero": (lambda f, c: f.set("amount_tolerance", "-1"), "at most 2 decimals"),
     "tolerance of a tenth of a cent": (lambda f, c: f.set("amount_tolerance", "0.001"), "at most 2 decimals"),
     "mismatched rows": (lambda f, c: f.add("rule_pipeline", "default"), "arrived incomplete"),
+    # Issue #12: who sees money and who acts take only the listed levels.
+    "unknown money visibility": (lambda f, c: f.set("money_visibility", "nobody"), "Choose one of the listed options"),
+    "money visibility in capitals": (lambda f, c: f.set("money_visibility", "ADMINS"), "Choose one of the listed options"),
+    "unknown action permission": (lambda f, c: f.set("action_permission", "owners"), "Choose one of the listed options"),
+    "empty action permission": (lambda f, c: f.set("action_permission", ""), "Choose one of the listed options"),
 }
 
 
@@ -810,3 +818,11 @@ def test_pipedrive_settings_fail_closed_when_pipedrive_cannot_say(app_factory, f
                                                 pipedrive.company_id, user_id=other), timeout=10)
 
     assert response.status_code == 403 and "could not confirm" in response.text
+
+
+def test_the_access_section_shows_the_defaults(hubspot_admin):
+    """Issue #12: everyone who can see a deal sees its amounts; owners and admins act."""
+    form = form_of(hubspot_admin, page(hubspot_admin))
+
+    assert form.values("money_visibility") == ["everyone"]
+    assert form.values("action_permission") == ["owners_and_admins"]

@@ -24,6 +24,16 @@ from flask import (
 from sqlalchemy import select
 
 from app import get_settings
+from app.access import (
+    AMOUNTS_HIDDEN,
+    Viewer,
+    may_act,
+    may_see_all_money,
+    may_see_money,
+    may_view_record,
+    refuse_action,
+    viewer_for,
+)
 from app.company_import import (
     Suggestion,
     crm_name,
@@ -59,6 +69,7 @@ from app.views.common import (
     called_url,
     crm_frame_headers,
     is_crm_id,
+    message_page,
     pipedrive_id_query,
     view_installation,
 )
@@ -115,8 +126,11 @@ def hubspot_card() -> tuple[Response, int]:
                                                          str(installation.id)))}
     if _is_installer(installation, user):  # Paydeck's settings are the installing admin's
         body["settings_url"] = _page_url(View(installation.id, user, "settings", str(installation.id)))
+    viewer = viewer_for(installation, user)
     if object_type == "deal":
-        body.update(deal_summary(installation.id, object_id))
+        summary = deal_summary(installation.id, object_id)
+        body.update(summary if may_see_money(viewer, "deal", object_id) else without_money(summary))
+    body["may_act"] = may_act(viewer, object_type, object_id)
     body["connection"] = connection_state(installation)
     return jsonify(body), 200
 
@@ -142,6 +156,20 @@ def deal_summary(installation_id: int, deal_id: str) -> dict[str, Any]:
             "invoice_url": link.online_url, **review}
 
 
+# What a viewer who may not see money is not sent: amounts, and review details (which quote
+# amounts, e.g. a deal amount that differs from its lines).
+MONEY_KEYS = ("total", "amount_due", "amount_paid", "currency", "invoice_url")
+
+
+def without_money(summary: dict[str, Any]) -> dict[str, Any]:
+    """The card's summary with the amounts left out, saying why."""
+    hidden = {k: v for k, v in summary.items() if k not in MONEY_KEYS}
+    hidden["review_items"] = [{k: v for k, v in item.items() if k != "detail"}
+                              for item in summary.get("review_items", [])]
+    hidden["amounts_hidden"] = AMOUNTS_HIDDEN
+    return hidden
+
+
 # The card lists this many open review items (newest first); `open_review_items` counts them all.
 CARD_REVIEW_ITEMS = 5
 
@@ -163,6 +191,7 @@ def pipedrive_deal_panel() -> Response:
     if installation is None or not is_crm_id(deal_id):
         abort(404, "Paydeck is not installed in this Pipedrive company")
     view = View(installation.id, str(claims.get("userId", "")), "deal", deal_id)
+    _require_record(installation, view)
     return redirect(_pipedrive_page_url(view))
 
 
@@ -189,10 +218,12 @@ def deal_page(deal_id: str) -> str:
     token = request.args.get("t")
     view = read_view_token(token, "deal", deal_id)
     installation = view_installation(view)
+    viewer = viewer_for(installation, view.user)
+    money = may_see_money(viewer, "deal", deal_id)
     link = _link(installation.id, deal_id)
     preview: Any = None
     problem = ""
-    if link is None or not link.xero_invoice_id:
+    if money and (link is None or not link.xero_invoice_id):
         try:
             preview = preview_invoice(installation, deal_id)
         except (CrmError, XeroFailure, TokenUnavailable, TokenReconnectNeeded) as exc:
@@ -202,8 +233,10 @@ def deal_page(deal_id: str) -> str:
         ReviewItem.status == ReviewStatus.OPEN).order_by(ReviewItem.created_at.desc())).all()
     pipedrive = request.args.get("pd") == "1"
     review = View(installation.id, view.user, "review", str(installation.id))
+    summary = deal_summary(installation.id, deal_id)
     return render_template("deal.html", token=token, deal_id=deal_id, link=link,
-                           summary=deal_summary(installation.id, deal_id), preview=preview,
+                           summary=summary if money else without_money(summary), preview=preview,
+                           money=money, may_act=may_act(viewer, "deal", deal_id),
                            problem=problem, items=items, message=request.args.get("m", ""),
                            pipedrive=pipedrive, review_url=_page_url(review, pipedrive=pipedrive),
                            review_modal=PIPEDRIVE_REVIEW_MODAL,
@@ -216,6 +249,7 @@ def push_deal(deal_id: str) -> Response:
     token = request.form.get("t")
     view = read_view_token(token, "deal", deal_id)
     installation = view_installation(view)
+    _require_act(viewer_for(installation, view.user), "deal", deal_id, "push")
     draft_first = installation.settings is not None and installation.settings.draft_first
     action = StageAction.DRAFT if draft_first else StageAction.AUTHORISE
     request_invoice(installation.id, deal_id, action, f"card:{view.user}")
@@ -226,9 +260,11 @@ def push_deal(deal_id: str) -> Response:
 def retry_item(deal_id: str, item_id: int) -> Response:
     token = request.form.get("t")
     view = read_view_token(token, "deal", deal_id)
+    installation = view_installation(view)
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.installation_id != view.installation_id or item.deal_id != deal_id:
         abort(404)
+    _require_act(viewer_for(installation, view.user), "deal", deal_id, "retry")
     retried = retry_review_item(item_id)
     return _back(deal_id, token, "Retrying." if retried else "That item was already handled.")
 
@@ -243,6 +279,7 @@ def pipedrive_organization_panel() -> Response:
     if installation is None or not is_crm_id(org_id):
         abort(404, "Paydeck is not installed in this Pipedrive company")
     view = View(installation.id, str(claims.get("userId", "")), "company", org_id)
+    _require_record(installation, view)
     return redirect(_pipedrive_page_url(view))
 
 
@@ -253,6 +290,8 @@ def company_page(company_id: str) -> str:
     token = request.args.get("t")
     view = read_view_token(token, "company", company_id)
     installation = view_installation(view)
+    viewer = viewer_for(installation, view.user)
+    money = may_see_money(viewer, "company", company_id)
     linked = linked_contact(installation.id, company_id)
     contact_id, contact_name = linked if linked else (None, "")
     invoices: list[InvoiceLink] = []
@@ -281,7 +320,9 @@ def company_page(company_id: str) -> str:
                            outstanding=_money(outstanding), overdue=_money(overdue), query=query,
                            results=results, suggestions=suggestions, problem=problem,
                            crm_name=crm_name(installation), labels=LABELS,
-                           message=request.args.get("m", ""),
+                           message=request.args.get("m", ""), money=money,
+                           amounts_hidden=AMOUNTS_HIDDEN,
+                           may_act=may_act(viewer, "company", company_id),
                            pipedrive=request.args.get("pd") == "1")
 
 
@@ -291,6 +332,7 @@ def link_contact(company_id: str) -> Response:
     token = request.form.get("t")
     view = read_view_token(token, "company", company_id)
     installation = view_installation(view)
+    _require_act(viewer_for(installation, view.user), "company", company_id, "link")
     contact = _chosen_contact(installation, company_id, token)
     link_company(installation, company_id, contact, view.user)
     return redirect(_company_url(company_id, token, f"Linked to {contact.name}: new invoices for "
@@ -304,6 +346,7 @@ def import_contact(company_id: str) -> Response:
     token = request.form.get("t")
     view = read_view_token(token, "company", company_id)
     installation = view_installation(view)
+    _require_act(viewer_for(installation, view.user), "company", company_id, "import")
     contact = _chosen_contact(installation, company_id, token)
     outcome = import_into_company(installation, company_id, contact, view.user)
     return redirect(_company_url(company_id, token, outcome.summary()))
@@ -398,7 +441,11 @@ def review_page(installation_id: int) -> str:
         audit_q = audit_q.where(AuditEvent.created_at >= since)
     items = db.session.scalars(items_q.order_by(ReviewItem.created_at.desc()).limit(100)).all()
     events = db.session.scalars(audit_q.order_by(AuditEvent.created_at.desc()).limit(100)).all()
+    # The queue spans every deal: details (which quote amounts) only for viewers who may see
+    # every deal's money - one owner look-up per listed deal would cost a CRM call each.
+    details = may_see_all_money(viewer_for(installation, view.user))
     return render_template("review.html", token=token, installation_id=installation_id,
+                           details=details, amounts_hidden=AMOUNTS_HIDDEN,
                            connection_notices=connection_notices(installation),
                            items=items, events=events, deal=deal, status=status,
                            since=request.args.get("since", ""), message=request.args.get("m", ""),
@@ -417,10 +464,11 @@ _REVIEW_VERBS = {"retry": (retry_review_item, "Retrying."),
 def review_action(installation_id: int, item_id: int, verb: str) -> Response:
     token = request.form.get("t")
     view = read_view_token(token, "review", str(installation_id))
-    view_installation(view)
+    installation = view_installation(view)
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.installation_id != view.installation_id:
         abort(404)
+    _require_act(viewer_for(installation, view.user), "deal", item.deal_id or "", verb)
     act, said = _REVIEW_VERBS[verb]
     message = said if act(item_id) else "Already handled."
     return redirect(url_for("cards.review_page", installation_id=installation_id, t=token, m=message,
@@ -453,6 +501,21 @@ def _back(deal_id: str, token: str | None, message: str) -> Response:
 
 def _is_installer(installation: Installation, user: str) -> bool:
     return bool(user) and user.casefold() == (installation.installed_by or "").casefold()
+
+
+def _require_act(viewer: Viewer, kind: str, record_id: str, action: str) -> None:
+    """A 403 page (audited) unless the settings let this viewer act on this record."""
+    if not may_act(viewer, kind, record_id):
+        abort(message_page("Not allowed", refuse_action(viewer, kind, record_id, action), 403))
+
+
+def _require_record(installation: Installation, view: View) -> None:
+    """Pipedrive: a 403 page (audited) unless this user may see the record the panel names
+    (its id is not in the signed JWT)."""
+    allowed, why = may_view_record(viewer_for(installation, view.user), view.object_type,
+                                   view.object_id)
+    if not allowed:
+        abort(message_page("You cannot open this record", f"Paydeck cannot show it to you: {why}.", 403))
 
 
 def _link(installation_id: int, deal_id: str) -> InvoiceLink | None:

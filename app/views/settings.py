@@ -25,7 +25,12 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
 from app import get_settings
-from app.access import may_administer_pipedrive
+from app.access import (
+    DEFAULT_ACTION_PERMISSION,
+    DEFAULT_MONEY_VISIBILITY,
+    LEVELS,
+    may_administer_pipedrive,
+)
 from app.company_import import crm_name
 from app.connection_state import connection_notices
 from app.connections import revoke_grant, xero_client
@@ -224,6 +229,8 @@ class FormState:
     allow_single_line_from_amount: bool = False
     tax_number_property: str = ""
     amount_tolerance: str = "0.01"  # deal amount vs the sum of its lines, in the deal currency
+    money_visibility: str = DEFAULT_MONEY_VISIBILITY  # app.access.LEVELS
+    action_permission: str = DEFAULT_ACTION_PERMISSION
 
 
 def _saved_state(installation: Installation) -> FormState:
@@ -250,7 +257,9 @@ def _saved_state(installation: Installation) -> FormState:
         line_amount_type=s.line_amount_type.value if s.line_amount_type else LineAmountType.EXCLUSIVE.value,
         allow_single_line_from_amount=bool(s.allow_single_line_from_amount),
         tax_number_property=s.tax_number_property or "",
-        amount_tolerance=_tolerance_text(s.amount_tolerance))
+        amount_tolerance=_tolerance_text(s.amount_tolerance),
+        money_visibility=s.money_visibility or DEFAULT_MONEY_VISIBILITY,
+        action_permission=s.action_permission or DEFAULT_ACTION_PERMISSION)
 
 
 def _tolerance_text(value: Decimal | None) -> str:
@@ -404,6 +413,7 @@ def _read_options(form: MultiDict[str, str], errors: dict[str, str]) -> dict[str
     tolerance = form.get("amount_tolerance")  # None: a form without the field keeps it as saved
     if tolerance is not None and _tolerance(tolerance.strip()) is None:
         errors["amount_tolerance"] = "Enter an amount from 0 to 1,000,000 with at most 2 decimals."
+    access = _read_access(form, errors)
     return {"dedupe_order": dedupe, "draft_first": form.get("draft_first") == "1",
             "terms_type": terms_type,
             "terms_days": "" if kind is not None and kind.days is None else terms_days,
@@ -411,7 +421,21 @@ def _read_options(form: MultiDict[str, str], errors: dict[str, str]) -> dict[str
             "line_amount_type": line_amount_type,
             "allow_single_line_from_amount": form.get("allow_single_line_from_amount") == "1",
             "tax_number_property": tax_property,
-            **({} if tolerance is None else {"amount_tolerance": tolerance.strip()})}
+            **({} if tolerance is None else {"amount_tolerance": tolerance.strip()}), **access}
+
+
+def _read_access(form: MultiDict[str, str], errors: dict[str, str]) -> dict[str, str]:
+    """Who sees money and who acts (issue #12): each one of app.access.LEVELS. A form without
+    the field keeps it as saved (as amount_tolerance); one with any other value is an error."""
+    chosen: dict[str, str] = {}
+    for name in ("money_visibility", "action_permission"):
+        value = form.get(name)
+        if value is None:
+            continue
+        if value not in LEVELS:
+            errors[name] = "Choose one of the listed options."
+        chosen[name] = value
+    return chosen
 
 
 def _tolerance(text: str) -> Decimal | None:
@@ -459,6 +483,8 @@ def _apply_settings(installation: Installation, wanted: FormState) -> dict[str, 
         "allow_single_line_from_amount": wanted.allow_single_line_from_amount,
         "tax_number_property": wanted.tax_number_property or None,
         "amount_tolerance": _tolerance(wanted.amount_tolerance) or Decimal(0),
+        "money_visibility": wanted.money_visibility,
+        "action_permission": wanted.action_permission,
     }
     changes: dict[str, Any] = {}
     for name, value in values.items():
@@ -650,6 +676,7 @@ def _render(view: View, installation: Installation, sources: Sources, state: For
         product_names={str(p["id"]): p["name"] for p in sources.products or []},
         actions=ACTION_LABELS, dedupe_labels=DEDUPE_LABELS,
         term_kinds=TERM_KINDS, line_amount_labels=LINE_AMOUNT_LABELS, max_label=MAX_LABEL,
+        access_levels=LEVELS,
         connect_url=url_for("xero_connect.start"))
     return make_response(body, status)
 
@@ -658,7 +685,8 @@ def _placed_error_keys(sources: Sources, state: FormState) -> set[str]:
     """The error keys the page shows beside a field; the others (a stage or product it does not
     list, a malformed form) are listed at the top."""
     keys = {"rules", "xero", "products", "default_account_code", "default_tax_type",
-            "dedupe_order", "payment_terms", "line_amount_type", "tax_number_property"}
+            "dedupe_order", "payment_terms", "line_amount_type", "tax_number_property",
+            "money_visibility", "action_permission"}
     keys |= {f"rule:{pipeline_id}:{stage_id}" for pipeline_id, stage_id in sources.stages}
     keys |= {f"product:{pid}{part}" for pid in sources.product_ids
              for part in ("", ":item", ":account", ":tax")}
