@@ -19,6 +19,7 @@ from app.ui_auth import View, issue_view_token
 from app.worker import PaydeckSimpleWorker
 from crm_adapters.hubspot import sign_v3
 from tests.conftest import fake_settings
+from tests.helpers import form_fields
 
 
 @pytest.fixture
@@ -90,9 +91,8 @@ def test_the_deal_page_previews_the_invoice_escapes_crm_text_and_pushes(card):
     assert "<script>alert(1)" not in page.text
     assert "Initech &lt;b&gt;Pty&lt;/b&gt; Ltd" in page.text
     assert ">200<" in page.text and ">OUTPUT<" in page.text  # account and tax that would be sent
-    token = open_url.split("t=")[1]
-
-    pushed = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"t": token}, timeout=10)
+    pushed = requests.post(f"{url}/ui/deal/{deal_id}/push",
+                           data=form_fields(page.text, f"/ui/deal/{deal_id}/push"), timeout=10)
     with app.app_context():
         PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
         link = db.session.scalars(select(InvoiceLink)).one()
@@ -117,7 +117,7 @@ def test_pages_and_actions_refuse_missing_forged_expired_and_foreign_tokens(card
 
     for token in (None, forged, expired, other_deal):
         page = requests.get(f"{url}/ui/deal/{deal_id}", params={"t": token} if token else {}, timeout=10)
-        push = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"t": token or ""}, timeout=10)
+        push = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"a": token or ""}, timeout=10)
         assert (page.status_code, push.status_code) == (401, 401), token
     with app.app_context():
         assert db.session.scalars(select(InvoiceLink)).all() == []
@@ -161,14 +161,16 @@ def test_the_company_page_searches_xero_links_a_contact_and_shows_what_is_owed(c
     found = requests.get(f"{url}/ui/company/{company_id}", params={"t": token, "q": "initech"}, timeout=10)
     assert "Initech Holdings" in found.text and "Globex" not in found.text
     linked = requests.post(f"{url}/ui/company/{company_id}/link",
-                           data={"t": token, "contact_id": wanted.contact_id}, timeout=10)
+                           data={**form_fields(found.text, "/link"), "contact_id": wanted.contact_id},
+                           timeout=10)
     assert linked.status_code == 200 and "Linked" in linked.text
 
     # The next invoice for a deal of this company goes to the linked contact, and shows up here.
+    deal_page = requests.get(card_get(url, hubspot.client_secret, {
+        "portalId": hubspot.portal_id, "objectType": "deals", "objectId": deal_id,
+    }).json()["open_url"], timeout=10)
     requests.post(f"{url}/ui/deal/{deal_id}/push",
-                  data={"t": requests.utils.unquote(card_get(url, hubspot.client_secret, {
-                      "portalId": hubspot.portal_id, "objectType": "deals", "objectId": deal_id,
-                  }).json()["open_url"].split("t=")[1])}, timeout=10)
+                  data=form_fields(deal_page.text, f"/ui/deal/{deal_id}/push"), timeout=10)
     with app.app_context():
         PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
     (invoice,) = xero.accounting(tenant).invoices
@@ -209,9 +211,11 @@ def test_the_review_queue_filters_retries_and_dismisses(card):
     assert "the deal has &lt;no&gt; line items" in page.text and "VAT 20% unmapped" in page.text
     assert "VAT 20% unmapped" in only_77.text and "line items" not in only_77.text
 
-    retried = requests.post(f"{url}/ui/review/{installation_id}/{first}/retry", data={"t": token}, timeout=10)
-    dismissed = requests.post(f"{url}/ui/review/{installation_id}/{second}/dismiss", data={"t": token}, timeout=10)
-    forged = requests.post(f"{url}/ui/review/{installation_id}/{second}/retry", data={"t": "x"}, timeout=10)
+    retried = requests.post(f"{url}/ui/review/{installation_id}/{first}/retry",
+                            data=form_fields(page.text, f"/{first}/retry"), timeout=10)
+    dismissed = requests.post(f"{url}/ui/review/{installation_id}/{second}/dismiss",
+                              data=form_fields(page.text, f"/{second}/dismiss"), timeout=10)
+    forged = requests.post(f"{url}/ui/review/{installation_id}/{second}/retry", data={"a": "x"}, timeout=10)
 
     assert "Retrying." in retried.text and "Dismissed." in dismissed.text and forged.status_code == 401
     with app.app_context():
@@ -239,18 +243,20 @@ def test_an_uninstalled_installation_s_queue_and_actions_refuse(card):
     app, url, hubspot, deal_id = card
     review_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
                                                        "objectId": deal_id}).json()["review_url"]
-    token = review_url.split("t=")[1]
     with app.app_context():
         installation = db.session.scalars(select(Installation)).one()
         item = ReviewItem(installation_id=installation.id, deal_id=deal_id,
                           reason=ReviewReason.NO_LINE_ITEMS, detail="x", action="authorise")
         db.session.add(item)
-        installation.status = InstallationStatus.UNINSTALLED
         db.session.commit()
         installation_id, item_id = installation.id, item.id
+    dismiss = form_fields(requests.get(review_url, timeout=10).text, f"/{item_id}/dismiss")
+    with app.app_context():
+        db.session.get(Installation, installation_id).status = InstallationStatus.UNINSTALLED
+        db.session.commit()
 
     page = requests.get(review_url, timeout=10)
-    dismissed = requests.post(f"{url}/ui/review/{installation_id}/{item_id}/dismiss", data={"t": token},
+    dismissed = requests.post(f"{url}/ui/review/{installation_id}/{item_id}/dismiss", data=dismiss,
                               timeout=10)
 
     assert page.status_code == 401 and dismissed.status_code == 401

@@ -9,7 +9,7 @@ import pytest
 from app.models import AuditEvent, ConnectionStatus, XeroConnection
 from app.settings import XERO_SCOPES
 from tests.conftest import fake_settings
-from tests.helpers import count, one, raw_rows
+from tests.helpers import count, form_fields, one, raw_rows
 
 
 @pytest.fixture
@@ -93,9 +93,8 @@ def test_disconnect_revokes_the_grant_at_xero(installed, fake_xero, browser):
     page = browser.get(f"{url}/connect/xero")  # ends on the settings page
     refresh_token = one(app, XeroConnection).refresh_token
     installation_id = one(app, XeroConnection).installation_id
-    token = page.text.split('name="t" value="')[1].split('"')[0]
-
-    done = browser.post(f"{url}/ui/settings/{installation_id}/disconnect", data={"t": token})
+    done = browser.post(f"{url}/ui/settings/{installation_id}/disconnect",
+                        data=form_fields(page.text, f"/ui/settings/{installation_id}/disconnect"))
 
     assert done.url.startswith(f"{url}/ui/settings/{installation_id}?t=")
     assert "Disconnected from Xero." in done.text
