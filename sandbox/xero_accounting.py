@@ -2129,6 +2129,7 @@ class ApiCall:
     fault: FaultKind | None = None
     replayed: bool = False
     rate_limit_problem: RateLimitProblem | None = None
+    body: bytes = b""  # the request body exactly as it arrived (what the client wrote)
 
 
 # ======================================================================================
@@ -2457,6 +2458,7 @@ class XeroAccountingApi:
             fault,
             replayed,
             limit,
+            request.get_data(cache=True),
         )
         with self._lock:
             self._calls.append(call)
