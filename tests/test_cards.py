@@ -147,6 +147,28 @@ def test_the_pipedrive_panel_verifies_its_jwt_on_every_load(app_factory):
     assert requests.get(f"{url}/pipedrive/panel/deal", timeout=10).status_code == 401
 
 
+def test_the_pipedrive_organization_panel_verifies_its_jwt_on_every_load(app_factory):
+    app, url = app_factory.serve(pipedrive_client_secret="pd-secret-of-at-least-32-bytes-long")
+    from app.models import CrmKind
+
+    with app.app_context():
+        db.session.add(Installation(crm=CrmKind.PIPEDRIVE, account_id="7788990"))
+        db.session.commit()
+
+    def load(secret, **claims):
+        token = jwt.encode({"companyId": 7788990, "userId": 5, "exp": int(time.time()) + 300, **claims},
+                           secret, algorithm="HS256")
+        return requests.get(f"{url}/pipedrive/panel/organization", params={"token": token, "id": "34"},
+                            timeout=10, allow_redirects=False)
+
+    ok = load("pd-secret-of-at-least-32-bytes-long")
+    assert ok.status_code == 302 and "/ui/company/34?t=" in ok.headers["Location"]
+    assert load("forged-secret-of-at-least-32-bytes-long").status_code == 401
+    assert load("pd-secret-of-at-least-32-bytes-long", exp=int(time.time()) - 10).status_code == 401
+    assert load("pd-secret-of-at-least-32-bytes-long", companyId=1).status_code == 404
+    assert requests.get(f"{url}/pipedrive/panel/organization", timeout=10).status_code == 401
+
+
 def test_the_company_page_searches_xero_links_a_contact_and_shows_what_is_owed(card, fake_xero):
     app, url, hubspot, deal_id = card
     xero, _ = fake_xero

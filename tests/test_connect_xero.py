@@ -167,6 +167,24 @@ def test_connect_needs_an_installation_session(app_factory, fake_xero, browser):
     assert browser.get(f"{url}/connect/xero/status").status_code == 401
 
 
+def test_the_organisation_chooser_needs_the_browser_that_connected(installed, fake_xero, browser):
+    from tests.conftest import Browser
+
+    fake, _ = fake_xero
+    fake.add_tenant("Acme Pty Ltd")
+    fake.add_tenant("Acme NZ Ltd")
+    app, url = installed
+    assert browser.get(f"{url}/connect/xero").url == f"{url}/connect/xero/organisation"
+
+    with Browser() as stranger:  # another browser: no session, no round trip of its own
+        shown = stranger.get(f"{url}/connect/xero/organisation")
+        picked = stranger.post(f"{url}/connect/xero/organisation",
+                               data={"tenant_id": fake.tenants[1].tenant_id})
+
+    assert (shown.status_code, picked.status_code) == (401, 401)
+    assert one(app, XeroConnection).status == ConnectionStatus.PENDING_TENANT
+
+
 # --- one Xero user, two installations ---------------------------------------------------------
 
 def _two_installations(app_factory, fake_hubspot, fake_pipedrive, fake_xero):
