@@ -294,3 +294,14 @@ def test_tokens_are_stored_hashed(card):
         values = [get_redis().get(k) for k in keys]
     assert keys and all(token not in k for k in keys)
     assert all(token.encode() not in (v or b"") for v in values)
+
+
+def test_with_redis_down_a_page_is_503_not_500(app_factory):
+    """Tokens live in Redis: without it no page can be opened, and the answer says so."""
+    app = app_factory.create(redis_url="redis://127.0.0.1:9/0")  # the discard port: refused
+    client = app.test_client()
+
+    page = client.get("/ui/deal/1", query_string={"t": "A" * 22})
+    action = client.post("/ui/deal/1/push", data={"a": "A" * 22})
+
+    assert (page.status_code, action.status_code) == (503, 503)
