@@ -1,6 +1,6 @@
 """What sales reps see inside the CRM: the HubSpot app card's JSON, and the deal pages that
-open in the CRM's iframe (HubSpot modal, Pipedrive custom panel). No cookies: every page and
-action carries a signed view token (app.ui_auth)."""
+open in the CRM's iframe (HubSpot modal, Pipedrive custom panel). No cookies: every page
+carries a page token and every POST its own single-purpose action token (app.ui_auth)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 product and tax mappings, contact matching and invoice options.
 
 It opens inside the CRMs (a HubSpot modal, Pipedrive's app settings surface), so, like the card
-pages, it uses no cookies: a `settings` view token (app.ui_auth) rides in the URL and in every
-form, where it is also the CSRF protection. Only the installing admin is handed one (the
+pages, it uses no cookies: a `settings` page token (app.ui_auth) rides in the URL, and each
+form (save, disconnect, connect Xero) carries its own single-use action token, which is also
+the CSRF protection. Only the installing admin is handed one (the
 HubSpot card, `/pipedrive/settings`, and `/setup` after install or Xero connect).
 
 What the page offers comes from the CRM (pipelines, products) and Xero (accounts, tax rates,
