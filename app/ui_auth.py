@@ -112,29 +112,25 @@ def _claims(view: View, kind: str, action: str, target: str) -> dict[str, Any]:
 
 
 def _issue(batch: list[dict[str, Any]], ttl: int) -> list[str]:
+    """Mint one token per claims dict, each expiring `ttl` from now or at its `na`, whichever
+    is sooner; written in one round trip."""
     now = time.time()
-    tokens = []
-    pipe_items = []
+    minted: list[tuple[str, dict[str, Any], int]] = []
     for claims in batch:
-        expires = now + ttl
-        if claims["na"]:
-            expires = min(expires, claims["na"])
-        token = secrets.token_urlsafe(TOKEN_BYTES)
-        stored = {**claims, "na": math.floor(expires)}
-        # A token whose parent has expired is issued already dead (kept so callers need no
-        # special case): Redis refuses a zero TTL, so it simply is not stored.
-        pipe_items.append((_key(token), json.dumps(stored), math.floor(expires - now)))
-        tokens.append(token)
+        expires = min(now + ttl, claims["na"]) if claims["na"] else now + ttl
+        minted.append((secrets.token_urlsafe(TOKEN_BYTES), {**claims, "na": math.floor(expires)},
+                       math.floor(expires - now)))
 
     def write(r: Any) -> None:
         pipe = r.pipeline(transaction=False)
-        for key, value, seconds in pipe_items:
+        for token, claims, seconds in minted:
+            # A token minted from an expired view is born dead: not stored, so refused.
             if seconds > 0:
-                pipe.set(key, value, ex=seconds)
+                pipe.set(_key(token), json.dumps(claims), ex=seconds)
         pipe.execute()
 
     _redis_call(write)
-    return tokens
+    return [token for token, _, _ in minted]
 
 
 def _lookup(token: str | None, missing: str) -> dict[str, Any]:

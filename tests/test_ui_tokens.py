@@ -305,3 +305,19 @@ def test_with_redis_down_a_page_is_503_not_500(app_factory):
     action = client.post("/ui/deal/1/push", data={"a": "A" * 22})
 
     assert (page.status_code, action.status_code) == (503, 503)
+
+
+def test_of_eight_simultaneous_pushes_with_one_token_exactly_one_is_done(card):
+    from concurrent.futures import ThreadPoolExecutor
+
+    app, url, _, deal_id = card
+    push = form_fields(requests.get(_card(card)["open_url"], timeout=10).text, f"/ui/deal/{deal_id}/push")
+    queued = _queued(app)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: requests.post(f"{url}/ui/deal/{deal_id}/push", data=push,
+                                                        timeout=10, allow_redirects=False).status_code,
+                                range(8)))
+
+    assert sorted(answers) == [302] + [401] * 7
+    assert _queued(app) == queued + 1
