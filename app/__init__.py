@@ -55,6 +55,7 @@ def create_app(config: Settings | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
 
     from app.views import cards, health, install, settings as settings_page, webhooks, xero_connect
+    from app.views.common import security_headers
 
     app.register_blueprint(cards.bp)
     app.register_blueprint(health.bp)
@@ -64,6 +65,7 @@ def create_app(config: Settings | None = None) -> Flask:
     app.register_blueprint(settings_page.bp)
     app.before_request(_body_limits)
     app.after_request(_transport_security)
+    app.after_request(security_headers)  # CSP on every response
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     return app
 

@@ -2196,6 +2196,7 @@ class ApiCall:
     fault: FaultKind | None = None
     replayed: bool = False
     rate_limit_problem: RateLimitProblem | None = None
+    body: bytes = b""  # the request body exactly as it arrived (what the client wrote)
 
 
 # ======================================================================================
@@ -2524,6 +2525,7 @@ class XeroAccountingApi:
             fault,
             replayed,
             limit,
+            request.get_data(cache=True),
         )
         with self._lock:
             self._calls.append(call)

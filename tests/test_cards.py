@@ -19,6 +19,7 @@ from app.ui_auth import View, issue_view_token
 from app.worker import PaydeckSimpleWorker
 from crm_adapters.hubspot import sign_v3
 from tests.conftest import fake_settings
+from tests.helpers import form_fields
 
 
 @pytest.fixture
@@ -93,9 +94,8 @@ def test_the_deal_page_previews_the_invoice_escapes_crm_text_and_pushes(card):
     assert "<script>alert(1)" not in page.text
     assert "Initech &lt;b&gt;Pty&lt;/b&gt; Ltd" in page.text
     assert ">200<" in page.text and ">OUTPUT<" in page.text  # account and tax that would be sent
-    token = open_url.split("t=")[1]
-
-    pushed = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"t": token}, timeout=10)
+    pushed = requests.post(f"{url}/ui/deal/{deal_id}/push",
+                           data=form_fields(page.text, f"/ui/deal/{deal_id}/push"), timeout=10)
     with app.app_context():
         PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
         link = db.session.scalars(select(InvoiceLink)).one()
@@ -120,7 +120,7 @@ def test_pages_and_actions_refuse_missing_forged_expired_and_foreign_tokens(card
 
     for token in (None, forged, expired, other_deal):
         page = requests.get(f"{url}/ui/deal/{deal_id}", params={"t": token} if token else {}, timeout=10)
-        push = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"t": token or ""}, timeout=10)
+        push = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"a": token or ""}, timeout=10)
         assert (page.status_code, push.status_code) == (401, 401), token
     with app.app_context():
         assert db.session.scalars(select(InvoiceLink)).all() == []
@@ -167,14 +167,16 @@ def test_the_company_page_searches_xero_links_a_contact_and_shows_what_is_owed(c
     found = requests.get(f"{url}/ui/company/{company_id}", params={"t": token, "q": "initech"}, timeout=10)
     assert "Initech Holdings" in found.text and "Globex" not in found.text
     linked = requests.post(f"{url}/ui/company/{company_id}/link",
-                           data={"t": token, "contact_id": wanted.contact_id}, timeout=10)
+                           data={**form_fields(found.text, "/link"), "contact_id": wanted.contact_id},
+                           timeout=10)
     assert linked.status_code == 200 and "Linked" in linked.text
 
     # The next invoice for a deal of this company goes to the linked contact, and shows up here.
+    deal_page = requests.get(card_get(url, hubspot.client_secret, {
+        "portalId": hubspot.portal_id, "objectType": "deals", "objectId": deal_id,
+        "userEmail": INSTALLER}).json()["open_url"], timeout=10)
     requests.post(f"{url}/ui/deal/{deal_id}/push",
-                  data={"t": requests.utils.unquote(card_get(url, hubspot.client_secret, {
-                      "portalId": hubspot.portal_id, "objectType": "deals", "objectId": deal_id,
-                      "userEmail": INSTALLER}).json()["open_url"].split("t=")[1])}, timeout=10)
+                  data=form_fields(deal_page.text, f"/ui/deal/{deal_id}/push"), timeout=10)
     with app.app_context():
         PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
     (invoice,) = xero.accounting(tenant).invoices
@@ -215,9 +217,11 @@ def test_the_review_queue_filters_retries_and_dismisses(card):
     assert "the deal has &lt;no&gt; line items" in page.text and "VAT 20% unmapped" in page.text
     assert "VAT 20% unmapped" in only_77.text and "line items" not in only_77.text
 
-    retried = requests.post(f"{url}/ui/review/{installation_id}/{first}/retry", data={"t": token}, timeout=10)
-    dismissed = requests.post(f"{url}/ui/review/{installation_id}/{second}/dismiss", data={"t": token}, timeout=10)
-    forged = requests.post(f"{url}/ui/review/{installation_id}/{second}/retry", data={"t": "x"}, timeout=10)
+    retried = requests.post(f"{url}/ui/review/{installation_id}/{first}/retry",
+                            data=form_fields(page.text, f"/{first}/retry"), timeout=10)
+    dismissed = requests.post(f"{url}/ui/review/{installation_id}/{second}/dismiss",
+                              data=form_fields(page.text, f"/{second}/dismiss"), timeout=10)
+    forged = requests.post(f"{url}/ui/review/{installation_id}/{second}/retry", data={"a": "x"}, timeout=10)
 
     assert "Retrying." in retried.text and "Dismissed." in dismissed.text and forged.status_code == 401
     with app.app_context():
@@ -245,18 +249,20 @@ def test_an_uninstalled_installation_s_queue_and_actions_refuse(card):
     app, url, hubspot, deal_id = card
     review_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
                                                        "objectId": deal_id, "userEmail": INSTALLER}).json()["review_url"]
-    token = review_url.split("t=")[1]
     with app.app_context():
         installation = db.session.scalars(select(Installation)).one()
         item = ReviewItem(installation_id=installation.id, deal_id=deal_id,
                           reason=ReviewReason.NO_LINE_ITEMS, detail="x", action="authorise")
         db.session.add(item)
-        installation.status = InstallationStatus.UNINSTALLED
         db.session.commit()
         installation_id, item_id = installation.id, item.id
+    dismiss = form_fields(requests.get(review_url, timeout=10).text, f"/{item_id}/dismiss")
+    with app.app_context():
+        db.session.get(Installation, installation_id).status = InstallationStatus.UNINSTALLED
+        db.session.commit()
 
     page = requests.get(review_url, timeout=10)
-    dismissed = requests.post(f"{url}/ui/review/{installation_id}/{item_id}/dismiss", data={"t": token},
+    dismissed = requests.post(f"{url}/ui/review/{installation_id}/{item_id}/dismiss", data=dismiss,
                               timeout=10)
 
     assert page.status_code == 401 and dismissed.status_code == 401
@@ -334,7 +340,6 @@ def test_a_xero_edited_item_offers_keep_xeros_or_resend_the_deal(card):
     app, url, hubspot, deal_id = card
     review_url = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",
                                                        "objectId": deal_id, "userEmail": INSTALLER}).json()["review_url"]
-    token = review_url.split("t=")[1]
     with app.app_context():
         installation_id = db.session.scalars(select(Installation.id)).one()
         for n in (1, 2):
@@ -349,8 +354,10 @@ def test_a_xero_edited_item_offers_keep_xeros_or_resend_the_deal(card):
     assert "Keep Xero&#39;s" in page.text and "Re-send the deal" in page.text
     assert f"/{keep}/keep" in page.text and f"/{keep}/retry" not in page.text
 
-    kept = requests.post(f"{url}/ui/review/{installation_id}/{keep}/keep", data={"t": token}, timeout=10)
-    resent = requests.post(f"{url}/ui/review/{installation_id}/{resend}/resend", data={"t": token}, timeout=10)
+    kept = requests.post(f"{url}/ui/review/{installation_id}/{keep}/keep",
+                         data=form_fields(page.text, f"/{keep}/keep"), timeout=10)
+    resent = requests.post(f"{url}/ui/review/{installation_id}/{resend}/resend",
+                           data=form_fields(page.text, f"/{resend}/resend"), timeout=10)
 
     assert "nothing was sent" in kept.text and "Re-sending the deal." in resent.text
     with app.app_context():
@@ -358,3 +365,29 @@ def test_a_xero_edited_item_offers_keep_xeros_or_resend_the_deal(card):
         assert statuses == {keep: ReviewStatus.RESOLVED, resend: ReviewStatus.RESOLVED}
         (request,) = db.session.scalars(select(DealSyncRequest)).all()  # only the re-send asks again
         assert (request.deal_id, request.source) == (f"{deal_id}2", f"resend:review:{resend}")
+
+
+def test_the_pipedrive_organization_panel_verifies_its_jwt_on_every_load(app_factory):
+    app, url = app_factory.serve(pipedrive_client_secret="pd-secret-of-at-least-32-bytes-long")
+    from app.models import CrmKind
+
+    with app.app_context():
+        installation = Installation(crm=CrmKind.PIPEDRIVE, account_id="7788990")
+        db.session.add(installation)
+        db.session.commit()
+        # Pipedrive said a moment ago that user 5 is an admin (the cached answer app.access
+        # keeps): this test is about the JWT, tests/test_record_access.py about who may see.
+        get_redis().set(f"paydeck:crm-user:{installation.id}:5", '{"admin": true, "email": "a@x.example"}')
+
+    def load(secret, **claims):
+        token = jwt.encode({"companyId": 7788990, "userId": 5, "exp": int(time.time()) + 300, **claims},
+                           secret, algorithm="HS256")
+        return requests.get(f"{url}/pipedrive/panel/organization", params={"token": token, "id": "34"},
+                            timeout=10, allow_redirects=False)
+
+    ok = load("pd-secret-of-at-least-32-bytes-long")
+    assert ok.status_code == 302 and "/ui/company/34?t=" in ok.headers["Location"]
+    assert load("forged-secret-of-at-least-32-bytes-long").status_code == 401
+    assert load("pd-secret-of-at-least-32-bytes-long", exp=int(time.time()) - 10).status_code == 401
+    assert load("pd-secret-of-at-least-32-bytes-long", companyId=1).status_code == 404
+    assert requests.get(f"{url}/pipedrive/panel/organization", timeout=10).status_code == 401

@@ -29,7 +29,9 @@ from app.models import (
 )
 from app.redis_conn import get_redis
 from app.settings import PIPEDRIVE_SCOPES
-from app.ui_auth import View, issue_view_token
+from werkzeug.exceptions import HTTPException
+
+from app.ui_auth import View, issue_action_token, issue_view_token, read_view_token
 from app.worker import PaydeckSimpleWorker
 from crm_adapters.hubspot import sign_v3
 from sandbox.hubspot import FakeHubSpot
@@ -120,8 +122,21 @@ def token_of(page_url: str) -> str:
 
 def post(env: Env, company_id: str, action: str, token: str | None, contact_id: str,
          **extra: str) -> requests.Response:
+    """Post `action` with the form token the company page opened with `token` carries (minted
+    as the page mints it, without the page's CRM and Xero reads); a token that opens no page
+    (forged, expired, another record's) is posted as it is, to be refused."""
     return requests.post(f"{env.url}/ui/company/{company_id}/{action}",
-                         data={"t": token or "", "contact_id": contact_id, **extra}, timeout=10)
+                         data={"a": _action_token(env, company_id, action, token),
+                               "contact_id": contact_id, **extra}, timeout=10)
+
+
+def _action_token(env: Env, company_id: str, action: str, token: str | None) -> str:
+    with env.app.test_request_context():
+        try:
+            view = read_view_token(token, "company", company_id)
+        except HTTPException:
+            return token or ""
+        return issue_action_token(view, action)
 
 
 def initech_contact(books: TenantBooks, name: str = "Initech Holdings") -> str:

@@ -9,7 +9,7 @@ import pytest
 from app.models import AuditEvent, ConnectionStatus, XeroConnection
 from app.settings import XERO_SCOPES
 from tests.conftest import fake_settings
-from tests.helpers import count, one, raw_rows
+from tests.helpers import count, form_fields, one, raw_rows
 
 
 @pytest.fixture
@@ -93,9 +93,8 @@ def test_disconnect_revokes_the_grant_at_xero(installed, fake_xero, browser):
     page = browser.get(f"{url}/connect/xero")  # ends on the settings page
     refresh_token = one(app, XeroConnection).refresh_token
     installation_id = one(app, XeroConnection).installation_id
-    token = page.text.split('name="t" value="')[1].split('"')[0]
-
-    done = browser.post(f"{url}/ui/settings/{installation_id}/disconnect", data={"t": token})
+    done = browser.post(f"{url}/ui/settings/{installation_id}/disconnect",
+                        data=form_fields(page.text, f"/ui/settings/{installation_id}/disconnect"))
 
     assert done.url.startswith(f"{url}/ui/settings/{installation_id}?t=")
     assert "Disconnected from Xero." in done.text
@@ -166,6 +165,24 @@ def test_connect_needs_an_installation_session(app_factory, fake_xero, browser):
 
     assert browser.get(f"{url}/connect/xero").status_code == 401
     assert browser.get(f"{url}/connect/xero/status").status_code == 401
+
+
+def test_the_organisation_chooser_needs_the_browser_that_connected(installed, fake_xero, browser):
+    from tests.conftest import Browser
+
+    fake, _ = fake_xero
+    fake.add_tenant("Acme Pty Ltd")
+    fake.add_tenant("Acme NZ Ltd")
+    app, url = installed
+    assert browser.get(f"{url}/connect/xero").url == f"{url}/connect/xero/organisation"
+
+    with Browser() as stranger:  # another browser: no session, no round trip of its own
+        shown = stranger.get(f"{url}/connect/xero/organisation")
+        picked = stranger.post(f"{url}/connect/xero/organisation",
+                               data={"tenant_id": fake.tenants[1].tenant_id})
+
+    assert (shown.status_code, picked.status_code) == (401, 401)
+    assert one(app, XeroConnection).status == ConnectionStatus.PENDING_TENANT
 
 
 # --- one Xero user, two installations ---------------------------------------------------------

@@ -107,12 +107,25 @@ def _token(page_url: str) -> str:
     return requests.utils.unquote(page_url.split("t=")[1].split("&")[0])
 
 
+def _action(app, page_token: str, action: str, target: object = "") -> str:
+    """The action token the page opened with `page_token` would carry in its form. The page
+    leaves the form out for a viewer who may not act, but the server must refuse the action
+    all the same (the setting may change while a page is open), so the tests mint it."""
+    from app.ui_auth import View, _lookup, issue_action_token
+
+    with app.test_request_context():
+        claims = _lookup(page_token, "missing")
+        view = View(int(claims["ins"]), str(claims["usr"]), str(claims["typ"]), str(claims["oid"]),
+                    int(claims["na"]))
+        return issue_action_token(view, action, str(target))
+
+
 def test_hubspot_a_rep_who_does_not_own_the_deal_cannot_push_by_default(hub):
     app, url, hubspot, deal_id, _ = hub
 
     other = _card(hub, OTHER, deal_id)
     page = requests.get(other["open_url"], timeout=10)
-    pushed = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"t": _token(other["open_url"])}, timeout=10)
+    pushed = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"a": _action(app, _token(other["open_url"]), "push")}, timeout=10)
 
     assert other["may_act"] is False
     assert page.status_code == 200 and "Push to Xero" not in page.text
@@ -128,7 +141,7 @@ def test_hubspot_the_deal_owner_and_the_admin_may_push(hub, who):
     app, url, hubspot, deal_id, _ = hub
     body = _card(hub, who, deal_id)
 
-    pushed = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"t": _token(body["open_url"])}, timeout=10)
+    pushed = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"a": _action(app, _token(body["open_url"]), "push")}, timeout=10)
 
     assert body["may_act"] is True
     assert pushed.status_code == 200 and "Sent to Xero" in pushed.text
@@ -140,7 +153,7 @@ def test_hubspot_admins_only_actions_refuse_the_owner_too(hub):
     _set(app, action_permission="admins")
 
     pushed = requests.post(f"{url}/ui/deal/{deal_id}/push",
-                           data={"t": _token(_card(hub, REP, deal_id)["open_url"])}, timeout=10)
+                           data={"a": _action(app, _token(_card(hub, REP, deal_id)["open_url"]), "push")}, timeout=10)
 
     assert pushed.status_code == 403 and "only admins" in pushed.text
 
@@ -158,13 +171,13 @@ def test_hubspot_review_retry_and_dismiss_follow_the_action_setting(hub):
 
     other_review = _token(_card(hub, OTHER, deal_id)["review_url"])
     other_deal = _token(_card(hub, OTHER, deal_id)["open_url"])
-    refused = [requests.post(f"{url}/ui/review/{installation_id}/{first}/dismiss", data={"t": other_review}, timeout=10),
-               requests.post(f"{url}/ui/review/{installation_id}/{first}/retry", data={"t": other_review}, timeout=10),
-               requests.post(f"{url}/ui/deal/{deal_id}/review/{first}/retry", data={"t": other_deal}, timeout=10)]
+    refused = [requests.post(f"{url}/ui/review/{installation_id}/{first}/dismiss", data={"a": _action(app, other_review, "dismiss", first)}, timeout=10),
+               requests.post(f"{url}/ui/review/{installation_id}/{first}/retry", data={"a": _action(app, other_review, "retry", first)}, timeout=10),
+               requests.post(f"{url}/ui/deal/{deal_id}/review/{first}/retry", data={"a": _action(app, other_deal, "retry", first)}, timeout=10)]
     owner = requests.post(f"{url}/ui/review/{installation_id}/{second}/dismiss",
-                          data={"t": _token(_card(hub, REP, deal_id)["review_url"])}, timeout=10)
+                          data={"a": _action(app, _token(_card(hub, REP, deal_id)["review_url"]), "dismiss", second)}, timeout=10)
     admin = requests.post(f"{url}/ui/review/{installation_id}/{third}/dismiss",
-                          data={"t": _token(_card(hub, INSTALLER, deal_id)["review_url"])}, timeout=10)
+                          data={"a": _action(app, _token(_card(hub, INSTALLER, deal_id)["review_url"]), "dismiss", third)}, timeout=10)
 
     assert [r.status_code for r in refused] == [403, 403, 403]
     assert owner.status_code == 200 and "Dismissed." in owner.text
@@ -226,9 +239,9 @@ def test_hubspot_company_page_hides_what_is_owed_and_refuses_linking(hub):
     other = _card(hub, OTHER, company, "companies")
     page = requests.get(other["open_url"], timeout=10)
     link = requests.post(f"{url}/ui/company/{company}/link",
-                         data={"t": _token(other["open_url"]), "contact_id": xero_contact}, timeout=10)
+                         data={"a": _action(app, _token(other["open_url"]), "link"), "contact_id": xero_contact}, timeout=10)
     imported = requests.post(f"{url}/ui/company/{company}/import",
-                             data={"t": _token(other["open_url"]), "contact_id": xero_contact}, timeout=10)
+                             data={"a": _action(app, _token(other["open_url"]), "import"), "contact_id": xero_contact}, timeout=10)
 
     assert page.status_code == 200 and "777.00" not in page.text and "Amounts hidden" in page.text
     assert "Copy its details" not in page.text
@@ -249,7 +262,7 @@ def test_hubspot_the_signed_object_and_the_token_s_object_cannot_be_swapped(hub)
     token = _token(_card(hub, OTHER, other_deal)["open_url"])
 
     retargeted_page = requests.get(f"{url}/ui/deal/{deal_id}", params={"t": token}, timeout=10)
-    retargeted_push = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"t": token}, timeout=10)
+    retargeted_push = requests.post(f"{url}/ui/deal/{deal_id}/push", data={"a": _action(app, token, "push")}, timeout=10)
 
     assert swapped.status_code == 401
     assert (retargeted_page.status_code, retargeted_push.status_code) == (401, 401)
@@ -340,7 +353,7 @@ def test_pipedrive_push_follows_the_action_setting(pd, who, status):
     opened = _panel(pd, "deal", pd["shared"], user)  # shared: every rep may open it
 
     pushed = requests.post(f"{pd['url']}/ui/deal/{pd['shared']}/push",
-                           data={"t": _token(opened.headers["Location"])}, timeout=10)
+                           data={"a": _action(pd["app"], _token(opened.headers["Location"]), "push")}, timeout=10)
 
     assert pushed.status_code == status
     assert ("Sent to Xero" in pushed.text) == (status == 200)
@@ -375,9 +388,9 @@ def test_pipedrive_dismiss_in_the_review_queue_follows_the_action_setting(pd):
         return _token(modal.headers["Location"])
 
     refused = requests.post(f"{url}/ui/review/{installation_id}/{item_id}/dismiss",
-                            data={"t": review_token(pd["b"])}, timeout=10)
+                            data={"a": _action(pd["app"], review_token(pd["b"]), "dismiss", item_id)}, timeout=10)
     owner = requests.post(f"{url}/ui/review/{installation_id}/{item_id}/dismiss",
-                          data={"t": review_token(pd["a"])}, timeout=10)
+                          data={"a": _action(pd["app"], review_token(pd["a"]), "dismiss", item_id)}, timeout=10)
 
     assert refused.status_code == 403
     assert owner.status_code == 200 and "Dismissed." in owner.text
@@ -397,7 +410,7 @@ def test_pipedrive_no_answer_is_not_a_yes(pd):
             get_redis().delete(key)  # the panel's cached answer: make the push ask again
     pipedrive.api.inject(Fault("5xx", method="GET", path_prefix="/api/v2/deals", status=500, remaining=None))
 
-    pushed = requests.post(f"{pd['url']}/ui/deal/{pd['shared']}/push", data={"t": token}, timeout=10)
+    pushed = requests.post(f"{pd['url']}/ui/deal/{pd['shared']}/push", data={"a": _action(pd["app"], token, "push")}, timeout=10)
     follower = _panel(pd, "deal", pd["private"], pd["follower"])
 
     assert pushed.status_code == 403 and follower.status_code == 403

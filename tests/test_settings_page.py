@@ -541,11 +541,11 @@ def test_missing_forged_expired_foreign_and_other_kinds_of_tokens_are_refused(hu
     before = snapshot(app)
 
     for token in (None, "", forged, expired, foreign, deal, review):
-        data = [(k, v) for k, v in form.data() if k != "t"] + ([("t", token)] if token else [])
+        data = [(k, v) for k, v in form.data() if k != "a"] + ([("a", token)] if token else [])
         got = requests.get(f"{url}/ui/settings/{installation_id}", params={"t": token} if token else {}, timeout=10)
         saved = requests.post(f"{url}/ui/settings/{installation_id}", data=data, timeout=10)
         disconnect = requests.post(f"{url}/ui/settings/{installation_id}/disconnect",
-                                   data={"t": token or ""}, timeout=10)
+                                   data={"a": token or ""}, timeout=10)
         assert (got.status_code, saved.status_code, disconnect.status_code) == (401, 401, 401), token
     assert snapshot(app) == before
     with app.app_context():
@@ -628,16 +628,19 @@ def test_login_csrf_an_attackers_connect_link_neither_signs_in_nor_reaches_xero(
     app, url = app_factory.serve(**fake_settings(hubspot=fake_hubspot, xero=fake_xero))
     with Browser() as attacker:  # the attacker installs Paydeck in their own portal
         attackers_page = attacker.get(f"{url}/install/hubspot")
-    attackers_token = Form(attackers_page.text, "/connect/xero").values("t")[0]
+    attackers_token = Form(attackers_page.text, "/connect/xero").values("a")[0]
 
     # The victim opens the attacker's link (GET) or a page that auto-posts the form (POST).
-    via_link = browser.get(f"{url}/connect/xero", params={"t": attackers_token}, allow_redirects=False)
-    via_post = browser.post(f"{url}/connect/xero", data={"t": attackers_token}, allow_redirects=False)
+    via_link = browser.get(f"{url}/connect/xero", params={"a": attackers_token}, allow_redirects=False)
+    via_post = browser.post(f"{url}/connect/xero", data={"a": attackers_token}, allow_redirects=False)
     # ... and a forged confirm without this browser's CSRF token.
-    forged_confirm = browser.post(f"{url}/connect/xero/confirm", data={"t": attackers_token},
+    forged_confirm = browser.post(f"{url}/connect/xero/confirm", data={"a": attackers_token},
                                   allow_redirects=False)
 
-    for shown in (via_link, via_post):
+    # A token in a link is never read (tokens stay out of URLs): the unsigned-in browser is
+    # told to open Paydeck from its CRM.
+    assert via_link.status_code == 401 and xero_url not in via_link.headers.get("Location", "")
+    for shown in (via_post,):
         assert shown.status_code == 200  # a confirmation page that names the attacker's account
         assert str(hubspot.portal_id) in shown.text and "not your HubSpot account" in shown.text
         assert xero_url not in shown.headers.get("Location", "")
@@ -657,8 +660,8 @@ def test_connect_xero_refuses_forged_and_other_kinds_of_tokens(hubspot_admin):
                         "not-our-secret-but-at-least-32-bytes-long", algorithm="HS256")
 
     for token in (forged, deal, "garbage"):
-        response = requests.get(f"{ctx['url']}/connect/xero", params={"t": token}, timeout=10,
-                                allow_redirects=False)
+        response = requests.post(f"{ctx['url']}/connect/xero", data={"a": token}, timeout=10,
+                                 allow_redirects=False)
         assert response.status_code == 401, token
 
 
@@ -667,10 +670,10 @@ def test_disconnect_on_the_settings_page_revokes_the_grant(hubspot_admin):
     app, xero = ctx["app"], ctx["xero"]
     with app.app_context():
         refresh_token = db.session.scalars(select(XeroConnection)).one().refresh_token
-    token = Form(page(ctx).text, f"/ui/settings/{ctx['installation_id']}/disconnect").values("t")[0]
+    token = Form(page(ctx).text, f"/ui/settings/{ctx['installation_id']}/disconnect").values("a")[0]
 
     done = requests.post(f"{ctx['url']}/ui/settings/{ctx['installation_id']}/disconnect",
-                         data={"t": token}, timeout=10)
+                         data={"a": token}, timeout=10)
 
     assert done.status_code == 200 and "Disconnected from Xero." in done.text
     assert "Connect to Xero" in done.text and "Connect Xero first" in done.text

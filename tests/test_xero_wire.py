@@ -7,6 +7,8 @@ new spec version (a newly read-only field) is checked too.
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from functools import cache
@@ -25,7 +27,8 @@ from sandbox import xero_schema
 from tests.specs import SPECS
 from xero.build import DraftLine, InvoiceDraft
 from xero.client import NewContact, _contact_model, _invoice_model
-from xero.wire import READ_ONLY, ROOTS, query_value, writable_body
+from xero.errors import XeroFailure
+from xero.wire import READ_ONLY, ROOTS, query_value, to_json, writable_body
 
 SPEC = SPECS / "xero" / "xero_accounting.yaml"
 
@@ -216,3 +219,60 @@ def test_the_fake_refuses_a_missing_required_field_or_a_wrong_type(xero, change,
     assert answer.status_code == 400 and answer.json()["Type"] == "ValidationException"
     assert [e["Message"] for e in answer.json()["Elements"][0]["ValidationErrors"]] == [message]
     assert fake.accounting(tenant).invoices == []
+
+
+# ----- money on the wire: exact Decimals, never floats ----------------------------------------------
+
+# 0.0125 is a 4-decimal unit price (Paydeck sends unitdp=4); 1234567890123.4567 has 17
+# significant digits, more than a double holds (53 bits ~ 15.95 digits): as a float it is
+# 1234567890123.456787109375, whose shortest repr is 1234567890123.4568 - the last digit
+# changed. 150.00 as a float is written "150.0". Each must reach Xero as the digits Paydeck
+# computed (RFC 8259 section 6: a JSON number is its decimal digits; Xero reads them into a
+# .NET decimal, per the spec's `format: double` only as a type name - docs unclear).
+EXACT = (Decimal("0.0125"), Decimal("1234567890123.4567"), Decimal("150.00"))
+
+
+def test_decimals_reach_the_fake_digit_for_digit(xero):
+    app, connection_id, fake, tenant, _ = xero
+    contact_id = fake.accounting(tenant).add_contact("Initech Pty Ltd").contact_id
+    lines = tuple(DraftLine(description=f"Line {n}", quantity=Decimal("1.5") if n == 0 else Decimal(1),
+                            unit_amount=amount, account_code="200", tax_type="OUTPUT")
+                  for n, amount in enumerate(EXACT))
+    fake.clear_api_calls()
+    with app.app_context():
+        client = xero_client(db.session.get(XeroConnection, connection_id))
+        client.create_invoices([draft(contact_id=contact_id, lines=lines)], "key-exact")
+
+    (put,) = [c for c in fake.api_calls if c.method == "PUT" and c.path.endswith("/Invoices")]
+    sent = put.body.decode("ascii")
+    for amount in ('"UnitAmount": 0.0125', '"UnitAmount": 1234567890123.4567',
+                   '"UnitAmount": 150.00', '"Quantity": 1.5'):
+        assert amount in sent, (amount, sent)
+    assert "1234567890123.4568" not in sent and "150.0," not in sent
+    parsed = json.loads(sent, parse_float=Decimal)  # still plain JSON
+    assert [line["UnitAmount"] for line in parsed["Invoices"][0]["LineItems"]] == list(EXACT)
+
+
+def test_the_json_writer_keeps_every_digit_and_refuses_floats():
+    assert to_json({"a": [Decimal("0.1"), Decimal("-0.00"), Decimal("1E+3"), Decimal("12.3400")]}) \
+        == '{"a": [0.1, -0.00, 1000, 12.3400]}'
+    assert to_json({"Name": "Café \"x\"", "n": 3, "ok": True, "none": None}) == json.dumps(
+        {"Name": "Café \"x\"", "n": 3, "ok": True, "none": None})
+    with pytest.raises(TypeError):
+        to_json({"UnitAmount": 0.1})
+    with pytest.raises(ValueError):
+        to_json(Decimal("NaN"))
+
+
+def test_a_float_timeout_is_honoured(xero):
+    """The SDK's REST client dropped a float timeout (rest.py honours only int or a pair):
+    a Xero call that hangs must end at Paydeck's timeout, not wait for Xero."""
+    app, connection_id, fake, tenant, _ = xero
+    fake.inject("slow", method="GET", path_prefix="/Contacts", delay=4)
+    with app.app_context():
+        client = xero_client(db.session.get(XeroConnection, connection_id))
+        client.timeout = 1.0
+        started = time.monotonic()
+        with pytest.raises(XeroFailure):
+            client.search_contacts("Initech")
+    assert time.monotonic() - started < 3

@@ -1,11 +1,12 @@
 """What sales reps see inside the CRM: the HubSpot app card's JSON, and the deal pages that
-open in the CRM's iframe (HubSpot modal, Pipedrive custom panel). No cookies: every page and
-action carries a signed view token (app.ui_auth)."""
+open in the CRM's iframe (HubSpot modal, Pipedrive custom panel). No cookies: every page
+carries a page token and every POST its own single-purpose action token (app.ui_auth)."""
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -75,7 +76,16 @@ from app.views.common import (
 )
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import TokenUnavailable
-from app.ui_auth import View, issue_view_token, read_pipedrive_token, read_view_token
+from app.ui_auth import (
+    VIEW_TTL,
+    View,
+    issue_action_token,
+    issue_action_tokens,
+    issue_view_token,
+    read_action_token,
+    read_pipedrive_token,
+    read_view_token,
+)
 from crm_adapters import adapter_for
 from crm_adapters.base import CrmError, WebhookRejected, WebhookRequest
 from xero.client import ContactDetails, ContactResult, XeroClient
@@ -232,9 +242,11 @@ def deal_page(deal_id: str) -> str:
         ReviewItem.installation_id == installation.id, ReviewItem.deal_id == deal_id,
         ReviewItem.status == ReviewStatus.OPEN).order_by(ReviewItem.created_at.desc())).all()
     pipedrive = request.args.get("pd") == "1"
-    review = View(installation.id, view.user, "review", str(installation.id))
+    review = replace(view, object_type="review", object_id=str(installation.id))
     summary = deal_summary(installation.id, deal_id)
     return render_template("deal.html", token=token, deal_id=deal_id, link=link,
+                           push_token=issue_action_token(view, "push"),
+                           retry_tokens=issue_action_tokens(view, "retry", (i.id for i in items)),
                            summary=summary if money else without_money(summary), preview=preview,
                            money=money, may_act=may_act(viewer, "deal", deal_id),
                            problem=problem, items=items, message=request.args.get("m", ""),
@@ -246,27 +258,25 @@ def deal_page(deal_id: str) -> str:
 @bp.post("/ui/deal/<deal_id>/push")
 def push_deal(deal_id: str) -> Response:
     """The push / re-push button: ask the engine for this deal's invoice now."""
-    token = request.form.get("t")
-    view = read_view_token(token, "deal", deal_id)
+    view = read_action_token(request.form.get("a"), "push", "deal", deal_id)
     installation = view_installation(view)
     _require_act(viewer_for(installation, view.user), "deal", deal_id, "push")
     draft_first = installation.settings is not None and installation.settings.draft_first
     action = StageAction.DRAFT if draft_first else StageAction.AUTHORISE
     request_invoice(installation.id, deal_id, action, f"card:{view.user}")
-    return _back(deal_id, token, "Sent to Xero: the card updates in a few seconds.")
+    return _back(deal_id, view, "Sent to Xero: the card updates in a few seconds.")
 
 
 @bp.post("/ui/deal/<deal_id>/review/<int:item_id>/retry")
 def retry_item(deal_id: str, item_id: int) -> Response:
-    token = request.form.get("t")
-    view = read_view_token(token, "deal", deal_id)
+    view = read_action_token(request.form.get("a"), "retry", "deal", deal_id, str(item_id))
     installation = view_installation(view)
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.installation_id != view.installation_id or item.deal_id != deal_id:
         abort(404)
     _require_act(viewer_for(installation, view.user), "deal", deal_id, "retry")
     retried = retry_review_item(item_id)
-    return _back(deal_id, token, "Retrying." if retried else "That item was already handled.")
+    return _back(deal_id, view, "Retrying." if retried else "That item was already handled.")
 
 
 # --- the company page ----------------------------------------------------------------------------
@@ -316,6 +326,8 @@ def company_page(company_id: str) -> str:
         # answered from the database alone.
         suggestions, problem = _suggestions(installation, company_id)
     return render_template("company.html", token=token, company_id=company_id,
+                           link_token=issue_action_token(view, "link"),
+                           import_token=issue_action_token(view, "import"),
                            contact_id=contact_id, contact_name=contact_name, invoices=invoices,
                            outstanding=_money(outstanding), overdue=_money(overdue), query=query,
                            results=results, suggestions=suggestions, problem=problem,
@@ -329,8 +341,8 @@ def company_page(company_id: str) -> str:
 @bp.post("/ui/company/<company_id>/link")
 def link_contact(company_id: str) -> Response:
     """Link this CRM company to the Xero contact a person chose (replacing any earlier link)."""
-    token = request.form.get("t")
-    view = read_view_token(token, "company", company_id)
+    view = read_action_token(request.form.get("a"), "link", "company", company_id)
+    token = issue_view_token(view)  # the page again, no longer-lived than the form's token
     installation = view_installation(view)
     _require_act(viewer_for(installation, view.user), "company", company_id, "link")
     contact = _chosen_contact(installation, company_id, token)
@@ -343,8 +355,8 @@ def link_contact(company_id: str) -> Response:
 def import_contact(company_id: str) -> Response:
     """Link, as above, and copy the contact's phone, address, website and tax number into the
     company's empty fields (what a rep typed is never overwritten)."""
-    token = request.form.get("t")
-    view = read_view_token(token, "company", company_id)
+    view = read_action_token(request.form.get("a"), "import", "company", company_id)
+    token = issue_view_token(view)
     installation = view_installation(view)
     _require_act(viewer_for(installation, view.user), "company", company_id, "import")
     contact = _chosen_contact(installation, company_id, token)
@@ -444,7 +456,10 @@ def review_page(installation_id: int) -> str:
     # The queue spans every deal: details (which quote amounts) only for viewers who may see
     # every deal's money - one owner look-up per listed deal would cost a CRM call each.
     details = may_see_all_money(viewer_for(installation, view.user))
+    open_ids = [i.id for i in items if i.status == ReviewStatus.OPEN]
     return render_template("review.html", token=token, installation_id=installation_id,
+                           action_tokens={verb: issue_action_tokens(view, verb, open_ids)
+                                          for verb in _REVIEW_VERBS},
                            details=details, amounts_hidden=AMOUNTS_HIDDEN,
                            connection_notices=connection_notices(installation),
                            items=items, events=events, deal=deal, status=status,
@@ -462,8 +477,9 @@ _REVIEW_VERBS = {"retry": (retry_review_item, "Retrying."),
 
 @bp.post("/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss, keep, resend):verb>")
 def review_action(installation_id: int, item_id: int, verb: str) -> Response:
-    token = request.form.get("t")
-    view = read_view_token(token, "review", str(installation_id))
+    view = read_action_token(request.form.get("a"), verb, "review", str(installation_id),
+                             str(item_id))
+    token = issue_view_token(view)
     installation = view_installation(view)
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.installation_id != view.installation_id:
@@ -485,7 +501,9 @@ def _day(value: str | None) -> datetime | None:
 # --- helpers -----------------------------------------------------------------------------------------
 
 def _page_url(view: View, pipedrive: bool = False) -> str:
-    token = issue_view_token(view)
+    from app.views.settings import FORM_TTL  # the settings page lives as long as its form
+
+    token = issue_view_token(view, ttl=FORM_TTL if view.object_type == "settings" else VIEW_TTL)
     return (f"{get_settings().public_url}/ui/{view.object_type}/{view.object_id}?t={token}"
             + ("&pd=1" if pipedrive else ""))
 
@@ -495,8 +513,10 @@ def _pipedrive_page_url(view: View) -> str:
     return _page_url(view, pipedrive=True) + pipedrive_id_query()
 
 
-def _back(deal_id: str, token: str | None, message: str) -> Response:
-    return redirect(url_for("cards.deal_page", deal_id=deal_id, t=token, m=message))
+def _back(deal_id: str, view: View, message: str) -> Response:
+    """The deal page again, with a page token no longer-lived than the action's."""
+    return redirect(url_for("cards.deal_page", deal_id=deal_id, t=issue_view_token(view), m=message,
+                            pd="1" if request.form.get("pd") == "1" else None))
 
 
 def _is_installer(installation: Installation, user: str) -> bool:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-from flask import Response, abort, make_response, render_template, request, session
+from flask import Response, abort, g, make_response, render_template, request, session
 
 from sqlalchemy import select
 
@@ -92,16 +92,43 @@ def called_url() -> str:
 
 
 def crm_frame_headers(response: Response) -> Response:
-    """For pages shown inside the CRMs' iframes: only the CRMs may frame them, and nothing
-    may be cached between users (an after_request hook)."""
+    """For pages shown inside the CRMs' iframes: nothing may be cached between users (an
+    after_request hook). Their CSP (framing by the CRMs only) is `security_headers`'s."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# The blueprints whose pages open inside a CRM (HubSpot's modal, Pipedrive's panels and
+# settings surface): the only pages anything may frame, and only the CRMs.
+CRM_FRAMED_BLUEPRINTS = frozenset({"cards", "settings"})
+_FORM_TARGETS = "paydeck.form_targets"
+
+
+def allow_form_target(url: str) -> None:
+    """Let this response's forms lead to `url`'s origin (CSP form-action also governs the
+    redirects after a submit: the Xero confirmation's POST answers with a 302 to Xero)."""
+    parts = urlsplit(url)
+    g.setdefault(_FORM_TARGETS, set()).add(f"{parts.scheme}://{parts.netloc}")
+
+
+def security_headers(response: Response) -> Response:
+    """Every response (app-wide after_request): a strict CSP - scripts and styles only from
+    Paydeck's own files, none inline (app/static/js, app/static/css; Pipedrive's SDK is served
+    from app/static/vendor), no plugins, no <base>, forms only to Paydeck (plus an origin a
+    view allows) - framing by the CRMs for the CRM pages and by nobody for the rest (install,
+    connect, setup, message pages), and no Referer (page URLs carry tokens)."""
     from app import get_settings
 
-    # Scripts only from Paydeck itself, none inline: Pipedrive's SDK is served from
-    # app/static/vendor/ (no CDN) and the pages' behaviour lives in app/static/js/.
+    framed = request.blueprint in CRM_FRAMED_BLUEPRINTS
+    ancestors = get_settings().frame_ancestors if framed else "'none'"
+    form_action = " ".join(["'self'", *sorted(g.get(_FORM_TARGETS, ()))])
     response.headers["Content-Security-Policy"] = (
-        f"frame-ancestors {get_settings().frame_ancestors}; default-src 'self'; "
-        "script-src 'self'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'")
-    response.headers["Cache-Control"] = "no-store"
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        f"object-src 'none'; base-uri 'none'; form-action {form_action}; "
+        f"frame-ancestors {ancestors}")
+    if not framed:
+        response.headers["X-Frame-Options"] = "DENY"  # for browsers without frame-ancestors
+    response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 

@@ -2,8 +2,9 @@
 product and tax mappings, contact matching and invoice options.
 
 It opens inside the CRMs (a HubSpot modal, Pipedrive's app settings surface), so, like the card
-pages, it uses no cookies: a `settings` view token (app.ui_auth) rides in the URL and in every
-form, where it is also the CSRF protection. Only the installing admin is handed one (the
+pages, it uses no cookies: a `settings` page token (app.ui_auth) rides in the URL, and each
+form (save, disconnect, connect Xero) carries its own single-use action token, which is also
+the CSRF protection. Only the installing admin is handed one (the
 HubSpot card, `/pipedrive/settings`, and `/setup` after install or Xero connect).
 
 What the page offers comes from the CRM (pipelines, products) and Xero (accounts, tax rates,
@@ -50,7 +51,14 @@ from app.models import (
 )
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import TokenUnavailable
-from app.ui_auth import VIEW_TTL, View, issue_view_token, read_pipedrive_token, read_view_token
+from app.ui_auth import (
+    View,
+    issue_action_token,
+    issue_view_token,
+    read_action_token,
+    read_pipedrive_token,
+    read_view_token,
+)
 from app.views.common import (
     active_installation,
     crm_frame_headers,
@@ -68,7 +76,11 @@ log = logging.getLogger(__name__)
 bp = Blueprint("settings", __name__)
 bp.after_request(crm_frame_headers)
 
-FORM_TTL = 3600  # the token each rendered page carries: time enough to fill the form in
+# The settings page's tokens: the page opened from the card (or /pipedrive/settings, /setup)
+# and the save form's single-use token. The form is long (stages, products, tax labels), so
+# this is more than the pages' VIEW_TTL; nothing the page issues outlives the token it was
+# opened with (app.ui_auth), so an admin who needs longer reopens it from the CRM.
+FORM_TTL = 1800
 
 ACTION_LABELS = {
     StageAction.NONE: "Nothing",
@@ -584,7 +596,7 @@ def settings_page(installation_id: int) -> Response:
 
 @bp.post("/ui/settings/<int:installation_id>")
 def save_settings(installation_id: int) -> Response:
-    view = read_view_token(request.form.get("t"), "settings", str(installation_id))
+    view = read_action_token(request.form.get("a"), "save", "settings", str(installation_id))
     installation = _installation(view, installation_id)
     pipedrive = request.form.get("pd") == "1"
     # Checked against Xero as it is now, not an hour-old copy: an account archived since the
@@ -613,7 +625,7 @@ def save_settings(installation_id: int) -> Response:
 def disconnect_xero(installation_id: int) -> Response:
     """Revoke the grant at Xero and forget the tokens (forgotten even if Xero does not confirm:
     the admin asked)."""
-    view = read_view_token(request.form.get("t"), "settings", str(installation_id))
+    view = read_action_token(request.form.get("a"), "disconnect", "settings", str(installation_id))
     installation = _installation(view, installation_id)
     pipedrive = request.form.get("pd") == "1"
     connection = installation.xero_connection
@@ -644,7 +656,7 @@ def pipedrive_settings() -> Response:
 def settings_url(installation: Installation, user: str, *, pipedrive: bool = False) -> str:
     """The settings page for `user`, with a fresh view token (for redirects into the page)."""
     view = View(installation.id, user, "settings", str(installation.id))
-    return f"{get_settings().public_url}{_page_path(view, pipedrive, ttl=VIEW_TTL)}"
+    return f"{get_settings().public_url}{_page_path(view, pipedrive)}"
 
 
 def _page_path(view: View, pipedrive: bool, ttl: int = FORM_TTL, **args: str) -> str:
@@ -668,6 +680,11 @@ def _render(view: View, installation: Installation, sources: Sources, state: For
     body = render_template(
         "settings.html", installation=installation, crm_name=crm_name(installation),
         connection=installation.xero_connection, token=token,
+        save_token=issue_action_token(view, "save", ttl=FORM_TTL),
+        disconnect_token=issue_action_token(view, "disconnect"),
+        # Not single use on the way: /connect/xero shows a confirmation carrying it, and
+        # /connect/xero/confirm spends it (app/views/xero_connect.py).
+        connect_token=issue_action_token(view, "connect"),
         connection_notices=connection_notices(installation), pipedrive=pipedrive, message=message, notices=sources.notices, errors=errors,
         unplaced_errors=[text for key, text in errors.items() if key not in placed],
         state=state, sources=sources, orphan_rules=orphans,

@@ -14,8 +14,9 @@ from app.extensions import db
 from app.company_import import crm_name
 from app.models import AuditEvent, ConnectionStatus, Installation, InstallationStatus, XeroConnection
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
-from app.ui_auth import read_view_token
+from app.ui_auth import read_action_token
 from app.views.common import (
+    allow_form_target,
     check_csrf,
     csrf_token,
     current_installation,
@@ -35,15 +36,15 @@ _CHOOSING = "xero_choosing"  # session: the installation this browser may pick a
 def start() -> Response | str:
     """Start connecting an installation to Xero.
 
-    From the settings page (inside a CRM iframe, no cookies) a form posts its settings token
-    `t` into a new top-level window: that only shows a confirmation naming the CRM account.
+    From the settings page (inside a CRM iframe, no cookies) a form posts its `connect` action
+    token `a` into a new top-level window: that only shows a confirmation naming the CRM account.
     Nothing about this browser's session changes (a token from a link never signs a browser
     in: the login-CSRF of issue #12); Confirm posts back with a CSRF token bound to this
     browser's session. Right after a CRM install, the browser signed in by that install's
     OAuth callback goes straight on to Xero."""
-    token = request.values.get("t")
+    token = request.form.get("a")  # never from the query string: tokens stay out of URLs
     if token:
-        installation, _ = _settings_admin(token)
+        installation, _ = _settings_admin(token, once=False)
         return _confirmation(installation, token)
     return _to_xero(require_installation())
 
@@ -51,11 +52,13 @@ def start() -> Response | str:
 @bp.post("/connect/xero/confirm")
 def confirm() -> Response:
     check_csrf()
-    installation, _ = _settings_admin(request.form.get("t", ""))
+    installation, _ = _settings_admin(request.form.get("a", ""), once=True)
     return _to_xero(installation)
 
 
 def _confirmation(installation: Installation, token: str) -> str:
+    # Its form posts to /connect/xero/confirm, which redirects to Xero's authorize page.
+    allow_form_target(provider("xero", get_settings()).authorize_url)
     return render_template("connect_xero.html", installation=installation, token=token,
                            crm=crm_name(installation), csrf_token=csrf_token(),
                            current=installation.xero_connection)
@@ -172,9 +175,10 @@ def status() -> Response:
     })
 
 
-def _settings_admin(token: str) -> tuple[Installation, str]:
-    """The installation and admin a settings view token names, or a 401."""
-    view = read_view_token(token, "settings")
+def _settings_admin(token: str, *, once: bool) -> tuple[Installation, str]:
+    """The installation and admin a `connect` action token (from the settings page) names, or
+    a 401. Spent (`once`) by the confirmation's POST, which goes on to Xero."""
+    view = read_action_token(token, "connect", "settings", once=once)
     if view.object_id != str(view.installation_id):
         abort(401, "view token is for another installation")
     return view_installation(view), view.user

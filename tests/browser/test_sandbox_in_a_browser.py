@@ -153,3 +153,24 @@ def test_the_pipedrive_panel_runs_paydecks_own_sdk_copy_and_opens_the_review_que
     expect(commands.get_by_role("listitem").filter(has_text="initialize")).to_have_count(2)
     shot(page, "pipedrive-review-queue-modal")
     assert outside == []
+
+
+def test_paydecks_pages_run_under_their_csp_with_no_violation(page, sandbox):
+    """Issue #12: script-src and style-src 'self' with nothing inline. Chromium reports every
+    blocked script, style or frame on the console: none may appear, and the stylesheet (a
+    file now, not a <style> block) must have applied."""
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    open_deal(page, sandbox.console, "Initech website rebuild")
+    card = page.frame_locator("#paydeck-frame")
+    expect(card.get_by_role("button", name="Push to Xero")).to_be_visible()
+    expect(card.locator("body")).to_have_css("max-width", "704px")  # 44rem from pages.css
+    page.get_by_role("link", name="HubSpot settings").click()
+    settings = page.frame_locator("#paydeck-frame")
+    expect(settings.get_by_role("button", name="Save settings")).to_be_visible()
+    expect(settings.locator("input[name=terms_days]")).to_have_css("width", "80px")  # .narrow
+    page.get_by_role("link", name="Review queue").click()
+    expect(page.frame_locator("#paydeck-frame").get_by_role("heading", name="Needs attention")).to_be_visible()
+
+    assert refused == []
