@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     smtp_from: str = "Paydeck <paydeck@localhost>"
     smtp_starttls: bool = True
 
+    # Days a webhook receipt is kept. Receipts only drop repeated deliveries, and vendors
+    # stop retrying long before: HubSpot and Xero retry for 24 h, Pipedrive for about 3
+    # minutes (platform-facts "Webhooks"); hence at least 2 days.
+    webhook_receipt_retention_days: int = Field(default=30, ge=2)
+    # Days audit events are kept; empty (the default) keeps them for good.
+    audit_retention_days: int | None = Field(default=None, ge=1)
+
     # Refresh an access token this many seconds before it expires.
     token_refresh_margin: int = Field(default=120, ge=0)
     # How long an OAuth `state` stays valid.
@@ -96,6 +103,11 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("audit_retention_days", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def uses_embedded_database(self) -> bool:
