@@ -252,6 +252,7 @@ class FakeXero(OAuthFake[XeroConsent]):
         problem: RateLimitProblem = "minute",
         retry_after: int | None = None,
         tenant_id: str | None = None,
+        skip: int = 0,
     ) -> Fault:
         """Make the next `times` matching accounting calls fail (None: until cleared).
 
@@ -259,7 +260,8 @@ class FakeXero(OAuthFake[XeroConsent]):
         (as if `problem` limit were hit, with `retry_after`), "slow" (sleep `delay`
         real seconds, then proceed), "lost_response" (do the call, then drop the
         connection without answering). `path_prefix` may be "/Invoices" or the
-        full "/api.xro/2.0/Invoices"; it matches case-insensitively.
+        full "/api.xro/2.0/Invoices"; it matches case-insensitively. `skip` lets that
+        many matching calls through before the fault starts.
         """
         fault = Fault(
             kind,
@@ -271,6 +273,7 @@ class FakeXero(OAuthFake[XeroConsent]):
             delay=delay,
             problem=problem,
             retry_after=retry_after,
+            skip=skip,
         )
         return self.accounting_api.inject(fault)
 
