@@ -69,6 +69,44 @@ def test_a_queued_job_in_no_queue_is_replaced(app):
     assert Queue(QUEUE, connection=get_redis()).job_ids == ["stale-job"]
 
 
+def test_a_job_a_dead_worker_dequeued_but_never_started_is_replaced(app):
+    """Killed between RQ's dequeue (the id moves to the intermediate list) and the start: the
+    job stays "queued" in no queue; RQ itself would clean it up only after a minute or more."""
+    from rq.executions import Execution
+
+    redis = get_redis()
+    q = Queue(QUEUE, connection=redis)
+    job = _stale_job(JobStatus.QUEUED)
+    redis.rpush(q.intermediate_queue_key, job.id)
+    with redis.pipeline() as pipe:
+        Execution.create(job, 90, pipeline=pipe, worker_name="killed-worker")
+        pipe.execute()
+
+    assert enqueue_once(_noop, job_id="stale-job") is not None
+
+    assert q.job_ids == ["stale-job"] and redis.lrange(q.intermediate_queue_key, 0, -1) == []
+
+
+def test_a_job_a_live_worker_just_dequeued_is_left_alone(app):
+    from rq.executions import Execution
+
+    redis = get_redis()
+    q = Queue(QUEUE, connection=redis)
+    job = _stale_job(JobStatus.QUEUED)
+    redis.rpush(q.intermediate_queue_key, job.id)
+    worker = PaydeckWorker([QUEUE], connection=redis, app=app)
+    with redis.pipeline() as pipe:
+        Execution.create(job, 90, pipeline=pipe, worker_name=worker.name)
+        pipe.execute()
+    worker.subscribe()  # what RQ's worker does when it starts (rq/worker/base.py bootstrap)
+    try:
+        assert enqueue_once(_noop, job_id="stale-job") is None
+    finally:
+        worker.unsubscribe()
+
+    assert q.job_ids == []
+
+
 def test_a_started_job_whose_process_is_present_is_left_alone(app):
     _stale_job(JobStatus.STARTED, worker_name="killed-worker")
 
