@@ -49,7 +49,7 @@ from cryptography.fernet import Fernet
 from rq import Queue
 from sqlalchemy import func, select
 
-from app import create_app
+from app import create_app, presence
 from app.engine import sweep_waiting_requests
 from app.extensions import db
 from app.jobs import QUEUE
@@ -262,19 +262,15 @@ class _Stack:
             return db.session.scalar(select(func.count()).select_from(DealSyncRequest)) or 0
 
     def wait_quiet(self, timeout: float) -> bool:
-        """Until no deal waits, no job is queued, scheduled or running, and no webhook is
-        pending, for 3 s in a row (the sweep keeps running, as cron would)."""
+        """Until no deal waits, no invoice job is queued, scheduled or running, and no
+        webhook is pending, for 3 s in a row (the sweep keeps running, as cron would).
+        Writeback retries (their own jobs, minutes apart) are not waited for: the check is
+        against Xero."""
         deadline, calm_since = time.monotonic() + timeout, None
         while time.monotonic() < deadline:
             self.hubspot.deliver(force=True)
             self.pipedrive.deliver()
-            with self.app.app_context():
-                q = Queue(QUEUE, connection=get_redis())
-                busy = (self.waiting() or q.count or q.started_job_registry.count
-                        or q.scheduled_job_registry.count or self.hubspot.webhooks.pending
-                        or self.pipedrive.api.webhooks.pending)
-                if self.waiting():
-                    sweep_waiting_requests()
+            busy = self.busy()
             if busy:
                 calm_since = None
             elif calm_since is None:
@@ -282,7 +278,25 @@ class _Stack:
             elif time.monotonic() - calm_since >= 3:
                 return True
             time.sleep(0.5)
+        print(f"  not quiescent: {self.busy()}")
         return False
+
+    def busy(self) -> list[str]:
+        """What is still going on (empty when quiet)."""
+        with self.app.app_context():
+            q = Queue(QUEUE, connection=get_redis())
+            waiting = self.waiting()
+            if waiting:
+                sweep_waiting_requests()
+            running = [j for j in q.started_job_registry.get_job_ids(cleanup=False)
+                       if presence.present(get_redis(), presence.job_name(j))]
+            scheduled = [j for j in q.scheduled_job_registry.get_job_ids()
+                         if j.startswith("invoice-sync-")]
+            queued = q.job_ids
+        webhooks = len(self.hubspot.webhooks.pending) + len(self.pipedrive.api.webhooks.pending)
+        return [f"{name} {value}" for name, value in (
+            ("deals waiting", waiting), ("jobs queued", queued), ("running", running),
+            ("scheduled", scheduled), ("webhooks pending", webhooks)) if value]
 
     def close(self) -> None:
         for server in self.servers:
