@@ -144,6 +144,8 @@ class Lease:
         while not self._stop.wait(self.ttl / 3):
             try:
                 self._lock.reacquire()
-            except (LockError, redis.RedisError):
+            except LockError:
                 self.lost = True  # the run notices at its next renew() and stops
                 return
+            except redis.RedisError:
+                continue  # a blip: the lease may still be ours; the next tick will tell

@@ -526,6 +526,8 @@ def _report(stack: _Stack, plans: list[Plan], tally: Tally, elapsed: float, quie
         per_crm = Counter(i.crm.value for i in db.session.scalars(select(Installation)))
     xero_faults = Counter(c.fault for c in stack.xero.api_calls if c.fault)
     rate_limited = sum(1 for c in stack.xero.api_calls if c.status == 429)
+    crm_faults = Counter(f"hubspot {c.fault}" for c in stack.hubspot.crm_calls if c.fault)
+    crm_faults.update(f"pipedrive {c.fault}" for c in stack.pipedrive.api_calls if c.fault)
     expected = Counter(p.expected for p in plans)
     print(f"chaos: {len(plans)} deals over {sum(per_crm.values())} installations "
           f"({dict(Counter(p.crm for p in plans))}); expected {dict(expected)}")
@@ -533,7 +535,8 @@ def _report(stack: _Stack, plans: list[Plan], tally: Tally, elapsed: float, quie
           f"{dict(tally.kills)}; plus one steady worker running RQ's scheduler")
     print(f"  faults armed {sum(tally.faults.values())} {dict(tally.faults)}")
     print(f"  Xero calls {len(stack.xero.api_calls)}, hit by a fault {sum(xero_faults.values())} "
-          f"{dict(xero_faults)}, 429s {rate_limited}")
+          f"{dict(xero_faults)}, 429s {rate_limited}; CRM calls hit by a fault "
+          f"{sum(crm_faults.values())} {dict(crm_faults)}")
     print(f"  webhook posts {sum(tally.posts.values())} {dict(tally.posts)}")
     print(f"  review items {dict(reviews)}; still waiting {waiting}; quiescent {quiet}")
     print(f"  duplicates {duplicates}; other problems {dict(problems)}")

@@ -414,3 +414,28 @@ def test_enqueue_sync_after_a_kill_is_not_blocked_by_the_dead_job(app):
     enqueue_sync(42)
 
     assert "invoice-sync-42" in q.job_ids
+
+
+# --- the installation lock: a lease renewed while its holder lives ------------------------------
+
+
+def test_a_live_lease_outlasts_its_ttl_and_a_dead_one_is_waited_out(app):
+    from app.presence import Lease
+
+    redis = get_redis()
+    holder = Lease(redis, "paydeck:test-lease", ttl=1.5)
+    assert holder.acquire()
+    time.sleep(2.5)  # longer than the TTL: the renewer thread kept it
+    contender = Lease(redis, "paydeck:test-lease", ttl=1.5)
+    assert not contender.acquire()
+    assert not contender.wait_out_dead_holder(5)  # its holder is alive: come back later
+
+    holder._stop.set()  # the holder is killed: no renewals, its presence gone
+    holder._renewer.join()
+    holder._presence.close()
+    started = time.monotonic()
+    assert contender.wait_out_dead_holder(5) and contender.acquire()
+
+    assert time.monotonic() - started <= 1.6  # at most what was left of the dead lease
+    contender.release()
+    assert redis.get("paydeck:test-lease") is None
