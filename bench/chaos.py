@@ -326,6 +326,7 @@ class _Chaos:
         self.stack, self.args, self.rng, self.tally = stack, args, rng, tally
         self.ctx = multiprocessing.get_context("fork")
         self.workers: list[Any] = []
+        self.orphans: list[int] = []  # horses whose worker was killed: they run on, reparented
         self.steady: Any = None
         self.done = threading.Event()
         self.threads = [threading.Thread(target=self._kill_loop, daemon=True),
@@ -350,12 +351,15 @@ class _Chaos:
     def end(self) -> None:
         """Stop the sweep and every worker process this bench started (and their children)."""
         self.done.set()
+        pids = [*self.orphans]
         for process in [self.steady, *self.workers]:
-            for pid in [*_children(process.pid), process.pid]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            pids += [*_children(process.pid), process.pid]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for process in [self.steady, *self.workers]:
             process.join(timeout=5)
 
     def _spawn(self, scheduler: bool = False) -> Any:
@@ -381,6 +385,8 @@ class _Chaos:
                 except ProcessLookupError:
                     pass
             self.tally.kills[f"{mode}{' (busy)' if horses else ''}"] += 1
+            if mode == "worker only":
+                self.orphans.extend(horses)
             if mode != "horse only":
                 victim.join(timeout=5)
                 self.workers[index] = self._spawn()
