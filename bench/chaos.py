@@ -318,6 +318,23 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+def _ours(pid: int) -> bool:
+    """Still a process of this bench (forked children share its command line), not another
+    process that has since been given the id of one that ended."""
+    try:
+        return b"bench.chaos" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _kill(pid: int) -> None:
+    if _ours(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it ended meanwhile
+
+
 class _Chaos:
     """Forking workers killed at random and restarted; faults armed at random; the sweep."""
 
@@ -355,10 +372,7 @@ class _Chaos:
         for process in [self.steady, *self.workers]:
             pids += [*_children(process.pid), process.pid]
         for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill(pid)
         for process in [self.steady, *self.workers]:
             process.join(timeout=5)
 
@@ -380,10 +394,7 @@ class _Chaos:
             targets = {"worker and horse": [victim.pid, *horses], "horse only": horses,
                        "worker only": [victim.pid]}[mode]
             for pid in targets:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                _kill(pid)
             self.tally.kills[f"{mode}{' (busy)' if horses else ''}"] += 1
             if mode == "worker only":
                 self.orphans.extend(horses)
