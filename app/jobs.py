@@ -86,13 +86,22 @@ def _abandoned(q: Queue, job: Job, status: JobStatus) -> bool:
         if redis.lpos(q.key, job.id) is not None:
             return False
         if redis.lpos(q.intermediate_queue_key, job.id) is None:
-            return True  # in no queue: nothing will ever dequeue it
+            # In no queue: nothing will ever dequeue it - unless a worker took it and started
+            # it while we looked (RQ sets STARTED and leaves the intermediate list atomically).
+            return _still(job, status)
         return not _being_run(redis, job, unknown=True)  # dequeued by a worker: is it alive?
     if status == JobStatus.SCHEDULED:
-        return redis.zscore(q.scheduled_job_registry.key, job.id) is None
+        return redis.zscore(q.scheduled_job_registry.key, job.id) is None and _still(job, status)
     if status == JobStatus.STARTED:
         return not _being_run(redis, job, unknown=False)
     return False
+
+
+def _still(job: Job, status: JobStatus) -> bool:
+    try:
+        return job.get_status(refresh=True) == status
+    except (NoSuchJobError, InvalidJobOperation):
+        return True  # finished and gone meanwhile: deleting it again is harmless, enqueue anew
 
 
 def _being_run(redis: Any, job: Job, *, unknown: bool) -> bool:
