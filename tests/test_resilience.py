@@ -246,7 +246,7 @@ def test_a_503_on_page_31_of_61_resumes_at_page_31(env, monkeypatch):
     monkeypatch.setattr("xero.client.PAGE_SIZE", 10)
     # 120 page reads in a minute: above Xero's 60/minute, which is not what this test is about.
     monkeypatch.setattr("app.connections.XeroLimiter",
-                        lambda redis: XeroLimiter(redis, LimitConfig(per_minute=1000)))
+                        lambda redis, **kw: XeroLimiter(redis, LimitConfig(per_minute=1000), **kw))
     env.fake.rate_limits.per_minute = 1000
     for n in range(605):  # 61 pages of 10 (the last has 5)
         env.books.add_contact(f"Existing {n:03d}", EmailAddress=f"ap@e{n}.example")
@@ -439,3 +439,27 @@ def test_a_live_lease_outlasts_its_ttl_and_a_dead_one_is_waited_out(app):
     assert time.monotonic() - started <= 1.6  # at most what was left of the dead lease
     contender.release()
     assert redis.get("paydeck:test-lease") is None
+
+
+def test_a_killed_jobs_xero_slot_is_freed_at_once_not_after_its_ttl(app):
+    """Xero allows 5 calls in flight per tenant; a slot's TTL (120 s) frees one a killed
+    process held. With holders named, a slot whose holder is gone is freed when needed."""
+    from xero.limits import LimitConfig, Wait, XeroLimiter
+
+    redis = get_redis()
+    config = LimitConfig(concurrent=1)
+    alive = lambda name: presence.present(redis, name)  # noqa: E731
+    with presence.hold(redis) as doomed:
+        killed = XeroLimiter(redis, config, prefix="paydeck:test-limit:", holder=doomed,
+                             holder_alive=alive)
+        killed.acquire("tenant-1")  # in flight when its process dies: never released
+    plain = XeroLimiter(redis, config, prefix="paydeck:test-limit:")
+    with pytest.raises(Wait):
+        with plain.call("tenant-1", max_wait=0):
+            pass  # without holder names: blocked until the slot's TTL
+
+    with presence.hold(redis) as me:
+        mine = XeroLimiter(redis, config, prefix="paydeck:test-limit:", holder=me,
+                           holder_alive=alive)
+        with mine.call("tenant-1", max_wait=0) as slot:
+            assert slot.token.startswith(me)
