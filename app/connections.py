@@ -6,7 +6,9 @@ import logging
 
 from typing import Any
 
-from app import get_settings
+from rq import get_current_job
+
+from app import get_settings, presence
 from app.extensions import db
 from app.models import AuditEvent, ConnectionStatus, XeroConnection
 from app.redis_conn import get_redis
@@ -26,8 +28,19 @@ def xero_client(connection: XeroConnection, **options: Any) -> XeroClient:
     assert connection.tenant_id
     connection_id = connection.id
     return XeroClient(tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
-                      timeout=settings.http_timeout, limiter=XeroLimiter(get_redis()),
+                      timeout=settings.http_timeout, limiter=_limiter(),
                       access_token=lambda: access_token(XeroConnection, connection_id), **options)
+
+
+def _limiter() -> XeroLimiter:
+    """Xero's shared limits. In a job, in-flight slots carry the job's presence (held by
+    app.worker while it performs the job), so a killed job's slots free up at once."""
+    job = get_current_job()
+    redis = get_redis()
+    if job is None:
+        return XeroLimiter(redis)
+    return XeroLimiter(redis, holder=presence.job_name(job.id),
+                       holder_alive=lambda name: presence.present(redis, name))
 
 
 def revoke_grant(connection: XeroConnection, *, forget_on_failure: bool, by: str = "") -> bool:

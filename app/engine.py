@@ -62,6 +62,7 @@ from app.models import (
     XeroConnection,
     XeroContact,
 )
+from app.presence import Lease
 from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import TokenUnavailable
@@ -85,8 +86,13 @@ log = logging.getLogger(__name__)
 
 TRIGGER = "deal"  # one invoice per deal; later rules update it
 MAX_DEALS_PER_RUN = 200
-SYNC_LOCK_TTL = 60  # seconds; longer than one Xero call (timeout + limiter wait)
+# Seconds a killed run keeps the installation locked; a live run's lease is renewed by a
+# thread every third of it, however long a Xero call takes.
+SYNC_LOCK_TTL = 15
 REFERENCE_TTL = 3600
+# The sweep (every minute) wakes installations whose deals waited this long: a batch whose
+# worker was killed is picked up at the next tick, even if no new webhook comes.
+SWEEP_AFTER = timedelta(seconds=30)
 STRENGTH = {StageAction.NONE: 0, StageAction.DRAFT: 1, StageAction.AUTHORISE: 2,
             StageAction.AUTHORISE_AND_EMAIL: 3}
 XERO_STATUS_STRENGTH = {"DRAFT": 1, "SUBMITTED": 1, "AUTHORISED": 2, "PAID": 3}
@@ -177,15 +183,13 @@ def dismiss_review_item(item_id: int) -> bool:
 
 
 def forget_reference_data(installation_id: int) -> None:
-    """Drop the cached accounts/tax rates/items (settings changed, or Xero said they moved)."""
-    redis = get_redis()
-    keys = list(redis.scan_iter(match=f"paydeck:xero-ref:{installation_id}:*", count=100))
-    if keys:
-        redis.delete(*keys)
+    """Drop the cached accounts/tax rates/items (settings changed, or Xero said they moved).
+    One known key per installation: no scan of Redis's keyspace on this hot path."""
+    get_redis().delete(_reference_key(installation_id))
 
 
-def _reference_key(installation_id: int, tenant_id: str) -> str:
-    return f"paydeck:xero-ref:{installation_id}:{tenant_id}"
+def _reference_key(installation_id: int) -> str:
+    return f"paydeck:xero-ref:{installation_id}"
 
 
 def retry_review_item(item_id: int, source_kind: str = "retry") -> bool:
@@ -229,21 +233,19 @@ def keep_xero_version(item_id: int) -> bool:
 def sync_installation(installation_id: int) -> dict[str, int]:
     """Work through the installation's waiting deals, in batches. Returns counts.
 
-    One run per installation at a time (RQ's rate limit orders the jobs; this lock also covers
-    runs started any other way). A run that finds the lock taken tries again shortly.
+    One run per installation at a time, under a lease (app.presence.Lease) renewed while the
+    run lives: a killed run's lease lapses within SYNC_LOCK_TTL. A run that finds the lease
+    held by a dead run waits that out; held by a live one, it tries again shortly.
     """
-    # A short lease, renewed before every Xero call: a killed worker's lock lapses within
-    # SYNC_LOCK_TTL, and the minute sweep then resumes its deals.
-    lock = get_redis().lock(f"paydeck:invoice-sync:{installation_id}", timeout=SYNC_LOCK_TTL,
-                            blocking_timeout=0)
-    if not lock.acquire():
+    lease = Lease(get_redis(), f"paydeck:invoice-sync:{installation_id}", SYNC_LOCK_TTL)
+    if not lease.acquire() and not (lease.wait_out_dead_holder(SYNC_LOCK_TTL) and lease.acquire()):
         enqueue_sync(installation_id, delay=5)
         return {}
     try:
-        return _sync_installation(installation_id, lock.reacquire)
+        return _sync_installation(installation_id, lease.renew)
     finally:
         try:
-            lock.release()
+            lease.release()
         except LockError:
             log.warning("invoice sync lock for installation %s expired", installation_id)
 
@@ -251,7 +253,7 @@ def sync_installation(installation_id: int) -> dict[str, int]:
 def sweep_waiting_requests() -> int:
     """Safety net (cron): wake the job of every installation with deals still waiting - after
     a worker was killed, or a wake-up was lost."""
-    stale = _now() - timedelta(minutes=2)
+    stale = _now() - SWEEP_AFTER
     ids = db.session.scalars(select(DealSyncRequest.installation_id).join(
         Installation, Installation.id == DealSyncRequest.installation_id).where(
         Installation.status == InstallationStatus.ACTIVE,  # the others' requests wait
@@ -287,8 +289,8 @@ def _sync_installation(installation_id: int, keep_lock: Callable[[], object]) ->
         except (RetryLater, CrmRetryLater, TokenUnavailable) as exc:
             # TokenUnavailable: a refresh failed (not invalid_grant); its backoff grows with
             # the grant's consecutive failures. The deals keep waiting, never dropped.
-            _postpone(requests, exc.seconds, str(exc))
-            enqueue_sync(installation_id, delay=max(exc.seconds, 1.0))
+            soonest = _postpone(requests, exc, str(exc))
+            enqueue_sync(installation_id, delay=max(soonest, 1.0))
             return totals
         except (ReconnectNeeded, TokenReconnectNeeded, CrmReconnectNeeded) as exc:
             db.session.rollback()
@@ -315,14 +317,29 @@ def _between_calls(keep_lock: Callable[[], object]) -> None:
     keep_lock()
 
 
-def _postpone(requests: Sequence[DealSyncRequest], seconds: float, why: str) -> None:
+def _postpone(requests: Sequence[DealSyncRequest],
+              exc: RetryLater | CrmRetryLater | TokenUnavailable, why: str) -> float:
+    """Count a failed try on each deal and hold it back by its own backoff: a deal that rode
+    along in a batch with a much-retried one starts at its first retry. Returns the soonest
+    wait, for the wake-up."""
     db.session.rollback()
-    until = _now() + timedelta(seconds=seconds)
+    now, soonest = _now(), None
     for request in requests:
         request = db.session.merge(request)
-        request.not_before, request.attempts = until, request.attempts + 1
+        request.attempts += 1
+        seconds = _retry_wait(exc, request.attempts)
+        request.not_before = now + timedelta(seconds=seconds)
+        soonest = seconds if soonest is None else min(soonest, seconds)
     db.session.commit()
-    log.info("postponed %d deals by %.0f s: %s", len(requests), seconds, why)
+    log.info("postponed %d deals (%.0f s or more): %s", len(requests), soonest or 0, why)
+    return soonest or 0.0
+
+
+def _retry_wait(exc: RetryLater | CrmRetryLater | TokenUnavailable, attempts: int) -> float:
+    """Seconds before this deal's next try after `attempts` failed ones: Xero's own wait
+    (Retry-After, a limit window) for everyone, or our backoff by the deal's own count."""
+    grows = getattr(exc, "wait_for_attempt", None)
+    return max(exc.seconds if grows is None else grows(attempts), 0.0)
 
 
 def _give_up(requests: Sequence[DealSyncRequest], versions: dict[int, int], why: str) -> None:
@@ -393,8 +410,10 @@ class InvoiceRun:
                       for r in requests]
         self.settings_row = installation.settings or InstallationSettings(
             installation_id=installation.id)
+        # The batch's call is the first try for the deal tried least; each deal's wait after
+        # a failure is worked out from its own count (_postpone).
         self.xero = xero_client(connection, before_call=before_call,
-                                attempt=1 + max((r.attempts for r in requests), default=0))
+                                attempt=1 + min((r.attempts for r in requests), default=0))
         self.linked: set[tuple[str, str]] = set()
         self.counts = {"created": 0, "updated": 0, "recovered": 0, "review": 0, "unchanged": 0,
                        "retry": 0}
@@ -638,17 +657,27 @@ class InvoiceRun:
         return [Candidate(r.contact_id, r.name, r.email_key, r.tax_number_key) for r in rows]
 
     def _sync_contact_mirror(self) -> None:
-        """Bring the local mirror up to date: one call when little changed (If-Modified-Since)."""
+        """Bring the local mirror up to date: one call when little changed (If-Modified-Since).
+
+        The place is saved after every page (SyncCursor.page), so a first sync of a big
+        organisation that fails on page 31 resumes at page 31, not page 1. A pass keeps the
+        `since` it started with until its last page; the next pass starts 5 minutes before
+        this one began (Xero's clock and ours may differ; re-reading is harmless, and it also
+        catches contacts that moved between pages while the pass read them)."""
         cursor = db.session.scalar(select(SyncCursor).where(
             SyncCursor.xero_connection_id == self.connection.id, SyncCursor.kind == "contacts"))
         if cursor is None:
             cursor = SyncCursor(xero_connection_id=self.connection.id, kind="contacts")
             db.session.add(cursor)
-        started = _now()
-        for contact in self.xero.contacts_changed_since(cursor.position):
-            self._mirror(contact)
-        # Overlap a little: Xero's clock and ours may differ; re-reading is harmless.
-        cursor.position = started - timedelta(minutes=5)
+        if cursor.page is None:
+            cursor.page, cursor.pass_started_at = 1, _now()
+        for page, contacts in self.xero.contact_pages(cursor.position, first_page=cursor.page):
+            for contact in contacts:
+                self._mirror(contact)
+            cursor.page = page + 1
+            db.session.commit()
+        cursor.position = (cursor.pass_started_at or _now()) - timedelta(minutes=5)
+        cursor.page = cursor.pass_started_at = None
         db.session.commit()
 
     def _mirror(self, c: ContactResult) -> None:
@@ -888,15 +917,19 @@ class InvoiceRun:
 
 def reference_data(installation: Installation, connection: XeroConnection,
                    client: XeroClient) -> ReferenceData:
-    """The organisation's accounts, tax rates, items, currencies and terms, cached an hour."""
-    key = _reference_key(installation.id, connection.tenant_id or "")
-    cached = get_redis().get(key)
-    if cached:
+    """The organisation's accounts, tax rates, items, currencies and terms, cached an hour.
+    The cache names the tenant it came from: after a reconnect to another organisation it is
+    not used."""
+    key, tenant = _reference_key(installation.id), connection.tenant_id or ""
+    cached_tenant, cached = get_redis().hmget(key, ["tenant", "data"])
+    if cached and (cached_tenant or b"").decode() == tenant:
         ref = ReferenceData.from_json(cached)
         if ref.timezone:  # a copy cached before Paydeck read Organisation.Timezone is stale
             return ref
     ref = client.reference_data()
-    get_redis().set(key, ref.to_json(), ex=REFERENCE_TTL)
+    with get_redis().pipeline() as pipe:
+        pipe.delete(key).hset(key, mapping={"tenant": tenant, "data": ref.to_json()})
+        pipe.expire(key, REFERENCE_TTL).execute()
     return ref
 
 

@@ -403,7 +403,7 @@ class AuditEvent(db.Model):
     outcome: Mapped[str] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     xero_ids: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class WebhookReceipt(db.Model):
@@ -429,7 +429,11 @@ class SyncCursor(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     xero_connection_id: Mapped[int] = mapped_column(ForeignKey("xero_connection.id"))
     kind: Mapped[str] = mapped_column(String(32))
+    # The `since` of the pass in progress (or of the next one); None: read everything.
     position: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Mid-pass: the next page to read and when the pass began; None between passes.
+    page: Mapped[int | None] = mapped_column(Integer)
+    pass_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

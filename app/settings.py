@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     # How long a browser's Paydeck session lasts (the admin signed in at install/connect).
     session_lifetime_minutes: int = Field(default=60, ge=5, le=24 * 60)
 
+    # Days a webhook receipt is kept. Receipts only drop repeated deliveries, and vendors
+    # stop retrying long before: HubSpot and Xero retry for 24 h, Pipedrive for about 3
+    # minutes (platform-facts "Webhooks"); hence at least 2 days.
+    webhook_receipt_retention_days: int = Field(default=30, ge=2)
+    # Days audit events are kept; empty (the default) keeps them for good.
+    audit_retention_days: int | None = Field(default=None, ge=1)
+
     # Refresh an access token this many seconds before it expires.
     token_refresh_margin: int = Field(default=120, ge=0)
     # How long an OAuth `state` stays valid.
@@ -127,6 +134,11 @@ class Settings(BaseSettings):
             raise ValueError("SECRET_KEY must be at least 32 bytes "
                              "(python -c 'import secrets; print(secrets.token_urlsafe(48))')")
         return value
+
+    @field_validator("audit_retention_days", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def uses_embedded_database(self) -> bool:

@@ -13,6 +13,7 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 
+from app import presence
 from app.extensions import db
 
 
@@ -32,7 +33,10 @@ class _AppContextMixin:
                 # A forked work horse must not share the parent's pooled DB connections.
                 for engine in db.engines.values():
                     engine.dispose(close=False)
-            return super().perform_job(job, queue, execution)  # type: ignore[misc]
+            # Present while performing it: enqueue_once tells a job whose process was killed
+            # from one still running (app.presence), even if only the parent worker died.
+            with presence.hold(self.connection, presence.job_name(job.id)):  # type: ignore[attr-defined]
+                return super().perform_job(job, queue, execution)  # type: ignore[misc]
 
 
 class PaydeckWorker(_AppContextMixin, Worker):

@@ -286,6 +286,7 @@ class FakeXero(OAuthFake[XeroConsent]):
         problem: RateLimitProblem = "minute",
         retry_after: int | None = None,
         tenant_id: str | None = None,
+        skip: int = 0,
     ) -> Fault:
         """Make the next `times` matching accounting calls fail (None: until cleared).
 
@@ -295,7 +296,8 @@ class FakeXero(OAuthFake[XeroConsent]):
         connection without answering), "short_answer" (do the call, then leave one
         element, the last, out of the batch answer: an answer that does not line up with
         the request). `path_prefix` may be "/Invoices" or the
-        full "/api.xro/2.0/Invoices"; it matches case-insensitively.
+        full "/api.xro/2.0/Invoices"; it matches case-insensitively. `skip` lets that
+        many matching calls through before the fault starts.
         """
         fault = Fault(
             kind,
@@ -307,6 +309,7 @@ class FakeXero(OAuthFake[XeroConsent]):
             delay=delay,
             problem=problem,
             retry_after=retry_after,
+            skip=skip,
         )
         return self.accounting_api.inject(fault)
 

@@ -2089,6 +2089,7 @@ class Fault:
     delay: float | None = None
     problem: RateLimitProblem = "minute"
     retry_after: int | None = None
+    skip: int = 0  # let this many matching calls through first (a fault on page 31 of 61)
 
     def matches(self, method: str, path: str, tenant_id: str) -> bool:
         return (
@@ -2127,6 +2128,9 @@ class FaultInjector:
         """The first matching fault, used once (caller holds the lock)."""
         for fault in self._faults:
             if fault.matches(method, path, tenant_id):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 if fault.remaining is not None:
                     fault.remaining -= 1
                 return fault

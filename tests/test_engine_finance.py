@@ -110,9 +110,9 @@ def test_reference_data_cached_before_the_timezone_was_read_is_read_again(env):
     env.work()
     with env.app.app_context():
         (key,) = get_redis().keys("paydeck:xero-ref:*")
-        old = json.loads(get_redis().get(key))
-        del old["timezone"]  # what the previous release cached
-        get_redis().set(key, json.dumps(old))
+        old = json.loads(get_redis().hget(key, "data"))
+        del old["timezone"]  # a copy made before Paydeck read Organisation.Timezone
+        get_redis().hset(key, "data", json.dumps(old))
     env.crm.add(deal("208", closed_at=WON))
 
     env.request("208")

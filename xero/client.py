@@ -199,14 +199,21 @@ class XeroClient:
 
     def contacts_changed_since(self, since: datetime | None) -> Iterator[ContactResult]:
         """Every contact (archived too) updated after `since`, oldest first, page by page."""
-        page = 1
+        for _page, contacts in self.contact_pages(since):
+            yield from contacts
+
+    def contact_pages(self, since: datetime | None, first_page: int = 1,
+                      ) -> Iterator[tuple[int, list[ContactResult]]]:
+        """(page number, contacts) from `first_page` on, until a short page: so a caller can
+        save its place after each page and resume there after a failure."""
+        page = max(first_page, 1)
         while True:
             kwargs: dict[str, Any] = {"page": page, "page_size": PAGE_SIZE, "include_archived": True,
                                       "summary_only": True, "order": "UpdatedDateUTC ASC"}
             if since is not None:
                 kwargs["if_modified_since"] = since
             contacts = self._call("get_contacts", **kwargs).contacts or []
-            yield from (_contact_result(c) for c in contacts)
+            yield page, [_contact_result(c) for c in contacts]
             if len(contacts) < PAGE_SIZE:
                 return
             page += 1

@@ -72,13 +72,22 @@ class XeroFailure(Exception):
 
 
 class RetryLater(XeroFailure):
-    """Nothing a person must do: the same call may succeed after `seconds`."""
+    """Nothing a person must do: the same call may succeed after `seconds`.
 
-    def __init__(self, seconds: float, reason: str, *, status: int | None = None) -> None:
+    `wait_for_attempt` is set when `seconds` is our own backoff rather than Xero's word
+    (Retry-After, a limit window): it gives the wait after any try number, so work that
+    rode along in a failed batch waits by its own count of tries, not the batch's.
+    """
+
+    wait_for_attempt: Callable[[int], float] | None = None
+
+    def __init__(self, seconds: float, reason: str, *, status: int | None = None,
+                 wait_for_attempt: Callable[[int], float] | None = None) -> None:
         super().__init__(seconds, reason)
         self.seconds = max(0.0, float(seconds))
         self.reason = reason
         self.status = status
+        self.wait_for_attempt = wait_for_attempt
 
     def describe(self) -> str:
         return f"{self.reason} (retry in {self.seconds:.1f} s)"
@@ -183,6 +192,21 @@ def backoff(attempt: int, *, base: float = BACKOFF_BASE, factor: float = BACKOFF
     return delay / 2 + delay / 2 * rand()
 
 
+def standard_backoff(attempt: int) -> float:
+    """The wait after try `attempt` of a call that failed for want of Xero (5xx, no answer)."""
+    return backoff(attempt)
+
+
+def concurrent_backoff(attempt: int) -> float:
+    """The wait after a 429 "concurrent" with no Retry-After."""
+    return backoff(attempt, base=CONCURRENT_BASE, cap=CONCURRENT_CAP)
+
+
+def token_backoff(attempt: int) -> float:
+    """After "token expired": at once for the first tries (after a refresh), then back off."""
+    return 0.0 if attempt <= IMMEDIATE_TOKEN_RETRIES else backoff(attempt)
+
+
 # --- the decision -------------------------------------------------------------------------
 
 def classify(*, status: int | None, headers: Headers, body: Body,
@@ -213,7 +237,7 @@ def classify(*, status: int | None, headers: Headers, body: Body,
     if status == 408:
         # Request timeout: Xero gave up before reading our whole request, so nothing applied.
         return RetryLater(backoff(attempt, rand=rand), "Xero timed out the request",
-                          status=status)
+                          status=status, wait_for_attempt=standard_backoff)
     if status == 501:
         # "The method you have called has not been implemented": retrying cannot help.
         return FixData(_messages(body) or ["Xero does not implement this call (HTTP 501)"],
@@ -232,10 +256,12 @@ def _rate_limited(headers: Headers, attempt: int, rand: Callable[[], float]) -> 
     if problem == "day":
         return DailyLimitReached(seconds, "Xero's daily call limit for this organisation "
                                  "is reached", status=429)
+    grows = None
     if problem == "concurrent" and header_number(headers, "Retry-After") is None:
         seconds = backoff(attempt, base=CONCURRENT_BASE, cap=CONCURRENT_CAP, rand=rand)
+        grows = concurrent_backoff
     return RetryLater(seconds, f"Xero rate limit reached ({problem or 'unspecified'})",
-                      status=429)
+                      status=429, wait_for_attempt=grows)
 
 
 def _unauthorised(headers: Headers, body: Body, attempt: int,
@@ -252,7 +278,7 @@ def _unauthorised(headers: Headers, body: Body, attempt: int,
 
 def _token_expired(reason: str, attempt: int, rand: Callable[[], float]) -> TokenExpired:
     seconds = 0.0 if attempt <= IMMEDIATE_TOKEN_RETRIES else backoff(attempt, rand=rand)
-    return TokenExpired(seconds, reason, status=401)
+    return TokenExpired(seconds, reason, status=401, wait_for_attempt=token_backoff)
 
 
 def _bad_request(body: Body) -> XeroFailure:
@@ -274,13 +300,14 @@ def _server_error(status: int, headers: Headers, body: Body, *, method: str, att
                   rand: Callable[[], float]) -> RetryLater:
     """5xx: Xero is down, or the organisation is offline (503). Writes may have applied."""
     seconds = header_number(headers, "Retry-After")
+    grows = None
     if seconds is None:
-        seconds = backoff(attempt, rand=rand)
+        seconds, grows = backoff(attempt, rand=rand), standard_backoff
     text = (_messages(body) or [""])[0]
     reason = f"Xero failed with HTTP {status}" + (f": {text}" if text else "")
     if method in WRITE_METHODS:
-        return Uncertain(seconds, reason, status=status)
-    return RetryLater(seconds, reason, status=status)
+        return Uncertain(seconds, reason, status=status, wait_for_attempt=grows)
+    return RetryLater(seconds, reason, status=status, wait_for_attempt=grows)
 
 
 # --- no response at all -------------------------------------------------------------------
@@ -308,8 +335,8 @@ def _transport_failure(exc: BaseException, method: str, attempt: int,
     # MaxRetryError hides earlier tries: urllib3 re-sends a PUT after a read error
     # (Retry.DEFAULT_ALLOWED_METHODS), so its last reason being a connect error proves nothing.
     if method in WRITE_METHODS and not isinstance(exc, _NOT_SENT):
-        return Uncertain(seconds, reason)
-    return RetryLater(seconds, reason)
+        return Uncertain(seconds, reason, wait_for_attempt=standard_backoff)
+    return RetryLater(seconds, reason, wait_for_attempt=standard_backoff)
 
 
 # --- the SDK ------------------------------------------------------------------------------

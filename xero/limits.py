@@ -47,6 +47,8 @@ CONCURRENT_POLL = 0.2
 # Window buckets are deleted this long after they stop counting, so that a process whose
 # clock lags the others' by less than this still sees them.
 PRUNE_SLACK = 60.0
+# Between a slot token's holder name and its random part.
+HOLDER_SEP = "|"
 # Shortest pause in call(), so that a zero wait cannot turn into a busy loop.
 MIN_PAUSE = 0.01
 
@@ -266,12 +268,19 @@ class XeroLimiter:
 
     def __init__(self, redis_client: redis.Redis, config: LimitConfig | None = None,
                  clock: Callable[[], float] | None = None, *,
-                 sleep: Callable[[float], None] = time.sleep, prefix: str = PREFIX) -> None:
-        """`clock=None` uses Redis's clock; `prefix` separates deployments (or tests)."""
+                 sleep: Callable[[float], None] = time.sleep, prefix: str = PREFIX,
+                 holder: str = "", holder_alive: Callable[[str], bool] | None = None) -> None:
+        """`clock=None` uses Redis's clock; `prefix` separates deployments (or tests).
+
+        `holder` names the process making the calls and `holder_alive` says whether a named
+        process still lives: then an in-flight slot left by a killed process is freed as soon
+        as the tenant runs out of slots, not after `slot_ttl`.
+        """
         self.redis = redis_client
         self.config = config or LimitConfig()
         self.clock = clock
         self.prefix = prefix
+        self.holder, self.holder_alive = holder, holder_alive
         self._sleep = sleep
         self._acquire_script = redis_client.register_script(_ACQUIRE)
         self._sync_script = redis_client.register_script(_SYNC)
@@ -284,7 +293,7 @@ class XeroLimiter:
         Never sleeps. Use the Slot as a context manager around the HTTP call.
         """
         cfg = self.config
-        token = uuid.uuid4().hex
+        token = f"{self.holder}{HOLDER_SEP}{uuid.uuid4().hex}" if self.holder else uuid.uuid4().hex
         result = self._acquire_script(keys=self._keys(tenant_id), args=[
             self._now(), cfg.per_minute, cfg.per_day, cfg.app_per_minute, cfg.concurrent,
             cfg.slot_ttl, token])
@@ -309,6 +318,8 @@ class XeroLimiter:
             try:
                 return self.acquire(tenant_id)
             except Wait as wait:
+                if wait.problem == "concurrent" and self._free_dead_slots(tenant_id):
+                    continue
                 pause = max(wait.seconds, MIN_PAUSE)
                 if waited + pause > max_wait:
                     raise
@@ -357,6 +368,15 @@ class XeroLimiter:
         if left["blocked"] > 0:
             return 0
         return int(min(left["minute"], left["day"], left["appminute"]))
+
+    def _free_dead_slots(self, tenant_id: str) -> bool:
+        """Drop in-flight slots whose holder is known to be dead; True if any were."""
+        if self.holder_alive is None:
+            return False
+        key = self._keys(tenant_id)[3]
+        dead = [token for token in (_str(t) for t in self.redis.zrange(key, 0, -1))
+                if HOLDER_SEP in token and not self.holder_alive(token.rsplit(HOLDER_SEP, 1)[0])]
+        return bool(dead) and bool(self.redis.zrem(key, *dead))
 
     def _release(self, tenant_id: str, token: str) -> None:
         self.redis.zrem(self._keys(tenant_id)[3], token)
