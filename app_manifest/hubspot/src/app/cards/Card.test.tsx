@@ -3,7 +3,7 @@
 // `Response` objects shaped like app/views/cards.py's answers (tests/test_cards.py pins those).
 import { describe, expect, it, vi } from 'vitest';
 import { Alert, Button, DescriptionListItem, Flex, Link, LoadingSpinner, StatusTag, Text, hubspot } from '@hubspot/ui-extensions';
-import { createRenderer } from '@hubspot/ui-extensions/testing';
+import { RenderedNodeType, createRenderer, type RenderedNode } from '@hubspot/ui-extensions/testing';
 import { MAY_NOT_ACT, PaydeckCard } from './Card.tsx';
 import { CARD_URL, FETCH_TIMEOUT_MS, type CardData, type CardFetch } from './card-data.ts';
 
@@ -56,6 +56,12 @@ async function loaded(renderer: ReturnType<typeof setup>) {
 
 function button(renderer: ReturnType<typeof setup>, label: string) {
   return renderer.find(Button, (node) => node.text === label);
+}
+
+/** Every text the card renders, anywhere in the tree (a node's own `text` is only its direct text). */
+function allText(node: RenderedNode): string {
+  if (node.nodeType === RenderedNodeType.Text) return node.text;
+  return node.childNodes.map(allText).join(' | ');
 }
 
 function buttonLabels(renderer: ReturnType<typeof setup>) {
@@ -124,7 +130,7 @@ describe('PaydeckCard', () => {
     const items = renderer.findAll(DescriptionListItem).map((n) => [n.props.label, n.text]);
     expect(items).toEqual([['Due date', '2026-11-30']]);
     expect(renderer.maybeFind(Link)).toBeNull();
-    const shown = renderer.getRootNode().text ?? '';
+    const shown = allText(renderer.getRootNode());
     expect(shown).toContain(AMOUNTS_HIDDEN); // the whole card's text, so the next line means something
     expect(shown).not.toMatch(/undefined|null|AUD|330|110|220/);
     expect(shown).not.toContain('Open in Xero');
@@ -147,7 +153,7 @@ describe('PaydeckCard', () => {
     await loaded(renderer);
     const shown = renderer.findByTestId(Flex, 'review-item-9').findAll(Text).map((n) => n.text);
     expect(shown).toEqual(['Amount mismatch', AMOUNTS_HIDDEN]);
-    expect(renderer.getRootNode().text ?? '').not.toMatch(/undefined/);
+    expect(allText(renderer.getRootNode())).not.toMatch(/undefined/);
   });
 
   it('without may_act offers no push, says who may push, and still opens the deal page', async () => {
@@ -158,7 +164,7 @@ describe('PaydeckCard', () => {
         "Only the deal's owner or an admin can push this deal (your admin's settings).",
       );
       expect(buttonLabels(renderer)).toEqual(['Open in Paydeck']);
-      expect(renderer.getRootNode().text ?? '').not.toMatch(/push it|Re-push|Retry/i);
+      expect(allText(renderer.getRootNode())).not.toMatch(/push it|Re-push|Retry/i);
       const open = button(renderer, 'Open in Paydeck');
       expect(open.props.variant).toBe('secondary');
       open.trigger('onClick');
