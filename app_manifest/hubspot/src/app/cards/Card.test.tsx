@@ -3,8 +3,8 @@
 // `Response` objects shaped like app/views/cards.py's answers (tests/test_cards.py pins those).
 import { describe, expect, it, vi } from 'vitest';
 import { Alert, Button, DescriptionListItem, Flex, Link, LoadingSpinner, StatusTag, Text, hubspot } from '@hubspot/ui-extensions';
-import { createRenderer } from '@hubspot/ui-extensions/testing';
-import { PaydeckCard } from './Card.tsx';
+import { RenderedNodeType, createRenderer, type RenderedNode } from '@hubspot/ui-extensions/testing';
+import { MAY_NOT_ACT, PaydeckCard } from './Card.tsx';
 import { CARD_URL, FETCH_TIMEOUT_MS, type CardData, type CardFetch } from './card-data.ts';
 
 const OPEN_URL = 'https://paydeck.example.com/ui/deal/123?t=deal-token';
@@ -14,6 +14,7 @@ const SETTINGS_URL = 'https://paydeck.example.com/ui/settings/7?t=settings-token
 const notInvoiced: CardData = {
   open_url: OPEN_URL,
   review_url: REVIEW_URL,
+  may_act: true,
   invoiced: false,
   status: 'Not invoiced',
   open_review_items: 0,
@@ -56,6 +57,23 @@ async function loaded(renderer: ReturnType<typeof setup>) {
 function button(renderer: ReturnType<typeof setup>, label: string) {
   return renderer.find(Button, (node) => node.text === label);
 }
+
+/** Every text the card renders, anywhere in the tree (a node's own `text` is only its direct text). */
+function allText(node: RenderedNode): string {
+  if (node.nodeType === RenderedNodeType.Text) return node.text;
+  return node.childNodes.map(allText).join(' | ');
+}
+
+function buttonLabels(renderer: ReturnType<typeof setup>) {
+  return renderer.findAll(Button).map((node) => node.text);
+}
+
+// What app/views/cards.py `without_money` sends a viewer who may not see money: the summary
+// less total / amount_due / amount_paid / currency / invoice_url and review item details, plus
+// app/access.py AMOUNTS_HIDDEN (tests/test_record_access.py pins the backend side).
+const AMOUNTS_HIDDEN = "Amounts hidden by your admin's settings";
+const { total: _t, amount_due: _d, amount_paid: _p, currency: _c, invoice_url: _u, ...invoicedNoMoney } = invoiced;
+const hiddenInvoiced: CardData = { ...invoicedNoMoney, amounts_hidden: AMOUNTS_HIDDEN };
 
 describe('PaydeckCard', () => {
   it('asks the card endpoint for this record, signed by hubspot.fetch, with a timeout', async () => {
@@ -100,6 +118,74 @@ describe('PaydeckCard', () => {
     expect(preview.props.variant).toBe('primary');
     preview.trigger('onClick');
     expect(renderer.mocks.actions.openIframeModal.calls[0]?.[0].uri).toBe(OPEN_URL);
+  });
+
+  it('shows the hidden-amounts sentence instead of amounts, and no Xero link', async () => {
+    const renderer = setup(answer(200, hiddenInvoiced));
+    await loaded(renderer);
+    expect(renderer.find(Text, (n) => n.text === 'Invoice INV-0042')).toBeTruthy();
+    expect(renderer.findByTestId(StatusTag, 'invoice-status').text).toBe('Overdue');
+    expect(renderer.findByTestId(Text, 'amounts-hidden').text).toBe(AMOUNTS_HIDDEN);
+    // The due date is not money (it stays in the JSON); no Total / Amount due rows, no "-".
+    const items = renderer.findAll(DescriptionListItem).map((n) => [n.props.label, n.text]);
+    expect(items).toEqual([['Due date', '2026-11-30']]);
+    expect(renderer.maybeFind(Link)).toBeNull();
+    const shown = allText(renderer.getRootNode());
+    expect(shown).toContain(AMOUNTS_HIDDEN); // the whole card's text, so the next line means something
+    expect(shown).not.toMatch(/undefined|null|AUD|330|110|220/);
+    expect(shown).not.toContain('Open in Xero');
+  });
+
+  it('shows the hidden-amounts sentence on a deal not yet invoiced', async () => {
+    const renderer = setup(answer(200, { ...notInvoiced, amounts_hidden: AMOUNTS_HIDDEN }));
+    await loaded(renderer);
+    expect(renderer.find(Text, (n) => n.text === 'Not invoiced')).toBeTruthy();
+    expect(renderer.findByTestId(Text, 'amounts-hidden').text).toBe(AMOUNTS_HIDDEN);
+    expect(renderer.maybeFind(DescriptionListItem)).toBeNull();
+  });
+
+  it('shows the hidden-amounts sentence in place of review item details it was not sent', async () => {
+    const renderer = setup(answer(200, {
+      ...hiddenInvoiced,
+      open_review_items: 1,
+      review_items: [{ id: 9, reason: 'amount_mismatch', reason_label: 'Amount mismatch', created_at: '2026-12-01T10:00:00+00:00' }],
+    }));
+    await loaded(renderer);
+    const shown = renderer.findByTestId(Flex, 'review-item-9').findAll(Text).map((n) => n.text);
+    expect(shown).toEqual(['Amount mismatch', AMOUNTS_HIDDEN]);
+    expect(allText(renderer.getRootNode())).not.toMatch(/undefined/);
+  });
+
+  it('without may_act offers no push, says who may push, and still opens the deal page', async () => {
+    for (const data of [{ ...notInvoiced, may_act: false }, { ...invoiced, may_act: false }]) {
+      const renderer = setup(answer(200, data));
+      await loaded(renderer);
+      expect(renderer.findByTestId(Text, 'may-not-act').text).toBe(
+        "Only the deal's owner or an admin can push this deal (your admin's settings).",
+      );
+      expect(buttonLabels(renderer)).toEqual(['Open in Paydeck']);
+      expect(allText(renderer.getRootNode())).not.toMatch(/push it|Re-push|Retry/i);
+      const open = button(renderer, 'Open in Paydeck');
+      expect(open.props.variant).toBe('secondary');
+      open.trigger('onClick');
+      expect(renderer.mocks.actions.openIframeModal.calls[0]?.[0].uri).toBe(OPEN_URL);
+    }
+  });
+
+  it('with may_act offers the push and does not say who may push', async () => {
+    const renderer = setup(answer(200, notInvoiced));
+    await loaded(renderer);
+    expect(buttonLabels(renderer)).toEqual(['Preview and push']);
+    expect(renderer.maybeFindByTestId(Text, 'may-not-act')).toBeNull();
+    expect(renderer.maybeFind(Text, (n) => n.text === MAY_NOT_ACT)).toBeNull();
+  });
+
+  it('treats a card without may_act as read-only (fail closed)', async () => {
+    const { may_act: _m, ...older } = notInvoiced;
+    const renderer = setup(answer(200, older));
+    await loaded(renderer);
+    expect(buttonLabels(renderer)).toEqual(['Open in Paydeck']);
+    expect(renderer.findByTestId(Text, 'may-not-act').text).toBe(MAY_NOT_ACT);
   });
 
   it('lists open review items with their reasons and opens the review queue', async () => {

@@ -1,5 +1,7 @@
 // The Paydeck card: the deal's invoice (or "Not invoiced"), its open review items, the state of
 // Paydeck's CRM and Xero connections, and buttons that open Paydeck's pages in HubSpot's modal.
+// What the viewer may see and do is decided by the server (app/access.py): the card shows
+// `amounts_hidden` in place of amounts, and offers no push when `may_act` is not true.
 import { useEffect, useState } from 'react';
 import {
   Alert,
@@ -14,8 +16,10 @@ import {
 } from '@hubspot/ui-extensions';
 import type { CrmContext, ExtensionPointApiActions } from '@hubspot/ui-extensions';
 import {
+  amountsHidden,
   cardUrl,
   loadCard,
+  mayAct,
   money,
   objectTypeOf,
   statusVariant,
@@ -36,6 +40,9 @@ export interface PaydeckCardProps {
 }
 
 // Modal sizes for Paydeck's pages (openIframeModal takes pixels).
+// The deal page's own wording for a viewer who may not act (app/templates/deal.html).
+export const MAY_NOT_ACT = "Only the deal's owner or an admin can push this deal (your admin's settings).";
+
 const DEAL_MODAL = { width: 900, height: 700 };
 const WIDE_MODAL = { width: 960, height: 800 };
 
@@ -96,13 +103,21 @@ const CardView = ({ data, objectType, openIframeModal }: CardViewProps) => {
     ? () => openIframeModal({ uri: settingsUrl, ...WIDE_MODAL, title: 'Paydeck settings' })
     : undefined;
   const deal = objectType === 'deals';
+  // Only a viewer who may act is invited to push; anyone may open the deal page (read-only
+  // for those who may not act: the page leaves its forms out and the server refuses them).
+  const offerPush = deal && mayAct(data) && !data.invoiced;
   return (
     <Flex direction="column" gap="sm">
       {data.connection && <ConnectionView connection={data.connection} />}
       {deal && <InvoiceView data={data} />}
       {deal && <ReviewView data={data} onOpen={openReview} />}
-      <Button variant={deal && !data.invoiced ? 'primary' : 'secondary'} onClick={openPage}>
-        {deal ? (data.invoiced ? 'Open in Paydeck' : 'Preview and push') : 'Open in Paydeck'}
+      {deal && !mayAct(data) && (
+        <Text variant="microcopy" testId="may-not-act">
+          {MAY_NOT_ACT}
+        </Text>
+      )}
+      <Button variant={offerPush ? 'primary' : 'secondary'} onClick={openPage}>
+        {offerPush ? 'Preview and push' : 'Open in Paydeck'}
       </Button>
       {openSettings && (
         <Button variant="secondary" onClick={openSettings}>
@@ -113,14 +128,24 @@ const CardView = ({ data, objectType, openIframeModal }: CardViewProps) => {
   );
 };
 
+const AmountsHiddenView = ({ sentence }: { sentence: string }) => (
+  <Text variant="microcopy" testId="amounts-hidden">
+    {sentence}
+  </Text>
+);
+
 const InvoiceView = ({ data }: { data: CardData }) => {
+  const hidden = amountsHidden(data);
   if (!data.invoiced) {
     return (
       <Flex direction="column" gap="xs">
         <Text format={{ fontWeight: 'bold' }}>{data.status ?? 'Not invoiced'}</Text>
-        <Text variant="microcopy">
-          Open the preview to see the invoice Paydeck would send to Xero, then push it.
-        </Text>
+        {hidden && <AmountsHiddenView sentence={hidden} />}
+        {mayAct(data) && (
+          <Text variant="microcopy">
+            Open the preview to see the invoice Paydeck would send to Xero, then push it.
+          </Text>
+        )}
       </Flex>
     );
   }
@@ -132,12 +157,25 @@ const InvoiceView = ({ data }: { data: CardData }) => {
           {data.status ?? ''}
         </StatusTag>
       </Flex>
-      <DescriptionList direction="row">
-        <DescriptionListItem label="Total">{money(data.total, data.currency)}</DescriptionListItem>
-        <DescriptionListItem label="Amount due">{money(data.amount_due, data.currency)}</DescriptionListItem>
-        <DescriptionListItem label="Due date">{data.due_date ?? '-'}</DescriptionListItem>
-      </DescriptionList>
-      {data.invoice_url && <Link href={{ url: data.invoice_url, external: true }}>Open in Xero</Link>}
+      {hidden ? (
+        <>
+          <AmountsHiddenView sentence={hidden} />
+          {data.due_date && (
+            <DescriptionList direction="row">
+              <DescriptionListItem label="Due date">{data.due_date}</DescriptionListItem>
+            </DescriptionList>
+          )}
+        </>
+      ) : (
+        <>
+          <DescriptionList direction="row">
+            <DescriptionListItem label="Total">{money(data.total, data.currency)}</DescriptionListItem>
+            <DescriptionListItem label="Amount due">{money(data.amount_due, data.currency)}</DescriptionListItem>
+            <DescriptionListItem label="Due date">{data.due_date ?? '-'}</DescriptionListItem>
+          </DescriptionList>
+          {data.invoice_url && <Link href={{ url: data.invoice_url, external: true }}>Open in Xero</Link>}
+        </>
+      )}
     </Flex>
   );
 };
@@ -147,6 +185,8 @@ const ReviewView = ({ data, onOpen }: { data: CardData; onOpen: () => void }) =>
   const count = data.open_review_items ?? items.length;
   if (count === 0) return null;
   const more = count - items.length;
+  // Details quote amounts, so a viewer who may not see money gets the deal page's sentence.
+  const hidden = amountsHidden(data);
   return (
     <Flex direction="column" gap="xs">
       <Alert
@@ -158,7 +198,7 @@ const ReviewView = ({ data, onOpen }: { data: CardData; onOpen: () => void }) =>
           {items.map((item) => (
             <Flex key={item.id} direction="column" testId={`review-item-${item.id}`}>
               <Text format={{ fontWeight: 'bold' }}>{item.reason_label}</Text>
-              <Text variant="microcopy">{item.detail}</Text>
+              {(hidden ?? item.detail) && <Text variant="microcopy">{hidden ?? item.detail}</Text>}
             </Flex>
           ))}
           {more > 0 && <Text variant="microcopy">and {more} more</Text>}

@@ -22,7 +22,8 @@ export interface ReviewItem {
   id: number;
   reason: string;
   reason_label: string;
-  detail: string;
+  /** Absent when amounts are hidden from this viewer (details quote amounts). */
+  detail?: string;
   created_at: string;
 }
 
@@ -40,11 +41,17 @@ export interface Connection {
   xero: ConnectionPart<XeroState>;
 }
 
-/** `GET /hubspot/card` (app/views/cards.py `hubspot_card`). Money arrives as decimal strings. */
+/** `GET /hubspot/card` (app/views/cards.py `hubspot_card`). Money arrives as decimal strings.
+ * A viewer who may not see money (app/access.py `may_see_money`) gets `amounts_hidden` instead
+ * of total / amount_due / amount_paid / currency / invoice_url and of review item details. */
 export interface CardData {
   open_url: string;
   review_url: string;
   settings_url?: string;
+  /** Whether this viewer may push, re-push or retry (app/access.py `may_act`); see `mayAct`. */
+  may_act?: boolean;
+  /** "Amounts hidden by your admin's settings" (app/access.py AMOUNTS_HIDDEN) when hidden. */
+  amounts_hidden?: string;
   invoiced?: boolean;
   status?: string;
   deal_status?: string | null;
@@ -146,6 +153,17 @@ function describe(err: unknown): string {
 export function money(amount: string | null | undefined, currency: string | null | undefined): string {
   if (amount === null || amount === undefined) return '-';
   return currency ? `${currency} ${amount}` : amount;
+}
+
+/** Fail closed: only an explicit `may_act: true` offers actions (an older backend that does not
+ * send it gets the read-only card; the server refuses unpermitted actions either way). */
+export function mayAct(data: CardData): boolean {
+  return data.may_act === true;
+}
+
+/** The sentence to show instead of amounts, or null when this viewer may see them. */
+export function amountsHidden(data: CardData): string | null {
+  return typeof data.amounts_hidden === 'string' && data.amounts_hidden ? data.amounts_hidden : null;
 }
 
 export type TagVariant = 'danger' | 'warning' | 'info' | 'success' | 'default';
