@@ -1019,7 +1019,9 @@ def write_back(installation: Installation, updates: list[InvoiceFields]) -> None
         log.warning("writeback for installation %s refused: %s", installation.id, exc)
         if isinstance(exc, CrmReconnectNeeded):
             confirm_crm_grant(installation.id)
-    except CrmRetryLater as exc:
+    except (CrmRetryLater, TokenUnavailable) as exc:
+        # Busy or down, or its token refresh failing (the grant shows "failing" meanwhile):
+        # a job writes the fields later. Never raised: the caller has committed its work.
         from app.jobs import enqueue_once
 
         deal_ids = sorted({u.deal_id for u in updates})
@@ -1027,6 +1029,13 @@ def write_back(installation: Installation, updates: list[InvoiceFields]) -> None
         enqueue_once(write_back_deals, installation.id, deal_ids, delay=max(exc.seconds, 5.0),
                      job_id=f"writeback-{installation.id}-{_key('wb', deal_ids)[-16:]}",
                      job_timeout=300, retry=Retry(max=5, interval=[30, 120, 600, 1800, 3600]))
+    except CrmError as exc:  # the CRM refused the write itself (a 4xx): a person must look
+        deal_ids = sorted({u.deal_id for u in updates})
+        log.warning("writeback for installation %s refused: %s", installation.id, exc)
+        db.session.add(AuditEvent(installation_id=installation.id, action="writeback",
+                                  outcome="failed", detail={"deals": deal_ids[:200],
+                                                            "error": str(exc)[:500]}))
+        db.session.commit()
 
 
 def write_back_deals(installation_id: int, deal_ids: list[str]) -> int:

@@ -469,3 +469,37 @@ def test_a_connection_needing_reconnect_keeps_deals_waiting_and_tells_the_admin(
     assert count(env.app, DealSyncRequest) == 1
     item = one(env.app, ReviewItem)
     assert item.reason == ReviewReason.RECONNECT_NEEDED
+
+
+@pytest.mark.parametrize("failure", ["refused", "token_failing"])
+def test_a_failed_writeback_after_the_invoice_is_made_costs_no_invoice_and_no_review(env, monkeypatch, failure):
+    """The writeback runs after the run committed its work: a CRM that refuses the write (a
+    4xx), or whose token refresh is failing, must neither file "sync failed" review items
+    for invoices that exist nor put the handled requests back (found in review)."""
+    from app.models import AuditEvent, DealSyncRequest, ReviewItem
+    from app.tokens import TokenUnavailable
+    from crm_adapters.base import CrmError
+
+    def broken(installation, updates):
+        if failure == "refused":
+            raise CrmError("HubSpot answered 400: property paydeck_invoice_number does not exist")
+        raise TokenUnavailable("hubspot: invalid_client", seconds=30)
+
+    monkeypatch.setattr(env.crm, "write_invoice_fields", broken)
+    env.crm.add(deal("601"))
+
+    env.request("601")
+    env.work()
+
+    assert len(env.invoices_for("601")) == 1
+    assert count(env.app, ReviewItem) == 0
+    assert count(env.app, DealSyncRequest) == 0  # handled, not re-queued
+    with env.app.app_context():
+        from rq import Queue
+
+        scheduled = Queue(QUEUE, connection=get_redis()).scheduled_job_registry.get_job_ids()
+        failed = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "writeback")).all()
+    if failure == "refused":
+        assert [e.outcome for e in failed] == ["failed"] and "does not exist" in failed[0].detail["error"]
+    else:  # written later by a job, once the token works again
+        assert any(j.startswith(f"writeback-{env.installation_id}-") for j in scheduled)
