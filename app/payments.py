@@ -268,7 +268,8 @@ def overdue_sweep() -> int:
                                  f"{link.amount_due} {link.currency} was due on {link.due_date}. "
                                  f"{link.online_url}")
             adapter.write_invoice_fields(installation, [link_fields(link)])
-        except (CrmError, NoAdapter, TokenReconnectNeeded) as exc:
+        except (CrmError, NoAdapter, TokenReconnectNeeded, TokenUnavailable) as exc:
+            # Not sent now (overdue_notified_at stays empty): the next daily sweep tries again.
             log.warning("overdue notice for deal %s not sent: %s", link.deal_id, exc)
             db.session.rollback()
             if isinstance(exc, CrmReconnectNeeded):

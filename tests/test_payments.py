@@ -170,6 +170,29 @@ def test_overdue_deals_are_flagged_and_the_owner_told_once_per_episode(paid_env,
     assert one(env.app, InvoiceLink).overdue_notified_at is None  # the episode ended
 
 
+def test_a_failing_crm_token_skips_that_overdue_notice_and_the_sweep_goes_on(paid_env, monkeypatch):
+    """Found in review: one installation whose CRM token refresh is failing aborted the daily
+    sweep for every installation after it. It is skipped and told again the next day."""
+    from app.tokens import TokenUnavailable
+
+    env = paid_env
+    tries = []
+
+    def failing(inst, deal_id, owner, subject, body):
+        tries.append(deal_id)
+        raise TokenUnavailable("hubspot: invalid_client", seconds=30)
+
+    monkeypatch.setattr(env.crm, "notify_owner", failing, raising=False)
+    with env.app.app_context():
+        db.session.execute(update(InvoiceLink).values(due_date=date.today() - timedelta(days=3)))
+        db.session.commit()
+
+        assert overdue_sweep() == 0  # nothing told, no exception
+
+    assert tries == ["500"]
+    assert one(env.app, InvoiceLink).overdue_notified_at is None  # so the next sweep retries
+
+
 def test_admins_are_emailed_once_about_review_items(env, app_factory):  # noqa: F811
     from aiosmtpd.controller import Controller
 
