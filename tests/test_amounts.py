@@ -102,6 +102,16 @@ def test_a_price_with_more_decimals_than_xero_keeps_is_a_review_item_when_it_mat
     assert isinstance(draft, InvoiceDraft) and draft.lines[0].unit_amount == D("0.1235")
 
 
+def test_a_quantity_with_more_decimals_than_xero_keeps_is_a_review_item_when_it_matters():
+    """Found in review. Xero keeps Quantity to 4 dp (Invoices doc, LineItems). 0.33333 x 300:
+    the CRM's 99.999 -> 100.00; Xero keeps 0.3333 -> 0.3333 x 300 = 99.99. Not the same."""
+    (problem,) = reasons(build(item("0.33333", "300.00")))
+    assert problem[0] == "line_amounts" and "quantity 0.33333" in problem[1] and "99.99" in problem[1]
+    # 1.00001 x 10: 10.0001 -> 10.00 either way; sent as 1.0000 (4 dp).
+    draft = build(item("1.00001", "10.00"))
+    assert isinstance(draft, InvoiceDraft) and draft.lines[0].quantity == D("1.0000")
+
+
 # --- Pipedrive lines ---------------------------------------------------------------------------
 
 def pd(**kw) -> dict:

@@ -221,15 +221,15 @@ def _line(item: LineItem, rules: InvoiceRules, ref: ReferenceData, amount_type: 
     if not account_ok or tax_type is False or amounts is None:
         return None
     assert account is not None
-    unit, rate, discount, booked = amounts
-    return DraftLine(description=description, quantity=item.quantity, unit_amount=unit,
+    quantity, unit, rate, discount, booked = amounts
+    return DraftLine(description=description, quantity=quantity, unit_amount=unit,
                      account_code=account, tax_type=tax_type or None,
                      item_code=xero_item.code if xero_item else None,
                      discount_rate=rate, discount_amount=discount, line_amount=booked)
 
 
 def _amounts(item: LineItem, label: str, problems: list[Problem]
-             ) -> tuple[Decimal, Decimal | None, Decimal | None, Decimal] | None:
+             ) -> tuple[Decimal, Decimal, Decimal | None, Decimal | None, Decimal] | None:
     """(UnitAmount, DiscountRate, DiscountAmount, LineAmount) that book exactly the CRM's line,
     or None with the reason recorded."""
     def refuse(reason: str, why: str) -> None:
@@ -245,17 +245,22 @@ def _amounts(item: LineItem, label: str, problems: list[Problem]
     if discount is not None:
         discount = money(discount)  # DiscountAmount is money: cents
     unit = item.unit_price.quantize(UNIT_DP, rounding=ROUND_HALF_UP)
-    booked = line_amount(item.quantity, unit, rate, discount)
+    # Xero keeps Quantity to 4 decimals too (Invoices doc, LineItems; sandbox/xero_lines.py):
+    # 0.33333 x 300 would book 99.99 there, not the 100.00 the CRM computed.
+    quantity = item.quantity.quantize(UNIT_DP, rounding=ROUND_HALF_UP)
+    booked = line_amount(quantity, unit, rate, discount)
     exact = line_amount(item.quantity, item.unit_price, rate, discount)
     if booked != exact:
-        return refuse("line_amounts", f"the unit price {item.unit_price} has more decimals "
-                      f"than Xero keeps (4): Xero would book {booked}, not {exact}")
+        what = (f"the unit price {item.unit_price}" if quantity == item.quantity
+                else f"the quantity {item.quantity}")
+        return refuse("line_amounts", f"{what} has more decimals than Xero keeps (4): Xero "
+                      f"would book {booked}, not {exact}")
     if discount is not None and booked < 0 <= booked + discount:  # a positive line gone negative
         return refuse("line_amounts", f"the discount is more than the line ({booked})")
     if item.crm_total is not None and money(item.crm_total) != booked:
         return refuse("amount_mismatch", f"the CRM's line total is {money(item.crm_total)} but "
                       f"quantity x price less discount books {booked} in Xero")
-    return unit, rate, discount, booked
+    return quantity, unit, rate, discount, booked
 
 
 def _check_account(account: str | None, ref: ReferenceData, label: str,
