@@ -77,7 +77,7 @@ from xero.build import InvoiceDraft, InvoiceRules, Problem, ProductRule, build_i
 from xero.client import (BATCH_SIZE, ContactResult, InvoiceResult, NewContact, XeroClient,
                          contact_too_long)
 from xero.contacts import Candidate, Customer, email_key, match_contact, name_key, tax_key
-from xero.errors import BatchMismatch, FixData, ReconnectNeeded, RetryLater
+from xero.errors import BatchMismatch, FixData, ReconnectNeeded, RetryLater, standard_backoff
 from xero.reference import ContactTerms, PaymentTerms, ReferenceData
 from xero.status import LABELS, deal_status
 from xero.timezones import iana_zone, local_date
@@ -396,6 +396,10 @@ class _Work:
     done: bool = False
     retry_in: float | None = None  # this deal alone waits and runs again (BatchMismatch)
     audit: dict[str, object] = field(default_factory=dict)
+
+
+# A deal Xero's batch answers keep leaving out goes to review after this many tries.
+MAX_MISMATCH_TRIES = 6
 
 
 class InvoiceRun:
@@ -863,8 +867,15 @@ class InvoiceRun:
         self.counts["review"] += 1
 
     def _retry(self, w: _Work, why: BatchMismatch) -> None:
-        """This deal alone runs again after `why.seconds`; the rest of the batch goes on."""
-        w.retry_in, w.done = why.seconds, True
+        """This deal alone runs again later, by its own backoff; the rest of the batch goes
+        on. After MAX_MISMATCH_TRIES answers in a row that left it out, a person looks."""
+        attempt = w.request.attempts + 1
+        if attempt >= MAX_MISMATCH_TRIES:
+            self._review(w, ReviewReason.SYNC_FAILED,
+                         f"Xero's answer left this deal out {attempt} times ({why.describe()}); "
+                         "check Xero for its Reference, then retry (nothing is created twice)")
+            return
+        w.retry_in, w.done = max(why.seconds, standard_backoff(attempt)), True
         w.audit["retry"] = why.describe()
         self.counts["retry"] += 1
 

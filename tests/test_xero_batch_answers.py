@@ -4,6 +4,8 @@ element it leaves out waits and is looked up again, the rest of the batch goes o
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from sqlalchemy import select
 
 from app.engine import sync_installation
@@ -14,6 +16,7 @@ from app.models import (
     InvoiceLink,
     InvoiceLinkState,
     ReviewItem,
+    ReviewReason,
 )
 from sandbox.memory_crm import deal
 from tests.helpers import count
@@ -92,4 +95,42 @@ def test_an_invoice_left_out_of_xeros_answer_is_found_by_reference_not_created_t
         link = db.session.scalars(select(InvoiceLink).where(InvoiceLink.deal_id == "212")).one()
         assert (link.state, link.xero_invoice_id) == (InvoiceLinkState.CREATED, invoice.invoice_id)
     assert env.crm.last_written("212").invoice_number == invoice.invoice_number
+    assert count(env.app, DealSyncRequest) == 0
+
+
+def test_a_deal_xeros_answers_keep_leaving_out_backs_off_then_goes_to_review(env, monkeypatch):  # noqa: F811
+    """Found in review: a deal left out of every answer retried every 60 s for ever. Its
+    wait grows with its own tries (xero.errors.standard_backoff: 5 s x 4^(n-1), equal
+    jitter), and after MAX_MISMATCH_TRIES a person is asked to look."""
+    from app.engine import MAX_MISMATCH_TRIES
+
+    env.crm.add(deal("221", org="Fifth Co", email="ap@fifth.example"))
+    env.crm.add(deal("222", org="Sixth Co", email="ap@sixth.example"))
+    from xero.client import XeroClient
+
+    original = XeroClient.create_contacts
+
+    def leaves_the_last_out(self, contacts):  # and does not create it: it comes up every run
+        results = original(self, contacts[:-1]) if len(contacts) > 1 else []
+        return [*results, BatchMismatch(contacts[-1].name, "no answer carried it")]
+
+    monkeypatch.setattr(XeroClient, "create_contacts", leaves_the_last_out)
+    env.request("221")
+    env.request("222")
+
+    waits = []
+    for _ in range(MAX_MISMATCH_TRIES):
+        env.work()
+        with env.app.app_context():
+            request = db.session.scalars(select(DealSyncRequest).where(DealSyncRequest.deal_id == "222")).first()
+            if request is None:
+                break
+            waits.append((request.not_before - datetime.now(timezone.utc)).total_seconds())
+        _run_again(env)
+
+    assert waits[0] >= 55  # never below Xero's own 60 s
+    assert waits[-1] > waits[0] * 2 or waits[-1] >= 290  # grows (5 x 4^4 = 1280, capped 600)
+    with env.app.app_context():
+        (item,) = db.session.scalars(select(ReviewItem).where(ReviewItem.deal_id == "222")).all()
+    assert item.reason == ReviewReason.SYNC_FAILED and "left this deal out" in item.detail
     assert count(env.app, DealSyncRequest) == 0
