@@ -183,7 +183,8 @@ def may_administer_pipedrive(installation: Installation, user_id: str) -> tuple[
 def _allowed(viewer: Viewer, wanted: str, kind: str, record_id: str) -> bool:
     if wanted == EVERYONE or viewer.privileged:
         return True
-    if wanted == ADMINS:
+    if wanted == ADMINS or not record_id:
+        # No record (a reconnect or connection item of the whole installation): only admins.
         return False
     try:
         return _is_owner(viewer, kind, record_id)

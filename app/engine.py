@@ -197,6 +197,8 @@ def retry_review_item(item_id: int, source_kind: str = "retry") -> bool:
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.status != ReviewStatus.OPEN or not item.deal_id:
         return False
+    if item.reason == ReviewReason.XERO_EDITED and source_kind != RESEND:
+        return False  # keep Xero's or re-send the deal: a plain retry would decide neither
     item.status, item.resolved_at = ReviewStatus.RESOLVED, _now()
     item.attempts += 1
     action = StageAction(item.action) if item.action else StageAction.DRAFT

@@ -203,6 +203,22 @@ def test_keep_xeros_closes_the_item_and_sends_nothing(env):
     assert count(env.app, AuditEvent, AuditEvent.action == "review_kept_xero") == 1
 
 
+def test_a_plain_retry_cannot_settle_a_xero_edited_item(env):
+    """Found in review: only the template hid Retry on a "Xero has edits" item; a retry
+    closed it and the next run opened another. Keep Xero's or re-send decides; retry refuses."""
+    edited = _draft_edited_by_finance(env, "304")
+    env.request("304", StageAction.AUTHORISE)
+    env.work()
+    (item,) = _open_items(env)
+
+    with env.app.app_context():
+        assert engine.retry_review_item(item.id) is False
+    env.work()
+
+    assert env.invoices_for("304") == [edited]
+    assert [i.id for i in _open_items(env)] == [item.id]
+
+
 def test_resend_the_deal_overwrites_xeros_version(env):
     _draft_edited_by_finance(env, "303")
     env.request("303", StageAction.AUTHORISE)

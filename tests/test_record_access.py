@@ -417,3 +417,29 @@ def test_pipedrive_no_answer_is_not_a_yes(pd):
     assert "could not confirm" in follower.text
     pipedrive.api.faults.clear()
     assert _panel(pd, "deal", pd["private"], pd["follower"]).status_code == 302
+
+
+def test_an_installation_wide_review_item_is_for_admins_only(hub):
+    """Found in review: an item with no deal (reconnect needed, connection failing) was
+    checked as the owner of deal "" (a CRM call with an empty id). Only admins act on it."""
+    app, url, hubspot, deal_id, _ = hub
+    with app.app_context():
+        installation_id = _installation_id(app)
+        items = [ReviewItem(installation_id=installation_id, deal_id=None,
+                            reason=ReviewReason.RECONNECT_NEEDED, detail="Reconnect Xero")
+                 for _ in range(2)]
+        db.session.add_all(items)
+        db.session.commit()
+        first, second = (i.id for i in items)
+
+    rep = requests.post(f"{url}/ui/review/{installation_id}/{first}/dismiss",
+                        data={"a": _action(app, _token(_card(hub, REP, deal_id)["review_url"]),
+                                           "dismiss", first)}, timeout=10)
+    admin = requests.post(f"{url}/ui/review/{installation_id}/{second}/dismiss",
+                          data={"a": _action(app, _token(_card(hub, INSTALLER, deal_id)["review_url"]),
+                                             "dismiss", second)}, timeout=10)
+
+    assert rep.status_code == 403 and admin.status_code == 200
+    with app.app_context():
+        statuses = dict(db.session.execute(select(ReviewItem.id, ReviewItem.status)).all())
+    assert statuses == {first: ReviewStatus.OPEN, second: ReviewStatus.DISMISSED}

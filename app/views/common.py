@@ -39,8 +39,8 @@ def current_installation() -> Installation | None:
     if installation_id is None:
         return None
     installation = db.session.get(Installation, installation_id)
-    if installation is None or installation.status == InstallationStatus.UNINSTALLED:
-        return None
+    if installation is None or installation.status != InstallationStatus.ACTIVE:
+        return None  # uninstalled, or its CRM grant is gone: install again first
     return installation
 
 
