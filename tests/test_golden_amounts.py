@@ -217,13 +217,15 @@ HUBSPOT_ROWS = [
                due_date="2026-07-30"),
         region="NZ", timezone=AUCKLAND, won_at="2026-06-30T11:59:00Z"),
     # ... one minute later: 12:00Z + 12 h = 00:00 on 1 July -> 2026-07-01; due 31 July.
-    Row("hs-auckland-midnight", {"deal_currency_code": "NZD", "line_items": [hs_line("1", "100.00")]},
+    Row("hs-auckland-midnight",
+        {"deal_currency_code": "NZD", "line_items": [hs_line("1", "100.00")]},
         Booked(("100.00",), "100.00", "15.00", "115.00", date="2026-07-01",
                due_date="2026-07-31"),
         region="NZ", timezone=AUCKLAND, won_at="2026-06-30T12:00:00Z"),
     # London [D2] BST UTC+1: 2026-06-30T23:30Z + 1 h = 00:30 on 1 July -> 2026-07-01 (not GMT's
     # 30 June); due 31 July [D3]. GBP, UK OUTPUT2 VAT 20 % = 20.00 (TaxRates doc, UK table).
-    Row("hs-london-summer-time", {"deal_currency_code": "GBP", "line_items": [hs_line("1", "100.00")]},
+    Row("hs-london-summer-time",
+        {"deal_currency_code": "GBP", "line_items": [hs_line("1", "100.00")]},
         Booked(("100.00",), "100.00", "20.00", "120.00", date="2026-07-01",
                due_date="2026-07-31"),
         region="UK", timezone=LONDON, won_at="2026-06-30T23:30:00Z"),
