@@ -34,8 +34,32 @@ Rules used (cited once here, referred to by letter in the rows):
   [P2] The deal value is the sum of its products' `sum`s (client docs: enabled products are
        "included in the deal value calculation").
 
-Rows are data: add one by appending to HUBSPOT_ROWS / PIPEDRIVE_ROWS (room for the timezone and
-payment-terms rows of #11's other points: give Booked a `date`/`due_date` when they land).
+Dates and terms (#11 point 2):
+  [D1] The invoice Date is the deal's won moment as a calendar date in the organisation's
+       timezone: Xero's Date is a local date there, Organisation.Timezone names the zone
+       (platform-facts; spec `TimeZone` enum). The won moment: HubSpot `closedate` of a deal
+       that `hs_is_closed_won` (knowledge.hubspot.com "HubSpot's default deal properties",
+       Close date: set on entering a closed stage, editable by a user - the rows set it with
+       the stage move, as a rep backdating the close); Pipedrive `won_time` ("The optional
+       date and time of changing the deal status as won in UTC", pipedrive/client-nodejs
+       docs/BasicDeal.md).
+  [D2] Windows -> IANA by CLDR windowsZones.xml (territory 001): AUS Eastern Standard Time ->
+       Australia/Sydney, New Zealand Standard Time -> Pacific/Auckland, GMT Standard Time ->
+       Europe/London. Offsets in July 2026 (IANA tz database, files `australasia`/`europe`):
+       Sydney AEST UTC+10 (daylight time runs first Sunday of October - first Sunday of
+       April), Auckland NZST UTC+12 (NZDT last Sunday of September - first Sunday of April),
+       London BST UTC+1 (last Sunday of March - last Sunday of October).
+  [D3] DueDate by Xero's PaymentTermType (spec `PaymentTermType`; developer.xero.com/
+       documentation/api/accounting/types#payment-terms: DAYSAFTERBILLDATE "day(s) after bill
+       date"): DueDate = Date + Day days. The fake organisation's own PaymentTerms.Sales is
+       {Day: 30, Type: DAYSAFTERBILLDATE} (sandbox/xero_accounting.py, Organisation), used when
+       the installation says "the organisation's default".
+  [D4] A Xero contact's own PaymentTerms.Sales win over the installation's terms unless the
+       admin turns `use_contact_terms` off (issue #11 point 2; Contact.PaymentTerms in the
+       spec, "Xero > Contact > Financial details > Sales invoices due").
+
+Rows are data: add one by appending to HUBSPOT_ROWS / PIPEDRIVE_ROWS; a row with `date` /
+`due_date` in its Booked has them compared too.
 """
 
 from __future__ import annotations
@@ -68,7 +92,7 @@ class Booked:
     total_tax: str
     total: str
     line_amount_types: str = "Exclusive"
-    # Room for #11's date rows (organisation timezone, contact terms): compared when set.
+    # #11's dates (organisation timezone [D1], terms [D3]/[D4]): compared when set.
     date: str | None = None
     due_date: str | None = None
 
@@ -93,6 +117,25 @@ class Row:
     # The Xero organisation's region (the fake seeds its default tax rates and currency):
     # the default tax rate is that region's sales rate (AU OUTPUT 10 %, NZ OUTPUT2 15 %).
     region: str = "AU"
+    # Organisation.Timezone (a Xero Windows-style name) instead of the region's.
+    timezone: str | None = None
+    # The moment the CRM records the deal as won (UTC, ISO 8601): HubSpot `closedate` set with
+    # the move to the won stage, Pipedrive status won with `won_time` [D1]. None: the CRM's
+    # own clock at the move (today).
+    won_at: str | None = None
+    # An existing Xero contact for the row's customer (Name = company, EmailAddress = the
+    # buyer's): its other Xero JSON fields, e.g. {"PaymentTerms": {...}}. None: Paydeck
+    # creates the contact.
+    xero_contact: dict[str, Any] | None = None
+
+
+# Terms used by the date rows: an installation default of 21 days after the invoice date
+# (Paydeck's settings name for DAYSAFTERBILLDATE), distinct from the organisation's 30 [D3],
+# and a contact's own 14 days [D4].
+TERMS_21 = ("payment_terms", {"type": "days_after_invoice", "days": 21})
+CONTACT_14 = {"PaymentTerms": {"Sales": {"Day": 14, "Type": "DAYSAFTERBILLDATE"}}}
+NO_CONTACT_TERMS = ("use_contact_terms", False)
+SYDNEY, AUCKLAND, LONDON = "AUSEASTERNSTANDARDTIME", "NEWZEALANDSTANDARDTIME", "GMTSTANDARDTIME"
 
 
 # --- HubSpot (admin settings: account 200, default tax OUTPUT 10 %, Exclusive) -----------------
@@ -158,6 +201,55 @@ HUBSPOT_ROWS = [
     Row("hs-over-admin-tolerance", {"amount": "105.00", "line_items": [hs_line("3", "33.33")]},
         Review("amount_mismatch", "differs from the sum of its lines 99.99 by more than 5.00"),
         settings=(("amount_tolerance", D("5.00")),)),
+    # -- dates and terms (#11 point 2). Amounts: 1 x 100.00 + the region's sales rate.
+    # Sydney [D2] AEST UTC+10: 2026-06-30T14:30Z + 10 h = 2026-07-01 00:30 local -> Date
+    # 2026-07-01 [D1] (the UTC date would be 30 June). Organisation terms 30 days after [D3]:
+    # 1 July + 30 = 31 July. GST 10 % of 100.00 = 10.00.
+    Row("hs-sydney-half-past-midnight", {"line_items": [hs_line("1", "100.00")]},
+        Booked(("100.00",), "100.00", "10.00", "110.00", date="2026-07-01",
+               due_date="2026-07-31"),
+        timezone=SYDNEY, won_at="2026-06-30T14:30:00Z"),
+    # Auckland [D2] NZST UTC+12: 11:59Z + 12 h = 23:59 on 30 June -> 2026-06-30; + 30 days
+    # [D3] = 30 July (June has 30 days: 30 June + 30 = 30 July). NZD, GST 15 % = 15.00.
+    Row("hs-auckland-one-minute-to-midnight",
+        {"deal_currency_code": "NZD", "line_items": [hs_line("1", "100.00")]},
+        Booked(("100.00",), "100.00", "15.00", "115.00", date="2026-06-30",
+               due_date="2026-07-30"),
+        region="NZ", timezone=AUCKLAND, won_at="2026-06-30T11:59:00Z"),
+    # ... one minute later: 12:00Z + 12 h = 00:00 on 1 July -> 2026-07-01; due 31 July.
+    Row("hs-auckland-midnight",
+        {"deal_currency_code": "NZD", "line_items": [hs_line("1", "100.00")]},
+        Booked(("100.00",), "100.00", "15.00", "115.00", date="2026-07-01",
+               due_date="2026-07-31"),
+        region="NZ", timezone=AUCKLAND, won_at="2026-06-30T12:00:00Z"),
+    # London [D2] BST UTC+1: 2026-06-30T23:30Z + 1 h = 00:30 on 1 July -> 2026-07-01 (not GMT's
+    # 30 June); due 31 July [D3]. GBP, UK OUTPUT2 VAT 20 % = 20.00 (TaxRates doc, UK table).
+    Row("hs-london-summer-time",
+        {"deal_currency_code": "GBP", "line_items": [hs_line("1", "100.00")]},
+        Booked(("100.00",), "100.00", "20.00", "120.00", date="2026-07-01",
+               due_date="2026-07-31"),
+        region="UK", timezone=LONDON, won_at="2026-06-30T23:30:00Z"),
+    # Installation terms 21 days. An existing Xero contact with its own Sales terms 14 days
+    # after the bill date [D4]: Date 2026-07-01 (Sydney, as above) + 14 = 2026-07-15 [D3].
+    Row("hs-contact-terms-win", {"line_items": [hs_line("1", "100.00")]},
+        Booked(("100.00",), "100.00", "10.00", "110.00", date="2026-07-01",
+               due_date="2026-07-15"),
+        company="Globex Pty Ltd", settings=(TERMS_21,), timezone=SYDNEY,
+        won_at="2026-06-30T14:30:00Z", xero_contact=CONTACT_14),
+    # An existing contact without terms of its own: the installation's 21 days, 1 July + 21 =
+    # 22 July (not the organisation's 30, 31 July).
+    Row("hs-contact-without-terms", {"line_items": [hs_line("1", "100.00")]},
+        Booked(("100.00",), "100.00", "10.00", "110.00", date="2026-07-01",
+               due_date="2026-07-22"),
+        company="Hooli Pty Ltd", settings=(TERMS_21,), timezone=SYDNEY,
+        won_at="2026-06-30T14:30:00Z", xero_contact={}),
+    # use_contact_terms off: the contact's 14 days are ignored, the installation's 21 apply:
+    # 1 July + 21 = 22 July [D4].
+    Row("hs-contact-terms-off", {"line_items": [hs_line("1", "100.00")]},
+        Booked(("100.00",), "100.00", "10.00", "110.00", date="2026-07-01",
+               due_date="2026-07-22"),
+        company="Globex Pty Ltd", settings=(TERMS_21, NO_CONTACT_TERMS), timezone=SYDNEY,
+        won_at="2026-06-30T14:30:00Z", xero_contact=CONTACT_14),
 ]
 
 
@@ -220,6 +312,47 @@ PIPEDRIVE_ROWS = [
     Row("pd-value-vs-lines", {"value": D(9000), "products": [pd_line("1", "10000.00", **NONE)]},
         Review("amount_mismatch", "the deal amount 9,000.00 differs from the sum of its lines "
                "10,000.00")),
+    # -- dates and terms (#11 point 2): the same moments as the HubSpot rows, from won_time.
+    # Amounts: 1 x 100.00, tax_method none [P1] -> NoTax 100.00 in every region.
+    # Sydney AEST UTC+10 [D2]: 14:30Z -> 00:30 on 1 July -> 2026-07-01; + 30 [D3] = 31 July.
+    Row("pd-sydney-half-past-midnight", {"products": [pd_line("1", "100.00", **NONE)]},
+        Booked(("100.00",), "100.00", "0.00", "100.00", "NoTax", date="2026-07-01",
+               due_date="2026-07-31"),
+        timezone=SYDNEY, won_at="2026-06-30T14:30:00Z"),
+    # Auckland NZST UTC+12 [D2]: 11:59Z -> 23:59 on 30 June -> 2026-06-30; + 30 = 30 July.
+    Row("pd-auckland-one-minute-to-midnight",
+        {"currency": "NZD", "products": [pd_line("1", "100.00", **NONE)]},
+        Booked(("100.00",), "100.00", "0.00", "100.00", "NoTax", date="2026-06-30",
+               due_date="2026-07-30"),
+        region="NZ", timezone=AUCKLAND, won_at="2026-06-30T11:59:00Z"),
+    # ... 12:00Z -> 00:00 on 1 July -> 2026-07-01; + 30 = 31 July.
+    Row("pd-auckland-midnight", {"currency": "NZD", "products": [pd_line("1", "100.00", **NONE)]},
+        Booked(("100.00",), "100.00", "0.00", "100.00", "NoTax", date="2026-07-01",
+               due_date="2026-07-31"),
+        region="NZ", timezone=AUCKLAND, won_at="2026-06-30T12:00:00Z"),
+    # London BST UTC+1 [D2]: 23:30Z -> 00:30 on 1 July -> 2026-07-01; + 30 = 31 July.
+    Row("pd-london-summer-time", {"currency": "GBP", "products": [pd_line("1", "100.00", **NONE)]},
+        Booked(("100.00",), "100.00", "0.00", "100.00", "NoTax", date="2026-07-01",
+               due_date="2026-07-31"),
+        region="UK", timezone=LONDON, won_at="2026-06-30T23:30:00Z"),
+    # Installation 21 days; the contact's own 14 win [D4]: 1 July + 14 = 15 July [D3].
+    Row("pd-contact-terms-win", {"products": [pd_line("1", "100.00", **NONE)]},
+        Booked(("100.00",), "100.00", "0.00", "100.00", "NoTax", date="2026-07-01",
+               due_date="2026-07-15"),
+        company="Globex Pty Ltd", settings=(TERMS_21,), timezone=SYDNEY,
+        won_at="2026-06-30T14:30:00Z", xero_contact=CONTACT_14),
+    # A contact without its own terms: the installation's 21: 1 July + 21 = 22 July.
+    Row("pd-contact-without-terms", {"products": [pd_line("1", "100.00", **NONE)]},
+        Booked(("100.00",), "100.00", "0.00", "100.00", "NoTax", date="2026-07-01",
+               due_date="2026-07-22"),
+        company="Hooli Pty Ltd", settings=(TERMS_21,), timezone=SYDNEY,
+        won_at="2026-06-30T14:30:00Z", xero_contact={}),
+    # use_contact_terms off: the installation's 21 days, 22 July [D4].
+    Row("pd-contact-terms-off", {"products": [pd_line("1", "100.00", **NONE)]},
+        Booked(("100.00",), "100.00", "0.00", "100.00", "NoTax", date="2026-07-01",
+               due_date="2026-07-22"),
+        company="Globex Pty Ltd", settings=(TERMS_21, NO_CONTACT_TERMS), timezone=SYDNEY,
+        won_at="2026-06-30T14:30:00Z", xero_contact=CONTACT_14),
 ]
 
 
@@ -234,10 +367,23 @@ def groups(rows: list[Row]) -> dict[str, list[Row]]:
     """Rows by the admin settings they need: one installation (one test) per group."""
     found: dict[str, list[Row]] = {}
     for row in rows:
-        name = ",".join([f"{k}={getattr(v, 'value', v)}" for k, v in row.settings]
-                        + ([f"region={row.region}"] if row.region != "AU" else [])) or "defaults"
+        name = ",".join([f"{k}={_shown(v)}" for k, v in row.settings]
+                        + ([f"region={row.region}"] if row.region != "AU" else [])
+                        + ([f"tz={row.timezone}"] if row.timezone else [])) or "defaults"
         found.setdefault(name, []).append(row)
     return found
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "-".join(f"{v}" for v in value.values())
+    return str(getattr(value, "value", value))
+
+
+def _seed_xero_contact(xero, tenant: str, row: Row, email: str) -> None:
+    """The customer already in Xero (found by Paydeck's contact match), if the row says so."""
+    if row.xero_contact is not None:
+        xero.accounting(tenant).add_contact(row.company, EmailAddress=email, **row.xero_contact)
 
 
 def _configure(app, pipeline_id: str, stage_id: str, rows: list[Row], sales_tax: str) -> None:
@@ -287,7 +433,7 @@ def test_golden_hubspot_deals_book_in_xero_as_worked_out_by_hand(
     rows = groups(HUBSPOT_ROWS)[group]
     hubspot, _ = fake_hubspot
     xero, _ = fake_xero
-    tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region)
+    tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region, timezone=rows[0].timezone)
     app, url = app_factory.serve(hubspot_app_id=str(hubspot.app_id),
                                  **fake_settings(hubspot=fake_hubspot, xero=fake_xero))
     assert browser.get(f"{url}/install/hubspot").status_code == 200
@@ -300,13 +446,15 @@ def test_golden_hubspot_deals_book_in_xero_as_worked_out_by_hand(
         company = hubspot.crm.add_company(name=row.company, domain=f"c{n}.example")
         contact = hubspot.crm.add_contact(company_id=company, firstname="Pat", lastname="Buyer",
                                           email=f"ap@c{n}.example")
+        _seed_xero_contact(xero, tenant, row, f"ap@c{n}.example")
         props = {k: v for k, v in row.deal.items() if k != "line_items"}
         deal_ids[row.id] = hubspot.crm.add_deal(dealname=row.id, company_id=company,
                                                 contact_ids=[contact],
                                                 line_items=row.deal["line_items"], **props)
     hubspot.deliver()
-    for deal_id in deal_ids.values():
-        hubspot.crm.set_deal_properties(deal_id, dealstage="closedwon")
+    for row in rows:  # a won moment of the row's own goes with the move [D1]
+        won = {"closedate": row.won_at} if row.won_at else {}
+        hubspot.crm.set_deal_properties(deal_ids[row.id], dealstage="closedwon", **won)
     hubspot.deliver()
     work(app)
 
@@ -319,7 +467,7 @@ def test_golden_pipedrive_deals_book_in_xero_as_worked_out_by_hand(
     rows = groups(PIPEDRIVE_ROWS)[group]
     pipedrive, _ = fake_pipedrive
     xero, _ = fake_xero
-    tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region)
+    tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region, timezone=rows[0].timezone)
     app, url = app_factory.serve(**fake_settings(pipedrive=fake_pipedrive, xero=fake_xero))
     assert browser.get(f"{url}/install/pipedrive").status_code == 200
     assert browser.get(f"{url}/connect/xero").status_code == 200
@@ -331,14 +479,24 @@ def test_golden_pipedrive_deals_book_in_xero_as_worked_out_by_hand(
     for n, row in enumerate(rows):
         org = pipedrive.api.add_org(f"{row.company} {n}")
         person = pipedrive.api.add_person("Pat Buyer", email=f"ap@c{n}.example", org_id=org)
+        _seed_xero_contact(xero, tenant, row, f"ap@c{n}.example")
         lines = [{"product_id": product, **line} for line in row.deal["products"]]
         extra = {k: row.deal[k] for k in ("value", "currency") if k in row.deal}
         deal_ids[row.id] = str(pipedrive.api.add_deal(row.id, org_id=org, person_id=person,
                                                       products=lines, **extra))
     pipedrive.deliver()
-    for deal_id in deal_ids.values():
-        pipedrive.api.move_deal(int(deal_id), won)
+    for row in rows:  # won with the row's won_time [D1], or just moved to the Won stage
+        if row.won_at:
+            pipedrive.api.update_deal(int(deal_ids[row.id]), stage_id=won, status="won",
+                                      won_time=_pipedrive_time(row.won_at))
+        else:
+            pipedrive.api.move_deal(int(deal_ids[row.id]), won)
     pipedrive.deliver()
     work(app)
 
     _check(app, xero, tenant, rows, deal_ids, lambda d: f"Pipedrive {pipedrive.company_id} deal {d}")
+
+
+def _pipedrive_time(moment: str) -> str:
+    """ISO "2026-06-30T14:30:00Z" as Pipedrive writes won_time: "YYYY-MM-DD HH:MM:SS", UTC."""
+    return moment.removesuffix("Z").replace("T", " ")

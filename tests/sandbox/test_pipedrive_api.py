@@ -409,6 +409,21 @@ def test_patch_deal_fields_and_validation(fake: FakePipedrive, api: Client) -> N
     assert api.patch("/api/v2/deals/999", {"title": "x"}).status_code == 404
 
 
+def test_won_time_is_settable_only_on_a_won_deal(fake: FakePipedrive, api: Client) -> None:
+    # pipedrive/client-nodejs docs/BasicDeal.md, won_time: "in UTC. Format: YYYY-MM-DD
+    # HH:MM:SS. Can be set only when deal status is already Won."
+    deal_id = fake.api.add_deal("Backdated", value=100)
+    assert api.patch(f"/api/v2/deals/{deal_id}",
+                     {"won_time": "2026-06-30 14:30:00"}).status_code == 400
+    assert fake.api.deal(deal_id).won_time is None  # the refused PATCH changed nothing
+    body = api.patch(f"/api/v2/deals/{deal_id}",
+                     {"status": "won", "won_time": "2026-06-30 14:30:00"}).json()["data"]
+    assert body["status"] == "won" and body["won_time"] == "2026-06-30T14:30:00Z"
+    later = api.patch(f"/api/v2/deals/{deal_id}", {"won_time": "2026-06-30T12:00:00Z"})
+    assert later.json()["data"]["won_time"] == "2026-06-30T12:00:00Z"
+    assert api.patch(f"/api/v2/deals/{deal_id}", {"won_time": "30/06/2026"}).status_code == 400
+
+
 def test_activities_need_the_activities_scope(
     pipedrive: OAuthHarness[FakePipedrive], fake: FakePipedrive, api: Client
 ) -> None:
