@@ -33,6 +33,7 @@ import copy
 import multiprocessing
 import os
 import random
+import secrets
 import signal
 import tempfile
 import threading
@@ -170,7 +171,7 @@ class _Stack:
         self.url = paydeck.url
         self.app = holder["app"] = create_app(Settings(  # type: ignore[call-arg]
             _env_file=None, instance_path=tmp, database_url=f"sqlite:///{tmp / 'chaos.db'}",
-            redis_url=redis_url, secret_key="chaos", encryption_keys=Fernet.generate_key().decode(),
+            redis_url=redis_url, secret_key=secrets.token_urlsafe(48), encryption_keys=Fernet.generate_key().decode(),
             public_url=paydeck.url, http_timeout=HTTP_TIMEOUT,
             xero_client_id=self.xero.client_id, xero_client_secret=self.xero.client_secret,
             xero_login_base=xero_url, xero_identity_base=xero_url, xero_api_base=xero_url,

@@ -11,6 +11,7 @@ calls the CRM and Xero received. Runs on a temporary SQLite file and an embedded
 from __future__ import annotations
 
 import argparse
+import secrets
 import tempfile
 from decimal import Decimal
 from pathlib import Path
@@ -63,7 +64,7 @@ class _Stack:
         self.url = paydeck.url
         values: dict[str, Any] = dict(
             instance_path=tmp, database_url=f"sqlite:///{tmp / 'bench.db'}", redis_url=redis_url,
-            secret_key="bench", encryption_keys=Fernet.generate_key().decode(), public_url=paydeck.url,
+            secret_key=secrets.token_urlsafe(48), encryption_keys=Fernet.generate_key().decode(), public_url=paydeck.url,
             xero_client_id=xero.client_id, xero_client_secret=xero.client_secret,
             xero_login_base=xero_url, xero_identity_base=xero_url, xero_api_base=xero_url)
         if crm == "hubspot":

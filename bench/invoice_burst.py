@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import secrets
 import tempfile
 import time
 from collections import Counter
@@ -82,7 +83,7 @@ def _app(tmp: Path, redis_url: str, xero_url: str, fake: FakeXero):  # -> Flask
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, instance_path=tmp, redis_url=redis_url,
         database_url=f"sqlite:///{tmp / 'bench.db'}",
-        secret_key="bench", encryption_keys=Fernet.generate_key().decode(),
+        secret_key=secrets.token_urlsafe(48), encryption_keys=Fernet.generate_key().decode(),
         xero_client_id=fake.client_id, xero_client_secret=fake.client_secret,
         xero_login_base=xero_url, xero_identity_base=xero_url, xero_api_base=xero_url)
     app = create_app(settings)

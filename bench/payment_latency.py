@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import secrets
 import statistics
 import tempfile
 import time
@@ -75,7 +76,7 @@ def main() -> None:
     try:
         app = holder["app"] = create_app(Settings(  # type: ignore[call-arg]
             _env_file=None, instance_path=tmp, database_url=f"sqlite:///{tmp / 'bench.db'}",
-            redis_url=redis_url, secret_key="bench", encryption_keys=Fernet.generate_key().decode(),
+            redis_url=redis_url, secret_key=secrets.token_urlsafe(48), encryption_keys=Fernet.generate_key().decode(),
             public_url=web.url, xero_webhook_key=KEY, xero_api_base=xero_server.url))
         crm = RecordingCrm()
         crm_adapters.ADAPTERS["hubspot"] = crm  # type: ignore[assignment]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -51,7 +52,7 @@ def main() -> None:
         **os.environ,
         "DATABASE_URL": args.database_url or f"sqlite:///{tmp / 'ingest.db'}",
         "REDIS_URL": redis_server.start(), "INSTANCE_PATH": str(tmp),
-        "SECRET_KEY": "bench", "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "SECRET_KEY": secrets.token_urlsafe(48), "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "HUBSPOT_CLIENT_SECRET": SECRET,
     }
     port = _free_port()
