@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from app.extensions import db
 from app.models import AuditEvent, CrmKind, Installation
@@ -221,34 +223,33 @@ def _pipedrive_user(installation: Installation, user_id: str) -> tuple[bool, str
 
 def _hubspot_owner_ids(installation: Installation, email: str) -> set[str]:
     key = _OWNERS_KEY.format(installation.id, email.casefold())
-    cached = get_redis().get(key)
-    if cached is not None:
-        return set(json.loads(cached))
-    ids = adapter_for("hubspot").owner_ids_for_email(installation, email)
-    get_redis().set(key, json.dumps(sorted(ids)), ex=ADMIN_CACHE_SECONDS)
-    return ids
+    return set(_remember(key, ADMIN_CACHE_SECONDS, lambda: sorted(
+        adapter_for("hubspot").owner_ids_for_email(installation, email))))
 
 
 def _record(installation: Installation, kind: str, record_id: str) -> RecordAccess:
-    key = _RECORD_KEY.format(installation.id, kind, record_id)
-    cached = get_redis().get(key)
-    if cached is not None:
-        data = json.loads(cached)
-        return RecordAccess(owner_id=data["owner"], visible_to=data["visible_to"])
-    access = adapter_for(installation.crm.value).record_access(installation, kind, record_id)
-    get_redis().set(key, json.dumps({"owner": access.owner_id, "visible_to": access.visible_to}),
-                    ex=RECORD_CACHE_SECONDS)
-    return access
+    def load() -> dict[str, Any]:
+        access = adapter_for(installation.crm.value).record_access(installation, kind, record_id)
+        return {"owner": access.owner_id, "visible_to": access.visible_to}
+
+    data = _remember(_RECORD_KEY.format(installation.id, kind, record_id), RECORD_CACHE_SECONDS, load)
+    return RecordAccess(owner_id=data["owner"], visible_to=data["visible_to"])
 
 
 def _followers(installation: Installation, deal_id: str) -> set[str]:
     key = _FOLLOWERS_KEY.format(installation.id, deal_id)
+    return set(_remember(key, RECORD_CACHE_SECONDS, lambda: sorted(
+        adapter_for("pipedrive").deal_followers(installation, deal_id))))
+
+
+def _remember(key: str, seconds: int, load: Callable[[], Any]) -> Any:
+    """What the CRM said, cached as JSON for `seconds`; a CRM error is raised, not cached."""
     cached = get_redis().get(key)
     if cached is not None:
-        return set(json.loads(cached))
-    followers = adapter_for("pipedrive").deal_followers(installation, deal_id)
-    get_redis().set(key, json.dumps(sorted(followers)), ex=RECORD_CACHE_SECONDS)
-    return followers
+        return json.loads(cached)
+    value = load()
+    get_redis().set(key, json.dumps(value), ex=seconds)
+    return value
 
 
 def _same_email(a: str, b: str | None) -> bool:

@@ -174,12 +174,17 @@ def dismiss_review_item(item_id: int) -> bool:
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.status != ReviewStatus.OPEN:
         return False
-    item.status, item.resolved_at = ReviewStatus.DISMISSED, _now()
+    _close(item, ReviewStatus.DISMISSED, "review_dismissed")
+    return True
+
+
+def _close(item: ReviewItem, status: ReviewStatus, action: str) -> None:
+    """Close a review item as a person decided, with its audit event."""
+    item.status, item.resolved_at = status, _now()
     db.session.add(AuditEvent(installation_id=item.installation_id, deal_id=item.deal_id,
-                              action="review_dismissed", outcome="ok",
+                              action=action, outcome="ok",
                               detail={"review_item": item.id, "reason": item.reason.value}))
     db.session.commit()
-    return True
 
 
 def forget_reference_data(installation_id: int) -> None:
@@ -222,11 +227,7 @@ def keep_xero_version(item_id: int) -> bool:
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.reason != ReviewReason.XERO_EDITED or item.status != ReviewStatus.OPEN:
         return False
-    item.status, item.resolved_at = ReviewStatus.RESOLVED, _now()
-    db.session.add(AuditEvent(installation_id=item.installation_id, deal_id=item.deal_id,
-                              action="review_kept_xero", outcome="ok",
-                              detail={"review_item": item.id, "reason": item.reason.value}))
-    db.session.commit()
+    _close(item, ReviewStatus.RESOLVED, "review_kept_xero")
     return True
 
 
