@@ -829,3 +829,14 @@ def test_the_access_section_shows_the_defaults(hubspot_admin):
 
     assert form.values("money_visibility") == ["everyone"]
     assert form.values("action_permission") == ["owners_and_admins"]
+
+
+def test_a_tolerance_error_is_shown_once_beside_its_field(hubspot_admin):
+    """Found in review: the tolerance's error was listed at the top and beside the field."""
+    ctx = hubspot_admin
+    form = form_of(ctx, page(ctx)).set("amount_tolerance", "a bit")
+
+    response = post(ctx, form)
+
+    assert response.status_code == 400
+    assert response.text.count("at most 2 decimals") == 1

@@ -703,7 +703,7 @@ def _placed_error_keys(sources: Sources, state: FormState) -> set[str]:
     list, a malformed form) are listed at the top."""
     keys = {"rules", "xero", "products", "default_account_code", "default_tax_type",
             "dedupe_order", "payment_terms", "line_amount_type", "tax_number_property",
-            "money_visibility", "action_permission"}
+            "money_visibility", "action_permission", "amount_tolerance"}
     keys |= {f"rule:{pipeline_id}:{stage_id}" for pipeline_id, stage_id in sources.stages}
     keys |= {f"product:{pid}{part}" for pid in sources.product_ids
              for part in ("", ":item", ":account", ":tax")}
