@@ -116,6 +116,10 @@ def request_invoices(installation_id: int, wanted: Sequence[tuple[str, StageActi
     return count
 
 
+# Request sources that are a person asking now (see stage_requests).
+PERSON_SOURCES = ("card", "retry", "resend")
+
+
 def stage_requests(installation_id: int, wanted: Sequence[tuple[str, StageAction, str]]) -> int:
     """Upsert DealSyncRequests in the current transaction (the caller commits, then calls
     enqueue_sync). Repeats merge; the strongest action wins - in the database, so concurrent
@@ -137,12 +141,16 @@ def stage_requests(installation_id: int, wanted: Sequence[tuple[str, StageAction
     strength = {a.value: n for a, n in STRENGTH.items()}
     stronger = (case(strength, value=statement.excluded.action, else_=0)
                 > case(strength, value=table.c.action, else_=0))
+    # A person asking (the card's push, a review retry or re-send) means now: a deal backing
+    # off is tried at once (Xero's own waits still hold: the shared limiter answers for them).
+    by_person = or_(*(statement.excluded.source.like(f"{kind}:%") for kind in PERSON_SOURCES))
     # Every merge bumps the version, even a weaker one: a run already working on the row
     # then leaves it in place (see InvoiceRun._finish), and the next run re-reads the deal.
     statement = statement.on_conflict_do_update(
         index_elements=["installation_id", "deal_id"],
         set_={"action": case((stronger, statement.excluded.action), else_=table.c.action),
               "source": case((stronger, statement.excluded.source), else_=table.c.source),
+              "not_before": case((by_person, None), else_=table.c.not_before),
               "version": table.c.version + 1})
     db.session.connection().execute(statement, rows)
     return len(merged)

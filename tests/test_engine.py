@@ -503,3 +503,24 @@ def test_a_failed_writeback_after_the_invoice_is_made_costs_no_invoice_and_no_re
         assert [e.outcome for e in failed] == ["failed"] and "does not exist" in failed[0].detail["error"]
     else:  # written later by a job, once the token works again
         assert any(j.startswith(f"writeback-{env.installation_id}-") for j in scheduled)
+
+
+def test_a_push_from_the_card_tries_a_backing_off_deal_at_once(env):
+    """Found in review: the card said "updates in a few seconds" while a deal backing off
+    kept its wait (up to 15 minutes). A person asking means now."""
+    from app.models import DealSyncRequest
+
+    env.crm.add(deal("611"))
+    env.request("611")  # a webhook's request, then backing off after failed tries
+    with env.app.app_context():
+        db.session.execute(DealSyncRequest.__table__.update().values(
+            attempts=4, not_before=datetime.now(timezone.utc) + timedelta(minutes=15)))
+        db.session.commit()
+    env.work()
+    assert env.invoices_for("611") == []  # still waiting
+
+    with env.app.app_context():
+        request_invoice(env.installation_id, "611", StageAction.AUTHORISE, "card:rep@example.com")
+    env.work()
+
+    assert len(env.invoices_for("611")) == 1
