@@ -70,6 +70,7 @@ from app.views.common import (
     called_url,
     crm_frame_headers,
     is_crm_id,
+    pipedrive_caller,
     message_page,
     pipedrive_id_query,
     view_installation,
@@ -83,7 +84,6 @@ from app.ui_auth import (
     issue_action_tokens,
     issue_view_token,
     read_action_token,
-    read_pipedrive_token,
     read_view_token,
 )
 from crm_adapters import adapter_for
@@ -195,12 +195,11 @@ def _card_item(item: ReviewItem) -> dict[str, Any]:
 
 @bp.get("/pipedrive/panel/deal")
 def pipedrive_deal_panel() -> Response:
-    claims = read_pipedrive_token(request.args.get("token"))
-    installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
+    installation, user = pipedrive_caller()
     deal_id = request.args.get("selectedIds") or request.args.get("id") or ""
-    if installation is None or not is_crm_id(deal_id):
-        abort(404, "Paydeck is not installed in this Pipedrive company")
-    view = View(installation.id, str(claims.get("userId", "")), "deal", deal_id)
+    if not is_crm_id(deal_id):
+        abort(404, "no such record")
+    view = View(installation.id, user, "deal", deal_id)
     _require_record(installation, view)
     return redirect(_pipedrive_page_url(view))
 
@@ -213,11 +212,8 @@ PIPEDRIVE_REVIEW_MODAL = "Paydeck review queue"
 @bp.get("/pipedrive/modal/review")
 def pipedrive_review_modal() -> Response:
     """Pipedrive's custom modal with the review queue (`?token=<JWT>`, verified on every load)."""
-    claims = read_pipedrive_token(request.args.get("token"))
-    installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
-    if installation is None:
-        abort(404, "Paydeck is not installed in this Pipedrive company")
-    view = View(installation.id, str(claims.get("userId", "")), "review", str(installation.id))
+    installation, user = pipedrive_caller()
+    view = View(installation.id, user, "review", str(installation.id))
     return redirect(_pipedrive_page_url(view))
 
 
@@ -283,12 +279,11 @@ def retry_item(deal_id: str, item_id: int) -> Response:
 
 @bp.get("/pipedrive/panel/organization")
 def pipedrive_organization_panel() -> Response:
-    claims = read_pipedrive_token(request.args.get("token"))
-    installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
+    installation, user = pipedrive_caller()
     org_id = request.args.get("selectedIds") or request.args.get("id") or ""
-    if installation is None or not is_crm_id(org_id):
-        abort(404, "Paydeck is not installed in this Pipedrive company")
-    view = View(installation.id, str(claims.get("userId", "")), "company", org_id)
+    if not is_crm_id(org_id):
+        abort(404, "no such record")
+    view = View(installation.id, user, "company", org_id)
     _require_record(installation, view)
     return redirect(_pipedrive_page_url(view))
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import CrmKind, Installation, InstallationStatus
-from app.ui_auth import View
+from app.ui_auth import View, read_pipedrive_token
 
 _INSTALLATION = "installation_id"
 _USER = "user"
@@ -66,6 +66,16 @@ def active_installation(crm: CrmKind, account_id: str) -> Installation | None:
     return db.session.scalar(select(Installation).where(
         Installation.crm == crm, Installation.account_id == account_id,
         Installation.status == InstallationStatus.ACTIVE))
+
+
+def pipedrive_caller() -> tuple[Installation, str]:
+    """The active installation and the user a Pipedrive extension's JWT (`?token=`, verified
+    on every load) names: (installation, userId). A 401 for a bad token, 404 if not installed."""
+    claims = read_pipedrive_token(request.args.get("token"))
+    installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
+    if installation is None:
+        abort(404, "Paydeck is not installed in this Pipedrive company")
+    return installation, str(claims.get("userId", ""))
 
 
 def csrf_token() -> str:

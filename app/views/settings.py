@@ -40,7 +40,6 @@ from app.extensions import db
 from app.models import (
     AuditEvent,
     ConnectionStatus,
-    CrmKind,
     Installation,
     InstallationSettings,
     LineAmountType,
@@ -56,13 +55,12 @@ from app.ui_auth import (
     issue_action_token,
     issue_view_token,
     read_action_token,
-    read_pipedrive_token,
     read_view_token,
 )
 from app.views.common import (
-    active_installation,
     crm_frame_headers,
     message_page,
+    pipedrive_caller,
     pipedrive_id_query,
     view_installation,
 )
@@ -642,11 +640,7 @@ def disconnect_xero(installation_id: int) -> Response:
 @bp.get("/pipedrive/settings")
 def pipedrive_settings() -> Response:
     """Pipedrive's app settings surface (an iframe with `?token=<JWT>`, verified on every load)."""
-    claims = read_pipedrive_token(request.args.get("token"))
-    installation = active_installation(CrmKind.PIPEDRIVE, str(claims.get("companyId", "")))
-    if installation is None:
-        abort(404, "Paydeck is not installed in this Pipedrive company")
-    user_id = str(claims.get("userId", ""))
+    installation, user_id = pipedrive_caller()
     allowed, why = may_administer_pipedrive(installation, user_id)
     if not allowed:
         return message_page("Only admins change Paydeck's settings", why, 403)
