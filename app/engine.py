@@ -38,7 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.connections import xero_client
-from app.deals import Deal
+from domain.deals import Deal
 from app.lifecycle import confirm_crm_grant
 from app.extensions import db
 from app.models import (

@@ -9,7 +9,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-from app.deals import Deal
+from domain.deals import Deal
 
 
 class CrmError(Exception):

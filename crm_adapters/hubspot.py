@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from app.deals import Address, Deal, LineItem, Organisation, Person
+from domain.deals import Address, Deal, LineItem, Organisation, Person
 from app.settings import Settings
 from crm_adapters.base import (
     load_json,

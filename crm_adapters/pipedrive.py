@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import requests
 from requests_oauthlib import OAuth2Session
 
-from app.deals import Address, Deal, LineItem, Organisation, Person
+from domain.deals import Address, Deal, LineItem, Organisation, Person
 from app.oauth import allow_plain_http_on_loopback
 from app.settings import Settings
 from crm_adapters.base import (

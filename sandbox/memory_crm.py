@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from app.deals import Deal, LineItem, Organisation, Person
+from domain.deals import Deal, LineItem, Organisation, Person
 from crm_adapters.base import InvoiceFields
 
 

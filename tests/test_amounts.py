@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.deals import Deal, LineItem
+from domain.deals import Deal, LineItem
 from crm_adapters.hubspot import _line as hubspot_line
 from crm_adapters.pipedrive import _line as pipedrive_line
 from xero.build import InvoiceDraft, InvoiceRules, build_invoice, line_amount

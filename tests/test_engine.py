@@ -182,7 +182,7 @@ def test_unmappable_deal_is_a_review_item_and_retry_makes_the_invoice(env):
 
 
 def test_unknown_tax_label_and_currency_are_review_items(env):
-    from app.deals import LineItem
+    from domain.deals import LineItem
 
     env.crm.add(deal("109", currency="NZD"))
     bad = deal("110")
@@ -287,7 +287,7 @@ def test_a_batch_with_one_invalid_invoice_creates_the_others(env):
                                       account_code="260"))
         db.session.commit()
     env.crm.add(deal("140", org="Good Co", email="ap@good.example"))
-    from app.deals import LineItem
+    from domain.deals import LineItem
     odd = deal("141", org="Odd Co", email="ap@odd.example")
     env.crm.add(type(odd)(**{**odd.__dict__, "amount": Decimal(9),
                                  "lines": (LineItem("Odd", Decimal(1), Decimal(9), product_id="odd"),)}))
@@ -395,7 +395,7 @@ def test_a_worker_killed_mid_job_leaves_exactly_one_invoice(env, monkeypatch):
 
 def test_xero_refusing_an_element_drops_the_cached_reference_data(env):
     from app.models import ProductMapping
-    from app.deals import LineItem
+    from domain.deals import LineItem
 
     with env.app.app_context():
         db.session.add(ProductMapping(installation_id=env.installation_id, crm_product_id="x",

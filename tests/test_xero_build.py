@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.deals import Deal, LineItem
+from domain.deals import Deal, LineItem
 from xero.build import InvoiceDraft, InvoiceRules, ProductRule, build_invoice, due_date
 from xero.reference import Account, Item, PaymentTerms, ReferenceData, TaxRate
 

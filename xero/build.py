@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from app.deals import Deal, LineItem
+from domain.deals import Deal, LineItem
 from xero.reference import PaymentTerms, ReferenceData
 
 LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
