@@ -17,12 +17,12 @@ from sqlalchemy.engine import Engine
 from app.crypto import EXTENSION_KEY as CIPHER_KEY
 from app.crypto import ConfigurationError, build_cipher, generate_key
 from app.extensions import db, migrate
+from app.runtime import SETTINGS_KEY, get_settings
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
-SETTINGS_KEY = "paydeck.settings"
 
 
 def create_app(config: Settings | None = None) -> Flask:
@@ -101,12 +101,6 @@ def _transport_security(response: Response) -> Response:
         response.headers.setdefault("Strict-Transport-Security",
                                     "max-age=31536000; includeSubDomains")
     return response
-
-
-def get_settings() -> Settings:
-    from flask import current_app
-
-    return current_app.extensions[SETTINGS_KEY]
 
 
 def _engine_options(settings: Settings) -> dict[str, Any]:

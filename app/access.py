@@ -29,7 +29,7 @@ from app.extensions import db
 from app.models import AuditEvent, CrmKind, Installation
 from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded, TokenUnavailable
-from crm_adapters import adapter_for
+from app.wiring import adapter_for
 from crm_adapters.base import CrmError, RecordAccess
 
 log = logging.getLogger(__name__)

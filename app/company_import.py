@@ -12,7 +12,7 @@ from sqlalchemy import and_, select
 
 from app.extensions import db
 from app.models import AuditEvent, ContactLink, Installation, XeroConnection, XeroContact
-from crm_adapters import adapter_for
+from app.wiring import adapter_for
 from crm_adapters.base import CrmError
 from xero.client import ContactDetails, ContactResult
 from xero.contacts import email_key, name_key, tax_key

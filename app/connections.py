@@ -8,7 +8,8 @@ from typing import Any
 
 from rq import get_current_job
 
-from app import get_settings, presence
+from app import presence
+from app.runtime import get_settings
 from app.extensions import db
 from app.models import AuditEvent, ConnectionStatus, XeroConnection
 from app.redis_conn import get_redis

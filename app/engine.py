@@ -66,7 +66,7 @@ from app.presence import Lease
 from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import TokenUnavailable
-from crm_adapters import NoAdapter, adapter_for
+from app.wiring import NoAdapter, adapter_for
 from crm_adapters.base import (
     CrmError,
     CrmReconnectNeeded,

@@ -13,7 +13,8 @@ from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import delete, or_, select
 
-from app import get_settings, presence
+from app import presence
+from app.runtime import get_settings
 from app.connections import revoke_grant
 from app.extensions import db
 from app.models import (
@@ -165,7 +166,7 @@ def enqueue_setup_crm(installation_id: int) -> None:
 
 def setup_crm(installation_id: int) -> dict[str, str]:
     from app.models import Installation, InstallationStatus
-    from crm_adapters import adapter_for
+    from app.wiring import adapter_for
 
     installation = db.session.get(Installation, installation_id)
     if installation is None or installation.status != InstallationStatus.ACTIVE:

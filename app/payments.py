@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Select, select
 
-from app import get_settings
+from app.runtime import get_settings
 from app.connections import xero_client
 from app.engine import apply_invoice_result, link_fields, write_back
 from app.extensions import db
@@ -37,7 +37,7 @@ from app.models import (
 from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import TokenUnavailable
-from crm_adapters import NoAdapter, adapter_for
+from app.wiring import NoAdapter, adapter_for
 from crm_adapters.base import CrmError, CrmReconnectNeeded
 from xero.client import InvoiceResult, XeroClient
 from xero.errors import FixData, RetryLater

@@ -15,7 +15,7 @@ from redis.exceptions import LockError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app import get_settings
+from app.runtime import get_settings
 from app.extensions import db
 from app.models import (
     AuditEvent,

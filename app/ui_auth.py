@@ -42,7 +42,7 @@ import jwt
 from flask import abort
 from redis.exceptions import RedisError
 
-from app import get_settings
+from app.runtime import get_settings
 from app.redis_conn import get_redis
 
 VIEW_TTL = 900  # seconds: long enough to work in a card, short enough to be useless later

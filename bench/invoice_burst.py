@@ -23,7 +23,7 @@ import flask_migrate
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
-import crm_adapters
+from app import wiring
 from app import create_app
 from app.engine import request_invoice
 from app.extensions import db
@@ -56,7 +56,7 @@ def main() -> None:
     try:
         app = _app(tmp, redis_url, server.url, fake)
         crm = MemoryCrm()
-        crm_adapters.ADAPTERS["hubspot"] = crm
+        wiring.ADAPTERS["hubspot"] = crm
         with app.app_context():
             get_redis().flushdb()
             installation_id = _install(fake, tenant_id)

@@ -26,7 +26,7 @@ import flask_migrate
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-import crm_adapters
+from app import wiring
 from app import create_app
 from app.engine import request_invoices, sync_installation
 from app.extensions import db
@@ -79,7 +79,7 @@ def main() -> None:
             redis_url=redis_url, secret_key=secrets.token_urlsafe(48), encryption_keys=Fernet.generate_key().decode(),
             public_url=web.url, xero_webhook_key=KEY, xero_api_base=xero_server.url))
         crm = RecordingCrm()
-        crm_adapters.ADAPTERS["hubspot"] = crm  # type: ignore[assignment]
+        wiring.ADAPTERS["hubspot"] = crm  # type: ignore[assignment]
         total = args.payments + args.poll_changes
         with app.app_context():
             flask_migrate.upgrade()

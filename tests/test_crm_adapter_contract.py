@@ -16,7 +16,7 @@ from app.models import Installation, InstallationSettings
 from app.settings import PIPEDRIVE_SCOPES
 from app.redis_conn import get_redis
 from app.worker import PaydeckSimpleWorker
-from crm_adapters import adapter_for
+from app.wiring import adapter_for
 from crm_adapters.base import CrmError, InvoiceFields, WebhookRejected, WebhookRequest
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive

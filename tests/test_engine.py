@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-import crm_adapters
+from app import wiring
 from app.engine import request_invoice, retry_review_item, sync_installation
 from app.extensions import db
 from app.jobs import QUEUE
@@ -62,7 +62,7 @@ def env(xero_connected, fake_xero, monkeypatch):
     app, _, connection_id = xero_connected
     fake, _ = fake_xero
     crm = MemoryCrm()
-    monkeypatch.setitem(crm_adapters.ADAPTERS, "hubspot", crm)
+    monkeypatch.setitem(wiring.ADAPTERS, "hubspot", crm)
     with app.app_context():
         connection = db.session.get(XeroConnection, connection_id)
         settings = db.session.get(InstallationSettings, connection.installation_id)

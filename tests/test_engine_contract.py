@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import update
 
-import crm_adapters
+from app import wiring
 from app.engine import request_invoice, sync_installation
 from app.extensions import db
 from app.models import (
@@ -41,7 +41,7 @@ def recorded(app_factory, monkeypatch):
     tenant = fake.add_tenant("Acme Pty Ltd")
     recorder = Recorder(fake)
     crm = MemoryCrm()
-    monkeypatch.setitem(crm_adapters.ADAPTERS, "hubspot", crm)
+    monkeypatch.setitem(wiring.ADAPTERS, "hubspot", crm)
     with LoopbackServer(recorder) as server:
         app = app_factory.create(xero_api_base=server.url)
         with app.app_context():

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import update
 
-from app import get_settings
+from app.runtime import get_settings
 from app.extensions import db
 from app.jobs import keep_xero_connections_alive
 from app.models import ConnectionStatus, ReviewItem, ReviewReason, XeroConnection

@@ -16,7 +16,7 @@ from app.engine import request_invoice
 from app.extensions import db
 from app.models import InstallationSettings, StageAction, XeroConnection
 from app.connections import xero_client
-from crm_adapters import adapter_for
+from app.wiring import adapter_for
 from tests.test_vendor_paging import hubspot_env, installation, pipedrive_env, work  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from app.jobs import QUEUE
 from app.models import Installation, InstallationSettings, StageAction
 from app.redis_conn import get_redis
 from app.worker import PaydeckSimpleWorker
-from crm_adapters import adapter_for
+from app.wiring import adapter_for
 from crm_adapters.base import PagingLoop, follow_pages
 from tests.conftest import fake_settings
 

@@ -24,7 +24,7 @@ from flask import (
 )
 from sqlalchemy import select
 
-from app import get_settings
+from app.runtime import get_settings
 from app.access import (
     AMOUNTS_HIDDEN,
     Viewer,
@@ -86,7 +86,7 @@ from app.ui_auth import (
     read_action_token,
     read_view_token,
 )
-from crm_adapters import adapter_for
+from app.wiring import adapter_for
 from crm_adapters.base import CrmError, WebhookRejected, WebhookRequest
 from xero.client import ContactDetails, ContactResult, XeroClient
 from xero.errors import FixData, ReconnectNeeded, XeroFailure

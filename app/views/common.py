@@ -95,7 +95,7 @@ def check_csrf() -> None:
 def called_url() -> str:
     """The URL the CRM called: our public origin (TLS ends at the proxy) + the raw path and query,
     as signatures are computed over it."""
-    from app import get_settings
+    from app.runtime import get_settings
 
     path = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
     return f"{get_settings().public_url}{path}"
@@ -127,7 +127,7 @@ def security_headers(response: Response) -> Response:
     from app/static/vendor), no plugins, no <base>, forms only to Paydeck (plus an origin a
     view allows) - framing by the CRMs for the CRM pages and by nobody for the rest (install,
     connect, setup, message pages), and no Referer (page URLs carry tokens)."""
-    from app import get_settings
+    from app.runtime import get_settings
 
     framed = request.blueprint in CRM_FRAMED_BLUEPRINTS
     ancestors = get_settings().frame_ancestors if framed else "'none'"

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, redirect, request, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import get_settings
+from app.runtime import get_settings
 from app.extensions import db
 from app.models import (
     AuditEvent,
@@ -24,7 +24,7 @@ from app.models import (
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
 from app.views.common import message_page, require_installation, sign_in, signed_in_user
 from app.views.settings import settings_url
-from crm_adapters import IDENTIFY
+from app.wiring import IDENTIFY
 from crm_adapters.base import AccountIdentity, CrmError
 
 log = logging.getLogger(__name__)

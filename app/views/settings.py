@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import MultiDict
 
-from app import get_settings
+from app.runtime import get_settings
 from app.access import (
     DEFAULT_ACTION_PERMISSION,
     DEFAULT_MONEY_VISIBILITY,
@@ -64,7 +64,7 @@ from app.views.common import (
     pipedrive_id_query,
     view_installation,
 )
-from crm_adapters import adapter_for
+from app.wiring import adapter_for
 from crm_adapters.base import CrmError
 from xero.contacts import DEFAULT_ORDER
 from xero.errors import XeroFailure

@@ -18,13 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from app import get_settings
+from app.runtime import get_settings
 from app.engine import enqueue_sync, stage_actions, stage_requests
 from app.payments import note_changed_invoices
 from app.extensions import db
 from app.views.common import called_url
 from app.models import CrmKind, Installation, InstallationStatus, WebhookReceipt
-from crm_adapters import adapter_for
+from app.wiring import adapter_for
 from crm_adapters.base import ParsedWebhook, StageEvent, WebhookRejected, WebhookRequest
 from xero import webhooks as xero_webhooks
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from app import get_settings
+from app.runtime import get_settings
 from app.extensions import db
 from app.company_import import crm_name
 from app.models import AuditEvent, ConnectionStatus, Installation, InstallationStatus, XeroConnection
