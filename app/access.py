@@ -30,7 +30,8 @@ from app.models import AuditEvent, CrmKind, Installation
 from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded, TokenUnavailable
 from app.wiring import adapter_for
-from crm_adapters.base import CrmError, RecordAccess
+from domain.crm import RecordAccess
+from crm_adapters.base import CrmError
 
 log = logging.getLogger(__name__)
 

@@ -67,12 +67,8 @@ from app.redis_conn import get_redis
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import TokenUnavailable
 from app.wiring import NoAdapter, adapter_for
-from crm_adapters.base import (
-    CrmError,
-    CrmReconnectNeeded,
-    CrmRetryLater,
-    InvoiceFields,
-)
+from domain.crm import InvoiceFields
+from crm_adapters.base import CrmError, CrmReconnectNeeded, CrmRetryLater
 from xero.build import InvoiceDraft, InvoiceRules, Problem, ProductRule, build_invoice
 from xero.client import (BATCH_SIZE, ContactResult, InvoiceResult, NewContact, XeroClient,
                          contact_too_long)

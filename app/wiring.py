@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from app.settings import Settings
 from crm_adapters import hubspot, pipedrive
-from crm_adapters.base import AccountIdentity, CrmAdapter
+from domain.crm import AccountIdentity
+from domain.ports import CrmAdapter
 from crm_adapters.limits import HUBSPOT as HUBSPOT_LIMIT
 from crm_adapters.limits import PIPEDRIVE_BURST as PIPEDRIVE_LIMIT
 from crm_adapters.limits import CrmLimiter
@@ -46,7 +47,7 @@ def _settings() -> Settings:
 
 
 # One adapter per CRM: an explicit registry, no import side effects. A third CRM is one more
-# module implementing crm_adapters.base.CrmAdapter, one more line here, and its manifest.
+# module implementing domain.ports.CrmAdapter, one more line here, and its manifest.
 ADAPTERS: dict[str, CrmAdapter] = {
     "hubspot": hubspot.HubSpotCrm(_installation_token, _hubspot_limiter, _settings),
     "pipedrive": pipedrive.PipedriveCrm(_installation_token, _pipedrive_limiter, _settings),

@@ -44,7 +44,7 @@ from app.payments import poll_invoices
 from app.redis_conn import EmbeddedRedis, get_redis
 from app.settings import Settings
 from app.worker import PaydeckWorker
-from crm_adapters.base import InvoiceFields
+from domain.crm import InvoiceFields
 from sandbox.memory_crm import MemoryCrm, deal
 from sandbox.server import LoopbackServer
 from sandbox.xero import FakeXero

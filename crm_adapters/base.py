@@ -1,15 +1,17 @@
-"""Types every CRM adapter shares."""
+"""What every CRM adapter shares: CRM error typing, value parsing and list paging.
+
+The CRM types the engine and views also use (deal writeback fields, webhooks, the adapter
+protocol) live in `domain.crm` and `domain.ports`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 import json
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import Any
 
-from domain.deals import Deal
+from domain.crm import WebhookRejected
 
 
 class CrmError(Exception):
@@ -18,139 +20,6 @@ class CrmError(Exception):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
-
-
-@dataclass(frozen=True)
-class AccountIdentity:
-    """Which CRM account a fresh OAuth token belongs to."""
-
-    account_id: str
-    account_name: str
-    user: str
-    api_domain: str
-
-
-@dataclass(frozen=True)
-class InvoiceFields:
-    """What Paydeck writes back onto a deal (Paydeck's own deal properties / fields)."""
-
-    deal_id: str
-    invoice_number: str | None = None
-    invoice_status: str | None = None
-    amount_due: str | None = None  # decimal text: CRM number fields, no float rounding
-    amount_paid: str | None = None
-    due_date: str | None = None  # ISO date
-    paid_date: str | None = None
-    invoice_url: str | None = None
-    last_sync_error: str | None = None
-
-
-@dataclass(frozen=True)
-class RecordAccess:
-    """Who a CRM record (a deal, a company/organization) belongs to and who else may see it,
-    as the CRM says (app.access decides from it). `visible_to` is Pipedrive's visibility code
-    (None in HubSpot, whose card fetch HubSpot signs for the record the user has open)."""
-
-    owner_id: str | None
-    visible_to: int | None = None
-
-
-# A CRM company (HubSpot company, Pipedrive organization) in words of our own, so that the
-# views never learn a CRM's property names. Each adapter maps these to its fields and leaves
-# out the ones its CRM cannot hold ("domain" is read-only: the company's web domain).
-COMPANY_FIELDS = ("name", "phone", "street", "city", "region", "postal_code", "country",
-                  "website", "domain", "tax_number")
-
-
-class DealSource(Protocol):
-    """What the invoice engine needs of a CRM."""
-
-    def fetch_deals(self, installation: Any, deal_ids: Sequence[str]) -> dict[str, Deal | None]:
-        """Normalised deals by id, in as few calls as the CRM allows; None if gone."""
-
-    def write_invoice_fields(self, installation: Any, updates: Sequence[InvoiceFields]) -> None:
-        """Write invoice fields onto deals, in batches."""
-
-
-class CrmAdapter(DealSource, Protocol):
-    """Everything Paydeck needs of a CRM. One module per CRM implements it; the registry in
-    crm_adapters/__init__.py is an explicit dict. The engine and views never import a CRM SDK."""
-
-    def verify_webhook_headers(self, headers: Mapping[str, str], installation: Any | None) -> None:
-        """What can be checked before the body is read (credentials, signature present and
-        fresh): WebhookRejected(401) otherwise, so a large forged body is never read."""
-
-    def verify_webhook(self, req: WebhookRequest, installation: Any | None) -> None:
-        """Raise WebhookRejected(401) unless the request came from the CRM. `installation` is
-        known beforehand only where the URL names it (Pipedrive's per-installation URLs)."""
-
-    def parse_webhook(self, req: WebhookRequest) -> ParsedWebhook:
-        """The stage events in the request; WebhookRejected(400) if it is malformed."""
-
-    def ensure_deal_fields(self, installation: Any) -> dict[str, str]:
-        """Create Paydeck's own deal fields at install (idempotent); their CRM keys."""
-
-    def register_webhooks(self, installation: Any, url: str) -> None:
-        """Subscribe to deal changes, where the CRM does that per installation."""
-
-    def list_pipelines(self, installation: Any) -> list[dict[str, Any]]:
-        """Pipelines with their stages, in order: [{id, label, stages: [{id, label}]}]."""
-
-    def list_products(self, installation: Any) -> list[dict[str, Any]]:
-        """The CRM's products, for the product -> Xero mapping: [{id, name, sku}]."""
-
-    def notify_owner(self, installation: Any, deal_id: str, owner_id: str | None,
-                     subject: str, body: str) -> str:
-        """Tell the deal's owner something (a task / an activity on the deal); its id."""
-
-    def fetch_company(self, installation: Any, company_id: str) -> dict[str, str]:
-        """One company in COMPANY_FIELDS words: every field this CRM (and installation: the
-        tax number's field is a setting) can hold, "" when empty; fields it cannot hold are
-        left out. CrmError with status 404 when there is no such company."""
-
-    def record_access(self, installation: Any, kind: str, record_id: str) -> RecordAccess:
-        """The owner (and visibility) of a deal (`kind` "deal") or company ("company")."""
-
-    def update_company(self, installation: Any, company_id: str,
-                       fields: Mapping[str, str]) -> None:
-        """Write these COMPANY_FIELDS values onto the company, leaving its other fields as
-        they are. ValueError for a field this CRM cannot hold (fetch_company leaves it out)."""
-
-
-class WebhookRejected(Exception):
-    """A webhook request we refuse: 401 (not from the CRM) or 400 (malformed)."""
-
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class WebhookRequest:
-    """A webhook exactly as it arrived: verification works on the raw bytes."""
-
-    method: str
-    url: str  # the full URL the CRM called (public origin + path + query)
-    headers: Mapping[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class StageEvent:
-    """A deal entered a stage (or was created in one)."""
-
-    account_id: str  # HubSpot portal id / Pipedrive company id
-    deal_id: str
-    stage_id: str
-    event_key: str  # the CRM's event id: repeats and retries carry the same key
-    own_change: bool = False  # caused by Paydeck's own writes: never acted on (no loops)
-
-
-@dataclass(frozen=True)
-class ParsedWebhook:
-    events: list[StageEvent]
-    ignored: int  # events of kinds Paydeck does not act on (other properties, other objects)
 
 
 class CrmRetryLater(CrmError):

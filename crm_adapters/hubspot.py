@@ -14,18 +14,20 @@ import requests
 
 from domain.deals import Address, Deal, LineItem, Organisation, Person
 from app.settings import Settings
-from crm_adapters.base import (
-    load_json,
+from domain.crm import (
     AccountIdentity,
-    CrmError,
-    CrmRetryLater,
     InvoiceFields,
     RecordAccess,
-    PagingLoop,
     ParsedWebhook,
     StageEvent,
     WebhookRejected,
     WebhookRequest,
+)
+from crm_adapters.base import (
+    load_json,
+    CrmError,
+    CrmRetryLater,
+    PagingLoop,
     classify_status,
     follow_pages,
     to_date,

@@ -17,22 +17,24 @@ from requests_oauthlib import OAuth2Session
 from domain.deals import Address, Deal, LineItem, Organisation, Person
 from app.oauth import allow_plain_http_on_loopback
 from app.settings import Settings
-from crm_adapters.base import (
-    load_json,
+from domain.crm import (
     AccountIdentity,
-    CrmError,
-    CrmRetryLater,
     InvoiceFields,
     RecordAccess,
+    ParsedWebhook,
+    StageEvent,
+    WebhookRejected,
+    WebhookRequest,
+)
+from crm_adapters.base import (
+    load_json,
+    CrmError,
+    CrmRetryLater,
     classify_status,
     follow_pages,
     to_date,
     to_moment,
     to_decimal,
-    ParsedWebhook,
-    StageEvent,
-    WebhookRejected,
-    WebhookRequest,
 )
 from crm_adapters.limits import CrmLimiter
 

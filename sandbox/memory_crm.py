@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from domain.deals import Deal, LineItem, Organisation, Person
-from crm_adapters.base import InvoiceFields
+from domain.crm import InvoiceFields
 
 
 @dataclass

@@ -16,7 +16,7 @@ from werkzeug.routing import Map, RequestRedirect
 
 from app import create_app
 from app.settings import HUBSPOT_SCOPES, PIPEDRIVE_SCOPES, Settings
-from crm_adapters.base import WebhookRequest
+from domain.crm import WebhookRequest
 from crm_adapters.hubspot import parse_webhook
 from crm_adapters.pipedrive import PipedriveCrm
 from tests.conftest import make_settings

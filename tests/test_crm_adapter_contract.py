@@ -17,7 +17,8 @@ from app.settings import PIPEDRIVE_SCOPES
 from app.redis_conn import get_redis
 from app.worker import PaydeckSimpleWorker
 from app.wiring import adapter_for
-from crm_adapters.base import CrmError, InvoiceFields, WebhookRejected, WebhookRequest
+from domain.crm import InvoiceFields, WebhookRejected, WebhookRequest
+from crm_adapters.base import CrmError
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
 from sandbox.server import LoopbackServer

@@ -21,7 +21,7 @@ from app.connections import xero_client
 from app.extensions import db
 from app.models import XeroConnection
 from app.wiring import adapter_for
-from crm_adapters.base import InvoiceFields
+from domain.crm import InvoiceFields
 from tests.test_vendor_paging import hubspot_env, installation, pipedrive_env  # noqa: F401
 from tests.test_xero_wire import draft, xero  # noqa: F401
 from xero.client import NewContact

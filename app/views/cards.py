@@ -87,7 +87,8 @@ from app.ui_auth import (
     read_view_token,
 )
 from app.wiring import adapter_for
-from crm_adapters.base import CrmError, WebhookRejected, WebhookRequest
+from domain.crm import WebhookRejected, WebhookRequest
+from crm_adapters.base import CrmError
 from xero.client import ContactDetails, ContactResult, XeroClient
 from xero.errors import FixData, ReconnectNeeded, XeroFailure
 from xero.status import LABELS

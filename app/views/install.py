@@ -25,7 +25,8 @@ from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_c
 from app.views.common import message_page, require_installation, sign_in, signed_in_user
 from app.views.settings import settings_url
 from app.wiring import IDENTIFY
-from crm_adapters.base import AccountIdentity, CrmError
+from domain.crm import AccountIdentity
+from crm_adapters.base import CrmError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("install", __name__)

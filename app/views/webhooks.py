@@ -25,7 +25,7 @@ from app.extensions import db
 from app.views.common import called_url
 from app.models import CrmKind, Installation, InstallationStatus, WebhookReceipt
 from app.wiring import adapter_for
-from crm_adapters.base import ParsedWebhook, StageEvent, WebhookRejected, WebhookRequest
+from domain.crm import ParsedWebhook, StageEvent, WebhookRejected, WebhookRequest
 from xero import webhooks as xero_webhooks
 
 log = logging.getLogger(__name__)

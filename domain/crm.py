@@ -1,0 +1,90 @@
+"""The CRM-side types shared by the adapters, the engine and the views: who an account is,
+what Paydeck writes back onto a deal, a webhook as it arrived and the stage events in it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AccountIdentity:
+    """Which CRM account a fresh OAuth token belongs to."""
+
+    account_id: str
+    account_name: str
+    user: str
+    api_domain: str
+
+
+
+@dataclass(frozen=True)
+class InvoiceFields:
+    """What Paydeck writes back onto a deal (Paydeck's own deal properties / fields)."""
+
+    deal_id: str
+    invoice_number: str | None = None
+    invoice_status: str | None = None
+    amount_due: str | None = None  # decimal text: CRM number fields, no float rounding
+    amount_paid: str | None = None
+    due_date: str | None = None  # ISO date
+    paid_date: str | None = None
+    invoice_url: str | None = None
+    last_sync_error: str | None = None
+
+
+
+@dataclass(frozen=True)
+class RecordAccess:
+    """Who a CRM record (a deal, a company/organization) belongs to and who else may see it,
+    as the CRM says (app.access decides from it). `visible_to` is Pipedrive's visibility code
+    (None in HubSpot, whose card fetch HubSpot signs for the record the user has open)."""
+
+    owner_id: str | None
+    visible_to: int | None = None
+
+
+# A CRM company (HubSpot company, Pipedrive organization) in words of our own, so that the
+# views never learn a CRM's property names. Each adapter maps these to its fields and leaves
+# out the ones its CRM cannot hold ("domain" is read-only: the company's web domain).
+COMPANY_FIELDS = ("name", "phone", "street", "city", "region", "postal_code", "country",
+                  "website", "domain", "tax_number")
+
+
+class WebhookRejected(Exception):
+    """A webhook request we refuse: 401 (not from the CRM) or 400 (malformed)."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A webhook exactly as it arrived: verification works on the raw bytes."""
+
+    method: str
+    url: str  # the full URL the CRM called (public origin + path + query)
+    headers: Mapping[str, str]
+    body: bytes
+
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """A deal entered a stage (or was created in one)."""
+
+    account_id: str  # HubSpot portal id / Pipedrive company id
+    deal_id: str
+    stage_id: str
+    event_key: str  # the CRM's event id: repeats and retries carry the same key
+    own_change: bool = False  # caused by Paydeck's own writes: never acted on (no loops)
+
+
+
+@dataclass(frozen=True)
+class ParsedWebhook:
+    events: list[StageEvent]
+    ignored: int  # events of kinds Paydeck does not act on (other properties, other objects)

@@ -1,0 +1,64 @@
+"""What the engine and the views need of a CRM: the protocols each adapter implements."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from domain.crm import InvoiceFields, ParsedWebhook, RecordAccess, WebhookRequest
+from domain.deals import Deal
+
+
+class DealSource(Protocol):
+    """What the invoice engine needs of a CRM."""
+
+    def fetch_deals(self, installation: Any, deal_ids: Sequence[str]) -> dict[str, Deal | None]:
+        """Normalised deals by id, in as few calls as the CRM allows; None if gone."""
+
+    def write_invoice_fields(self, installation: Any, updates: Sequence[InvoiceFields]) -> None:
+        """Write invoice fields onto deals, in batches."""
+
+
+class CrmAdapter(DealSource, Protocol):
+    """Everything Paydeck needs of a CRM. One module per CRM implements it; the registry in
+    app/wiring.py is an explicit dict. The engine and views never import a CRM SDK."""
+
+    def verify_webhook_headers(self, headers: Mapping[str, str], installation: Any | None) -> None:
+        """What can be checked before the body is read (credentials, signature present and
+        fresh): WebhookRejected(401) otherwise, so a large forged body is never read."""
+
+    def verify_webhook(self, req: WebhookRequest, installation: Any | None) -> None:
+        """Raise WebhookRejected(401) unless the request came from the CRM. `installation` is
+        known beforehand only where the URL names it (Pipedrive's per-installation URLs)."""
+
+    def parse_webhook(self, req: WebhookRequest) -> ParsedWebhook:
+        """The stage events in the request; WebhookRejected(400) if it is malformed."""
+
+    def ensure_deal_fields(self, installation: Any) -> dict[str, str]:
+        """Create Paydeck's own deal fields at install (idempotent); their CRM keys."""
+
+    def register_webhooks(self, installation: Any, url: str) -> None:
+        """Subscribe to deal changes, where the CRM does that per installation."""
+
+    def list_pipelines(self, installation: Any) -> list[dict[str, Any]]:
+        """Pipelines with their stages, in order: [{id, label, stages: [{id, label}]}]."""
+
+    def list_products(self, installation: Any) -> list[dict[str, Any]]:
+        """The CRM's products, for the product -> Xero mapping: [{id, name, sku}]."""
+
+    def notify_owner(self, installation: Any, deal_id: str, owner_id: str | None,
+                     subject: str, body: str) -> str:
+        """Tell the deal's owner something (a task / an activity on the deal); its id."""
+
+    def fetch_company(self, installation: Any, company_id: str) -> dict[str, str]:
+        """One company in COMPANY_FIELDS words: every field this CRM (and installation: the
+        tax number's field is a setting) can hold, "" when empty; fields it cannot hold are
+        left out. CrmError with status 404 when there is no such company."""
+
+    def record_access(self, installation: Any, kind: str, record_id: str) -> RecordAccess:
+        """The owner (and visibility) of a deal (`kind` "deal") or company ("company")."""
+
+    def update_company(self, installation: Any, company_id: str,
+                       fields: Mapping[str, str]) -> None:
+        """Write these COMPANY_FIELDS values onto the company, leaving its other fields as
+        they are. ValueError for a field this CRM cannot hold (fetch_company leaves it out)."""
