@@ -13,23 +13,32 @@ from app.runtime import get_settings
 from app.extensions import db
 from app.models import AuditEvent, ConnectionStatus, XeroConnection
 from app.redis_conn import get_redis
+from app.settings import Settings
 from app.tokens import access_token
 from xero import identity
 from xero.client import XeroClient
+from xero.config import XeroConfig
 from xero.identity import XeroIdentityError
 from xero.limits import XeroLimiter
 
 log = logging.getLogger(__name__)
 
 
+def xero_config(settings: Settings) -> XeroConfig:
+    """The slice of the settings `xero/` reads."""
+    return XeroConfig(api_base=settings.xero_api_base, identity_base=settings.xero_identity_base,
+                      client_id=settings.xero_client_id, client_secret=settings.xero_client_secret,
+                      timeout=settings.http_timeout)
+
+
 def xero_client(connection: XeroConnection, **options: Any) -> XeroClient:
     """The Accounting API client for a connected organisation: shared limits, fresh tokens
     (refreshed under the per-grant lock), configured base URL and timeout."""
-    settings = get_settings()
+    config = xero_config(get_settings())
     assert connection.tenant_id
     connection_id = connection.id
-    return XeroClient(tenant_id=connection.tenant_id, api_base=settings.xero_api_base,
-                      timeout=settings.http_timeout, limiter=_limiter(),
+    return XeroClient(tenant_id=connection.tenant_id, api_base=config.api_base,
+                      timeout=config.timeout, limiter=_limiter(),
                       access_token=lambda: access_token(XeroConnection, connection_id), **options)
 
 
@@ -54,7 +63,7 @@ def revoke_grant(connection: XeroConnection, *, forget_on_failure: bool, by: str
     revoked = True
     if connection.refresh_token:
         try:
-            identity.revoke(get_settings(), connection.refresh_token)
+            identity.revoke(xero_config(get_settings()), connection.refresh_token)
         except XeroIdentityError as exc:
             log.warning("installation %s: Xero revocation failed: %s",
                         connection.installation_id, exc)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import requests
 from flask import session
@@ -18,6 +16,7 @@ from requests_oauthlib import OAuth2Session
 
 from app.redis_conn import get_redis
 from app.settings import Settings
+from domain.loopback import allow_plain_http_on_loopback
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +169,6 @@ def _failure(p: Provider, status: int, body: dict[str, Any] | None) -> OAuthFail
     detail = f"{code}: {words}" if words and words != code else code
     return OAuthFailure(f"{p.name}: {detail}", invalid_grant=code in _DEAD_GRANT_CODES,
                         transient=status >= 500 or status == 429, status=status, detail=detail)
-
-
-def allow_plain_http_on_loopback(url: str) -> None:
-    """oauthlib refuses http:// token URLs; allow them only for the loopback sandbox and tests."""
-    parts = urlsplit(url)
-    if parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"):
-        os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
 
 # --- state: one-time, short-lived, bound to the browser that started the flow ---------------

@@ -1,14 +1,12 @@
-"""What every CRM adapter shares: CRM error typing, value parsing and list paging.
+"""What every CRM adapter shares: CRM error typing, webhook JSON and list paging.
 
 The CRM types the engine and views also use (deal writeback fields, webhooks, the adapter
 protocol) live in `domain.crm` and `domain.ports`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import json
-from datetime import date, datetime, timezone
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable
 from typing import Any
 
 from domain.crm import WebhookRejected
@@ -46,37 +44,10 @@ def classify_status(crm: str, status: int, retry_after: str | None, what: str) -
     return CrmError(f"{crm} answered {status} to {what}", status)
 
 
-def to_decimal(value: Any) -> Decimal | None:
-    """A CRM's number (string or JSON number) as Decimal; None when empty or not a number."""
-    if value in (None, ""):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def to_moment(value: Any) -> datetime | None:
-    """A CRM timestamp as an aware UTC datetime: ISO 8601 ("2026-06-30T14:30:00.000Z"), or
-    Pipedrive's "YYYY-MM-DD HH:MM:SS" (UTC, no zone), or epoch milliseconds; None if it is
-    only a date or unreadable (a date has no moment to place in the organisation's zone)."""
-    if value in (None, ""):
-        return None
-    text = str(value).strip()
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text) / 1000, timezone.utc)
-    if len(text) <= 10:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
-def to_date(value: Any) -> date | None:
-    """A CRM's date or timestamp text as a date."""
-    return date.fromisoformat(str(value)[:10]) if value else None
+def tax_number_field(installation: Any) -> str | None:
+    """The CRM field that holds a company's tax number: an installation setting, or None."""
+    settings = getattr(installation, "settings", None)
+    return getattr(settings, "tax_number_property", None) or None
 
 
 # Deeper than any CRM's payload (HubSpot events and Pipedrive's v2 body are 3-4 levels).
@@ -106,6 +77,8 @@ def _depth(value: Any) -> int:
         children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
+
+
 class PagingLoop(CrmError):
     """A CRM answered a page with a page token it had already given: following it would loop
     forever (meltano/sdk's paginators refuse a repeated token the same way)."""

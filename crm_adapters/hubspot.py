@@ -7,48 +7,44 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import requests
 
-from domain.deals import Address, Deal, LineItem, Organisation, Person
-from app.settings import Settings
-from domain.crm import (
-    AccountIdentity,
-    InvoiceFields,
-    RecordAccess,
-    ParsedWebhook,
-    StageEvent,
-    WebhookRejected,
-    WebhookRequest,
-)
-from crm_adapters.base import (
-    load_json,
-    CrmError,
-    CrmRetryLater,
-    PagingLoop,
-    classify_status,
-    follow_pages,
-    to_date,
-    to_moment,
-    to_decimal,
-)
+from crm_adapters.base import (CrmError, CrmRetryLater, PagingLoop, classify_status, follow_pages,
+                               load_json, tax_number_field)
 from crm_adapters.limits import CrmLimiter
+from domain.crm import (AccountIdentity, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
+                        WebhookRejected, WebhookRequest)
+from domain.dates import to_date, to_moment
+from domain.deals import Address, Deal, LineItem, Organisation, Person
+from domain.money import cents, to_decimal
 
 
-def identify(settings: Settings, token: dict[str, object]) -> AccountIdentity:
+@dataclass(frozen=True)
+class HubSpotConfig:
+    """What the HubSpot adapter reads of Paydeck's settings (app/wiring.py builds it)."""
+
+    api_base: str
+    client_secret: str  # signs every portal's webhooks and card requests (signature v3)
+    app_id: str  # tells Paydeck's own deal changes from everyone else's
+    timeout: float  # seconds, every call
+
+
+def identify(config: HubSpotConfig, token: dict[str, object]) -> AccountIdentity:
     """The portal (hub) id behind an access token: GET /oauth/v1/access-tokens/{token}."""
-    url = f"{settings.hubspot_api_base}/oauth/v1/access-tokens/{token['access_token']}"
+    url = f"{config.api_base}/oauth/v1/access-tokens/{token['access_token']}"
     try:
-        response = requests.get(url, timeout=settings.http_timeout)
+        response = requests.get(url, timeout=config.timeout)
     except requests.RequestException as exc:
         raise CrmError(f"HubSpot unreachable: {exc.__class__.__name__}") from exc
     if response.status_code != 200:
         raise CrmError(f"HubSpot token info answered {response.status_code}", response.status_code)
     info = response.json()
     return AccountIdentity(account_id=str(info["hub_id"]), account_name=info.get("hub_domain", ""),
-                           user=info.get("user", ""), api_domain=settings.hubspot_api_base)
+                           user=info.get("user", ""), api_domain=config.api_base)
 
 
 # --- webhooks ---------------------------------------------------------------------------------
@@ -72,13 +68,13 @@ def sign_v3(secret: str, method: str, url: str, body: bytes, timestamp: str) -> 
     return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
 
 
-def verify_webhook_headers(headers: Mapping[str, str], settings: Settings,
+def verify_webhook_headers(headers: Mapping[str, str], client_secret: str,
                            now_ms: int | None = None) -> tuple[str, str]:
     """The signature and timestamp headers, present and fresh: (signature, timestamp)."""
     signature = headers.get("X-HubSpot-Signature-v3", "")
     timestamp = headers.get("X-HubSpot-Request-Timestamp", "")
     if not signature or not timestamp.isdigit() or len(timestamp) > 16 \
-            or not settings.hubspot_client_secret:
+            or not client_secret:
         raise WebhookRejected(401, "missing signature or timestamp")
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     if abs(now_ms - int(timestamp)) > MAX_SKEW_MS:
@@ -86,14 +82,14 @@ def verify_webhook_headers(headers: Mapping[str, str], settings: Settings,
     return signature, timestamp
 
 
-def verify_webhook(req: WebhookRequest, settings: Settings, now_ms: int | None = None) -> None:
-    signature, timestamp = verify_webhook_headers(req.headers, settings, now_ms)
-    expected = sign_v3(settings.hubspot_client_secret, req.method, req.url, req.body, timestamp)
+def verify_webhook(req: WebhookRequest, client_secret: str, now_ms: int | None = None) -> None:
+    signature, timestamp = verify_webhook_headers(req.headers, client_secret, now_ms)
+    expected = sign_v3(client_secret, req.method, req.url, req.body, timestamp)
     if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise WebhookRejected(401, "bad signature")
 
 
-def parse_webhook(req: WebhookRequest, settings: Settings) -> ParsedWebhook:
+def parse_webhook(req: WebhookRequest, app_id: str) -> ParsedWebhook:
     """A JSON array of up to 100 events; Paydeck acts on deal stage changes only."""
     payload = load_json(req.body)
     if not isinstance(payload, list) or not all(isinstance(e, dict) for e in payload):
@@ -105,8 +101,8 @@ def parse_webhook(req: WebhookRequest, settings: Settings) -> ParsedWebhook:
                                                                    "propertyValue"))):
             ignored += 1
             continue
-        own = (e.get("changeSource") == "INTEGRATION" and bool(settings.hubspot_app_id)
-               and str(e.get("sourceId", "")) == str(settings.hubspot_app_id))
+        own = (e.get("changeSource") == "INTEGRATION" and bool(app_id)
+               and str(e.get("sourceId", "")) == str(app_id))
         events.append(StageEvent(account_id=str(e["portalId"]), deal_id=str(e["objectId"]),
                                  stage_id=str(e["propertyValue"]), event_key=str(e["eventId"]),
                                  own_change=own))
@@ -165,8 +161,8 @@ class HubSpotCrm:
     failures typed by crm_adapters.base.classify_status."""
 
     def __init__(self, token: Callable[[Any], str], limiter: Callable[[Any], CrmLimiter],
-                 settings: Callable[[], Settings]) -> None:
-        self._token, self._limiter, self._settings = token, limiter, settings
+                 config: Callable[[], HubSpotConfig]) -> None:
+        self._token, self._limiter, self._config = token, limiter, config
         self.calls = 0
 
     # -- plumbing --------------------------------------------------------------------------
@@ -176,7 +172,7 @@ class HubSpotCrm:
         from urllib3.util.retry import Retry
 
         # No urllib3 retries: a retry is the job's decision (one retry layer per time scale).
-        return HubSpot(access_token=self._token(installation), host=self._settings().hubspot_api_base,
+        return HubSpot(access_token=self._token(installation), host=self._config().api_base,
                        retry=Retry(total=0, raise_on_status=False))
 
     def _call(self, installation: Any, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -185,7 +181,7 @@ class HubSpotCrm:
         self._limiter(installation).take()
         self.calls += 1
         try:
-            return fn(*args, _request_timeout=self._settings().http_timeout, **kwargs)
+            return fn(*args, _request_timeout=self._config().timeout, **kwargs)
         except _api_exceptions() as exc:
             headers = getattr(exc, "headers", None) or {}
             raise classify_status("HubSpot", int(getattr(exc, "status", 0) or 0),
@@ -196,13 +192,13 @@ class HubSpotCrm:
     # -- webhooks (app-level: the client secret signs every portal's events) ---------------
 
     def verify_webhook_headers(self, headers: Mapping[str, str], installation: Any | None = None) -> None:
-        verify_webhook_headers(headers, self._settings())
+        verify_webhook_headers(headers, self._config().client_secret)
 
     def verify_webhook(self, req: WebhookRequest, installation: Any | None = None) -> None:
-        verify_webhook(req, self._settings())
+        verify_webhook(req, self._config().client_secret)
 
     def parse_webhook(self, req: WebhookRequest) -> ParsedWebhook:
-        return parse_webhook(req, self._settings())
+        return parse_webhook(req, self._config().app_id)
 
     def register_webhooks(self, installation: Any, url: str) -> None:
         """Nothing per portal: the app's webhook subscriptions live in app_manifest/hubspot."""
@@ -216,7 +212,7 @@ class HubSpotCrm:
         companies_of = self._associated(installation, client, deal_ids, "companies")
         contacts_of = self._associated(installation, client, deal_ids, "contacts")
         lines_of = self._associated(installation, client, deal_ids, "line_items")
-        tax_property = _tax_property(installation)
+        tax_property = tax_number_field(installation)
         companies = self._read(installation, client.crm.companies.batch_api,
                                _firsts(companies_of), COMPANY_PROPERTIES + ([tax_property] if tax_property else []),
                                "companies")
@@ -409,13 +405,8 @@ def _next_after(paging: Any) -> str | None:
     return getattr(following, "after", None) or None
 
 
-def _tax_property(installation: Any) -> str | None:
-    settings = getattr(installation, "settings", None)
-    return getattr(settings, "tax_number_property", None) or None
-
-
 def _company_properties(installation: Any) -> dict[str, str]:
-    tax_property = _tax_property(installation)
+    tax_property = tax_number_field(installation)
     return {**COMPANY_FIELD_PROPERTIES, **({"tax_number": tax_property} if tax_property else {})}
 
 
@@ -482,16 +473,12 @@ def _discount(p: dict[str, Any], quantity: Decimal, price: Decimal
     if amount is None:
         return None, None, (f"both a unit discount ({unit_off}) and a discount percentage "
                             f"({percent}%), and no HubSpot amount to tell which one applies")
-    if _cents(amount) == _cents(by_amount):
+    if cents(amount) == cents(by_amount):
         return None, unit_off * quantity, ""
-    if _cents(amount) == _cents(by_percent):
+    if cents(amount) == cents(by_percent):
         return percent, None, ""
     return None, None, (f"both a unit discount ({unit_off}) and a discount percentage "
                         f"({percent}%), and HubSpot's amount {amount} matches neither")
-
-
-def _cents(value: Decimal) -> Decimal:
-    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def _organisation(company_id: str | None, p: dict[str, Any] | None,

@@ -6,43 +6,35 @@ import base64
 import hmac
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests_oauthlib import OAuth2Session
 
-from domain.deals import Address, Deal, LineItem, Organisation, Person
-from app.oauth import allow_plain_http_on_loopback
-from app.settings import Settings
-from domain.crm import (
-    AccountIdentity,
-    InvoiceFields,
-    RecordAccess,
-    ParsedWebhook,
-    StageEvent,
-    WebhookRejected,
-    WebhookRequest,
-)
-from crm_adapters.base import (
-    load_json,
-    CrmError,
-    CrmRetryLater,
-    classify_status,
-    follow_pages,
-    to_date,
-    to_moment,
-    to_decimal,
-)
+from crm_adapters.base import (CrmError, CrmRetryLater, classify_status, follow_pages, load_json,
+                               tax_number_field)
 from crm_adapters.limits import CrmLimiter
+from domain.crm import (AccountIdentity, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
+                        WebhookRejected, WebhookRequest)
+from domain.dates import to_date, to_moment
+from domain.deals import Address, Deal, LineItem, Organisation, Person
+from domain.loopback import LOOPBACK, allow_plain_http_on_loopback, is_loopback
+from domain.money import cents, to_decimal
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+@dataclass(frozen=True)
+class PipedriveConfig:
+    """What the Pipedrive adapter reads of Paydeck's settings (app/wiring.py builds it)."""
+
+    oauth_base: str  # on loopback only in the sandbox, where a loopback api_domain is allowed
+    timeout: float  # seconds, every call
 
 
-def checked_api_domain(value: str, settings: Settings) -> str:
+def checked_api_domain(value: str, oauth_base: str) -> str:
     """The company's API origin from the token response, if it is Pipedrive's: https on a
     pipedrive.com host, no credentials, path or port of its own. Plain http only for the
     loopback sandbox (when Paydeck's Pipedrive OAuth base is itself on loopback). Anything
@@ -53,21 +45,20 @@ def checked_api_domain(value: str, settings: Settings) -> str:
                  or parts.path.strip("/"))
     pipedrive = (parts.scheme == "https" and parts.port is None
                  and (host == "pipedrive.com" or host.endswith(".pipedrive.com")))
-    sandbox = (parts.scheme == "http" and host in LOOPBACK
-               and urlsplit(settings.pipedrive_oauth_base).hostname in LOOPBACK)
+    sandbox = parts.scheme == "http" and host in LOOPBACK and is_loopback(oauth_base)
     if not clean or not (pipedrive or sandbox):
         raise CrmError(f"Pipedrive token response has an api_domain that is not Pipedrive's: {value!r:.100}")
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def identify(settings: Settings, token: dict[str, object]) -> AccountIdentity:
+def identify(config: PipedriveConfig, token: dict[str, object]) -> AccountIdentity:
     """The company behind a token: GET {api_domain}/api/v1/users/me -> data.company_id.
 
     The token response carries `api_domain`, the company's own base URL (platform-facts).
     """
-    api_domain = checked_api_domain(str(token.get("api_domain") or ""), settings)
+    api_domain = checked_api_domain(str(token.get("api_domain") or ""), config.oauth_base)
     try:
-        response = requests.get(f"{api_domain}/api/v1/users/me", timeout=settings.http_timeout,
+        response = requests.get(f"{api_domain}/api/v1/users/me", timeout=config.timeout,
                                 headers={"Authorization": f"Bearer {token['access_token']}"})
     except requests.RequestException as exc:
         raise CrmError(f"Pipedrive unreachable: {exc.__class__.__name__}") from exc
@@ -160,8 +151,8 @@ class PipedriveCrm:
     """The CrmAdapter for Pipedrive."""
 
     def __init__(self, token: Callable[[Any], str], limiter: Callable[[Any], CrmLimiter],
-                 settings: Callable[[], Settings]) -> None:
-        self._token, self._limiter, self._settings = token, limiter, settings
+                 config: Callable[[], PipedriveConfig]) -> None:
+        self._token, self._limiter, self._config = token, limiter, config
         self.calls = 0
         self.tokens = 0
 
@@ -193,7 +184,7 @@ class PipedriveCrm:
         session = OAuth2Session(token={"access_token": self._token(installation), "token_type": "Bearer"})
         try:
             response = session.request(method, url,
-                                       timeout=self._settings().http_timeout, **kwargs)
+                                       timeout=self._config().timeout, **kwargs)
         except requests.RequestException as exc:
             raise CrmRetryLater(f"Pipedrive unreachable on {method} {path}: {exc.__class__.__name__}",
                                 30.0) from exc
@@ -265,7 +256,7 @@ class PipedriveCrm:
         skus = self._by_ids(installation, "products", {l.get("product_id") for ls in products.values() for l in ls})
         orgs = self._by_ids(installation, "organizations", {d.get("org_id") for d in deals.values()})
         persons = self._by_ids(installation, "persons", {d.get("person_id") for d in deals.values()})
-        tax_field = _tax_field(installation)
+        tax_field = tax_number_field(installation)
         return {i: _deal(deals[i], products.get(i, []), skus, orgs, persons, tax_field)
                 if i in deals else None for i in deal_ids}
 
@@ -339,13 +330,13 @@ class PipedriveCrm:
 
     def fetch_company(self, installation: Any, company_id: str) -> dict[str, str]:
         org = self._request(installation, "GET", _org_path(company_id), 1) or {}
-        return _company_fields(org, _tax_field(installation))
+        return _company_fields(org, tax_number_field(installation))
 
     def update_company(self, installation: Any, company_id: str,
                        fields: Mapping[str, str]) -> None:
         """PATCH /api/v2/organizations/{id}. The address is one object that a PATCH replaces
         whole, so it is read first and the new parts merged in."""
-        tax_field = _tax_field(installation)
+        tax_field = tax_number_field(installation)
         writable = {"name", "website", *ADDRESS_PARTS, *(("tax_number",) if tax_field else ())}
         unknown = set(fields) - writable
         if unknown:
@@ -377,11 +368,6 @@ def _has_credentials(webhook: dict[str, Any], installation: Any) -> bool:
     relying on Pipedrive echoing the password back (v1 BaseWebhook lists both fields)."""
     user = webhook.get("http_auth_user")
     return bool(user) and hmac.compare_digest(str(user), str(installation.webhook_user or ""))
-
-
-def _tax_field(installation: Any) -> str | None:
-    settings = getattr(installation, "settings", None)
-    return getattr(settings, "tax_number_property", None) or None
 
 
 def _org_path(company_id: str) -> str:
@@ -485,15 +471,11 @@ def _discount(l: dict[str, Any], quantity: Decimal, price: Decimal
     tax = to_decimal(l.get("tax")) or Decimal(0)
     factors = [Decimal(1)] + ([1 + tax / 100] if l.get("tax_method") == "exclusive" else [])
     for off in (value, value * quantity):  # per line, then per unit
-        if line_total is not None and any(_cents((gross - off) * f) == _cents(line_total)
+        if line_total is not None and any(cents((gross - off) * f) == cents(line_total)
                                            for f in factors):
             return None, off, ""
     return None, None, (f"a discount of {value} whose Pipedrive sum ({line_total}) fits neither "
                         "a per-line nor a per-unit reading")
-
-
-def _cents(value: Decimal) -> Decimal:
-    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def _tax_label(l: dict[str, Any]) -> str | None:

@@ -16,6 +16,7 @@ from werkzeug.routing import Map, RequestRedirect
 
 from app import create_app
 from app.settings import HUBSPOT_SCOPES, PIPEDRIVE_SCOPES, Settings
+from app.wiring import hubspot_config, pipedrive_config
 from domain.crm import WebhookRequest
 from crm_adapters.hubspot import parse_webhook
 from crm_adapters.pipedrive import PipedriveCrm
@@ -176,7 +177,7 @@ def test_hubspot_webhook_subscription_is_the_one_paydeck_handles(webhooks: dict[
              "changeSource": "CRM_UI", "occurredAt": 1, "attemptNumber": 0}
     parsed = parse_webhook(WebhookRequest("POST", config["settings"]["targetUrl"], {},
                                           json.dumps([event]).encode()),
-                           Settings(_env_file=None))  # type: ignore[call-arg]
+                           hubspot_config(Settings(_env_file=None)).app_id)  # type: ignore[call-arg]
     assert [(e.deal_id, e.stage_id) for e in parsed.events] == [("101", "closedwon")]
 
 
@@ -223,7 +224,7 @@ def test_pipedrive_webhooks_note_matches_what_paydeck_registers(pipedrive: dict[
         return []
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
-    crm = PipedriveCrm(lambda i: "", lambda i: None, lambda: settings)  # type: ignore[arg-type]
+    crm = PipedriveCrm(lambda i: "", lambda i: None, lambda: pipedrive_config(settings))  # type: ignore[arg-type]
     crm._request = fake_request  # type: ignore[method-assign]
     crm.register_webhooks(SimpleNamespace(webhook_user="u", webhook_password="p"), url)
     posted = [body for method, path, body in calls if method == "POST"]

@@ -122,7 +122,7 @@ def test_pipedrive_api_domains_are_accepted(app_factory, api_domain):
     from crm_adapters.pipedrive import checked_api_domain
 
     settings = app_factory.settings()
-    assert checked_api_domain(api_domain, settings) == api_domain.rstrip("/")
+    assert checked_api_domain(api_domain, settings.pipedrive_oauth_base) == api_domain.rstrip("/")
 
 
 @pytest.mark.parametrize("api_domain", [
@@ -142,14 +142,14 @@ def test_an_api_domain_that_is_not_pipedrives_is_refused(app_factory, api_domain
 
     settings = app_factory.settings(pipedrive_oauth_base="https://oauth.pipedrive.com")
     with pytest.raises(CrmError):
-        checked_api_domain(api_domain, settings)
+        checked_api_domain(api_domain, settings.pipedrive_oauth_base)
 
 
 def test_loopback_http_is_allowed_only_against_a_loopback_sandbox(app_factory):
     from crm_adapters.pipedrive import checked_api_domain
 
     sandbox = app_factory.settings(pipedrive_oauth_base="http://127.0.0.1:5002")
-    assert checked_api_domain("http://127.0.0.1:5002", sandbox) == "http://127.0.0.1:5002"
+    assert checked_api_domain("http://127.0.0.1:5002", sandbox.pipedrive_oauth_base) == "http://127.0.0.1:5002"
 # --- reinstall after uninstall: fresh webhook credentials, fresh webhooks ----------------------
 
 def _work(app) -> None:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import update
 
+from app.connections import xero_config
 from app.runtime import get_settings
 from app.extensions import db
 from app.jobs import keep_xero_connections_alive
@@ -76,7 +77,7 @@ def test_eight_processes_needing_a_token_at_once_refresh_exactly_once(xero_conne
     tokens = {token for _, token in outcomes}
     assert tokens == {one(app, XeroConnection).access_token}
     with app.app_context():  # and the connection works afterwards
-        assert identity.list_organisations(get_settings(), tokens.pop())[0].tenant_name == "Acme Pty Ltd"
+        assert identity.list_organisations(xero_config(get_settings()), tokens.pop())[0].tenant_name == "Acme Pty Ltd"
 
 
 def test_revoked_grant_marks_reconnect_needed_without_a_crash_loop(xero_connected, fake_xero, browser):

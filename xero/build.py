@@ -13,11 +13,11 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from domain.deals import Deal, LineItem
+from domain.money import cents
 from xero.reference import PaymentTerms, ReferenceData
 
 LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
 
-CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
 # Xero keeps 4 decimals of UnitAmount when the write carries unitdp=4 (xero/client.py always
 # sends it): tests/specs/xero/xero_accounting.yaml, parameter `unitdp`.
@@ -125,11 +125,7 @@ def line_amount(quantity: Decimal, unit_amount: Decimal, discount_rate: Decimal 
         gross = gross * (HUNDRED - discount_rate) / HUNDRED
     if discount_amount:
         gross -= discount_amount
-    return money(gross)
-
-
-def money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return cents(gross)
 
 
 def _line_amount_type(deal: Deal, rules: InvoiceRules, problems: list[Problem]) -> str:
@@ -167,7 +163,7 @@ def _check_deal_amount(deal: Deal, lines: Sequence[DraftLine], amount_type: str,
     net = sum((line.line_amount for line in lines), Decimal("0.00"))
     accepted = [net]
     if amount_type == "Exclusive" and deal.amount_includes_tax is not False:
-        tax = sum((money(line.line_amount * _rate(line, ref) / HUNDRED) for line in lines),
+        tax = sum((cents(line.line_amount * _rate(line, ref) / HUNDRED) for line in lines),
                   Decimal("0.00"))
         accepted = [net + tax] if deal.amount_includes_tax else [net, net + tax]
     if min(abs(deal.amount - figure) for figure in accepted) > tolerance:
@@ -243,7 +239,7 @@ def _amounts(item: LineItem, label: str, problems: list[Problem]
     if rate is not None and not Decimal(0) <= rate <= HUNDRED:
         return refuse("line_amounts", f"a discount of {rate}% (Xero allows 0 to 100)")
     if discount is not None:
-        discount = money(discount)  # DiscountAmount is money: cents
+        discount = cents(discount)  # DiscountAmount is money: cents
     unit = item.unit_price.quantize(UNIT_DP, rounding=ROUND_HALF_UP)
     # Xero keeps Quantity to 4 decimals too (Invoices doc, LineItems; sandbox/xero_lines.py):
     # 0.33333 x 300 would book 99.99 there, not the 100.00 the CRM computed.
@@ -257,8 +253,8 @@ def _amounts(item: LineItem, label: str, problems: list[Problem]
                       f"would book {booked}, not {exact}")
     if discount is not None and booked < 0 <= booked + discount:  # a positive line gone negative
         return refuse("line_amounts", f"the discount is more than the line ({booked})")
-    if item.crm_total is not None and money(item.crm_total) != booked:
-        return refuse("amount_mismatch", f"the CRM's line total is {money(item.crm_total)} but "
+    if item.crm_total is not None and cents(item.crm_total) != booked:
+        return refuse("amount_mismatch", f"the CRM's line total is {cents(item.crm_total)} but "
                       f"quantity x price less discount books {booked} in Xero")
     return quantity, unit, rate, discount, booked
 

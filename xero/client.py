@@ -29,6 +29,7 @@ from xero_python.api_client import Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException
 
+from domain.money import to_decimal
 from xero.build import InvoiceDraft
 from xero.contacts import name_key
 from xero.errors import SDK_ERRORS, BatchMismatch, FixData, from_sdk_exception
@@ -184,7 +185,7 @@ class XeroClient:
             tax_rates={t.tax_type: TaxRate(t.tax_type, t.name or "", Decimal(str(t.effective_rate or 0)),
                                            bool(t.can_apply_to_revenue),
                                            _enum_value(t.status) or "ACTIVE",
-                                           _money(t.display_tax_rate))
+                                           to_decimal(t.display_tax_rate))
                        for t in rates if t.tax_type},
             items={i.code: Item(i.code, i.name or "",
                                 getattr(i.sales_details, "account_code", None),
@@ -446,10 +447,10 @@ def _invoice_result(i: Invoice) -> InvoiceResult:
     return InvoiceResult(
         reference=i.reference or "", invoice_id=i.invoice_id and str(i.invoice_id),
         invoice_number=i.invoice_number, status=_enum_value(i.status) or None,
-        currency=_enum_value(i.currency_code) or None, total=_money(i.total),
-        amount_due=_money(i.amount_due), amount_paid=_money(i.amount_paid),
+        currency=_enum_value(i.currency_code) or None, total=to_decimal(i.total),
+        amount_due=to_decimal(i.amount_due), amount_paid=to_decimal(i.amount_paid),
         due_date=i.due_date, updated_at=i.updated_date_utc, errors=errors,
-        amount_credited=_money(i.amount_credited), paid_on=_day(i.fully_paid_on_date),
+        amount_credited=to_decimal(i.amount_credited), paid_on=_day(i.fully_paid_on_date),
         sent_to_contact=i.sent_to_contact, amount_prepaid=_prepaid(i))
 
 
@@ -458,7 +459,7 @@ def _prepaid(i: Invoice) -> Decimal | None:
     arrays out (a summaryOnly read)."""
     if i.prepayments is None and i.overpayments is None:
         return None
-    return sum((_money(p.applied_amount) or Decimal(0)
+    return sum((to_decimal(p.applied_amount) or Decimal(0)
                 for p in (*(i.prepayments or ()), *(i.overpayments or ()))), Decimal(0))
 
 
@@ -473,10 +474,6 @@ def _day(value: Any) -> date | None:
     if isinstance(value, datetime):
         return value.date()
     return value if isinstance(value, date) else None
-
-
-def _money(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
 
 
 def _enum_value(value: Any) -> str:

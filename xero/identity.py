@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import jwt
 import requests
 
-from app.settings import Settings
+from xero.config import XeroConfig
 
 
 class XeroIdentityError(Exception):
@@ -29,7 +29,7 @@ class Tenant:
     tenant_name: str
 
 
-def list_organisations(settings: Settings, access_token: str,
+def list_organisations(config: XeroConfig, access_token: str,
                        auth_event_id: str | None = None) -> list[Tenant]:
     """The organisations (not practices) this access token may act on; with `auth_event_id`,
     only those authorised in that sign-in (GET /connections?authEventId=, xero-identity.yaml).
@@ -37,7 +37,7 @@ def list_organisations(settings: Settings, access_token: str,
     Without the filter the list holds every organisation the Xero *user* ever connected to
     this app - including ones another Paydeck installation of the same user invoices into."""
     params = {"authEventId": auth_event_id} if auth_event_id else None
-    response = _call("GET", f"{settings.xero_api_base}/connections", settings, params=params,
+    response = _call("GET", f"{config.api_base}/connections", config, params=params,
                      headers={"Authorization": f"Bearer {access_token}"})
     return [
         Tenant(c["id"], c["tenantId"], c.get("tenantName") or "")
@@ -63,23 +63,22 @@ def auth_event_id(access_token: str) -> str | None:
     return event if isinstance(event, str) and event else None
 
 
-def remove_connection(settings: Settings, access_token: str, connection_id: str) -> None:
+def remove_connection(config: XeroConfig, access_token: str, connection_id: str) -> None:
     """Detach one organisation from the grant (DELETE /connections/{id})."""
-    _call("DELETE", f"{settings.xero_api_base}/connections/{connection_id}", settings,
+    _call("DELETE", f"{config.api_base}/connections/{connection_id}", config,
           headers={"Authorization": f"Bearer {access_token}"}, ok=(204, 404))
 
 
-def revoke(settings: Settings, refresh_token: str) -> None:
+def revoke(config: XeroConfig, refresh_token: str) -> None:
     """Revoke the whole grant: its refresh token and every access token issued from it."""
-    _call("POST", f"{settings.xero_identity_base}/connect/revocation", settings,
-          data={"token": refresh_token},
-          auth=(settings.xero_client_id, settings.xero_client_secret))
+    _call("POST", f"{config.identity_base}/connect/revocation", config,
+          data={"token": refresh_token}, auth=(config.client_id, config.client_secret))
 
 
-def _call(method: str, url: str, settings: Settings, ok: tuple[int, ...] = (200, 204),
+def _call(method: str, url: str, config: XeroConfig, ok: tuple[int, ...] = (200, 204),
           **kwargs: object) -> requests.Response:
     try:
-        response = requests.request(method, url, timeout=settings.http_timeout, **kwargs)  # type: ignore[arg-type]
+        response = requests.request(method, url, timeout=config.timeout, **kwargs)  # type: ignore[arg-type]
     except requests.RequestException as exc:
         raise XeroIdentityError(f"Xero unreachable: {exc.__class__.__name__}") from exc
     if response.status_code not in ok:

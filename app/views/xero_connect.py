@@ -12,6 +12,7 @@ from sqlalchemy import select
 from app.runtime import get_settings
 from app.extensions import db
 from app.company_import import crm_name
+from app.connections import xero_config
 from app.models import AuditEvent, ConnectionStatus, Installation, InstallationStatus, XeroConnection
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
 from app.ui_auth import read_action_token
@@ -97,7 +98,7 @@ def callback() -> Response:
         if event is None:
             log.warning("installation %s: Xero access token has no authentication_event_id; "
                         "listing every connection of the user", installation.id)
-        organisations = identity.list_organisations(settings, token["access_token"], event)
+        organisations = identity.list_organisations(xero_config(settings), token["access_token"], event)
     except (OAuthFailure, XeroIdentityError) as exc:
         log.warning("installation %s: Xero connect failed: %s", installation.id, exc)
         return message_page("Xero not connected", "Xero refused the authorization (it may "
@@ -221,7 +222,7 @@ def _detach(access_token: str, xero_connection_id: str, installation_id: int) ->
                  xero_connection_id)
         return
     try:
-        identity.remove_connection(get_settings(), access_token, xero_connection_id)
+        identity.remove_connection(xero_config(get_settings()), access_token, xero_connection_id)
     except XeroIdentityError as exc:
         log.warning("could not detach Xero connection %s: %s", xero_connection_id, exc)
 
