@@ -10,14 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.crm import WebhookRejected
+from domain.errors import VendorError
 
 
-class CrmError(Exception):
+class CrmError(VendorError):
     """The CRM refused or failed a call."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
 
 
 class CrmRetryLater(CrmError):

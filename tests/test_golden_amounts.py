@@ -398,6 +398,20 @@ def _configure(app, pipeline_id: str, stage_id: str, rows: list[Row], sales_tax:
         db.session.commit()
 
 
+def _installed(app_factory, browser, rows: list[Row], fake_xero, crm: str, fake_crm,
+               **settings: Any) -> tuple[Any, str, str]:
+    """Paydeck (with these settings) installed into the CRM's fake and connected to a new
+    tenant of the fake Xero in the rows' region and timezone, its setup job done:
+    (app, url, tenant id)."""
+    xero, _ = fake_xero
+    tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region, timezone=rows[0].timezone)
+    app, url = app_factory.serve(**settings, **fake_settings(xero=fake_xero, **{crm: fake_crm}))
+    assert browser.get(f"{url}/install/{crm}").status_code == 200
+    assert browser.get(f"{url}/connect/xero").status_code == 200
+    work(app)
+    return app, url, tenant
+
+
 def _check(app, xero, tenant: str, rows: list[Row], deal_ids: dict[str, str],
            reference: Callable[[str], str]) -> None:
     """Every row against what the fake Xero booked (or the review queue); all rows reported."""
@@ -433,12 +447,8 @@ def test_golden_hubspot_deals_book_in_xero_as_worked_out_by_hand(
     rows = groups(HUBSPOT_ROWS)[group]
     hubspot, _ = fake_hubspot
     xero, _ = fake_xero
-    tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region, timezone=rows[0].timezone)
-    app, url = app_factory.serve(hubspot_app_id=str(hubspot.app_id),
-                                 **fake_settings(hubspot=fake_hubspot, xero=fake_xero))
-    assert browser.get(f"{url}/install/hubspot").status_code == 200
-    assert browser.get(f"{url}/connect/xero").status_code == 200
-    work(app)
+    app, url, tenant = _installed(app_factory, browser, rows, fake_xero, "hubspot", fake_hubspot,
+                                  hubspot_app_id=str(hubspot.app_id))
     _configure(app, "default", "closedwon", rows, xero.accounting(tenant).setup.sales_tax_type)
     hubspot.subscribe(f"{url}/webhooks/hubspot", hubspot.client_secret)
     deal_ids = {}
@@ -467,11 +477,7 @@ def test_golden_pipedrive_deals_book_in_xero_as_worked_out_by_hand(
     rows = groups(PIPEDRIVE_ROWS)[group]
     pipedrive, _ = fake_pipedrive
     xero, _ = fake_xero
-    tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region, timezone=rows[0].timezone)
-    app, url = app_factory.serve(**fake_settings(pipedrive=fake_pipedrive, xero=fake_xero))
-    assert browser.get(f"{url}/install/pipedrive").status_code == 200
-    assert browser.get(f"{url}/connect/xero").status_code == 200
-    work(app)
+    app, _, tenant = _installed(app_factory, browser, rows, fake_xero, "pipedrive", fake_pipedrive)
     won = pipedrive.api.stage_id("Won")
     _configure(app, "1", str(won), rows, xero.accounting(tenant).setup.sales_tax_type)
     product = pipedrive.api.add_product("Consulting", code="CONS-1", price=D("1.00"))

@@ -10,7 +10,7 @@ ValidationException (xero_accounting.yaml `Error`).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -29,15 +29,8 @@ from xero.client import NewContact
 TIMEOUT = 5
 
 
-def pipedrive_raw(app: Any, method: str, path: str, **kwargs: Any) -> requests.Response:
-    with app.app_context():
-        row = installation()
-        base, token = row.api_domain, row.access_token
-    return requests.request(method, f"{base}{path}", headers={"Authorization": f"Bearer {token}"},
-                            timeout=TIMEOUT, **kwargs)
-
-
-def hubspot_raw(app: Any, method: str, path: str, **kwargs: Any) -> requests.Response:
+def crm_raw(app: Any, method: str, path: str, **kwargs: Any) -> requests.Response:
+    """One call straight to the installed CRM's API with the installation's token."""
     with app.app_context():
         row = installation()
         base, token = row.api_domain, row.access_token
@@ -79,16 +72,16 @@ def test_pipedrive_deal_reads(pipedrive_env):  # noqa: F811
         deal = adapter_for("pipedrive").fetch_deals(installation(), [str(deal_id)])[str(deal_id)]
     assert deal is not None and len(deal.lines) == 1 and deal.organisation and deal.person
 
-    pipedrive_refused(pipedrive_raw(app, "GET", "/api/v2/deals/products"), "deal_ids is required")
-    pipedrive_refused(pipedrive_raw(app, "GET", "/api/v2/deals/products",
+    pipedrive_refused(crm_raw(app, "GET", "/api/v2/deals/products"), "deal_ids is required")
+    pipedrive_refused(crm_raw(app, "GET", "/api/v2/deals/products",
                                     params={"deal_ids": ",".join(map(str, range(1, 102)))}),
                       "at most 100")
-    pipedrive_refused(pipedrive_raw(app, "GET", "/api/v2/deals/products",
+    pipedrive_refused(crm_raw(app, "GET", "/api/v2/deals/products",
                                     params={"deal_ids": str(deal_id), "limit": 501}),
                       "limit must be at most 500")
-    pipedrive_refused(pipedrive_raw(app, "GET", "/api/v2/deals", params={"ids": "1,x"}),
+    pipedrive_refused(crm_raw(app, "GET", "/api/v2/deals", params={"ids": "1,x"}),
                       "must be a comma separated list of integers")
-    pipedrive_refused(pipedrive_raw(app, "GET", "/api/v2/persons", params={"ids": "x"}),
+    pipedrive_refused(crm_raw(app, "GET", "/api/v2/persons", params={"ids": "x"}),
                       "must be a positive integer")
 
 
@@ -104,11 +97,11 @@ def test_pipedrive_deal_patch(pipedrive_env):  # noqa: F811
     assert pipedrive.api.deal(deal_id).custom_fields[codes["invoice_number"]] == "INV-0042"
 
     path = f"/api/v2/deals/{deal_id}"
-    pipedrive_refused(pipedrive_raw(app, "PATCH", path, json={codes["invoice_number"]: "x"}),
+    pipedrive_refused(crm_raw(app, "PATCH", path, json={codes["invoice_number"]: "x"}),
                       "custom fields go under custom_fields")
-    pipedrive_refused(pipedrive_raw(app, "PATCH", path, json={"custom_fields": {"f" * 40: "x"}}),
+    pipedrive_refused(crm_raw(app, "PATCH", path, json={"custom_fields": {"f" * 40: "x"}}),
                       "Unknown custom field")
-    answer = pipedrive_raw(app, "PATCH", path, json={"custom_fields": {codes["amount_due"]: "lots"}})
+    answer = crm_raw(app, "PATCH", path, json={"custom_fields": {codes["amount_due"]: "lots"}})
     assert answer.status_code == 400 and answer.json()["success"] is False
 
 
@@ -120,12 +113,12 @@ def test_pipedrive_deal_fields(pipedrive_env):  # noqa: F811
         codes = adapter_for("pipedrive").ensure_deal_fields(installation())
     assert set(codes) >= {"invoice_number", "invoice_status", "invoice_url"}
 
-    pipedrive_refused(pipedrive_raw(app, "POST", "/api/v2/dealFields",
+    pipedrive_refused(crm_raw(app, "POST", "/api/v2/dealFields",
                                     json={"field_type": "varchar"}), "field_name")
-    pipedrive_refused(pipedrive_raw(app, "POST", "/api/v2/dealFields",
+    pipedrive_refused(crm_raw(app, "POST", "/api/v2/dealFields",
                                     json={"field_name": "X", "field_type": "nope"}),
                       "field_type must be one of")
-    pipedrive_refused(pipedrive_raw(app, "GET", "/api/v2/dealFields", params={"limit": 501}),
+    pipedrive_refused(crm_raw(app, "GET", "/api/v2/dealFields", params={"limit": 501}),
                       "limit must be at most 500")
 
 
@@ -140,9 +133,9 @@ def test_pipedrive_pipelines_stages_and_products(pipedrive_env):  # noqa: F811
     assert len(pipeline["stages"]) == 5 and [p["sku"] for p in products] == ["CONS-1"]
 
     for path in ("/api/v2/pipelines", "/api/v2/stages", "/api/v2/products"):
-        pipedrive_refused(pipedrive_raw(app, "GET", path, params={"limit": 501}),
+        pipedrive_refused(crm_raw(app, "GET", path, params={"limit": 501}),
                           "limit must be at most 500")
-    pipedrive_refused(pipedrive_raw(app, "GET", "/api/v2/stages", params={"cursor": "%%%"}),
+    pipedrive_refused(crm_raw(app, "GET", "/api/v2/stages", params={"cursor": "%%%"}),
                       "cursor is not valid")
 
 
@@ -155,9 +148,9 @@ def test_pipedrive_activity(pipedrive_env):  # noqa: F811
         adapter_for("pipedrive").notify_owner(installation(), str(deal_id), None, "Check", "Body")
     assert [a.subject for a in pipedrive.api.activities()] == ["Check"]
 
-    pipedrive_refused(pipedrive_raw(app, "POST", "/api/v2/activities",
+    pipedrive_refused(crm_raw(app, "POST", "/api/v2/activities",
                                     json={"deal_id": deal_id}), "subject")
-    pipedrive_refused(pipedrive_raw(app, "POST", "/api/v2/activities",
+    pipedrive_refused(crm_raw(app, "POST", "/api/v2/activities",
                                     json={"subject": "x", "deal_id": "one"}), "deal_id")
 
 
@@ -172,10 +165,10 @@ def test_pipedrive_organization_read_and_update(pipedrive_env):  # noqa: F811
     assert fields["city"] == "Sydney"
 
     path = f"/api/v2/organizations/{org}"
-    pipedrive_refused(pipedrive_raw(app, "PATCH", path, json={"phone": "1"}), "Unknown field")
-    pipedrive_refused(pipedrive_raw(app, "PATCH", path, json={"address": {"town": "x"}}),
+    pipedrive_refused(crm_raw(app, "PATCH", path, json={"phone": "1"}), "Unknown field")
+    pipedrive_refused(crm_raw(app, "PATCH", path, json={"address": {"town": "x"}}),
                       "Unknown address field")
-    pipedrive_refused(pipedrive_raw(app, "PATCH", path, json={"name": 7}), "name must be a string")
+    pipedrive_refused(crm_raw(app, "PATCH", path, json={"name": 7}), "name must be a string")
 
 
 def test_pipedrive_webhooks(pipedrive_env):  # noqa: F811
@@ -185,9 +178,9 @@ def test_pipedrive_webhooks(pipedrive_env):  # noqa: F811
     app, pipedrive, _ = pipedrive_env
     assert {w.event_action for w in pipedrive.webhooks} == {"change", "create"}  # at install
 
-    pipedrive_refused(pipedrive_raw(app, "POST", "/api/v1/webhooks", json={
+    pipedrive_refused(crm_raw(app, "POST", "/api/v1/webhooks", json={
         "event_action": "change", "event_object": "deal"}), "subscription_url")
-    pipedrive_refused(pipedrive_raw(app, "POST", "/api/v1/webhooks", json={
+    pipedrive_refused(crm_raw(app, "POST", "/api/v1/webhooks", json={
         "subscription_url": "https://x.example/h", "event_action": "change",
         "event_object": "deals"}), "event_object must be one of")
 
@@ -213,11 +206,11 @@ def test_hubspot_batch_reads(hubspot_env):  # noqa: F811
     assert deal is not None and len(deal.lines) == 1 and deal.organisation and deal.person
 
     path = "/crm/v3/objects/deals/batch/read"
-    hubspot_refused(hubspot_raw(app, "POST", path, json={"properties": []}), "inputs")
-    hubspot_refused(hubspot_raw(app, "POST", path, json={"inputs": [{"id": str(i)} for i in range(101)]}),
+    hubspot_refused(crm_raw(app, "POST", path, json={"properties": []}), "inputs")
+    hubspot_refused(crm_raw(app, "POST", path, json={"inputs": [{"id": str(i)} for i in range(101)]}),
                     "the limit is 100")
-    hubspot_refused(hubspot_raw(app, "POST", path, json={"inputs": [{}]}), "needs an id")
-    hubspot_refused(hubspot_raw(app, "POST", path, params={"archived": "False"},
+    hubspot_refused(crm_raw(app, "POST", path, json={"inputs": [{}]}), "needs an id")
+    hubspot_refused(crm_raw(app, "POST", path, params={"archived": "False"},
                                 json={"inputs": [{"id": deal_id}]}), "expected true or false")
 
 
@@ -228,10 +221,10 @@ def test_hubspot_association_batch_read(hubspot_env):  # noqa: F811
     app, hub = hubspot_env
     _hubspot_deal(hub)
     path = "/crm/v4/associations/deals/line_items/batch/read"
-    hubspot_refused(hubspot_raw(app, "POST", path, json={"inputs": [{"id": str(i)} for i in range(1001)]}),
+    hubspot_refused(crm_raw(app, "POST", path, json={"inputs": [{"id": str(i)} for i in range(1001)]}),
                     "the limit is 1000")
     deal_id = hub.crm.objects("deals")[0]["hs_object_id"]
-    hubspot_refused(hubspot_raw(app, "POST", path, json={"inputs": [{"id": deal_id, "after": "x"}]}),
+    hubspot_refused(crm_raw(app, "POST", path, json={"inputs": [{"id": deal_id, "after": "x"}]}),
                     "after must be a paging token")
 
 
@@ -247,11 +240,11 @@ def test_hubspot_deal_writeback(hubspot_env):  # noqa: F811
     assert hub.crm.deal(deal_id)["paydeck_invoice_number"] == "INV-0042"
 
     path = "/crm/v3/objects/deals/batch/update"
-    hubspot_refused(hubspot_raw(app, "POST", path, json={"inputs": [
+    hubspot_refused(crm_raw(app, "POST", path, json={"inputs": [
         {"id": deal_id, "properties": {"paydeck_amount_due": "lots"}}]}), "")
-    hubspot_refused(hubspot_raw(app, "POST", path, json={"inputs": [
+    hubspot_refused(crm_raw(app, "POST", path, json={"inputs": [
         {"id": deal_id, "properties": {}}, {"id": deal_id, "properties": {}}]}), "Duplicate IDs")
-    hubspot_refused(hubspot_raw(app, "POST", path, json={"inputs": [
+    hubspot_refused(crm_raw(app, "POST", path, json={"inputs": [
         {"id": deal_id, "properties": ["x"]}]}), "properties must be an object")
 
 
@@ -264,9 +257,9 @@ def test_hubspot_deal_properties(hubspot_env):  # noqa: F811
         fields = adapter_for("hubspot").ensure_deal_fields(installation())
     assert hub.crm.property_def("deals", fields["invoice_number"]) is not None
 
-    hubspot_refused(hubspot_raw(app, "POST", "/crm/v3/properties/deals/groups",
+    hubspot_refused(crm_raw(app, "POST", "/crm/v3/properties/deals/groups",
                                 json={"name": "other"}), "label is required")
-    answer = hubspot_raw(app, "POST", "/crm/v3/properties/deals/batch/create", json={"inputs": [
+    answer = crm_raw(app, "POST", "/crm/v3/properties/deals/batch/create", json={"inputs": [
         {"name": "x_y", "label": "X", "type": "string", "groupName": "paydeck"}]})
     assert answer.status_code == 400 and answer.json()["category"] == "VALIDATION_ERROR"
 
@@ -279,7 +272,7 @@ def test_hubspot_pipelines(hubspot_env):  # noqa: F811
         pipelines = adapter_for("hubspot").list_pipelines(installation())
     assert pipelines and pipelines[0]["stages"]
 
-    hubspot_refused(hubspot_raw(app, "GET", "/crm/v3/pipelines/contacts"),
+    hubspot_refused(crm_raw(app, "GET", "/crm/v3/pipelines/contacts"),
                     "does not support pipelines")
 
 
@@ -292,8 +285,8 @@ def test_hubspot_products(hubspot_env):  # noqa: F811
         assert [p["sku"] for p in adapter_for("hubspot").list_products(installation())] == ["CONS-1"]
 
     path = "/crm/v3/objects/products"
-    hubspot_refused(hubspot_raw(app, "GET", path, params={"limit": 101}), "between 1 and 100")
-    hubspot_refused(hubspot_raw(app, "GET", path, params={"archived": "True"}),
+    hubspot_refused(crm_raw(app, "GET", path, params={"limit": 101}), "between 1 and 100")
+    hubspot_refused(crm_raw(app, "GET", path, params={"archived": "True"}),
                     "expected true or false")
 
 
@@ -307,10 +300,10 @@ def test_hubspot_task(hubspot_env):  # noqa: F811
     assert hub.crm.object_properties("tasks", task_id)["hs_task_subject"] == "Check"
 
     path = "/crm/v3/objects/tasks"
-    hubspot_refused(hubspot_raw(app, "POST", path, json={"properties": {"hs_task_subject": "x"},
+    hubspot_refused(crm_raw(app, "POST", path, json={"properties": {"hs_task_subject": "x"},
                                                          "associations": [{"to": {"id": deal_id}}]}),
                     "each association needs to.id and types")
-    hubspot_refused(hubspot_raw(app, "POST", path, json={"properties": "x"}),
+    hubspot_refused(crm_raw(app, "POST", path, json={"properties": "x"}),
                     "properties must be an object")
 
 
@@ -326,9 +319,9 @@ def test_hubspot_company_read_and_update(hubspot_env):  # noqa: F811
                if c.path == f"/crm/v3/objects/companies/{company}")
 
     path = f"/crm/v3/objects/companies/{company}"
-    hubspot_refused(hubspot_raw(app, "GET", path, params={"archived": "False"}),
+    hubspot_refused(crm_raw(app, "GET", path, params={"archived": "False"}),
                     "expected true or false")
-    hubspot_refused(hubspot_raw(app, "PATCH", path, json={"properties": {"city": ["x"]}}),
+    hubspot_refused(crm_raw(app, "PATCH", path, json={"properties": {"city": ["x"]}}),
                     "property city must be a string")
 
 

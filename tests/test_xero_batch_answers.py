@@ -46,6 +46,17 @@ def test_line_up_refuses_two_answers_for_one_element():
     assert isinstance(lined[0], BatchMismatch) and "2 results" in lined[0].reason
 
 
+def _two_deals_answered_for_the_first(env, path: str, *deals: tuple[str, str]) -> None:  # noqa: F811
+    """Deals `(id, name)` of "<name> Co" (ap@<name>.example) requested and worked while Xero
+    answers each PUT to `path` with the first element only."""
+    for deal_id, name in deals:
+        env.crm.add(deal(deal_id, org=f"{name} Co", email=f"ap@{name.lower()}.example"))
+    env.fake.inject("short_answer", method="PUT", path_prefix=path)
+    for deal_id, _ in deals:
+        env.request(deal_id)
+    env.work()
+
+
 def _run_again(env) -> None:  # noqa: F811
     with env.app.app_context():
         db.session.execute(DealSyncRequest.__table__.update().values(not_before=None))
@@ -54,13 +65,8 @@ def _run_again(env) -> None:  # noqa: F811
 
 
 def test_a_contact_left_out_of_xeros_answer_waits_and_the_other_deal_is_invoiced(env):  # noqa: F811
-    env.crm.add(deal("201", org="First Co", email="ap@first.example"))
-    env.crm.add(deal("202", org="Second Co", email="ap@second.example"))
-    env.fake.inject("short_answer", method="PUT", path_prefix="/Contacts")
-
-    env.request("201")
-    env.request("202")
-    env.work()  # Xero created both contacts but answered with the first only
+    _two_deals_answered_for_the_first(env, "/Contacts", ("201", "First"), ("202", "Second"))
+    # Xero created both contacts but answered with the first only
 
     assert len(env.invoices_for("201")) == 1 and env.invoices_for("202") == []
     with env.app.app_context():
@@ -76,13 +82,8 @@ def test_a_contact_left_out_of_xeros_answer_waits_and_the_other_deal_is_invoiced
 
 
 def test_an_invoice_left_out_of_xeros_answer_is_found_by_reference_not_created_twice(env):  # noqa: F811
-    env.crm.add(deal("211", org="Third Co", email="ap@third.example"))
-    env.crm.add(deal("212", org="Fourth Co", email="ap@fourth.example"))
-    env.fake.inject("short_answer", method="PUT", path_prefix="/Invoices")
-
-    env.request("211")
-    env.request("212")
-    env.work()  # both invoices exist in Xero; the answer carried the first only
+    _two_deals_answered_for_the_first(env, "/Invoices", ("211", "Third"), ("212", "Fourth"))
+    # both invoices exist in Xero; the answer carried the first only
 
     with env.app.app_context():
         states = dict(db.session.execute(select(InvoiceLink.deal_id, InvoiceLink.state)).all())

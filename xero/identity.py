@@ -11,15 +11,12 @@ from dataclasses import dataclass
 import jwt
 import requests
 
+from domain.errors import VendorError
 from xero.config import XeroConfig
 
 
-class XeroIdentityError(Exception):
+class XeroIdentityError(VendorError):
     """Xero's identity service refused or failed a call."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
