@@ -398,10 +398,11 @@ def _configure(app, pipeline_id: str, stage_id: str, rows: list[Row], sales_tax:
         db.session.commit()
 
 
-def _installed(app_factory, browser, rows: list[Row], fake_xero, crm: str, fake_crm,
-               **settings: Any) -> tuple[Any, str, str]:
+def _installed(app_factory, browser, fake_xero, crm: str, fake_crm, rows: list[Row],
+               rule: tuple[str, str], **settings: Any) -> tuple[Any, str, str]:
     """Paydeck (with these settings) installed into the CRM's fake and connected to a new
-    tenant of the fake Xero in the rows' region and timezone, its setup job done:
+    tenant of the fake Xero in the rows' region and timezone, its setup job done, configured
+    with the rows' admin settings and an authorising rule on `rule` (pipeline, stage):
     (app, url, tenant id)."""
     xero, _ = fake_xero
     tenant = xero.add_tenant("Acme Pty Ltd", region=rows[0].region, timezone=rows[0].timezone)
@@ -409,6 +410,7 @@ def _installed(app_factory, browser, rows: list[Row], fake_xero, crm: str, fake_
     assert browser.get(f"{url}/install/{crm}").status_code == 200
     assert browser.get(f"{url}/connect/xero").status_code == 200
     work(app)
+    _configure(app, *rule, rows, xero.accounting(tenant).setup.sales_tax_type)
     return app, url, tenant
 
 
@@ -441,15 +443,13 @@ def _check(app, xero, tenant: str, rows: list[Row], deal_ids: dict[str, str],
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("group", list(groups(HUBSPOT_ROWS)))
+@pytest.mark.parametrize("rows", list(groups(HUBSPOT_ROWS).values()), ids=list(groups(HUBSPOT_ROWS)))
 def test_golden_hubspot_deals_book_in_xero_as_worked_out_by_hand(
-        app_factory, fake_hubspot, fake_xero, browser, group):
-    rows = groups(HUBSPOT_ROWS)[group]
+        app_factory, fake_hubspot, fake_xero, browser, rows):
     hubspot, _ = fake_hubspot
     xero, _ = fake_xero
-    app, url, tenant = _installed(app_factory, browser, rows, fake_xero, "hubspot", fake_hubspot,
-                                  hubspot_app_id=str(hubspot.app_id))
-    _configure(app, "default", "closedwon", rows, xero.accounting(tenant).setup.sales_tax_type)
+    app, url, tenant = _installed(app_factory, browser, fake_xero, "hubspot", fake_hubspot, rows,
+                                  ("default", "closedwon"), hubspot_app_id=str(hubspot.app_id))
     hubspot.subscribe(f"{url}/webhooks/hubspot", hubspot.client_secret)
     deal_ids = {}
     for n, row in enumerate(rows):
@@ -471,15 +471,14 @@ def test_golden_hubspot_deals_book_in_xero_as_worked_out_by_hand(
     _check(app, xero, tenant, rows, deal_ids, lambda d: f"HubSpot {hubspot.portal_id} deal {d}")
 
 
-@pytest.mark.parametrize("group", list(groups(PIPEDRIVE_ROWS)))
+@pytest.mark.parametrize("rows", list(groups(PIPEDRIVE_ROWS).values()), ids=list(groups(PIPEDRIVE_ROWS)))
 def test_golden_pipedrive_deals_book_in_xero_as_worked_out_by_hand(
-        app_factory, fake_pipedrive, fake_xero, browser, group):
-    rows = groups(PIPEDRIVE_ROWS)[group]
+        app_factory, fake_pipedrive, fake_xero, browser, rows):
     pipedrive, _ = fake_pipedrive
     xero, _ = fake_xero
-    app, _, tenant = _installed(app_factory, browser, rows, fake_xero, "pipedrive", fake_pipedrive)
     won = pipedrive.api.stage_id("Won")
-    _configure(app, "1", str(won), rows, xero.accounting(tenant).setup.sales_tax_type)
+    app, _, tenant = _installed(app_factory, browser, fake_xero, "pipedrive", fake_pipedrive, rows,
+                                ("1", str(won)))
     product = pipedrive.api.add_product("Consulting", code="CONS-1", price=D("1.00"))
     deal_ids = {}
     for n, row in enumerate(rows):
