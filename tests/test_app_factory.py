@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from app import create_app
+from app.factory import create_app
 from app.crypto import ConfigurationError
 from app.settings import Settings
 
@@ -22,7 +22,7 @@ def test_importing_every_module_opens_no_connection(tmp_path):
     """Import with unreachable services configured: any connection at import would fail."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", REDIS_URL="redis://127.0.0.1:9/0")
-    code = ("import app, app.models, app.jobs, app.worker, app.cron_config, app.launcher, "
+    code = ("import app, app.factory, app.models, app.jobs, app.worker, app.cron_config, app.launcher, "
             "app.views.install, app.views.xero_connect, app.views.health, xero.identity, "
             "crm_adapters; import os; assert not os.path.exists('instance'), 'import wrote files'")
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},

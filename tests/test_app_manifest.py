@@ -14,7 +14,7 @@ import pytest
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, RequestRedirect
 
-from app import create_app
+from app.factory import create_app
 from app.settings import HUBSPOT_SCOPES, PIPEDRIVE_SCOPES, Settings
 from domain.crm import WebhookRequest
 from crm_adapters.hubspot import parse_webhook

@@ -13,14 +13,9 @@ from rq import Queue
 from sqlalchemy import select
 
 from app import payments
-from app.engine import enqueue_sync, sweep_waiting_requests, write_back_deals
+from app.engine.job import enqueue_sync, sweep_waiting_requests
 from app.extensions import db
-from app.jobs import (
-    QUEUE,
-    enqueue_once,
-    enqueue_setup_crm,
-    keep_xero_connections_alive,
-)
+from app.jobs import enqueue_setup_crm, keep_xero_connections_alive
 from app.models import (
     AuditEvent,
     CrmKind,
@@ -43,8 +38,10 @@ from app.payments import (
     poll_invoices,
     refresh_invoices,
 )
+from app.queueing import QUEUE, enqueue_once
 from app.redis_conn import get_redis
 from app.worker import PaydeckSimpleWorker
+from app.writeback import write_back_deals
 from tests.conftest import Browser, fake_settings
 
 LONG_AGO = datetime.now(timezone.utc) - timedelta(days=30)
@@ -222,7 +219,7 @@ def _sweep(app, a, b, emails):
 
 
 def _write_back(app, a, b, emails):
-    from app.engine import link_fields, write_back
+    from app.writeback import link_fields, write_back
 
     with app.app_context():
         for side in (a, b):

@@ -18,9 +18,10 @@ from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
 from app import presence
-from app.engine import enqueue_sync, sync_installation
+from app.engine.job import enqueue_sync, sync_installation
 from app.extensions import db
-from app.jobs import QUEUE, PERIODIC, enqueue_once, prune_history
+from app.jobs import prune_history
+from app.schedule import PERIODIC
 from app.models import (
     AuditEvent,
     DealSyncRequest,
@@ -30,6 +31,7 @@ from app.models import (
     SyncCursor,
     WebhookReceipt,
 )
+from app.queueing import QUEUE, enqueue_once
 from app.redis_conn import get_redis
 from app.worker import PaydeckWorker
 from sandbox.memory_crm import deal

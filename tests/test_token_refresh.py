@@ -22,9 +22,9 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from app.connection_state import connection_state
-from app.engine import sync_installation
+from app.engine.job import sync_installation
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import (
     ConnectionStatus,
     DealSyncRequest,
