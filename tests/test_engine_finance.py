@@ -17,22 +17,9 @@ from app.engine.job import sync_installation
 from app.engine.reviews import retry_review_item
 from app.engine.steps import send
 from app.extensions import db
-from app.models import (
-    AuditEvent,
-    ContactLink,
-    CrmKind,
-    DealSyncRequest,
-    Installation,
-    InstallationSettings,
-    InvoiceLink,
-    InvoiceLinkState,
-    ReviewItem,
-    ReviewReason,
-    ReviewStatus,
-    StageAction,
-    StageRule,
-    XeroConnection,
-)
+from app.models import (AuditEvent, ContactLink, CrmKind, DealSyncRequest, Installation,
+                        InstallationSettings, InvoiceLink, InvoiceLinkState, ReviewItem,
+                        ReviewReason, ReviewStatus, StageAction, StageRule, XeroConnection)
 from sandbox.memory_crm import deal
 from tests.helpers import count, one
 from tests.test_engine import env  # noqa: F401 - the engine's fixture: installed, connected
@@ -487,13 +474,18 @@ def test_two_invoices_with_a_deals_reference_are_a_review_item_never_a_third(env
         c.invoice_number for c in copies)
 
 
-def test_an_archived_linked_contact_is_a_review_item_and_retry_works_after_unarchiving(env):
-    contact = env.books.add_contact("Initech Pty Ltd", EmailAddress="ap@initech.example")
+def _link_company(env, contact_id: str) -> None:
+    """A person linked the deals' company to this Xero contact (the company page)."""
     with env.app.app_context():
         db.session.add(ContactLink(installation_id=env.installation_id, crm_object_type="company",
                                    crm_object_id="co-Initech Pty Ltd",
-                                   xero_contact_id=contact.contact_id, linked_by="user"))
+                                   xero_contact_id=contact_id, linked_by="user"))
         db.session.commit()
+
+
+def test_an_archived_linked_contact_is_a_review_item_and_retry_works_after_unarchiving(env):
+    contact = env.books.add_contact("Initech Pty Ltd", EmailAddress="ap@initech.example")
+    _link_company(env, contact.contact_id)
     env.books.archive_contact(contact.contact_id)
     env.crm.add(deal("406"))
 
@@ -517,11 +509,7 @@ def test_an_archived_linked_contact_is_a_review_item_and_retry_works_after_unarc
 def test_after_relinking_an_archived_contact_the_retry_invoices_the_new_one(env):
     old = env.books.add_contact("Initech (old)", EmailAddress="old@initech.example")
     new = env.books.add_contact("Initech Pty Ltd", EmailAddress="ap@initech.example")
-    with env.app.app_context():
-        db.session.add(ContactLink(installation_id=env.installation_id, crm_object_type="company",
-                                   crm_object_id="co-Initech Pty Ltd",
-                                   xero_contact_id=old.contact_id, linked_by="user"))
-        db.session.commit()
+    _link_company(env, old.contact_id)
     env.books.archive_contact(old.contact_id)
     env.crm.add(deal("408"))
     env.request("408")

@@ -25,16 +25,8 @@ from app.connection_state import connection_state
 from app.engine.job import sync_installation
 from app.extensions import db
 from app.queueing import QUEUE
-from app.models import (
-    ConnectionStatus,
-    DealSyncRequest,
-    Installation,
-    InstallationStatus,
-    ReviewItem,
-    ReviewReason,
-    ReviewStatus,
-    XeroConnection,
-)
+from app.models import (ConnectionStatus, DealSyncRequest, Installation, InstallationStatus,
+                        ReviewItem, ReviewReason, ReviewStatus, XeroConnection)
 from app.oauth import exchange_code, provider, token_form
 from app.redis_conn import get_redis
 from app.tokens import (

@@ -13,17 +13,9 @@ import pytest
 from app import wiring
 from app.engine.context import DealWork, RunContext
 from app.extensions import db
-from app.models import (
-    ConnectionStatus,
-    CrmKind,
-    DealSyncRequest,
-    Installation,
-    InstallationSettings,
-    InvoiceLink,
-    InvoiceLinkState,
-    StageAction,
-    XeroConnection,
-)
+from app.models import (ConnectionStatus, CrmKind, DealSyncRequest, Installation,
+                        InstallationSettings, InvoiceLink, InvoiceLinkState, StageAction,
+                        XeroConnection)
 from sandbox.memory_crm import MemoryCrm
 from xero.client import ContactResult, InvoiceResult
 from xero.errors import BatchMismatch, FixData

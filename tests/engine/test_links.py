@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from app.engine.steps.links import load_links, recover_uncertain
 from app.extensions import db
-from app.models import (
-    CrmKind,
-    Installation,
-    InvoiceLink,
-    InvoiceLinkState,
-    ReviewItem,
-    ReviewReason,
-)
+from app.models import (CrmKind, Installation, InvoiceLink, InvoiceLinkState, ReviewItem,
+                        ReviewReason)
 from tests.engine.conftest import invoice
 
 REFERENCE = "HubSpot 4711 deal 1"
@@ -27,15 +21,19 @@ def test_load_links_finds_each_deals_link_and_no_other(batch):
     assert ctx.items[1].link is None
 
 
-def test_a_pending_link_found_once_in_xero_is_adopted_not_created_again(batch):
+def recovered(batch, *found):
+    """Deal 1's link is PENDING and Xero has `found` under its Reference: recover it."""
     batch.link("1", InvoiceLinkState.PENDING)
-    batch.xero.by_reference[REFERENCE] = [invoice(REFERENCE, "inv-9")]
+    batch.xero.by_reference[REFERENCE] = list(found)
     ctx = batch.context("1")
     load_links(ctx)
-
     recover_uncertain(ctx)
+    return ctx, ctx.items[0]
 
-    (w,) = ctx.items
+
+def test_a_pending_link_found_once_in_xero_is_adopted_not_created_again(batch):
+    ctx, w = recovered(batch, invoice(REFERENCE, "inv-9"))
+
     assert w.link.state == InvoiceLinkState.CREATED and w.link.xero_invoice_id == "inv-9"
     assert w.link.paydeck_written_at is not None and w.audit["recovered"] is True
     assert ctx.counts["recovered"] == 1 and not w.done  # later steps still plan it
@@ -43,14 +41,8 @@ def test_a_pending_link_found_once_in_xero_is_adopted_not_created_again(batch):
 
 
 def test_two_invoices_with_the_reference_are_a_review_item(batch):
-    batch.link("1", InvoiceLinkState.PENDING)
-    batch.xero.by_reference[REFERENCE] = [invoice(REFERENCE, "inv-1"), invoice(REFERENCE, "inv-2")]
-    ctx = batch.context("1")
-    load_links(ctx)
+    ctx, w = recovered(batch, invoice(REFERENCE, "inv-1"), invoice(REFERENCE, "inv-2"))
 
-    recover_uncertain(ctx)
-
-    (w,) = ctx.items
     assert w.done and w.link.state == InvoiceLinkState.PENDING
     (item,) = db.session.scalars(db.select(ReviewItem)).all()
     assert item.reason == ReviewReason.DUPLICATE_INVOICES
@@ -64,14 +56,9 @@ def test_an_invoice_another_installations_link_holds_is_never_adopted(batch):
     db.session.add(InvoiceLink(installation_id=other.id, deal_id="1", trigger="deal",
                                reference="HubSpot deal 1", idempotency_key="k-other",
                                state=InvoiceLinkState.CREATED, xero_invoice_id="inv-other"))
-    batch.link("1", InvoiceLinkState.PENDING)
-    batch.xero.by_reference[REFERENCE] = [invoice(REFERENCE, "inv-other")]
-    ctx = batch.context("1")
-    load_links(ctx)
 
-    recover_uncertain(ctx)
+    ctx, w = recovered(batch, invoice(REFERENCE, "inv-other"))
 
-    (w,) = ctx.items
     assert w.link.state == InvoiceLinkState.PENDING and not w.done
     assert ctx.counts["recovered"] == 0
 
