@@ -8,7 +8,7 @@ from typing import Any
 
 from rq import get_current_job
 
-from app import presence
+import app.presence as presence
 from app.runtime import get_settings
 from app.extensions import db
 from app.models import AuditEvent, ConnectionStatus, XeroConnection

@@ -28,7 +28,7 @@ import requests
 
 import flask_migrate
 
-from app import create_app
+from app.factory import create_app
 from app.redis_conn import EmbeddedRedis
 from app.settings import Settings
 

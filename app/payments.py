@@ -15,11 +15,9 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Select, select
 
-from app.runtime import get_settings
 from app.connections import xero_client
-from app.engine import apply_invoice_result, link_fields, write_back
 from app.extensions import db
-from app.jobs import enqueue_once
+from app.invoice_results import apply_invoice_result
 from app.lifecycle import confirm_crm_grant
 from app.mailer import send_email
 from app.models import (
@@ -34,10 +32,13 @@ from app.models import (
     SyncCursor,
     XeroConnection,
 )
+from app.queueing import enqueue_once
 from app.redis_conn import get_redis
+from app.runtime import get_settings
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import TokenUnavailable
 from app.wiring import NoAdapter, adapter_for
+from app.writeback import link_fields, write_back
 from crm_adapters.base import CrmError, CrmReconnectNeeded
 from xero.client import InvoiceResult, XeroClient
 from xero.errors import FixData, RetryLater

@@ -11,6 +11,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import TypeVar
 
+from flask import current_app
 from redis.exceptions import LockError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -34,6 +35,9 @@ from app.redis_conn import get_redis
 log = logging.getLogger(__name__)
 
 Grant = TypeVar("Grant", Installation, XeroConnection)
+
+# app.extensions key of the callable (installation id) run when a failing grant recovers.
+ON_GRANT_RECOVERED = "paydeck.on_grant_recovered"
 
 
 class ReconnectNeeded(Exception):
@@ -229,9 +233,11 @@ def _open_failing_item(s: Session, installation_id: int, label: str) -> ReviewIt
 
 
 def _wake_waiting_deals(installation_id: int) -> None:
-    from app.engine import enqueue_sync  # the engine imports this module
-
-    enqueue_sync(installation_id)
+    """Tell the app a grant works again: create_app registers the engine's wake-up here (the
+    engine imports this module, so this module never imports the engine)."""
+    wake = current_app.extensions.get(ON_GRANT_RECOVERED)
+    if wake is not None:
+        wake(installation_id)
 
 
 def _mark_reconnect_needed(s: Session, record: Installation | XeroConnection,

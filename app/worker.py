@@ -13,8 +13,9 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 
-from app import presence
+from app.presence import hold, job_name
 from app.extensions import db
+from app.factory import create_app
 
 
 class _AppContextMixin:
@@ -22,8 +23,6 @@ class _AppContextMixin:
 
     def _init_app(self, app: Flask | None) -> None:
         if app is None:
-            from app import create_app
-
             app = create_app()
         self.app = app
 
@@ -35,7 +34,7 @@ class _AppContextMixin:
                     engine.dispose(close=False)
             # Present while performing it: enqueue_once tells a job whose process was killed
             # from one still running (app.presence), even if only the parent worker died.
-            with presence.hold(self.connection, presence.job_name(job.id)):  # type: ignore[attr-defined]
+            with hold(self.connection, job_name(job.id)):  # type: ignore[attr-defined]
                 return super().perform_job(job, queue, execution)  # type: ignore[misc]
 
 

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 import flask_migrate
 from cryptography.fernet import Fernet
 
-from app import create_app
+from app.factory import create_app
 from app.extensions import db
 from app.models import (
     ConnectionStatus,

@@ -52,10 +52,11 @@ from cryptography.fernet import Fernet
 from rq import Queue
 from sqlalchemy import func, select
 
-from app import create_app, presence
-from app.engine import sweep_waiting_requests
+import app.presence as presence
+from app.factory import create_app
+from app.engine.job import sweep_waiting_requests
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import (
     ConnectionStatus,
     DealSyncRequest,
@@ -115,7 +116,7 @@ class Plan:
     @property
     def key(self) -> tuple[str, str]:
         """(CRM, deal id): each installation invoices into its own Xero organisation, and
-        Paydeck's Reference is "<CRM> <account id> deal <deal id>" (app.engine._reference)."""
+        Paydeck's Reference is "<CRM> <account id> deal <deal id>" (app.engine.keys.reference)."""
         return self.crm, self.deal_id
 
 
@@ -444,7 +445,7 @@ class _Chaos:
                 pipedrive.inject_api("5xx" if "5xx" in kind else "429", status=503)
 
     def _sweep_loop(self) -> None:
-        """What `rq cron` does each minute (app.jobs PERIODIC invoice-sweep), every 10 s."""
+        """What `rq cron` does each minute (app.schedule PERIODIC invoice-sweep), every 10 s."""
         while not self.done.wait(10):
             with self.stack.app.app_context():
                 sweep_waiting_requests()

@@ -22,9 +22,9 @@ import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from app import create_app
+from app.factory import create_app
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import Installation, InstallationSettings, InvoiceLink, StageAction, StageRule
 from app.redis_conn import EmbeddedRedis, get_redis
 from app.settings import PIPEDRIVE_SCOPES, Settings

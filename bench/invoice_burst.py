@@ -24,10 +24,10 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from app import wiring
-from app import create_app
-from app.engine import request_invoice
+from app.factory import create_app
+from app.engine.intake import request_invoice
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import (
     ConnectionStatus,
     CrmKind,

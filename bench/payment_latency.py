@@ -27,10 +27,11 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from app import wiring
-from app import create_app
-from app.engine import request_invoices, sync_installation
+from app.factory import create_app
+from app.engine.intake import request_invoices
+from app.engine.job import sync_installation
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import (
     ConnectionStatus,
     CrmKind,

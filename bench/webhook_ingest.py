@@ -32,7 +32,7 @@ import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
-from app import create_app
+from app.factory import create_app
 from app.extensions import db
 from app.models import CrmKind, DealSyncRequest, Installation, StageAction, StageRule, WebhookReceipt
 from app.redis_conn import EmbeddedRedis
@@ -60,7 +60,7 @@ def main() -> None:
     app = _prepare(env)
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--log-level", "warning", "app:create_app()"],
+         "--workers", str(args.workers), "--log-level", "warning", "app.factory:create_app()"],
         env=env, cwd=Path(__file__).resolve().parent.parent)
     try:
         _wait_ready(port)

@@ -77,7 +77,7 @@ class Deal:
     close_date: date | None = None
     # The moment the CRM says the deal was won (HubSpot `closedate` once `hs_is_closed_won`;
     # Pipedrive `won_time`), aware UTC; None while the deal is open. The invoice is dated
-    # with it, in the organisation's timezone (app.engine.invoice_date).
+    # with it, in the organisation's timezone (app.engine.steps.build.invoice_date).
     closed_at: datetime | None = None
     lines: tuple[LineItem, ...] = field(default_factory=tuple)
     organisation: Organisation | None = None

@@ -7,7 +7,7 @@ from typing import Any
 
 def fetch_xero_token(settings: dict[str, Any], connection_id: int, barrier: Any, results: Any) -> None:
     """One 'worker process': build the app, wait for the others, then ask for a token."""
-    from app import create_app
+    from app.factory import create_app
     from app.models import XeroConnection
     from app.settings import Settings
     from app.tokens import access_token

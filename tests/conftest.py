@@ -23,7 +23,7 @@ import requests
 from cryptography.fernet import Fernet
 from flask import Flask
 
-from app import create_app
+from app.factory import create_app
 from app.extensions import db
 from app.redis_conn import EmbeddedRedis
 from app.settings import PIPEDRIVE_SCOPES, Settings, normalise_database_url

@@ -55,3 +55,35 @@ def form_fields(page: str, action_path: str, index: int = 0) -> dict[str, str]:
     found = [fields for action, fields in parser.forms if action.split("?")[0].endswith(action_path)]
     assert len(found) > index, f"no form #{index} to {action_path} on the page"
     return dict(found[index])
+
+
+def installed(app_factory: Any, browser: Any, crm: str, crm_fake: tuple[Any, str],
+              xero_fake: tuple[Any, str], **overrides: Any) -> tuple[Flask, str, str]:
+    """Paydeck served, installed into the fake CRM (`crm`: "hubspot" or "pipedrive") and
+    connected to a new fake Xero organisation; returns (app, url, the organisation's tenant)."""
+    from tests.conftest import fake_settings
+
+    tenant = xero_fake[0].add_tenant("Acme Pty Ltd")
+    if crm == "hubspot":
+        overrides.setdefault("hubspot_app_id", str(crm_fake[0].app_id))
+    app, url = app_factory.serve(**fake_settings(**{crm: crm_fake}, xero=xero_fake), **overrides)
+    assert browser.get(f"{url}/install/{crm}").status_code == 200
+    assert browser.get(f"{url}/connect/xero").status_code == 200
+    return app, url, tenant
+
+
+def invoice_on_stage(app: Flask, pipeline_id: str, stage_id: str) -> Any:
+    """The one installation, with Xero defaults (account 200, OUTPUT) and a rule authorising
+    an invoice when a deal enters `stage_id`; returns it (detached)."""
+    from app.models import Installation, InstallationSettings, StageAction, StageRule
+
+    with app.app_context():
+        installation = db.session.scalars(select(Installation)).one()
+        settings = db.session.get(InstallationSettings, installation.id)
+        settings.default_account_code, settings.default_tax_type = "200", "OUTPUT"
+        db.session.add(StageRule(installation_id=installation.id, pipeline_id=pipeline_id,
+                                 stage_id=stage_id, action=StageAction.AUTHORISE))
+        db.session.commit()
+        db.session.refresh(installation)
+        db.session.expunge(installation)
+        return installation

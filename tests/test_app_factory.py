@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from app import create_app
+from app.factory import create_app
 from app.crypto import ConfigurationError
 from app.settings import Settings
 
@@ -22,9 +22,35 @@ def test_importing_every_module_opens_no_connection(tmp_path):
     """Import with unreachable services configured: any connection at import would fail."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(DATABASE_URL="postgresql://nobody@127.0.0.1:9/none", REDIS_URL="redis://127.0.0.1:9/0")
-    code = ("import app, app.models, app.jobs, app.worker, app.cron_config, app.launcher, "
+    code = ("import app, app.factory, app.models, app.jobs, app.worker, app.cron_config, app.launcher, "
             "app.views.install, app.views.xero_connect, app.views.health, xero.identity, "
             "crm_adapters; import os; assert not os.path.exists('instance'), 'import wrote files'")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+                   check=True, timeout=60)
+
+
+def test_sqlalchemy_listeners_are_registered_by_create_app_once_not_at_import(tmp_path):
+    """style.md item 12: importing is inert; the listeners are global to SQLAlchemy's classes,
+    so a second create_app must not register them again (each would then run twice)."""
+    code = f"""
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from app import factory
+from app.engine.reference import SETTINGS_LISTENERS
+from app.settings import Settings
+listeners = ((Engine, "connect", factory._sqlite_pragmas), *SETTINGS_LISTENERS)
+assert not any(event.contains(*l) for l in listeners), "a listener was registered at import"
+seen = []
+real = event.listen
+ours = {{id(fn) for _, _, fn in listeners}}
+event.listen = lambda *a, **k: (seen.append(a) if id(a[2]) in ours else None, real(*a, **k))
+for _ in range(2):
+    factory.create_app(Settings(_env_file=None, instance_path={str(tmp_path)!r},
+                                database_url="", secret_key="", encryption_keys=""))
+assert sorted(map(repr, seen)) == sorted(map(repr, listeners)), seen
+assert all(event.contains(*l) for l in listeners)
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
                    check=True, timeout=60)
 

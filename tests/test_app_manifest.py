@@ -14,7 +14,7 @@ import pytest
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, RequestRedirect
 
-from app import create_app
+from app.factory import create_app
 from app.settings import HUBSPOT_SCOPES, PIPEDRIVE_SCOPES, Settings
 from app.wiring import hubspot_config, pipedrive_config
 from domain.crm import WebhookRequest

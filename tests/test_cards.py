@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import select
 
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import CrmKind, Installation, InstallationSettings, InvoiceLink
 from app.redis_conn import get_redis
 from app.ui_auth import View, issue_view_token

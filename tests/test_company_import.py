@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.company_import import ImportOutcome, plan_import, rank_suggestions, search_term
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import (
     AuditEvent,
     ConnectionStatus,

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import Installation, InstallationSettings
 from app.settings import PIPEDRIVE_SCOPES
 from app.redis_conn import get_redis

@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import Installation, InstallationSettings, StageAction, StageRule, XeroConnection
 from app.redis_conn import get_redis
 from app.worker import PaydeckSimpleWorker

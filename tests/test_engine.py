@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from app import wiring
-from app.engine import request_invoice, retry_review_item, sync_installation
+from app.engine.intake import request_invoice
+from app.engine.job import sync_installation
+from app.engine.reviews import retry_review_item
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import (
     AuditEvent,
     ContactLink,
@@ -327,7 +329,7 @@ def test_a_5xx_on_create_is_retried_after_a_lookup_and_creates_once(env):
 
 
 def test_dismissing_a_review_item_closes_it_with_an_audit_record(env):
-    from app.engine import dismiss_review_item
+    from app.engine.reviews import dismiss_review_item
 
     env.crm.add(deal("160", lines=0))
     env.request("160")
@@ -349,10 +351,10 @@ def test_a_worker_killed_mid_job_leaves_exactly_one_invoice(env, monkeypatch):
     import signal
     import time
 
-    from app.engine import sweep_waiting_requests
+    from app.engine.job import sweep_waiting_requests
     from app.worker import PaydeckWorker
 
-    monkeypatch.setattr("app.engine.SYNC_LOCK_TTL", 4)  # the dead run's lease lapses quickly
+    monkeypatch.setattr("app.engine.job.SYNC_LOCK_TTL", 4)  # the dead run's lease lapses quickly
     env.crm.add(deal("170"))
     env.fake.inject("slow", method="PUT", path_prefix="/Invoices", delay=2)
     env.request("170")
@@ -442,7 +444,7 @@ def test_authorise_and_email_rule_emails_the_invoice(env):
 
 
 def test_stage_rules_decide_the_action(env):
-    from app.engine import action_for_stage
+    from app.engine.rules import action_for_stage
     from app.models import StageRule
 
     with env.app.app_context():

@@ -13,17 +13,11 @@ import pytest
 from sqlalchemy import update
 
 from app import wiring
-from app.engine import request_invoice, sync_installation
+from app.engine.intake import request_invoice
+from app.engine.job import sync_installation
 from app.extensions import db
-from app.models import (
-    ConnectionStatus,
-    CrmKind,
-    DealSyncRequest,
-    Installation,
-    InstallationSettings,
-    StageAction,
-    XeroConnection,
-)
+from app.models import (ConnectionStatus, CrmKind, DealSyncRequest, Installation,
+                        InstallationSettings, StageAction, XeroConnection)
 from sandbox.memory_crm import MemoryCrm, deal
 from sandbox.server import LoopbackServer
 from sandbox.xero import FakeXero

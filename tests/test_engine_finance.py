@@ -12,25 +12,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-import app.engine as engine
-from app.engine import retry_review_item, sync_installation
+from app.engine import clock, intake, keys, reviews
+from app.engine.job import sync_installation
+from app.engine.reviews import retry_review_item
+from app.engine.steps import send
 from app.extensions import db
-from app.models import (
-    AuditEvent,
-    ContactLink,
-    CrmKind,
-    DealSyncRequest,
-    Installation,
-    InstallationSettings,
-    InvoiceLink,
-    InvoiceLinkState,
-    ReviewItem,
-    ReviewReason,
-    ReviewStatus,
-    StageAction,
-    StageRule,
-    XeroConnection,
-)
+from app.models import (AuditEvent, ContactLink, CrmKind, DealSyncRequest, Installation,
+                        InstallationSettings, InvoiceLink, InvoiceLinkState, ReviewItem,
+                        ReviewReason, ReviewStatus, StageAction, StageRule, XeroConnection)
 from sandbox.memory_crm import deal
 from tests.helpers import count, one
 from tests.test_engine import env  # noqa: F401 - the engine's fixture: installed, connected
@@ -68,7 +57,7 @@ def test_a_deal_won_at_half_past_midnight_in_sydney_is_dated_1_july(env):
 
 
 def test_a_deal_without_a_close_moment_is_dated_now_in_the_organisations_zone(env, monkeypatch):
-    monkeypatch.setattr(engine, "_now", lambda: WON)
+    monkeypatch.setattr(clock, "now", lambda: WON)
     env.crm.add(deal("202"))
 
     env.request("202")
@@ -78,7 +67,7 @@ def test_a_deal_without_a_close_moment_is_dated_now_in_the_organisations_zone(en
 
 
 def test_a_forecast_close_date_in_the_future_is_not_the_invoice_date(env, monkeypatch):
-    monkeypatch.setattr(engine, "_now", lambda: WON)
+    monkeypatch.setattr(clock, "now", lambda: WON)
     env.crm.add(deal("203", closed_at=WON + timedelta(days=40)))
 
     env.request("203", StageAction.DRAFT)
@@ -194,7 +183,7 @@ def test_keep_xeros_closes_the_item_and_sends_nothing(env):
     env.fake.clear_api_calls()
 
     with env.app.app_context():
-        assert engine.keep_xero_version(item.id)
+        assert reviews.keep_xero_version(item.id)
     env.work()
 
     assert env.invoices_for("302") == [edited]
@@ -212,7 +201,7 @@ def test_a_plain_retry_cannot_settle_a_xero_edited_item(env):
     (item,) = _open_items(env)
 
     with env.app.app_context():
-        assert engine.retry_review_item(item.id) is False
+        assert reviews.retry_review_item(item.id) is False
     env.work()
 
     assert env.invoices_for("304") == [edited]
@@ -226,7 +215,7 @@ def test_resend_the_deal_overwrites_xeros_version(env):
     (item,) = _open_items(env)
 
     with env.app.app_context():
-        assert engine.resend_deal(item.id)
+        assert reviews.resend_deal(item.id)
     env.work()
 
     (invoice,) = env.invoices_for("303")
@@ -244,7 +233,7 @@ def test_resend_does_not_overwrite_an_edit_made_after_the_choice_was_shown(env):
                                    {"LineItems": [{**FINANCE_LINES[0], "UnitAmount": 300}]})
 
     with env.app.app_context():
-        assert engine.resend_deal(item.id)
+        assert reviews.resend_deal(item.id)
     env.work()
 
     assert env.invoices_for("304") == [again]
@@ -295,7 +284,7 @@ def _rule(env, stage_id: str, action: StageAction) -> None:
 def _webhook(env, deal_id: str, action: StageAction, event: str) -> None:
     """What app.views.webhooks stages for a HubSpot stage change."""
     with env.app.app_context():
-        engine.request_invoice(env.installation_id, deal_id, action, f"hubspot:{event}")
+        intake.request_invoice(env.installation_id, deal_id, action, f"hubspot:{event}")
 
 
 def test_a_deal_dragged_to_closed_won_and_straight_back_gets_the_rule_of_where_it_is(env):
@@ -326,7 +315,7 @@ def test_a_deal_dragged_back_to_a_stage_without_a_rule_gets_no_invoice(env):
 def test_a_closed_won_arriving_while_the_job_works_on_the_deal_is_not_lost(env, monkeypatch):
     env.crm.add(deal("401"))
     arrived = threading.Event()
-    apply_all = engine.InvoiceRun._apply_all
+    apply_all = send.apply_all
 
     def created_then_approval_arrives(run, chunk, results, verb):
         apply_all(run, chunk, results, verb)
@@ -336,7 +325,7 @@ def test_a_closed_won_arriving_while_the_job_works_on_the_deal_is_not_lost(env, 
             other.start()  # another web worker (the Closed Won webhook), its own session
             other.join(10)
 
-    monkeypatch.setattr(engine.InvoiceRun, "_apply_all", created_then_approval_arrives)
+    monkeypatch.setattr(send, "apply_all", created_then_approval_arrives)
     env.request("401", StageAction.DRAFT)
     env.work()
 
@@ -396,7 +385,7 @@ def test_two_crm_accounts_on_one_organisation_never_adopt_each_others_invoice(en
     env.fake.inject("5xx", method="PUT", path_prefix="/Invoices", status=503)
 
     with env.app.app_context():
-        engine.request_invoice(other_id, "123", StageAction.AUTHORISE, "test:B")
+        intake.request_invoice(other_id, "123", StageAction.AUTHORISE, "test:B")
         sync_installation(other_id)  # B's create fails before Xero made anything
         db.session.execute(DealSyncRequest.__table__.update().values(not_before=None))
         db.session.commit()
@@ -425,7 +414,7 @@ def test_an_invoice_with_the_old_reference_is_still_found_by_the_installation_th
 
     env.request("124")
     with env.app.app_context():
-        engine.request_invoice(other_id, "124", StageAction.AUTHORISE, "test:B")
+        intake.request_invoice(other_id, "124", StageAction.AUTHORISE, "test:B")
     env.work()
 
     a = one(env.app, InvoiceLink, InvoiceLink.installation_id == env.installation_id)
@@ -450,7 +439,7 @@ def test_a_pending_link_with_the_old_reference_never_adopts_another_accounts_inv
                                    reference="HubSpot deal 125",
                                    idempotency_key="paydeck-invoice-b-125",
                                    state=InvoiceLinkState.PENDING))
-        engine.request_invoice(other_id, "125", StageAction.DRAFT, "test:B")
+        intake.request_invoice(other_id, "125", StageAction.DRAFT, "test:B")
     env.work()
 
     b = one(env.app, InvoiceLink, InvoiceLink.installation_id == other_id)
@@ -462,7 +451,7 @@ def test_two_invoices_with_a_deals_reference_are_a_review_item_never_a_third(env
     env.crm.add(deal("405"))
     with env.app.app_context():
         installation = db.session.get(Installation, env.installation_id)
-        reference = engine._reference(installation, "405")
+        reference = keys.reference(installation, "405")
         db.session.add(InvoiceLink(installation_id=env.installation_id, deal_id="405",
                                    trigger="deal", reference=reference,
                                    idempotency_key="paydeck-invoice-405",
@@ -485,13 +474,18 @@ def test_two_invoices_with_a_deals_reference_are_a_review_item_never_a_third(env
         c.invoice_number for c in copies)
 
 
-def test_an_archived_linked_contact_is_a_review_item_and_retry_works_after_unarchiving(env):
-    contact = env.books.add_contact("Initech Pty Ltd", EmailAddress="ap@initech.example")
+def _link_company(env, contact_id: str) -> None:
+    """A person linked the deals' company to this Xero contact (the company page)."""
     with env.app.app_context():
         db.session.add(ContactLink(installation_id=env.installation_id, crm_object_type="company",
                                    crm_object_id="co-Initech Pty Ltd",
-                                   xero_contact_id=contact.contact_id, linked_by="user"))
+                                   xero_contact_id=contact_id, linked_by="user"))
         db.session.commit()
+
+
+def test_an_archived_linked_contact_is_a_review_item_and_retry_works_after_unarchiving(env):
+    contact = env.books.add_contact("Initech Pty Ltd", EmailAddress="ap@initech.example")
+    _link_company(env, contact.contact_id)
     env.books.archive_contact(contact.contact_id)
     env.crm.add(deal("406"))
 
@@ -515,11 +509,7 @@ def test_an_archived_linked_contact_is_a_review_item_and_retry_works_after_unarc
 def test_after_relinking_an_archived_contact_the_retry_invoices_the_new_one(env):
     old = env.books.add_contact("Initech (old)", EmailAddress="old@initech.example")
     new = env.books.add_contact("Initech Pty Ltd", EmailAddress="ap@initech.example")
-    with env.app.app_context():
-        db.session.add(ContactLink(installation_id=env.installation_id, crm_object_type="company",
-                                   crm_object_id="co-Initech Pty Ltd",
-                                   xero_contact_id=old.contact_id, linked_by="user"))
-        db.session.commit()
+    _link_company(env, old.contact_id)
     env.books.archive_contact(old.contact_id)
     env.crm.add(deal("408"))
     env.request("408")

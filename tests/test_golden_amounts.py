@@ -73,7 +73,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import (Installation, InstallationSettings, LineAmountType, ReviewItem,
                         StageAction, StageRule)
 from app.redis_conn import get_redis

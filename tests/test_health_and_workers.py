@@ -6,7 +6,8 @@ from rq import Queue
 from rq.cron import CronScheduler
 
 from app.extensions import db
-from app.jobs import QUEUE, enqueue_revoke_xero
+from app.jobs import enqueue_revoke_xero
+from app.queueing import QUEUE
 from app.models import ConnectionStatus, XeroConnection
 from app.redis_conn import get_redis
 from app.worker import PaydeckWorker

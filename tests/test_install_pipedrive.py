@@ -11,7 +11,7 @@ from rq import Queue
 from sqlalchemy import select
 
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import AuditEvent, Installation, InstallationStatus
 from app.redis_conn import connect, get_redis
 from tests.conftest import fake_settings

@@ -13,14 +13,9 @@ from rq import Queue
 from sqlalchemy import select
 
 from app import payments
-from app.engine import enqueue_sync, sweep_waiting_requests, write_back_deals
+from app.engine.job import enqueue_sync, sweep_waiting_requests
 from app.extensions import db
-from app.jobs import (
-    QUEUE,
-    enqueue_once,
-    enqueue_setup_crm,
-    keep_xero_connections_alive,
-)
+from app.jobs import enqueue_setup_crm, keep_xero_connections_alive
 from app.models import (
     AuditEvent,
     CrmKind,
@@ -43,8 +38,10 @@ from app.payments import (
     poll_invoices,
     refresh_invoices,
 )
+from app.queueing import QUEUE, enqueue_once
 from app.redis_conn import get_redis
 from app.worker import PaydeckSimpleWorker
+from app.writeback import write_back_deals
 from tests.conftest import Browser, fake_settings
 
 LONG_AGO = datetime.now(timezone.utc) - timedelta(days=30)
@@ -152,21 +149,11 @@ def test_no_job_calls_the_crm_or_xero_of_an_uninstalled_installation(
         overdue_sweep()
         alert_admins()
         sweep_waiting_requests()
-        # Every job type, asked for directly for A (as a stale queue entry or a retry would).
-        enqueue_sync(a.installation_id)
-        enqueue_setup_crm(a.installation_id)
-        for job, arg, job_id in ((refresh_invoices, a.connection_id, "refresh-a"),
-                                 (poll_invoices, a.connection_id, "poll-a")):
-            enqueue_once(job, arg, job_id=job_id)
-        enqueue_once(write_back_deals, a.installation_id, [a.deal_id], job_id="writeback-a")
+    _jobs_for_a(app, a, b, emails)  # every job type, asked for directly for A
     work(app)
 
-    # A: nothing reached Pipedrive, A's Xero organisation or Xero's token endpoint for A.
-    assert len(pipedrive.api_calls) == pipedrive_calls
-    assert xero.count_calls(tenant_id=a.tenant_id) == xero_a
+    _a_untouched(app, a, pipedrive, xero, pipedrive_calls, xero_a)
     with app.app_context():
-        gone = db.session.get(XeroConnection, a.connection_id)
-        assert gone.token_refreshed_at == LONG_AGO
         assert db.session.get(Installation, a.installation_id).status == InstallationStatus.UNINSTALLED
         assert db.session.scalars(select(DealSyncRequest.deal_id).where(
             DealSyncRequest.installation_id == a.installation_id)).all() == [a.deal_id]
@@ -185,6 +172,17 @@ def test_no_job_calls_the_crm_or_xero_of_an_uninstalled_installation(
     assert xero.count_calls(tenant_id=b.tenant_id) > xero_b
     assert len(hubspot.crm_calls) > hubspot_calls
     assert emails == [b.admin]
+
+
+def _a_untouched(app, a, pipedrive, xero, pipedrive_calls: int, xero_a: int) -> str | None:
+    """A: nothing reached Pipedrive, A's Xero organisation or Xero's token endpoint for A.
+    Returns A's (unused) refresh token."""
+    assert len(pipedrive.api_calls) == pipedrive_calls
+    assert xero.count_calls(tenant_id=a.tenant_id) == xero_a
+    with app.app_context():
+        gone = db.session.get(XeroConnection, a.connection_id)
+        assert gone.token_refreshed_at == LONG_AGO
+        return gone.refresh_token
 
 
 # One job at a time, so each guard has a test of its own: (run it; what shows B was served).
@@ -222,7 +220,7 @@ def _sweep(app, a, b, emails):
 
 
 def _write_back(app, a, b, emails):
-    from app.engine import link_fields, write_back
+    from app.writeback import link_fields, write_back
 
     with app.app_context():
         for side in (a, b):
@@ -256,12 +254,7 @@ def test_each_job_leaves_an_uninstalled_installation_alone(
     assert job(app, a, b, emails)  # B was served (or asked for)
     work(app)
 
-    assert len(pipedrive.api_calls) == pipedrive_calls
-    assert xero.count_calls(tenant_id=a.tenant_id) == xero_a
-    with app.app_context():
-        gone = db.session.get(XeroConnection, a.connection_id)
-        assert gone.token_refreshed_at == LONG_AGO
-        a_refresh_token = gone.refresh_token
+    a_refresh_token = _a_untouched(app, a, pipedrive, xero, pipedrive_calls, xero_a)
     assert a_refresh_token not in [r["refresh_token"] for r in xero.token_requests
                                    if r["grant_type"] == "refresh_token"][len(refreshes):]
     assert a.admin not in emails

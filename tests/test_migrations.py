@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from app import MIGRATIONS_DIR, create_app
+from app.factory import MIGRATIONS_DIR, create_app
 from app.extensions import db
 from app.settings import normalise_database_url
 from tests.conftest import make_settings

@@ -10,7 +10,7 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
-from app.engine import request_invoices
+from app.engine.intake import request_invoices
 from app.extensions import db
 from app.models import AuditEvent, InvoiceLink, ReviewItem, ReviewReason, StageAction, XeroConnection
 from app.payments import alert_admins, overdue_sweep, poll_invoices
@@ -239,7 +239,7 @@ def test_without_smtp_review_items_are_the_record(env):  # noqa: F811
 def test_a_429_during_refresh_keeps_the_change_and_comes_back(paid_env):
     from rq import Queue
 
-    from app.jobs import QUEUE
+    from app.queueing import QUEUE
     from app.payments import refresh_invoices
     from app.redis_conn import get_redis
 
@@ -279,7 +279,7 @@ def test_a_failing_xero_token_refresh_during_refresh_keeps_the_change_and_backs_
     lost: the payment's invoice id stays waiting and the job comes back later."""
     from rq import Queue
 
-    from app.jobs import QUEUE
+    from app.queueing import QUEUE
     from app.payments import refresh_invoices
     from app.redis_conn import get_redis
 

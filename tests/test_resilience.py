@@ -18,9 +18,10 @@ from rq.job import Job, JobStatus
 from sqlalchemy import func, select
 
 from app import presence
-from app.engine import enqueue_sync, sync_installation
+from app.engine.job import enqueue_sync, sync_installation
 from app.extensions import db
-from app.jobs import QUEUE, PERIODIC, enqueue_once, prune_history
+from app.jobs import prune_history
+from app.schedule import PERIODIC
 from app.models import (
     AuditEvent,
     DealSyncRequest,
@@ -30,10 +31,11 @@ from app.models import (
     SyncCursor,
     WebhookReceipt,
 )
+from app.queueing import QUEUE, enqueue_once
 from app.redis_conn import get_redis
 from app.worker import PaydeckWorker
 from sandbox.memory_crm import deal
-from tests.helpers import count, one
+from tests.helpers import count, installed, one
 from tests.test_engine import Env, env  # noqa: F401  (the engine's fixture)
 
 # --- 1. a job a killed worker left behind is replaced at once ---------------------------------
@@ -288,16 +290,11 @@ def test_webhook_sync_and_card_issue_no_keys_or_scan(app_factory, fake_hubspot, 
     drops the cached reference data) and the card: Redis sees no KEYS and no SCAN."""
     from app.models import Installation, InstallationSettings, ProductMapping, StageRule
     from app.worker import PaydeckSimpleWorker
-    from tests.conftest import fake_settings
     from tests.test_cards import card_get
 
     hubspot, _ = fake_hubspot
     xero, _ = fake_xero
-    tenant = xero.add_tenant("Acme Pty Ltd")
-    app, url = app_factory.serve(hubspot_app_id=str(hubspot.app_id),
-                                 **fake_settings(hubspot=fake_hubspot, xero=fake_xero))
-    assert browser.get(f"{url}/install/hubspot").status_code == 200
-    assert browser.get(f"{url}/connect/xero").status_code == 200
+    app, url, tenant = installed(app_factory, browser, "hubspot", fake_hubspot, fake_xero)
 
     def work() -> None:
         with app.app_context():

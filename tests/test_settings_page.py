@@ -16,9 +16,10 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.engine import _terms, action_for_stage
+from app.engine.rules import action_for_stage
+from app.engine.rules import xero_terms as _terms
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import (
     AuditEvent,
     ConnectionStatus,

@@ -22,22 +22,11 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
 from app.connection_state import connection_state
-from app.engine import sync_installation
+from app.engine.job import sync_installation
 from app.extensions import db
-from app.jobs import QUEUE
-from app.models import (
-    ConnectionStatus,
-    DealSyncRequest,
-    Installation,
-    InstallationSettings,
-    InstallationStatus,
-    ReviewItem,
-    ReviewReason,
-    ReviewStatus,
-    StageAction,
-    StageRule,
-    XeroConnection,
-)
+from app.queueing import QUEUE
+from app.models import (ConnectionStatus, DealSyncRequest, Installation, InstallationStatus,
+                        ReviewItem, ReviewReason, ReviewStatus, XeroConnection)
 from app.oauth import exchange_code, provider, token_form
 from app.redis_conn import get_redis
 from app.tokens import (
@@ -50,6 +39,7 @@ from app.tokens import (
 from app.worker import PaydeckSimpleWorker
 from crm_adapters.hubspot import sign_v3
 from tests.conftest import fake_settings
+from tests.helpers import installed, invoice_on_stage
 
 PAST = timedelta(minutes=40)  # an access token lives 30 min at all three vendors
 
@@ -85,22 +75,11 @@ def card_get(url: str, secret: str, params: dict[str, Any]) -> requests.Response
 # --- set-ups ------------------------------------------------------------------------------------
 
 def hubspot_installed(app_factory, fake_hubspot, fake_xero, browser, **overrides: Any):
-    hubspot, _ = fake_hubspot
-    xero, _ = fake_xero
-    tenant = xero.add_tenant("Acme Pty Ltd")
-    app, url = app_factory.serve(hubspot_app_id=str(hubspot.app_id),
-                                 **fake_settings(hubspot=fake_hubspot, xero=fake_xero), **overrides)
-    assert browser.get(f"{url}/install/hubspot").status_code == 200
-    assert browser.get(f"{url}/connect/xero").status_code == 200
+    (hubspot, _), (xero, _) = fake_hubspot, fake_xero
+    app, url, tenant = installed(app_factory, browser, "hubspot", fake_hubspot, fake_xero,
+                                 **overrides)
     work(app)  # the install's setup job creates the Paydeck deal properties
-    with app.app_context():
-        installation = db.session.scalars(select(Installation)).one()
-        settings = db.session.get(InstallationSettings, installation.id)
-        settings.default_account_code, settings.default_tax_type = "200", "OUTPUT"
-        db.session.add(StageRule(installation_id=installation.id, pipeline_id="default",
-                                 stage_id="closedwon", action=StageAction.AUTHORISE))
-        db.session.commit()
-        installation_id = installation.id
+    installation_id = invoice_on_stage(app, "default", "closedwon").id
     hubspot.subscribe(f"{url}/webhooks/hubspot", hubspot.client_secret)
     company = hubspot.crm.add_company(name="Initech Pty Ltd", domain="initech.example")
     contact = hubspot.crm.add_contact(company_id=company, firstname="Pat", lastname="Buyer",
@@ -154,22 +133,11 @@ def test_hubspot_and_xero_tokens_expired_mid_session_are_refreshed_and_the_deal_
 
 def test_pipedrive_token_expired_mid_session_is_refreshed_and_the_deal_syncs(
         app_factory, fake_pipedrive, fake_xero, browser):
-    pipedrive, _ = fake_pipedrive
-    xero, _ = fake_xero
-    tenant = xero.add_tenant("Acme Pty Ltd")
-    app, url = app_factory.serve(**fake_settings(pipedrive=fake_pipedrive, xero=fake_xero))
-    assert browser.get(f"{url}/install/pipedrive").status_code == 200
-    assert browser.get(f"{url}/connect/xero").status_code == 200
+    (pipedrive, _), (xero, _) = fake_pipedrive, fake_xero
+    app, url, tenant = installed(app_factory, browser, "pipedrive", fake_pipedrive, fake_xero)
     work(app)
     won = pipedrive.api.stage_id("Won")
-    with app.app_context():
-        installation = db.session.scalars(select(Installation)).one()
-        settings = db.session.get(InstallationSettings, installation.id)
-        settings.default_account_code, settings.default_tax_type = "200", "OUTPUT"
-        db.session.add(StageRule(installation_id=installation.id, pipeline_id="1",
-                                 stage_id=str(won), action=StageAction.AUTHORISE))
-        db.session.commit()
-        fields = dict(installation.crm_fields)
+    fields = dict(invoice_on_stage(app, "1", str(won)).crm_fields)
     org = pipedrive.api.add_org("Initech Pty Ltd")
     person = pipedrive.api.add_person("Pat Buyer", email="ap@initech.example", org_id=org)
     product = pipedrive.api.add_product("Consulting", code="CONS-1", price=Decimal("150.00"))

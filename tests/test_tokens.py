@@ -129,3 +129,20 @@ def test_keep_alive_refreshes_only_idle_connections(xero_connected, fake_xero):
     assert counts == {"checked": 1, "refreshed": 1, "reconnect_needed": 0, "unavailable": 0}
     assert fake.refresh_count == 1
     assert one(app, XeroConnection).token_refreshed_at > datetime.now(timezone.utc) - timedelta(minutes=1)
+
+
+def test_a_recovered_grant_wakes_its_deals_through_the_hook_create_app_registers(app):
+    """app/tokens.py imports no engine: create_app hands it the engine's wake-up."""
+    from rq import Queue
+
+    from app.engine.job import enqueue_sync
+    from app.queueing import QUEUE
+    from app.redis_conn import get_redis
+    from app.tokens import ON_GRANT_RECOVERED, _wake_waiting_deals
+
+    assert app.extensions[ON_GRANT_RECOVERED] is enqueue_sync
+    Queue(QUEUE, connection=get_redis()).empty()
+
+    _wake_waiting_deals(42)
+
+    assert Queue(QUEUE, connection=get_redis()).job_ids == ["invoice-sync-42"]

@@ -15,7 +15,7 @@ from rq import Queue
 from sqlalchemy import select
 
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import (
     ConnectionStatus,
     Installation,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.engine import request_invoice
+from app.engine.intake import request_invoice
 from app.extensions import db
 from app.models import InstallationSettings, StageAction, XeroConnection
 from app.connections import xero_client

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 import crm_adapters.pipedrive as pipedrive_adapter
-from app.engine import request_invoice
+from app.engine.intake import request_invoice
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import Installation, InstallationSettings, StageAction
 from app.redis_conn import get_redis
 from app.worker import PaydeckSimpleWorker

@@ -11,7 +11,7 @@ import pytest
 from rq import Queue
 
 from app.extensions import db
-from app.jobs import QUEUE
+from app.queueing import QUEUE
 from app.models import (
     CrmKind,
     DealSyncRequest,

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select
 
-from app.engine import sync_installation
+from app.engine.job import sync_installation
 from app.extensions import db
 from app.models import (
     ContactLink,
@@ -103,7 +103,7 @@ def test_a_deal_xeros_answers_keep_leaving_out_backs_off_then_goes_to_review(env
     """Found in review: a deal left out of every answer retried every 60 s for ever. Its
     wait grows with its own tries (xero.errors.standard_backoff: 5 s x 4^(n-1), equal
     jitter), and after MAX_MISMATCH_TRIES a person is asked to look."""
-    from app.engine import MAX_MISMATCH_TRIES
+    from app.engine.context import MAX_MISMATCH_TRIES
 
     env.crm.add(deal("221", org="Fifth Co", email="ap@fifth.example"))
     env.crm.add(deal("222", org="Sixth Co", email="ap@sixth.example"))

@@ -46,11 +46,11 @@ from app.company_import import (
 )
 from app.connection_state import connection_notices, connection_state
 from app.connections import xero_client
-from app.engine import (
+from app.engine.intake import request_invoice
+from app.engine.preview import preview_invoice
+from app.engine.reviews import (
     dismiss_review_item,
     keep_xero_version,
-    preview_invoice,
-    request_invoice,
     resend_deal,
     retry_review_item,
 )

@@ -35,7 +35,7 @@ from app.access import (
 from app.company_import import crm_name
 from app.connection_state import connection_notices
 from app.connections import revoke_grant, xero_client
-from app.engine import forget_reference_data, reference_data
+from app.engine.reference import forget_reference_data, reference_data
 from app.extensions import db
 from app.models import (
     AuditEvent,

@@ -19,7 +19,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.runtime import get_settings
-from app.engine import enqueue_sync, stage_actions, stage_requests
+from app.engine.intake import stage_requests
+from app.engine.job import enqueue_sync
+from app.engine.rules import stage_actions
 from app.payments import note_changed_invoices
 from app.extensions import db
 from app.views.common import called_url
