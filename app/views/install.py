@@ -14,16 +14,10 @@ from sqlalchemy.exc import IntegrityError
 
 from app.runtime import get_settings
 from app.extensions import db
-from app.models import (
-    AuditEvent,
-    CrmKind,
-    Installation,
-    InstallationSettings,
-    InstallationStatus,
-)
+from app.models import AuditEvent, CrmKind, Installation, InstallationSettings, InstallationStatus
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
-from app.views.common import message_page, require_installation, sign_in, signed_in_user
-from app.views.settings import settings_url
+from app.views.common import message_page, page_url, require_installation, settings_view, sign_in
+from app.views.common import signed_in_user
 from app.wiring import IDENTIFY
 from domain.crm import AccountIdentity
 from crm_adapters.base import CrmError
@@ -89,7 +83,7 @@ def callback(crm: str) -> Response:
 def setup() -> Response:
     """Where install and Xero connect end: the signed-in admin's settings page."""
     installation = require_installation()
-    return redirect(settings_url(installation, signed_in_user()))
+    return redirect(page_url(settings_view(installation, signed_in_user())))
 
 
 @bp.delete("/oauth/pipedrive/callback")

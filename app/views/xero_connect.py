@@ -15,15 +15,8 @@ from app.company_import import crm_name
 from app.models import AuditEvent, ConnectionStatus, Installation, InstallationStatus, XeroConnection
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
 from app.ui_auth import read_action_token
-from app.views.common import (
-    allow_form_target,
-    check_csrf,
-    csrf_token,
-    current_installation,
-    message_page,
-    require_installation,
-    view_installation,
-)
+from app.views.common import allow_form_target, check_csrf, csrf_token, current_installation, message_page
+from app.views.common import require_installation, view_installation
 from xero import identity
 from xero.identity import Tenant, XeroIdentityError
 
