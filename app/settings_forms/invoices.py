@@ -48,9 +48,7 @@ class InvoiceOptions(RowSection):
     amount_tolerance: str = "0.01"  # deal amount vs the sum of its lines, in the deal currency
 
     @classmethod
-    def saved(cls, row: InstallationSettings | None) -> InvoiceOptions:
-        if row is None:
-            return cls()
+    def of_row(cls, row: InstallationSettings) -> InvoiceOptions:
         terms = row.payment_terms or {"type": "org_default"}
         return cls(
             draft_first=bool(row.draft_first), terms_type=str(terms.get("type", "org_default")),

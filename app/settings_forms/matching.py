@@ -26,9 +26,7 @@ class ContactMatching(RowSection):
     tax_number_property: str = ""
 
     @classmethod
-    def saved(cls, row: InstallationSettings | None) -> ContactMatching:
-        if row is None:
-            return cls()
+    def of_row(cls, row: InstallationSettings) -> ContactMatching:
         return cls(list(row.dedupe_order or DEFAULT_ORDER), row.tax_number_property or "")
 
     def read(self, form: MultiDict[str, str], sources: Sources, errors: Errors) -> ContactMatching:

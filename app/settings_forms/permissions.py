@@ -21,9 +21,7 @@ class Permissions(RowSection):
     action_permission: str = DEFAULT_ACTION_PERMISSION
 
     @classmethod
-    def saved(cls, row: InstallationSettings | None) -> Permissions:
-        if row is None:
-            return cls()
+    def of_row(cls, row: InstallationSettings) -> Permissions:
         return cls(row.money_visibility or DEFAULT_MONEY_VISIBILITY,
                    row.action_permission or DEFAULT_ACTION_PERMISSION)
 

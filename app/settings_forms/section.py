@@ -44,9 +44,14 @@ class RowSection(Section):
     """A section whose fields are columns of the installation's settings row."""
 
     @classmethod
-    @abstractmethod
     def saved(cls, row: InstallationSettings | None) -> Self:
         """The section as saved; the model's defaults for an installation with no row yet."""
+        return cls() if row is None else cls.of_row(row)
+
+    @classmethod
+    @abstractmethod
+    def of_row(cls, row: InstallationSettings) -> Self:
+        """The section as the settings row holds it."""
 
     @abstractmethod
     def columns(self) -> dict[str, Any]:

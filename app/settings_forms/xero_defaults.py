@@ -23,9 +23,7 @@ class XeroDefaults(RowSection):
     default_tax_type: str = ""
 
     @classmethod
-    def saved(cls, row: InstallationSettings | None) -> XeroDefaults:
-        if row is None:
-            return cls()
+    def of_row(cls, row: InstallationSettings) -> XeroDefaults:
         return cls(row.default_account_code or "", row.default_tax_type or "")
 
     def unavailable(self, sources: Sources, crm_name: str) -> str | None:

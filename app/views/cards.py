@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -127,17 +127,34 @@ def pipedrive_review_modal() -> Response:
 
 # --- the deal page ---------------------------------------------------------------------------------
 
-@bp.get("/ui/deal/<deal_id>")
-def deal_page(deal_id: str) -> str:
+@dataclass(frozen=True)
+class _Opened:
+    """A record's page opened with its page token: by whom, and whether they see its money."""
+
+    token: str | None
+    view: View
+    installation: Installation
+    viewer: Viewer
+    money: bool
+
+
+def _open(object_type: str, object_id: str) -> _Opened:
+    """The page token's view of this record (else a 401) and its viewer."""
     token = request.args.get("t")
-    view = read_view_token(token, "deal", deal_id)
+    view = read_view_token(token, object_type, object_id)
     installation = view_installation(view)
     viewer = viewer_for(installation, view.user)
-    money_shown = may_see_money(viewer, "deal", deal_id)
+    return _Opened(token, view, installation, viewer, may_see_money(viewer, object_type, object_id))
+
+
+@bp.get("/ui/deal/<deal_id>")
+def deal_page(deal_id: str) -> str:
+    opened = _open("deal", deal_id)
+    view, installation = opened.view, opened.installation
     link = deal_link(installation.id, deal_id)
     preview: Any = None
     problem = ""
-    if money_shown and (link is None or not link.xero_invoice_id):
+    if opened.money and (link is None or not link.xero_invoice_id):
         try:
             preview = preview_invoice(installation, deal_id)
         except (CrmError, XeroFailure, TokenUnavailable, TokenReconnectNeeded) as exc:
@@ -146,11 +163,11 @@ def deal_page(deal_id: str) -> str:
     pipedrive = request.args.get("pd") == "1"
     review = replace(view, object_type="review", object_id=str(installation.id))
     summary = deal_summary(installation.id, deal_id)
-    return render_template("deal.html", token=token, deal_id=deal_id, link=link,
+    return render_template("deal.html", token=opened.token, deal_id=deal_id, link=link,
                            push_token=issue_action_token(view, "push"),
                            retry_tokens=issue_action_tokens(view, "retry", (i.id for i in items)),
-                           summary=summary if money_shown else without_money(summary), preview=preview,
-                           money=money_shown, may_act=may_act(viewer, "deal", deal_id),
+                           summary=summary if opened.money else without_money(summary), preview=preview,
+                           money=opened.money, may_act=may_act(opened.viewer, "deal", deal_id),
                            problem=problem, items=items, message=request.args.get("m", ""),
                            pipedrive=pipedrive, review_url=page_url(review, pipedrive=pipedrive),
                            review_modal=PIPEDRIVE_REVIEW_MODAL,
@@ -187,27 +204,23 @@ def retry_item(deal_id: str, item_id: int) -> Response:
 def company_page(company_id: str) -> str:
     """The company's Xero contact (or suggested contacts and a search, to link or import one),
     what it owes, recent invoices."""
-    token = request.args.get("t")
-    view = read_view_token(token, "company", company_id)
-    installation = view_installation(view)
-    viewer = viewer_for(installation, view.user)
-    money_shown = may_see_money(viewer, "company", company_id)
+    opened = _open("company", company_id)
+    installation = opened.installation
     linked = linked_contact(installation.id, company_id)
     contact_id, contact_name = linked if linked else (None, "")
     owed = company_invoices(installation.id, contact_id)
     query = (request.args.get("q") or "").strip()
     results, suggestions, problem = contact_choices(installation, company_id, query, contact_id is not None)
-    return render_template("company.html", token=token, company_id=company_id,
-                           link_token=issue_action_token(view, "link"),
-                           import_token=issue_action_token(view, "import"),
+    return render_template("company.html", token=opened.token, company_id=company_id,
+                           link_token=issue_action_token(opened.view, "link"),
+                           import_token=issue_action_token(opened.view, "import"),
                            contact_id=contact_id, contact_name=contact_name, invoices=owed.invoices,
                            outstanding=money(owed.outstanding), overdue=money(owed.overdue), query=query,
                            results=results, suggestions=suggestions, problem=problem,
                            crm_name=crm_name(installation), labels=LABELS,
-                           message=request.args.get("m", ""),
-                           money=money_shown,
+                           message=request.args.get("m", ""), money=opened.money,
                            amounts_hidden=AMOUNTS_HIDDEN,
-                           may_act=may_act(viewer, "company", company_id),
+                           may_act=may_act(opened.viewer, "company", company_id),
                            pipedrive=request.args.get("pd") == "1")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from flask import Response, abort, g, make_response, render_template, request, session
@@ -78,6 +79,31 @@ def pipedrive_caller() -> tuple[Installation, str]:
     if installation is None:
         abort(404, "Paydeck is not installed in this Pipedrive company")
     return installation, str(claims.get("userId", ""))
+
+
+@dataclass(frozen=True)
+class CallbackWords:
+    """What an OAuth callback's refusal pages say (install: HubSpot or Pipedrive; Xero connect)."""
+
+    expired: str  # the message of "This link has expired"
+    cancelled: str  # the title when the vendor did not grant access
+    party: str  # who did not grant it
+    unchanged: str  # what that left as it was
+    failed: str  # the title when no code came
+    no_code: str
+
+
+def authorization_code(state_valid: bool, words: CallbackWords) -> str:
+    """The authorization code an OAuth callback brings, else a 400 page saying why there is none."""
+    if not state_valid:
+        abort(message_page("This link has expired", words.expired, 400))
+    if request.args.get("error"):
+        abort(message_page(words.cancelled, f"{words.party} did not grant access "
+                           f"({request.args['error']}). {words.unchanged}", 400))
+    code = request.args.get("code")
+    if not code:
+        abort(message_page(words.failed, words.no_code, 400))
+    return code
 
 
 def csrf_token() -> str:
