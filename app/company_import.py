@@ -160,7 +160,9 @@ def contact_choices(installation: Installation, company_id: str, query: str,
         except XeroFailure as exc:
             return [], [], f"Xero search is unavailable right now: {exc}"
     if linked:
-        return [], [], ""  # answered from the database alone: no CRM read, no Xero search
+        # Only an unlinked company costs a CRM read and a Xero search; a linked one is
+        # answered from the database alone.
+        return [], [], ""
     suggestions, problem = suggest_contacts(installation, company_id)
     return [], suggestions, problem
 

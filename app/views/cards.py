@@ -81,8 +81,8 @@ def hubspot_card() -> tuple[Response, int]:
     if not is_crm_id(object_id):
         return jsonify({"error": "objectId is required"}), 400
     user = request.args.get("userEmail", "")
-    body = _card_urls(installation, user, object_type, object_id)
-    return jsonify({**body, **card_facts(installation, user, object_type, object_id)}), 200
+    return jsonify({**_card_urls(installation, user, object_type, object_id),
+                    **card_facts(installation, user, object_type, object_id)}), 200
 
 
 def _card_urls(installation: Installation, user: str, object_type: str, object_id: str) -> dict[str, str]:
