@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
 from app.access import AMOUNTS_HIDDEN, Viewer, may_act, may_see_all_money, may_see_money, may_view_record
 from app.access import refuse_action, viewer_for
@@ -265,7 +265,7 @@ def _chosen_contact(installation: Installation, company_id: str, token: str) -> 
     back = _company_url(company_id, token)
     contact_id = request.form.get("contact_id", "").strip()
     if not _CONTACT_ID.match(contact_id):
-        abort(_notice_page("Choose a Xero contact", "Pick a contact from the suggestions or the "
+        abort(message_page("Choose a Xero contact", "Pick a contact from the suggestions or the "
                            "search results.", 400, back))
     try:
         contact = connected_xero(installation).get_contact(contact_id)
@@ -273,13 +273,13 @@ def _chosen_contact(installation: Installation, company_id: str, token: str) -> 
         if exc.status != 404:
             abort(redirect(_company_url(company_id, token, f"Xero refused to show that contact "
                                                            f"({exc}). Nothing was changed.")))
-        abort(_notice_page("No such Xero contact", "Xero has no contact with that id (it may have "
+        abort(message_page("No such Xero contact", "Xero has no contact with that id (it may have "
                            "been deleted or merged in Xero). Nothing was changed.", 404, back))
     except XeroFailure as exc:
         abort(redirect(_company_url(company_id, token, f"Could not read the contact from Xero "
                                                        f"right now ({exc}). Nothing was changed.")))
     if not contact.active:
-        abort(_notice_page("Archived in Xero", f"{contact.name} is archived in Xero, so invoices "
+        abort(message_page("Archived in Xero", f"{contact.name} is archived in Xero, so invoices "
                            "cannot go to it. Restore it in Xero or choose another contact.",
                            409, back))
     return contact
@@ -288,11 +288,6 @@ def _chosen_contact(installation: Installation, company_id: str, token: str) -> 
 def _company_url(company_id: str, token: str, message: str | None = None) -> str:
     """The company page again, keeping Pipedrive's panel mode (`pd`) when the form carried it."""
     return url_for("cards.company_page", company_id=company_id, t=token, m=message, pd=_pd())
-
-
-def _notice_page(title: str, message: str, status: int, back_url: str) -> Response:
-    return make_response(render_template("message.html", title=title, message=message,
-                                         back_url=back_url), status)
 
 
 # --- review queue and activity log ----------------------------------------------------------------

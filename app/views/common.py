@@ -167,8 +167,10 @@ def security_headers(response: Response) -> Response:
     return response
 
 
-def message_page(title: str, message: str, status: int = 200) -> Response:
-    return make_response(render_template("message.html", title=title, message=message), status)
+def message_page(title: str, message: str, status: int = 200, back_url: str | None = None) -> Response:
+    """A page that says one thing (with a Back link to `back_url`, if given)."""
+    return make_response(render_template("message.html", title=title, message=message,
+                                         back_url=back_url), status)
 
 
 def is_crm_id(value: str) -> bool:
