@@ -10,12 +10,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, select
 
+from app.connections import xero_client
 from app.extensions import db
-from app.models import AuditEvent, ContactLink, Installation, XeroConnection, XeroContact
+from app.models import AuditEvent, ConnectionStatus, ContactLink, Installation, XeroConnection, XeroContact
 from app.wiring import adapter_for
 from crm_adapters.base import CrmError
-from xero.client import ContactDetails, ContactResult
+from xero.client import ContactDetails, ContactResult, XeroClient
 from xero.contacts import email_key, name_key, tax_key
+from xero.errors import ReconnectNeeded, XeroFailure
 
 # What an import may copy, in the order the page lists it (COMPANY_FIELDS words).
 IMPORTED = ("phone", "street", "city", "region", "postal_code", "country", "website", "tax_number")
@@ -146,6 +148,47 @@ def web_domain(value: str) -> str:
     """"https://www.Initech.example/about" -> "initech.example"."""
     host = value.strip().casefold().split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
     return host.removeprefix("www.")
+
+
+def contact_choices(installation: Installation, company_id: str, query: str,
+                    linked: bool) -> tuple[list[ContactResult], list[Suggestion], str]:
+    """What the company page offers to link: a typed search's results, else suggestions for an
+    unlinked company; and what went wrong ("" if nothing)."""
+    if query:
+        try:
+            return connected_xero(installation).search_contacts(query), [], ""
+        except XeroFailure as exc:
+            return [], [], f"Xero search is unavailable right now: {exc}"
+    if linked:
+        # Only an unlinked company costs a CRM read and a Xero search; a linked one is
+        # answered from the database alone.
+        return [], [], ""
+    suggestions, problem = suggest_contacts(installation, company_id)
+    return [], suggestions, problem
+
+
+def suggest_contacts(installation: Installation, company_id: str) -> tuple[list[Suggestion], str]:
+    """Up to five Xero contacts like the company: its name from the CRM, one Xero search; or
+    none, and why."""
+    try:
+        xero = connected_xero(installation)
+        company = adapter_for(installation.crm.value).fetch_company(installation, company_id)
+        term = search_term(company.get("name", ""))
+        found = xero.search_contacts(term) if term else []
+    except CrmError as exc:
+        return [], (f"Could not read this company from {crm_name(installation)}, so there are "
+                    f"no suggestions: {exc}")
+    except XeroFailure as exc:
+        return [], f"Xero is unavailable right now, so there are no suggestions: {exc}"
+    return rank_suggestions(company, found), ""
+
+
+def connected_xero(installation: Installation) -> XeroClient:
+    """The installation's Xero client; ReconnectNeeded (a XeroFailure) if Xero is not connected."""
+    connection = installation.xero_connection
+    if connection is None or connection.status != ConnectionStatus.CONNECTED:
+        raise ReconnectNeeded("Xero is not connected")
+    return xero_client(connection)
 
 
 # --- the database: links and the contact mirror ----------------------------------------------

@@ -46,6 +46,11 @@ from app.runtime import get_settings
 from app.redis_conn import get_redis
 
 VIEW_TTL = 900  # seconds: long enough to work in a card, short enough to be useless later
+# The settings page's tokens: the page opened from the card (or /pipedrive/settings, /setup)
+# and the save form's single-use token. The form is long (stages, products, tax labels), so
+# this is more than the pages' VIEW_TTL; nothing the page issues outlives the token it was
+# opened with, so an admin who needs longer reopens it from the CRM.
+FORM_TTL = 1800
 ACTION_TTL = 600  # seconds: a form's token; never beyond the page's own token
 TOKEN_BYTES = 16  # 128 random bits: 22 URL-safe characters
 _PREFIX = "paydeck:ui-token:"
@@ -66,6 +71,11 @@ class View:
 def issue_view_token(view: View, ttl: int = VIEW_TTL) -> str:
     """A page token for `view`, living `ttl` seconds but never beyond `view.not_after`."""
     return _issue([_claims(view, PAGE, "", "")], ttl)[0]
+
+
+def page_ttl(object_type: str) -> int:
+    """How long a fresh page token for this kind of page lives (settings: as long as its form)."""
+    return FORM_TTL if object_type == "settings" else VIEW_TTL
 
 
 def read_view_token(token: str | None, object_type: str, object_id: str | None = None) -> View:

@@ -126,23 +126,29 @@ def test_pages_and_actions_refuse_missing_forged_expired_and_foreign_tokens(card
         assert db.session.scalars(select(InvoiceLink)).all() == []
 
 
-def test_the_pipedrive_panel_verifies_its_jwt_on_every_load(app_factory):
+def pipedrive_panel(app_factory, path, record_id):
+    """A served app with one Pipedrive installation, and a loader of its panel `path` for
+    `record_id` with a JWT for user 5 signed by `secret` (claims overridable). User 5 is a
+    Pipedrive admin (the answer app.access caches from GET /v1/users/5): these tests are about
+    the JWT; record visibility is tests/test_record_access.py's."""
     app, url = app_factory.serve(pipedrive_client_secret="pd-secret-of-at-least-32-bytes-long")
-    from app.models import CrmKind
-
     with app.app_context():
         installation = Installation(crm=CrmKind.PIPEDRIVE, account_id="7788990")
         db.session.add(installation)
         db.session.commit()
-        # User 5 is a Pipedrive admin (the answer app.access caches from GET /v1/users/5): this
-        # test is about the JWT; record visibility is tests/test_record_access.py's.
         get_redis().set(f"paydeck:crm-user:{installation.id}:5", '{"admin": true, "email": "a@x.example"}')
 
     def load(secret, **claims):
         token = jwt.encode({"companyId": 7788990, "userId": 5, "exp": int(time.time()) + 300, **claims},
                            secret, algorithm="HS256")
-        return requests.get(f"{url}/pipedrive/panel/deal", params={"token": token, "id": "12"},
+        return requests.get(f"{url}{path}", params={"token": token, "id": record_id},
                             timeout=10, allow_redirects=False)
+
+    return url, load
+
+
+def test_the_pipedrive_panel_verifies_its_jwt_on_every_load(app_factory):
+    url, load = pipedrive_panel(app_factory, "/pipedrive/panel/deal", "12")
 
     ok = load("pd-secret-of-at-least-32-bytes-long")
     assert ok.status_code == 302 and "/ui/deal/12?t=" in ok.headers["Location"]
@@ -302,7 +308,7 @@ def test_the_card_lists_the_deals_open_review_items_with_their_reasons(card):
     """The HubSpot card shows what the deal page shows: each open item's reason and detail
     (newest first, at most CARD_REVIEW_ITEMS), the count of all of them, and the review page."""
     from app.models import ReviewItem, ReviewReason, ReviewStatus
-    from app.views.cards import CARD_REVIEW_ITEMS
+    from app.card_data import CARD_REVIEW_ITEMS
 
     app, url, hubspot, deal_id = card
     with app.app_context():
@@ -368,22 +374,7 @@ def test_a_xero_edited_item_offers_keep_xeros_or_resend_the_deal(card):
 
 
 def test_the_pipedrive_organization_panel_verifies_its_jwt_on_every_load(app_factory):
-    app, url = app_factory.serve(pipedrive_client_secret="pd-secret-of-at-least-32-bytes-long")
-    from app.models import CrmKind
-
-    with app.app_context():
-        installation = Installation(crm=CrmKind.PIPEDRIVE, account_id="7788990")
-        db.session.add(installation)
-        db.session.commit()
-        # Pipedrive said a moment ago that user 5 is an admin (the cached answer app.access
-        # keeps): this test is about the JWT, tests/test_record_access.py about who may see.
-        get_redis().set(f"paydeck:crm-user:{installation.id}:5", '{"admin": true, "email": "a@x.example"}')
-
-    def load(secret, **claims):
-        token = jwt.encode({"companyId": 7788990, "userId": 5, "exp": int(time.time()) + 300, **claims},
-                           secret, algorithm="HS256")
-        return requests.get(f"{url}/pipedrive/panel/organization", params={"token": token, "id": "34"},
-                            timeout=10, allow_redirects=False)
+    url, load = pipedrive_panel(app_factory, "/pipedrive/panel/organization", "34")
 
     ok = load("pd-secret-of-at-least-32-bytes-long")
     assert ok.status_code == 302 and "/ui/company/34?t=" in ok.headers["Location"]

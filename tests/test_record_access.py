@@ -20,16 +20,8 @@ import requests
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import (
-    AuditEvent,
-    Installation,
-    InstallationSettings,
-    InvoiceLink,
-    InvoiceLinkState,
-    ReviewItem,
-    ReviewReason,
-    ReviewStatus,
-)
+from app.models import AuditEvent, Installation, InstallationSettings, InvoiceLink, InvoiceLinkState
+from app.models import ReviewItem, ReviewReason, ReviewStatus
 from app.settings import PIPEDRIVE_SCOPES
 from crm_adapters.hubspot import sign_v3
 from sandbox.pipedrive import FakePipedrive

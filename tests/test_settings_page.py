@@ -36,7 +36,7 @@ from app.models import (
 )
 from app.redis_conn import get_redis
 from app.ui_auth import View, issue_view_token
-from app.views.settings import TERM_KINDS
+from app.settings_forms.invoices import TERM_KINDS
 from app.worker import PaydeckSimpleWorker
 from tests.conftest import Browser, fake_settings
 from tests.test_cards import card_get

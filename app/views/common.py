@@ -1,10 +1,12 @@
-"""Helpers shared by the page views: the admin's installation, CSRF, framing, message pages."""
+"""Helpers shared by the page views: the admin's installation, CSRF, framing, message pages,
+and the URLs of the pages opened inside the CRMs."""
 
 from __future__ import annotations
 
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from flask import Response, abort, g, make_response, render_template, request, session
@@ -13,7 +15,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import CrmKind, Installation, InstallationStatus
-from app.ui_auth import View, read_pipedrive_token
+from app.runtime import get_settings
+from app.ui_auth import View, issue_view_token, page_ttl, read_pipedrive_token
 
 _INSTALLATION = "installation_id"
 _USER = "user"
@@ -78,6 +81,31 @@ def pipedrive_caller() -> tuple[Installation, str]:
     return installation, str(claims.get("userId", ""))
 
 
+@dataclass(frozen=True)
+class CallbackWords:
+    """What an OAuth callback's refusal pages say (install: HubSpot or Pipedrive; Xero connect)."""
+
+    expired: str  # the message of "This link has expired"
+    cancelled: str  # the title when the vendor did not grant access
+    party: str  # who did not grant it
+    unchanged: str  # what that left as it was
+    failed: str  # the title when no code came
+    no_code: str
+
+
+def authorization_code(state_valid: bool, words: CallbackWords) -> str:
+    """The authorization code an OAuth callback brings, else a 400 page saying why there is none."""
+    if not state_valid:
+        abort(message_page("This link has expired", words.expired, 400))
+    if request.args.get("error"):
+        abort(message_page(words.cancelled, f"{words.party} did not grant access "
+                           f"({request.args['error']}). {words.unchanged}", 400))
+    code = request.args.get("code")
+    if not code:
+        abort(message_page(words.failed, words.no_code, 400))
+    return code
+
+
 def csrf_token() -> str:
     token = session.get(_CSRF)
     if token is None:
@@ -95,8 +123,6 @@ def check_csrf() -> None:
 def called_url() -> str:
     """The URL the CRM called: our public origin (TLS ends at the proxy) + the raw path and query,
     as signatures are computed over it."""
-    from app.runtime import get_settings
-
     path = request.environ.get("RAW_URI") or request.full_path.rstrip("?")
     return f"{get_settings().public_url}{path}"
 
@@ -127,8 +153,6 @@ def security_headers(response: Response) -> Response:
     from app/static/vendor), no plugins, no <base>, forms only to Paydeck (plus an origin a
     view allows) - framing by the CRMs for the CRM pages and by nobody for the rest (install,
     connect, setup, message pages), and no Referer (page URLs carry tokens)."""
-    from app.runtime import get_settings
-
     framed = request.blueprint in CRM_FRAMED_BLUEPRINTS
     ancestors = get_settings().frame_ancestors if framed else "'none'"
     form_action = " ".join(["'self'", *sorted(g.get(_FORM_TARGETS, ()))])
@@ -143,14 +167,18 @@ def security_headers(response: Response) -> Response:
     return response
 
 
-def message_page(title: str, message: str, status: int = 200) -> Response:
-    return make_response(render_template("message.html", title=title, message=message), status)
+def message_page(title: str, message: str, status: int = 200, back_url: str | None = None) -> Response:
+    """A page that says one thing (with a Back link to `back_url`, if given)."""
+    return make_response(render_template("message.html", title=title, message=message,
+                                         back_url=back_url), status)
 
 
 def is_crm_id(value: str) -> bool:
     """A CRM record id as HubSpot and Pipedrive issue them: ASCII digits, at most 20
     (`str.isdigit` alone admits '²' and other characters `int()` refuses)."""
     return value.isascii() and value.isdigit() and len(value) <= 20
+
+
 # Pipedrive's `id` on a custom UI extension's iframe URL identifies the extension instance for
 # the SDK (@pipedrive/app-extensions-sdk README, Initialization: "If the URL is modified (e.g.
 # with redirects), then it has to be passed manually"). Its format is not documented: anything
@@ -162,3 +190,21 @@ def pipedrive_id_query() -> str:
     """`&id=...` to keep Pipedrive's extension id on a redirect into Paydeck's page ('' if none)."""
     value = request.args.get("id", "")
     return f"&{urlencode({'id': value})}" if _PIPEDRIVE_ID.match(value) else ""
+
+
+def page_url(view: View, pipedrive: bool = False) -> str:
+    """The page a view names, with a fresh page token (`pipedrive`: Pipedrive's panel mode)."""
+    token = issue_view_token(view, ttl=page_ttl(view.object_type))
+    return (f"{get_settings().public_url}/ui/{view.object_type}/{view.object_id}?t={token}"
+            + ("&pd=1" if pipedrive else ""))
+
+
+def pipedrive_page_url(view: View) -> str:
+    """The page for Pipedrive's iframe: panel mode, keeping Pipedrive's `id` for the SDK."""
+    return page_url(view, pipedrive=True) + pipedrive_id_query()
+
+
+def settings_view(installation: Installation, user: str) -> View:
+    """`user`'s view of the installation's settings page (for an entry point that proved who
+    they are: the installer's card, /pipedrive/settings, /setup)."""
+    return View(installation.id, user, "settings", str(installation.id))

@@ -14,16 +14,10 @@ from sqlalchemy.exc import IntegrityError
 
 from app.runtime import get_settings
 from app.extensions import db
-from app.models import (
-    AuditEvent,
-    CrmKind,
-    Installation,
-    InstallationSettings,
-    InstallationStatus,
-)
+from app.models import AuditEvent, CrmKind, Installation, InstallationSettings, InstallationStatus
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
-from app.views.common import message_page, require_installation, sign_in, signed_in_user
-from app.views.settings import settings_url
+from app.views.common import CallbackWords, authorization_code, message_page, page_url, require_installation
+from app.views.common import settings_view, sign_in, signed_in_user
 from app.wiring import IDENTIFY
 from domain.crm import AccountIdentity
 from crm_adapters.base import CrmError
@@ -61,15 +55,10 @@ def callback(crm: str) -> Response:
     """The CRM sends the browser back here with a code (or an error) and our state."""
     settings = get_settings()
     state = consume_state(request.args.get("state"), f"install:{crm}")
-    if state is None:
-        return message_page("This link has expired", "The install link was already used, is too "
-                            "old, or was started in another browser. Start the install again.", 400)
-    if request.args.get("error"):
-        return message_page("Install cancelled", f"{crm.capitalize()} did not grant access "
-                            f"({request.args['error']}). Nothing was installed.", 400)
-    code = request.args.get("code")
-    if not code:
-        return message_page("Install failed", "The CRM sent no authorization code.", 400)
+    code = authorization_code(state is not None, CallbackWords(
+        "The install link was already used, is too old, or was started in another browser. "
+        "Start the install again.", "Install cancelled", crm.capitalize(), "Nothing was installed.",
+        "Install failed", "The CRM sent no authorization code."))
     try:
         token = exchange_code(provider(crm, settings), code, settings.http_timeout)  # type: ignore[arg-type]
         identity = IDENTIFY[crm](settings, token)
@@ -89,7 +78,7 @@ def callback(crm: str) -> Response:
 def setup() -> Response:
     """Where install and Xero connect end: the signed-in admin's settings page."""
     installation = require_installation()
-    return redirect(settings_url(installation, signed_in_user()))
+    return redirect(page_url(settings_view(installation, signed_in_user())))
 
 
 @bp.delete("/oauth/pipedrive/callback")

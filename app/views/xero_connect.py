@@ -16,15 +16,8 @@ from app.connections import xero_config
 from app.models import AuditEvent, ConnectionStatus, Installation, InstallationStatus, XeroConnection
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider
 from app.ui_auth import read_action_token
-from app.views.common import (
-    allow_form_target,
-    check_csrf,
-    csrf_token,
-    current_installation,
-    message_page,
-    require_installation,
-    view_installation,
-)
+from app.views.common import CallbackWords, allow_form_target, authorization_code, check_csrf, csrf_token
+from app.views.common import current_installation, message_page, require_installation, view_installation
 from xero import identity
 from xero.identity import Tenant, XeroIdentityError
 
@@ -81,15 +74,12 @@ def callback() -> Response:
     settings = get_settings()
     state = consume_state(request.args.get("state"), "connect:xero")
     installation = db.session.get(Installation, state["installation_id"]) if state else None
-    if installation is None or installation.status != InstallationStatus.ACTIVE:
-        return message_page("This link has expired", "The Xero link was already used, is too "
-                            "old, or was started elsewhere. Connect to Xero again.", 400)
-    if request.args.get("error"):
-        return message_page("Xero not connected", f"Xero did not grant access "
-                            f"({request.args['error']}). Nothing was changed.", 400)
-    code = request.args.get("code")
-    if not code:
-        return message_page("Xero not connected", "Xero sent no authorization code.", 400)
+    code = authorization_code(
+        installation is not None and installation.status == InstallationStatus.ACTIVE, CallbackWords(
+            "The Xero link was already used, is too old, or was started elsewhere. Connect to Xero "
+            "again.", "Xero not connected", "Xero", "Nothing was changed.", "Xero not connected",
+            "Xero sent no authorization code."))
+    assert installation is not None  # else authorization_code answered
     try:
         token = exchange_code(provider("xero", settings), code, settings.http_timeout)
         # Only this sign-in's organisations: the same Xero user may have connected another

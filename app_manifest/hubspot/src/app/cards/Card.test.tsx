@@ -68,7 +68,7 @@ function buttonLabels(renderer: ReturnType<typeof setup>) {
   return renderer.findAll(Button).map((node) => node.text);
 }
 
-// What app/views/cards.py `without_money` sends a viewer who may not see money: the summary
+// What app/card_data.py `without_money` sends a viewer who may not see money: the summary
 // less total / amount_due / amount_paid / currency / invoice_url and review item details, plus
 // app/access.py AMOUNTS_HIDDEN (tests/test_record_access.py pins the backend side).
 const AMOUNTS_HIDDEN = "Amounts hidden by your admin's settings";
