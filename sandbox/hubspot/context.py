@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from werkzeug.wrappers import Request
 
 from sandbox.hubspot.errors import missing_scopes
-from sandbox.hubspot.schema import JsonObject
+from sandbox.hubspot.schema import JsonObject, ObjectType, object_type
 from sandbox.hubspot.state import ChangeSource, PortalCrm
 from sandbox.hubspot.webhooks import WebhookHub
 from sandbox.kit.clock import Clock
@@ -52,6 +52,13 @@ class Ctx:
         """403 MISSING_SCOPES unless the token has one of `any_of` (empty: no check)."""
         if any_of and not self.scopes & set(any_of):
             raise VendorError(missing_scopes(any_of))
+
+    def object_type(self, name: str, access: str) -> ObjectType:
+        """The type named in the path, once the token may `access` ("read", "write",
+        "schema_read", "schema_write") it."""
+        otype = object_type(name)
+        self.require(getattr(otype, f"{access}_scopes"))
+        return otype
 
     def now_ms(self) -> int:
         return int(self.api.clock.now() * 1000)

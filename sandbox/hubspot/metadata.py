@@ -5,12 +5,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
 from werkzeug.wrappers import Response
 
 from sandbox.hubspot.context import Ctx
 from sandbox.hubspot.errors import fail, standard_error
-from sandbox.hubspot.handlers import MAX_BATCH_INPUTS, batch_body, batch_inputs, paging
+from sandbox.hubspot.handlers import batch_answer, batch_inputs, paging
 from sandbox.hubspot.render import render_group, render_owner, render_pipeline, render_property
 from sandbox.hubspot.schema import (
     API_HOST,
@@ -29,61 +30,62 @@ from sandbox.hubspot.schema import object_type as type_of
 from sandbox.kit.jsonio import json_response, query_bool, query_int, read_object
 from sandbox.kit.service import ApiRoute
 
+T = TypeVar("T")
+
+
+def _found(item: T | None, message: str) -> T:
+    if item is None:
+        fail(404, "OBJECT_NOT_FOUND", message)
+    return item
+
+
+def _created(body: JsonObject, location: str) -> Response:
+    response = json_response(body, status=201)
+    response.headers["Location"] = f"{API_HOST}/crm/v3/properties/{location}"
+    return response
+
 
 def list_pipelines(ctx: Ctx, object_type: str) -> Response:
-    otype = pipeline_type(object_type)
-    ctx.require(otype.schema_read_scopes)
+    pipeline_type(ctx, object_type)
     return json_response({"results": [render_pipeline(p) for p in ctx.portal.pipelines]})
 
 
 def get_pipeline(ctx: Ctx, object_type: str, pipeline_id: str) -> Response:
-    otype = pipeline_type(object_type)
-    ctx.require(otype.schema_read_scopes)
+    pipeline_type(ctx, object_type)
     pipeline = next((p for p in ctx.portal.pipelines if p.id == pipeline_id), None)
-    if pipeline is None:
-        fail(404, "OBJECT_NOT_FOUND", f"No pipeline with id {pipeline_id}")
-    return json_response(render_pipeline(pipeline))
+    return json_response(render_pipeline(_found(pipeline, f"No pipeline with id {pipeline_id}")))
 
 
 def list_properties(ctx: Ctx, object_type: str) -> Response:
-    otype = type_of(object_type)
-    ctx.require(otype.schema_read_scopes)
+    otype = ctx.object_type(object_type, "schema_read")
     defs = ctx.portal.properties_of(otype).values()
-    return json_response(
-        {"results": [render_property(d, ctx.portal, otype) for d in defs]}
-    )
+    return json_response({"results": [render_property(d, ctx.portal, otype) for d in defs]})
 
 
 def get_property(ctx: Ctx, object_type: str, property_name: str) -> Response:
-    otype = type_of(object_type)
-    ctx.require(otype.schema_read_scopes)
-    defn = ctx.portal.properties_of(otype).get(property_name)
-    if defn is None:
-        fail(404, "OBJECT_NOT_FOUND", f"Unable to find property {property_name}")
+    otype = ctx.object_type(object_type, "schema_read")
+    defn = _found(ctx.portal.properties_of(otype).get(property_name),
+                  f"Unable to find property {property_name}")
     return json_response(render_property(defn, ctx.portal, otype))
 
 
 def create_property(ctx: Ctx, object_type: str) -> Response:
-    otype = type_of(object_type)
-    ctx.require(otype.schema_write_scopes)
+    otype = ctx.object_type(object_type, "schema_write")
     body = read_object(ctx.request)
     defn = property_from_request(body, ctx.portal.groups_of(otype), ctx.now_ms())
     defs = ctx.portal.properties_of(otype)
     if defn.name in defs:
         fail(409, "OBJECT_ALREADY_EXISTS", f"A property named '{defn.name}' already exists.")
     defs[defn.name] = defn
-    response = json_response(render_property(defn, ctx.portal, otype), status=201)
-    response.headers["Location"] = f"{API_HOST}/crm/v3/properties/{otype.name}/{defn.name}"
-    return response
+    return _created(render_property(defn, ctx.portal, otype), f"{otype.name}/{defn.name}")
 
 
 def batch_create_properties(ctx: Ctx, object_type: str) -> Response:
     """Create several; invalid input fails the batch (400), existing names are 207
     errors (unverified: HubSpot may answer 409 for the whole batch)."""
-    otype = type_of(object_type)
-    ctx.require(otype.schema_write_scopes)
+    otype = ctx.object_type(object_type, "schema_write")
     started = ctx.now_ms()
-    inputs = batch_inputs(read_object(ctx.request), MAX_BATCH_INPUTS)
+    inputs = batch_inputs(ctx)
     groups, defs = ctx.portal.groups_of(otype), ctx.portal.properties_of(otype)
     created = [property_from_request(i, groups, ctx.now_ms()) for i in inputs]
     results: list[JsonObject] = []
@@ -92,51 +94,40 @@ def batch_create_properties(ctx: Ctx, object_type: str) -> Response:
         if defn.name in defs:
             errors.append(standard_error(
                 "OBJECT_ALREADY_EXISTS", f"A property named '{defn.name}' already exists.",
-                context={"name": [defn.name]},
-            ))
-            continue
-        defs[defn.name] = defn
-        results.append(render_property(defn, ctx.portal, otype))
-    payload, status = batch_body(results, errors, started, ctx.now_ms())
-    return json_response(payload, status=201 if status == 200 else status)
+                context={"name": [defn.name]}))
+        else:
+            defs[defn.name] = defn
+            results.append(render_property(defn, ctx.portal, otype))
+    return batch_answer(ctx, started, results, errors, ok_status=201)
 
 
 def batch_read_properties(ctx: Ctx, object_type: str) -> Response:
-    otype = type_of(object_type)
-    ctx.require(otype.schema_read_scopes)
+    otype = ctx.object_type(object_type, "schema_read")
     started = ctx.now_ms()
-    inputs = batch_inputs(read_object(ctx.request), MAX_BATCH_INPUTS)
-    names = [str(i.get("name", "")) for i in inputs]
+    names = [str(i.get("name", "")) for i in batch_inputs(ctx)]
     defs = ctx.portal.properties_of(otype)
     results = [render_property(defs[n], ctx.portal, otype) for n in names if n in defs]
     missing = [n for n in names if n not in defs]
-    errors = [
-        standard_error("OBJECT_NOT_FOUND", f"Unable to find properties {missing}",
-                       context={"names": missing})
-    ] if missing else []
-    payload, status = batch_body(results, errors, started, ctx.now_ms())
-    return json_response(payload, status=status)
+    errors = [standard_error("OBJECT_NOT_FOUND", f"Unable to find properties {missing}",
+                             context={"names": missing})] if missing else []
+    return batch_answer(ctx, started, results, errors)
 
 
 def list_groups(ctx: Ctx, object_type: str) -> Response:
-    otype = type_of(object_type)
-    ctx.require(otype.schema_read_scopes)
+    otype = ctx.object_type(object_type, "schema_read")
     groups = ctx.portal.groups_of(otype).values()
     return json_response({"results": [render_group(g) for g in groups]})
 
 
 def get_group(ctx: Ctx, object_type: str, group_name: str) -> Response:
-    otype = type_of(object_type)
-    ctx.require(otype.schema_read_scopes)
-    group = ctx.portal.groups_of(otype).get(group_name)
-    if group is None:
-        fail(404, "OBJECT_NOT_FOUND", f"Unable to find group {group_name}")
+    otype = ctx.object_type(object_type, "schema_read")
+    group = _found(ctx.portal.groups_of(otype).get(group_name),
+                   f"Unable to find group {group_name}")
     return json_response(render_group(group))
 
 
 def create_group(ctx: Ctx, object_type: str) -> Response:
-    otype = type_of(object_type)
-    ctx.require(otype.schema_write_scopes)
+    otype = ctx.object_type(object_type, "schema_write")
     body = read_object(ctx.request)
     name, label = body.get("name"), body.get("label")
     if not isinstance(name, str) or not PROPERTY_NAME.match(name):
@@ -148,21 +139,17 @@ def create_group(ctx: Ctx, object_type: str) -> Response:
         fail(409, "OBJECT_ALREADY_EXISTS", f"A property group named '{name}' already exists.")
     order = body.get("displayOrder", -1)
     groups[name] = PropertyGroup(name, label, order if isinstance(order, int) else -1)
-    response = json_response(render_group(groups[name]), status=201)
-    response.headers["Location"] = f"{API_HOST}/crm/v3/properties/{otype.name}/groups/{name}"
-    return response
+    return _created(render_group(groups[name]), f"{otype.name}/groups/{name}")
 
 
 def list_owners(ctx: Ctx) -> Response:
     ctx.require(OWNER_SCOPES)
-    request = ctx.request
-    limit = query_int(request.args, "limit", 100, minimum=1, maximum=500)
-    email = request.args.get("email")
-    owners = [
-        o for o in ctx.portal.owners
-        if o.archived == query_bool(request.args, "archived") and (not email or o.email == email)
-    ]
-    after = request.args.get("after")
+    args = ctx.request.args
+    limit = query_int(args, "limit", 100, minimum=1, maximum=500)
+    archived, email = query_bool(args, "archived"), args.get("email")
+    owners = [o for o in ctx.portal.owners
+              if o.archived == archived and (not email or o.email == email)]
+    after = args.get("after")
     if after:
         owners = [o for o in owners if id_key(o.id) >= id_key(after)]
     body: JsonObject = {"results": [render_owner(o) for o in owners[:limit]]}
@@ -175,20 +162,15 @@ def get_owner(ctx: Ctx, owner_id: str) -> Response:
     ctx.require(OWNER_SCOPES)
     by_user = ctx.request.args.get("idProperty") == "userId"
     owner = next(
-        (o for o in ctx.portal.owners if (str(o.user_id) if by_user else o.id) == owner_id),
-        None,
-    )
-    if owner is None:
-        fail(404, "OBJECT_NOT_FOUND", f"No owner with id {owner_id}")
-    return json_response(render_owner(owner))
-
-# ----- developer webhook settings (hapikey) -------------------------------------
+        (o for o in ctx.portal.owners if (str(o.user_id) if by_user else o.id) == owner_id), None)
+    return json_response(render_owner(_found(owner, f"No owner with id {owner_id}")))
 
 
-def pipeline_type(name: str) -> ObjectType:
+def pipeline_type(ctx: Ctx, name: str) -> ObjectType:
     otype = type_of(name)
     if otype.name != "deals":
         fail(400, "VALIDATION_ERROR", f"Object type {otype.name} does not support pipelines")
+    ctx.require(otype.schema_read_scopes)
     return otype
 
 

@@ -18,23 +18,6 @@ from typing import Any
 from sandbox.hubspot.errors import fail
 
 API_HOST = "https://api.hubapi.com"
-SANDBOX_CRM_SCOPES: tuple[str, ...] = (
-    # platform-facts' list, plus products/owners/schemas-read that reading line items'
-    # products, owners and property definitions need, and companies-write for the company
-    # page's import (app.settings.HUBSPOT_SCOPES).
-    "oauth",
-    "crm.objects.deals.read",
-    "crm.objects.deals.write",
-    "crm.objects.companies.read",
-    "crm.objects.companies.write",
-    "crm.objects.contacts.read",
-    "crm.objects.line_items.read",
-    "crm.objects.products.read",
-    "crm.objects.owners.read",
-    "crm.schemas.deals.read",
-    "crm.schemas.deals.write",
-)
-
 JsonObject = dict[str, Any]
 
 
