@@ -118,32 +118,16 @@ class PortalCrm:
     the calling app (``INTEGRATION``). Every method takes the fake's (reentrant) lock.
     """
 
-    def __init__(
-        self,
-        portal_id: int,
-        *,
-        lock: threading.RLock,
-        clock: Clock,
-        next_id: Callable[[], int],
-        emit: Callable[[Change], None],
-        currency: str,
-        user_id: int,
-        user_email: str,
-    ) -> None:
-        self.portal_id = portal_id
-        self.currency = currency
-        self.user_id = user_id
-        self._lock = lock
-        self._clock = clock
-        self._next_id = next_id
-        self._emit = emit
+    def __init__(self, portal_id: int, *, lock: threading.RLock, clock: Clock,
+                 next_id: Callable[[], int], emit: Callable[[Change], None], currency: str,
+                 user_id: int, user_email: str) -> None:
+        self.portal_id, self.currency, self.user_id = portal_id, currency, user_id
+        self._lock, self._clock, self._next_id, self._emit = lock, clock, next_id, emit
         self._objects: dict[str, dict[str, CrmObject]] = {name: {} for name in OBJECT_TYPES}
         self._links: dict[tuple[str, str], dict[str, Links]] = {}
         self._properties = {name: default_properties(t) for name, t in OBJECT_TYPES.items()}
-        self._groups = {
-            name: {t.group: PropertyGroup(t.group, t.group_label, 0)}
-            for name, t in OBJECT_TYPES.items()
-        }
+        self._groups = {name: {t.group: PropertyGroup(t.group, t.group_label, 0)}
+                        for name, t in OBJECT_TYPES.items()}
         self._pipelines: list[Pipeline] = [default_deal_pipeline()]
         self._owners: list[Owner] = []
         self.add_owner(user_email, "Portal", "Owner", user_id=user_id)
@@ -153,9 +137,8 @@ class PortalCrm:
     def add_company(self, *, user_id: int | None = None, **properties: object) -> str:
         return self._seed("companies", properties, user_id).id
 
-    def add_contact(
-        self, *, company_id: str | None = None, user_id: int | None = None, **properties: object
-    ) -> str:
+    def add_contact(self, *, company_id: str | None = None, user_id: int | None = None,
+                    **properties: object) -> str:
         with self._lock:
             contact = self._seed("contacts", properties, user_id)
             if company_id is not None:
@@ -165,9 +148,8 @@ class PortalCrm:
     def add_product(self, *, user_id: int | None = None, **properties: object) -> str:
         return self._seed("products", properties, user_id).id
 
-    def add_owner(
-        self, email: str, first_name: str = "", last_name: str = "", *, user_id: int | None = None
-    ) -> str:
+    def add_owner(self, email: str, first_name: str = "", last_name: str = "", *,
+                  user_id: int | None = None) -> str:
         with self._lock:
             owner_id = str(self._next_id())
             uid = user_id if user_id is not None else self._next_id()
@@ -175,29 +157,19 @@ class PortalCrm:
             self._owners.append(Owner(owner_id, email, first_name, last_name, uid, now))
             return owner_id
 
-    def add_deal(
-        self,
-        properties: Mapping[str, object] | None = None,
-        *,
-        company_id: str | None = None,
-        contact_ids: Sequence[str] = (),
-        line_items: Sequence[Mapping[str, object]] = (),
-        user_id: int | None = None,
-        **more: object,
-    ) -> str:
+    def add_deal(self, properties: Mapping[str, object] | None = None, *,
+                 company_id: str | None = None, contact_ids: Sequence[str] = (),
+                 line_items: Sequence[Mapping[str, object]] = (), user_id: int | None = None,
+                 **more: object) -> str:
         """Create a deal as a user would; returns its id.
 
         Defaults: the default pipeline's first stage and the portal currency. Line items
         copy name/price/SKU/description from their `hs_product_id` product; without an
         explicit `amount` the deal amount is the sum of the line items' net prices.
         """
-        props: dict[str, object] = {
-            "pipeline": "default",
-            "dealstage": "appointmentscheduled",
-            "deal_currency_code": self.currency,
-            **(properties or {}),
-            **more,
-        }
+        props: dict[str, object] = {"pipeline": "default", "dealstage": "appointmentscheduled",
+                                    "deal_currency_code": self.currency, **(properties or {}),
+                                    **more}
         with self._lock:
             items = [self._line_item_values(dict(item), props) for item in line_items]
             if items and "amount" not in props:
@@ -212,9 +184,8 @@ class PortalCrm:
                 self.associate("deals", deal.id, "line_items", item.id, (19,))
             return deal.id
 
-    def add_line_item(
-        self, deal_id: str, *, user_id: int | None = None, **properties: object
-    ) -> str:
+    def add_line_item(self, deal_id: str, *, user_id: int | None = None,
+                      **properties: object) -> str:
         """Add a line item to a deal in the UI: the deal amount is recalculated."""
         with self._lock:
             deal = self._require("deals", deal_id)
@@ -225,69 +196,41 @@ class PortalCrm:
             self.set_deal_properties(deal_id, {"amount": plain(total)}, user_id=user_id)
             return item.id
 
-    def add_property(
-        self,
-        object_type_name: str,
-        name: str,
-        label: str | None = None,
-        *,
-        type: str = "string",
-        field_type: str = "text",
-        group_name: str | None = None,
-        options: Sequence[tuple[str, str]] = (),
-    ) -> None:
+    def add_property(self, object_type_name: str, name: str, label: str | None = None, *,
+                     type: str = "string", field_type: str = "text",
+                     group_name: str | None = None, options: Sequence[tuple[str, str]] = ()
+                     ) -> None:
         """Define a custom property, as a portal admin would in settings."""
         otype = object_type(object_type_name)
         with self._lock:
             now = self._now_ms()
             self._properties[otype.name][name] = PropertyDef(
                 name, label or name, type, field_type, group_name or otype.group,
-                options=option_list(*options), hubspot_defined=False, created_ms=now, updated_ms=now,
-            )
+                options=option_list(*options), hubspot_defined=False, created_ms=now,
+                updated_ms=now)
 
     def add_pipeline(self, label: str, stages: Sequence[Mapping[str, Any]]) -> str:
         """Add a deal pipeline; each stage: {"label", "probability", "closed"?, "id"?}."""
         with self._lock:
             now = self._now_ms()
-            built = [
-                Stage(
-                    str(spec.get("id") or self._next_id()),
-                    str(spec["label"]),
-                    i,
-                    str(spec.get("probability", "0.5")),
-                    bool(spec.get("closed", False)),
-                    now,
-                    now,
-                )
-                for i, spec in enumerate(stages)
-            ]
+            built = [Stage(str(spec.get("id") or self._next_id()), str(spec["label"]), i,
+                           str(spec.get("probability", "0.5")), bool(spec.get("closed", False)),
+                           now, now)
+                     for i, spec in enumerate(stages)]
             pipeline = Pipeline(str(self._next_id()), label, len(self._pipelines), built, now, now)
             self._pipelines.append(pipeline)
             return pipeline.id
 
-    def set_deal_properties(
-        self,
-        deal_id: str,
-        properties: Mapping[str, object] | None = None,
-        *,
-        user_id: int | None = None,
-        **more: object,
-    ) -> None:
+    def set_deal_properties(self, deal_id: str, properties: Mapping[str, object] | None = None,
+                            *, user_id: int | None = None, **more: object) -> None:
         """Edit a deal as a user in the UI (fires propertyChange webhooks)."""
         self.set_properties("deals", deal_id, {**(properties or {}), **more}, user_id=user_id)
 
-    def set_properties(
-        self,
-        object_type_name: str,
-        object_id: str,
-        properties: Mapping[str, object],
-        *,
-        user_id: int | None = None,
-    ) -> None:
+    def set_properties(self, object_type_name: str, object_id: str,
+                       properties: Mapping[str, object], *, user_id: int | None = None) -> None:
         otype = object_type(object_type_name)
         with self._lock:
-            values = self._helper_values(otype, properties)
-            self.update(otype, object_id, values, self._user(user_id), strict=False)
+            self.update(otype, object_id, _wire(properties), self._user(user_id), strict=False)
 
     def delete_deal(self, deal_id: str, *, user_id: int | None = None) -> None:
         """Archive (delete) a deal in the UI (fires deal.deletion)."""
@@ -343,22 +286,14 @@ class PortalCrm:
 
     # ----- operations shared by helpers and the API ----------------------------
 
-    def find(
-        self,
-        otype: ObjectType,
-        object_id: str,
-        id_property: str | None = None,
-        *,
-        archived: bool = False,
-    ) -> CrmObject | None:
+    def find(self, otype: ObjectType, object_id: str, id_property: str | None = None, *,
+             archived: bool = False) -> CrmObject | None:
         """The record by id (or by a unique property's value), live or archived."""
         with self._lock:
             records = self._objects[otype.name]
             if id_property and id_property != "hs_object_id":
-                obj = next(
-                    (o for o in records.values() if o.properties.get(id_property) == object_id),
-                    None,
-                )
+                obj = next((o for o in records.values()
+                            if o.properties.get(id_property) == object_id), None)
             else:
                 obj = records.get(object_id)
             return obj if obj is not None and obj.archived == archived else None
@@ -367,15 +302,9 @@ class PortalCrm:
         with self._lock:
             return [o for o in self._objects[otype.name].values() if o.archived == archived]
 
-    def create(
-        self,
-        otype: ObjectType,
-        raw: Mapping[str, str | None],
-        source: ChangeSource,
-        *,
-        strict: bool = True,
-        associations: Sequence[tuple[ObjectType, str, Sequence[int]]] = (),
-    ) -> CrmObject:
+    def create(self, otype: ObjectType, raw: Mapping[str, str | None], source: ChangeSource, *,
+               strict: bool = True,
+               associations: Sequence[tuple[ObjectType, str, Sequence[int]]] = ()) -> CrmObject:
         """Create a record (raises PropertyProblem list via `ValidationFailed`)."""
         with self._lock:
             raw = {k: v for k, v in raw.items() if v is not None and v != ""}
@@ -397,15 +326,8 @@ class PortalCrm:
             self._publish(changes)
             return obj
 
-    def update(
-        self,
-        otype: ObjectType,
-        object_id: str,
-        raw: Mapping[str, str | None],
-        source: ChangeSource,
-        *,
-        strict: bool = True,
-    ) -> CrmObject:
+    def update(self, otype: ObjectType, object_id: str, raw: Mapping[str, str | None],
+               source: ChangeSource, *, strict: bool = True) -> CrmObject:
         with self._lock:
             obj = self._require(otype.name, object_id)
             values = self.validate(otype, raw, strict=strict, current=obj)
@@ -428,9 +350,8 @@ class PortalCrm:
             self._publish([Change(self.portal_id, otype, object_id, "deletion", source, now)])
             return True
 
-    def associate(
-        self, from_type: str, from_id: str, to_type: str, to_id: str, type_ids: Iterable[int]
-    ) -> None:
+    def associate(self, from_type: str, from_id: str, to_type: str, to_id: str,
+                  type_ids: Iterable[int]) -> None:
         """Link two live records with the given type ids (and their inverses)."""
         with self._lock:
             self._require(from_type, from_id)
@@ -446,11 +367,8 @@ class PortalCrm:
         """Live associated ids of `to_type` -> association type ids."""
         with self._lock:
             found = self._links.get((otype.name, object_id), {}).get(to_type.name, {})
-            return {
-                to_id: set(ids)
-                for to_id, ids in found.items()
-                if self.find(to_type, to_id) is not None
-            }
+            return {to_id: set(ids) for to_id, ids in found.items()
+                    if self.find(to_type, to_id) is not None}
 
     def properties_of(self, otype: ObjectType) -> dict[str, PropertyDef]:
         with self._lock:
@@ -464,14 +382,8 @@ class PortalCrm:
         with self._lock:
             return next((o for o in self._owners if o.id == owner_id), None)
 
-    def validate(
-        self,
-        otype: ObjectType,
-        raw: Mapping[str, str | None],
-        *,
-        strict: bool,
-        current: CrmObject | None = None,
-    ) -> dict[str, str | None]:
+    def validate(self, otype: ObjectType, raw: Mapping[str, str | None], *, strict: bool,
+                 current: CrmObject | None = None) -> dict[str, str | None]:
         """Normalised values, or raise `ValidationFailed` with every problem.
 
         Not strict (seeding helpers): unknown properties are defined on the fly as
@@ -508,22 +420,14 @@ class PortalCrm:
             raise KeyError(f"no live {type_name} record {object_id} in portal {self.portal_id}")
         return obj
 
-    def _seed(
-        self, type_name: str, properties: Mapping[str, object], user_id: int | None
-    ) -> CrmObject:
-        otype = OBJECT_TYPES[type_name]
+    def _seed(self, type_name: str, properties: Mapping[str, object],
+              user_id: int | None) -> CrmObject:
         with self._lock:
-            values = self._helper_values(otype, properties)
-            return self.create(otype, values, self._user(user_id), strict=False)
+            return self.create(OBJECT_TYPES[type_name], _wire(properties), self._user(user_id),
+                               strict=False)
 
-    def _helper_values(
-        self, otype: ObjectType, properties: Mapping[str, object]
-    ) -> dict[str, str | None]:
-        return {name: wire_value(value) for name, value in properties.items()}
-
-    def _line_item_values(
-        self, item: Mapping[str, object], deal: Mapping[str, object | None]
-    ) -> dict[str, object]:
+    def _line_item_values(self, item: Mapping[str, object],
+                          deal: Mapping[str, object | None]) -> dict[str, object]:
         """A line item's values, filled from its product like HubSpot's editor does."""
         values: dict[str, object] = {"quantity": 1, **item}
         product_id = values.get("hs_product_id")
@@ -545,9 +449,8 @@ class PortalCrm:
         for change in changes:
             self._emit(change)
 
-    def _record(
-        self, obj: CrmObject, name: str, value: str | None, now: int, source: ChangeSource
-    ) -> None:
+    def _record(self, obj: CrmObject, name: str, value: str | None, now: int,
+                source: ChangeSource) -> None:
         obj.properties[name] = value
         entry = HistoryEntry(value, now, source.change_source, source.source_id)
         obj.history.setdefault(name, []).append(entry)
@@ -659,6 +562,10 @@ class PortalCrm:
                 "INVALID_OPTION",
                 f"{text} was not one of the allowed options: {valid} for pipeline {pipeline_id}",
             )
+
+
+def _wire(properties: Mapping[str, object]) -> dict[str, str | None]:
+    return {name: wire_value(value) for name, value in properties.items()}
 
 
 def _normalise_typed(defn: PropertyDef, text: str) -> str:
