@@ -131,55 +131,38 @@ def render_property(defn: PropertyDef, portal: PortalCrm, otype: ObjectType) -> 
     return body
 
 
+def _fields(record: object, **names: str) -> JsonObject:
+    """HubSpot's keys -> the record's attributes (timestamps in ms become ISO 8601)."""
+    return {key: iso_ms(getattr(record, attr)) if attr.endswith("_ms") else getattr(record, attr)
+            for key, attr in names.items()}
+
+
 def render_group(group: PropertyGroup) -> JsonObject:
-    return {
-        "name": group.name,
-        "label": group.label,
-        "displayOrder": group.display_order,
-        "archived": group.archived,
-    }
+    return _fields(group, name="name", label="label", displayOrder="display_order",
+                   archived="archived")
+
+
+_BASICS = {"id": "id", "label": "label", "displayOrder": "display_order",
+           "createdAt": "created_ms", "updatedAt": "updated_ms"}
 
 
 def render_pipeline(pipeline: Pipeline) -> JsonObject:
-    return {
-        "id": pipeline.id,
-        "label": pipeline.label,
-        "displayOrder": pipeline.display_order,
-        "archived": False,
-        "createdAt": iso_ms(pipeline.created_ms),
-        "updatedAt": iso_ms(pipeline.updated_ms),
-        "stages": [
-            {
-                "id": s.id,
-                "label": s.label,
-                "displayOrder": s.display_order,
-                # HubSpot sends deal-stage metadata values as strings
-                "metadata": {"isClosed": "true" if s.is_closed else "false",
-                             "probability": s.probability},
-                "archived": False,
-                "createdAt": iso_ms(s.created_ms),
-                "updatedAt": iso_ms(s.updated_ms),
-                "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
-            }
-            for s in pipeline.stages
-        ],
-    }
+    return {**_fields(pipeline, **_BASICS), "archived": False, "stages": [
+        {**_fields(s, **_BASICS), "archived": False,
+         # HubSpot sends deal-stage metadata values as strings
+         "metadata": {"isClosed": "true" if s.is_closed else "false",
+                      "probability": s.probability},
+         "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}
+        for s in pipeline.stages
+    ]}
 
 
 def render_owner(owner: Owner) -> JsonObject:
-    return {
-        "id": owner.id,
-        "email": owner.email,
-        "firstName": owner.first_name,
-        "lastName": owner.last_name,
-        "userId": owner.user_id,
-        "userIdIncludingInactive": owner.user_id,
-        "type": "PERSON",
-        "createdAt": iso_ms(owner.created_ms),
-        "updatedAt": iso_ms(owner.created_ms),
-        "archived": owner.archived,
-        "teams": [],
-    }
+    body = _fields(owner, id="id", email="email", firstName="first_name",
+                   lastName="last_name", userId="user_id", userIdIncludingInactive="user_id")
+    return {**body, "type": "PERSON", **_fields(owner, createdAt="created_ms",
+                                                 updatedAt="created_ms", archived="archived"),
+            "teams": []}
 
 
 def v4_targets(links: Links) -> list[JsonObject]:
