@@ -54,7 +54,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from sandbox import xero_schema
-from sandbox.clock import Clock
+from sandbox.kit.clock import Clock
 from sandbox.xero_limits import (
     ADDRESS_LIMITS,
     CONTACT_LIMITS,
