@@ -1,16 +1,12 @@
-"""Fake Pipedrive OAuth server and company API (oauth.pipedrive.com and the
-company's api_domain both on one root).
+"""Fake Pipedrive: the OAuth server (oauth.pipedrive.com) and the company API (the
+company's api_domain), both on one root.
 
-A later API v2 module adds endpoints with ``fake.route(rule, handler, methods)``
-and ``fake.require_bearer(request)``; the company of a token is
-``access.grant.consent.company_id``.
-
-The company API (sandbox/pipedrive_api.py: API v2 deals, products, persons,
-organisations, stages, pipelines, deal fields, activities, and app webhooks with v2
-payloads) is installed on every FakePipedrive as ``fake.api``; seeding helpers live
-there (``fake.api.add_deal(...)``). The test knobs are exposed here: `api_calls`,
-`count_api_calls()`, `inject_api()`, `rate_limits`, `deliver()`, `auto_deliver`,
-`webhooks`, `webhook_deliveries`, `dropped_webhook_events`.
+The company API (api.py: API v2 deals, products, persons, organisations, stages,
+pipelines, deal fields, activities, and app webhooks with v2 payloads) is installed on
+every FakePipedrive as ``fake.api``; seeding helpers live there (``fake.api.add_deal(...)``).
+The test knobs are exposed here: `api_calls`, `count_api_calls()`, `inject_api()`,
+`rate_limits`, `deliver()`, `auto_deliver`, `webhooks`, `webhook_deliveries`,
+`dropped_webhook_events`. A company's token is ``access.grant.consent.company_id``.
 """
 
 from __future__ import annotations
@@ -26,20 +22,16 @@ import requests
 from werkzeug.wrappers import Request, Response
 
 from sandbox.kit.clock import Clock
+from sandbox.kit.faults import Fault
 from sandbox.kit.grants import Grant, OAuthError, TokenPolicy, TokenProblem
-from sandbox.kit.oauth import OAuthFake
-from sandbox.pipedrive_api import (
-    WEBHOOK_TIMEOUT_S,
-    ApiCall,
-    DeliveryResult,
-    DroppedEvent,
-    Fault,
-    FaultKind,
-    PipedriveApi,
-    RateLimits,
-    Webhook,
-)
 from sandbox.kit.jsonio import json_response
+from sandbox.kit.oauth import OAuthFake
+from sandbox.pipedrive.api import ApiCall, FaultKind, PipedriveApi
+from sandbox.pipedrive.errors import ERROR_INFO
+from sandbox.pipedrive.limits import RateLimits
+from sandbox.pipedrive.webhooks import (
+    WEBHOOK_TIMEOUT_S, DeliveryResult, DroppedEvent, Webhook,
+)
 
 DEFAULT_SCOPES = ("base", "deals:full", "contacts:read", "products:read", "admin")
 
@@ -118,40 +110,30 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         self.route("/api/v1/users/me", self._users_me)
         self.api = PipedriveApi(self, limits=rate_limits, webhook_timeout=webhook_timeout)
 
-    # ----- company API helpers (sandbox/pipedrive_api.py) ----------------------
+    # ----- company API helpers (api.py) ----------------------------------------
 
     @property
     def api_calls(self) -> list[ApiCall]:
         """Every company API call, oldest first, with the tokens each cost."""
         return self.api.calls
 
-    def count_api_calls(
-        self,
-        method: str | None = None,
-        path_prefix: str | None = None,
-        status: int | None = None,
-        company_id: int | None = None,
-    ) -> int:
+    def count_api_calls(self, method: str | None = None, path_prefix: str | None = None,
+                        status: int | None = None, company_id: int | None = None) -> int:
         """Matching calls; `path_prefix` may omit ``/api/v2`` (``"/deals"``)."""
         return self.api.count_calls(method, path_prefix, status, company_id)
 
-    def inject_api(
-        self,
-        kind: FaultKind,
-        method: str | None = None,
-        path_prefix: str | None = None,
-        times: int | None = 1,
-        status: int | None = None,
-        delay: float | None = None,
-        company_id: int | None = None,
-    ) -> Fault:
+    def inject_api(self, kind: FaultKind, method: str | None = None,
+                   path_prefix: str | None = None, times: int | None = 1,
+                   status: int | None = None, delay: float | None = None,
+                   company_id: int | None = None) -> Fault:
         """Make the next `times` matching API calls fail (None: until cleared).
 
         kind: "5xx" (answer `status`, default 500, without doing anything; tokens are
         charged), "429" (as if the burst limit were hit; nothing charged), "slow"
         (sleep `delay` real seconds, then proceed).
         """
-        fault = Fault(kind, method, path_prefix, times, status, delay, company_id)
+        fault = Fault(kind, method, path_prefix, scope=company_id, remaining=times,
+                      status=status, delay=delay)
         return self.api.inject(fault)
 
     def clear_api_faults(self) -> None:
@@ -201,7 +183,7 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
 
     @property
     def dropped_webhook_events(self) -> list[DroppedEvent]:
-        return self.api.webhooks.dropped
+        return self.api.webhooks.dropped_events
 
     # ----- OAuth hooks -------------------------------------------------------
 
@@ -250,13 +232,8 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         }
 
     def unauthorized_response(self, problem: TokenProblem) -> Response:
-        body = {
-            "success": False,
-            "error": "unauthorized access",
-            "errorCode": 401,
-            "error_info": "Please check developers.pipedrive.com for more information"
-            " about Pipedrive API.",
-        }
+        body = {"success": False, "error": "unauthorized access", "errorCode": 401,
+                "error_info": ERROR_INFO}
         return json_response(body, status=401)
 
     # ----- uninstall ---------------------------------------------------------

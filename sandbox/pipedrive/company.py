@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from sandbox.clock import Clock
-from sandbox.pipedrive import parse
+import sandbox.pipedrive.parse as parse
 from sandbox.pipedrive.errors import bad_request, not_found
 from sandbox.pipedrive.parse import expect_int, expect_text, optional_int, to_decimal
 from sandbox.pipedrive.records import (
@@ -292,6 +292,16 @@ class CompanyData:
         deal.products.append(attached)
         return attached
 
+    def update_deal(self, deal_id: int, *, user_id: int | None = None,
+                    change_source: ChangeSource = "app", **changes: Any) -> dict[str, Any]:
+        """Change a deal as a user would (validated like PATCH); fires change.deal.
+
+        Returns the webhook's `previous` (only the changed fields).
+        """
+        deal = self.live_deal(deal_id)
+        parsed = self.parse_deal_patch(_jsonish(changes))
+        return self.change_deal(deal, parsed, user_id, change_source)
+
     def delete_deal(self, deal_id: int, user_id: int | None = None) -> None:
         """Delete a deal in the UI; fires delete.deal with data null and previous = last state."""
         deal = self.live_deal(deal_id)
@@ -469,6 +479,16 @@ def _stamp_status(deal: Deal, now: float) -> None:
         deal.lost_time = deal.close_time = now
     else:
         deal.close_time = None
+
+
+def _jsonish(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Helper arguments as a JSON body would carry them (str/int money -> Decimal)."""
+    converted: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "value" and isinstance(value, str | float):
+            value = to_decimal(value, key)
+        converted[key] = value
+    return converted
 
 
 def _address(address: str | Mapping[str, str | None] | None) -> dict[str, str | None] | None:

@@ -1,34 +1,33 @@
-"""Pipedrive's JSON bodies: exact-Decimal JSON, the success envelope and the error shape."""
+"""Pipedrive's answers: the success envelopes and the error shape."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from werkzeug.wrappers import Response
 
+from sandbox.kit.errors import ErrorShape, VendorError
+from sandbox.kit.jsonio import dumps, exact_json_response
+
 ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
+# What the kit's JSON readers refuse, in this fake's words.
+INVALID = {
+    "json": "Request body is not valid JSON: {error}",
+    "object": "Request body must be a JSON object",
+}
 
 
-def dumps(value: Any) -> str:
-    """JSON with `Decimal` written as an exact number, never via float."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
-    if isinstance(value, float):
-        raise TypeError("the Pipedrive fake never writes floats")
-    return json.dumps(value)
+def _error_body(status: int, *, message: str, code: str, **extra: Any) -> dict[str, Any]:
+    """Unverified: the `code` strings. The shape (`success: false`, `error`, `error_info`)
+    follows the v1/v2 errors we have seen; `extra` adds fields, e.g. the `errors` object
+    of the webhooks endpoints' 400 (pipedrive/client-nodejs
+    src/versions/v1/models/webhooks-bad-request-response.ts)."""
+    return {"success": False, "error": message, "code": code, "errorCode": status,
+            "error_info": ERROR_INFO, "data": None, "additional_data": None, **extra}
 
 
-def json_body(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(
-        dumps(body), status=status, headers=dict(headers or {}), content_type="application/json"
-    )
+SHAPE = ErrorShape(_error_body, encode=dumps)
 
 
 def ok(data: Any, additional: dict[str, Any] | None = None, status: int = 200) -> Response:
@@ -36,58 +35,34 @@ def ok(data: Any, additional: dict[str, Any] | None = None, status: int = 200) -
     body: dict[str, Any] = {"success": True, "data": data}
     if additional is not None:
         body["additional_data"] = additional
-    return json_body(body, status)
+    return exact_json_response(body, status)
 
 
 def webhook_ok(data: Any, status: int = 200) -> Response:
     """The v1 webhooks endpoints' envelope, which adds ``"status": "ok"``."""
-    return json_body({"status": "ok", "success": True, "data": data}, status)
+    return exact_json_response({"status": "ok", "success": True, "data": data}, status)
 
 
-class ApiError(Exception):
-    """An API answer other than success; `response()` renders Pipedrive's error body.
-
-    Unverified: the `code` strings. The shape (`success: false`, `error`,
-    `error_info`) follows the v1/v2 errors we have seen. `extra` adds fields, e.g. the
-    `errors` object of the webhooks endpoints' 400 (pipedrive/client-nodejs
-    src/versions/v1/models/webhooks-bad-request-response.ts).
-    """
-
-    def __init__(self, status: int, message: str, code: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.extra = extra
-
-    def response(self, headers: Mapping[str, str] | None = None) -> Response:
-        body = {
-            "success": False,
-            "error": self.message,
-            "code": self.code,
-            "errorCode": self.status,
-            "error_info": ERROR_INFO,
-            "data": None,
-            "additional_data": None,
-        }
-        return json_body(body | self.extra, self.status, headers)
+def bad_request(message: str, **extra: Any) -> VendorError:
+    return SHAPE.error(400, message=message, code="ERR_SCHEMA_VALIDATION_FAILED", **extra)
 
 
-def bad_request(message: str, **extra: Any) -> ApiError:
-    return ApiError(400, message, "ERR_SCHEMA_VALIDATION_FAILED", **extra)
+def not_found(what: str) -> VendorError:
+    return SHAPE.error(404, message=f"{what} not found", code="ERR_NOT_FOUND")
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, f"{what} not found", "ERR_NOT_FOUND")
+def scope_mismatch() -> Response:
+    return SHAPE.response(403, message="Scope and URL mismatch", code="ERR_SCOPE_MISMATCH")
 
 
-def scope_mismatch() -> ApiError:
-    return ApiError(403, "Scope and URL mismatch", "ERR_SCOPE_MISMATCH")
+def injected_failure(status: int) -> Response:
+    return SHAPE.response(status, message="injected fault: the call was not processed",
+                          code="ERR_INTERNAL")
 
 
 def too_many_requests(daily: bool, headers: Mapping[str, str], retry: int) -> Response:
     """The 429 of the burst limit or of the daily token budget, with Retry-After."""
     what = "Daily token budget exhausted" if daily else "Request over limit"
-    response = ApiError(429, what, "ERR_RATE_LIMIT_EXCEEDED").response(headers)
+    response = SHAPE.response(429, headers=headers, message=what, code="ERR_RATE_LIMIT_EXCEEDED")
     response.headers["Retry-After"] = str(retry)
     return response

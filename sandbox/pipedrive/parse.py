@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -14,6 +13,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
+from sandbox.kit.jsonio import query_list, read_object
 from sandbox.pipedrive.errors import bad_request
 from sandbox.pipedrive.records import DealField
 
@@ -42,25 +42,16 @@ def to_decimal(value: object, name: str = "value") -> Decimal:
     return number
 
 
-def read_json_object(request: Request) -> dict[str, Any]:
+def read_body(request: Request) -> dict[str, Any]:
     """The request's JSON object body (numbers with fractions as Decimal); {} if empty."""
-    raw = request.get_data(as_text=True)
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw, parse_float=Decimal)
-    except ValueError as exc:
-        raise bad_request(f"Request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise bad_request("Request body must be a JSON object")
-    return body
+    return read_object(request, empty={}, strip=True)
 
 
 def read_v1_body(request: Request) -> dict[str, Any]:
     """v1 endpoints take JSON or a form; both end up as one dict."""
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         return request.form.to_dict()
-    return read_json_object(request)
+    return read_body(request)
 
 
 def path_id(value: str, what: str) -> int:
@@ -151,8 +142,7 @@ def parse_rfc3339(value: str, name: str) -> float:
 
 def query_ints(request: Request, name: str) -> list[int]:
     """A comma list and/or repeated parameter of ids (``?ids=1,2`` or ``?ids=1&ids=2``)."""
-    parts = [p.strip() for raw in request.args.getlist(name) for p in raw.split(",")]
-    parts = [p for p in parts if p]
+    parts = query_list(request.args, name)
     if not all(p.isdigit() for p in parts):
         raise bad_request(f"{name} must be a comma separated list of integers")
     if len(parts) > MAX_IDS:

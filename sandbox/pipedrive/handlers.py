@@ -1,0 +1,259 @@
+"""The company API's endpoints: each is ``handler(ctx, **path_values)`` under the fake's lock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+import sandbox.pipedrive.parse as parse
+from sandbox.pipedrive.company import CompanyData
+from sandbox.pipedrive.errors import bad_request, not_found, ok, webhook_ok
+from sandbox.pipedrive.parse import path_id, query_int, query_ints
+from sandbox.pipedrive.records import Deal
+from sandbox.pipedrive.render import (
+    DEAL_FIELD, DEAL_PRODUCT, STAGE, api_time, render_activity, render_person, render_pipeline,
+    render_product,
+)
+from sandbox.pipedrive.webhooks import WebhookDispatcher, render_webhook, webhook_fields
+
+Handler = Callable[..., Response]
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """One admitted, authenticated call, as handlers see it."""
+
+    request: Request
+    company: CompanyData
+    user_id: int
+    client_id: str
+    hooks: WebhookDispatcher
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of record served by the generic list and get endpoints."""
+
+    table: str
+    """The `CompanyData` attribute holding them by id."""
+    what: str
+    """Its name in a 404."""
+    render: Callable[[CompanyData, Any], dict[str, Any]]
+    key: Callable[[str, str], Any] = path_id
+
+
+PRODUCTS = Kind("products", "Product", lambda _, product: render_product(product))
+ORGANIZATIONS = Kind("orgs", "Organization", CompanyData.render_org)
+PERSONS = Kind("persons", "Person", lambda _, person: render_person(person))
+STAGES = Kind("stages", "Stage", lambda _, stage: STAGE.render(stage))
+PIPELINES = Kind("pipelines", "Pipeline", lambda _, pipeline: render_pipeline(pipeline))
+DEAL_FIELDS = Kind("deal_fields", "Field", lambda _, deal_field: DEAL_FIELD.render(deal_field),
+                   key=lambda code, _: code)
+
+
+def get_one(kind: Kind) -> Handler:
+    """``GET /api/v2/<things>/<id>``: one record, or a 404."""
+
+    def handler(ctx: Ctx, **path: str) -> Response:
+        [value] = path.values()
+        record = getattr(ctx.company, kind.table).get(kind.key(value, "id"))
+        if record is None:
+            raise not_found(kind.what)
+        return ok(kind.render(ctx.company, record))
+
+    return handler
+
+
+Selector = Callable[[Request, Mapping[Any, Any]], list[Any]]
+
+
+def list_of(kind: Kind, select: Selector) -> Handler:
+    """``GET /api/v2/<things>``: the records `select` picks, one cursor page of them."""
+
+    def handler(ctx: Ctx) -> Response:
+        records = select(ctx.request, getattr(ctx.company, kind.table))
+        chunk, extra = parse.page(ctx.request, records)
+        return ok([kind.render(ctx.company, r) for r in chunk], extra)
+
+    return handler
+
+
+def by_ids(request: Request, records: Mapping[int, Any]) -> list[Any]:
+    """`GET /api/v2/<things>[?ids=1,2,3]`: up to 100 ids; unknown ids are left out."""
+    raw = request.args.get("ids", "")
+    ids = [path_id(i.strip(), "ids") for i in raw.split(",") if i.strip()]
+    if len(ids) > 100:
+        raise bad_request("ids: at most 100")
+    return [records[i] for i in ids if i in records] if raw else list(records.values())
+
+
+def stages_of(request: Request, stages: Mapping[int, Any]) -> list[Any]:
+    pipeline_id = query_int(request, "pipeline_id")
+    chosen = [s for s in stages.values() if pipeline_id in (None, s.pipeline_id)]
+    return sorted(chosen, key=lambda s: (s.pipeline_id, s.order_nr))
+
+
+def in_order(_: Request, pipelines: Mapping[int, Any]) -> list[Any]:
+    return sorted(pipelines.values(), key=lambda p: p.order_nr)
+
+
+def every(_: Request, records: Mapping[Any, Any]) -> list[Any]:
+    return list(records.values())
+
+
+# ----- deals ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DealQuery:
+    """The filters of v2 GET /deals: ids, owner/person/org/pipeline/stage, status, updated_*."""
+
+    ids: frozenset[int]
+    links: dict[str, int]
+    statuses: frozenset[str]
+    since: float | None
+    until: float | None
+
+    @classmethod
+    def parse(cls, request: Request) -> DealQuery:
+        keys = ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id")
+        links = {key: value for key in keys if (value := query_int(request, key)) is not None}
+        statuses = frozenset(s for s in request.args.get("status", "").split(",") if s)
+        unknown = statuses - {"open", "won", "lost", "deleted"}
+        if unknown:
+            raise bad_request(f"status must be open, won, lost or deleted, not {sorted(unknown)}")
+        since, until = request.args.get("updated_since"), request.args.get("updated_until")
+        return cls(
+            frozenset(query_ints(request, "ids")),
+            links,
+            statuses or frozenset({"open", "won", "lost"}),  # default: every deal not deleted
+            None if since is None else parse.parse_rfc3339(since, "updated_since"),
+            None if until is None else parse.parse_rfc3339(until, "updated_until"),
+        )
+
+    def matches(self, deal: Deal) -> bool:
+        status = "deleted" if deal.is_deleted else deal.status
+        return (
+            (not self.ids or deal.id in self.ids)
+            and status in self.statuses
+            and all(getattr(deal, key) == value for key, value in self.links.items())
+            and (self.since is None or deal.update_time >= self.since)
+            and (self.until is None or deal.update_time < self.until)
+        )
+
+
+def list_deals(ctx: Ctx) -> Response:
+    query = DealQuery.parse(ctx.request)
+    deals = [d for d in ctx.company.deals.values() if query.matches(d)]
+    parse.sort_items(ctx.request, deals)
+    chunk, extra = parse.page(ctx.request, deals)
+    only = parse.custom_field_filter(ctx.request)
+    return ok([ctx.company.render_deal(d, only) for d in chunk], extra)
+
+
+def get_deal(ctx: Ctx, deal_id: str) -> Response:
+    deal = ctx.company.live_deal(path_id(deal_id, "id"))
+    return ok(ctx.company.render_deal(deal, parse.custom_field_filter(ctx.request)))
+
+
+def patch_deal(ctx: Ctx, deal_id: str) -> Response:
+    deal = ctx.company.live_deal(path_id(deal_id, "id"))
+    changes = ctx.company.parse_deal_patch(parse.read_body(ctx.request))
+    ctx.company.change_deal(deal, changes, ctx.user_id, "api")
+    return ok(ctx.company.render_deal(deal))
+
+
+def deal_followers(ctx: Ctx, deal_id: str) -> Response:
+    """v2 getDealFollowers: FollowerItem {user_id, add_time} (client-php
+    docs/versions/v2/Model/FollowerItem.md), paged like the other v2 lists."""
+    deal = ctx.company.live_deal(path_id(deal_id, "id"))
+    followers = sorted(deal.followers.items())
+    chunk, extra = parse.page(ctx.request, followers)
+    return ok([{"user_id": uid, "add_time": api_time(at)} for uid, at in chunk], extra)
+
+
+def deal_products(ctx: Ctx, deal_id: str) -> Response:
+    return _product_lines(ctx, list(ctx.company.live_deal(path_id(deal_id, "id")).products))
+
+
+def batch_deal_products(ctx: Ctx) -> Response:
+    """v2 GET /deals/products?deal_ids=... (up to 100 deals, one flat list)."""
+    deal_ids = query_ints(ctx.request, "deal_ids")
+    if not deal_ids:
+        raise bad_request("deal_ids is required")
+    lines = [
+        line
+        for deal_id in deal_ids
+        if (deal := ctx.company.deals.get(deal_id)) is not None and not deal.is_deleted
+        for line in deal.products
+    ]
+    return _product_lines(ctx, lines)
+
+
+def _product_lines(ctx: Ctx, lines: list[Any]) -> Response:
+    parse.sort_items(ctx.request, lines, parse.LINE_SORT_KEYS)
+    chunk, extra = parse.page(ctx.request, lines)
+    return ok([DEAL_PRODUCT.render(line) for line in chunk], extra)
+
+
+# ----- other records -------------------------------------------------------------------
+
+
+def patch_org(ctx: Ctx, org_id: str) -> Response:
+    org = ctx.company.orgs.get(path_id(org_id, "id"))
+    if org is None:
+        raise not_found("Organization")
+    return ok(ctx.company.patch_org(org, parse.read_body(ctx.request), ctx.user_id))
+
+
+def get_user(ctx: Ctx, user_id: str) -> Response:
+    """v1 GetUser (developers.pipedrive.com/docs/api/v1/Users#getUser): the user's data
+    with `is_admin`; the v1 envelope `{success, data}`."""
+    uid = path_id(user_id, "id")
+    user = ctx.company.user(uid)
+    if user is None:
+        raise not_found("User")
+    name, email, admin = user
+    return ok({"id": uid, "name": name, "email": email, "is_admin": admin,
+               "active_flag": True, "company_id": ctx.company.company_id})
+
+
+def post_deal_field(ctx: Ctx) -> Response:
+    return ok(DEAL_FIELD.render(ctx.company.create_deal_field(parse.read_body(ctx.request))))
+
+
+def post_activity_v2(ctx: Ctx) -> Response:
+    body = parse.read_body(ctx.request)
+    return ok(render_activity(ctx.company.create_activity(body, "owner_id", ctx.user_id)))
+
+
+def post_activity_v1(ctx: Ctx) -> Response:
+    """v1 is out of support since 2026-08-01 (platform-facts); kept for older callers."""
+    body = parse.read_v1_body(ctx.request)
+    activity = ctx.company.create_activity(body, "user_id", ctx.user_id)
+    return ok(render_activity(activity, v1=True), status=201)
+
+
+# ----- webhooks (v1 endpoints) ---------------------------------------------------------
+
+
+def list_webhooks(ctx: Ctx) -> Response:
+    hooks = ctx.hooks.hooks_of(ctx.company.company_id, ctx.client_id)
+    return webhook_ok([render_webhook(h) for h in hooks])
+
+
+def post_webhook(ctx: Ctx) -> Response:
+    fields = webhook_fields(parse.read_v1_body(ctx.request))
+    hook = ctx.hooks.subscribe(ctx.company.company_id, ctx.user_id, ctx.client_id, fields)
+    return webhook_ok(render_webhook(hook), 201)
+
+
+def delete_webhook(ctx: Ctx, webhook_id: str) -> Response:
+    hook = ctx.hooks.get(path_id(webhook_id, "id"))
+    if hook is None or (hook.company_id, hook.client_id) != (ctx.company.company_id, ctx.client_id):
+        raise not_found("Webhook")
+    ctx.hooks.remove(hook.id)
+    return webhook_ok({"id": hook.id})
