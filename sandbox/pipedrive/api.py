@@ -97,6 +97,20 @@ class ApiCall(Call):
         return self.scope  # type: ignore[return-value]
 
 
+def _on_company(change: Callable[..., T]) -> Callable[..., T]:
+    """`change`, a `CompanyData` method, as a helper of the API: run under the lock on the
+    fake's current company or on `company_id=`, then wake webhook delivery."""
+
+    def helper(api: PipedriveApi, *args: Any, company_id: int | None = None, **kwargs: Any) -> T:
+        with api.lock:
+            result = change(api.company(company_id), *args, **kwargs)
+        api.webhooks.wake()
+        return result
+
+    helper.__name__, helper.__doc__ = change.__name__, change.__doc__
+    return helper
+
+
 class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
     """The company API, its data per company and the production behaviours.
 
@@ -201,63 +215,20 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
         """A company's data (default: the fake's current company), created on first use."""
         return self._companies[self._fake.company_id if company_id is None else company_id]
 
-    def _seed(self, company_id: int | None, change: Callable[..., T], *args: Any,
-              **kwargs: Any) -> T:
-        with self.lock:
-            result = change(self.company(company_id), *args, **kwargs)
-        self.webhooks.wake()
-        return result
-
-    def add_pipeline(self, name: str, *args: Any, company_id: int | None = None) -> int:
-        return self._seed(company_id, CompanyData.add_pipeline, name, *args)
-
-    def add_stage(self, name: str, *args: Any, company_id: int | None = None) -> int:
-        return self._seed(company_id, CompanyData.add_stage, name, *args)
-
-    def stage_id(self, name: str, *args: Any, company_id: int | None = None) -> int:
-        return self._seed(company_id, CompanyData.stage_id, name, *args)
-
-    def add_deal_field(self, name: str, *args: Any, company_id: int | None = None) -> str:
-        return self._seed(company_id, CompanyData.add_deal_field, name, *args)
-
-    def deal_field_option(self, code: str, label: str, *, company_id: int | None = None) -> int:
-        return self._seed(company_id, CompanyData.deal_field_option, code, label)
-
-    def add_org(self, name: str, *, company_id: int | None = None, **fields: Any) -> int:
-        return self._seed(company_id, CompanyData.add_org, name, **fields)
-
-    def add_org_field(self, name: str, *args: Any, company_id: int | None = None) -> str:
-        return self._seed(company_id, CompanyData.add_org_field, name, *args)
-
-    def add_person(self, name: str, *, company_id: int | None = None, **fields: Any) -> int:
-        return self._seed(company_id, CompanyData.add_person, name, **fields)
-
-    def add_product(self, name: str, *, company_id: int | None = None, **fields: Any) -> int:
-        return self._seed(company_id, CompanyData.add_product, name, **fields)
-
-    def add_user(self, name: str, email: str, *, company_id: int | None = None,
-                 **fields: Any) -> int:
-        return self._seed(company_id, CompanyData.add_user, name, email, **fields)
-
-    def add_deal(self, title: str, *, company_id: int | None = None, **fields: Any) -> int:
-        return self._seed(company_id, CompanyData.add_deal, title, **fields)
-
-    def add_deal_product(self, deal_id: int, product_id: int, *, company_id: int | None = None,
-                         **line: Any) -> int:
-        return self._seed(company_id, CompanyData.add_deal_product, deal_id, product_id, **line)
-
-    def update_deal(self, deal_id: int, *, company_id: int | None = None,
-                    **changes: Any) -> dict[str, Any]:
-        return self._seed(company_id, CompanyData.update_deal, deal_id, **changes)
-
-    def move_deal(self, deal_id: int, stage_id: int, *, user_id: int | None = None,
-                  company_id: int | None = None) -> dict[str, Any]:
-        """Drag a deal to another stage in the UI (change_source "app")."""
-        return self.update_deal(deal_id, stage_id=stage_id, user_id=user_id, company_id=company_id)
-
-    def delete_deal(self, deal_id: int, *, user_id: int | None = None,
-                    company_id: int | None = None) -> None:
-        self._seed(company_id, CompanyData.delete_deal, deal_id, user_id)
+    add_pipeline = _on_company(CompanyData.add_pipeline)
+    add_stage = _on_company(CompanyData.add_stage)
+    stage_id = _on_company(CompanyData.stage_id)
+    add_deal_field = _on_company(CompanyData.add_deal_field)
+    deal_field_option = _on_company(CompanyData.deal_field_option)
+    add_org_field = _on_company(CompanyData.add_org_field)
+    add_org = _on_company(CompanyData.add_org)
+    add_person = _on_company(CompanyData.add_person)
+    add_product = _on_company(CompanyData.add_product)
+    add_user = _on_company(CompanyData.add_user)
+    add_deal = _on_company(CompanyData.add_deal)
+    update_deal = _on_company(CompanyData.update_deal)
+    move_deal = _on_company(CompanyData.move_deal)
+    delete_deal = _on_company(CompanyData.delete_deal)
 
     # ----- snapshots ------------------------------------------------------------------
 
@@ -267,10 +238,6 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
 
     def org(self, org_id: int, *, company_id: int | None = None) -> Organization:
         return self._snapshot(company_id, "orgs", org_id, "organization")
-
-    def deals(self, *, company_id: int | None = None) -> list[Deal]:
-        with self.lock:
-            return copy.deepcopy(list(self.company(company_id).deals.values()))
 
     def activities(self, *, company_id: int | None = None) -> list[Activity]:
         with self.lock:
@@ -296,10 +263,6 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
                 self._fake.company_id if company_id is None else company_id
             )
 
-    def reset_rate_limits(self) -> None:
-        with self.lock:
-            self.limiter.reset()
-
     def clear_faults(self) -> None:
         with self.lock:
             self.faults.clear()
@@ -310,11 +273,6 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
 
     def clear_calls(self) -> None:
         self.call_log.clear()
-
-    def count_calls(self, method: str | None = None, path_prefix: str | None = None,
-                    status: int | None = None, company_id: int | None = None) -> int:
-        """Calls matching all given filters; `path_prefix` may omit ``/api/v2``."""
-        return self.call_log.count(method, path_prefix, status, company_id)
 
     def remove_app_webhooks(self, company_id: int, user_id: int) -> int:
         """Uninstall: drop this app's webhooks made by that user in that company."""

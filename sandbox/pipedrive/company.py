@@ -225,8 +225,9 @@ class CompanyData:
         """A deal as a user creates it in the UI (fires create.deal webhooks).
 
         `visible_to` is one of VISIBLE_TO; `followers` are user ids following the deal.
-        `products` are dicts for `add_deal_product` (product_id required). With
-        products and no `value`, the value is the sum of the lines, as in Pipedrive.
+        `products` are deal product lines (product_id required; item_price defaults to the
+        product's price in the deal currency). With products and no `value`, the value is
+        the sum of the lines, as in Pipedrive.
         """
         now = self._clock.now()
         stage = self.stages[stage_id] if stage_id else self.first_stage(pipeline_id)
@@ -252,16 +253,6 @@ class CompanyData:
             deal.value = sum((p.sum for p in deal.products), Decimal(0))
         self._emit_deal(deal, "create", None, user_id, "app")
         return deal.id
-
-    def add_deal_product(self, deal_id: int, product_id: int, **line: Any) -> int:
-        """Attach a product to a deal (item_price defaults to the product's price in the
-        deal currency); the deal value becomes the lines' sum and change.deal fires."""
-        deal = self.live_deal(deal_id)
-        before = self.render_deal(deal)
-        attached = self._attach_product(deal, {"product_id": product_id, **line})
-        deal.value = sum((p.sum for p in deal.products), Decimal(0))
-        self._after_change(deal, before, None, "app")
-        return attached.id
 
     def _attach_product(self, deal: Deal, line: dict[str, Any]) -> DealProduct:
         product = self.products.get(line.pop("product_id"))
@@ -302,7 +293,12 @@ class CompanyData:
         parsed = self.parse_deal_patch(_jsonish(changes))
         return self.change_deal(deal, parsed, user_id, change_source)
 
-    def delete_deal(self, deal_id: int, user_id: int | None = None) -> None:
+    def move_deal(self, deal_id: int, stage_id: int, *,
+                  user_id: int | None = None) -> dict[str, Any]:
+        """Drag a deal to another stage in the UI (change_source "app")."""
+        return self.update_deal(deal_id, stage_id=stage_id, user_id=user_id)
+
+    def delete_deal(self, deal_id: int, *, user_id: int | None = None) -> None:
         """Delete a deal in the UI; fires delete.deal with data null and previous = last state."""
         deal = self.live_deal(deal_id)
         last = self.render_deal(deal)
@@ -374,10 +370,6 @@ class CompanyData:
             # request counts: the fake accepts it (checked above), the stated time then wins
             # over "now".
             deal.won_time = deal.close_time = changes["won_time"]
-        return self._after_change(deal, before, user_id, source)
-
-    def _after_change(self, deal: Deal, before: dict[str, Any], user_id: int | None,
-                      source: ChangeSource) -> dict[str, Any]:
         previous = changed(before, self.render_deal(deal))
         if previous:
             deal.update_time = self._clock.now()

@@ -186,8 +186,6 @@ class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, retry_delays=RETRY_DELAYS_S, **kwargs)
         self.timeout = WEBHOOK_TIMEOUT_S
-        self.ban_threshold = BAN_THRESHOLD
-        self.ban_seconds = BAN_S
         self._hooks: dict[int, Webhook] = {}
         self._next_hook_id = 0
 
@@ -272,8 +270,7 @@ class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
             if item.attempt == 1:
                 hook.ban.counter = 0  # unverified: the docs never say a success resets it
             return result
-        if item.attempt == 1 and hook.ban.strike(self.clock.now(), self.ban_threshold,
-                                                 self.ban_seconds):
+        if item.attempt == 1 and hook.ban.strike(self.clock.now(), BAN_THRESHOLD, BAN_S):
             # "No data will be saved for retries after the ban": this event and any
             # queued ones for the hook are lost (unverified reading of the docs).
             self.drop(item, "banned")
