@@ -12,7 +12,7 @@ The test knobs are exposed here: `api_calls`, `count_api_calls()`, `inject_api()
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -29,11 +29,19 @@ from sandbox.kit.oauth import OAuthFake
 from sandbox.pipedrive.api import ApiCall, FaultKind, PipedriveApi
 from sandbox.pipedrive.errors import ERROR_INFO
 from sandbox.pipedrive.limits import RateLimits
+from sandbox.pipedrive.records import DEFAULT_CURRENCY
+from sandbox.pipedrive.render import Shape
 from sandbox.pipedrive.webhooks import (
     WEBHOOK_TIMEOUT_S, DeliveryResult, DroppedEvent, Webhook,
 )
 
 DEFAULT_SCOPES = ("base", "deals:full", "contacts:read", "products:read", "admin")
+# GET /v1/users/me: the installing user, as the consent captured them.
+USER_ME = Shape(
+    "id=user_id name=user_name email=user_email company_id company_name company_domain", "",
+    {"default_currency": DEFAULT_CURRENCY, "locale": "en_AU", "lang": 1,
+     "timezone_name": "Australia/Sydney", "active_flag": True, "is_admin": 1, "is_you": True},
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,11 @@ class PipedriveInstall:
     company_id: int
     company_name: str
     company_domain: str
+
+
+DEFAULT_INSTALL = PipedriveInstall(
+    11223344, "Pat Owner", "pat@acme.example", 7788990, "Acme Pty Ltd", "acme"
+)
 
 
 class FakePipedrive(OAuthFake[PipedriveInstall]):
@@ -73,12 +86,6 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         client_id: str = "paydeck-pipedrive-client",
         client_secret: str = "paydeck-pipedrive-client-secret-0123456789",
         *,
-        company_id: int = 7788990,
-        company_name: str = "Acme Pty Ltd",
-        company_domain: str = "acme",
-        user_id: int = 11223344,
-        user_name: str = "Pat Owner",
-        user_email: str = "pat@acme.example",
         scopes: Sequence[str] = DEFAULT_SCOPES,
         redirect_uris: Sequence[str] | None = None,
         interactive: bool = False,
@@ -88,22 +95,15 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         http_timeout: float = 10.0,
         rate_limits: RateLimits | None = None,
         webhook_timeout: float = WEBHOOK_TIMEOUT_S,
+        **install: Any,
     ) -> None:
+        """`install`: who installs the app, as `PipedriveInstall` fields (company_id=...);
+        the defaults are DEFAULT_INSTALL's. Tests may change them on the fake later."""
         policy = TokenPolicy(code_ttl=code_ttl, access_ttl=access_ttl, rotate_refresh_tokens=True)
-        super().__init__(
-            client_id,
-            client_secret,
-            policy=policy,
-            redirect_uris=redirect_uris,
-            interactive=interactive,
-            clock=clock,
-        )
-        self.company_id = company_id
-        self.company_name = company_name
-        self.company_domain = company_domain
-        self.user_id = user_id
-        self.user_name = user_name
-        self.user_email = user_email
+        super().__init__(client_id, client_secret, policy=policy, redirect_uris=redirect_uris,
+                         interactive=interactive, clock=clock)
+        (self.user_id, self.user_name, self.user_email, self.company_id, self.company_name,
+         self.company_domain) = astuple(replace(DEFAULT_INSTALL, **install))
         self.scopes = tuple(scopes)
         self.http_timeout = http_timeout
         self.route(self.revocation_path, self.revocation_endpoint, methods=("POST",))
@@ -137,12 +137,13 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         return self.api.inject(fault)
 
     def clear_api_faults(self) -> None:
-        self.api.clear_faults()
+        with self.lock:
+            self.api.faults.clear()
 
     @property
     def rate_limits(self) -> RateLimits:
         """The live limits and token costs; assign fields to tune them."""
-        return self.api.limits
+        return self.api.limiter.limits
 
     def deliver(self) -> list[DeliveryResult]:
         """Send the webhook deliveries due now (fake clock); one result per POST."""
@@ -188,14 +189,7 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
     # ----- OAuth hooks -------------------------------------------------------
 
     def make_consent(self) -> PipedriveInstall:
-        return PipedriveInstall(
-            self.user_id,
-            self.user_name,
-            self.user_email,
-            self.company_id,
-            self.company_name,
-            self.company_domain,
-        )
+        return PipedriveInstall(**{f.name: getattr(self, f.name) for f in fields(PipedriveInstall)})
 
     def granted_scopes(self, requested: tuple[str, ...]) -> tuple[str, ...]:
         # Pipedrive ignores any scope parameter: scopes are set on the app in Developer Hub.
@@ -224,12 +218,8 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         return OAuthError("invalid_client", words, self.invalid_client_status, param=param)
 
     def error_body(self, err: OAuthError) -> dict[str, Any]:
-        return {
-            "success": False,
-            "error": err.error,
-            "error_description": err.description,
-            "message": err.description,
-        }
+        return {"success": False, "error": err.error, "error_description": err.description,
+                "message": err.description}
 
     def unauthorized_response(self, problem: TokenProblem) -> Response:
         body = {"success": False, "error": "unauthorized access", "errorCode": 401,
@@ -238,16 +228,10 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
 
     # ----- uninstall ---------------------------------------------------------
 
-    def send_uninstall(
-        self,
-        callback_url: str,
-        client_secret: str | None = None,
-        *,
-        company_id: int | None = None,
-        user_id: int | None = None,
-        revoke_tokens: bool = True,
-        remove_webhooks: bool = True,
-    ) -> requests.Response:
+    def send_uninstall(self, callback_url: str, client_secret: str | None = None, *,
+                       company_id: int | None = None, user_id: int | None = None,
+                       revoke_tokens: bool = True, remove_webhooks: bool = True
+                       ) -> requests.Response:
         """Uninstall the app as Pipedrive does and call the app's callback URL.
 
         Sends ``DELETE callback_url`` with JSON ``{client_id, company_id, user_id,
@@ -265,12 +249,8 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
             self.api.remove_app_webhooks(company, user)
         # The timestamp format is not documented (platform-facts: unverified); ISO 8601 UTC.
         stamp = datetime.fromtimestamp(self.clock.now(), tz=UTC).isoformat(timespec="milliseconds")
-        body: dict[str, str | int] = {
-            "client_id": self.client_id,
-            "company_id": company,
-            "user_id": user,
-            "timestamp": stamp.replace("+00:00", "Z"),
-        }
+        body: dict[str, str | int] = {"client_id": self.client_id, "company_id": company,
+                                      "user_id": user, "timestamp": stamp.replace("+00:00", "Z")}
         secret = self.client_secret if client_secret is None else client_secret
         return requests.delete(
             callback_url, json=body, auth=(self.client_id, secret), timeout=self.http_timeout
@@ -286,23 +266,4 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
 
     def _users_me(self, request: Request) -> Response:
         install = self.require_bearer(request).grant.consent
-        return json_response(
-            {
-                "success": True,
-                "data": {
-                    "id": install.user_id,
-                    "name": install.user_name,
-                    "email": install.user_email,
-                    "company_id": install.company_id,
-                    "company_name": install.company_name,
-                    "company_domain": install.company_domain,
-                    "default_currency": "AUD",
-                    "locale": "en_AU",
-                    "lang": 1,
-                    "timezone_name": "Australia/Sydney",
-                    "active_flag": True,
-                    "is_admin": 1,
-                    "is_you": True,
-                },
-            }
-        )
+        return json_response({"success": True, "data": USER_ME.render(install)})

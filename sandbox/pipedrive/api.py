@@ -1,28 +1,15 @@
-"""Stateful fake of Pipedrive's company API, installed on every `FakePipedrive` as ``fake.api``.
+"""The company API, installed on every `FakePipedrive` as ``fake.api``, on the kit's pipeline.
 
-Served on the fake's root, which is the ``api_domain`` the token response returns, so
-a client calls ``{api_domain}/api/v2/deals/1`` exactly as in production.
+Served on the fake's root, which is the ``api_domain`` the token response returns, so a
+client calls ``{api_domain}/api/v2/deals/1`` exactly as in production. Each call runs:
+bearer check -> injected 429 fault or rate limits (tokens charged) -> other fault -> scope
+check -> handler (under the fake's lock) -> limit headers, call log, webhook delivery.
 
-What it models (sources: shared/notes/platform-facts.md "Pipedrive"; the API v2 models
-of pipedrive/client-nodejs ``src/versions/v2``; pipedrive.readme.io guide-for-webhooks-v2,
-webhooks-for-apps, core-api-concepts-rate-limiting):
-
-- per-company data (company.py): a default pipeline, deals (with custom fields and
-  products), organisations, persons, products, deal fields, activities - seeded by tests
-  through ``fake.api.add_org(...)``, ``add_deal(...)`` and friends;
-- API v2 reads and writes (handlers.py, routes.py) with v2 envelopes ``{"success", "data",
-  "additional_data": {"next_cursor"}}`` and cursor pagination (``limit`` up to 500);
-- OAuth scopes: each endpoint names the scopes that allow it (403 otherwise);
-- token-based rate limits (limits.py) on the fake clock, with ``x-ratelimit-*`` headers;
-- injected faults (5xx, 429, slow) and a call log with the tokens each call cost;
-- app webhooks (webhooks.py) delivering v2 payloads with HTTP Basic auth, retries at
-  3/30/150 s, the 10-failure ban, removal on uninstall, and optional background delivery.
-
-Not verified against real Pipedrive (cheap to change here if wrong; see the
-constants): the error ``code`` strings, the daily-budget header name, whether a
-success resets the webhook ban counter, what happens to pending retries when a hook
-is banned, whether ``previous`` also lists derived timestamps, and how a deal
-product's ``sum`` treats exclusive tax.
+Not verified against real Pipedrive (cheap to change here if wrong; see the constants):
+the error ``code`` strings, the daily-budget header name, whether a success resets the
+webhook ban counter, what happens to pending retries when a hook is banned, whether
+``previous`` also lists derived timestamps, and how a deal product's ``sum`` treats
+exclusive tax.
 """
 
 from __future__ import annotations
@@ -39,7 +26,7 @@ from werkzeug.wrappers import Request, Response
 from sandbox.kit.calls import Call
 from sandbox.kit.clock import Clock
 from sandbox.kit.faults import Fault, FaultInjector
-from sandbox.kit.grants import AccessToken
+from sandbox.kit.grants import AccessToken, Grant
 from sandbox.kit.jsonio import Invalid
 from sandbox.kit.service import Exchange, VendorApi
 from sandbox.kit.state import ScopedState
@@ -56,6 +43,7 @@ from sandbox.pipedrive.webhooks import WEBHOOK_TIMEOUT_S, WebhookDispatcher
 FaultKind = Literal["5xx", "429", "slow"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("5xx", "429", "slow")
 T = TypeVar("T")
+Ex = Exchange[Grant[Any]]
 
 
 class Host(Installer, Protocol):
@@ -72,17 +60,14 @@ class Host(Installer, Protocol):
     def route(self, rule: str, handler: Callable[..., Response], methods: Any = ...) -> None: ...
 
 
-def short_path(path: str) -> str:
-    """``/api/v2/deals/1`` -> ``/deals/1``."""
-    match = re.match(r"^/api/v\d+(/.*)?$", path)
-    return (match.group(1) or "/") if match else path
-
-
-def path_matches(prefix: str | None, path: str) -> bool:
+def path_matches(prefix: str, path: str) -> bool:
     """Prefix match; a prefix without ``/api/vN`` matches every API version."""
-    if prefix is None or path.startswith(prefix):
+    if path.startswith(prefix):
         return True
-    return not prefix.startswith("/api/") and short_path(path).startswith(prefix)
+    short = re.match(r"^/api/v\d+(/.*)?$", path)  # /api/v2/deals/1 -> /deals/1
+    if short is None or prefix.startswith("/api/"):
+        return False
+    return (short.group(1) or "/").startswith(prefix)
 
 
 @dataclass(frozen=True)
@@ -111,14 +96,11 @@ def _on_company(change: Callable[..., T]) -> Callable[..., T]:
     return helper
 
 
-class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
-    """The company API, its data per company and the production behaviours.
+class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
+    """The company API and its data per company (created on first use).
 
-    Each call runs the kit's pipeline: bearer check -> injected 429 fault or rate limits
-    (tokens charged) -> other fault -> scope check -> handler (under the fake's lock) ->
-    headers, call log, webhooks. The seeding helpers (the "UI": changes have
-    change_source "app") are `CompanyData`'s methods of the same name, run under the lock
-    on the fake's current company or on `company_id`.
+    The seeding helpers (the "UI": changes have change_source "app") are `CompanyData`'s
+    methods of the same name, on the fake's current company or on `company_id=`.
     """
 
     call_type = ApiCall
@@ -133,7 +115,7 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
         self.webhooks.timeout = webhook_timeout
         self._companies: ScopedState[int, CompanyData] = ScopedState(fake.lock, self._new_company)
         for route in ROUTES:
-            self.limits.cost_of(route.methods[0], route.rule)  # every route has a cost
+            self.limiter.limits.cost_of(route.methods[0], route.rule)  # every route has a cost
         self.mount(ROUTES)
 
     def _new_company(self, company_id: int) -> CompanyData:
@@ -142,20 +124,20 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
 
     # ----- the pipeline's hooks --------------------------------------------------------
 
-    def authenticate(self, ex: Exchange[AccessToken[Any]]) -> AccessToken[Any]:
-        return self._fake.require_bearer(ex.request)
+    def authenticate(self, ex: Ex) -> Grant[Any]:
+        return self._fake.require_bearer(ex.request).grant
 
-    def scope_of(self, ex: Exchange[AccessToken[Any]]) -> int:
-        return int(self._consent(ex).company_id)
+    def scope_of(self, ex: Ex) -> int:
+        return int(_who(ex).company_id)
 
-    def gate(self, ex: Exchange[AccessToken[Any]]) -> None:
+    def gate(self, ex: Ex) -> None:
         """Injected 429 (free), else the limits (charged), else any other fault."""
-        consent = self._consent(ex)
-        ex.log["user_id"] = consent.user_id
+        who = _who(ex)
+        ex.log["user_id"] = who.user_id
         fault = self.faults.peek(ex.request.method, ex.request.path, ex.scope)
         if fault is None or fault.kind != "429":
-            cost = self.limits.cost_of(ex.route.methods[0], ex.route.rule)
-            ex.admission = self.limiter.admit(consent.company_id, consent.user_id, cost)
+            cost = self.limiter.limits.cost_of(ex.route.methods[0], ex.route.rule)
+            ex.admission = self.limiter.admit(who.company_id, who.user_id, cost)
             if not ex.admission.allowed:
                 return
             ex.log["tokens"] = cost
@@ -163,12 +145,12 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
             self.faults.use(fault)
             ex.fault = fault
 
-    def render_refusal(self, ex: Exchange[AccessToken[Any]]) -> Response:
+    def render_refusal(self, ex: Ex) -> Response:
         refusal = ex.admission
         return too_many_requests(refusal.refused == "daily", refusal.headers,
                                  refusal.retry_after or 1)
 
-    def render_fault(self, ex: Exchange[AccessToken[Any]], fault: Fault) -> Response | None:
+    def render_fault(self, ex: Ex, fault: Fault) -> Response | None:
         if fault.kind == "429":
             headers = self._headers(ex)
             headers["x-ratelimit-remaining"] = "0"
@@ -177,39 +159,31 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
             return injected_failure(fault.status or 500)
         return None  # "slow": the kit sleeps `delay` real seconds, then the call goes on
 
-    def render_invalid(self, ex: Exchange[AccessToken[Any]], err: Invalid) -> Response:
+    def render_invalid(self, ex: Ex, err: Invalid) -> Response:
         return bad_request(err.message(INVALID)).response
 
-    def handle(self, ex: Exchange[AccessToken[Any]]) -> Response:
-        if not set(self._grant(ex).scopes) & set(ex.route.policy.scopes):
+    def handle(self, ex: Ex) -> Response:
+        assert ex.caller is not None
+        if not set(ex.caller.scopes) & set(ex.route.policy.scopes):
             return scope_mismatch()
-        consent = self._consent(ex)
-        company = self._companies[consent.company_id]
-        ctx = Ctx(ex.request, company, consent.user_id, self._fake.client_id, self.webhooks)
+        who = _who(ex)
+        ctx = Ctx(ex.request, self._companies[who.company_id], who.user_id,
+                  self._fake.client_id, self.webhooks)
         return ex.route.handler(ctx, **ex.path_values)
 
-    def rate_headers(self, ex: Exchange[AccessToken[Any]]) -> dict[str, str]:
+    def rate_headers(self, ex: Ex) -> dict[str, str]:
         """Fresh limit headers on every admitted call (a 429 carries its own)."""
         admitted = ex.fault_kind != "429" and ex.admission.allowed
         return self._headers(ex) if admitted else {}
 
-    def after(self, ex: Exchange[AccessToken[Any]], response: Response) -> None:
+    def after(self, ex: Ex, response: Response) -> None:
         self.webhooks.wake()
 
-    def _headers(self, ex: Exchange[AccessToken[Any]]) -> dict[str, str]:
-        consent = self._consent(ex)
+    def _headers(self, ex: Ex) -> dict[str, str]:
         with self.lock:
-            return self.limiter.headers(consent.company_id, consent.user_id)
+            return self.limiter.headers(_who(ex).company_id, _who(ex).user_id)
 
-    @staticmethod
-    def _grant(ex: Exchange[AccessToken[Any]]) -> Any:
-        assert ex.caller is not None  # authenticated before any hook runs
-        return ex.caller.grant
-
-    def _consent(self, ex: Exchange[AccessToken[Any]]) -> Any:
-        return self._grant(ex).consent
-
-    # ----- companies and seeding helpers ---------------------------------------------
+    # ----- companies, seeding helpers and snapshots --------------------------------------
 
     def company(self, company_id: int | None = None) -> CompanyData:
         """A company's data (default: the fake's current company), created on first use."""
@@ -230,8 +204,6 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
     move_deal = _on_company(CompanyData.move_deal)
     delete_deal = _on_company(CompanyData.delete_deal)
 
-    # ----- snapshots ------------------------------------------------------------------
-
     def deal(self, deal_id: int, *, company_id: int | None = None) -> Deal:
         """A snapshot of a deal (deleted ones included)."""
         return self._snapshot(company_id, "deals", deal_id, "deal")
@@ -250,11 +222,7 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
                 raise KeyError(f"unknown {what} {key}")
             return copy.deepcopy(record)
 
-    # ----- limits, calls, faults, webhooks ----------------------------------------------
-
-    @property
-    def limits(self) -> RateLimits:
-        return self.limiter.limits
+    # ----- limits, calls, webhooks ------------------------------------------------------
 
     def tokens_spent(self, company_id: int | None = None) -> int:
         """Tokens the company has spent today (UTC, fake clock)."""
@@ -262,10 +230,6 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
             return self.limiter.spent_today(
                 self._fake.company_id if company_id is None else company_id
             )
-
-    def clear_faults(self) -> None:
-        with self.lock:
-            self.faults.clear()
 
     @property
     def calls(self) -> list[ApiCall]:
@@ -284,4 +248,7 @@ class PipedriveApi(VendorApi[AccessToken[Any], ApiCall]):
             return len(doomed)
 
 
-__all__ = ["ApiCall", "FaultKind", "PipedriveApi", "path_matches"]
+def _who(ex: Ex) -> Any:
+    """The caller's `PipedriveInstall` (its user and company)."""
+    assert ex.caller is not None  # authenticated before any other hook runs
+    return ex.caller.consent

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
-DEFAULT_CURRENCY = "AUD"  # matches /users/me default_currency in sandbox/pipedrive/__init__.py
+DEFAULT_CURRENCY = "AUD"  # also /users/me default_currency
 DEFAULT_STAGES = ("Lead In", "Contact Made", "Proposal Made", "Negotiations Started", "Won")
 """The sandbox's default pipeline. Real Pipedrive tracks won/lost in a deal's `status`,
 not a stage; "Won" is here as the custom stage many companies add."""

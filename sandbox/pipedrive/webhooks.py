@@ -78,14 +78,25 @@ render_webhook = WEBHOOK.render
 
 
 @dataclass(frozen=True)
-class DeliveryResult:
-    """One POST to a subscription URL (or one that could not be made)."""
+class EventRef:
+    """Which event (ids as the payload's meta gives them), for which webhook."""
 
     webhook_id: int
     event_id: str
     entity: str
     action: str
     entity_id: str
+
+
+def _ref(webhook_id: int, payload: dict[str, Any]) -> tuple[int, str, str, str, str]:
+    meta = payload["meta"]
+    return webhook_id, meta["id"], meta["entity"], meta["action"], meta["entity_id"]
+
+
+@dataclass(frozen=True)
+class DeliveryResult(EventRef):
+    """One POST to a subscription URL (or one that could not be made)."""
+
     attempt: int
     url: str
     time: float
@@ -102,14 +113,9 @@ class DeliveryResult:
 
 
 @dataclass(frozen=True)
-class DroppedEvent:
+class DroppedEvent(EventRef):
     """An event a webhook will never receive, and why."""
 
-    webhook_id: int
-    event_id: str
-    entity: str
-    action: str
-    entity_id: str
     attempt: int
     reason: DropReason
     time: float
@@ -253,10 +259,9 @@ class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
         # docs: the URL must not redirect (post() never follows one)
         reply = post(hook.subscription_url, dumps(payload).encode(), headers,
                      timeout=self.timeout, auth=auth, deadline=True)
-        meta = payload["meta"]
-        return DeliveryResult(hook.id, meta["id"], meta["entity"], meta["action"],
-                              meta["entity_id"], item.attempt, hook.subscription_url, sent_at,
-                              reply.status, reply.error, reply.elapsed, None, False, payload)
+        return DeliveryResult(*_ref(hook.id, payload), item.attempt, hook.subscription_url,
+                              sent_at, reply.status, reply.error, reply.elapsed, None, False,
+                              payload)
 
     def settle(self, items: list[Pending[Payload]], result: DeliveryResult) -> DeliveryResult:
         """Apply the retry/ban policy to one attempt's outcome (lock held)."""
@@ -291,12 +296,8 @@ class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
 
     @property
     def dropped_events(self) -> list[DroppedEvent]:
-        return [
-            DroppedEvent(d.target, d.event["meta"]["id"], d.event["meta"]["entity"],
-                         d.event["meta"]["action"], d.event["meta"]["entity_id"], d.attempt,
-                         d.reason, d.time)
-            for d in self.dropped
-        ]
+        return [DroppedEvent(*_ref(d.target, d.event), d.attempt, d.reason, d.time)
+                for d in self.dropped]
 
     @property
     def pending(self) -> list[tuple[int, int, float]]:
