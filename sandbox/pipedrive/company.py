@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sandbox.clock import Clock
+from sandbox.kit.clock import Clock
 import sandbox.pipedrive.parse as parse
 from sandbox.pipedrive.errors import bad_request, not_found
 from sandbox.pipedrive.parse import expect_int, expect_text, optional_int, to_decimal
@@ -87,6 +87,11 @@ class CompanyData:
         self._counters[kind] = self._counters.get(kind, 0) + 1
         return self._counters[kind]
 
+    @staticmethod
+    def _keep(table: dict[int, Any], record: Any) -> int:
+        table[record.id] = record
+        return int(record.id)
+
     def custom_fields(self) -> list[DealField]:
         return [f for f in self.deal_fields.values() if f.is_custom_field]
 
@@ -130,7 +135,7 @@ class CompanyData:
     def add_pipeline(self, name: str, stages: Sequence[str] = ()) -> int:
         now = self._clock.now()
         pipeline = Pipeline(self.next_id("pipeline"), name, len(self.pipelines) + 1, now, now)
-        self.pipelines[pipeline.id] = pipeline
+        self._keep(self.pipelines, pipeline)
         for stage in stages:
             self.add_stage(stage, pipeline.id)
         return pipeline.id
@@ -140,9 +145,8 @@ class CompanyData:
             raise KeyError(f"unknown pipeline {pipeline_id}")
         order = 1 + sum(1 for s in self.stages.values() if s.pipeline_id == pipeline_id)
         now = self._clock.now()
-        stage = Stage(self.next_id("stage"), name, pipeline_id, order, now, now)
-        self.stages[stage.id] = stage
-        return stage.id
+        return self._keep(self.stages, Stage(self.next_id("stage"), name, pipeline_id, order, now,
+                                             now))
 
     def add_deal_field(self, name: str, field_type: str = "varchar",
                        options: Sequence[str] = ()) -> str:
@@ -174,10 +178,9 @@ class CompanyData:
         if visible_to not in VISIBLE_TO:
             raise ValueError(f"visible_to must be one of {VISIBLE_TO}")
         now = self._clock.now()
-        org = Organization(self.next_id("org"), name, owner_id or self.installer.user_id, now,
-                           now, _address(address), dict(custom_fields or {}), website, visible_to)
-        self.orgs[org.id] = org
-        return org.id
+        return self._keep(self.orgs, Organization(
+            self.next_id("org"), name, owner_id or self.installer.user_id, now, now,
+            _address(address), dict(custom_fields or {}), website, visible_to))
 
     def add_person(self, name: str, *, email: str | None = None, phone: str | None = None,
                    emails: Sequence[Mapping[str, Any]] = (),
@@ -187,10 +190,9 @@ class CompanyData:
         if org_id is not None and org_id not in self.orgs:
             raise KeyError(f"unknown organization {org_id}")
         now = self._clock.now()
-        person = Person(self.next_id("person"), name, owner_id or self.installer.user_id, now,
-                        now, org_id, _contact_list(email, emails), _contact_list(phone, phones))
-        self.persons[person.id] = person
-        return person.id
+        return self._keep(self.persons, Person(
+            self.next_id("person"), name, owner_id or self.installer.user_id, now, now, org_id,
+            _contact_list(email, emails), _contact_list(phone, phones)))
 
     def add_product(self, name: str, *, code: str | None = None,
                     price: Decimal | int | str | None = None, currency: str = DEFAULT_CURRENCY,
@@ -202,11 +204,10 @@ class CompanyData:
         if price is not None:
             all_prices.setdefault(currency, price)
         now = self._clock.now()
-        product = Product(self.next_id("product"), name, self.installer.user_id, now, now, code,
-                          unit, to_decimal(tax, "tax"), description,
-                          [ProductPrice(c, to_decimal(p, "price")) for c, p in all_prices.items()])
-        self.products[product.id] = product
-        return product.id
+        return self._keep(self.products, Product(
+            self.next_id("product"), name, self.installer.user_id, now, now, code, unit,
+            to_decimal(tax, "tax"), description,
+            [ProductPrice(cur, to_decimal(p, "price")) for cur, p in all_prices.items()]))
 
     def add_user(self, name: str, email: str, *, is_admin: bool = False) -> int:
         """Another user of the company (Settings > Manage users in Pipedrive's UI)."""
