@@ -18,7 +18,7 @@ from sandbox.pipedrive.records import (
     VISIBLE_TO, Activity, ChangeSource, Deal, DealField, DealProduct, Event, Organization, Person,
     Pipeline, Product, ProductPrice, Stage,
 )
-from sandbox.pipedrive.render import changed, render_activity, render_deal, render_org
+from sandbox.pipedrive.render import ACTIVITY, changed, render_deal, render_org
 
 _HASH = re.compile(r"^[0-9a-f]{40}$")
 _DEAL_PATCH_KEYS = frozenset({
@@ -81,8 +81,6 @@ class CompanyData:
         self.users: dict[int, tuple[str, str, bool]] = {}
         self.add_pipeline("Pipeline", DEFAULT_STAGES)
 
-    # ----- lookups ---------------------------------------------------------------------
-
     def next_id(self, kind: str) -> int:
         self._counters[kind] = self._counters.get(kind, 0) + 1
         return self._counters[kind]
@@ -96,10 +94,8 @@ class CompanyData:
         return [f for f in self.deal_fields.values() if f.is_custom_field]
 
     def first_stage(self, pipeline_id: int) -> Stage:
-        stages = sorted(
-            (s for s in self.stages.values() if s.pipeline_id == pipeline_id),
-            key=lambda s: s.order_nr,
-        )
+        stages = sorted((s for s in self.stages.values() if s.pipeline_id == pipeline_id),
+                        key=lambda s: s.order_nr)
         if not stages:
             raise bad_request(f"pipeline {pipeline_id} has no stages")
         return stages[0]
@@ -129,8 +125,6 @@ class CompanyData:
         if user_id == me.user_id:
             return me.user_name, me.user_email, True
         return self.users.get(user_id)
-
-    # ----- seeding, as in the UI -------------------------------------------------------
 
     def add_pipeline(self, name: str, stages: Sequence[str] = ()) -> int:
         now = self._clock.now()
@@ -252,7 +246,8 @@ class CompanyData:
             self._attach_product(deal, dict(line))
         if products and value is None:
             deal.value = sum((p.sum for p in deal.products), Decimal(0))
-        self._emit_deal(deal, "create", None, user_id, "app")
+        self.emit("deal", "create", deal.id, self.render_deal(deal), None, user_id, "app",
+                  deal.owner_id)
         return deal.id
 
     def _attach_product(self, deal: Deal, line: dict[str, Any]) -> DealProduct:
@@ -261,9 +256,8 @@ class CompanyData:
             raise KeyError("unknown product")
         price = line.pop("item_price", None)
         if price is None:
-            price = next(
-                (p.price for p in product.prices if p.currency == deal.currency), Decimal(0)
-            )
+            price = next((p.price for p in product.prices if p.currency == deal.currency),
+                         Decimal(0))
         now = self._clock.now()
         attached = DealProduct(
             self.next_id("deal_product"), deal.id, product.id, line.pop("name", product.name),
@@ -306,8 +300,6 @@ class CompanyData:
         deal.is_deleted, deal.update_time = True, self._clock.now()
         self.emit("deal", "delete", deal.id, None, last, user_id, "app", deal.owner_id)
 
-    # ----- deal changes (the UI and PATCH /api/v2/deals/{id}) --------------------------
-
     def parse_deal_patch(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a v2 deal update; unknown keys are refused (custom fields go under
         `custom_fields` in v2, not at the top level as in v1)."""
@@ -331,12 +323,9 @@ class CompanyData:
                 raise bad_request("status must be one of open, won, lost")
             return value
         number = expect_int(value, key, nullable=key in ("org_id", "person_id", "probability"))
-        tables: dict[str, Mapping[int, Any]] = {
-            "stage_id": self.stages,
-            "pipeline_id": self.pipelines,
-            "org_id": self.orgs,
-            "person_id": self.persons,
-        }
+        tables: dict[str, Mapping[int, Any]] = {"stage_id": self.stages,
+                                                "pipeline_id": self.pipelines,
+                                                "org_id": self.orgs, "person_id": self.persons}
         if number is not None and key in tables and number not in tables[key]:
             raise bad_request(f"{key} {number} does not exist")
         if key == "probability" and number is not None and not 0 <= number <= 100:
@@ -350,11 +339,7 @@ class CompanyData:
             raise bad_request("won_time can only be set if deal status is won")
         before = self.render_deal(deal)
         now = self._clock.now()
-        for key, value in changes.items():
-            if key == "custom_fields":
-                deal.custom_fields.update(value)
-            elif key != "won_time":
-                setattr(deal, key, value)
+        _apply(deal, {k: v for k, v in changes.items() if k != "won_time"})
         if "stage_id" in changes:
             deal.pipeline_id = self.stages[deal.stage_id].pipeline_id
         elif "pipeline_id" in changes:
@@ -371,18 +356,18 @@ class CompanyData:
             # request counts: the fake accepts it (checked above), the stated time then wins
             # over "now".
             deal.won_time = deal.close_time = changes["won_time"]
-        previous = changed(before, self.render_deal(deal))
+        return self._announce("deal", deal, before, user_id, source)
+
+    def _announce(self, entity: str, record: Any, before: dict[str, Any], user_id: int | None,
+                  source: ChangeSource) -> dict[str, Any]:
+        """Fire change.<entity> if the rendered record changed; returns `previous`."""
+        render = self.render_deal if entity == "deal" else self.render_org
+        previous = changed(before, render(record))
         if previous:
-            deal.update_time = self._clock.now()
-            self._emit_deal(deal, "change", previous, user_id, source)
+            record.update_time = self._clock.now()
+            self.emit(entity, "change", record.id, render(record), previous, user_id, source,
+                      record.owner_id)
         return previous
-
-    def _emit_deal(self, deal: Deal, action: str, previous: dict[str, Any] | None,
-                   user_id: int | None, source: ChangeSource) -> None:
-        data = self.render_deal(deal)
-        self.emit("deal", action, deal.id, data, previous, user_id, source, deal.owner_id)
-
-    # ----- API-only writes -----------------------------------------------------------
 
     def patch_org(self, org: Organization, body: Mapping[str, Any], user_id: int) -> dict[str, Any]:
         """v2 UpdateOrganizationRequest (pipedrive/client-nodejs src/versions/v2/models/
@@ -401,16 +386,8 @@ class CompanyData:
         }
         changes = {key: read(body[key]) for key, read in readers.items() if key in body}
         before = self.render_org(org)
-        for key, value in changes.items():
-            if key == "custom_fields":
-                org.custom_fields.update(value)
-            else:
-                setattr(org, key, value)
-        previous = changed(before, self.render_org(org))
-        if previous:
-            org.update_time = self._clock.now()
-            self.emit("organization", "change", org.id, self.render_org(org), previous, user_id,
-                      "api", org.owner_id)
+        _apply(org, changes)
+        self._announce("organization", org, before, user_id, "api")
         return self.render_org(org)
 
     def create_deal_field(self, body: Mapping[str, Any]) -> DealField:
@@ -452,7 +429,7 @@ class CompanyData:
             done=body.get("done") in (True, 1, "1", "true"),
         )
         self.activities[activity.id] = activity
-        self.emit("activity", "create", activity.id, render_activity(activity), None, user_id,
+        self.emit("activity", "create", activity.id, ACTIVITY.render(activity), None, user_id,
                   "api", activity.owner_id)
         return activity
 
@@ -463,6 +440,15 @@ class CompanyData:
         actor = user_id if user_id is not None else self.installer.user_id
         self._publish(Event(self.company_id, self.domain, entity, action, entity_id, data,
                             previous, actor, source, (owner, actor)))
+
+
+def _apply(record: Any, changes: Mapping[str, Any]) -> None:
+    """Set validated fields; `custom_fields` are merged into the record's."""
+    for key, value in changes.items():
+        if key == "custom_fields":
+            record.custom_fields.update(value)
+        else:
+            setattr(record, key, value)
 
 
 def _stamp_status(deal: Deal, now: float) -> None:

@@ -14,8 +14,7 @@ from sandbox.pipedrive.errors import bad_request, not_found, ok, webhook_ok
 from sandbox.pipedrive.parse import path_id, query_int, query_ints
 from sandbox.pipedrive.records import Deal
 from sandbox.pipedrive.render import (
-    DEAL_FIELD, DEAL_PRODUCT, STAGE, api_time, render_activity, render_person, render_pipeline,
-    render_product,
+    ACTIVITY, ACTIVITY_V1, DEAL_FIELD, DEAL_PRODUCT, PERSON, PIPELINE, PRODUCT, STAGE, api_time,
 )
 from sandbox.pipedrive.webhooks import WebhookDispatcher, render_webhook, webhook_fields
 
@@ -45,11 +44,11 @@ class Kind:
     key: Callable[[str, str], Any] = path_id
 
 
-PRODUCTS = Kind("products", "Product", lambda _, product: render_product(product))
+PRODUCTS = Kind("products", "Product", lambda _, product: PRODUCT.render(product))
 ORGANIZATIONS = Kind("orgs", "Organization", CompanyData.render_org)
-PERSONS = Kind("persons", "Person", lambda _, person: render_person(person))
+PERSONS = Kind("persons", "Person", lambda _, person: PERSON.render(person))
 STAGES = Kind("stages", "Stage", lambda _, stage: STAGE.render(stage))
-PIPELINES = Kind("pipelines", "Pipeline", lambda _, pipeline: render_pipeline(pipeline))
+PIPELINES = Kind("pipelines", "Pipeline", lambda _, pipeline: PIPELINE.render(pipeline))
 DEAL_FIELDS = Kind("deal_fields", "Field", lambda _, deal_field: DEAL_FIELD.render(deal_field),
                    key=lambda code, _: code)
 
@@ -227,14 +226,14 @@ def post_deal_field(ctx: Ctx) -> Response:
 
 def post_activity_v2(ctx: Ctx) -> Response:
     body = parse.read_body(ctx.request)
-    return ok(render_activity(ctx.company.create_activity(body, "owner_id", ctx.user_id)))
+    return ok(ACTIVITY.render(ctx.company.create_activity(body, "owner_id", ctx.user_id)))
 
 
 def post_activity_v1(ctx: Ctx) -> Response:
     """v1 is out of support since 2026-08-01 (platform-facts); kept for older callers."""
     body = parse.read_v1_body(ctx.request)
     activity = ctx.company.create_activity(body, "user_id", ctx.user_id)
-    return ok(render_activity(activity, v1=True), status=201)
+    return ok(ACTIVITY_V1.render(activity), status=201)
 
 
 # ----- webhooks (v1 endpoints) ---------------------------------------------------------

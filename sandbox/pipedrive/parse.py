@@ -225,17 +225,13 @@ def custom_value(deal_field: DealField, value: Any) -> Any:
     kind, name = deal_field.field_type, f"custom field {deal_field.field_code}"
     if kind in _TEXT_TYPES:
         return expect_text(value, name, max_len=65_535 if kind == "text" else 255)
-    if kind == "double":
-        return expect_number(value, name)
-    if kind == "monetary":
-        return _monetary(value, name)
-    if kind == "date":
-        return expect_date(value, name)
     if kind in ("enum", "set"):
         return _options_value(deal_field, value, name)
-    if kind in ("user", "org", "people"):
-        return expect_int(value, name)
-    return copy.deepcopy(value)
+    readers: dict[str, Callable[[Any, str], Any]] = {
+        "double": expect_number, "monetary": _monetary, "date": expect_date,
+        "user": expect_int, "org": expect_int, "people": expect_int,
+    }
+    return readers[kind](value, name) if kind in readers else copy.deepcopy(value)
 
 
 def custom_values(fields: Mapping[str, DealField], value: Any) -> dict[str, Any]:

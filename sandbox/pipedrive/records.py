@@ -28,21 +28,14 @@ ADDRESS_KEYS = (
     "value", "street_number", "route", "sublocality", "locality", "admin_area_level_1",
     "admin_area_level_2", "country", "postal_code", "formatted_address",
 )
-BUILTIN_DEAL_FIELDS = (
-    ("title", "Title", "varchar"),
-    ("value", "Value", "monetary"),
-    ("currency", "Currency", "varchar"),
-    ("stage_id", "Stage", "stage"),
-    ("pipeline_id", "Pipeline", "int"),
-    ("owner_id", "Owner", "user"),
-    ("org_id", "Organization", "org"),
-    ("person_id", "Contact person", "people"),
-    ("status", "Status", "status"),
-    ("expected_close_date", "Expected close date", "date"),
-    ("probability", "Probability", "double"),
-    ("lost_reason", "Lost reason", "varchar"),
-    ("add_time", "Deal created", "date"),
-    ("update_time", "Update time", "date"),
+BUILTIN_DEAL_FIELDS = (  # (field_code, field_name, field_type)
+    ("title", "Title", "varchar"), ("value", "Value", "monetary"),
+    ("currency", "Currency", "varchar"), ("stage_id", "Stage", "stage"),
+    ("pipeline_id", "Pipeline", "int"), ("owner_id", "Owner", "user"),
+    ("org_id", "Organization", "org"), ("person_id", "Contact person", "people"),
+    ("status", "Status", "status"), ("expected_close_date", "Expected close date", "date"),
+    ("probability", "Probability", "double"), ("lost_reason", "Lost reason", "varchar"),
+    ("add_time", "Deal created", "date"), ("update_time", "Update time", "date"),
 )
 
 ChangeSource = Literal["app", "api"]
@@ -83,12 +76,18 @@ class DealField:
 
 
 @dataclass
-class Organization:
+class Owned:
+    """The fields a company's organisations, persons and products share."""
+
     id: int
     name: str
     owner_id: int
     add_time: float
     update_time: float
+
+
+@dataclass
+class Organization(Owned):
     address: dict[str, str | None] | None = None
     custom_fields: dict[str, Any] = field(default_factory=dict)
     website: str | None = None
@@ -96,12 +95,7 @@ class Organization:
 
 
 @dataclass
-class Person:
-    id: int
-    name: str
-    owner_id: int
-    add_time: float
-    update_time: float
+class Person(Owned):
     org_id: int | None = None
     emails: list[dict[str, Any]] = field(default_factory=list)
     phones: list[dict[str, Any]] = field(default_factory=list)
@@ -117,12 +111,7 @@ class ProductPrice:
 
 
 @dataclass
-class Product:
-    id: int
-    name: str
-    owner_id: int
-    add_time: float
-    update_time: float
+class Product(Owned):
     code: str | None = None
     unit: str | None = None
     tax: Decimal = Decimal(0)

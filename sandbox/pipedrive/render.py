@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sandbox.pipedrive.records import Activity, Deal, Organization, Person, Pipeline, Product
+from sandbox.pipedrive.records import Deal, Organization
 
 
 def api_time(timestamp: float) -> str:
@@ -31,11 +31,12 @@ def _pairs(names: str) -> list[tuple[str, str]]:
 @dataclass(frozen=True)
 class Shape:
     """One record's body: `copied` attributes (``key=attr`` renames), `times` (None stays
-    None), and `fixed` fields Pipedrive sends that the fake does not model."""
+    None), `fixed` fields Pipedrive sends that the fake does not model, and `derived` ones."""
 
     copied: str
     times: str = "add_time update_time"
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    derived: Callable[[Any], dict[str, Any]] = lambda record: {}
     stamp: Callable[[float], str] = api_time
 
     def render(self, record: Any) -> dict[str, Any]:
@@ -43,7 +44,7 @@ class Shape:
         for key, attr in _pairs(self.times):
             moment = getattr(record, attr)
             body[key] = None if moment is None else self.stamp(moment)
-        return body | copy.deepcopy(dict(self.fixed))
+        return body | copy.deepcopy(dict(self.fixed)) | self.derived(record)
 
 
 DEAL = Shape(
@@ -63,6 +64,9 @@ PRODUCT = Shape(
     "id name code description unit tax owner_id custom_fields",
     fixed={"category": None, "is_linkable": True, "is_deleted": False, "visible_to": 3,
            "billing_frequency": "one-time", "billing_frequency_cycles": None},
+    derived=lambda product: {"prices": [
+        {"product_id": product.id, "price": p.price, "currency": p.currency, "cost": p.cost,
+         "notes": p.notes} for p in product.prices]},
 )
 ORGANIZATION = Shape(
     "id name owner_id visible_to address website", fixed={"is_deleted": False, "label_ids": []}
@@ -70,13 +74,16 @@ ORGANIZATION = Shape(
 PERSON = Shape(
     "id name owner_id org_id emails phones custom_fields",
     fixed={"is_deleted": False, "visible_to": 3, "label_ids": [], "picture_id": None},
+    derived=lambda person: {"first_name": person.name.partition(" ")[0],
+                            "last_name": person.name.partition(" ")[2] or None},
 )
 STAGE = Shape(
     "id order_nr name deal_probability pipeline_id",
     fixed={"is_deleted": False, "is_deal_rot_enabled": False, "days_to_rotten": None},
 )
 PIPELINE = Shape(
-    "id name order_nr", fixed={"is_deleted": False, "is_deal_probability_enabled": False}
+    "id name order_nr", fixed={"is_deleted": False, "is_deal_probability_enabled": False},
+    derived=lambda pipeline: {"is_selected": pipeline.order_nr == 1},
 )
 DEAL_FIELD = Shape(
     "field_name field_code description field_type is_custom_field options", "",
@@ -89,7 +96,7 @@ ACTIVITY = Shape(
 # v1 names the owner user_id and flags as 0/1
 ACTIVITY_V1 = Shape(
     "id subject type user_id=owner_id deal_id person_id org_id due_date due_time duration note",
-    fixed=ACTIVITY.fixed,
+    fixed=ACTIVITY.fixed, derived=lambda activity: {"done": int(activity.done)},
 )
 
 
@@ -101,33 +108,12 @@ def render_deal(deal: Deal, custom_codes: list[str], only: set[str] | None = Non
     return DEAL.render(deal) | {"custom_fields": custom}
 
 
-def render_product(product: Product) -> dict[str, Any]:
-    prices = [{"product_id": product.id, "price": p.price, "currency": p.currency,
-               "cost": p.cost, "notes": p.notes} for p in product.prices]
-    return PRODUCT.render(product) | {"prices": prices}
-
-
 def render_org(org: Organization, field_codes: list[str]) -> dict[str, Any]:
     """v2 OrganizationItem; every defined custom field is present (null when empty), as for
     deals, plus any a test seeded directly."""
     custom: dict[str, Any] = {code: None for code in field_codes}
     custom.update(copy.deepcopy(org.custom_fields))
     return ORGANIZATION.render(org) | {"custom_fields": custom}
-
-
-def render_person(person: Person) -> dict[str, Any]:
-    first, _, last = person.name.partition(" ")
-    return PERSON.render(person) | {"first_name": first, "last_name": last or None}
-
-
-def render_pipeline(pipeline: Pipeline) -> dict[str, Any]:
-    return PIPELINE.render(pipeline) | {"is_selected": pipeline.order_nr == 1}
-
-
-def render_activity(activity: Activity, *, v1: bool = False) -> dict[str, Any]:
-    if v1:
-        return ACTIVITY_V1.render(activity) | {"done": int(activity.done)}
-    return ACTIVITY.render(activity)
 
 
 def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
