@@ -77,10 +77,6 @@ class ApiCall(Call):
     user_id: int | None = None
     tokens: int = 0
 
-    @property
-    def company_id(self) -> int | None:
-        return self.scope  # type: ignore[return-value]
-
 
 def _on_company(change: Callable[..., T]) -> Callable[..., T]:
     """`change`, a `CompanyData` method, as a helper of the API: run under the lock on the
@@ -121,8 +117,6 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
     def _new_company(self, company_id: int) -> CompanyData:
         fake = self._fake
         return CompanyData(company_id, fake.company_domain, fake.clock, fake, self.webhooks.emit)
-
-    # ----- the pipeline's hooks --------------------------------------------------------
 
     def authenticate(self, ex: Ex) -> Grant[Any]:
         return self._fake.require_bearer(ex.request).grant
@@ -183,8 +177,6 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
         with self.lock:
             return self.limiter.headers(_who(ex).company_id, _who(ex).user_id)
 
-    # ----- companies, seeding helpers and snapshots --------------------------------------
-
     def company(self, company_id: int | None = None) -> CompanyData:
         """A company's data (default: the fake's current company), created on first use."""
         return self._companies[self._fake.company_id if company_id is None else company_id]
@@ -221,8 +213,6 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
             if record is None:
                 raise KeyError(f"unknown {what} {key}")
             return copy.deepcopy(record)
-
-    # ----- limits, calls, webhooks ------------------------------------------------------
 
     def tokens_spent(self, company_id: int | None = None) -> int:
         """Tokens the company has spent today (UTC, fake clock)."""

@@ -285,8 +285,9 @@ class CompanyData:
         Returns the webhook's `previous` (only the changed fields).
         """
         deal = self.live_deal(deal_id)
-        parsed = self.parse_deal_patch(_jsonish(changes))
-        return self.change_deal(deal, parsed, user_id, change_source)
+        if isinstance(changes.get("value"), str | float):  # as a JSON body would carry it
+            changes["value"] = to_decimal(changes["value"], "value")
+        return self.change_deal(deal, self.parse_deal_patch(changes), user_id, change_source)
 
     def move_deal(self, deal_id: int, stage_id: int, *,
                   user_id: int | None = None) -> dict[str, Any]:
@@ -458,16 +459,6 @@ def _stamp_status(deal: Deal, now: float) -> None:
         deal.lost_time = deal.close_time = now
     else:
         deal.close_time = None
-
-
-def _jsonish(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Helper arguments as a JSON body would carry them (str/int money -> Decimal)."""
-    converted: dict[str, Any] = {}
-    for key, value in values.items():
-        if key == "value" and isinstance(value, str | float):
-            value = to_decimal(value, key)
-        converted[key] = value
-    return converted
 
 
 def _address(address: str | Mapping[str, str | None] | None) -> dict[str, str | None] | None:

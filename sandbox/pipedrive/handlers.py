@@ -103,50 +103,33 @@ def every(_: Request, records: Mapping[Any, Any]) -> list[Any]:
     return list(records.values())
 
 
-# ----- deals ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DealQuery:
+def deal_filter(request: Request) -> Callable[[Deal], bool]:
     """The filters of v2 GET /deals: ids, owner/person/org/pipeline/stage, status, updated_*."""
+    keys = ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id")
+    links = {key: value for key in keys if (value := query_int(request, key)) is not None}
+    asked = frozenset(s for s in request.args.get("status", "").split(",") if s)
+    unknown = asked - {"open", "won", "lost", "deleted"}
+    if unknown:
+        raise bad_request(f"status must be open, won, lost or deleted, not {sorted(unknown)}")
+    statuses = asked or frozenset({"open", "won", "lost"})  # default: every deal not deleted
+    ids = frozenset(query_ints(request, "ids"))
+    since, until = (None if request.args.get(key) is None
+                    else parse.parse_rfc3339(request.args[key], key)
+                    for key in ("updated_since", "updated_until"))
 
-    ids: frozenset[int]
-    links: dict[str, int]
-    statuses: frozenset[str]
-    since: float | None
-    until: float | None
+    def matches(deal: Deal) -> bool:
+        return ((not ids or deal.id in ids)
+                and ("deleted" if deal.is_deleted else deal.status) in statuses
+                and all(getattr(deal, key) == value for key, value in links.items())
+                and (since is None or deal.update_time >= since)
+                and (until is None or deal.update_time < until))
 
-    @classmethod
-    def parse(cls, request: Request) -> DealQuery:
-        keys = ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id")
-        links = {key: value for key in keys if (value := query_int(request, key)) is not None}
-        statuses = frozenset(s for s in request.args.get("status", "").split(",") if s)
-        unknown = statuses - {"open", "won", "lost", "deleted"}
-        if unknown:
-            raise bad_request(f"status must be open, won, lost or deleted, not {sorted(unknown)}")
-        since, until = request.args.get("updated_since"), request.args.get("updated_until")
-        return cls(
-            frozenset(query_ints(request, "ids")),
-            links,
-            statuses or frozenset({"open", "won", "lost"}),  # default: every deal not deleted
-            None if since is None else parse.parse_rfc3339(since, "updated_since"),
-            None if until is None else parse.parse_rfc3339(until, "updated_until"),
-        )
-
-    def matches(self, deal: Deal) -> bool:
-        status = "deleted" if deal.is_deleted else deal.status
-        return (
-            (not self.ids or deal.id in self.ids)
-            and status in self.statuses
-            and all(getattr(deal, key) == value for key, value in self.links.items())
-            and (self.since is None or deal.update_time >= self.since)
-            and (self.until is None or deal.update_time < self.until)
-        )
+    return matches
 
 
 def list_deals(ctx: Ctx) -> Response:
-    query = DealQuery.parse(ctx.request)
-    deals = [d for d in ctx.company.deals.values() if query.matches(d)]
+    matches = deal_filter(ctx.request)
+    deals = [d for d in ctx.company.deals.values() if matches(d)]
     parse.sort_items(ctx.request, deals)
     chunk, extra = parse.page(ctx.request, deals)
     only = parse.custom_field_filter(ctx.request)
@@ -198,9 +181,6 @@ def _product_lines(ctx: Ctx, lines: list[Any]) -> Response:
     return ok([DEAL_PRODUCT.render(line) for line in chunk], extra)
 
 
-# ----- other records -------------------------------------------------------------------
-
-
 def patch_org(ctx: Ctx, org_id: str) -> Response:
     org = ctx.company.orgs.get(path_id(org_id, "id"))
     if org is None:
@@ -234,9 +214,6 @@ def post_activity_v1(ctx: Ctx) -> Response:
     body = parse.read_v1_body(ctx.request)
     activity = ctx.company.create_activity(body, "user_id", ctx.user_id)
     return ok(ACTIVITY_V1.render(activity), status=201)
-
-
-# ----- webhooks (v1 endpoints) ---------------------------------------------------------
 
 
 def list_webhooks(ctx: Ctx) -> Response:

@@ -195,8 +195,6 @@ class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
         self._hooks: dict[int, Webhook] = {}
         self._next_hook_id = 0
 
-    # ----- subscriptions (caller holds the lock) -------------------------------------
-
     def subscribe(self, company_id: int, user_id: int, client_id: str,
                   fields: Mapping[str, Any]) -> Webhook:
         mine = [h for h in self.hooks_of(company_id, client_id) if h.user_id == user_id]
@@ -226,8 +224,6 @@ class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
         return [h for h in self._hooks.values()
                 if h.company_id == company_id and h.client_id == client_id]
 
-    # ----- events --------------------------------------------------------------------
-
     def emit(self, event: Event) -> None:
         """Queue attempt 1 for each matching webhook (caller holds the lock)."""
         now = self.clock.now()
@@ -240,8 +236,6 @@ class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
             item = self.enqueue(hook.id, _payload(event, hook, ids, now), due=now)
             if hook.ban.active(now):
                 self.drop(item, "banned")  # guide-for-webhooks-v2: events in a ban are lost
-
-    # ----- the delivery loop's hooks -------------------------------------------------
 
     def prepare(self, items: list[Pending[Payload]]) -> tuple[Webhook, Payload]:
         [item] = items
@@ -291,8 +285,6 @@ class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
             self.drop(item, "webhook_removed")
             return None
         return self.retry(item)
-
-    # ----- introspection -------------------------------------------------------------
 
     @property
     def dropped_events(self) -> list[DroppedEvent]:
