@@ -1,12 +1,9 @@
-"""Fake Pipedrive: the OAuth server (oauth.pipedrive.com) and the company API (the
-company's api_domain), both on one root.
+"""Fake Pipedrive: the OAuth server (oauth.pipedrive.com) and, as ``fake.api``, the company
+API (api.py: API v2 records, app webhooks with v2 payloads, token-based limits) on one root.
 
-The company API (api.py: API v2 deals, products, persons, organisations, stages,
-pipelines, deal fields, activities, and app webhooks with v2 payloads) is installed on
-every FakePipedrive as ``fake.api``; seeding helpers live there (``fake.api.add_deal(...)``).
-The test knobs are exposed here: `api_calls`, `count_api_calls()`, `inject_api()`,
-`rate_limits`, `deliver()`, `auto_deliver`, `webhooks`, `webhook_deliveries`,
-`dropped_webhook_events`. A company's token is ``access.grant.consent.company_id``.
+Seeding helpers are on ``fake.api`` (``fake.api.add_deal(...)``); the test knobs here:
+`api_calls`, `count_api_calls()`, `inject_api()`, `rate_limits`, `deliver()`,
+`auto_deliver`, `webhooks`, `webhook_deliveries`, `dropped_webhook_events`.
 """
 
 from __future__ import annotations
@@ -31,9 +28,7 @@ from sandbox.pipedrive.errors import ERROR_INFO
 from sandbox.pipedrive.limits import RateLimits
 from sandbox.pipedrive.records import DEFAULT_CURRENCY
 from sandbox.pipedrive.render import Shape
-from sandbox.pipedrive.webhooks import (
-    WEBHOOK_TIMEOUT_S, DeliveryResult, DroppedEvent, Webhook,
-)
+from sandbox.pipedrive.webhooks import WEBHOOK_TIMEOUT_S, DeliveryResult, DroppedEvent, Webhook
 
 DEFAULT_SCOPES = ("base", "deals:full", "contacts:read", "products:read", "admin")
 # GET /v1/users/me: the installing user, as the consent captured them.
@@ -72,11 +67,7 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
     # POST https://oauth.pipedrive.com/oauth/token with HTTP Basic client_id:client_secret
     # (pipedrive.readme.io/docs/marketplace-oauth-authorization, "Step 5: Getting the tokens":
     # form grant_type=authorization_code, code, redirect_uri; "Refreshing the tokens":
-    # grant_type=refresh_token, refresh_token).
-    required_fields = {
-        "authorization_code": ("code", "redirect_uri"),
-        "refresh_token": ("refresh_token",),
-    }
+    # grant_type=refresh_token, refresh_token): the kit's default `required_fields`.
     # pipedrive.readme.io/docs/marketplace-oauth-and-api-proxy-status-codes lists every
     # /oauth/token refusal under 400 Bad Request, "Invalid client: ..." included.
     invalid_client_status = 400
@@ -186,8 +177,6 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
     def dropped_webhook_events(self) -> list[DroppedEvent]:
         return self.api.webhooks.dropped_events
 
-    # ----- OAuth hooks -------------------------------------------------------
-
     def make_consent(self) -> PipedriveInstall:
         return PipedriveInstall(**{f.name: getattr(self, f.name) for f in fields(PipedriveInstall)})
 
@@ -203,12 +192,9 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         # The status-codes page above: "Missing parameter: grant_type"; "Invalid request:
         # redirect_uri is not a valid URI" (missing or not a URI). Unclear: it names no message
         # for a missing code or refresh_token; RFC 6749's invalid_request is used for those.
-        if name == "grant_type":
-            return OAuthError("invalid_request", "Missing parameter: grant_type", param=name)
-        if name == "redirect_uri":
-            return OAuthError("invalid_request", "Invalid request: redirect_uri is not a valid URI",
-                              param=name)
-        return OAuthError("invalid_request", f"Missing parameter: {name}", param=name)
+        words = ("Invalid request: redirect_uri is not a valid URI" if name == "redirect_uri"
+                 else f"Missing parameter: {name}")
+        return OAuthError("invalid_request", words, param=name)
 
     def client_error(self, description: str, param: str) -> OAuthError:
         # The status-codes page above: "Invalid client: cannot retrieve client credentials"
@@ -226,25 +212,22 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
                 "error_info": ERROR_INFO}
         return json_response(body, status=401)
 
-    # ----- uninstall ---------------------------------------------------------
-
     def send_uninstall(self, callback_url: str, client_secret: str | None = None, *,
                        company_id: int | None = None, user_id: int | None = None,
                        revoke_tokens: bool = True, remove_webhooks: bool = True
                        ) -> requests.Response:
-        """Uninstall the app as Pipedrive does and call the app's callback URL.
-
-        Sends ``DELETE callback_url`` with JSON ``{client_id, company_id, user_id,
-        timestamp}`` and HTTP Basic ``client_id:client_secret``; pass
-        `client_secret` to send wrong credentials. Company and user default to the
-        fake's current ones. With `revoke_tokens` their grants are revoked first,
-        as an uninstall invalidates the app's tokens. With `remove_webhooks` the
-        app's webhooks that user made in that company are deleted (webhooks-for-apps).
-        """
+        """Uninstall the app as Pipedrive does: ``DELETE callback_url`` with JSON ``{client_id,
+        company_id, user_id, timestamp}`` and HTTP Basic ``client_id:client_secret`` (pass
+        `client_secret` to send wrong ones). Company and user default to the fake's current
+        ones. With `revoke_tokens` their grants are revoked first (an uninstall invalidates
+        the app's tokens); with `remove_webhooks` the app's webhooks that user made in that
+        company are deleted (webhooks-for-apps)."""
         company = self.company_id if company_id is None else company_id
         user = self.user_id if user_id is None else user_id
-        if revoke_tokens:
-            self._revoke_install(company, user)
+        with self.lock:
+            for grant in self.store.grants if revoke_tokens else ():
+                if (grant.consent.company_id, grant.consent.user_id) == (company, user):
+                    self._revoke(grant)
         if remove_webhooks:
             self.api.remove_app_webhooks(company, user)
         # The timestamp format is not documented (platform-facts: unverified); ISO 8601 UTC.
@@ -252,17 +235,8 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         body: dict[str, str | int] = {"client_id": self.client_id, "company_id": company,
                                       "user_id": user, "timestamp": stamp.replace("+00:00", "Z")}
         secret = self.client_secret if client_secret is None else client_secret
-        return requests.delete(
-            callback_url, json=body, auth=(self.client_id, secret), timeout=self.http_timeout
-        )
-
-    def _revoke_install(self, company_id: int, user_id: int) -> None:
-        with self.lock:
-            for grant in self.store.grants:
-                if grant.consent.company_id == company_id and grant.consent.user_id == user_id:
-                    self._revoke(grant)
-
-    # ----- endpoints ---------------------------------------------------------
+        return requests.delete(callback_url, json=body, auth=(self.client_id, secret),
+                               timeout=self.http_timeout)
 
     def _users_me(self, request: Request) -> Response:
         install = self.require_bearer(request).grant.consent
