@@ -72,22 +72,13 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
     # /oauth/token refusal under 400 Bad Request, "Invalid client: ..." included.
     invalid_client_status = 400
 
-    def __init__(
-        self,
-        client_id: str = "paydeck-pipedrive-client",
-        client_secret: str = "paydeck-pipedrive-client-secret-0123456789",
-        *,
-        scopes: Sequence[str] = DEFAULT_SCOPES,
-        redirect_uris: Sequence[str] | None = None,
-        interactive: bool = False,
-        code_ttl: float = 300,
-        access_ttl: float = 1800,
-        clock: Clock | None = None,
-        http_timeout: float = 10.0,
-        rate_limits: RateLimits | None = None,
-        webhook_timeout: float = WEBHOOK_TIMEOUT_S,
-        **install: Any,
-    ) -> None:
+    def __init__(self, client_id: str = "paydeck-pipedrive-client",
+                 client_secret: str = "paydeck-pipedrive-client-secret-0123456789", *,
+                 scopes: Sequence[str] = DEFAULT_SCOPES, redirect_uris: Sequence[str] | None = None,
+                 interactive: bool = False, code_ttl: float = 300, access_ttl: float = 1800,
+                 clock: Clock | None = None, http_timeout: float = 10.0,
+                 rate_limits: RateLimits | None = None,
+                 webhook_timeout: float = WEBHOOK_TIMEOUT_S, **install: Any) -> None:
         """`install`: who installs the app, as `PipedriveInstall` fields (company_id=...);
         the defaults are DEFAULT_INSTALL's. Tests may change them on the fake later."""
         policy = TokenPolicy(code_ttl=code_ttl, access_ttl=access_ttl, rotate_refresh_tokens=True)

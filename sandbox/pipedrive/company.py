@@ -26,11 +26,8 @@ _DEAL_PATCH_KEYS = frozenset({
     "status", "expected_close_date", "probability", "lost_reason", "won_time", "custom_fields",
 })
 _DEAL_VALUES: dict[str, Callable[[Any, str], Any]] = {
-    "title": parse.expect_name,
-    "value": parse.expect_number,
-    "currency": parse.expect_currency,
-    "expected_close_date": parse.expect_date,
-    "won_time": parse.expect_won_time,
+    "title": parse.expect_name, "value": parse.expect_number, "currency": parse.expect_currency,
+    "expected_close_date": parse.expect_date, "won_time": parse.expect_won_time,
     "lost_reason": lambda value, key: expect_text(value, key, nullable=True),
 }
 # v2 UpdateOrganizationRequest's fields (pipedrive/client-nodejs): the fake keeps the first
@@ -280,10 +277,8 @@ class CompanyData:
 
     def update_deal(self, deal_id: int, *, user_id: int | None = None,
                     change_source: ChangeSource = "app", **changes: Any) -> dict[str, Any]:
-        """Change a deal as a user would (validated like PATCH); fires change.deal.
-
-        Returns the webhook's `previous` (only the changed fields).
-        """
+        """Change a deal as a user would (validated like PATCH); fires change.deal and
+        returns its `previous` (only the changed fields)."""
         deal = self.live_deal(deal_id)
         if isinstance(changes.get("value"), str | float):  # as a JSON body would carry it
             changes["value"] = to_decimal(changes["value"], "value")
@@ -419,12 +414,10 @@ class CompanyData:
         now = self._clock.now()
         activity = Activity(
             self.next_id("activity"), subject, str(body.get("type") or "task"),
-            optional_int(body.get(owner_key), owner_key) or user_id, now, now,
-            deal_id=deal_id,
+            optional_int(body.get(owner_key), owner_key) or user_id, now, now, deal_id=deal_id,
             person_id=optional_int(body.get("person_id"), "person_id"),
             org_id=optional_int(body.get("org_id"), "org_id"),
-            due_date=parse.expect_date(body.get("due_date"), "due_date"),
-            due_time=due_time,
+            due_date=parse.expect_date(body.get("due_date"), "due_date"), due_time=due_time,
             duration=expect_text(body.get("duration"), "duration", nullable=True),
             note=expect_text(body.get("note"), "note", nullable=True, max_len=100_000),
             done=body.get("done") in (True, 1, "1", "true"),

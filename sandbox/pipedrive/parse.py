@@ -170,10 +170,6 @@ def custom_field_filter(request: Request) -> set[str] | None:
     return keys
 
 
-def encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
-
-
 def decode_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
@@ -194,8 +190,8 @@ def page(request: Request, items: Sequence[Any]) -> tuple[list[Any], dict[str, A
         raise bad_request(f"limit must be at most {MAX_PAGE_LIMIT}")
     start = decode_cursor(request.args.get("cursor"))
     end = start + limit
-    next_cursor = encode_cursor(end) if end < len(items) else None
-    return list(items[start:end]), {"next_cursor": next_cursor}
+    cursor = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode().rstrip("=")
+    return list(items[start:end]), {"next_cursor": cursor if end < len(items) else None}
 
 
 SORT_KEYS: dict[str, Callable[[Any], Any]] = {

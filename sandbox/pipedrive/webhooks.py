@@ -154,22 +154,13 @@ def _payload(event: Event, hook: Webhook, ids: tuple[str, str], now: float) -> d
     """The v2 body (guide-for-webhooks-v2 "Webhook format"); meta ids are strings."""
     event_id, correlation_id = ids
     meta: dict[str, Any] = {
-        "action": event.action,
-        "entity": event.entity,
-        "company_id": str(event.company_id),
-        "correlation_id": correlation_id,
-        "entity_id": str(event.entity_id),
-        "id": event_id,
-        "is_bulk_edit": False,
-        "timestamp": event_time(now),
+        "action": event.action, "entity": event.entity, "company_id": str(event.company_id),
+        "correlation_id": correlation_id, "entity_id": str(event.entity_id), "id": event_id,
+        "is_bulk_edit": False, "timestamp": event_time(now),
         "type": "application",  # app webhooks; "general" for ones made in the UI
-        "user_id": str(event.user_id),
-        "version": "2.0",
-        "webhook_id": str(hook.id),
-        "webhook_owner_id": str(hook.user_id),
-        "change_source": event.change_source,
-        "attempt": 1,
-        "host": f"{event.domain}.pipedrive.com",
+        "user_id": str(event.user_id), "version": "2.0", "webhook_id": str(hook.id),
+        "webhook_owner_id": str(hook.user_id), "change_source": event.change_source,
+        "attempt": 1, "host": f"{event.domain}.pipedrive.com",
         "permitted_user_ids": [str(u) for u in sorted(set(event.owners))],
     }
     return {"meta": meta, "data": copy.deepcopy(event.data),
