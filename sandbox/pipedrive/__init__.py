@@ -124,7 +124,7 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
 
     @property
     def rate_limits(self) -> RateLimits:
-        """The live limits and token costs; assign fields to tune them."""
+        """The live limits; assign fields to tune them."""
         return self.api.limiter.limits
 
     def deliver(self) -> list[DeliveryResult]:

@@ -110,8 +110,6 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
         self.webhooks = WebhookDispatcher(fake.lock, fake.clock)
         self.webhooks.timeout = webhook_timeout
         self._companies: ScopedState[int, CompanyData] = ScopedState(fake.lock, self._new_company)
-        for route in ROUTES:
-            self.limiter.limits.cost_of(route.methods[0], route.rule)  # every route has a cost
         self.mount(ROUTES)
 
     def _new_company(self, company_id: int) -> CompanyData:
@@ -130,7 +128,7 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
         ex.log["user_id"] = who.user_id
         fault = self.faults.peek(ex.request.method, ex.request.path, ex.scope)
         if fault is None or fault.kind != "429":
-            cost = self.limiter.limits.cost_of(ex.route.methods[0], ex.route.rule)
+            cost = ex.route.policy.cost
             ex.admission = self.limiter.admit(who.company_id, who.user_id, cost)
             if not ex.admission.allowed:
                 return

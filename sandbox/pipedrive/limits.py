@@ -3,12 +3,11 @@ daily token budget per company and a burst limit per user over a rolling window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from sandbox.kit.clock import Clock
 from sandbox.kit.windows import Admission, FixedWindow, RollingWindows
-from sandbox.pipedrive.routes import DEFAULT_TOKEN_COSTS
 
 DAY_S = 86_400.0
 DAILY_BUDGET_HEADER = "x-daily-requests-left"
@@ -18,7 +17,8 @@ token-based docs we have do not name a daily-budget header."""
 
 @dataclass
 class RateLimits:
-    """Token-based limits (platform-facts). Mutable: tests may change them live.
+    """Token-based limits (platform-facts; token costs: routes.py). Mutable: tests may change
+    them live.
 
     `daily_budget` is per company and resets at 00:00 UTC; the burst limit is per
     user (a user's OAuth tokens share it) over a rolling `burst_window`. Pipedrive's
@@ -29,10 +29,6 @@ class RateLimits:
     burst_limit: int = 80
     burst_window: float = 2.0
     burst_unit: Literal["requests", "tokens"] = "requests"
-    costs: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_TOKEN_COSTS))
-
-    def cost_of(self, method: str, rule: str) -> int:
-        return self.costs[f"{method} {rule}"]
 
 
 class RateLimiter:

@@ -75,4 +75,3 @@ ROUTES = (
     _route("POST", "/api/v1/webhooks", h.post_webhook, WEBHOOKS_WRITE, 10),
     _route("DELETE", "/api/v1/webhooks/<webhook_id>", h.delete_webhook, WEBHOOKS_WRITE, 6),
 )
-DEFAULT_TOKEN_COSTS = {f"{r.methods[0]} {r.rule}": r.policy.cost for r in ROUTES}
