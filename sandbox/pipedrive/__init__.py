@@ -219,8 +219,9 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
             for grant in self.store.grants if revoke_tokens else ():
                 if (grant.consent.company_id, grant.consent.user_id) == (company, user):
                     self._revoke(grant)
-        if remove_webhooks:
-            self.api.remove_app_webhooks(company, user)
+            hooks = self.api.webhooks.hooks_of(company, self.client_id) if remove_webhooks else []
+            for hook in [h for h in hooks if h.user_id == user]:
+                self.api.webhooks.remove(hook.id)
         # The timestamp format is not documented (platform-facts: unverified); ISO 8601 UTC.
         stamp = datetime.fromtimestamp(self.clock.now(), tz=UTC).isoformat(timespec="milliseconds")
         body: dict[str, str | int] = {"client_id": self.client_id, "company_id": company,

@@ -138,9 +138,8 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
             ex.fault = fault
 
     def render_refusal(self, ex: Ex) -> Response:
-        refusal = ex.admission
-        return too_many_requests(refusal.refused == "daily", refusal.headers,
-                                 refusal.retry_after or 1)
+        no = ex.admission
+        return too_many_requests(no.refused == "daily", no.headers, no.retry_after or 1)
 
     def render_fault(self, ex: Ex, fault: Fault) -> Response | None:
         if fault.kind == "429":
@@ -214,10 +213,9 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
 
     def tokens_spent(self, company_id: int | None = None) -> int:
         """Tokens the company has spent today (UTC, fake clock)."""
+        cid = self._fake.company_id if company_id is None else company_id
         with self.lock:
-            return self.limiter.spent_today(
-                self._fake.company_id if company_id is None else company_id
-            )
+            return self.limiter.spent_today(cid)
 
     @property
     def calls(self) -> list[ApiCall]:
@@ -225,15 +223,6 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
 
     def clear_calls(self) -> None:
         self.call_log.clear()
-
-    def remove_app_webhooks(self, company_id: int, user_id: int) -> int:
-        """Uninstall: drop this app's webhooks made by that user in that company."""
-        with self.lock:
-            hooks = self.webhooks.hooks_of(company_id, self._fake.client_id)
-            doomed = [h.id for h in hooks if h.user_id == user_id]
-            for hook_id in doomed:
-                self.webhooks.remove(hook_id)
-            return len(doomed)
 
 
 def _who(ex: Ex) -> Any:

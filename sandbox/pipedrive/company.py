@@ -132,8 +132,7 @@ class CompanyData:
         return pipeline.id
 
     def add_stage(self, name: str, pipeline_id: int = 1) -> int:
-        if pipeline_id not in self.pipelines:
-            raise KeyError(f"unknown pipeline {pipeline_id}")
+        _known(self.pipelines, pipeline_id, "pipeline")
         order = 1 + sum(1 for s in self.stages.values() if s.pipeline_id == pipeline_id)
         now = self._clock.now()
         return self._keep(self.stages, Stage(self.next_id("stage"), name, pipeline_id, order, now,
@@ -178,8 +177,7 @@ class CompanyData:
                    phones: Sequence[Mapping[str, Any]] = (), org_id: int | None = None,
                    owner_id: int | None = None) -> int:
         """A person; `email`/`phone` add one primary "work" entry each."""
-        if org_id is not None and org_id not in self.orgs:
-            raise KeyError(f"unknown organization {org_id}")
+        _known(self.orgs, org_id, "organization")
         now = self._clock.now()
         return self._keep(self.persons, Person(
             self.next_id("person"), name, owner_id or self.installer.user_id, now, now, org_id,
@@ -232,10 +230,8 @@ class CompanyData:
             raise ValueError(f"visible_to must be one of {VISIBLE_TO}")
         deal.visible_to = visible_to
         deal.followers = {int(uid): now for uid in followers}
-        if org_id is not None and org_id not in self.orgs:
-            raise KeyError(f"unknown organization {org_id}")
-        if person_id is not None and person_id not in self.persons:
-            raise KeyError(f"unknown person {person_id}")
+        _known(self.orgs, org_id, "organization")
+        _known(self.persons, person_id, "person")
         deal.custom_fields.update({code: parse.custom_value(self.deal_fields[code], v)
                                    for code, v in (custom_fields or {}).items()})
         self.deals[deal.id] = deal
@@ -434,6 +430,12 @@ class CompanyData:
         actor = user_id if user_id is not None else self.installer.user_id
         self._publish(Event(self.company_id, self.domain, entity, action, entity_id, data,
                             previous, actor, source, (owner, actor)))
+
+
+def _known(table: Mapping[int, Any], key: int | None, what: str) -> None:
+    """A seeding helper's reference must name a record (KeyError otherwise)."""
+    if key is not None and key not in table:
+        raise KeyError(f"unknown {what} {key}")
 
 
 def _apply(record: Any, changes: Mapping[str, Any]) -> None:

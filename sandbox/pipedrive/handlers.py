@@ -34,12 +34,11 @@ class Ctx:
 
 @dataclass(frozen=True)
 class Kind:
-    """A kind of record served by the generic list and get endpoints."""
+    """Records served by the generic endpoints: the `CompanyData` table holding them by id,
+    their name in a 404, how they render, and how a path names one."""
 
     table: str
-    """The `CompanyData` attribute holding them by id."""
     what: str
-    """Its name in a 404."""
     render: Callable[[CompanyData, Any], dict[str, Any]]
     key: Callable[[str, str], Any] = path_id
 
@@ -58,12 +57,16 @@ def get_one(kind: Kind) -> Handler:
 
     def handler(ctx: Ctx, **path: str) -> Response:
         [value] = path.values()
-        record = getattr(ctx.company, kind.table).get(kind.key(value, "id"))
-        if record is None:
-            raise not_found(kind.what)
-        return ok(kind.render(ctx.company, record))
+        return ok(kind.render(ctx.company, _find(ctx, kind, value)))
 
     return handler
+
+
+def _find(ctx: Ctx, kind: Kind, value: str) -> Any:
+    record = getattr(ctx.company, kind.table).get(kind.key(value, "id"))
+    if record is None:
+        raise not_found(kind.what)
+    return record
 
 
 Selector = Callable[[Request, Mapping[Any, Any]], list[Any]]
@@ -182,9 +185,7 @@ def _product_lines(ctx: Ctx, lines: list[Any]) -> Response:
 
 
 def patch_org(ctx: Ctx, org_id: str) -> Response:
-    org = ctx.company.orgs.get(path_id(org_id, "id"))
-    if org is None:
-        raise not_found("Organization")
+    org = _find(ctx, ORGANIZATIONS, org_id)
     return ok(ctx.company.patch_org(org, parse.read_body(ctx.request), ctx.user_id))
 
 
