@@ -23,9 +23,8 @@ from sandbox.kit.faults import Fault
 from sandbox.kit.grants import Grant, OAuthError, TokenPolicy, TokenProblem
 from sandbox.kit.jsonio import json_response
 from sandbox.kit.oauth import OAuthFake
-from sandbox.pipedrive.api import ApiCall, FaultKind, PipedriveApi
+from sandbox.pipedrive.api import ApiCall, FaultKind, PipedriveApi, RateLimits
 from sandbox.pipedrive.errors import ERROR_INFO
-from sandbox.pipedrive.limits import RateLimits
 from sandbox.pipedrive.records import DEFAULT_CURRENCY
 from sandbox.pipedrive.render import Shape
 from sandbox.pipedrive.webhooks import WEBHOOK_TIMEOUT_S, DeliveryResult, DroppedEvent, Webhook

@@ -27,7 +27,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox import FakePipedrive, LoopbackServer
 from sandbox.pipedrive import DEFAULT_SCOPES
-from sandbox.pipedrive.limits import DAILY_BUDGET_HEADER
+from sandbox.pipedrive.api import DAILY_BUDGET_HEADER
 from sandbox.pipedrive.records import DEFAULT_STAGES
 
 from .support import TIMEOUT, OAuthHarness, run_concurrently
