@@ -4,12 +4,7 @@ Served on the fake's root, which is the ``api_domain`` the token response return
 client calls ``{api_domain}/api/v2/deals/1`` exactly as in production. Each call runs:
 bearer check -> injected 429 fault or token-based rate limits (charged) -> other fault ->
 scope check -> handler (under the fake's lock) -> limit headers, call log, webhook delivery.
-
-Not verified against real Pipedrive (cheap to change here if wrong; see the constants):
-the error ``code`` strings, the daily-budget header name, whether a success resets the
-webhook ban counter, what happens to pending retries when a hook is banned, whether
-``previous`` also lists derived timestamps, and how a deal product's ``sum`` treats
-exclusive tax.
+What is not verified against real Pipedrive is marked "unverified" where it is modelled.
 """
 
 from __future__ import annotations
@@ -158,11 +153,8 @@ def _on_company(change: Callable[..., T]) -> Callable[..., T]:
 
 
 class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
-    """The company API and its data per company (created on first use).
-
-    The seeding helpers (the "UI": changes have change_source "app") are `CompanyData`'s
-    methods of the same name, on the fake's current company or on `company_id=`.
-    """
+    """The company API and its data per company. The seeding helpers (the "UI": changes
+    have change_source "app") are `CompanyData`'s methods of the same name."""
 
     call_type = ApiCall
 

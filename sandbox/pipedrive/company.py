@@ -49,9 +49,7 @@ class Installer(Protocol):
 
 class CompanyData:
     """Everything one Pipedrive company holds; ids count from 1 per company and kind.
-
-    Callers hold the fake's lock. Changes are published through `publish` (the webhooks).
-    """
+    Callers hold the fake's lock; changes are published through `publish` (the webhooks)."""
 
     def __init__(self, company_id: int, domain: str, clock: Clock, installer: Installer,
                  publish: Callable[[Event], None]) -> None:
@@ -115,13 +113,6 @@ class CompanyData:
 
     def render_org(self, org: Organization) -> dict[str, Any]:
         return render_org(org, list(self.org_fields))
-
-    def user(self, user_id: int) -> tuple[str, str, bool] | None:
-        """(name, email, is_admin) of a user of the company, the installer included."""
-        me = self.installer
-        if user_id == me.user_id:
-            return me.user_name, me.user_email, True
-        return self.users.get(user_id)
 
     def add_pipeline(self, name: str, stages: Sequence[str] = ()) -> int:
         now = self._clock.now()

@@ -16,7 +16,7 @@ from sandbox.pipedrive.records import Deal
 from sandbox.pipedrive.render import (
     ACTIVITY, ACTIVITY_V1, DEAL_FIELD, DEAL_PRODUCT, PERSON, PIPELINE, PRODUCT, STAGE, api_time,
 )
-from sandbox.pipedrive.webhooks import WebhookDispatcher, render_webhook, webhook_fields
+from sandbox.pipedrive.webhooks import WEBHOOK, WebhookDispatcher, webhook_fields
 
 Handler = Callable[..., Response]
 
@@ -72,7 +72,7 @@ def _find(ctx: Ctx, kind: Kind, value: str) -> Any:
 Selector = Callable[[Request, Mapping[Any, Any]], list[Any]]
 
 
-def list_of(kind: Kind, select: Selector) -> Handler:
+def list_of(kind: Kind, select: Selector = lambda _, records: list(records.values())) -> Handler:
     """``GET /api/v2/<things>``: the records `select` picks, one cursor page of them."""
 
     def handler(ctx: Ctx) -> Response:
@@ -100,10 +100,6 @@ def stages_of(request: Request, stages: Mapping[int, Any]) -> list[Any]:
 
 def in_order(_: Request, pipelines: Mapping[int, Any]) -> list[Any]:
     return sorted(pipelines.values(), key=lambda p: p.order_nr)
-
-
-def every(_: Request, records: Mapping[Any, Any]) -> list[Any]:
-    return list(records.values())
 
 
 def deal_filter(request: Request) -> Callable[[Deal], bool]:
@@ -192,8 +188,8 @@ def patch_org(ctx: Ctx, org_id: str) -> Response:
 def get_user(ctx: Ctx, user_id: str) -> Response:
     """v1 GetUser (developers.pipedrive.com/docs/api/v1/Users#getUser): the user's data
     with `is_admin`; the v1 envelope `{success, data}`."""
-    uid = path_id(user_id, "id")
-    user = ctx.company.user(uid)
+    uid, me = path_id(user_id, "id"), ctx.company.installer
+    user = (me.user_name, me.user_email, True) if uid == me.user_id else ctx.company.users.get(uid)
     if user is None:
         raise not_found("User")
     name, email, admin = user
@@ -219,13 +215,13 @@ def post_activity_v1(ctx: Ctx) -> Response:
 
 def list_webhooks(ctx: Ctx) -> Response:
     hooks = ctx.hooks.hooks_of(ctx.company.company_id, ctx.client_id)
-    return webhook_ok([render_webhook(h) for h in hooks])
+    return webhook_ok([WEBHOOK.render(h) for h in hooks])
 
 
 def post_webhook(ctx: Ctx) -> Response:
     fields = webhook_fields(parse.read_v1_body(ctx.request))
     hook = ctx.hooks.subscribe(ctx.company.company_id, ctx.user_id, ctx.client_id, fields)
-    return webhook_ok(render_webhook(hook), 201)
+    return webhook_ok(WEBHOOK.render(hook), 201)
 
 
 def delete_webhook(ctx: Ctx, webhook_id: str) -> Response:

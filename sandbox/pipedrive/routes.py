@@ -64,7 +64,7 @@ ROUTES = (
     _route("GET", "/api/v2/stages/<stage_id>", h.get_one(h.STAGES), SETUP_READ, 1),
     _route("GET", "/api/v2/pipelines", h.list_of(h.PIPELINES, h.in_order), SETUP_READ, 10),
     _route("GET", "/api/v2/pipelines/<pipeline_id>", h.get_one(h.PIPELINES), SETUP_READ, 1),
-    _route("GET", "/api/v2/dealFields", h.list_of(h.DEAL_FIELDS, h.every), SETUP_READ, 10),
+    _route("GET", "/api/v2/dealFields", h.list_of(h.DEAL_FIELDS), SETUP_READ, 10),
     _route("GET", "/api/v2/dealFields/<field_code>", h.get_one(h.DEAL_FIELDS), SETUP_READ, 1),
     _route("POST", "/api/v2/dealFields", h.post_deal_field, ADMIN, 5),
     _route("POST", "/api/v2/activities", h.post_activity_v2, ACTIVITIES_WRITE, 5),

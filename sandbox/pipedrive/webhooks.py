@@ -25,10 +25,8 @@ BAN_S = 30 * 60.0
 DELETE_AFTER_NO_SUCCESS_S = 3 * 86_400.0
 MAX_WEBHOOKS_PER_USER = 40  # webhooks-for-apps: 40 webhooks per app user
 EVENT_ACTIONS = ("create", "change", "delete", "*")
-EVENT_OBJECTS = (
-    "activity", "deal", "lead", "note", "organization", "person", "pipeline", "product", "stage",
-    "user", "*",
-)
+EVENT_OBJECTS = ("activity", "deal", "lead", "note", "organization", "person", "pipeline",
+                 "product", "stage", "user", "*")
 DropReason = Literal["banned", "retries_exhausted", "webhook_removed"]
 
 
@@ -74,7 +72,6 @@ WEBHOOK = Shape(
      "remove_reason": None},
     stamp=event_time,
 )
-render_webhook = WEBHOOK.render
 
 
 @dataclass(frozen=True)
@@ -171,11 +168,7 @@ Payload = dict[str, Any]
 
 
 class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
-    """App webhooks and Pipedrive's retry and ban policy; an event is its v2 payload.
-
-    Thread-safe: state changes under the fake's lock; HTTP is sent outside it, one
-    `deliver()` run at a time (so each webhook gets its events in order).
-    """
+    """App webhooks and Pipedrive's retry and ban policy; an event is its v2 payload."""
 
     by_due = True
     thread_name = "pipedrive-webhooks"
