@@ -25,8 +25,7 @@ from sandbox.kit.jsonio import json_response
 from sandbox.kit.oauth import OAuthFake
 from sandbox.pipedrive.api import ApiCall, FaultKind, PipedriveApi, RateLimits
 from sandbox.pipedrive.errors import ERROR_INFO
-from sandbox.pipedrive.records import DEFAULT_CURRENCY
-from sandbox.pipedrive.render import Shape
+from sandbox.pipedrive.records import DEFAULT_CURRENCY, Shape
 from sandbox.pipedrive.webhooks import WEBHOOK_TIMEOUT_S, DeliveryResult, DroppedEvent, Webhook
 
 DEFAULT_SCOPES = ("base", "deals:full", "contacts:read", "products:read", "admin")

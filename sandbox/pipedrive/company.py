@@ -9,16 +9,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sandbox.kit.clock import Clock
 import sandbox.pipedrive.parse as parse
+from sandbox.kit.clock import Clock
 from sandbox.pipedrive.errors import bad_request, not_found
 from sandbox.pipedrive.parse import expect_int, expect_text, optional_int, to_decimal
 from sandbox.pipedrive.records import (
-    ADDRESS_KEYS, BUILTIN_DEAL_FIELDS, CUSTOM_FIELD_TYPES, DEFAULT_CURRENCY, DEFAULT_STAGES,
-    VISIBLE_TO, Activity, ChangeSource, Deal, DealField, DealProduct, Event, Organization, Person,
-    Pipeline, Product, ProductPrice, Stage,
+    ACTIVITY, ADDRESS_KEYS, BUILTIN_DEAL_FIELDS, CUSTOM_FIELD_TYPES, DEFAULT_CURRENCY,
+    DEFAULT_STAGES, VISIBLE_TO, Activity, ChangeSource, Deal, DealField, DealProduct, Event,
+    Organization, Person, Pipeline, Product, ProductPrice, Stage, changed, render_deal, render_org,
 )
-from sandbox.pipedrive.render import ACTIVITY, changed, render_deal, render_org
 
 _HASH = re.compile(r"^[0-9a-f]{40}$")
 _DEAL_PATCH_KEYS = frozenset({

@@ -12,9 +12,9 @@ import sandbox.pipedrive.parse as parse
 from sandbox.pipedrive.company import CompanyData
 from sandbox.pipedrive.errors import bad_request, not_found, ok, webhook_ok
 from sandbox.pipedrive.parse import path_id, query_int, query_ints
-from sandbox.pipedrive.records import Deal
-from sandbox.pipedrive.render import (
-    ACTIVITY, ACTIVITY_V1, DEAL_FIELD, DEAL_PRODUCT, PERSON, PIPELINE, PRODUCT, STAGE, api_time,
+from sandbox.pipedrive.records import (
+    ACTIVITY, ACTIVITY_V1, DEAL_FIELD, DEAL_PRODUCT, PERSON, PIPELINE, PRODUCT, STAGE, Deal,
+    api_time,
 )
 from sandbox.pipedrive.webhooks import WEBHOOK, WebhookDispatcher, webhook_fields
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandbox.kit.service import ApiRoute
 import sandbox.pipedrive.handlers as h
+from sandbox.kit.service import ApiRoute
 from sandbox.pipedrive.handlers import Handler
 
 # Scopes (platform-facts; the v2 client's per-operation oauth scopes).

@@ -15,8 +15,7 @@ from sandbox.kit.jsonio import dumps
 from sandbox.kit.webhooks import Ban, DeliveryLoop, Pending, post
 from sandbox.pipedrive.errors import bad_request
 from sandbox.pipedrive.parse import expect_text
-from sandbox.pipedrive.records import Event
-from sandbox.pipedrive.render import Shape, event_time
+from sandbox.pipedrive.records import Event, Shape, event_time
 
 WEBHOOK_TIMEOUT_S = 10.0
 RETRY_DELAYS_S = (3.0, 30.0, 150.0)
