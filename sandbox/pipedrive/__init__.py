@@ -9,7 +9,7 @@ Seeding helpers are on ``fake.api`` (``fake.api.add_deal(...)``); the test knobs
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass, fields, replace
+from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -39,19 +39,15 @@ USER_ME = Shape(
 
 @dataclass(frozen=True)
 class PipedriveInstall:
-    """The user and company that installed the app, captured at consent."""
+    """The user and company that installed the app, captured at consent (defaults: the
+    fake's own install)."""
 
-    user_id: int
-    user_name: str
-    user_email: str
-    company_id: int
-    company_name: str
-    company_domain: str
-
-
-DEFAULT_INSTALL = PipedriveInstall(
-    11223344, "Pat Owner", "pat@acme.example", 7788990, "Acme Pty Ltd", "acme"
-)
+    user_id: int = 11223344
+    user_name: str = "Pat Owner"
+    user_email: str = "pat@acme.example"
+    company_id: int = 7788990
+    company_name: str = "Acme Pty Ltd"
+    company_domain: str = "acme"
 
 
 class FakePipedrive(OAuthFake[PipedriveInstall]):
@@ -78,12 +74,12 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
                  rate_limits: RateLimits | None = None,
                  webhook_timeout: float = WEBHOOK_TIMEOUT_S, **install: Any) -> None:
         """`install`: who installs the app, as `PipedriveInstall` fields (company_id=...);
-        the defaults are DEFAULT_INSTALL's. Tests may change them on the fake later."""
+        tests may change them on the fake later."""
         policy = TokenPolicy(code_ttl=code_ttl, access_ttl=access_ttl, rotate_refresh_tokens=True)
         super().__init__(client_id, client_secret, policy=policy, redirect_uris=redirect_uris,
                          interactive=interactive, clock=clock)
         (self.user_id, self.user_name, self.user_email, self.company_id, self.company_name,
-         self.company_domain) = astuple(replace(DEFAULT_INSTALL, **install))
+         self.company_domain) = astuple(PipedriveInstall(**install))
         self.scopes = tuple(scopes)
         self.http_timeout = http_timeout
         self.route(self.revocation_path, self.revocation_endpoint, methods=("POST",))

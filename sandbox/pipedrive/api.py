@@ -27,12 +27,9 @@ from sandbox.kit.service import Exchange, VendorApi
 from sandbox.kit.state import ScopedState
 from sandbox.kit.windows import Admission, FixedWindow, RollingWindows
 from sandbox.pipedrive.company import CompanyData, Installer
-from sandbox.pipedrive.errors import (
-    INVALID, bad_request, injected_failure, scope_mismatch, too_many_requests,
-)
-from sandbox.pipedrive.handlers import Ctx
+from sandbox.pipedrive.errors import INVALID, SHAPE, bad_request, too_many_requests
+from sandbox.pipedrive.handlers import ROUTES, Ctx
 from sandbox.pipedrive.records import Activity, Deal, Organization
-from sandbox.pipedrive.routes import ROUTES
 from sandbox.pipedrive.webhooks import WEBHOOK_TIMEOUT_S, WebhookDispatcher
 
 FaultKind = Literal["5xx", "429", "slow"]
@@ -166,12 +163,9 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
         self.limiter = RateLimiter(limits or RateLimits(), fake.clock)
         self.webhooks = WebhookDispatcher(fake.lock, fake.clock)
         self.webhooks.timeout = webhook_timeout
-        self._companies: ScopedState[int, CompanyData] = ScopedState(fake.lock, self._new_company)
+        self._companies: ScopedState[int, CompanyData] = ScopedState(fake.lock, lambda cid: (
+            CompanyData(cid, fake.company_domain, fake.clock, fake, self.webhooks.emit)))
         self.mount(ROUTES)
-
-    def _new_company(self, company_id: int) -> CompanyData:
-        fake = self._fake
-        return CompanyData(company_id, fake.company_domain, fake.clock, fake, self.webhooks.emit)
 
     def authenticate(self, ex: Ex) -> Grant[Any]:
         return self._fake.require_bearer(ex.request).grant
@@ -204,7 +198,8 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
             headers["x-ratelimit-remaining"] = "0"
             return too_many_requests(False, headers, int(headers["x-ratelimit-reset"]))
         if fault.kind == "5xx":
-            return injected_failure(fault.status or 500)
+            return SHAPE.response(fault.status or 500, code="ERR_INTERNAL",
+                                  message="injected fault: the call was not processed")
         return None  # "slow": the kit sleeps `delay` real seconds, then the call goes on
 
     def render_invalid(self, ex: Ex, err: Invalid) -> Response:
@@ -213,7 +208,7 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
     def handle(self, ex: Ex) -> Response:
         assert ex.caller is not None
         if not set(ex.caller.scopes) & set(ex.route.policy.scopes):
-            return scope_mismatch()
+            return SHAPE.response(403, message="Scope and URL mismatch", code="ERR_SCOPE_MISMATCH")
         who = _who(ex)
         ctx = Ctx(ex.request, self._companies[who.company_id], who.user_id,
                   self._fake.client_id, self.webhooks)

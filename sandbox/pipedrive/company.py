@@ -485,10 +485,7 @@ def _field_options(kind: str, raw: Any) -> list[dict[str, Any]] | None:
         return None
     if not isinstance(raw, list) or not raw:
         raise bad_request("options are required for enum and set fields")
-    options = []
-    for number, option in enumerate(raw, start=1):
-        label = option.get("label") if isinstance(option, dict) else None
-        if not isinstance(label, str) or not label:
-            raise bad_request("each option needs a label")
-        options.append({"id": number, "label": label})
-    return options
+    labels = [option.get("label") if isinstance(option, dict) else None for option in raw]
+    if not all(isinstance(label, str) and label for label in labels):
+        raise bad_request("each option needs a label")
+    return [{"id": number, "label": label} for number, label in enumerate(labels, start=1)]

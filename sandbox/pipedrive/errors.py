@@ -51,15 +51,6 @@ def not_found(what: str) -> VendorError:
     return SHAPE.error(404, message=f"{what} not found", code="ERR_NOT_FOUND")
 
 
-def scope_mismatch() -> Response:
-    return SHAPE.response(403, message="Scope and URL mismatch", code="ERR_SCOPE_MISMATCH")
-
-
-def injected_failure(status: int) -> Response:
-    return SHAPE.response(status, message="injected fault: the call was not processed",
-                          code="ERR_INTERNAL")
-
-
 def too_many_requests(daily: bool, headers: Mapping[str, str], retry: int) -> Response:
     """The 429 of the burst limit or of the daily token budget, with Retry-After."""
     what = "Daily token budget exhausted" if daily else "Request over limit"

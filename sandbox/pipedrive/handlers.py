@@ -1,4 +1,5 @@
-"""The company API's endpoints: each is ``handler(ctx, **path_values)`` under the fake's lock."""
+"""The company API's endpoints, each ``handler(ctx, **path_values)`` under the fake's lock, and
+the route table: rule, handler, the OAuth scopes that allow it (403 otherwise), token cost."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 import sandbox.pipedrive.parse as parse
+from sandbox.kit.service import ApiRoute
 from sandbox.pipedrive.company import CompanyData
 from sandbox.pipedrive.errors import bad_request, not_found, ok, webhook_ok
 from sandbox.pipedrive.parse import path_id, query_int, query_ints
@@ -230,3 +232,69 @@ def delete_webhook(ctx: Ctx, webhook_id: str) -> Response:
         raise not_found("Webhook")
     ctx.hooks.remove(hook.id)
     return webhook_ok({"id": hook.id})
+
+
+# Scopes (platform-facts; the v2 client's per-operation oauth scopes).
+DEALS_READ = ("deals:read", "deals:full")
+DEALS_WRITE = ("deals:full",)
+CONTACTS_READ = ("contacts:read", "contacts:full")
+CONTACTS_WRITE = ("contacts:full",)
+PRODUCTS_READ = ("products:read", "products:full")
+ADMIN = ("admin",)
+WEBHOOKS_READ = ("admin", "webhooks:read", "webhooks:full")
+WEBHOOKS_WRITE = ("admin", "webhooks:full")
+ACTIVITIES_WRITE = ("activities:full",)
+# GET /v1/users/{id}: Pipedrive's scope list names users:read ("read data about users");
+# whether admin alone also allows it is not documented (unverified): both are accepted.
+USERS_READ = ("users:read", "admin")
+SETUP_READ = DEALS_READ + ADMIN
+LINES_READ = DEALS_READ + PRODUCTS_READ
+
+
+@dataclass(frozen=True)
+class Policy:
+    scopes: tuple[str, ...]
+    cost: int
+
+
+def _route(method: str, rule: str, handler: Handler, scopes: tuple[str, ...],
+           cost: int) -> ApiRoute:
+    return ApiRoute(rule, (method,), handler, Policy(scopes, cost))
+
+
+# Costs: platform-facts: GET deal 1, PATCH deal 5, GET deal products 10. The v2 reference
+# shows 1 for single reads and 10 for lists (e.g. /api/v2/dealFields); v1 costs are about
+# twice v2's (unverified guesses for the v1 rows). v2 list endpoints take `ids` (up to 100)
+# for batch reads, like GET /api/v2/deals.
+ROUTES = (
+    _route("GET", "/api/v2/deals", list_deals, DEALS_READ, 10),
+    _route("GET", "/api/v2/deals/products", batch_deal_products, LINES_READ, 10),
+    _route("GET", "/api/v2/deals/<deal_id>", get_deal, DEALS_READ, 1),
+    # client-php docs/versions/v2/Api/DealsApi.md getDealFollowers: deals:read, deals:full;
+    # a list, as other v2 lists (cost unverified)
+    _route("GET", "/api/v2/deals/<deal_id>/followers", deal_followers, DEALS_READ, 10),
+    _route("PATCH", "/api/v2/deals/<deal_id>", patch_deal, DEALS_WRITE, 5),
+    _route("GET", "/api/v2/deals/<deal_id>/products", deal_products, LINES_READ, 10),
+    _route("GET", "/api/v2/products", list_of(PRODUCTS, by_ids), PRODUCTS_READ, 10),
+    _route("GET", "/api/v2/organizations", list_of(ORGANIZATIONS, by_ids), CONTACTS_READ, 10),
+    _route("GET", "/api/v2/persons", list_of(PERSONS, by_ids), CONTACTS_READ, 10),
+    _route("GET", "/api/v2/products/<product_id>", get_one(PRODUCTS), PRODUCTS_READ, 1),
+    _route("GET", "/api/v2/organizations/<org_id>", get_one(ORGANIZATIONS), CONTACTS_READ, 1),
+    # as PATCH deal (unverified for organizations)
+    _route("PATCH", "/api/v2/organizations/<org_id>", patch_org, CONTACTS_WRITE, 5),
+    _route("GET", "/api/v2/persons/<person_id>", get_one(PERSONS), CONTACTS_READ, 1),
+    _route("GET", "/api/v2/stages", list_of(STAGES, stages_of), SETUP_READ, 10),
+    _route("GET", "/api/v2/stages/<stage_id>", get_one(STAGES), SETUP_READ, 1),
+    _route("GET", "/api/v2/pipelines", list_of(PIPELINES, in_order), SETUP_READ, 10),
+    _route("GET", "/api/v2/pipelines/<pipeline_id>", get_one(PIPELINES), SETUP_READ, 1),
+    _route("GET", "/api/v2/dealFields", list_of(DEAL_FIELDS), SETUP_READ, 10),
+    _route("GET", "/api/v2/dealFields/<field_code>", get_one(DEAL_FIELDS), SETUP_READ, 1),
+    _route("POST", "/api/v2/dealFields", post_deal_field, ADMIN, 5),
+    _route("POST", "/api/v2/activities", post_activity_v2, ACTIVITIES_WRITE, 5),
+    _route("POST", "/api/v1/activities", post_activity_v1, ACTIVITIES_WRITE, 10),
+    # as GET /v1/users/me (developers.pipedrive.com; unverified)
+    _route("GET", "/api/v1/users/<user_id>", get_user, USERS_READ, 2),
+    _route("GET", "/api/v1/webhooks", list_webhooks, WEBHOOKS_READ, 20),
+    _route("POST", "/api/v1/webhooks", post_webhook, WEBHOOKS_WRITE, 10),
+    _route("DELETE", "/api/v1/webhooks/<webhook_id>", delete_webhook, WEBHOOKS_WRITE, 6),
+)

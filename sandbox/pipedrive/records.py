@@ -329,11 +329,8 @@ def render_org(org: Organization, field_codes: list[str]) -> dict[str, Any]:
 
 
 def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
-    """`previous`: old values of the fields that changed (custom fields nested).
-
-    `update_time` is left out; derived fields (pipeline_id, stage_change_time,
-    won_time...) are kept when they changed (unverified either way).
-    """
+    """`previous`: old values of the fields that changed (custom fields nested); `update_time`
+    is left out, derived ones (pipeline_id, stage_change_time...) kept (unverified either way)."""
     previous = {
         key: before[key]
         for key in before

@@ -212,9 +212,7 @@ class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
         now = self.clock.now()
         ids = (str(uuid.uuid4()), str(uuid.uuid4()))
         for hook in list(self._hooks.values()):
-            if hook.company_id != event.company_id:
-                continue
-            if not hook.matches(event.action, event.entity):
+            if hook.company_id != event.company_id or not hook.matches(event.action, event.entity):
                 continue
             item = self.enqueue(hook.id, _payload(event, hook, ids, now), due=now)
             if hook.ban.active(now):
