@@ -142,9 +142,8 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         (custom-ui-extensions)."""
         now = int(self.now())
         user_id = self.user_id if user_id is None else user_id
-        token = jwt.encode({"userId": user_id, "companyId": self.company_id,
-                            "iat": now, "exp": now + ttl},
-                           jwt_secret or self.client_secret, algorithm="HS256")
+        claims = {"userId": user_id, "companyId": self.company_id, "iat": now, "exp": now + ttl}
+        token = jwt.encode(claims, jwt_secret or self.client_secret, algorithm="HS256")
         return f"{url}?" + urlencode({
             "token": token, "id": str(selected_id), "selectedIds": str(selected_id),
             "userId": str(user_id), "companyId": str(self.company_id),

@@ -60,13 +60,10 @@ token-based docs we have do not name a daily-budget header."""
 
 @dataclass
 class RateLimits:
-    """Token-based limits (platform-facts; core-api-concepts-rate-limiting; token costs:
-    routes.py). Mutable: tests may change them live.
-
-    `daily_budget` is per company and resets at 00:00 UTC; the burst limit is per
-    user (a user's OAuth tokens share it) over a rolling `burst_window`. Pipedrive's
-    docs state the burst limit in requests; set `burst_unit="tokens"` to count tokens.
-    """
+    """Token-based limits (platform-facts; core-api-concepts-rate-limiting; each route's cost
+    is in handlers.ROUTES), live-tunable. `daily_budget` is per company and resets at 00:00
+    UTC; the burst limit is per user (a user's OAuth tokens share it) over a rolling
+    `burst_window`. The docs state it in requests; `burst_unit="tokens"` counts tokens."""
 
     daily_budget: int = 30_000
     burst_limit: int = 80
@@ -101,12 +98,9 @@ class RateLimiter:
         limits = self.limits
         burst = self._burst.state((company_id, user_id), limits.burst_window, limits.burst_limit)
         daily_left = max(0, limits.daily_budget - self.spent_today(company_id))
-        return {
-            "x-ratelimit-limit": str(burst.limit),
-            "x-ratelimit-remaining": str(burst.remaining),
-            "x-ratelimit-reset": str(burst.reset_in),
-            DAILY_BUDGET_HEADER: str(daily_left),
-        }
+        return {"x-ratelimit-limit": str(burst.limit),
+                "x-ratelimit-remaining": str(burst.remaining),
+                "x-ratelimit-reset": str(burst.reset_in), DAILY_BUDGET_HEADER: str(daily_left)}
 
     def spent_today(self, company_id: int) -> int:
         return self._day(company_id).count

@@ -20,10 +20,9 @@ from sandbox.pipedrive.records import (
 )
 
 _HASH = re.compile(r"^[0-9a-f]{40}$")
-_DEAL_PATCH_KEYS = frozenset({
-    "title", "value", "currency", "stage_id", "pipeline_id", "owner_id", "org_id", "person_id",
-    "status", "expected_close_date", "probability", "lost_reason", "won_time", "custom_fields",
-})
+_DEAL_PATCH_KEYS = frozenset({"title", "value", "currency", "stage_id", "pipeline_id", "owner_id",
+                              "org_id", "person_id", "status", "expected_close_date", "probability",
+                              "lost_reason", "won_time", "custom_fields"})
 _DEAL_VALUES: dict[str, Callable[[Any, str], Any]] = {
     "title": parse.expect_name, "value": parse.expect_number, "currency": parse.expect_currency,
     "expected_close_date": parse.expect_date, "won_time": parse.expect_won_time,
@@ -32,9 +31,8 @@ _DEAL_VALUES: dict[str, Callable[[Any, str], Any]] = {
 # v2 UpdateOrganizationRequest's fields (pipedrive/client-nodejs): the fake keeps the first
 # set and refuses the second, saying so, rather than pretend to store them.
 _ORG_PATCH_KEYS = frozenset({"name", "owner_id", "address", "website", "custom_fields"})
-_ORG_PATCH_UNMODELLED = frozenset(
-    {"visible_to", "label_ids", "linkedin", "industry", "annual_revenue", "employee_count"}
-)
+_ORG_PATCH_UNMODELLED = frozenset({"visible_to", "label_ids", "linkedin", "industry",
+                                   "annual_revenue", "employee_count"})
 _ADDRESS_WRITE_KEYS = frozenset(ADDRESS_KEYS) - {"formatted_address"}
 
 
@@ -61,9 +59,7 @@ class CompanyData:
         self.pipelines: dict[int, Pipeline] = {}
         self.stages: dict[int, Stage] = {}
         self.deal_fields: dict[str, DealField] = {
-            code: DealField(code, name, kind, is_custom_field=False)
-            for code, name, kind in BUILTIN_DEAL_FIELDS
-        }
+            code: DealField(code, name, kind, False) for code, name, kind in BUILTIN_DEAL_FIELDS}
         self.orgs: dict[int, Organization] = {}
         # Custom organization fields (Pipedrive's organizationFields), keyed by field code.
         self.org_fields: dict[str, DealField] = {}

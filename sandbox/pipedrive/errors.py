@@ -12,10 +12,8 @@ from sandbox.kit.jsonio import dumps, exact_json_response
 
 ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
 # What the kit's JSON readers refuse, in this fake's words.
-INVALID = {
-    "json": "Request body is not valid JSON: {error}",
-    "object": "Request body must be a JSON object",
-}
+INVALID = {"json": "Request body is not valid JSON: {error}",
+           "object": "Request body must be a JSON object"}
 
 
 def _error_body(status: int, *, message: str, code: str, **extra: Any) -> dict[str, Any]:

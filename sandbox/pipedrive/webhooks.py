@@ -5,6 +5,7 @@ webhooks-for-apps."""
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 import uuid
 from collections.abc import Mapping
@@ -176,7 +177,7 @@ class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
         super().__init__(*args, retry_delays=RETRY_DELAYS_S, **kwargs)
         self.timeout = WEBHOOK_TIMEOUT_S
         self._hooks: dict[int, Webhook] = {}
-        self._next_hook_id = 0
+        self._hook_ids = itertools.count(1)
 
     def subscribe(self, company_id: int, user_id: int, client_id: str,
                   fields: Mapping[str, Any]) -> Webhook:
@@ -185,8 +186,7 @@ class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
             raise bad_request(
                 f"An app can create at most {MAX_WEBHOOKS_PER_USER} webhooks per user"
             )
-        self._next_hook_id += 1
-        hook = Webhook(self._next_hook_id, company_id, user_id, client_id,
+        hook = Webhook(next(self._hook_ids), company_id, user_id, client_id,
                        add_time=self.clock.now(), **fields)
         self._hooks[hook.id] = hook
         return hook
