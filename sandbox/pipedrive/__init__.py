@@ -96,7 +96,7 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
     def count_api_calls(self, method: str | None = None, path_prefix: str | None = None,
                         status: int | None = None, company_id: int | None = None) -> int:
         """Matching calls; `path_prefix` may omit ``/api/v2`` (``"/deals"``)."""
-        return self.api.call_log.count(method, path_prefix, status, company_id)
+        return self.api.count_calls(method, path_prefix, status, company_id)
 
     def inject_api(self, kind: FaultKind, method: str | None = None,
                    path_prefix: str | None = None, times: int | None = 1,

@@ -270,6 +270,11 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
     def clear_calls(self) -> None:
         self.call_log.clear()
 
+    def count_calls(self, method: str | None = None, path_prefix: str | None = None,
+                    status: int | None = None, company_id: int | None = None) -> int:
+        """Calls matching every filter given; `path_prefix` may omit ``/api/v2``."""
+        return self.call_log.count(method, path_prefix, status, company_id)
+
 
 def _who(ex: Ex) -> Any:
     """The caller's `PipedriveInstall` (its user and company)."""
