@@ -30,10 +30,8 @@ SHAPE = ErrorShape(_error_body, encode=dumps)
 
 def ok(data: Any, additional: dict[str, Any] | None = None, status: int = 200) -> Response:
     """The v2 envelope ``{"success", "data", "additional_data"}`` (v1: no additional_data)."""
-    body: dict[str, Any] = {"success": True, "data": data}
-    if additional is not None:
-        body["additional_data"] = additional
-    return exact_json_response(body, status)
+    extra = {} if additional is None else {"additional_data": additional}
+    return exact_json_response({"success": True, "data": data, **extra}, status)
 
 
 def webhook_ok(data: Any, status: int = 200) -> Response:

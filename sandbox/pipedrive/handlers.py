@@ -21,6 +21,7 @@ from sandbox.pipedrive.records import (
 from sandbox.pipedrive.webhooks import WEBHOOK, WebhookDispatcher, webhook_fields
 
 Handler = Callable[..., Response]
+Selector = Callable[[Request, Mapping[Any, Any]], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,6 @@ def _find(ctx: Ctx, kind: Kind, value: str) -> Any:
     if record is None:
         raise not_found(kind.what)
     return record
-
-
-Selector = Callable[[Request, Mapping[Any, Any]], list[Any]]
 
 
 def list_of(kind: Kind, select: Selector = lambda _, records: list(records.values())) -> Handler:

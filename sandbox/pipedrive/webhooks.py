@@ -28,6 +28,7 @@ EVENT_ACTIONS = ("create", "change", "delete", "*")
 EVENT_OBJECTS = ("activity", "deal", "lead", "note", "organization", "person", "pipeline",
                  "product", "stage", "user", "*")
 DropReason = Literal["banned", "retries_exhausted", "webhook_removed"]
+Payload = dict[str, Any]
 
 
 @dataclass
@@ -51,13 +52,8 @@ class Webhook:
     last_http_status: int | None = None
     last_success_at: float | None = None
 
-    @property
-    def ban_counter(self) -> int:
-        return self.ban.counter
-
-    @property
-    def banned_until(self) -> float | None:
-        return self.ban.until
+    ban_counter = property(lambda self: self.ban.counter)  # first-attempt failures in a row
+    banned_until = property(lambda self: self.ban.until)
 
     def matches(self, action: str, entity: str) -> bool:
         return self.event_action in (action, "*") and self.event_object in (entity, "*")
@@ -162,9 +158,6 @@ def _payload(event: Event, hook: Webhook, ids: tuple[str, str], now: float) -> d
     }
     return {"meta": meta, "data": copy.deepcopy(event.data),
             "previous": copy.deepcopy(event.previous)}
-
-
-Payload = dict[str, Any]
 
 
 class WebhookDispatcher(DeliveryLoop[Payload, DeliveryResult]):
