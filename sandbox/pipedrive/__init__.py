@@ -86,8 +86,6 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         self.route("/api/v1/users/me", self._users_me)
         self.api = PipedriveApi(self, limits=rate_limits, webhook_timeout=webhook_timeout)
 
-    # ----- company API helpers (api.py) ----------------------------------------
-
     @property
     def api_calls(self) -> list[ApiCall]:
         """Every company API call, oldest first, with the tokens each cost."""
@@ -209,9 +207,10 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         company = self.company_id if company_id is None else company_id
         user = self.user_id if user_id is None else user_id
         with self.lock:
-            for grant in self.store.grants if revoke_tokens else ():
-                if (grant.consent.company_id, grant.consent.user_id) == (company, user):
-                    self._revoke(grant)
+            mine = [g for g in self.store.grants
+                    if (g.consent.company_id, g.consent.user_id) == (company, user)]
+            for grant in mine if revoke_tokens else []:
+                self._revoke(grant)
             hooks = self.api.webhooks.hooks_of(company, self.client_id) if remove_webhooks else []
             for hook in [h for h in hooks if h.user_id == user]:
                 self.api.webhooks.remove(hook.id)

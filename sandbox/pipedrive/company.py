@@ -121,8 +121,8 @@ class CompanyData:
         _known(self.pipelines, pipeline_id, "pipeline")
         order = 1 + sum(1 for s in self.stages.values() if s.pipeline_id == pipeline_id)
         now = self._clock.now()
-        return self._keep(self.stages, Stage(self.next_id("stage"), name, pipeline_id, order, now,
-                                             now))
+        stage = Stage(self.next_id("stage"), name, pipeline_id, order, now, now)
+        return self._keep(self.stages, stage)
 
     def add_deal_field(self, name: str, field_type: str = "varchar",
                        options: Sequence[str] = ()) -> str:
