@@ -72,7 +72,7 @@ from app.settings import PIPEDRIVE_SCOPES, Settings
 from app.worker import PaydeckSimpleWorker, PaydeckWorker
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
-from sandbox.pipedrive_api import dumps as pipedrive_json
+from sandbox.kit.jsonio import dumps as pipedrive_json
 from sandbox.kit.server import LoopbackServer
 from sandbox.xero import FakeXero
 
@@ -493,16 +493,16 @@ def _wave(stack: _Stack, rng: random.Random, tally: Tally,
         tally.posts["hubspot duplicate" if result.duplicate else "hubspot"] += 1
         replays.append(("hubspot", {"url": result.url, "body": result.body, "headers": result.headers}))
     dispatcher = stack.pipedrive.api.webhooks
-    with dispatcher._lock:
-        pending = list(dispatcher._pending)
+    with dispatcher.lock:  # the fake's queue (kit DeliveryLoop items): reorder, hold part back
+        pending = list(dispatcher._queue)  # queue order, as the seeded shuffle expects
         seqs = [p.seq for p in pending]
         rng.shuffle(seqs)
-        now = dispatcher._clock.now()
+        now = dispatcher.clock.now()
         for item, seq in zip(pending, seqs, strict=True):
-            item.seq, item.due_at = seq, (now if rng.random() < fraction else now + 3600)
+            item.seq, item.due = seq, (now if rng.random() < fraction else now + 3600)
         hooks = {h.id: h for h in dispatcher.hooks}
-        sent = [(copy.deepcopy(p.payload), hooks[p.webhook_id]) for p in pending
-                if p.due_at <= now and p.webhook_id in hooks]
+        sent = [(copy.deepcopy(p.event), hooks[p.target]) for p in pending
+                if p.due <= now and p.target in hooks]
     tally.posts["pipedrive"] += len(stack.pipedrive.deliver())
     for payload, hook in sent:
         replays.append(("pipedrive", {"url": hook.subscription_url, "json": payload,

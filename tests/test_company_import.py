@@ -35,9 +35,9 @@ from app.ui_auth import View, issue_action_token, issue_view_token, read_view_to
 from app.worker import PaydeckSimpleWorker
 from crm_adapters.hubspot import sign_v3
 from sandbox.hubspot import FakeHubSpot
-from sandbox.pipedrive import FakePipedrive
-from sandbox.pipedrive_api import Fault
+from sandbox.kit.faults import Fault
 from sandbox.kit.server import LoopbackServer
+from sandbox.pipedrive import FakePipedrive
 from sandbox.xero import FakeXero
 from sandbox.xero_accounting import TenantBooks
 from tests.conftest import fake_settings

@@ -391,7 +391,7 @@ def test_pipedrive_dismiss_in_the_review_queue_follows_the_action_setting(pd):
 def test_pipedrive_no_answer_is_not_a_yes(pd):
     """Pipedrive failing on the deal read: the owner's push and a follower's panel are refused
     (fail closed), and nothing is cached, so the next try asks again."""
-    from sandbox.pipedrive_api import Fault
+    from sandbox.kit.faults import Fault
 
     pipedrive: FakePipedrive = pd["pipedrive"]
     opened = _panel(pd, "deal", pd["shared"], pd["a"])

@@ -186,7 +186,7 @@ def test_hubspot_products_past_the_first_page_of_100_are_listed(hubspot_env):
 def test_a_pipedrive_line_served_on_two_pages_is_invoiced_once(pipedrive_env, monkeypatch):
     """A server whose next page starts one line early (an offset shifted under us) must not
     make Paydeck invoice that line twice: lines are keyed by their own id."""
-    import sandbox.pipedrive_api as fake_api
+    import sandbox.pipedrive.parse as fake_api
 
     app, pipedrive, books = pipedrive_env
     served = fake_api.page

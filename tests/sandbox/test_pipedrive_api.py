@@ -1,4 +1,4 @@
-"""The fake Pipedrive company API (sandbox/pipedrive_api.py) over real HTTP.
+"""The fake Pipedrive company API (sandbox/pipedrive/) over real HTTP.
 
 Calls go through plain `requests` and through a requests-oauthlib `OAuth2Session`
 (how Paydeck calls Pipedrive). Time-based behaviour (rate-limit windows, webhook
@@ -27,7 +27,8 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox import FakePipedrive, LoopbackServer
 from sandbox.pipedrive import DEFAULT_SCOPES
-from sandbox.pipedrive_api import DAILY_BUDGET_HEADER, DEFAULT_STAGES
+from sandbox.pipedrive.api import DAILY_BUDGET_HEADER
+from sandbox.pipedrive.records import DEFAULT_STAGES
 
 from .support import TIMEOUT, OAuthHarness, run_concurrently
 

@@ -1,0 +1,298 @@
+"""The company API's endpoints, each ``handler(ctx, **path_values)`` under the fake's lock, and
+the route table: rule, handler, the OAuth scopes that allow it (403 otherwise), token cost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+import sandbox.pipedrive.parse as parse
+from sandbox.kit.service import ApiRoute
+from sandbox.pipedrive.company import CompanyData
+from sandbox.pipedrive.errors import bad_request, not_found, ok, webhook_ok
+from sandbox.pipedrive.parse import path_id, query_int, query_ints
+from sandbox.pipedrive.records import (
+    ACTIVITY, ACTIVITY_V1, DEAL_FIELD, DEAL_PRODUCT, PERSON, PIPELINE, PRODUCT, STAGE, Deal,
+    api_time,
+)
+from sandbox.pipedrive.webhooks import WEBHOOK, WebhookDispatcher, webhook_fields
+
+Handler = Callable[..., Response]
+Selector = Callable[[Request, Mapping[Any, Any]], list[Any]]
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """One admitted, authenticated call, as handlers see it."""
+
+    request: Request
+    company: CompanyData
+    user_id: int
+    client_id: str
+    hooks: WebhookDispatcher
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Records served by the generic endpoints: the `CompanyData` table holding them by id,
+    their name in a 404, how they render, and how a path names one."""
+
+    table: str
+    what: str
+    render: Callable[[CompanyData, Any], dict[str, Any]]
+    key: Callable[[str, str], Any] = path_id
+
+
+PRODUCTS = Kind("products", "Product", lambda _, product: PRODUCT.render(product))
+ORGANIZATIONS = Kind("orgs", "Organization", CompanyData.render_org)
+PERSONS = Kind("persons", "Person", lambda _, person: PERSON.render(person))
+STAGES = Kind("stages", "Stage", lambda _, stage: STAGE.render(stage))
+PIPELINES = Kind("pipelines", "Pipeline", lambda _, pipeline: PIPELINE.render(pipeline))
+DEAL_FIELDS = Kind("deal_fields", "Field", lambda _, deal_field: DEAL_FIELD.render(deal_field),
+                   key=lambda code, _: code)
+
+
+def get_one(kind: Kind) -> Handler:
+    """``GET /api/v2/<things>/<id>``: one record, or a 404."""
+
+    def handler(ctx: Ctx, **path: str) -> Response:
+        [value] = path.values()
+        return ok(kind.render(ctx.company, _find(ctx, kind, value)))
+
+    return handler
+
+
+def _find(ctx: Ctx, kind: Kind, value: str) -> Any:
+    record = getattr(ctx.company, kind.table).get(kind.key(value, "id"))
+    if record is None:
+        raise not_found(kind.what)
+    return record
+
+
+def list_of(kind: Kind, select: Selector = lambda _, records: list(records.values())) -> Handler:
+    """``GET /api/v2/<things>``: the records `select` picks, one cursor page of them."""
+
+    def handler(ctx: Ctx) -> Response:
+        records = select(ctx.request, getattr(ctx.company, kind.table))
+        chunk, extra = parse.page(ctx.request, records)
+        return ok([kind.render(ctx.company, r) for r in chunk], extra)
+
+    return handler
+
+
+def by_ids(request: Request, records: Mapping[int, Any]) -> list[Any]:
+    """`GET /api/v2/<things>[?ids=1,2,3]`: up to 100 ids; unknown ids are left out."""
+    raw = request.args.get("ids", "")
+    ids = [path_id(i.strip(), "ids") for i in raw.split(",") if i.strip()]
+    if len(ids) > 100:
+        raise bad_request("ids: at most 100")
+    return [records[i] for i in ids if i in records] if raw else list(records.values())
+
+
+def stages_of(request: Request, stages: Mapping[int, Any]) -> list[Any]:
+    pipeline_id = query_int(request, "pipeline_id")
+    chosen = [s for s in stages.values() if pipeline_id in (None, s.pipeline_id)]
+    return sorted(chosen, key=lambda s: (s.pipeline_id, s.order_nr))
+
+
+def in_order(_: Request, pipelines: Mapping[int, Any]) -> list[Any]:
+    return sorted(pipelines.values(), key=lambda p: p.order_nr)
+
+
+def deal_filter(request: Request) -> Callable[[Deal], bool]:
+    """The filters of v2 GET /deals: ids, owner/person/org/pipeline/stage, status, updated_*."""
+    keys = ("owner_id", "person_id", "org_id", "pipeline_id", "stage_id")
+    links = {key: value for key in keys if (value := query_int(request, key)) is not None}
+    asked = frozenset(s for s in request.args.get("status", "").split(",") if s)
+    unknown = asked - {"open", "won", "lost", "deleted"}
+    if unknown:
+        raise bad_request(f"status must be open, won, lost or deleted, not {sorted(unknown)}")
+    statuses = asked or frozenset({"open", "won", "lost"})  # default: every deal not deleted
+    ids = frozenset(query_ints(request, "ids"))
+    since, until = (None if request.args.get(key) is None
+                    else parse.parse_rfc3339(request.args[key], key)
+                    for key in ("updated_since", "updated_until"))
+
+    def matches(deal: Deal) -> bool:
+        return ((not ids or deal.id in ids)
+                and ("deleted" if deal.is_deleted else deal.status) in statuses
+                and all(getattr(deal, key) == value for key, value in links.items())
+                and (since is None or deal.update_time >= since)
+                and (until is None or deal.update_time < until))
+
+    return matches
+
+
+def list_deals(ctx: Ctx) -> Response:
+    matches = deal_filter(ctx.request)
+    deals = [d for d in ctx.company.deals.values() if matches(d)]
+    parse.sort_items(ctx.request, deals)
+    chunk, extra = parse.page(ctx.request, deals)
+    only = parse.custom_field_filter(ctx.request)
+    return ok([ctx.company.render_deal(d, only) for d in chunk], extra)
+
+
+def get_deal(ctx: Ctx, deal_id: str) -> Response:
+    deal = ctx.company.live_deal(path_id(deal_id, "id"))
+    return ok(ctx.company.render_deal(deal, parse.custom_field_filter(ctx.request)))
+
+
+def patch_deal(ctx: Ctx, deal_id: str) -> Response:
+    deal = ctx.company.live_deal(path_id(deal_id, "id"))
+    changes = ctx.company.parse_deal_patch(parse.read_body(ctx.request))
+    ctx.company.change_deal(deal, changes, ctx.user_id, "api")
+    return ok(ctx.company.render_deal(deal))
+
+
+def deal_followers(ctx: Ctx, deal_id: str) -> Response:
+    """v2 getDealFollowers: FollowerItem {user_id, add_time} (client-php
+    docs/versions/v2/Model/FollowerItem.md), paged like the other v2 lists."""
+    deal = ctx.company.live_deal(path_id(deal_id, "id"))
+    followers = sorted(deal.followers.items())
+    chunk, extra = parse.page(ctx.request, followers)
+    return ok([{"user_id": uid, "add_time": api_time(at)} for uid, at in chunk], extra)
+
+
+def deal_products(ctx: Ctx, deal_id: str) -> Response:
+    return _product_lines(ctx, list(ctx.company.live_deal(path_id(deal_id, "id")).products))
+
+
+def batch_deal_products(ctx: Ctx) -> Response:
+    """v2 GET /deals/products?deal_ids=... (up to 100 deals, one flat list)."""
+    deal_ids = query_ints(ctx.request, "deal_ids")
+    if not deal_ids:
+        raise bad_request("deal_ids is required")
+    lines = [
+        line
+        for deal_id in deal_ids
+        if (deal := ctx.company.deals.get(deal_id)) is not None and not deal.is_deleted
+        for line in deal.products
+    ]
+    return _product_lines(ctx, lines)
+
+
+def _product_lines(ctx: Ctx, lines: list[Any]) -> Response:
+    parse.sort_items(ctx.request, lines, parse.LINE_SORT_KEYS)
+    chunk, extra = parse.page(ctx.request, lines)
+    return ok([DEAL_PRODUCT.render(line) for line in chunk], extra)
+
+
+def patch_org(ctx: Ctx, org_id: str) -> Response:
+    org = _find(ctx, ORGANIZATIONS, org_id)
+    return ok(ctx.company.patch_org(org, parse.read_body(ctx.request), ctx.user_id))
+
+
+def get_user(ctx: Ctx, user_id: str) -> Response:
+    """v1 GetUser (developers.pipedrive.com/docs/api/v1/Users#getUser): the user's data
+    with `is_admin`; the v1 envelope `{success, data}`."""
+    uid, me = path_id(user_id, "id"), ctx.company.installer
+    user = (me.user_name, me.user_email, True) if uid == me.user_id else ctx.company.users.get(uid)
+    if user is None:
+        raise not_found("User")
+    name, email, admin = user
+    return ok({"id": uid, "name": name, "email": email, "is_admin": admin,
+               "active_flag": True, "company_id": ctx.company.company_id})
+
+
+def post_deal_field(ctx: Ctx) -> Response:
+    return ok(DEAL_FIELD.render(ctx.company.create_deal_field(parse.read_body(ctx.request))))
+
+
+def post_activity_v2(ctx: Ctx) -> Response:
+    body = parse.read_body(ctx.request)
+    return ok(ACTIVITY.render(ctx.company.create_activity(body, "owner_id", ctx.user_id)))
+
+
+def post_activity_v1(ctx: Ctx) -> Response:
+    """v1 is out of support since 2026-08-01 (platform-facts); kept for older callers."""
+    body = parse.read_v1_body(ctx.request)
+    activity = ctx.company.create_activity(body, "user_id", ctx.user_id)
+    return ok(ACTIVITY_V1.render(activity), status=201)
+
+
+def list_webhooks(ctx: Ctx) -> Response:
+    hooks = ctx.hooks.hooks_of(ctx.company.company_id, ctx.client_id)
+    return webhook_ok([WEBHOOK.render(h) for h in hooks])
+
+
+def post_webhook(ctx: Ctx) -> Response:
+    fields = webhook_fields(parse.read_v1_body(ctx.request))
+    hook = ctx.hooks.subscribe(ctx.company.company_id, ctx.user_id, ctx.client_id, fields)
+    return webhook_ok(WEBHOOK.render(hook), 201)
+
+
+def delete_webhook(ctx: Ctx, webhook_id: str) -> Response:
+    hook = ctx.hooks.get(path_id(webhook_id, "id"))
+    if hook is None or (hook.company_id, hook.client_id) != (ctx.company.company_id, ctx.client_id):
+        raise not_found("Webhook")
+    ctx.hooks.remove(hook.id)
+    return webhook_ok({"id": hook.id})
+
+
+# Scopes (platform-facts; the v2 client's per-operation oauth scopes).
+DEALS_READ = ("deals:read", "deals:full")
+DEALS_WRITE = ("deals:full",)
+CONTACTS_READ = ("contacts:read", "contacts:full")
+CONTACTS_WRITE = ("contacts:full",)
+PRODUCTS_READ = ("products:read", "products:full")
+ADMIN = ("admin",)
+WEBHOOKS_READ = ("admin", "webhooks:read", "webhooks:full")
+WEBHOOKS_WRITE = ("admin", "webhooks:full")
+ACTIVITIES_WRITE = ("activities:full",)
+# GET /v1/users/{id}: Pipedrive's scope list names users:read ("read data about users");
+# whether admin alone also allows it is not documented (unverified): both are accepted.
+USERS_READ = ("users:read", "admin")
+SETUP_READ = DEALS_READ + ADMIN
+LINES_READ = DEALS_READ + PRODUCTS_READ
+
+
+@dataclass(frozen=True)
+class Policy:
+    scopes: tuple[str, ...]
+    cost: int
+
+
+def _route(method: str, rule: str, handler: Handler, scopes: tuple[str, ...],
+           cost: int) -> ApiRoute:
+    return ApiRoute(rule, (method,), handler, Policy(scopes, cost))
+
+
+# Costs: platform-facts: GET deal 1, PATCH deal 5, GET deal products 10. The v2 reference
+# shows 1 for single reads and 10 for lists (e.g. /api/v2/dealFields); v1 costs are about
+# twice v2's (unverified guesses for the v1 rows). v2 list endpoints take `ids` (up to 100)
+# for batch reads, like GET /api/v2/deals.
+ROUTES = (
+    _route("GET", "/api/v2/deals", list_deals, DEALS_READ, 10),
+    _route("GET", "/api/v2/deals/products", batch_deal_products, LINES_READ, 10),
+    _route("GET", "/api/v2/deals/<deal_id>", get_deal, DEALS_READ, 1),
+    # client-php docs/versions/v2/Api/DealsApi.md getDealFollowers: deals:read, deals:full;
+    # a list, as other v2 lists (cost unverified)
+    _route("GET", "/api/v2/deals/<deal_id>/followers", deal_followers, DEALS_READ, 10),
+    _route("PATCH", "/api/v2/deals/<deal_id>", patch_deal, DEALS_WRITE, 5),
+    _route("GET", "/api/v2/deals/<deal_id>/products", deal_products, LINES_READ, 10),
+    _route("GET", "/api/v2/products", list_of(PRODUCTS, by_ids), PRODUCTS_READ, 10),
+    _route("GET", "/api/v2/organizations", list_of(ORGANIZATIONS, by_ids), CONTACTS_READ, 10),
+    _route("GET", "/api/v2/persons", list_of(PERSONS, by_ids), CONTACTS_READ, 10),
+    _route("GET", "/api/v2/products/<product_id>", get_one(PRODUCTS), PRODUCTS_READ, 1),
+    _route("GET", "/api/v2/organizations/<org_id>", get_one(ORGANIZATIONS), CONTACTS_READ, 1),
+    # as PATCH deal (unverified for organizations)
+    _route("PATCH", "/api/v2/organizations/<org_id>", patch_org, CONTACTS_WRITE, 5),
+    _route("GET", "/api/v2/persons/<person_id>", get_one(PERSONS), CONTACTS_READ, 1),
+    _route("GET", "/api/v2/stages", list_of(STAGES, stages_of), SETUP_READ, 10),
+    _route("GET", "/api/v2/stages/<stage_id>", get_one(STAGES), SETUP_READ, 1),
+    _route("GET", "/api/v2/pipelines", list_of(PIPELINES, in_order), SETUP_READ, 10),
+    _route("GET", "/api/v2/pipelines/<pipeline_id>", get_one(PIPELINES), SETUP_READ, 1),
+    _route("GET", "/api/v2/dealFields", list_of(DEAL_FIELDS), SETUP_READ, 10),
+    _route("GET", "/api/v2/dealFields/<field_code>", get_one(DEAL_FIELDS), SETUP_READ, 1),
+    _route("POST", "/api/v2/dealFields", post_deal_field, ADMIN, 5),
+    _route("POST", "/api/v2/activities", post_activity_v2, ACTIVITIES_WRITE, 5),
+    _route("POST", "/api/v1/activities", post_activity_v1, ACTIVITIES_WRITE, 10),
+    # as GET /v1/users/me (developers.pipedrive.com; unverified)
+    _route("GET", "/api/v1/users/<user_id>", get_user, USERS_READ, 2),
+    _route("GET", "/api/v1/webhooks", list_webhooks, WEBHOOKS_READ, 20),
+    _route("POST", "/api/v1/webhooks", post_webhook, WEBHOOKS_WRITE, 10),
+    _route("DELETE", "/api/v1/webhooks/<webhook_id>", delete_webhook, WEBHOOKS_WRITE, 6),
+)
