@@ -39,7 +39,7 @@ from sandbox.pipedrive import FakePipedrive
 from sandbox.pipedrive_api import Fault
 from sandbox.server import LoopbackServer
 from sandbox.xero import FakeXero
-from sandbox.xero_accounting import TenantBooks
+from sandbox.xero.books import TenantBooks
 from tests.conftest import fake_settings
 from xero.client import ContactDetails, ContactResult
 

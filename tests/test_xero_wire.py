@@ -23,7 +23,7 @@ from xero_python.accounting.models import Contacts, Invoices
 from app.connections import xero_client
 from app.extensions import db
 from app.models import XeroConnection
-from sandbox import xero_schema
+from sandbox.xero import schema as xero_schema
 from tests.specs import SPECS
 from xero.build import DraftLine, InvoiceDraft
 from xero.client import NewContact, _contact_model, _invoice_model

@@ -1,4 +1,4 @@
-"""Fake Xero identity service: OAuth 2 plus tenants and /connections.
+"""`FakeXero`: Xero's identity service (OAuth 2, tenants, /connections) and its Accounting API.
 
 Real hosts login.xero.com, identity.xero.com and api.xero.com all map onto this
 app's root. Xero's routing ignores case (the xero-python SDK calls
@@ -10,7 +10,7 @@ methods)``, authenticate calls with ``fake.connected_tenant(request)`` and guard
 state with ``fake.lock``. Pass such installers as ``extensions=`` to run them at
 construction.
 
-The Accounting API (sandbox/xero_accounting.py) is installed on every FakeXero,
+The Accounting API (sandbox/xero/api.py) is installed on every FakeXero,
 after `extensions` (so an extension's own routes win). Its test helpers are
 exposed here: `accounting()`, `enable_currency()`, `inject()`, `api_calls`,
 `count_calls()`, `rate_limits`, `idempotency_ttl`, `issue_token_for_tenant()`.
@@ -22,7 +22,6 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -33,18 +32,20 @@ from sandbox.clock import Clock
 from sandbox.grants import AccessToken, Grant, TokenPolicy, TokenProblem
 from sandbox.oauth import OAuthFake
 from sandbox.wsgi import json_response
-from sandbox.xero_regions import region_setup, zone_of
-from sandbox.xero_webhooks import XeroWebhookSender
-from sandbox.xero_accounting import (
+from sandbox.xero.api import (
     DEFAULT_IDEMPOTENCY_TTL_S,
     ApiCall,
     Fault,
     FaultKind,
     RateLimitProblem,
     RateLimits,
-    TenantBooks,
     XeroAccountingApi,
 )
+from sandbox.xero.books import TenantBooks
+from sandbox.xero.errors import identity_problem
+from sandbox.xero.regions import region_setup, zone_of
+from sandbox.xero.webhooks import XeroWebhookSender
+from sandbox.xero.wire import xero_utc
 
 REFRESH_GRACE_S = 30 * 60  # platform-facts.md: old refresh token works 30 min after rotation
 REFRESH_IDLE_TTL_S = 60 * 24 * 3600  # refresh tokens expire after 60 days unused
@@ -71,7 +72,7 @@ class Tenant:
     name: str
     tenant_type: str = "ORGANISATION"
     region: str = "AU"
-    """Starting books: "AU", "NZ", "UK" or "US" (sandbox/xero_regions.py)."""
+    """Starting books: "AU", "NZ", "UK" or "US" (sandbox/xero/regions.py)."""
     timezone: str | None = None
     """Organisation.Timezone override (a Windows-style Xero name); None: the region's."""
 
@@ -84,26 +85,6 @@ class Connection:
     auth_event_id: str
     created_at: float
     updated_at: float
-
-
-def xero_utc(timestamp: float) -> str:
-    """Xero's UTC timestamp style: 7 fractional digits, no offset ("...T18:46:19.5165400")."""
-    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
-
-
-def xero_problem(
-    status: int, title: str, detail: str, headers: dict[str, str] | None = None
-) -> Response:
-    """Xero API errors are RFC 7807-style problem documents."""
-    body: dict[str, Any] = {
-        "Type": None,
-        "Title": title,
-        "Status": status,
-        "Detail": detail,
-        "Instance": str(uuid.uuid4()),
-        "Extensions": {},
-    }
-    return json_response(body, status=status, headers=headers)
 
 
 class FakeXero(OAuthFake[XeroConsent]):
@@ -165,6 +146,7 @@ class FakeXero(OAuthFake[XeroConsent]):
         self._tenants: dict[str, Tenant] = {}
         self._consent_tenants: list[str] | None = None
         self._connections: dict[str, Connection] = {}
+        self._books: dict[str, TenantBooks] = {}
         self.route(self.revocation_path, self.revocation_endpoint, methods=("POST",))
         self.route("/connections", self._list_connections)
         self.route("/connections/<connection_id>", self._delete_connection, methods=("DELETE",))
@@ -235,15 +217,22 @@ class FakeXero(OAuthFake[XeroConsent]):
                     and conn.tenant_id.lower() == tenant_id.lower()
                 ):
                     return access, self._tenants[conn.tenant_id]
-        raise Forbidden(response=xero_problem(403, "Forbidden", "AuthenticationUnsuccessful"))
+        raise Forbidden(response=identity_problem(403, "Forbidden", "AuthenticationUnsuccessful"))
+
+    def tenant_of(self, request: Request) -> str:
+        """The tenant id of an authenticated accounting call (see `connected_tenant`)."""
+        return self.connected_tenant(request)[1].tenant_id
 
     @property
     def webhooks(self) -> XeroWebhookSender:
-        """Xero's webhook deliveries (sandbox/xero_webhooks.py)."""
+        """Xero's webhook deliveries (sandbox/xero/webhooks.py)."""
         sender = getattr(self, "_webhook_sender", None)
         if sender is None:
-            sender = self._webhook_sender = XeroWebhookSender(self)
+            sender = self._webhook_sender = XeroWebhookSender(self._all_books)
         return sender
+
+    def _all_books(self) -> list[TenantBooks]:
+        return [self.accounting(tenant.tenant_id) for tenant in self.tenants]
 
     def issue_token_for_tenant(
         self, tenant_id: str, scopes: Sequence[str] = PAYDECK_SCOPES
@@ -265,11 +254,20 @@ class FakeXero(OAuthFake[XeroConsent]):
             access, _ = self.store.issue_tokens(grant)
             return access.value
 
-    # ----- accounting API helpers (sandbox/xero_accounting.py) -----------------
+    # ----- accounting API helpers (sandbox/xero/api.py) -----------------------
 
     def accounting(self, tenant_id: str) -> TenantBooks:
-        """The tenant's books (seeded for its region) for seeding and assertions."""
-        return self.accounting_api.books(tenant_id)
+        """The tenant's books (seeded for its region on first use), for seeding and assertions."""
+        with self.lock:
+            books = self._books.get(tenant_id)
+            if books is None:
+                tenant = self._tenants.get(tenant_id)
+                if tenant is None:
+                    raise KeyError(f"unknown tenant {tenant_id}")
+                books = TenantBooks(tenant.tenant_id, tenant.name, self.lock, self.clock,
+                                    region=tenant.region, timezone=tenant.timezone)
+                self._books[tenant_id] = books
+            return books
 
     def enable_currency(self, tenant_id: str, code: str) -> None:
         self.accounting(tenant_id).enable_currency(code)
@@ -405,7 +403,7 @@ class FakeXero(OAuthFake[XeroConsent]):
         detail = (
             "TokenExpired: token expired" if problem == "expired" else "AuthenticationUnsuccessful"
         )
-        return xero_problem(
+        return identity_problem(
             401,
             "Unauthorized",
             detail,
@@ -443,7 +441,7 @@ class FakeXero(OAuthFake[XeroConsent]):
         with self.lock:
             conn = self._connections.get(connection_id.lower())
             if conn is None or conn.user_id != access.grant.consent.user_id:
-                return xero_problem(
+                return identity_problem(
                     404, "NotFound", "The resource you're looking for cannot be found"
                 )
             del self._connections[conn.connection_id]

@@ -1,7 +1,7 @@
 """What a new Xero organisation starts with, per region: tax rates, chart of accounts,
 items, and the Organisation record (base currency, country, timezone).
 
-`sandbox/xero_accounting.py` seeds a tenant's books from one `RegionSetup`; tests pick the
+`sandbox/xero/books.py` seeds a tenant's books from one `RegionSetup`; tests pick the
 region with ``FakeXero.add_tenant(name, region="NZ")`` (default "AU", as before).
 
 Sources, cited where each value is set:

@@ -16,13 +16,13 @@ import hmac
 import json
 import secrets
 import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
-if TYPE_CHECKING:
-    from sandbox.xero import FakeXero
+from sandbox.xero.books import TenantBooks
 
 TIMEOUT = 5.0
 
@@ -34,8 +34,8 @@ def sign(key: str, body: bytes) -> str:
 class XeroWebhookSender:
     """Sends an INVOICE event for every invoice changed since the last successful delivery."""
 
-    def __init__(self, fake: FakeXero) -> None:
-        self.fake = fake
+    def __init__(self, all_books: Callable[[], list[TenantBooks]]) -> None:
+        self.all_books = all_books
         self.lock = threading.Lock()
         self.delivered: dict[tuple[str, str], int] = {}  # (tenant, invoice) -> updated_ms sent
         self.sequence = 0
@@ -43,11 +43,11 @@ class XeroWebhookSender:
 
     def pending(self) -> list[dict[str, Any]]:
         events = []
-        for tenant in self.fake.tenants:
-            for invoice in self.fake.accounting(tenant.tenant_id).invoices:
-                key = (tenant.tenant_id, invoice.invoice_id)
+        for books in self.all_books():
+            for invoice in books.invoices:
+                key = (books.tenant_id, invoice.invoice_id)
                 if invoice.updated_ms > self.delivered.get(key, 0):
-                    events.append(self._event(tenant.tenant_id, invoice.invoice_id, invoice.updated_ms,
+                    events.append(self._event(books.tenant_id, invoice.invoice_id, invoice.updated_ms,
                                               "UPDATE" if key in self.delivered else "CREATE"))
         return events
 

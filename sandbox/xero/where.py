@@ -1,0 +1,266 @@
+"""Xero's ``where`` and ``order`` query parameters: the subset Paydeck uses.
+
+``where`` is recursive descent over ``or := and (OR and)*; and := term (AND term)*``,
+``term := "(" or ")" | Field ("=="|"!=") value``, with string comparison exact
+(case-sensitive) as in Xero, guids compared as guids.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sandbox.xero.errors import ApiError, post_data_invalid
+from sandbox.xero.wire import is_guid, parse_http_timestamp
+
+FieldKind = Literal["string", "guid"]
+WhereValues = Mapping[str, str | None]
+"""A record's where-able fields: lower-cased Xero field name -> value."""
+Predicate = Callable[[WhereValues], bool]
+Getter = str | Callable[[Any], Any]
+"""A record's attribute name, or a function of the record."""
+
+_WHERE_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<string>"(?:[^"\\]|\\.)*")
+      | (?P<op>==|!=|&&|\|\||\(|\))
+      | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
+      | (?P<bad>\S)
+    )""",
+    re.VERBOSE,
+)
+_SUPPORTED_WHERE = (
+    'supported: Field=="text", Field!="text", Field==guid("..."), Field==null, '
+    "joined by AND/OR (or &&/||) with parentheses"
+)
+_JOINERS = {"AND": "AND", "&&": "AND", "OR": "OR", "||": "OR"}
+
+
+class QueryError(ValueError):
+    """A ``where``/``order`` expression Xero (and this fake) cannot parse."""
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # string | op | word | AND | OR | end
+    text: str
+    pos: int
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    stripped = text.rstrip()
+    pos = 0
+    while pos < len(stripped):
+        match = _WHERE_TOKEN.match(stripped, pos)
+        if match is None or match.lastgroup is None:
+            break
+        kind = match.lastgroup
+        value, start = match.group(kind), match.start(kind)
+        if kind == "bad":
+            raise QueryError(f"Syntax error: unexpected '{value}' at position {start}")
+        if kind in ("word", "op") and value.upper() in _JOINERS:
+            kind = _JOINERS[value.upper()]
+        tokens.append(_Token(kind, value, start))
+        pos = match.end()
+    return [*tokens, _Token("end", "", len(stripped))]
+
+
+class _WhereParser:
+    def __init__(self, text: str, fields: Mapping[str, FieldKind], type_name: str) -> None:
+        self._tokens = _tokenize(text)
+        self._pos = 0
+        self._fields = fields
+        self._type_name = type_name
+
+    def parse(self) -> Predicate:
+        predicate = self._joined("OR")
+        if self._peek().kind != "end":
+            raise self._error("')' or operator expected")
+        return predicate
+
+    def _peek(self) -> _Token:
+        return self._tokens[self._pos]
+
+    def _next(self) -> _Token:
+        token = self._tokens[self._pos]
+        if token.kind != "end":
+            self._pos += 1
+        return token
+
+    def _accept(self, kind: str, text: str | None = None) -> bool:
+        token = self._peek()
+        if token.kind == kind and (text is None or token.text == text):
+            self._next()
+            return True
+        return False
+
+    def _expect(self, text: str) -> None:
+        if not self._accept("op", text):
+            raise self._error(f"'{text}' expected")
+
+    def _error(self, what: str) -> QueryError:
+        token = self._peek()
+        near = f"'{token.text}'" if token.text else "end of expression"
+        return QueryError(f"{what} (near {near} at position {token.pos}; {_SUPPORTED_WHERE})")
+
+    def _joined(self, joiner: str) -> Predicate:
+        """``OR`` of ``AND``s of terms: AND binds tighter."""
+        part = self._term if joiner == "AND" else lambda: self._joined("AND")
+        parts = [part()]
+        while self._accept(joiner):
+            parts.append(part())
+        if len(parts) == 1:
+            return parts[0]
+        combine = all if joiner == "AND" else any
+        return lambda values: combine(p(values) for p in parts)
+
+    def _term(self) -> Predicate:
+        if self._accept("op", "("):
+            inner = self._joined("OR")
+            self._expect(")")
+            return inner
+        token = self._peek()
+        if token.kind != "word":
+            raise self._error("Field name expected")
+        self._next()
+        name = token.text.lower()
+        kind = self._fields.get(name)
+        if kind is None:
+            raise QueryError(
+                f"No property or field '{token.text}' exists in type '{self._type_name}'"
+            )
+        op = self._peek()
+        if op.kind != "op" or op.text not in ("==", "!="):
+            raise self._error("'==' or '!=' expected")
+        self._next()
+        expected = self._value(kind, op.text)
+        wanted = op.text == "=="
+        return lambda values: (_normalise(values.get(name), kind) == expected) == wanted
+
+    def _value(self, kind: FieldKind, op: str) -> str | None:
+        token = self._peek()
+        word = token.text.lower() if token.kind == "word" else None
+        if token.kind != "string" and word not in ("null", "guid"):
+            raise self._error("Literal expected")
+        self._next()
+        if word == "null":
+            return None
+        if word == "guid":
+            return self._guid_literal(kind, op)
+        if kind == "guid":
+            raise _incompatible(op, "Guid", "String")
+        return _unquote(token.text)
+
+    def _guid_literal(self, kind: FieldKind, op: str) -> str:
+        self._expect("(")
+        token = self._peek()
+        if token.kind != "string" or not is_guid(_unquote(token.text)):
+            raise self._error('guid("...") needs a quoted GUID')
+        self._next()
+        self._expect(")")
+        if kind != "guid":
+            raise _incompatible(op, "String", "Guid")
+        return str(uuid.UUID(_unquote(token.text)))
+
+
+def _incompatible(op: str, left: str, right: str) -> QueryError:
+    return QueryError(f"Operator '{op}' incompatible with operand types '{left}' and '{right}'")
+
+
+def _unquote(literal: str) -> str:
+    return re.sub(r"\\(.)", r"\1", literal[1:-1])
+
+
+def _normalise(value: str | None, kind: FieldKind) -> str | None:
+    if value is None or kind == "string":
+        return value
+    return str(uuid.UUID(value)) if is_guid(value) else value
+
+
+def parse_where(text: str, fields: Mapping[str, FieldKind], type_name: str) -> Predicate:
+    """Compile a Xero ``where`` expression over `fields` (lower-cased names)."""
+    if not text.strip():
+        return lambda values: True
+    return _WhereParser(text, fields, type_name).parse()
+
+
+SortKey = Callable[[Any], Any]
+
+
+def parse_order(
+    text: str, keys: Mapping[str, SortKey], type_name: str
+) -> list[tuple[SortKey, bool]]:
+    """``"UpdatedDateUTC ASC, Name DESC"`` -> [(key, descending), ...]."""
+    order: list[tuple[SortKey, bool]] = []
+    for part in text.split(","):
+        words = part.split()
+        if not words:
+            continue
+        direction = words[1].upper() if len(words) > 1 else "ASC"
+        if len(words) > 2 or direction not in ("ASC", "DESC"):
+            raise QueryError(f"Invalid order clause '{part.strip()}'")
+        key = keys.get(words[0].lower())
+        if key is None:
+            raise QueryError(f"No property or field '{words[0]}' exists in type '{type_name}'")
+        order.append((key, direction == "DESC"))
+    return order
+
+
+def sort_records(records: list[Any], order: Sequence[tuple[SortKey, bool]]) -> list[Any]:
+    """Stable multi-key sort; missing values sort first (ascending)."""
+    result = list(records)
+    for key, descending in reversed(order):
+        result.sort(key=lambda r, key=key: (key(r) is not None, key(r)), reverse=descending)
+    return result
+
+
+def _getter(get: Getter) -> Callable[[Any], Any]:
+    return get if callable(get) else lambda record: getattr(record, get)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How one resource is filtered (``where``, ``If-Modified-Since``) and ordered.
+
+    `where` and `order` map Xero field names to the record's attribute (or a function of
+    the record); names in `guids` compare as GUIDs. `dated`: the records have
+    ``updated_ms``, which If-Modified-Since compares.
+    """
+
+    type_name: str
+    where: Mapping[str, Getter]
+    order: Mapping[str, Getter]
+    guids: frozenset[str] = frozenset()
+    dated: bool = True
+
+    def select(
+        self, records: Iterable[Any], where: str, order: str, modified_since: str | None
+    ) -> list[Any]:
+        getters = {name.lower(): _getter(get) for name, get in self.where.items()}
+        kinds: dict[str, FieldKind] = {
+            name: "guid" if name in self.guids else "string" for name in getters
+        }
+        predicate = parse_where(where, kinds, self.type_name)
+        keys = {name.lower(): _getter(get) for name, get in self.order.items()}
+        sort = parse_order(order, keys, self.type_name)
+        since = _since(modified_since)
+        selected = [
+            r for r in records
+            if predicate({name: get(r) for name, get in getters.items()})
+            and (since is None or not self.dated or r.updated_ms > since)
+        ]
+        return sort_records(selected, sort)
+
+
+def _since(header: str | None) -> int | None:
+    if not header:
+        return None
+    try:
+        return parse_http_timestamp(header)
+    except ValueError:
+        message = f"If-Modified-Since '{header}' is not a valid date"
+        raise ApiError(post_data_invalid(message)) from None
