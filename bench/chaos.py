@@ -72,7 +72,7 @@ from app.worker import PaydeckSimpleWorker, PaydeckWorker
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
 from sandbox.pipedrive_api import dumps as pipedrive_json
-from sandbox.server import LoopbackServer
+from sandbox.kit.server import LoopbackServer
 from sandbox.xero import FakeXero
 
 GST = Decimal("0.10")  # AU OUTPUT, the fake organisation's "GST on Income"

@@ -31,7 +31,7 @@ from app.settings import PIPEDRIVE_SCOPES, Settings
 from app.worker import PaydeckSimpleWorker
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
-from sandbox.server import LoopbackServer
+from sandbox.kit.server import LoopbackServer
 from sandbox.xero import FakeXero
 
 

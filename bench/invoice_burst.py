@@ -41,7 +41,7 @@ from app.redis_conn import EmbeddedRedis, get_redis
 from app.settings import Settings
 from app.worker import PaydeckWorker
 from sandbox.memory_crm import MemoryCrm, deal
-from sandbox.server import LoopbackServer
+from sandbox.kit.server import LoopbackServer
 from sandbox.xero import FakeXero
 
 

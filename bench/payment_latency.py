@@ -46,7 +46,7 @@ from app.settings import Settings
 from app.worker import PaydeckWorker
 from domain.crm import InvoiceFields
 from sandbox.memory_crm import MemoryCrm, deal
-from sandbox.server import LoopbackServer
+from sandbox.kit.server import LoopbackServer
 from sandbox.xero import FakeXero
 
 KEY = "bench-webhook-key"

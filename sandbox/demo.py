@@ -23,7 +23,7 @@ import requests
 from app.settings import PIPEDRIVE_SCOPES
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
-from sandbox.server import LoopbackServer
+from sandbox.kit.server import LoopbackServer
 from sandbox.xero import FakeXero
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from urllib.parse import urlencode
 import requests
 from werkzeug.wrappers import Request, Response
 
-from sandbox.clock import Clock
-from sandbox.grants import Grant, InvalidToken, OAuthError, TokenPolicy, TokenProblem
+from sandbox.kit.clock import Clock
+from sandbox.kit.grants import Grant, InvalidToken, OAuthError, TokenPolicy, TokenProblem
 from sandbox.hubspot_crm import (
     SANDBOX_CRM_SCOPES,
     CrmCall,
@@ -39,8 +39,8 @@ from sandbox.hubspot_crm import (
     signature_v3,
     signed_uri,
 )
-from sandbox.oauth import OAuthFake
-from sandbox.wsgi import json_response
+from sandbox.kit.oauth import OAuthFake
+from sandbox.kit.jsonio import json_response
 
 _DIRECT_GRANT_REDIRECT = "urn:paydeck:sandbox:direct-grant"
 

@@ -53,11 +53,11 @@ import requests
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from sandbox.clock import Clock
-from sandbox.wsgi import json_response
+from sandbox.kit.clock import Clock
+from sandbox.kit.jsonio import json_response
 
 if TYPE_CHECKING:
-    from sandbox.grants import AccessToken
+    from sandbox.kit.grants import AccessToken
     from sandbox.hubspot import FakeHubSpot, HubSpotInstall
 
 API_HOST = "https://api.hubapi.com"

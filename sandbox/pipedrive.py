@@ -25,9 +25,9 @@ import jwt
 import requests
 from werkzeug.wrappers import Request, Response
 
-from sandbox.clock import Clock
-from sandbox.grants import Grant, OAuthError, TokenPolicy, TokenProblem
-from sandbox.oauth import OAuthFake
+from sandbox.kit.clock import Clock
+from sandbox.kit.grants import Grant, OAuthError, TokenPolicy, TokenProblem
+from sandbox.kit.oauth import OAuthFake
 from sandbox.pipedrive_api import (
     WEBHOOK_TIMEOUT_S,
     ApiCall,
@@ -39,7 +39,7 @@ from sandbox.pipedrive_api import (
     RateLimits,
     Webhook,
 )
-from sandbox.wsgi import json_response
+from sandbox.kit.jsonio import json_response
 
 DEFAULT_SCOPES = ("base", "deals:full", "contacts:read", "products:read", "admin")
 

@@ -50,7 +50,7 @@ import requests
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from sandbox.clock import Clock
+from sandbox.kit.clock import Clock
 
 if TYPE_CHECKING:
     from sandbox.pipedrive import FakePipedrive, PipedriveInstall

@@ -30,7 +30,7 @@ from app.settings import PIPEDRIVE_SCOPES, Settings, normalise_database_url
 from sandbox.demo import vendor_settings
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
-from sandbox.server import LoopbackServer
+from sandbox.kit.server import LoopbackServer
 from sandbox.xero import FakeXero
 
 ENCRYPTION_KEY = Fernet.generate_key().decode()

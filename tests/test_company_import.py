@@ -37,7 +37,7 @@ from crm_adapters.hubspot import sign_v3
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
 from sandbox.pipedrive_api import Fault
-from sandbox.server import LoopbackServer
+from sandbox.kit.server import LoopbackServer
 from sandbox.xero import FakeXero
 from sandbox.xero.books import TenantBooks
 from tests.conftest import fake_settings

@@ -21,7 +21,7 @@ from domain.crm import InvoiceFields, WebhookRejected, WebhookRequest
 from crm_adapters.base import CrmError
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
-from sandbox.server import LoopbackServer
+from sandbox.kit.server import LoopbackServer
 from tests.conftest import fake_settings
 
 

@@ -25,7 +25,7 @@ from app.models import (
     XeroConnection,
 )
 from sandbox.memory_crm import MemoryCrm, deal
-from sandbox.server import LoopbackServer
+from sandbox.kit.server import LoopbackServer
 from sandbox.xero import FakeXero
 from tests.sandbox.test_xero_accounting_contract import (  # noqa: F401 - accounting_spec is a fixture
     Recorder,

@@ -33,7 +33,7 @@ from app.models import (
 from app.settings import PIPEDRIVE_SCOPES
 from crm_adapters.hubspot import sign_v3
 from sandbox.pipedrive import FakePipedrive
-from sandbox.server import LoopbackServer
+from sandbox.kit.server import LoopbackServer
 from tests.conftest import fake_settings
 from tests.test_cards import INSTALLER, card, card_get  # noqa: F401  (the `card` fixture)
 from tests.test_company_import import _work

@@ -28,10 +28,10 @@ import jwt
 from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Request, Response
 
-from sandbox.clock import Clock
-from sandbox.grants import AccessToken, Grant, TokenPolicy, TokenProblem
-from sandbox.oauth import OAuthFake
-from sandbox.wsgi import json_response
+from sandbox.kit.clock import Clock
+from sandbox.kit.grants import AccessToken, Grant, TokenPolicy, TokenProblem
+from sandbox.kit.oauth import OAuthFake
+from sandbox.kit.jsonio import json_response
 from sandbox.xero.api import (
     DEFAULT_IDEMPOTENCY_TTL_S,
     ApiCall,

@@ -21,7 +21,7 @@ from typing import Any, Literal, NoReturn, Protocol
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from sandbox.clock import Clock
+from sandbox.kit.clock import Clock
 from sandbox.xero.books import TenantBooks
 from sandbox.xero.errors import ApiError, post_data_invalid, problem, query_parse_exception
 from sandbox.xero.errors import too_many_requests

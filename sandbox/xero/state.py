@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
-from sandbox.clock import Clock
+from sandbox.kit.clock import Clock
 from sandbox.xero.records import Contact, EmailRecord, Invoice
 from sandbox.xero.regions import Account, Item, RegionSetup, TaxRate, region_setup, zone_of
 from sandbox.xero.wire import is_guid

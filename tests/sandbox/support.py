@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
-from sandbox.oauth import OAuthFake
+from sandbox.kit.oauth import OAuthFake
 
 TIMEOUT = 5.0
 REDIRECT_URI = "https://paydeck.test/oauth/callback"

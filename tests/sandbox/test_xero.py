@@ -11,7 +11,7 @@ import requests
 from werkzeug.wrappers import Request, Response
 
 from sandbox import FakeXero, LoopbackServer
-from sandbox.wsgi import json_response
+from sandbox.kit.jsonio import json_response
 
 from .support import TIMEOUT, OAuthHarness
 

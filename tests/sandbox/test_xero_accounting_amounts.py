@@ -22,7 +22,7 @@ from xero_python.accounting.models import (
 )
 
 from sandbox import FakeXero, LoopbackServer
-from sandbox.clock import Clock
+from sandbox.kit.clock import Clock
 from sandbox.xero.wire import ZERO_GUID
 
 from .test_xero_accounting import DUE, Sandbox, create, invoice, sdk_api

@@ -1,18 +1,17 @@
-"""Routing and JSON helpers shared by the fake vendor apps."""
+"""The fakes' WSGI base: a route table on a thread-safe app."""
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
-from sandbox.server import LoopbackServer
+from sandbox.kit.server import LoopbackServer
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -21,12 +20,6 @@ Handler = Callable[..., Response]
 """A view: called as ``handler(request, **path_values)``."""
 
 _PLACEHOLDER = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)>")
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body), status=status, headers=headers, content_type="application/json"
-    )
 
 
 def compile_rule(rule: str, case_insensitive: bool) -> re.Pattern[str]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
-from sandbox.clock import Clock
+from sandbox.kit.clock import Clock
 
 ConsentT = TypeVar("ConsentT")
 """Vendor snapshot taken when the user consents (user, portal, company...)."""

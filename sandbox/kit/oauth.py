@@ -12,16 +12,16 @@ import hmac
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from html import escape
-from typing import Any, ClassVar, Generic, Literal
+from typing import Any, ClassVar, Generic, Literal, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from werkzeug.exceptions import Unauthorized
 from werkzeug.wrappers import Request, Response
 
-from sandbox.clock import Clock
-from sandbox.grants import (
+from sandbox.kit.clock import Clock
+from sandbox.kit.faults import Fault, FaultInjector
+from sandbox.kit.grants import (
     AccessToken,
     ConsentT,
     Grant,
@@ -31,7 +31,8 @@ from sandbox.grants import (
     TokenPolicy,
     TokenProblem,
 )
-from sandbox.wsgi import FakeService, json_response
+from sandbox.kit.jsonio import json_response
+from sandbox.kit.routing import FakeService
 
 ClientAuth = Literal["basic", "body"]
 TokenFaultKind = Literal["invalid_client", "5xx", "429", "garbage", "slow"]
@@ -129,7 +130,7 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
         self._next_consent: Decision = "allow"
         self._token_delay = 0.0
         self._token_log: list[dict[str, Any]] = []
-        self._token_faults: list[TokenFault] = []
+        self._token_faults = FaultInjector(get_args(TokenFaultKind))  # scope: the grant type
         self.route(self.authorize_path, self._authorize, methods=("GET", "POST"))
         self.route(self.token_path, self._token, methods=("POST",))
 
@@ -195,15 +196,14 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
 
     def inject_token_fault(self, kind: TokenFaultKind, times: int | None = 1, *,
                            grant_type: str | None = "refresh_token", status: int | None = None,
-                           delay: float = 0.0) -> TokenFault:
+                           delay: float = 0.0) -> Fault:
         """Make the next `times` token calls (of `grant_type`; None: any) fail (None: until
         cleared). kind: "invalid_client" (the vendor's own refusal, as after a rotated client
         secret), "5xx" (`status`, default 503), "429", "garbage" (200 with an HTML body),
         "slow" (sleep `delay` real seconds, then answer normally)."""
-        fault = TokenFault(kind, grant_type, times, status, delay)
+        fault = Fault(kind, scope=grant_type, remaining=times, status=status, delay=delay)
         with self.lock:
-            self._token_faults.append(fault)
-        return fault
+            return self._token_faults.add(fault)
 
     def clear_token_faults(self) -> None:
         with self.lock:
@@ -372,7 +372,7 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             time.sleep(delay)  # deliberate: lets concurrent token calls overlap in tests
         fault = self._take_token_fault(request.form.get("grant_type"))
         if fault is not None and fault.kind == "slow":
-            time.sleep(fault.delay)
+            time.sleep(fault.delay or 0.0)
         elif fault is not None:
             return self._fault_response(request, fault)
         with self.lock:
@@ -385,18 +385,11 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             self._log_token_call(request, None)
         return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
-    def _take_token_fault(self, grant_type: str | None) -> TokenFault | None:
+    def _take_token_fault(self, grant_type: str | None) -> Fault | None:
         with self.lock:
-            for fault in self._token_faults:
-                if fault.grant_type is None or fault.grant_type == grant_type:
-                    if fault.times is not None:
-                        fault.times -= 1
-                        if fault.times <= 0:
-                            self._token_faults.remove(fault)
-                    return fault
-        return None
+            return self._token_faults.take("POST", self.token_path, grant_type)
 
-    def _fault_response(self, request: Request, fault: TokenFault) -> Response:
+    def _fault_response(self, request: Request, fault: Fault) -> Response:
         if fault.kind == "invalid_client":
             err = self.client_error("client authentication failed", "client_secret")
         elif fault.kind == "429":
@@ -491,17 +484,6 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             if grant is not None and grant.client_id == self.client_id:
                 self._revoke(grant)
         return Response(status=200)
-
-
-@dataclass
-class TokenFault:
-    """A failure the token endpoint answers instead of doing its work (see inject_token_fault)."""
-
-    kind: TokenFaultKind
-    grant_type: str | None
-    times: int | None
-    status: int | None = None
-    delay: float = 0.0
 
 
 def _required(form: Mapping[str, str], name: str) -> str:

@@ -1,0 +1,94 @@
+"""The call log: every API call a fake answered, for assertions and benchmarks."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from werkzeug.wrappers import Request
+
+from sandbox.kit.faults import PathMatch, prefix_match
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call as the fake saw it.
+
+    The log is in completion order; `time` is when the call arrived (fake clock). `scope`
+    is the portal, company or tenant it ran in (None: refused before one was known);
+    `limited` is why the fake's own limits refused it (the vendor's word). A vendor may
+    subclass it to log more fields.
+    """
+
+    method: str
+    path: str
+    query: str
+    scope: Hashable | None
+    status: int
+    time: float
+    body: bytes = b""
+    fault: str | None = None
+    limited: str | None = None
+    response_body: bytes = b""
+
+    def json(self) -> Any:
+        """The request body, decoded."""
+        return json.loads(self.body) if self.body else None
+
+    def response_json(self) -> Any:
+        return json.loads(self.response_body) if self.response_body else None
+
+
+def request_fields(request: Request) -> dict[str, Any]:
+    """The `Call` fields that come from the request itself."""
+    return {
+        "method": request.method,
+        "path": request.path,
+        "query": request.query_string.decode("latin-1"),
+        "body": request.get_data(cache=True),
+    }
+
+
+CallT = TypeVar("CallT", bound=Call)
+
+
+class CallLog(Generic[CallT]):
+    """Calls in completion order; every method takes the fake's lock."""
+
+    def __init__(self, lock: threading.RLock, *, path_match: PathMatch = prefix_match) -> None:
+        self._lock = lock
+        self.path_match = path_match
+        self._calls: list[CallT] = []
+
+    def append(self, call: CallT) -> None:
+        with self._lock:
+            self._calls.append(call)
+
+    @property
+    def calls(self) -> list[CallT]:
+        with self._lock:
+            return list(self._calls)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+    def count(
+        self,
+        method: str | None = None,
+        path_prefix: str | None = None,
+        status: int | None = None,
+        scope: Hashable | None = None,
+    ) -> int:
+        """Calls matching every filter given."""
+        return sum(
+            1
+            for call in self.calls
+            if (method is None or call.method == method.upper())
+            and (path_prefix is None or self.path_match(path_prefix, call.path))
+            and (status is None or call.status == status)
+            and (scope is None or call.scope == scope)
+        )
