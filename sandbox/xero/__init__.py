@@ -4,16 +4,11 @@ Real hosts login.xero.com, identity.xero.com and api.xero.com all map onto this
 app's root. Xero's routing ignores case (the xero-python SDK calls
 ``/Connections``; the docs say ``/connections``), so this app does too.
 
-Later API modules (e.g. ``/api.xro/2.0/...``) extend a `FakeXero` without
-touching this file: register endpoints with ``fake.route(rule, handler,
-methods)``, authenticate calls with ``fake.connected_tenant(request)`` and guard
-state with ``fake.lock``. Pass such installers as ``extensions=`` to run them at
-construction.
-
-The Accounting API (sandbox/xero/api.py) is installed on every FakeXero,
-after `extensions` (so an extension's own routes win). Its test helpers are
-exposed here: `accounting()`, `enable_currency()`, `inject()`, `api_calls`,
-`count_calls()`, `rate_limits`, `idempotency_ttl`, `issue_token_for_tenant()`.
+More endpoints can be added without touching this package: register them with
+``fake.route(rule, handler, methods)``, authenticate with ``fake.connected_tenant(request)``
+and guard state with ``fake.lock``; pass such installers as ``extensions=``. The Accounting
+API (sandbox/xero/api.py) is installed after them (so an extension's own routes win); its
+test helpers are exposed here (`accounting()`, `inject()`, `api_calls`, `count_calls()`...).
 """
 
 from __future__ import annotations
@@ -29,20 +24,15 @@ from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Request, Response
 
 from sandbox.kit.clock import Clock
+from sandbox.kit.faults import Fault
 from sandbox.kit.grants import AccessToken, Grant, TokenPolicy, TokenProblem
-from sandbox.kit.oauth import OAuthFake
 from sandbox.kit.jsonio import json_response
-from sandbox.xero.api import (
-    DEFAULT_IDEMPOTENCY_TTL_S,
-    ApiCall,
-    Fault,
-    FaultKind,
-    RateLimitProblem,
-    RateLimits,
-    XeroAccountingApi,
-)
+from sandbox.kit.oauth import OAuthFake
+from sandbox.kit.state import ScopedState
+from sandbox.xero.api import DEFAULT_IDEMPOTENCY_TTL_S, ApiCall, XeroAccountingApi
 from sandbox.xero.books import TenantBooks
 from sandbox.xero.errors import identity_problem
+from sandbox.xero.limits import RateLimitProblem, RateLimits
 from sandbox.xero.regions import region_setup, zone_of
 from sandbox.xero.webhooks import XeroWebhookSender
 from sandbox.xero.wire import xero_utc
@@ -146,15 +136,14 @@ class FakeXero(OAuthFake[XeroConsent]):
         self._tenants: dict[str, Tenant] = {}
         self._consent_tenants: list[str] | None = None
         self._connections: dict[str, Connection] = {}
-        self._books: dict[str, TenantBooks] = {}
+        self._books: ScopedState[str, TenantBooks] = ScopedState(self.lock, self._new_books)
         self.route(self.revocation_path, self.revocation_endpoint, methods=("POST",))
         self.route("/connections", self._list_connections)
         self.route("/connections/<connection_id>", self._delete_connection, methods=("DELETE",))
         for install in extensions:
             install(self)
-        self.accounting_api = XeroAccountingApi(
-            self, limits=rate_limits, idempotency_ttl=idempotency_ttl
-        )
+        self.accounting_api = XeroAccountingApi(self, self.clock, self.tenant_of, self.accounting,
+                                                limits=rate_limits, idempotency_ttl=idempotency_ttl)
 
     # ----- tenants and connections -------------------------------------------
 
@@ -258,23 +247,21 @@ class FakeXero(OAuthFake[XeroConsent]):
 
     def accounting(self, tenant_id: str) -> TenantBooks:
         """The tenant's books (seeded for its region on first use), for seeding and assertions."""
-        with self.lock:
-            books = self._books.get(tenant_id)
-            if books is None:
-                tenant = self._tenants.get(tenant_id)
-                if tenant is None:
-                    raise KeyError(f"unknown tenant {tenant_id}")
-                books = TenantBooks(tenant.tenant_id, tenant.name, self.lock, self.clock,
-                                    region=tenant.region, timezone=tenant.timezone)
-                self._books[tenant_id] = books
-            return books
+        return self._books[tenant_id]
+
+    def _new_books(self, tenant_id: str) -> TenantBooks:
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            raise KeyError(f"unknown tenant {tenant_id}")
+        return TenantBooks(tenant.tenant_id, tenant.name, self.lock, self.clock,
+                           region=tenant.region, timezone=tenant.timezone)
 
     def enable_currency(self, tenant_id: str, code: str) -> None:
         self.accounting(tenant_id).enable_currency(code)
 
     def inject(
         self,
-        kind: FaultKind,
+        kind: str,
         *,
         method: str | None = None,
         path_prefix: str | None = None,
@@ -293,22 +280,11 @@ class FakeXero(OAuthFake[XeroConsent]):
         real seconds, then proceed), "lost_response" (do the call, then drop the
         connection without answering), "short_answer" (do the call, then leave one
         element, the last, out of the batch answer: an answer that does not line up with
-        the request). `path_prefix` may be "/Invoices" or the
-        full "/api.xro/2.0/Invoices"; it matches case-insensitively. `skip` lets that
-        many matching calls through before the fault starts.
+        the request). `path_prefix` may be "/Invoices" or the full "/api.xro/2.0/Invoices";
+        it matches case-insensitively. `skip` lets that many matching calls through first.
         """
-        fault = Fault(
-            kind,
-            method=method,
-            path_prefix=path_prefix,
-            tenant_id=tenant_id,
-            remaining=times,
-            status=status,
-            delay=delay,
-            problem=problem,
-            retry_after=retry_after,
-            skip=skip,
-        )
+        fault = Fault(kind, method, path_prefix, tenant_id, times, status, delay, problem,
+                      retry_after, skip)
         return self.accounting_api.inject(fault)
 
     def clear_faults(self) -> None:
@@ -318,19 +294,14 @@ class FakeXero(OAuthFake[XeroConsent]):
     @property
     def api_calls(self) -> list[ApiCall]:
         """Every accounting API call, oldest first (see `ApiCall`)."""
-        return self.accounting_api.calls
+        return self.accounting_api.call_log.calls
 
     def clear_api_calls(self) -> None:
-        self.accounting_api.clear_calls()
+        self.accounting_api.call_log.clear()
 
-    def count_calls(
-        self,
-        method: str | None = None,
-        path_prefix: str | None = None,
-        status: int | None = None,
-        tenant_id: str | None = None,
-    ) -> int:
-        return self.accounting_api.count_calls(method, path_prefix, status, tenant_id)
+    def count_calls(self, method: str | None = None, path_prefix: str | None = None,
+                    status: int | None = None, tenant_id: str | None = None) -> int:
+        return self.accounting_api.call_log.count(method, path_prefix, status, tenant_id)
 
     @property
     def rate_limits(self) -> RateLimits:

@@ -11,14 +11,6 @@ from werkzeug.wrappers import Response
 from sandbox.xero.wire import json_body
 
 
-class ApiError(Exception):
-    """Abort the current API call with `response`."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
 def _exception(number: int, kind: str, message: str, **extra: Any) -> Response:
     """Xero's 400 ``{"ErrorNumber", "Type", "Message", ...}`` document."""
     return json_body({"ErrorNumber": number, "Type": kind, "Message": message, **extra}, 400)

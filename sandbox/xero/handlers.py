@@ -15,8 +15,8 @@ from werkzeug.wrappers import Request, Response
 import sandbox.xero.render as render
 import sandbox.xero.schema as schema
 from sandbox.xero.books import TenantBooks
+from sandbox.kit.errors import VendorError
 from sandbox.xero.errors import (
-    ApiError,
     not_found,
     post_data_invalid,
     refused_invoice,
@@ -51,7 +51,7 @@ class _Args:
         if value is None:
             return default
         if value not in ("true", "false"):
-            raise ApiError(post_data_invalid(
+            raise VendorError(post_data_invalid(
                 f"'{value}' is not a valid value for {name}: the API documents true or false"))
         return value == "true"
 
@@ -60,7 +60,7 @@ class _Args:
         try:
             return None if value is None else int(value)
         except ValueError:
-            raise ApiError(post_data_invalid(f"'{value}' is not a valid value for {name}")) from None
+            raise VendorError(post_data_invalid(f"'{value}' is not a valid value for {name}")) from None
 
     def unit_dp(self) -> int:
         return self.integer("unitdp") or 2
@@ -104,13 +104,13 @@ def _read_elements(request: Request, key: str, *, updating: bool = False) -> lis
     try:
         body = json.loads(request.get_data(as_text=True) or "null", parse_float=Decimal)
     except ValueError as exc:
-        raise ApiError(post_data_invalid(f"The request body is not valid JSON: {exc}")) from None
+        raise VendorError(post_data_invalid(f"The request body is not valid JSON: {exc}")) from None
     if isinstance(body, dict) and isinstance(body.get(key), list):
         elements: list[Any] = body[key]
     elif isinstance(body, dict) and body and key not in body:
         elements = [body]
     else:  # the spec: `requestBody: required: true` for PUT/POST /Contacts and /Invoices
-        raise ApiError(post_data_invalid(f'The request body must be {{"{key}": [...]}}'))
+        raise VendorError(post_data_invalid(f'The request body must be {{"{key}": [...]}}'))
     failed = []
     for element in elements:
         found = schema.problems(schema.ROOTS[key], element, updating=updating)
@@ -118,7 +118,7 @@ def _read_elements(request: Request, key: str, *, updating: bool = False) -> lis
             echo = dict(element) if isinstance(element, dict) else {}
             failed.append({**echo, "ValidationErrors": [{"Message": m} for m in found]})
     if failed:
-        raise ApiError(validation_exception(failed))
+        raise VendorError(validation_exception(failed))
     return elements
 
 

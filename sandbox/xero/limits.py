@@ -1,4 +1,5 @@
-"""Xero's field length limits on the elements Paydeck writes, and how Xero reports them.
+"""Xero's limits: field lengths on the elements Paydeck writes (and how Xero reports them),
+and the call rates per tenant and per app.
 
 Limits come from the vendored spec's ``maxLength`` (tests/specs/xero/xero_accounting.yaml)
 wherever it has one; the others are cited one by one. Note xero-python copies the spec's
@@ -19,7 +20,12 @@ for every field (unverified for fields other than Account Code).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sandbox.kit.clock import Clock
+from sandbox.kit.state import ScopedState
+from sandbox.kit.windows import Admission, FixedWindow
 
 SPEC = "spec maxLength"
 
@@ -95,14 +101,84 @@ def nested_length_problems(
     return problems
 
 
-__all__ = [
-    "ADDRESS_LIMITS",
-    "CONTACT_LIMITS",
-    "INVOICE_LIMITS",
-    "LINE_LIMITS",
-    "PHONE_LIMITS",
-    "TRACKING_LIMITS",
-    "length_problems",
-    "nested_length_problems",
-    "too_long",
-]
+# ----- call rates ----------------------------------------------------------------------
+
+RateLimitProblem = Literal["minute", "day", "concurrent", "appminute"]
+MINUTE_S = 60.0
+DAY_S = 86_400.0
+
+
+@dataclass
+class RateLimits:
+    """Xero's API limits (platform-facts: Limits). Mutable: tests may lower them live."""
+
+    per_minute: int = 60
+    per_day: int = 5000
+    concurrent: int = 5
+    app_per_minute: int = 10_000
+
+
+@dataclass
+class _TenantUsage:
+    # Fixed windows that start at their first call, so resets are tenant-specific.
+    minute: FixedWindow = field(default_factory=lambda: FixedWindow(MINUTE_S))
+    day: FixedWindow = field(default_factory=lambda: FixedWindow(DAY_S))
+    in_flight: int = 0
+
+
+class RateLimiter:
+    """Per-tenant minute/day/concurrent windows and the app-wide minute window."""
+
+    def __init__(self, limits: RateLimits, clock: Clock, lock: Any) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._tenants: ScopedState[str, _TenantUsage] = ScopedState(lock, lambda _: _TenantUsage())
+        self._app_minute = FixedWindow(MINUTE_S)
+
+    def reset(self) -> None:
+        self._tenants.reset()
+        self._app_minute = FixedWindow(MINUTE_S)
+
+    def admit(self, tenant_id: str) -> Admission:
+        """Count a call in (caller holds the lock); a refused call is not counted."""
+        now = self._clock.now()
+        usage = self._tenants[tenant_id]
+        windows = (usage.minute, usage.day, self._app_minute)
+        for window in windows:
+            window.roll(now)
+        refused = self._refusal(usage, now)
+        if refused is not None:
+            return Admission(self._remaining(usage), *refused)
+        for window in windows:
+            window.count += 1
+        usage.in_flight += 1
+        return Admission(self._remaining(usage))
+
+    def release(self, tenant_id: str) -> None:
+        usage = self._tenants.get(tenant_id)  # None: `reset` forgot it meanwhile
+        if usage is not None:
+            usage.in_flight -= 1
+
+    def remaining(self, tenant_id: str) -> dict[str, str]:
+        """The ``X-*Limit-Remaining`` headers for the tenant as things stand."""
+        return self._remaining(self._tenants[tenant_id])
+
+    def _refusal(self, usage: _TenantUsage, now: float) -> tuple[str, int | None] | None:
+        limits = self.limits
+        if usage.day.count >= limits.per_day:
+            return "day", usage.day.retry_after(now)
+        if usage.minute.count >= limits.per_minute:
+            return "minute", usage.minute.retry_after(now)
+        if self._app_minute.count >= limits.app_per_minute:
+            return "appminute", self._app_minute.retry_after(now)
+        if usage.in_flight >= limits.concurrent:
+            return "concurrent", None
+        return None
+
+    def _remaining(self, usage: _TenantUsage) -> dict[str, str]:
+        limits, app = self.limits, self._app_minute
+        return {
+            "X-DayLimit-Remaining": str(max(0, limits.per_day - usage.day.count)),
+            "X-MinLimit-Remaining": str(max(0, limits.per_minute - usage.minute.count)),
+            "X-AppMinLimit-Remaining": str(max(0, limits.app_per_minute - app.count)),
+        }

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sandbox.xero.errors import ApiError, post_data_invalid
+from sandbox.kit.errors import VendorError
+from sandbox.xero.errors import post_data_invalid
 from sandbox.xero.wire import is_guid, parse_http_timestamp
 
 FieldKind = Literal["string", "guid"]
@@ -263,4 +264,4 @@ def _since(header: str | None) -> int | None:
         return parse_http_timestamp(header)
     except ValueError:
         message = f"If-Modified-Since '{header}' is not a valid date"
-        raise ApiError(post_data_invalid(message)) from None
+        raise VendorError(post_data_invalid(message)) from None
