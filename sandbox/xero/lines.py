@@ -38,21 +38,18 @@ Rounding mode - the docs never name one:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
 
-CENT = Decimal("0.01")
-UNIT_4DP = Decimal("0.0001")
+from sandbox.xero.wire import CENT, UNIT_4DP
+
 HUNDRED = Decimal(100)
 ZERO = Decimal("0.00")
 
 LINE_ROUNDING = ROUND_HALF_UP  # see the module docstring: unclear
 TAX_ROUNDING = ROUND_HALF_UP  # GUIDE example 11.445 -> 11.45
 UNIT_ROUNDING = ROUND_HALF_UP  # (unverified)
-
-AmountTypes = Literal["Exclusive", "Inclusive", "NoTax"]
 
 
 def to_cents(value: Decimal, rounding: str = LINE_ROUNDING) -> Decimal:
@@ -232,23 +229,3 @@ def invoice_totals(
     if amount_types == "Inclusive":
         return Totals(net - total_tax, total_tax, net, discount)
     return Totals(net, total_tax, net + total_tax, discount)
-
-
-RateOf = Callable[[str | None], Decimal]
-
-__all__ = [
-    "CENT",
-    "LINE_ROUNDING",
-    "TAX_ROUNDING",
-    "UNIT_4DP",
-    "UNIT_ROUNDING",
-    "LineRequest",
-    "PricedLine",
-    "RateOf",
-    "Totals",
-    "invoice_totals",
-    "line_tax",
-    "price_line",
-    "to_cents",
-    "unit_quantum",
-]

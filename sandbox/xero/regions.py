@@ -1,7 +1,7 @@
 """What a new Xero organisation starts with, per region: tax rates, chart of accounts,
 items, and the Organisation record (base currency, country, timezone).
 
-`sandbox/xero/books.py` seeds a tenant's books from one `RegionSetup`; tests pick the
+`sandbox/xero/state.py` seeds a tenant's books from one `RegionSetup`; tests pick the
 region with ``FakeXero.add_tenant(name, region="NZ")`` (default "AU", as before).
 
 Sources, cited where each value is set:
@@ -26,19 +26,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal, get_args
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 Region = Literal["AU", "NZ", "UK", "US"]
-REGIONS: tuple[Region, ...] = get_args(Region)
-
 HUNDRED = Decimal(100)
+UNIT_4DP = Decimal("0.0001")
 ACCOUNT_CLASSES = ("ASSET", "EQUITY", "EXPENSE", "LIABILITY", "REVENUE")
 
 
-# ======================================================================================
-# Tax rates
-# ======================================================================================
+# ----- Tax rates -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -69,7 +66,7 @@ class TaxRate:
     @property
     def display_rate(self) -> Decimal:
         """DisplayTaxRate: the components' rates added up (4 dp, as the spec says)."""
-        return sum((c.rate for c in self.components), Decimal(0)).quantize(Decimal("0.0001"))
+        return sum((c.rate for c in self.components), Decimal(0)).quantize(UNIT_4DP)
 
     @property
     def rate(self) -> Decimal:
@@ -85,7 +82,7 @@ class TaxRate:
         for component in self.components:
             if component.is_compound:
                 total += component.rate * (HUNDRED + simple) / HUNDRED
-        return total.quantize(Decimal("0.0001"))
+        return total.quantize(UNIT_4DP)
 
     @property
     def can_apply_to_revenue(self) -> bool:
@@ -104,26 +101,15 @@ def _applies(columns: str) -> frozenset[str]:
     Liabilities, Revenue, written as T/F (e.g. "TTFTT" for GST on Income)."""
     if len(columns) != 5 or set(columns) - {"T", "F"}:
         raise ValueError(f"five T/F flags expected, not {columns!r}")
-    order = ("ASSET", "EQUITY", "EXPENSE", "LIABILITY", "REVENUE")
-    return frozenset(cls for cls, flag in zip(order, columns, strict=True) if flag == "T")
+    return frozenset(c for c, flag in zip(ACCOUNT_CLASSES, columns, strict=True) if flag == "T")
 
 
 def tax_rate(
-    tax_type: str,
-    name: str,
-    rate: str,
-    report: str | None,
-    columns: str,
-    component: str,
+    tax_type: str, name: str, rate: str, report: str | None, columns: str, component: str
 ) -> TaxRate:
     """A single-component rate, as every default Xero rate is."""
-    return TaxRate(
-        tax_type,
-        name,
-        (TaxComponent(component, Decimal(rate).quantize(Decimal("0.0001"))),),
-        report,
-        _applies(columns),
-    )
+    parts = (TaxComponent(component, Decimal(rate).quantize(UNIT_4DP)),)
+    return TaxRate(tax_type, name, parts, report, _applies(columns))
 
 
 def au_tax_rates() -> list[TaxRate]:
@@ -190,14 +176,12 @@ def uk_tax_rates() -> list[TaxRate]:
         tax_rate("EXEMPTINPUT", "Exempt Expenses", "0", "EXEMPTINPUT", "TTTTF", vat),
         tax_rate("EXEMPTOUTPUT", "Exempt Income", "0", "EXEMPTOUTPUT", "TTFTT", vat),
         tax_rate("NONE", "No VAT", "0", "NONE", "TTTTT", vat),
-        tax_rate(
-            "REVERSECHARGES", "Reverse Charge Expenses (20%)", "20", "REVERSECHARGES", "TTTTF", vat
-        ),
+        tax_rate("REVERSECHARGES", "Reverse Charge Expenses (20%)", "20", "REVERSECHARGES",
+                 "TTTTF", vat),
         tax_rate("GSTONIMPORTS", "VAT on Imports", "0", "GSTONIMPORTS", "FFFTF", vat),
         tax_rate("ECZROUTPUT", "Zero Rated EC Goods Income", "0", "ECOUTPUT", "TTFTT", vat),
-        tax_rate(
-            "ECZROUTPUTSERVICES", "Zero Rated EC Services", "0", "ECOUTPUTSERVICES", "TTFTT", vat
-        ),
+        tax_rate("ECZROUTPUTSERVICES", "Zero Rated EC Services", "0", "ECOUTPUTSERVICES",
+                 "TTFTT", vat),
         tax_rate("ZERORATEDINPUT", "Zero Rated Expenses", "0", "ZERORATEDINPUT", "TTTTF", vat),
         tax_rate("ZERORATEDOUTPUT", "Zero Rated Income", "0", "ZERORATEDOUTPUT", "TTFTT", vat),
     ]
@@ -220,16 +204,9 @@ def us_tax_rates() -> list[TaxRate]:
       Invoice InvoiceAddresses) is not modelled.
     """
     tax = "Sales Tax"
-    oakdale = TaxRate(
-        "TAX001",
-        "Oakdale Sales Tax",
-        (
-            TaxComponent("State Tax", Decimal("7.5000")),
-            TaxComponent("Local Sales Tax", Decimal("0.6250")),
-        ),
-        None,
-        _applies("TTTTT"),
-    )
+    oakdale_parts = (TaxComponent("State Tax", Decimal("7.5000")),
+                     TaxComponent("Local Sales Tax", Decimal("0.6250")))
+    oakdale = TaxRate("TAX001", "Oakdale Sales Tax", oakdale_parts, None, _applies("TTTTT"))
     return [
         tax_rate("GSTONIMPORTS", "Sales Tax on Imports", "0", None, "FFFTF", tax),
         tax_rate("NONE", "Tax Exempt", "0", None, "TTTTT", tax),
@@ -239,9 +216,7 @@ def us_tax_rates() -> list[TaxRate]:
     ]
 
 
-# ======================================================================================
-# Chart of accounts and items
-# ======================================================================================
+# ----- Chart of accounts and items -----------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -273,71 +248,19 @@ class Item:
 # Xero's account Types -> Class (developer.xero.com/documentation/api/accounting/types,
 # "Account Class Types" / "Account Types").
 ACCOUNT_CLASS_OF_TYPE: dict[str, str] = {
-    "BANK": "ASSET",
-    "CURRENT": "ASSET",
-    "FIXED": "ASSET",
-    "INVENTORY": "ASSET",
-    "NONCURRENT": "ASSET",
-    "PREPAYMENT": "ASSET",
-    "EQUITY": "EQUITY",
-    "DEPRECIATN": "EXPENSE",
-    "DIRECTCOSTS": "EXPENSE",
-    "EXPENSE": "EXPENSE",
-    "OVERHEADS": "EXPENSE",
-    "CURRLIAB": "LIABILITY",
-    "LIABILITY": "LIABILITY",
-    "TERMLIAB": "LIABILITY",
-    "OTHERINCOME": "REVENUE",
-    "REVENUE": "REVENUE",
-    "SALES": "REVENUE",
+    account_type: account_class
+    for account_class, types in (
+        ("ASSET", "BANK CURRENT FIXED INVENTORY NONCURRENT PREPAYMENT"),
+        ("EQUITY", "EQUITY"),
+        ("EXPENSE", "DEPRECIATN DIRECTCOSTS EXPENSE OVERHEADS"),
+        ("LIABILITY", "CURRLIAB LIABILITY TERMLIAB"),
+        ("REVENUE", "OTHERINCOME REVENUE SALES"),
+    )
+    for account_type in types.split()
 }
 
 
-def _accounts(setup: RegionSetup, updated_ms: int) -> list[Account]:
-    """The part of the default chart Paydeck touches; codes as in Xero's demo charts."""
-
-    def acct(code: str, name: str, type_: str, **extra: str | None) -> Account:
-        cls = ACCOUNT_CLASS_OF_TYPE[type_]
-        return Account(str(uuid.uuid4()), code, name, type_, cls, updated_ms=updated_ms, **extra)
-
-    return [
-        acct("090", "Business Bank Account", "BANK", bank_account_number=setup.bank_account),
-        acct("200", "Sales", "REVENUE", tax_type=setup.sales_tax_type),
-        acct("260", "Other Revenue", "REVENUE", tax_type=setup.sales_tax_type),
-        acct("400", "Advertising", "EXPENSE", tax_type=setup.purchases_tax_type),
-        acct(
-            "610",
-            "Accounts Receivable",
-            "CURRENT",
-            tax_type=setup.no_tax_type,
-            system_account="DEBTORS",
-        ),
-        acct(
-            "820",
-            setup.tax_account_name,
-            "CURRLIAB",
-            tax_type=setup.no_tax_type,
-            system_account="GST",  # Types doc: "GST / VAT" system account is GST everywhere
-        ),
-    ]
-
-
-def _items(setup: RegionSetup, updated_ms: int) -> list[Item]:
-    def item(code: str, name: str, price: str) -> Item:
-        return Item(
-            str(uuid.uuid4()), code, name, Decimal(price), "200", setup.sales_tax_type, name,
-            updated_ms,
-        )
-
-    return [
-        item("CONSULT-HR", "Consulting (per hour)", "180.00"),
-        item("SUPPORT-MO", "Support plan (monthly)", "99.00"),
-    ]
-
-
-# ======================================================================================
-# The organisation record and its timezone
-# ======================================================================================
+# ----- The organisation record and its timezone ----------------------------------------
 
 # Windows zone ids as Xero spells them (spec `TimeZone` enum) -> IANA, from Unicode CLDR
 # windowsZones.xml (territory 001). Only zones a test is likely to want; add as needed.
@@ -397,116 +320,53 @@ class RegionSetup:
     tax_rates: Callable[[], list[TaxRate]] = field(repr=False, default=au_tax_rates)
 
     def accounts(self, updated_ms: int) -> list[Account]:
-        return _accounts(self, updated_ms)
+        """The part of the default chart Paydeck touches; codes as in Xero's demo charts."""
+
+        def acct(code: str, name: str, type_: str, **extra: str | None) -> Account:
+            cls = ACCOUNT_CLASS_OF_TYPE[type_]
+            return Account(str(uuid.uuid4()), code, name, type_, cls, updated_ms=updated_ms,
+                           **extra)
+
+        return [
+            acct("090", "Business Bank Account", "BANK", bank_account_number=self.bank_account),
+            acct("200", "Sales", "REVENUE", tax_type=self.sales_tax_type),
+            acct("260", "Other Revenue", "REVENUE", tax_type=self.sales_tax_type),
+            acct("400", "Advertising", "EXPENSE", tax_type=self.purchases_tax_type),
+            acct("610", "Accounts Receivable", "CURRENT", tax_type=self.no_tax_type,
+                 system_account="DEBTORS"),
+            # Types doc: "GST / VAT" system account is GST everywhere
+            acct("820", self.tax_account_name, "CURRLIAB", tax_type=self.no_tax_type,
+                 system_account="GST"),
+        ]
 
     def items(self, updated_ms: int) -> list[Item]:
-        return _items(self, updated_ms)
+        return [
+            Item(str(uuid.uuid4()), code, name, Decimal(price), "200", self.sales_tax_type, name,
+                 updated_ms)
+            for code, name, price in (("CONSULT-HR", "Consulting (per hour)", "180.00"),
+                                      ("SUPPORT-MO", "Support plan (monthly)", "99.00"))
+        ]
 
 
-REGION_SETUPS: dict[Region, RegionSetup] = {
-    "AU": RegionSetup(
-        version="AU",
-        country_code="AU",
-        base_currency="AUD",
-        timezone="AUSEASTERNSTANDARDTIME",
-        legal_suffix="Pty Ltd",
-        tax_number="53004085616",
-        financial_year_end=(30, 6),
-        sales_tax_basis="ACCRUALS",
-        sales_tax_period="QUARTERLY1",
-        sales_tax_type="OUTPUT",
-        purchases_tax_type="INPUT",
-        no_tax_type="BASEXCLUDED",
-        export_tax_type="EXEMPTEXPORT",
-        tax_account_name="GST",
-        tax_component="GST",
-        bank_account="062-000 12345678",
-        tax_rates=au_tax_rates,
-    ),
-    "NZ": RegionSetup(
-        version="NZ",
-        country_code="NZ",
-        base_currency="NZD",
-        timezone="NEWZEALANDSTANDARDTIME",
-        legal_suffix="Limited",
-        tax_number="123-456-789",
-        financial_year_end=(31, 3),
-        sales_tax_basis="INVOICE",
-        sales_tax_period="TWOMONTHS",
-        sales_tax_type="OUTPUT2",
-        purchases_tax_type="INPUT2",
-        no_tax_type="NONE",
-        export_tax_type="ZERORATED",
-        tax_account_name="GST",
-        tax_component="GST",
-        bank_account="12-3456-7890123-00",
-        tax_rates=nz_tax_rates,
-    ),
-    "UK": RegionSetup(
-        version="UK",
-        country_code="GB",
-        base_currency="GBP",
-        timezone="GMTSTANDARDTIME",
-        legal_suffix="Ltd",
-        tax_number="GB123456789",
-        financial_year_end=(31, 3),
-        sales_tax_basis="ACCRUAL",
-        sales_tax_period="QUARTERLY1",
-        sales_tax_type="OUTPUT2",
-        purchases_tax_type="INPUT2",
-        no_tax_type="NONE",
-        export_tax_type="ZERORATEDOUTPUT",
-        tax_account_name="VAT",
-        tax_component="VAT",
-        bank_account="20-00-00 12345678",
-        tax_rates=uk_tax_rates,
-    ),
-    "US": RegionSetup(
-        version="US",
-        country_code="US",
-        base_currency="USD",
-        timezone="EASTERNSTANDARDTIME",
-        legal_suffix="Inc.",
-        tax_number="12-3456789",
-        financial_year_end=(31, 12),
-        sales_tax_basis="ACCRUAL",
-        sales_tax_period="MONTHLY",
-        sales_tax_type="OUTPUT",
-        purchases_tax_type="INPUT",
-        no_tax_type="NONE",
-        export_tax_type="NONE",
-        tax_account_name="Sales Tax",
-        tax_component="Sales Tax",
-        bank_account="121000248 123456789",
-        tax_rates=us_tax_rates,
-    ),
-}
+# Rows in `RegionSetup`'s field order; values the spec does not pin are marked there.
+REGION_SETUPS: dict[str, RegionSetup] = {setup.version: setup for setup in (
+    RegionSetup("AU", "AU", "AUD", "AUSEASTERNSTANDARDTIME", "Pty Ltd", "53004085616", (30, 6),
+                "ACCRUALS", "QUARTERLY1", "OUTPUT", "INPUT", "BASEXCLUDED", "EXEMPTEXPORT",
+                "GST", "GST", "062-000 12345678", au_tax_rates),
+    RegionSetup("NZ", "NZ", "NZD", "NEWZEALANDSTANDARDTIME", "Limited", "123-456-789", (31, 3),
+                "INVOICE", "TWOMONTHS", "OUTPUT2", "INPUT2", "NONE", "ZERORATED",
+                "GST", "GST", "12-3456-7890123-00", nz_tax_rates),
+    RegionSetup("UK", "GB", "GBP", "GMTSTANDARDTIME", "Ltd", "GB123456789", (31, 3),
+                "ACCRUAL", "QUARTERLY1", "OUTPUT2", "INPUT2", "NONE", "ZERORATEDOUTPUT",
+                "VAT", "VAT", "20-00-00 12345678", uk_tax_rates),
+    RegionSetup("US", "US", "USD", "EASTERNSTANDARDTIME", "Inc.", "12-3456789", (31, 12),
+                "ACCRUAL", "MONTHLY", "OUTPUT", "INPUT", "NONE", "NONE",
+                "Sales Tax", "Sales Tax", "121000248 123456789", us_tax_rates),
+)}
 
 
 def region_setup(region: str) -> RegionSetup:
     """The setup for `region`; ValueError naming the choices for anything else."""
     if region not in REGION_SETUPS:
-        raise ValueError(f"unknown Xero region {region!r}; choose one of {list(REGIONS)}")
-    return REGION_SETUPS[region]  # type: ignore[index]
-
-
-__all__ = [
-    "ACCOUNT_CLASSES",
-    "ACCOUNT_CLASS_OF_TYPE",
-    "REGIONS",
-    "REGION_SETUPS",
-    "WINDOWS_TO_IANA",
-    "Account",
-    "Item",
-    "Region",
-    "RegionSetup",
-    "TaxComponent",
-    "TaxRate",
-    "au_tax_rates",
-    "nz_tax_rates",
-    "region_setup",
-    "tax_rate",
-    "uk_tax_rates",
-    "us_tax_rates",
-    "zone_of",
-]
+        raise ValueError(f"unknown Xero region {region!r}; choose one of {list(REGION_SETUPS)}")
+    return REGION_SETUPS[region]
