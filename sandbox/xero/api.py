@@ -26,11 +26,12 @@ from sandbox.kit.calls import Call
 from sandbox.kit.clock import Clock
 from sandbox.kit.errors import VendorError
 from sandbox.kit.faults import Fault, FaultInjector
+from sandbox.kit.jsonio import Invalid
 from sandbox.kit.routing import FakeService
 from sandbox.kit.service import ApiRoute, Exchange, VendorApi
 from sandbox.kit.windows import Admission
 from sandbox.xero.books import TenantBooks
-from sandbox.xero.errors import post_data_invalid, problem, query_parse_exception
+from sandbox.xero.errors import invalid, post_data_invalid, problem, query_parse_exception
 from sandbox.xero.errors import too_many_requests
 from sandbox.xero.handlers import ROUTES
 from sandbox.xero.limits import RateLimiter, RateLimits
@@ -181,6 +182,8 @@ class XeroAccountingApi(VendorApi[str, ApiCall]):
                 response = err.response
             except QueryError as err:
                 response = query_parse_exception(str(err))
+            except Invalid as err:
+                response = invalid(err)
             if key is not None:
                 self.idempotency.put(cache_key, response)
         if ex.fault_kind == "short_answer":

@@ -8,7 +8,14 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from sandbox.kit.jsonio import Invalid
 from sandbox.xero.wire import json_body
+
+_INVALID = {
+    "bool": "'{value}' is not a valid value for {name}: the API documents true or false",
+    "int": "'{value}' is not a valid value for {name}",
+    "json": "The request body is not valid JSON: {error}",
+}
 
 
 def _exception(number: int, kind: str, message: str, **extra: Any) -> Response:
@@ -36,6 +43,11 @@ def query_parse_exception(message: str) -> Response:
 def post_data_invalid(message: str) -> Response:
     """Xero's 400 for a body it cannot read (ErrorNumber 14)."""
     return _exception(14, "PostDataInvalidException", message)
+
+
+def invalid(err: Invalid) -> Response:
+    """A query parameter or body the kit's readers refused."""
+    return post_data_invalid(err.message(_INVALID))
 
 
 def not_found() -> Response:

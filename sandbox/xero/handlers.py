@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 import sandbox.xero.render as render
 import sandbox.xero.schema as schema
-from sandbox.xero.books import TenantBooks
 from sandbox.kit.errors import VendorError
-from sandbox.xero.errors import (
-    not_found,
-    post_data_invalid,
-    refused_invoice,
-    validation_exception,
-)
+from sandbox.kit.jsonio import Invalid, query_bool, query_int, read_json, read_object
+from sandbox.xero.books import TenantBooks
+from sandbox.xero.errors import not_found, post_data_invalid, refused_invoice
+from sandbox.xero.errors import validation_exception
 from sandbox.xero.records import CURRENCY_NAMES, ONLINE_INVOICE_STATUSES, Invoice
 from sandbox.xero.state import SaveResult
 from sandbox.xero.where import Listing
@@ -33,42 +28,30 @@ MAX_PAGE_SIZE = 1000
 Handler = Callable[..., Response]
 
 
-class _Args:
-    """Query parameters looked up case-insensitively, parsed the way Xero parses them."""
+class _Args(dict[str, str]):
+    """Query parameters, looked up case-insensitively as Xero does.
+
+    Booleans are ``true`` or ``false`` only: the spec types summarizeErrors, summaryOnly,
+    includeArchived... ``boolean`` (xero_accounting.yaml ``schema: {type: boolean}``), whose
+    wire form is lowercase. Real Xero also takes xero-python's ``False``/``True``
+    (tests/specs/README.md); the fake holds clients to the documented form.
+    """
 
     def __init__(self, request: Request) -> None:
-        self._values = {key.lower(): value for key, value in request.args.items()}
+        super().__init__((key.lower(), value) for key, value in request.args.items())
 
-    def text(self, name: str) -> str | None:
-        return self._values.get(name.lower())
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(name.lower(), default)
 
     def flag(self, name: str, default: bool = False) -> bool:
-        """``true`` or ``false``: the spec types summarizeErrors, summaryOnly,
-        includeArchived... ``boolean`` (xero_accounting.yaml ``schema: {type: boolean}``),
-        whose wire form is lowercase. Real Xero also takes xero-python's ``False``/``True``
-        (tests/specs/README.md); the fake holds clients to the documented form."""
-        value = self.text(name)
-        if value is None:
-            return default
-        if value not in ("true", "false"):
-            raise VendorError(post_data_invalid(
-                f"'{value}' is not a valid value for {name}: the API documents true or false"))
-        return value == "true"
-
-    def integer(self, name: str) -> int | None:
-        value = self.text(name)
-        try:
-            return None if value is None else int(value)
-        except ValueError:
-            raise VendorError(post_data_invalid(f"'{value}' is not a valid value for {name}")) from None
+        return query_bool(self, name, default)
 
     def unit_dp(self) -> int:
-        return self.integer("unitdp") or 2
+        return query_int(self, "unitdp") or 2
 
     def ids(self, name: str, fold: Callable[[str], str] = str.lower) -> set[str]:
         """A comma-separated list parameter (``IDs``, ``Statuses``...), each part folded."""
-        value = self.text(name) or ""
-        return {fold(part.strip()) for part in value.split(",") if part.strip()}
+        return {fold(part.strip()) for part in (self.get(name) or "").split(",") if part.strip()}
 
 
 def _ok(books: TenantBooks, key: str, records: list[dict[str, Any]], **extra: Any) -> Response:
@@ -82,12 +65,12 @@ def _ok(books: TenantBooks, key: str, records: list[dict[str, Any]], **extra: An
 def _select(request: Request, listing: Listing, records: Iterable[Any]) -> list[Any]:
     args = _Args(request)
     header = request.headers.get("If-Modified-Since")
-    return listing.select(records, args.text("where") or "", args.text("order") or "", header)
+    return listing.select(records, args.get("where") or "", args.get("order") or "", header)
 
 
 def _page(args: _Args, records: list[Any]) -> tuple[list[Any], dict[str, Any]]:
     """One page and Xero's ``pagination`` block, or everything when not paging."""
-    page, size = args.integer("page"), args.integer("pageSize")
+    page, size = query_int(args, "page"), query_int(args, "pageSize")
     if page is None and size is None:
         return records, {}
     page = max(1, page or 1)
@@ -101,10 +84,7 @@ def _read_elements(request: Request, key: str, *, updating: bool = False) -> lis
     """The ``{"<key>": [...]}`` batch of a PUT/POST body (a bare object counts as one),
     refused whole (400 ValidationException) if an element breaks the spec's schema: a
     read-only field, a wrong type, a field required to create (sandbox/xero/schema.py)."""
-    try:
-        body = json.loads(request.get_data(as_text=True) or "null", parse_float=Decimal)
-    except ValueError as exc:
-        raise VendorError(post_data_invalid(f"The request body is not valid JSON: {exc}")) from None
+    body = read_json(request)
     if isinstance(body, dict) and isinstance(body.get(key), list):
         elements: list[Any] = body[key]
     elif isinstance(body, dict) and body and key not in body:
@@ -195,7 +175,7 @@ def _get_contacts(request: Request, books: TenantBooks) -> Response:
         contacts = [c for c in contacts if c.contact_id in ids]
     if not args.flag("includeArchived"):
         contacts = [c for c in contacts if c.contact_status != "ARCHIVED"]
-    term = (args.text("searchTerm") or "").casefold()
+    term = (args.get("searchTerm") or "").casefold()
     if term:
         contacts = [c for c in contacts if c.matches(term)]
     page, extra = _page(args, _select(request, _CONTACTS, contacts))
@@ -219,7 +199,7 @@ def _get_invoices(request: Request, books: TenantBooks) -> Response:
 def _filter_invoices(args: _Args, invoices: list[Invoice]) -> list[Invoice]:
     ids, numbers = args.ids("IDs"), args.ids("InvoiceNumbers", str)
     contact_ids, statuses = args.ids("ContactIDs"), args.ids("Statuses", str.upper)
-    term = (args.text("searchTerm") or "").casefold()
+    term = (args.get("searchTerm") or "").casefold()
     mine = args.flag("createdByMyApp")
     return [
         i
@@ -308,10 +288,8 @@ def _email_invoice(request: Request, books: TenantBooks, record_id: str) -> Resp
     # The spec: POST /Invoices/{InvoiceID}/Email has `requestBody: required: true`, a
     # RequestEmpty object (`{}`); xero-python sends RequestEmpty() as {}.
     try:
-        body = json.loads(request.get_data(as_text=True) or "null")
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
+        read_object(request)
+    except Invalid:
         return post_data_invalid("The request body must be a JSON object (RequestEmpty: {})")
     refusal = books.email_invoice(invoice.invoice_id)
     if refusal is not None:
