@@ -1,4 +1,5 @@
-"""Xero's ``where`` and ``order`` query parameters: the subset Paydeck uses.
+"""Xero's ``where`` and ``order`` query parameters (the subset Paydeck uses), and the
+listings that apply them with ``If-Modified-Since``.
 
 ``where`` is recursive descent over ``or := and (OR and)*; and := term (AND term)*``,
 ``term := "(" or ")" | Field ("=="|"!=") value``, with string comparison exact
@@ -18,21 +19,16 @@ from sandbox.xero.errors import post_data_invalid
 from sandbox.xero.wire import is_guid, parse_http_timestamp
 
 FieldKind = Literal["string", "guid"]
-WhereValues = Mapping[str, str | None]
-"""A record's where-able fields: lower-cased Xero field name -> value."""
-Predicate = Callable[[WhereValues], bool]
+Predicate = Callable[[Mapping[str, str | None]], bool]
+"""Tests a record's where-able fields (lower-cased Xero name -> value)."""
 Getter = str | Callable[[Any], Any]
 """A record's attribute name, or a function of the record."""
+SortKey = Callable[[Any], Any]
+Token = tuple[str, str, int]
+"""(kind, text, position); kinds: string, op, word, AND, OR, end."""
 
-_WHERE_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<string>"(?:[^"\\]|\\.)*")
-      | (?P<op>==|!=|&&|\|\||\(|\))
-      | (?P<word>[A-Za-z_][A-Za-z0-9_.]*)
-      | (?P<bad>\S)
-    )""",
-    re.VERBOSE,
-)
+_WHERE_TOKEN = re.compile(r'\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<op>==|!=|&&|\|\||\(|\))'
+                          r"|(?P<word>[A-Za-z_][A-Za-z0-9_.]*)|(?P<bad>\S))")
 _SUPPORTED_WHERE = (
     'supported: Field=="text", Field!="text", Field==guid("..."), Field==null, '
     "joined by AND/OR (or &&/||) with parentheses"
@@ -44,30 +40,18 @@ class QueryError(ValueError):
     """A ``where``/``order`` expression Xero (and this fake) cannot parse."""
 
 
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # string | op | word | AND | OR | end
-    text: str
-    pos: int
-
-
-def _tokenize(text: str) -> list[_Token]:
-    tokens: list[_Token] = []
-    stripped = text.rstrip()
-    pos = 0
-    while pos < len(stripped):
-        match = _WHERE_TOKEN.match(stripped, pos)
-        if match is None or match.lastgroup is None:
-            break
-        kind = match.lastgroup
+def _tokenize(text: str) -> list[Token]:
+    text = text.rstrip()
+    tokens: list[Token] = []
+    for match in _WHERE_TOKEN.finditer(text):
+        kind = match.lastgroup or "bad"
         value, start = match.group(kind), match.start(kind)
         if kind == "bad":
             raise QueryError(f"Syntax error: unexpected '{value}' at position {start}")
         if kind in ("word", "op") and value.upper() in _JOINERS:
             kind = _JOINERS[value.upper()]
-        tokens.append(_Token(kind, value, start))
-        pos = match.end()
-    return [*tokens, _Token("end", "", len(stripped))]
+        tokens.append((kind, value, start))
+    return [*tokens, ("end", "", len(text))]
 
 
 class _WhereParser:
@@ -79,93 +63,80 @@ class _WhereParser:
 
     def parse(self) -> Predicate:
         predicate = self._joined("OR")
-        if self._peek().kind != "end":
+        if self._peek()[0] != "end":
             raise self._error("')' or operator expected")
         return predicate
 
-    def _peek(self) -> _Token:
+    def _peek(self) -> Token:
         return self._tokens[self._pos]
 
-    def _next(self) -> _Token:
-        token = self._tokens[self._pos]
-        if token.kind != "end":
-            self._pos += 1
-        return token
-
-    def _accept(self, kind: str, text: str | None = None) -> bool:
-        token = self._peek()
-        if token.kind == kind and (text is None or token.text == text):
-            self._next()
-            return True
-        return False
+    def _take(self, kind: str, text: str | None = None) -> bool:
+        """Step over the next token if it is `kind` (and `text`)."""
+        token_kind, token_text, _ = self._peek()
+        if token_kind != kind or text not in (None, token_text):
+            return False
+        self._pos += 1
+        return True
 
     def _expect(self, text: str) -> None:
-        if not self._accept("op", text):
+        if not self._take("op", text):
             raise self._error(f"'{text}' expected")
 
     def _error(self, what: str) -> QueryError:
-        token = self._peek()
-        near = f"'{token.text}'" if token.text else "end of expression"
-        return QueryError(f"{what} (near {near} at position {token.pos}; {_SUPPORTED_WHERE})")
+        _, text, pos = self._peek()
+        near = f"'{text}'" if text else "end of expression"
+        return QueryError(f"{what} (near {near} at position {pos}; {_SUPPORTED_WHERE})")
 
     def _joined(self, joiner: str) -> Predicate:
         """``OR`` of ``AND``s of terms: AND binds tighter."""
         part = self._term if joiner == "AND" else lambda: self._joined("AND")
         parts = [part()]
-        while self._accept(joiner):
+        while self._take(joiner):
             parts.append(part())
-        if len(parts) == 1:
-            return parts[0]
         combine = all if joiner == "AND" else any
-        return lambda values: combine(p(values) for p in parts)
+        return parts[0] if len(parts) == 1 else lambda values: combine(p(values) for p in parts)
 
     def _term(self) -> Predicate:
-        if self._accept("op", "("):
+        if self._take("op", "("):
             inner = self._joined("OR")
             self._expect(")")
             return inner
-        token = self._peek()
-        if token.kind != "word":
+        name = self._peek()[1]
+        if not self._take("word"):
             raise self._error("Field name expected")
-        self._next()
-        name = token.text.lower()
-        kind = self._fields.get(name)
-        if kind is None:
-            raise QueryError(
-                f"No property or field '{token.text}' exists in type '{self._type_name}'"
-            )
-        op = self._peek()
-        if op.kind != "op" or op.text not in ("==", "!="):
+        field_kind = self._fields.get(name.lower())
+        if field_kind is None:
+            raise QueryError(f"No property or field '{name}' exists in type '{self._type_name}'")
+        op = self._peek()[1]
+        if not (self._take("op", "==") or self._take("op", "!=")):
             raise self._error("'==' or '!=' expected")
-        self._next()
-        expected = self._value(kind, op.text)
-        wanted = op.text == "=="
-        return lambda values: (_normalise(values.get(name), kind) == expected) == wanted
+        expected, key, wanted = self._value(field_kind, op), name.lower(), op == "=="
+        return lambda values: (_normalise(values.get(key), field_kind) == expected) == wanted
 
     def _value(self, kind: FieldKind, op: str) -> str | None:
-        token = self._peek()
-        word = token.text.lower() if token.kind == "word" else None
-        if token.kind != "string" and word not in ("null", "guid"):
+        token_kind, text, _ = self._peek()
+        word = text.lower() if token_kind == "word" else None
+        if token_kind != "string" and word not in ("null", "guid"):
             raise self._error("Literal expected")
-        self._next()
+        self._pos += 1
         if word == "null":
             return None
         if word == "guid":
             return self._guid_literal(kind, op)
         if kind == "guid":
             raise _incompatible(op, "Guid", "String")
-        return _unquote(token.text)
+        return _unquote(text)
 
     def _guid_literal(self, kind: FieldKind, op: str) -> str:
         self._expect("(")
-        token = self._peek()
-        if token.kind != "string" or not is_guid(_unquote(token.text)):
+        token_kind, text, _ = self._peek()
+        if token_kind != "string" or not is_guid(_unquote(text)):
             raise self._error('guid("...") needs a quoted GUID')
-        self._next()
+        self._pos += 1
         self._expect(")")
         if kind != "guid":
             raise _incompatible(op, "String", "Guid")
-        return str(uuid.UUID(_unquote(token.text)))
+        return str(uuid.UUID(_unquote(text)))
 
 
 def _incompatible(op: str, left: str, right: str) -> QueryError:
@@ -187,9 +158,6 @@ def parse_where(text: str, fields: Mapping[str, FieldKind], type_name: str) -> P
     if not text.strip():
         return lambda values: True
     return _WhereParser(text, fields, type_name).parse()
-
-
-SortKey = Callable[[Any], Any]
 
 
 def parse_order(
