@@ -40,10 +40,7 @@ from sandbox.xero.wire import xero_utc
 REFRESH_GRACE_S = 30 * 60  # platform-facts.md: old refresh token works 30 min after rotation
 REFRESH_IDLE_TTL_S = 60 * 24 * 3600  # refresh tokens expire after 60 days unused
 PAYDECK_SCOPES = (  # platform-facts: granular scopes for apps created after 2026-03-02
-    "offline_access",
-    "accounting.invoices",
-    "accounting.payments",
-    "accounting.contacts",
+    "offline_access", "accounting.invoices", "accounting.payments", "accounting.contacts",
     "accounting.settings.read",
 )
 _DIRECT_GRANT_REDIRECT = "urn:paydeck:sandbox:direct-grant"
@@ -91,10 +88,8 @@ class FakeXero(OAuthFake[XeroConsent]):
     # "Refreshing access tokens": grant_type=refresh_token, refresh_token); errors are RFC 6749
     # 5.2 JSON, e.g. {"error": "invalid_grant"}. Unclear: the guide shows only Basic client
     # authentication, so the fake refuses credentials sent in the body.
-    required_fields = {
-        "authorization_code": ("code", "redirect_uri"),
-        "refresh_token": ("refresh_token",),
-    }
+    required_fields = {"authorization_code": ("code", "redirect_uri"),
+                       "refresh_token": ("refresh_token",)}
     case_insensitive_paths = True
 
     def __init__(
@@ -112,22 +107,11 @@ class FakeXero(OAuthFake[XeroConsent]):
         rate_limits: RateLimits | None = None,
         idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL_S,
     ) -> None:
-        policy = TokenPolicy(
-            code_ttl=code_ttl,
-            access_ttl=access_ttl,
-            rotate_refresh_tokens=True,
-            refresh_grace=REFRESH_GRACE_S,
-            refresh_idle_ttl=REFRESH_IDLE_TTL_S,
-            offline_scope="offline_access",
-        )
-        super().__init__(
-            client_id,
-            client_secret,
-            policy=policy,
-            redirect_uris=redirect_uris,
-            interactive=interactive,
-            clock=clock,
-        )
+        policy = TokenPolicy(code_ttl=code_ttl, access_ttl=access_ttl, rotate_refresh_tokens=True,
+                             refresh_grace=REFRESH_GRACE_S, refresh_idle_ttl=REFRESH_IDLE_TTL_S,
+                             offline_scope="offline_access")
+        super().__init__(client_id, client_secret, policy=policy, redirect_uris=redirect_uris,
+                         interactive=interactive, clock=clock)
         self.user_id = user_id or str(uuid.uuid4())
         # Xero signs its access tokens (RS256, keys at /.well-known/openid-configuration/jwks);
         # the fake signs HS256 with a key of its own: nobody outside the fake verifies them.
@@ -147,14 +131,8 @@ class FakeXero(OAuthFake[XeroConsent]):
 
     # ----- tenants and connections -------------------------------------------
 
-    def add_tenant(
-        self,
-        name: str,
-        tenant_id: str | None = None,
-        *,
-        region: str = "AU",
-        timezone: str | None = None,
-    ) -> str:
+    def add_tenant(self, name: str, tenant_id: str | None = None, *, region: str = "AU",
+                   timezone: str | None = None) -> str:
         """A Xero organisation seeded as a new one in `region` ("AU", "NZ", "UK", "US"),
         optionally in another `timezone` (e.g. "WAUSTRALIASTANDARDTIME" for Perth)."""
         region_setup(region)  # ValueError now, not at the first API call
@@ -200,11 +178,8 @@ class FakeXero(OAuthFake[XeroConsent]):
         access = self.require_bearer(request)
         tenant_id = request.headers.get("xero-tenant-id", "")
         with self.lock:
-            for conn in self._connections.values():
-                if (
-                    conn.user_id == access.grant.consent.user_id
-                    and conn.tenant_id.lower() == tenant_id.lower()
-                ):
+            for conn in self._user_connections(access):
+                if conn.tenant_id.lower() == tenant_id.lower():
                     return access, self._tenants[conn.tenant_id]
         raise Forbidden(response=identity_problem(403, "Forbidden", "AuthenticationUnsuccessful"))
 
@@ -223,9 +198,7 @@ class FakeXero(OAuthFake[XeroConsent]):
     def _all_books(self) -> list[TenantBooks]:
         return [self.accounting(tenant.tenant_id) for tenant in self.tenants]
 
-    def issue_token_for_tenant(
-        self, tenant_id: str, scopes: Sequence[str] = PAYDECK_SCOPES
-    ) -> str:
+    def issue_token_for_tenant(self, tenant_id: str, scopes: Sequence[str] = PAYDECK_SCOPES) -> str:
         """A live access token connected to `tenant_id`, without the browser dance.
 
         Creates a grant (as a code exchange would) and the user's connection to
@@ -236,9 +209,8 @@ class FakeXero(OAuthFake[XeroConsent]):
                 raise ValueError(f"unknown tenant {tenant_id}")
             consent = XeroConsent(self.user_id, str(uuid.uuid4()))
             self._connect(consent, tenant_id)
-            code = self.store.issue_code(
-                self.client_id, _DIRECT_GRANT_REDIRECT, tuple(scopes), consent
-            )
+            code = self.store.issue_code(self.client_id, _DIRECT_GRANT_REDIRECT, tuple(scopes),
+                                         consent)
             grant = self.store.redeem_code(code, self.client_id, _DIRECT_GRANT_REDIRECT, None)
             access, _ = self.store.issue_tokens(grant)
             return access.value
@@ -343,10 +315,8 @@ class FakeXero(OAuthFake[XeroConsent]):
     def make_consent(self) -> XeroConsent:
         """Connect the consented tenants (caller holds the lock)."""
         consent = XeroConsent(self.user_id, str(uuid.uuid4()))
-        tenant_ids = (
-            self._consent_tenants if self._consent_tenants is not None else list(self._tenants)
-        )
-        for tenant_id in tenant_ids:
+        tenant_ids = self._consent_tenants
+        for tenant_id in list(self._tenants) if tenant_ids is None else tenant_ids:
             self._connect(consent, tenant_id)
         return consent
 
@@ -358,9 +328,8 @@ class FakeXero(OAuthFake[XeroConsent]):
                 updated = replace(conn, auth_event_id=consent.auth_event_id, updated_at=now)
                 self._connections[conn.connection_id] = updated
                 return
-        conn = Connection(
-            str(uuid.uuid4()), tenant_id, consent.user_id, consent.auth_event_id, now, now
-        )
+        conn = Connection(str(uuid.uuid4()), tenant_id, consent.user_id, consent.auth_event_id,
+                          now, now)
         self._connections[conn.connection_id] = conn
 
     def on_grant_revoked(self, grant: Grant[XeroConsent]) -> None:
@@ -371,49 +340,37 @@ class FakeXero(OAuthFake[XeroConsent]):
                 del self._connections[conn_id]
 
     def unauthorized_response(self, problem: TokenProblem) -> Response:
-        detail = (
-            "TokenExpired: token expired" if problem == "expired" else "AuthenticationUnsuccessful"
-        )
-        return identity_problem(
-            401,
-            "Unauthorized",
-            detail,
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
+        expired = problem == "expired"
+        detail = "TokenExpired: token expired" if expired else "AuthenticationUnsuccessful"
+        return identity_problem(401, "Unauthorized", detail,
+                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
     # ----- endpoints ---------------------------------------------------------
 
     def _connection_json(self, conn: Connection) -> dict[str, Any]:
         tenant = self._tenants[conn.tenant_id]
-        return {
-            "id": conn.connection_id,
-            "authEventId": conn.auth_event_id,
-            "tenantId": tenant.tenant_id,
-            "tenantType": tenant.tenant_type,
-            "tenantName": tenant.name,
-            "createdDateUtc": xero_utc(conn.created_at),
-            "updatedDateUtc": xero_utc(conn.updated_at),
-        }
+        return {"id": conn.connection_id, "authEventId": conn.auth_event_id,
+                "tenantId": tenant.tenant_id, "tenantType": tenant.tenant_type,
+                "tenantName": tenant.name, "createdDateUtc": xero_utc(conn.created_at),
+                "updatedDateUtc": xero_utc(conn.updated_at)}
 
     def _list_connections(self, request: Request) -> Response:
         access = self.require_bearer(request)
         event = request.args.get("authEventId")
         with self.lock:
-            body = [
-                self._connection_json(conn)
-                for conn in self._connections.values()
-                if conn.user_id == access.grant.consent.user_id
-                and (event is None or conn.auth_event_id == event)
-            ]
+            body = [self._connection_json(conn) for conn in self._user_connections(access)
+                    if event is None or conn.auth_event_id == event]
         return json_response(body)
+
+    def _user_connections(self, access: AccessToken[XeroConsent]) -> list[Connection]:
+        return [c for c in self._connections.values() if c.user_id == access.grant.consent.user_id]
 
     def _delete_connection(self, request: Request, connection_id: str) -> Response:
         access = self.require_bearer(request)
         with self.lock:
             conn = self._connections.get(connection_id.lower())
             if conn is None or conn.user_id != access.grant.consent.user_id:
-                return identity_problem(
-                    404, "NotFound", "The resource you're looking for cannot be found"
-                )
+                detail = "The resource you're looking for cannot be found"
+                return identity_problem(404, "NotFound", detail)
             del self._connections[conn.connection_id]
         return Response(status=204)

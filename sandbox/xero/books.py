@@ -11,25 +11,10 @@ from typing import Any, Literal
 
 import sandbox.xero.contacts as contacts
 import sandbox.xero.invoices as invoices
-from sandbox.xero.records import (
-    CURRENCY_NAMES,
-    EMAILABLE_STATUSES,
-    Allocation,
-    AllocationKind,
-    Contact,
-    EmailRecord,
-    Invoice,
-    Payment,
-)
-from sandbox.xero.regions import (
-    ACCOUNT_CLASS_OF_TYPE,
-    WINDOWS_TO_IANA,
-    Account,
-    Item,
-    TaxComponent,
-    TaxRate,
-    zone_of,
-)
+from sandbox.xero.records import (CURRENCY_NAMES, EMAILABLE_STATUSES, Allocation, AllocationKind,
+                                  Contact, EmailRecord, Invoice, Payment)
+from sandbox.xero.regions import (ACCOUNT_CLASS_OF_TYPE, WINDOWS_TO_IANA, Account, Item,
+                                  TaxComponent, TaxRate, zone_of)
 from sandbox.xero.state import Ledger, SaveResult, Snapshot
 from sandbox.xero.wire import UNIT_4DP, money, to_decimal
 

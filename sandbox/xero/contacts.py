@@ -8,13 +8,8 @@ from dataclasses import replace
 from typing import Any
 
 import sandbox.xero.render as render
-from sandbox.xero.limits import (
-    ADDRESS_LIMITS,
-    CONTACT_LIMITS,
-    PHONE_LIMITS,
-    length_problems,
-    nested_length_problems,
-)
+from sandbox.xero.limits import (ADDRESS_LIMITS, CONTACT_LIMITS, PHONE_LIMITS, length_problems,
+                                 nested_length_problems)
 from sandbox.xero.records import CONTACT_TEXT_FIELDS, EMAIL, Contact
 from sandbox.xero.state import Ledger, Saved
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from werkzeug.wrappers import Response
 
-from sandbox.kit.jsonio import Invalid
+from sandbox.kit.jsonio import Invalid, json_response
 from sandbox.xero.wire import json_body
 
 _INVALID = {
@@ -70,8 +69,7 @@ def identity_problem(
     """Xero's identity and auth errors are RFC 7807-style problem documents."""
     body = {"Type": None, "Title": title, "Status": status, "Detail": detail,
             "Instance": str(uuid.uuid4()), "Extensions": {}}
-    return Response(json.dumps(body), status=status, headers=headers,
-                    content_type="application/json")
+    return json_response(body, status, headers)
 
 
 def too_many_requests(kind: str, retry_after: int | None, remaining: dict[str, str]) -> Response:

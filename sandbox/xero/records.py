@@ -32,26 +32,16 @@ UNCODEABLE_SYSTEM_ACCOUNTS = frozenset({"DEBTORS", "CREDITORS", "GST"})
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 CURRENCY_NAMES: dict[str, str] = {
-    "AUD": "Australian Dollar",
-    "CAD": "Canadian Dollar",
-    "EUR": "Euro",
-    "GBP": "British Pound",
-    "JPY": "Japanese Yen",
-    "NZD": "New Zealand Dollar",
-    "SGD": "Singapore Dollar",
+    "AUD": "Australian Dollar", "CAD": "Canadian Dollar", "EUR": "Euro", "GBP": "British Pound",
+    "JPY": "Japanese Yen", "NZD": "New Zealand Dollar", "SGD": "Singapore Dollar",
     "USD": "United States Dollar",
 }
 # A contact's text fields: Xero's JSON name -> attribute.
 CONTACT_TEXT_FIELDS: dict[str, str] = {
-    "Name": "name",
-    "FirstName": "first_name",
-    "LastName": "last_name",
-    "EmailAddress": "email_address",
-    "ContactNumber": "contact_number",
-    "AccountNumber": "account_number",
-    "TaxNumber": "tax_number",
-    "ContactStatus": "contact_status",
-    "DefaultCurrency": "default_currency",
+    "Name": "name", "FirstName": "first_name", "LastName": "last_name",
+    "EmailAddress": "email_address", "ContactNumber": "contact_number",
+    "AccountNumber": "account_number", "TaxNumber": "tax_number",
+    "ContactStatus": "contact_status", "DefaultCurrency": "default_currency",
 }
 
 

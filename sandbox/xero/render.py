@@ -8,27 +8,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sandbox.xero.lines import unit_quantum
-from sandbox.xero.records import (
-    CONTACT_TEXT_FIELDS,
-    CURRENCY_NAMES,
-    LINE_AMOUNT_TYPES,
-    TRANSITIONS,
-    Allocation,
-    Contact,
-    Invoice,
-    LineItem,
-    Payment,
-)
+from sandbox.xero.records import (CONTACT_TEXT_FIELDS, CURRENCY_NAMES, LINE_AMOUNT_TYPES,
+                                  TRANSITIONS, Allocation, Contact, Invoice, LineItem, Payment)
 from sandbox.xero.regions import Account, Item, TaxRate
-from sandbox.xero.wire import (
-    CENT,
-    UNIT_4DP,
-    ZERO_GUID,
-    date_string,
-    ms_date,
-    ms_datetime,
-    parse_xero_date,
-)
+from sandbox.xero.wire import (CENT, UNIT_4DP, ZERO_GUID, date_string, ms_date, ms_datetime,
+                               parse_xero_date)
 
 RATE = Decimal("1.000000")
 # Xero always returns these placeholder entries for a contact created without them.

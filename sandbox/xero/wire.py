@@ -8,7 +8,6 @@ from a `Decimal`, never from a float.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import UTC, date, datetime
@@ -17,6 +16,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from werkzeug.wrappers import Response
+
+from sandbox.kit.jsonio import exact_json_response
 
 API_ROOT = "/api.xro/2.0"
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -99,22 +100,8 @@ def money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def dumps(value: Any) -> str:
-    """JSON with `Decimal` written as an exact number ("110.00"), never via float."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        items = (f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(dumps(v) for v in value) + "]"
-    if isinstance(value, float):
-        raise TypeError("the accounting fake never writes floats")
-    return json.dumps(value)
-
-
 def json_body(body: Any, status: int = 200) -> Response:
-    return Response(dumps(body), status=status, content_type="application/json; charset=utf-8")
+    return exact_json_response(body, status, content_type="application/json; charset=utf-8")
 
 
 def is_guid(value: str) -> bool:
