@@ -9,13 +9,16 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
-import sandbox.xero.contacts as contacts
 import sandbox.xero.invoices as invoices
-from sandbox.xero.records import (CURRENCY_NAMES, EMAILABLE_STATUSES, Allocation, AllocationKind,
-                                  Contact, EmailRecord, Invoice, Payment)
+import sandbox.xero.render as render
+from sandbox.xero.limits import (ADDRESS_LIMITS, CONTACT_LIMITS, PHONE_LIMITS, length_problems,
+                                 nested_length_problems)
+from sandbox.xero.records import (CONTACT_TEXT_FIELDS, CURRENCY_NAMES, EMAIL, EMAILABLE_STATUSES,
+                                  Allocation, AllocationKind, Contact, EmailRecord, Invoice,
+                                  Payment)
 from sandbox.xero.regions import (ACCOUNT_CLASS_OF_TYPE, WINDOWS_TO_IANA, Account, Item,
                                   TaxComponent, TaxRate, zone_of)
-from sandbox.xero.state import Ledger, SaveResult, Snapshot
+from sandbox.xero.state import Ledger, Saved, SaveResult, Snapshot
 from sandbox.xero.wire import UNIT_4DP, money, to_decimal
 
 Amount = Decimal | int | str
@@ -50,7 +53,7 @@ class TenantBooks(Ledger):
 
     def save_contacts(self, elements: Sequence[Any], *, summarize: bool) -> SaveResult:
         """Create (no ContactID) or update (ContactID) each contact element."""
-        return self.batch(elements, summarize, lambda raw: contacts.save_element(self, raw))
+        return self.batch(elements, summarize, self._save_contact)
 
     def save_invoices(self, elements: Sequence[Any], *, summarize: bool,
                       created_by_app: bool = True, unit_dp: int = 2) -> SaveResult:
@@ -59,7 +62,10 @@ class TenantBooks(Ledger):
                           lambda raw: invoices.save_element(self, raw, created_by_app, unit_dp))
 
     def render_contact(self, contact: Contact, *, summary: bool = False) -> dict[str, Any]:
-        return contacts.rendered(self, contact, summary=summary)
+        """The contact as Xero shows it; IsCustomer: it has an invoice that is not deleted."""
+        is_customer = any(i.contact_id == contact.contact_id and i.status != "DELETED"
+                          for i in self.invoice_by_id.values())
+        return render.contact(contact, is_customer=is_customer, summary=summary)
 
     def render_invoice(self, invoice: Invoice, *, lines: bool = True,
                        unit_dp: int = 2) -> dict[str, Any]:
@@ -96,6 +102,79 @@ class TenantBooks(Ledger):
             updated = replace(self.contact(contact_id), website=website, updated_ms=self.stamp())
             self.contact_by_id[updated.contact_id] = updated
             return updated
+
+    # ----- saving contacts ----------------------------------------------------------
+
+    def _save_contact(self, raw: Any) -> Saved:
+        """Create (no ContactID) or update (ContactID) one contact element."""
+        if not isinstance(raw, dict):
+            return render.failed_contact({}, None, ["A contact must be a JSON object"]), None
+        existing, errors = None, []
+        contact_id = raw.get("ContactID")
+        if contact_id:
+            existing = self.find_contact(str(contact_id))
+            if existing is None:
+                errors.append(f"Contact with ContactID '{contact_id}' could not be found")
+        contact = self._merged_contact(raw, existing, errors)
+        if contact is not None:
+            errors.extend(self._contact_problems(contact))
+        if errors or contact is None:
+            return render.failed_contact(raw, existing, errors), None
+        self.contact_by_id[contact.contact_id] = contact
+        return self.render_contact(contact), contact.contact_id
+
+    def _merged_contact(
+        self, raw: Mapping[str, Any], existing: Contact | None, errors: list[str]
+    ) -> Contact | None:
+        """`existing` with the fields `raw` carries, or a new contact; None if unreadable."""
+        changes: dict[str, Any] = {}
+        for key, attr in CONTACT_TEXT_FIELDS.items():
+            if key not in raw:
+                continue
+            value = raw[key]
+            if value is not None and not isinstance(value, str):
+                errors.append(f"{key} must be a string")
+                continue
+            changes[attr] = value.strip() if isinstance(value, str) else None
+            if attr == "name" and changes[attr] is None:
+                changes[attr] = ""
+        for key, attr in (("Phones", "phones"), ("Addresses", "addresses")):
+            if isinstance(raw.get(key), list):
+                changes[attr] = tuple(p for p in raw[key] if isinstance(p, dict))
+        if isinstance(raw.get("PaymentTerms"), dict):
+            changes["payment_terms"] = raw["PaymentTerms"]
+        if errors:
+            return None
+        base = existing or Contact(str(uuid.uuid4()), name="")
+        return replace(base, **changes, updated_ms=self.stamp())
+
+    def _contact_problems(self, contact: Contact) -> list[str]:
+        problems: list[str] = []
+        if not contact.name:
+            problems.append("The contact name must be specified.")
+        texts = render.fields(contact, CONTACT_TEXT_FIELDS)
+        problems.extend(length_problems(texts, CONTACT_LIMITS))
+        problems.extend(nested_length_problems(contact.phones, PHONE_LIMITS, "Phone "))
+        problems.extend(nested_length_problems(contact.addresses, ADDRESS_LIMITS, "Address "))
+        if contact.email_address and not EMAIL.match(contact.email_address):
+            problems.append("Email address must be valid.")
+        if contact.contact_status not in ("ACTIVE", "ARCHIVED"):
+            status = contact.contact_status
+            problems.append(f"ContactStatus '{status}' cannot be set through the API.")
+        currency = contact.default_currency
+        if currency and currency not in self.currency_codes:
+            problems.append(f"Organisation is not subscribed to currency {currency}")
+        if contact.name and contact.contact_status == "ACTIVE" and self._name_taken(contact):
+            problems.append(
+                f"The contact name {contact.name} is already assigned to another contact. "
+                "The contact name must be unique across all active contacts."
+            )  # platform-facts: Name unique among active contacts
+        return problems
+
+    def _name_taken(self, contact: Contact) -> bool:
+        wanted = contact.name.casefold()
+        return any(other.contact_id != contact.contact_id and other.contact_status == "ACTIVE"
+                   and other.name.casefold() == wanted for other in self.contact_by_id.values())
 
     # ----- reference data ---------------------------------------------------------
 

@@ -78,8 +78,12 @@ class _InvoiceBuilder:
             "contact_id": self._contact_id(),
             "date": self._date("Date", self._was("date", self.ledger.today())),
             "due_date": self._date("DueDate", self._was("due_date")),
-            "line_amount_types": self._line_amount_types(),
-            "currency_code": self._currency(),
+            "line_amount_types": self._choice(
+                "LineAmountTypes", self._was("line_amount_types", "Exclusive"), LINE_AMOUNT_TYPES,
+                "LineAmountTypes '{}' is not one of " + ", ".join(LINE_AMOUNT_TYPES) + "."),
+            "currency_code": self._choice(
+                "CurrencyCode", self._was("currency_code", self.ledger.base_currency),
+                self.ledger.currency_codes, "Organisation is not subscribed to currency {}"),
             "invoice_number": self._invoice_number(),
             "reference": self._text("Reference"),
             "url": self._text("Url"),
@@ -94,12 +98,9 @@ class _InvoiceBuilder:
         if totals.total < 0:
             self.errors.append("The invoice total cannot be negative.")
             return None
-        base = self.existing or Invoice(
-            invoice_id=str(uuid.uuid4()), created_by_app=created_by_app, **fields
-        )
-        return replace(base, **fields, line_items=priced, sub_total=totals.sub_total,
-                       total_tax=totals.total_tax, total=totals.total,
-                       total_discount=totals.total_discount, updated_ms=self.ledger.stamp())
+        base = self.existing or Invoice(str(uuid.uuid4()), created_by_app=created_by_app, **fields)
+        return replace(base, **fields, **vars(totals), line_items=priced,
+                       updated_ms=self.ledger.stamp())
 
     def _text(self, key: str) -> str | None:
         value = self.raw.get(key, self._was(key.lower()))
@@ -155,23 +156,13 @@ class _InvoiceBuilder:
             self.errors.append(f"{key} '{self.raw[key]}' is not a valid date.")
             return default
 
-    def _line_amount_types(self) -> str:
-        current = self._was("line_amount_types", "Exclusive")
-        value = self.raw.get("LineAmountTypes", current)
-        if value not in LINE_AMOUNT_TYPES:
-            self.errors.append(
-                f"LineAmountTypes '{value}' is not one of {', '.join(LINE_AMOUNT_TYPES)}."
-            )
+    def _choice(self, key: str, current: str, allowed: Sequence[str], problem: str) -> str:
+        """`key`'s value if it is one of `allowed`, else `current` and the `problem`."""
+        value = self.raw.get(key, current)
+        if value not in allowed:
+            self.errors.append(problem.format(value))
             return current
         return str(value)
-
-    def _currency(self) -> str:
-        current = self._was("currency_code", self.ledger.base_currency)
-        code = self.raw.get("CurrencyCode", current)
-        if code not in self.ledger.currency_codes:
-            self.errors.append(f"Organisation is not subscribed to currency {code}")
-            return current
-        return str(code)
 
     def _invoice_number(self) -> str:
         number = self.raw.get("InvoiceNumber")
@@ -232,19 +223,9 @@ class _InvoiceBuilder:
         line_id = raw.get("LineItemID")
         return LineItem(
             line_id if isinstance(line_id, str) and is_guid(line_id) else str(uuid.uuid4()),
-            description if isinstance(description, str) else None,
-            priced.quantity,
-            priced.unit_amount,
-            account_code,
-            tax_type,
-            item_code=item.code if item else None,
-            discount_rate=priced.discount_rate,
-            tracking=tracking,
-            line_amount=priced.line_amount,
-            discount_amount=priced.discount_amount,
-            discount=priced.discount,
-            tax_override=priced.tax_override,
-        )
+            description if isinstance(description, str) else None, account_code=account_code,
+            tax_type=tax_type, item_code=item.code if item else None, tracking=tracking,
+            **vars(priced))
 
     def _line_request(self, raw: Mapping[str, Any], item: Item | None) -> LineRequest | None:
         """The line's numbers as sent; an item supplies a missing UnitAmount (Items doc)."""
