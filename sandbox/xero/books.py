@@ -13,12 +13,11 @@ import sandbox.xero.invoices as invoices
 import sandbox.xero.render as render
 from sandbox.xero.limits import (ADDRESS_LIMITS, CONTACT_LIMITS, PHONE_LIMITS, length_problems,
                                  nested_length_problems)
-from sandbox.xero.records import (CONTACT_TEXT_FIELDS, CURRENCY_NAMES, EMAIL, EMAILABLE_STATUSES,
-                                  Allocation, AllocationKind, Contact, EmailRecord, Invoice,
-                                  Payment)
 from sandbox.xero.regions import (ACCOUNT_CLASS_OF_TYPE, WINDOWS_TO_IANA, Account, Item,
                                   TaxComponent, TaxRate, zone_of)
-from sandbox.xero.state import Ledger, Saved, SaveResult, Snapshot
+from sandbox.xero.state import (CONTACT_TEXT_FIELDS, CURRENCY_NAMES, EMAIL, EMAILABLE_STATUSES,
+                                Allocation, AllocationKind, Contact, EmailRecord, Invoice, Ledger,
+                                Payment, Saved, SaveResult, Snapshot)
 from sandbox.xero.wire import UNIT_4DP, money, to_decimal
 
 Amount = Decimal | int | str

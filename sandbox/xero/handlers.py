@@ -17,8 +17,7 @@ from sandbox.kit.jsonio import Invalid, query_bool, query_int, read_json, read_o
 from sandbox.xero.books import TenantBooks
 from sandbox.xero.errors import not_found, post_data_invalid, refused_invoice
 from sandbox.xero.errors import validation_exception
-from sandbox.xero.records import CURRENCY_NAMES, ONLINE_INVOICE_STATUSES, Invoice
-from sandbox.xero.state import SaveResult
+from sandbox.xero.state import CURRENCY_NAMES, ONLINE_INVOICE_STATUSES, Invoice, SaveResult
 from sandbox.xero.where import Listing
 from sandbox.xero.wire import json_body, ms_datetime
 

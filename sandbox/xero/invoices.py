@@ -13,10 +13,9 @@ import sandbox.xero.render as render
 from sandbox.xero.limits import (INVOICE_LIMITS, LINE_LIMITS, TRACKING_LIMITS, length_problems,
                                  nested_length_problems, too_long)
 from sandbox.xero.lines import LineRequest, Totals, invoice_totals, line_tax, price_line
-from sandbox.xero.records import (CREATABLE_STATUSES, LINE_AMOUNT_TYPES, TRANSITIONS,
-                                  UNCODEABLE_SYSTEM_ACCOUNTS, Invoice, LineItem)
 from sandbox.xero.regions import Item
-from sandbox.xero.state import Ledger, Saved
+from sandbox.xero.state import (CREATABLE_STATUSES, LINE_AMOUNT_TYPES, TRANSITIONS,
+                                UNCODEABLE_SYSTEM_ACCOUNTS, Invoice, Ledger, LineItem, Saved)
 from sandbox.xero.wire import ZERO_GUID, is_guid, parse_xero_date, to_decimal
 
 _LINE_NUMBERS = ("Quantity", "UnitAmount", "LineAmount", "DiscountRate", "DiscountAmount",

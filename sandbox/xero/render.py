@@ -8,9 +8,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sandbox.xero.lines import unit_quantum
-from sandbox.xero.records import (CONTACT_TEXT_FIELDS, CURRENCY_NAMES, LINE_AMOUNT_TYPES,
-                                  TRANSITIONS, Allocation, Contact, Invoice, LineItem, Payment)
 from sandbox.xero.regions import Account, Item, TaxRate
+from sandbox.xero.state import (CONTACT_TEXT_FIELDS, CURRENCY_NAMES, LINE_AMOUNT_TYPES, TRANSITIONS,
+                                Allocation, Contact, Invoice, LineItem, Payment)
 from sandbox.xero.wire import (CENT, UNIT_4DP, ZERO_GUID, date_string, ms_date, ms_datetime,
                                parse_xero_date)
 
