@@ -92,21 +92,13 @@ class FakeXero(OAuthFake[XeroConsent]):
                        "refresh_token": ("refresh_token",)}
     case_insensitive_paths = True
 
-    def __init__(
-        self,
-        client_id: str = "paydeck-xero-client",
-        client_secret: str = "paydeck-xero-secret",
-        *,
-        redirect_uris: Sequence[str] | None = None,
-        interactive: bool = False,
-        code_ttl: float = 300,
-        access_ttl: float = 1800,
-        clock: Clock | None = None,
-        user_id: str | None = None,
-        extensions: Iterable[Callable[[FakeXero], None]] = (),
-        rate_limits: RateLimits | None = None,
-        idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL_S,
-    ) -> None:
+    def __init__(self, client_id: str = "paydeck-xero-client",
+                 client_secret: str = "paydeck-xero-secret", *,
+                 redirect_uris: Sequence[str] | None = None, interactive: bool = False,
+                 code_ttl: float = 300, access_ttl: float = 1800, clock: Clock | None = None,
+                 user_id: str | None = None, extensions: Iterable[Callable[[FakeXero], None]] = (),
+                 rate_limits: RateLimits | None = None,
+                 idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL_S) -> None:
         policy = TokenPolicy(code_ttl=code_ttl, access_ttl=access_ttl, rotate_refresh_tokens=True,
                              refresh_grace=REFRESH_GRACE_S, refresh_idle_ttl=REFRESH_IDLE_TTL_S,
                              offline_scope="offline_access")
@@ -231,20 +223,10 @@ class FakeXero(OAuthFake[XeroConsent]):
     def enable_currency(self, tenant_id: str, code: str) -> None:
         self.accounting(tenant_id).enable_currency(code)
 
-    def inject(
-        self,
-        kind: str,
-        *,
-        method: str | None = None,
-        path_prefix: str | None = None,
-        times: int | None = 1,
-        status: int | None = None,
-        delay: float | None = None,
-        problem: RateLimitProblem = "minute",
-        retry_after: int | None = None,
-        tenant_id: str | None = None,
-        skip: int = 0,
-    ) -> Fault:
+    def inject(self, kind: str, *, method: str | None = None, path_prefix: str | None = None,
+               times: int | None = 1, status: int | None = None, delay: float | None = None,
+               problem: RateLimitProblem = "minute", retry_after: int | None = None,
+               tenant_id: str | None = None, skip: int = 0) -> Fault:
         """Make the next `times` matching accounting calls fail (None: until cleared).
 
         kind: "5xx" (answer `status`, default 500, without doing anything), "429"

@@ -1,13 +1,10 @@
-"""The Accounting API on the kit's request pipeline, served on the fake's root, so
-xero-python works against it unchanged::
+"""The Accounting API on the kit's pipeline, on the fake's root: xero-python works against it
+unchanged (``AccountingApi(api_client, base_url=f"{server.url}/api.xro/2.0")``).
 
-    AccountingApi(api_client, base_url=f"{server.url}/api.xro/2.0")
-
-Each call runs: bearer + ``xero-tenant-id`` check -> rate limits -> injected fault ->
-Idempotency-Key replay -> handler (under the fake's lock) -> headers, call log, and for
-a "lost_response" fault a dropped connection. Sources: shared/notes/platform-facts.md
-"Xero Accounting API", the vendored spec shared/specs/xero/xero_accounting.yaml, the
-xero-python 15.x source.
+Each call: bearer + ``xero-tenant-id`` -> rate limits -> injected fault -> Idempotency-Key
+replay -> handler (under the lock) -> headers, call log; a "lost_response" fault then drops
+the connection. Sources: shared/notes/platform-facts.md "Xero Accounting API", the vendored
+spec shared/specs/xero/xero_accounting.yaml, the xero-python 15.x source.
 """
 
 from __future__ import annotations
@@ -31,8 +28,8 @@ from sandbox.kit.routing import FakeService
 from sandbox.kit.service import ApiRoute, Exchange, VendorApi
 from sandbox.kit.windows import Admission
 from sandbox.xero.books import TenantBooks
-from sandbox.xero.errors import invalid, post_data_invalid, problem, query_parse_exception
-from sandbox.xero.errors import too_many_requests
+from sandbox.xero.errors import (invalid, post_data_invalid, problem, query_parse_exception,
+                                 too_many_requests)
 from sandbox.xero.handlers import ROUTES
 from sandbox.xero.limits import RateLimiter, RateLimits
 from sandbox.xero.where import QueryError
@@ -76,36 +73,30 @@ class ApiCall(Call):
         return self.limited
 
 
-@dataclass(frozen=True)
-class _StoredResponse:
-    status: int
-    body: bytes
-    content_type: str
-    stored_at: float
-
-
 class IdempotencyCache:
-    """Responses to PUT/POST calls by (tenant, method, path, Idempotency-Key)."""
+    """Responses to PUT/POST calls by (tenant, method, path, Idempotency-Key), kept `ttl` s."""
 
-    def __init__(self, clock: Callable[[], float], ttl: float) -> None:
+    def __init__(self, now: Callable[[], float], ttl: float) -> None:
         self.ttl = ttl
-        self._now = clock
-        self._entries: dict[tuple[Hashable, ...], _StoredResponse] = {}
+        self._now = now
+        self._entries: dict[tuple[Hashable, ...], tuple[float, bytes, int, str]] = {}
 
     def get(self, key: tuple[Hashable, ...]) -> Response | None:
-        entry = self._entries.get(key)
-        if entry is None or self._now() >= entry.stored_at + self.ttl:
-            self._entries.pop(key, None)
+        self._expire()
+        if key not in self._entries:
             return None
-        return Response(entry.body, status=entry.status, content_type=entry.content_type)
+        _, body, status, content_type = self._entries[key]
+        return Response(body, status=status, content_type=content_type)
 
     def put(self, key: tuple[Hashable, ...], response: Response) -> None:
+        self._expire()
+        self._entries[key] = (self._now(), response.get_data(), response.status_code,
+                              response.content_type or "")
+
+    def _expire(self) -> None:
         now = self._now()
-        for old in [k for k, v in self._entries.items() if now >= v.stored_at + self.ttl]:
-            del self._entries[old]
-        self._entries[key] = _StoredResponse(
-            response.status_code, response.get_data(), response.content_type or "", now
-        )
+        for key in [k for k, entry in self._entries.items() if now >= entry[0] + self.ttl]:
+            del self._entries[key]
 
 
 class XeroAccountingApi(VendorApi[str, ApiCall]):
@@ -117,16 +108,9 @@ class XeroAccountingApi(VendorApi[str, ApiCall]):
 
     call_type = ApiCall
 
-    def __init__(
-        self,
-        service: FakeService,
-        clock: Clock,
-        tenant_of: Callable[[Request], str],
-        books_of: Callable[[str], TenantBooks],
-        *,
-        limits: RateLimits | None = None,
-        idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL_S,
-    ) -> None:
+    def __init__(self, service: FakeService, clock: Clock, tenant_of: Callable[[Request], str],
+                 books_of: Callable[[str], TenantBooks], *, limits: RateLimits | None = None,
+                 idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL_S) -> None:
         super().__init__(service, clock, FaultInjector(FAULT_KINDS, path_match=path_match))
         self._tenant_of = tenant_of
         self._books_of = books_of

@@ -70,8 +70,7 @@ class TenantBooks(Ledger):
                        unit_dp: int = 2) -> dict[str, Any]:
         return invoices.rendered(self, invoice, lines=lines, unit_dp=unit_dp)
 
-    def _save_one(self, save: Any, records: str, element: Mapping[str, Any],
-                  **options: Any) -> Any:
+    def _save_one(self, save: Any, records: str, element: Mapping[str, Any], **options: Any) -> Any:
         """Save one element as a test helper does: ValueError with Xero's messages."""
         with self.lock:
             result: SaveResult = save([dict(element)], summarize=True, **options)
@@ -122,9 +121,8 @@ class TenantBooks(Ledger):
         self.contact_by_id[contact.contact_id] = contact
         return self.render_contact(contact), contact.contact_id
 
-    def _merged_contact(
-        self, raw: Mapping[str, Any], existing: Contact | None, errors: list[str]
-    ) -> Contact | None:
+    def _merged_contact(self, raw: Mapping[str, Any], existing: Contact | None,
+                        errors: list[str]) -> Contact | None:
         """`existing` with the fields `raw` carries, or a new contact; None if unreadable."""
         changes: dict[str, Any] = {}
         for key, attr in CONTACT_TEXT_FIELDS.items():
@@ -191,9 +189,8 @@ class TenantBooks(Ledger):
             self.item_by_code[code] = item
             return item
 
-    def add_account(
-        self, code: str, name: str, type_: str = "REVENUE", *, tax_type: str | None = REGION_DEFAULT
-    ) -> Account:
+    def add_account(self, code: str, name: str, type_: str = "REVENUE", *,
+                    tax_type: str | None = REGION_DEFAULT) -> Account:
         """An account of Xero Type `type_`; its Class follows the Types doc. `tax_type`
         defaults to the region's sales rate; pass None for an account without one."""
         if tax_type is REGION_DEFAULT:
@@ -253,9 +250,8 @@ class TenantBooks(Ledger):
             self.rate_by_type[rate.tax_type] = rate
             return rate
 
-    def set_tax_rate_status(
-        self, tax_type: str, status: Literal["ACTIVE", "ARCHIVED", "DELETED"]
-    ) -> TaxRate:
+    def set_tax_rate_status(self, tax_type: str,
+                            status: Literal["ACTIVE", "ARCHIVED", "DELETED"]) -> TaxRate:
         """Archive or delete a rate (then Xero refuses it on new lines), or restore it."""
         with self.lock:
             rate = replace(self.rate_by_type[tax_type], status=status)

@@ -63,9 +63,8 @@ def problem(status: int, title: str, detail: str) -> Response:
     return json_body({"Type": None, "Title": title, "Status": status, "Detail": detail}, status)
 
 
-def identity_problem(
-    status: int, title: str, detail: str, headers: dict[str, str] | None = None
-) -> Response:
+def identity_problem(status: int, title: str, detail: str,
+                     headers: dict[str, str] | None = None) -> Response:
     """Xero's identity and auth errors are RFC 7807-style problem documents."""
     body = {"Type": None, "Title": title, "Status": status, "Detail": detail,
             "Instance": str(uuid.uuid4()), "Extensions": {}}

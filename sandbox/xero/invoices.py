@@ -56,9 +56,8 @@ class _InvoiceBuilder:
     None from `build` if there are any.
     """
 
-    def __init__(
-        self, ledger: Ledger, raw: Mapping[str, Any], existing: Invoice | None, unit_dp: int
-    ) -> None:
+    def __init__(self, ledger: Ledger, raw: Mapping[str, Any], existing: Invoice | None,
+                 unit_dp: int) -> None:
         self.ledger = ledger
         self.raw = raw
         self.existing = existing
@@ -291,9 +290,8 @@ class _InvoiceBuilder:
         return rate.rate if rate else Decimal(0)
 
 
-def price_lines(
-    lines: Sequence[LineItem], amount_types: str, rate_of: Callable[[str | None], Decimal]
-) -> tuple[tuple[LineItem, ...], Totals]:
+def price_lines(lines: Sequence[LineItem], amount_types: str,
+                rate_of: Callable[[str | None], Decimal]) -> tuple[tuple[LineItem, ...], Totals]:
     """Each line's TaxAmount, rounded on that line, and the invoice totals (all Decimal).
 
     LineAmounts were fixed when each line was read (`price_line`). Tax follows the

@@ -78,9 +78,8 @@ def too_long(label: str, limit: int) -> str:
     return f"{label} is too long. Maximum of {limit} characters allowed"
 
 
-def length_problems(
-    element: Mapping[str, Any], limits: Mapping[str, tuple[int, str]], prefix: str = ""
-) -> list[str]:
+def length_problems(element: Mapping[str, Any], limits: Mapping[str, tuple[int, str]],
+                    prefix: str = "") -> list[str]:
     """One message per string field of `element` longer than its limit."""
     problems: list[str] = []
     for key, (limit, _source) in limits.items():
@@ -90,9 +89,8 @@ def length_problems(
     return problems
 
 
-def nested_length_problems(
-    entries: Iterable[Any], limits: Mapping[str, tuple[int, str]], prefix: str
-) -> list[str]:
+def nested_length_problems(entries: Iterable[Any], limits: Mapping[str, tuple[int, str]],
+                           prefix: str) -> list[str]:
     """`length_problems` over a list of sub-elements (Phones, Addresses, Tracking)."""
     problems: list[str] = []
     for entry in entries:

@@ -144,9 +144,8 @@ def _cents_or_none(value: Decimal | None) -> Decimal | None:
     return None if value is None else to_cents(value)
 
 
-def _quantity_and_unit(
-    req: LineRequest, rate: Decimal | None, amount: Decimal | None, unit_dp: int
-) -> tuple[Decimal, Decimal]:
+def _quantity_and_unit(req: LineRequest, rate: Decimal | None, amount: Decimal | None,
+                       unit_dp: int) -> tuple[Decimal, Decimal]:
     """Quantity (4 dp) and UnitAmount (unit dp), deriving a missing one from LineAmount.
 
     SPEC: with LineAmount given, Xero "will calculate the missing amount". The derivation
@@ -210,12 +209,8 @@ class Totals:
     total_discount: Decimal
 
 
-def invoice_totals(
-    amounts: Sequence[Decimal],
-    taxes: Sequence[Decimal],
-    discounts: Sequence[Decimal],
-    amount_types: str,
-) -> Totals:
+def invoice_totals(amounts: Sequence[Decimal], taxes: Sequence[Decimal],
+                   discounts: Sequence[Decimal], amount_types: str) -> Totals:
     """SubTotal, TotalTax, Total and TotalDiscount from the lines' stored values.
 
     TotalTax is the sum of the line taxes (GUIDE). Exclusive: SubTotal = sum(LineAmount),

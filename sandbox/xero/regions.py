@@ -104,9 +104,8 @@ def _applies(columns: str) -> frozenset[str]:
     return frozenset(c for c, flag in zip(ACCOUNT_CLASSES, columns, strict=True) if flag == "T")
 
 
-def tax_rate(
-    tax_type: str, name: str, rate: str, report: str | None, columns: str, component: str
-) -> TaxRate:
+def tax_rate(tax_type: str, name: str, rate: str, report: str | None, columns: str,
+             component: str) -> TaxRate:
     """A single-component rate, as every default Xero rate is."""
     parts = (TaxComponent(component, Decimal(rate).quantize(UNIT_4DP)),)
     return TaxRate(tax_type, name, parts, report, _applies(columns))

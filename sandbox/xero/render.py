@@ -148,9 +148,8 @@ def _failed(raw: Mapping[str, Any], keys: Iterable[str], errors: list[str]) -> d
                    "ValidationErrors": [{"Message": m} for m in errors]}
 
 
-def failed_contact(
-    raw: Mapping[str, Any], existing: Contact | None, errors: list[str]
-) -> dict[str, Any]:
+def failed_contact(raw: Mapping[str, Any], existing: Contact | None,
+                   errors: list[str]) -> dict[str, Any]:
     """A rejected contact as Xero echoes it: the input, a zero id, the messages."""
     keys = [k for k in CONTACT_TEXT_FIELDS if k not in ("ContactStatus", "DefaultCurrency")]
     body = _failed(raw, keys, errors)
@@ -165,9 +164,8 @@ _ECHOED_CHOICES = {"Type": ("ACCREC",), "Status": tuple(TRANSITIONS),
                    "LineAmountTypes": LINE_AMOUNT_TYPES, "CurrencyCode": tuple(CURRENCY_NAMES)}
 
 
-def failed_invoice(
-    raw: Mapping[str, Any], existing: Invoice | None, errors: list[str]
-) -> dict[str, Any]:
+def failed_invoice(raw: Mapping[str, Any], existing: Invoice | None,
+                   errors: list[str]) -> dict[str, Any]:
     """A rejected invoice as Xero echoes it: the readable input, a zero id, the messages."""
     body = _failed(raw, ("InvoiceNumber", "Reference"), errors)
     body |= {key: raw[key] for key, allowed in _ECHOED_CHOICES.items() if raw.get(key) in allowed}

@@ -199,16 +199,8 @@ class Ledger:
     region's Organisation.Timezone (one of Xero's Windows-style names).
     """
 
-    def __init__(
-        self,
-        tenant_id: str,
-        name: str,
-        lock: AbstractContextManager[Any],
-        clock: Clock,
-        *,
-        region: str = "AU",
-        timezone: str | None = None,
-    ) -> None:
+    def __init__(self, tenant_id: str, name: str, lock: AbstractContextManager[Any], clock: Clock,
+                 *, region: str = "AU", timezone: str | None = None) -> None:
         self.tenant_id = tenant_id
         self.lock = lock
         self.clock = clock

@@ -160,9 +160,8 @@ def parse_where(text: str, fields: Mapping[str, FieldKind], type_name: str) -> P
     return _WhereParser(text, fields, type_name).parse()
 
 
-def parse_order(
-    text: str, keys: Mapping[str, SortKey], type_name: str
-) -> list[tuple[SortKey, bool]]:
+def parse_order(text: str, keys: Mapping[str, SortKey],
+                type_name: str) -> list[tuple[SortKey, bool]]:
     """``"UpdatedDateUTC ASC, Name DESC"`` -> [(key, descending), ...]."""
     order: list[tuple[SortKey, bool]] = []
     for part in text.split(","):
@@ -206,9 +205,8 @@ class Listing:
     guids: frozenset[str] = frozenset()
     dated: bool = True
 
-    def select(
-        self, records: Iterable[Any], where: str, order: str, modified_since: str | None
-    ) -> list[Any]:
+    def select(self, records: Iterable[Any], where: str, order: str,
+               modified_since: str | None) -> list[Any]:
         getters = {name.lower(): _getter(get) for name, get in self.where.items()}
         kinds: dict[str, FieldKind] = {
             name: "guid" if name in self.guids else "string" for name in getters
