@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sandbox.xero.invoices as invoices
 import sandbox.xero.render as render
@@ -21,6 +21,7 @@ from sandbox.xero.state import (CONTACT_TEXT_FIELDS, CURRENCY_NAMES, EMAIL, EMAI
 from sandbox.xero.wire import UNIT_4DP, money, to_decimal
 
 Amount = Decimal | int | str
+T = TypeVar("T")
 
 
 class _RegionDefault:
@@ -36,9 +37,8 @@ REGION_DEFAULT: Any = _RegionDefault()
 class TenantBooks(Ledger):
     """The accounting records of one tenant, plus the helpers tests seed and tune with.
 
-    Every method takes the owning fake's lock, so a test may call them while the
-    server is handling requests. Returned records are frozen snapshots.
-    """
+    Every method takes the fake's lock, so a test may call them while the server is
+    handling requests. Returned records are frozen snapshots."""
 
     contacts = Snapshot[Contact]("contact_by_id")
     invoices = Snapshot[Invoice]("invoice_by_id")
@@ -82,11 +82,8 @@ class TenantBooks(Ledger):
     # ----- contacts -------------------------------------------------------------
 
     def add_contact(self, name: str, **fields: Any) -> Contact:
-        """Create a contact as if typed into Xero; `fields` use Xero's JSON names.
-
-        Example: ``add_contact("Acme", EmailAddress="ap@acme.test", ContactNumber="D-1")``.
-        Raises ValueError with Xero's messages if it would be rejected.
-        """
+        """Create a contact as if typed into Xero; `fields` use Xero's JSON names, e.g.
+        ``add_contact("Acme", EmailAddress="ap@acme.test")``. ValueError if Xero would refuse."""
         return self._save_one(self.save_contacts, "contact_by_id", {"Name": name, **fields})
 
     def archive_contact(self, contact_id: str) -> Contact:
@@ -207,9 +204,7 @@ class TenantBooks(Ledger):
     def set_account_status(self, code: str, status: Literal["ACTIVE", "ARCHIVED"]) -> Account:
         """Archive (or reactivate) an account, e.g. to provoke "not a valid code"."""
         with self.lock:
-            account = replace(self.account_by_code[code], status=status, updated_ms=self.stamp())
-            self.account_by_code[code] = account
-            return account
+            return _changed(self.account_by_code, code, status=status, updated_ms=self.stamp())
 
     def enable_currency(self, code: str) -> None:
         """Subscribe the organisation to a currency (Xero: Settings > Currencies)."""
@@ -219,14 +214,10 @@ class TenantBooks(Ledger):
             if code not in self.currency_codes:
                 self.currency_codes.append(code)
 
-    def add_tax_rate(
-        self,
-        name: str,
-        components: Sequence[tuple[str, Amount]] | Amount,
-        *,
-        report_tax_type: str | None = REGION_DEFAULT,
-        applies_to: Iterable[str] = ("ASSET", "EQUITY", "LIABILITY", "REVENUE"),
-    ) -> TaxRate:
+    def add_tax_rate(self, name: str, components: Sequence[tuple[str, Amount]] | Amount, *,
+                     report_tax_type: str | None = REGION_DEFAULT,
+                     applies_to: Iterable[str] = ("ASSET", "EQUITY", "LIABILITY", "REVENUE"),
+                     ) -> TaxRate:
         """A rate the organisation adds (Xero: Settings > Tax rates), as POST /TaxRates would.
 
         Xero numbers custom rates TAX001, TAX002, ... (TaxRates doc). `components` is a
@@ -239,9 +230,8 @@ class TenantBooks(Ledger):
             report_tax_type = None if self.region == "US" else "OUTPUT"
         if isinstance(components, Decimal | int | str):
             components = [(self.setup.tax_component, components)]
-        parts = tuple(
-            TaxComponent(part, to_decimal(rate).quantize(UNIT_4DP)) for part, rate in components
-        )
+        parts = tuple(TaxComponent(part, to_decimal(rate).quantize(UNIT_4DP))
+                      for part, rate in components)
         with self.lock:
             number = 1
             while f"TAX{number:03d}" in self.rate_by_type:
@@ -254,9 +244,7 @@ class TenantBooks(Ledger):
                             status: Literal["ACTIVE", "ARCHIVED", "DELETED"]) -> TaxRate:
         """Archive or delete a rate (then Xero refuses it on new lines), or restore it."""
         with self.lock:
-            rate = replace(self.rate_by_type[tax_type], status=status)
-            self.rate_by_type[tax_type] = rate
-            return rate
+            return _changed(self.rate_by_type, tax_type, status=status)
 
     def set_timezone(self, name: str) -> None:
         """Set Organisation.Timezone (Xero: Settings > Organisation details). A name the fake
@@ -270,11 +258,8 @@ class TenantBooks(Ledger):
     # ----- invoices as finance changes them in Xero ----------------------------------
 
     def add_invoice(self, invoice: Mapping[str, Any]) -> Invoice:
-        """Create an invoice as if entered in Xero's UI (not "created by my app").
-
-        `invoice` is a Xero JSON element (``{"Type": "ACCREC", "Contact": {...}, ...}``).
-        Raises ValueError with the validation messages if Xero would reject it.
-        """
+        """Create an invoice as if entered in Xero's UI (not "created by my app") from a Xero
+        JSON element; ValueError with the validation messages if Xero would refuse it."""
         return self._save_one(self.save_invoices, "invoice_by_id", invoice, created_by_app=False)
 
     def edit_invoice(self, invoice_id: str, changes: Mapping[str, Any]) -> Invoice:
@@ -286,11 +271,8 @@ class TenantBooks(Ledger):
 
     def pay(self, invoice_id: str, amount: Amount, paid_on: date | None = None, *,
             reference: str | None = None) -> Payment:
-        """Record a payment on an AUTHORISED invoice (as a bank feed reconciliation would).
-
-        Updates AmountPaid/AmountDue, flips Status to PAID with FullyPaidOnDate when
-        nothing is left due, and bumps UpdatedDateUTC.
-        """
+        """Record a payment on an AUTHORISED invoice (as a bank feed reconciliation would):
+        AmountPaid/AmountDue change, PAID with FullyPaidOnDate when nothing is left due."""
         value = money(to_decimal(amount))
         with self.lock:
             invoice = self.invoice(invoice_id)
@@ -312,11 +294,10 @@ class TenantBooks(Ledger):
             payment = next((p for p in invoice.payments if p.payment_id == payment_id), None)
             if payment is None:
                 raise ValueError(f"no payment {payment_id} on {invoice_id}")
-            changed = replace(invoice, amount_paid=invoice.amount_paid - payment.amount,
-                              payments=tuple(p for p in invoice.payments if p is not payment),
-                              status="AUTHORISED", fully_paid_on=None, updated_ms=self.stamp())
-            self.invoice_by_id[changed.invoice_id] = changed
-            return changed
+            return self.keep(replace(
+                invoice, amount_paid=invoice.amount_paid - payment.amount,
+                payments=tuple(p for p in invoice.payments if p is not payment),
+                status="AUTHORISED", fully_paid_on=None, updated_ms=self.stamp()))
 
     def credit(self, invoice_id: str, amount: Amount) -> Invoice:
         """Allocate a credit note to an AUTHORISED invoice (AmountCredited; PAID when nothing
@@ -348,20 +329,16 @@ class TenantBooks(Ledger):
         """Store `invoice`; PAID (on `day`, default today) when nothing is left due."""
         if invoice.amount_due == 0:
             invoice = replace(invoice, status="PAID", fully_paid_on=day or self.today())
-        self.invoice_by_id[invoice.invoice_id] = invoice
-        return invoice
+        return self.keep(invoice)
 
     def void(self, invoice_id: str) -> Invoice:
         """Void an AUTHORISED invoice without payments (Xero's only way to cancel one)."""
         with self.lock:
             invoice = self.invoice(invoice_id)
             if invoice.status != "AUTHORISED" or invoice.payments:
-                raise ValueError(
-                    f"only an unpaid AUTHORISED invoice can be voided ({invoice.status})"
-                )
-            voided = replace(invoice, status="VOIDED", updated_ms=self.stamp())
-            self.invoice_by_id[voided.invoice_id] = voided
-            return voided
+                message = f"only an unpaid AUTHORISED invoice can be voided ({invoice.status})"
+                raise ValueError(message)
+            return self.keep(replace(invoice, status="VOIDED", updated_ms=self.stamp()))
 
     def email_invoice(self, invoice_id: str) -> str | None:
         """Send the invoice to its contact; the problem text if Xero would refuse."""
@@ -374,6 +351,11 @@ class TenantBooks(Ledger):
                 return "The contact does not have a valid email address."
             self.emails.append(EmailRecord(invoice.invoice_id, invoice.invoice_number,
                                            contact.email_address, self.clock.now()))
-            sent = replace(invoice, sent_to_contact=True, updated_ms=self.stamp())
-            self.invoice_by_id[sent.invoice_id] = sent
+            self.keep(replace(invoice, sent_to_contact=True, updated_ms=self.stamp()))
             return None
+
+
+def _changed(table: dict[str, T], key: str, **changes: Any) -> T:
+    """Replace the record stored under `key` with a changed copy; returns the copy."""
+    table[key] = replace(table[key], **changes)  # type: ignore[type-var]
+    return table[key]

@@ -103,20 +103,12 @@ def _read_elements(request: Request, key: str, *, updating: bool = False) -> lis
 
 # ----- reference data -----------------------------------------------------------------
 
-_TAX_RATES = Listing("TaxRate", {"Name": "name", "TaxType": "tax_type", "Status": "status",
-                                 "ReportTaxType": "report_tax_type"},
-                     {"Name": "name", "TaxType": "tax_type"}, dated=False)
-_ACCOUNTS = Listing("Account", {"Code": "code", "Name": "name", "Type": "type",
-                                "Status": "status", "Class": "account_class",
-                                "TaxType": "tax_type", "SystemAccount": "system_account",
-                                "AccountID": "account_id"},
-                    {"Code": "code", "Name": "name", "Type": "type",
-                     "UpdatedDateUTC": "updated_ms"}, frozenset({"accountid"}))
-_ITEMS = Listing("Item", {"Code": "code", "Name": "name", "ItemID": "item_id"},
-                 {"Code": "code", "Name": "name", "UpdatedDateUTC": "updated_ms"},
-                 frozenset({"itemid"}))
-_CURRENCIES = Listing("Currency", {"Code": str, "Description": CURRENCY_NAMES.__getitem__},
-                      {"Code": str}, dated=False)
+_TAX_RATES = Listing("TaxRate", "Name TaxType Status ReportTaxType", "Name TaxType", dated=False)
+_ACCOUNTS = Listing("Account", "Code Name Type Status Class=account_class TaxType SystemAccount "
+                    "AccountID", "Code Name Type UpdatedDateUTC=updated_ms")
+_ITEMS = Listing("Item", "Code Name ItemID", "Code Name UpdatedDateUTC=updated_ms")
+_CURRENCIES = Listing("Currency", "Code Description", "Code", dated=False,
+                      special={"Code": str, "Description": CURRENCY_NAMES.__getitem__})
 
 
 def _reference(key: str, listing: Listing, records: Callable[[TenantBooks], Iterable[Any]],
@@ -136,16 +128,9 @@ def _organisation(request: Request, books: TenantBooks) -> Response:
 
 # ----- contacts and invoices ---------------------------------------------------------------
 
-_CONTACTS = Listing(
-    "Contact",
-    {"Name": "name", "FirstName": "first_name", "LastName": "last_name",
-     "EmailAddress": "email_address", "ContactNumber": "contact_number",
-     "AccountNumber": "account_number", "TaxNumber": "tax_number",
-     "ContactStatus": "contact_status", "ContactID": "contact_id"},
-    {"Name": "name", "UpdatedDateUTC": "updated_ms", "EmailAddress": "email_address",
-     "ContactNumber": "contact_number", "FirstName": "first_name", "LastName": "last_name"},
-    frozenset({"contactid"}),
-)
+_CONTACTS = Listing("Contact", "Name FirstName LastName EmailAddress ContactNumber AccountNumber "
+                    "TaxNumber ContactStatus ContactID",
+                    "Name UpdatedDateUTC=updated_ms EmailAddress ContactNumber FirstName LastName")
 
 
 def _invoices_listing(books: TenantBooks) -> Listing:
@@ -153,17 +138,10 @@ def _invoices_listing(books: TenantBooks) -> Listing:
         contact = books.contact_by_id.get(invoice.contact_id)
         return contact.name if contact else None
 
-    return Listing(
-        "Invoice",
-        {"InvoiceNumber": "invoice_number", "Reference": "reference", "Status": "status",
-         "Type": "type", "CurrencyCode": "currency_code", "Contact.Name": contact_name,
-         "InvoiceID": "invoice_id", "ContactID": "contact_id",
-         "Contact.ContactID": "contact_id"},
-        {"UpdatedDateUTC": "updated_ms", "InvoiceNumber": "invoice_number", "Date": "date",
-         "DueDate": "due_date", "Reference": "reference", "Status": "status", "Total": "total",
-         "AmountDue": "amount_due"},
-        frozenset({"invoiceid", "contactid", "contact.contactid"}),
-    )
+    return Listing("Invoice", "InvoiceNumber Reference Status Type CurrencyCode Contact.Name "
+                   "InvoiceID ContactID Contact.ContactID=contact_id",
+                   "UpdatedDateUTC=updated_ms InvoiceNumber Date DueDate Reference Status Total "
+                   "AmountDue", special={"Contact.Name": contact_name})
 
 
 def _get_contacts(request: Request, books: TenantBooks) -> Response:

@@ -45,8 +45,7 @@ def save_element(ledger: Ledger, raw: Any, created_by_app: bool, unit_dp: int) -
         return render.failed_invoice(raw, existing, builder.errors), None
     if existing is None and "InvoiceNumber" not in raw:
         ledger.next_number += 1  # consume the auto-number only on success
-    ledger.invoice_by_id[invoice.invoice_id] = invoice
-    return rendered(ledger, invoice, unit_dp=unit_dp), invoice.invoice_id
+    return rendered(ledger, ledger.keep(invoice), unit_dp=unit_dp), invoice.invoice_id
 
 
 class _InvoiceBuilder:

@@ -259,6 +259,11 @@ class Ledger:
         with self.lock:
             return _required(self.find_invoice(invoice_id), invoice_id)
 
+    def keep(self, invoice: Invoice) -> Invoice:
+        """Store a new or changed invoice; returns it."""
+        self.invoice_by_id[invoice.invoice_id] = invoice
+        return invoice
+
     def next_invoice_number(self) -> str:
         """Xero's default numbering: INV-0001, INV-0002, ... skipping numbers in use."""
         number = self.next_number

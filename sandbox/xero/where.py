@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from sandbox.kit.errors import VendorError
@@ -34,6 +35,7 @@ _SUPPORTED_WHERE = (
     "joined by AND/OR (or &&/||) with parentheses"
 )
 _JOINERS = {"AND": "AND", "&&": "AND", "OR": "OR", "||": "OR"}
+_SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 class QueryError(ValueError):
@@ -186,38 +188,49 @@ def sort_records(records: list[Any], order: Sequence[tuple[SortKey, bool]]) -> l
     return result
 
 
-def _getter(get: Getter) -> Callable[[Any], Any]:
-    return get if callable(get) else lambda record: getattr(record, get)
+def _getters(names: str, special: Mapping[str, Callable[[Any], Any]]) -> dict[str, Getter]:
+    """``"Code Class=account_class"`` -> {"code": "code", "class": "account_class"}: each
+    Xero name read from its snake_case attribute unless named after ``=`` (or in `special`)."""
+    fields: dict[str, Getter] = {}
+    for name in names.split():
+        xero, _, attr = name.partition("=")
+        fields[xero.lower()] = special.get(xero) or attr or _SNAKE.sub("_", xero).lower()
+    return fields
+
+
+def _value_of(record: Any, get: Getter) -> Any:
+    return get(record) if callable(get) else getattr(record, get)
 
 
 @dataclass(frozen=True)
 class Listing:
     """How one resource is filtered (``where``, ``If-Modified-Since``) and ordered.
 
-    `where` and `order` map Xero field names to the record's attribute (or a function of
-    the record); names in `guids` compare as GUIDs. `dated`: the records have
-    ``updated_ms``, which If-Modified-Since compares.
+    `where` and `order` name the Xero fields (see `_getters`); a field named ...ID is a
+    GUID, as all of Xero's ids are. `dated`: the records have ``updated_ms``, which
+    If-Modified-Since compares.
     """
 
     type_name: str
-    where: Mapping[str, Getter]
-    order: Mapping[str, Getter]
-    guids: frozenset[str] = frozenset()
+    where: str
+    order: str
+    special: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     dated: bool = True
 
     def select(self, records: Iterable[Any], where: str, order: str,
                modified_since: str | None) -> list[Any]:
-        getters = {name.lower(): _getter(get) for name, get in self.where.items()}
+        getters = _getters(self.where, self.special)
         kinds: dict[str, FieldKind] = {
-            name: "guid" if name in self.guids else "string" for name in getters
+            name: "guid" if name.endswith("id") else "string" for name in getters
         }
         predicate = parse_where(where, kinds, self.type_name)
-        keys = {name.lower(): _getter(get) for name, get in self.order.items()}
+        keys = {name: partial(_value_of, get=get)
+                for name, get in _getters(self.order, self.special).items()}
         sort = parse_order(order, keys, self.type_name)
         since = _since(modified_since)
         selected = [
             r for r in records
-            if predicate({name: get(r) for name, get in getters.items()})
+            if predicate({name: _value_of(r, get) for name, get in getters.items()})
             and (since is None or not self.dated or r.updated_ms > since)
         ]
         return sort_records(selected, sort)
