@@ -29,6 +29,12 @@ from sandbox.kit.windows import Admission, FixedWindow
 
 SPEC = "spec maxLength"
 
+
+def _spec(**limits: int) -> dict[str, tuple[int, str]]:
+    """Limits that are the spec's own ``maxLength`` for each field."""
+    return {name: (limit, SPEC) for name, limit in limits.items()}
+
+
 INVOICE_LIMITS: dict[str, tuple[int, str]] = {
     "InvoiceNumber": (255, SPEC),  # Invoice.InvoiceNumber "(max length = 255)"
     # No maxLength in the spec or on Xero's invoices page; "(max length = 255)" per
@@ -45,32 +51,11 @@ TRACKING_LIMITS: dict[str, tuple[int, str]] = {
     "Name": (100, SPEC),  # LineItemTracking.Name
     "Option": (100, "spec TrackingOption.Name maxLength"),
 }
-CONTACT_LIMITS: dict[str, tuple[int, str]] = {
-    "Name": (255, SPEC),
-    "FirstName": (255, SPEC),
-    "LastName": (255, SPEC),
-    "EmailAddress": (255, SPEC),
-    "ContactNumber": (50, SPEC),
-    "AccountNumber": (50, SPEC),
-    "CompanyNumber": (50, SPEC),
-    "TaxNumber": (50, SPEC),
-}
-PHONE_LIMITS: dict[str, tuple[int, str]] = {
-    "PhoneNumber": (50, SPEC),
-    "PhoneAreaCode": (10, SPEC),
-    "PhoneCountryCode": (20, SPEC),
-}
-ADDRESS_LIMITS: dict[str, tuple[int, str]] = {
-    "AddressLine1": (500, SPEC),
-    "AddressLine2": (500, SPEC),
-    "AddressLine3": (500, SPEC),
-    "AddressLine4": (500, SPEC),
-    "City": (255, SPEC),
-    "Region": (255, SPEC),
-    "PostalCode": (50, SPEC),
-    "Country": (50, SPEC),
-    "AttentionTo": (255, SPEC),
-}
+CONTACT_LIMITS = _spec(Name=255, FirstName=255, LastName=255, EmailAddress=255,
+                       ContactNumber=50, AccountNumber=50, CompanyNumber=50, TaxNumber=50)
+PHONE_LIMITS = _spec(PhoneNumber=50, PhoneAreaCode=10, PhoneCountryCode=20)
+ADDRESS_LIMITS = _spec(AddressLine1=500, AddressLine2=500, AddressLine3=500, AddressLine4=500,
+                       City=255, Region=255, PostalCode=50, Country=50, AttentionTo=255)
 
 
 def too_long(label: str, limit: int) -> str:

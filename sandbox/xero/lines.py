@@ -108,10 +108,8 @@ def price_line(req: LineRequest, unit_dp: int) -> PricedLine | list[str]:
         # reproduces both reports - #429 (even 0 is refused on a negative line) and #288
         # (27.8260 sent as UnitAmount and DiscountAmount under unitdp=4: 27.83 > 27.826).
         # A negative DiscountAmount is refused too (unverified).
-        problems.append(
-            f"The discount rate '{amount:.2f}' is invalid. "
-            "Discount must not be greater than the line total."
-        )
+        problems.append(f"The discount rate '{amount:.2f}' is invalid. "
+                        "Discount must not be greater than the line total.")
     expected = _line_amount(gross, rate, amount)
     sent = req.line_amount
     derived = req.quantity is None or req.unit_amount is None
@@ -121,22 +119,13 @@ def price_line(req: LineRequest, unit_dp: int) -> PricedLine | list[str]:
         # (XeroAPI/Xero-NetStandard#74, #147; #412 "The line total 0 does not match ...").
         # So is one that no derived amount can produce (Quantity 0, or UnitAmount 0).
         if to_cents(sent) != expected:
-            problems.append(
-                f"The line total {to_cents(sent):.2f} does not match the expected line "
-                f"total {expected:.2f}"
-            )
+            problems.append(f"The line total {to_cents(sent):.2f} does not match the expected "
+                            f"line total {expected:.2f}")
     if problems:
         return problems
     line_amount = expected if sent is None else to_cents(sent)
-    return PricedLine(
-        quantity=quantity,
-        unit_amount=unit,
-        line_amount=line_amount,
-        discount_rate=rate,
-        discount_amount=amount,
-        discount=to_cents(gross) - line_amount,
-        tax_override=None if req.tax_amount is None else to_cents(req.tax_amount, TAX_ROUNDING),
-    )
+    tax = None if req.tax_amount is None else to_cents(req.tax_amount, TAX_ROUNDING)
+    return PricedLine(quantity, unit, line_amount, rate, amount, to_cents(gross) - line_amount, tax)
 
 
 def _cents_or_none(value: Decimal | None) -> Decimal | None:
@@ -218,9 +207,7 @@ def invoice_totals(amounts: Sequence[Decimal], taxes: Sequence[Decimal],
     sum(LineAmount) and SubTotal = Total - TotalTax (SPEC: SubTotal "excluding taxes",
     Total "i.e. SubTotal + TotalTax").
     """
-    net = sum(amounts, ZERO)
-    total_tax = sum(taxes, ZERO)
-    discount = sum(discounts, ZERO)
+    net, total_tax, discount = sum(amounts, ZERO), sum(taxes, ZERO), sum(discounts, ZERO)
     if amount_types == "Inclusive":
         return Totals(net - total_tax, total_tax, net, discount)
     return Totals(net, total_tax, net + total_tax, discount)
