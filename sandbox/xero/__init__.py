@@ -85,11 +85,10 @@ class FakeXero(OAuthFake[XeroConsent]):
     # POST https://identity.xero.com/connect/token with "authorization: Basic
     # base64(client_id:client_secret)" (developer.xero.com/documentation/guides/oauth2/auth-flow,
     # "3. Exchange the code": form grant_type=authorization_code, code, redirect_uri;
-    # "Refreshing access tokens": grant_type=refresh_token, refresh_token); errors are RFC 6749
-    # 5.2 JSON, e.g. {"error": "invalid_grant"}. Unclear: the guide shows only Basic client
-    # authentication, so the fake refuses credentials sent in the body.
-    required_fields = {"authorization_code": ("code", "redirect_uri"),
-                       "refresh_token": ("refresh_token",)}
+    # "Refreshing access tokens": grant_type=refresh_token, refresh_token: the kit's default
+    # `required_fields`); errors are RFC 6749 5.2 JSON, e.g. {"error": "invalid_grant"}.
+    # Unclear: the guide shows only Basic client authentication, so the fake refuses
+    # credentials sent in the body.
     case_insensitive_paths = True
 
     def __init__(self, client_id: str = "paydeck-xero-client",

@@ -23,8 +23,7 @@ Sources, cited where each value is set:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -111,108 +110,86 @@ def tax_rate(tax_type: str, name: str, rate: str, report: str | None, columns: s
     return TaxRate(tax_type, name, parts, report, _applies(columns))
 
 
-def au_tax_rates() -> list[TaxRate]:
-    """AU defaults: the doc's "Australia" table, every row, in its order.
-
-    Rates: GST is 10 % (TaxRates doc example of the AU org; help.xero.com/au default tax
-    rates); the GST-free, excluded, imports and input-taxed rows are 0 %. ReportTaxType
-    values are the AU list the Xero docs give (ReportTaxTypes: BASEXCLUDED, CAPITALEXINPUT,
-    EXEMPTCAPITAL, EXEMPTEXPENSES, EXEMPTEXPORT, EXEMPTOUTPUT, GSTONCAPIMPORTS,
-    GSTONIMPORTS, INPUT, INPUTTAXED, OUTPUT); which row reports to which is by name.
-    """
-    gst = "GST"
-    return [
-        tax_rate("BASEXCLUDED", "BAS Excluded", "0", "BASEXCLUDED", "TTTTT", gst),
-        tax_rate("EXEMPTCAPITAL", "GST Free Capital", "0", "EXEMPTCAPITAL", "TTTTF", gst),
-        tax_rate("EXEMPTEXPENSES", "GST Free Expenses", "0", "EXEMPTEXPENSES", "TTTTF", gst),
-        tax_rate("EXEMPTEXPORT", "GST Free Exports", "0", "EXEMPTEXPORT", "TTFTT", gst),
-        tax_rate("EXEMPTOUTPUT", "GST Free Income", "0", "EXEMPTOUTPUT", "TTFTT", gst),
-        tax_rate("CAPEXINPUT", "GST on Capital", "10", "CAPITALEXINPUT", "TTTTF", gst),
-        tax_rate("GSTONCAPIMPORTS", "GST on Capital Imports", "0", "GSTONCAPIMPORTS", "FFFTF", gst),
-        tax_rate("INPUT", "GST on Expenses", "10", "INPUT", "TTTTF", gst),
-        tax_rate("GSTONIMPORTS", "GST on Imports", "0", "GSTONIMPORTS", "FFFTF", gst),
-        tax_rate("OUTPUT", "GST on Income", "10", "OUTPUT", "TTFTT", gst),
-        tax_rate("INPUTTAXED", "Input Taxed", "0", "INPUTTAXED", "TTTTT", gst),
-    ]
-
-
-def nz_tax_rates() -> list[TaxRate]:
-    """NZ defaults: the doc's "New Zealand" table without the retired 12.5 % OUTPUT/INPUT
-    rows (help.xero.com/nz/Tax-SetDefaults lists only the five below for a new org).
-
-    Names: the constraints table prints "GST on Income" for OUTPUT2, but the same page's
-    example GET /TaxRates response and help.xero.com/nz both say "15% GST on Income" /
-    "15% GST on Expenses": we use those. ReportTaxType of ZERORATED (unverified: the NZ
-    report types the docs list are EXEMPTINPUT, EXEMPTOUTPUT, GSTONIMPORTS, INPUT, NONE,
-    OUTPUT; zero-rated supplies are reported with the exempt outputs).
-    """
-    gst = "GST"
-    return [
-        tax_rate("INPUT2", "15% GST on Expenses", "15", "INPUT", "TTTTF", gst),
-        tax_rate("OUTPUT2", "15% GST on Income", "15", "OUTPUT", "TTFTT", gst),
-        tax_rate("GSTONIMPORTS", "GST on Imports", "0", "GSTONIMPORTS", "TTFTF", gst),
-        tax_rate("NONE", "No GST", "0", "NONE", "TTTTT", gst),
-        tax_rate("ZERORATED", "Zero Rated", "0", "EXEMPTOUTPUT", "FFFTT", gst),
-    ]
-
-
-def uk_tax_rates() -> list[TaxRate]:
-    """UK defaults: the doc's "United Kingdom" table, current rates only.
-
-    Left out: the pre-2011 15 % / 17.5 % rows and the capital-only CAPEX* rows (assets
-    only: no sales invoice can use them), the EC zero-rated acquisitions row, and the
-    domestic reverse charge DRCHARGE* rows (the table gives no rate for them and what Xero
-    charges on a DRC sales line is unverified). Rates are those in the names. ReportTaxType
-    per row is by name (unverified: the table gives none).
-    """
-    vat = "VAT"
-    return [
-        tax_rate("INPUT2", "20% (VAT on Expenses)", "20", "INPUT", "TTTTF", vat),
-        tax_rate("OUTPUT2", "20% (VAT on Income)", "20", "OUTPUT", "TTFTT", vat),
-        tax_rate("RRINPUT", "5% (VAT on Expenses)", "5", "INPUT", "TTTTF", vat),
-        tax_rate("RROUTPUT", "5% (VAT on Income)", "5", "OUTPUT", "TTFTT", vat),
-        tax_rate("ECACQUISITIONS", "EC Acquisitions (20%)", "20", "ECACQUISITIONS", "TTTTF", vat),
-        tax_rate("EXEMPTINPUT", "Exempt Expenses", "0", "EXEMPTINPUT", "TTTTF", vat),
-        tax_rate("EXEMPTOUTPUT", "Exempt Income", "0", "EXEMPTOUTPUT", "TTFTT", vat),
-        tax_rate("NONE", "No VAT", "0", "NONE", "TTTTT", vat),
-        tax_rate("REVERSECHARGES", "Reverse Charge Expenses (20%)", "20", "REVERSECHARGES",
-                 "TTTTF", vat),
-        tax_rate("GSTONIMPORTS", "VAT on Imports", "0", "GSTONIMPORTS", "FFFTF", vat),
-        tax_rate("ECZROUTPUT", "Zero Rated EC Goods Income", "0", "ECOUTPUT", "TTFTT", vat),
-        tax_rate("ECZROUTPUTSERVICES", "Zero Rated EC Services", "0", "ECOUTPUTSERVICES",
-                 "TTFTT", vat),
-        tax_rate("ZERORATEDINPUT", "Zero Rated Expenses", "0", "ZERORATEDINPUT", "TTTTF", vat),
-        tax_rate("ZERORATEDOUTPUT", "Zero Rated Income", "0", "ZERORATEDOUTPUT", "TTFTT", vat),
-    ]
-
-
-def us_tax_rates() -> list[TaxRate]:
-    """US defaults: the doc's "United States" table, plus one custom sales-tax rate.
-
-    - AVALARA ("Auto Look Up (DO NOT USE)") is left out: the doc says it "does not work
-      for transactions imported through the API".
-    - US orgs have no ReportTaxType ("US and Global do not support this element"; the
-      TaxRates POST doc requires it only for AU, NZ and UK orgs): None, so not rendered.
-    - OUTPUT / INPUT rates: 0 % (unverified: the table prints no rate and US sales tax is
-      set up by the organisation). Per the table both may be used on revenue AND expenses.
-    - TAX001 "Oakdale Sales Tax" is the TaxRates doc's own create example (State Tax 7.5 +
-      Local Sales Tax 0.625 = 8.125 %), standing for the custom rate a US org adds; custom
-      rates get TaxType TAX001, TAX002, ... (TaxRates doc). Its account-class flags copy
-      OUTPUT's (unverified).
-    - Xero's newer automatic US sales tax (the spec's LineItem Taxability/SalesTaxCodeId,
-      Invoice InvoiceAddresses) is not modelled.
-    """
-    tax = "Sales Tax"
-    oakdale_parts = (TaxComponent("State Tax", Decimal("7.5000")),
-                     TaxComponent("Local Sales Tax", Decimal("0.6250")))
-    oakdale = TaxRate("TAX001", "Oakdale Sales Tax", oakdale_parts, None, _applies("TTTTT"))
-    return [
-        tax_rate("GSTONIMPORTS", "Sales Tax on Imports", "0", None, "FFFTF", tax),
-        tax_rate("NONE", "Tax Exempt", "0", None, "TTTTT", tax),
-        tax_rate("OUTPUT", "Tax on Sales", "0", None, "TTTTT", tax),
-        tax_rate("INPUT", "Tax on Purchases", "0", None, "TTTTT", tax),
-        oakdale,
-    ]
+# Each region's default rates, one TaxComponent named after its tax: (TaxType, Name, rate %,
+# ReportTaxType, the doc table's Assets/Equity/Expenses/Liabilities/Revenue flags).
+DEFAULT_TAX_RATES: dict[str, tuple[tuple[str, str, str, str | None, str], ...]] = {
+    # AU: the doc's "Australia" table, every row, in its order. GST is 10 % (TaxRates doc
+    # example of the AU org; help.xero.com/au default tax rates); the GST-free, excluded,
+    # imports and input-taxed rows are 0 %. ReportTaxType values are the AU list the Xero docs
+    # give (ReportTaxTypes: BASEXCLUDED, CAPITALEXINPUT, EXEMPTCAPITAL, EXEMPTEXPENSES,
+    # EXEMPTEXPORT, EXEMPTOUTPUT, GSTONCAPIMPORTS, GSTONIMPORTS, INPUT, INPUTTAXED, OUTPUT);
+    # which row reports to which is by name.
+    "AU": (
+        ("BASEXCLUDED", "BAS Excluded", "0", "BASEXCLUDED", "TTTTT"),
+        ("EXEMPTCAPITAL", "GST Free Capital", "0", "EXEMPTCAPITAL", "TTTTF"),
+        ("EXEMPTEXPENSES", "GST Free Expenses", "0", "EXEMPTEXPENSES", "TTTTF"),
+        ("EXEMPTEXPORT", "GST Free Exports", "0", "EXEMPTEXPORT", "TTFTT"),
+        ("EXEMPTOUTPUT", "GST Free Income", "0", "EXEMPTOUTPUT", "TTFTT"),
+        ("CAPEXINPUT", "GST on Capital", "10", "CAPITALEXINPUT", "TTTTF"),
+        ("GSTONCAPIMPORTS", "GST on Capital Imports", "0", "GSTONCAPIMPORTS", "FFFTF"),
+        ("INPUT", "GST on Expenses", "10", "INPUT", "TTTTF"),
+        ("GSTONIMPORTS", "GST on Imports", "0", "GSTONIMPORTS", "FFFTF"),
+        ("OUTPUT", "GST on Income", "10", "OUTPUT", "TTFTT"),
+        ("INPUTTAXED", "Input Taxed", "0", "INPUTTAXED", "TTTTT"),
+    ),
+    # NZ: the doc's "New Zealand" table without the retired 12.5 % OUTPUT/INPUT rows
+    # (help.xero.com/nz/Tax-SetDefaults lists only these five for a new org). Names: the
+    # constraints table prints "GST on Income" for OUTPUT2, but the same page's example GET
+    # /TaxRates response and help.xero.com/nz both say "15% GST on Income" / "15% GST on
+    # Expenses": we use those. ReportTaxType of ZERORATED (unverified: the NZ report types the
+    # docs list are EXEMPTINPUT, EXEMPTOUTPUT, GSTONIMPORTS, INPUT, NONE, OUTPUT; zero-rated
+    # supplies are reported with the exempt outputs).
+    "NZ": (
+        ("INPUT2", "15% GST on Expenses", "15", "INPUT", "TTTTF"),
+        ("OUTPUT2", "15% GST on Income", "15", "OUTPUT", "TTFTT"),
+        ("GSTONIMPORTS", "GST on Imports", "0", "GSTONIMPORTS", "TTFTF"),
+        ("NONE", "No GST", "0", "NONE", "TTTTT"),
+        ("ZERORATED", "Zero Rated", "0", "EXEMPTOUTPUT", "FFFTT"),
+    ),
+    # UK: the doc's "United Kingdom" table, current rates only. Left out: the pre-2011 15 % /
+    # 17.5 % rows and the capital-only CAPEX* rows (assets only: no sales invoice can use
+    # them), the EC zero-rated acquisitions row, and the domestic reverse charge DRCHARGE* rows
+    # (the table gives no rate for them and what Xero charges on a DRC sales line is
+    # unverified). Rates are those in the names. ReportTaxType per row is by name (unverified:
+    # the table gives none).
+    "UK": (
+        ("INPUT2", "20% (VAT on Expenses)", "20", "INPUT", "TTTTF"),
+        ("OUTPUT2", "20% (VAT on Income)", "20", "OUTPUT", "TTFTT"),
+        ("RRINPUT", "5% (VAT on Expenses)", "5", "INPUT", "TTTTF"),
+        ("RROUTPUT", "5% (VAT on Income)", "5", "OUTPUT", "TTFTT"),
+        ("ECACQUISITIONS", "EC Acquisitions (20%)", "20", "ECACQUISITIONS", "TTTTF"),
+        ("EXEMPTINPUT", "Exempt Expenses", "0", "EXEMPTINPUT", "TTTTF"),
+        ("EXEMPTOUTPUT", "Exempt Income", "0", "EXEMPTOUTPUT", "TTFTT"),
+        ("NONE", "No VAT", "0", "NONE", "TTTTT"),
+        ("REVERSECHARGES", "Reverse Charge Expenses (20%)", "20", "REVERSECHARGES", "TTTTF"),
+        ("GSTONIMPORTS", "VAT on Imports", "0", "GSTONIMPORTS", "FFFTF"),
+        ("ECZROUTPUT", "Zero Rated EC Goods Income", "0", "ECOUTPUT", "TTFTT"),
+        ("ECZROUTPUTSERVICES", "Zero Rated EC Services", "0", "ECOUTPUTSERVICES", "TTFTT"),
+        ("ZERORATEDINPUT", "Zero Rated Expenses", "0", "ZERORATEDINPUT", "TTTTF"),
+        ("ZERORATEDOUTPUT", "Zero Rated Income", "0", "ZERORATEDOUTPUT", "TTFTT"),
+    ),
+    # US: the doc's "United States" table, plus `OAKDALE` (below).
+    # - AVALARA ("Auto Look Up (DO NOT USE)") is left out: the doc says it "does not work
+    #   for transactions imported through the API".
+    # - US orgs have no ReportTaxType ("US and Global do not support this element"; the
+    #   TaxRates POST doc requires it only for AU, NZ and UK orgs): None, so not rendered.
+    # - OUTPUT / INPUT rates: 0 % (unverified: the table prints no rate and US sales tax is
+    #   set up by the organisation). Per the table both may be used on revenue AND expenses.
+    # - Xero's newer automatic US sales tax (the spec's LineItem Taxability/SalesTaxCodeId,
+    #   Invoice InvoiceAddresses) is not modelled.
+    "US": (
+        ("GSTONIMPORTS", "Sales Tax on Imports", "0", None, "FFFTF"),
+        ("NONE", "Tax Exempt", "0", None, "TTTTT"),
+        ("OUTPUT", "Tax on Sales", "0", None, "TTTTT"),
+        ("INPUT", "Tax on Purchases", "0", None, "TTTTT"),
+    ),
+}
+# TAX001 "Oakdale Sales Tax" is the TaxRates doc's own create example (State Tax 7.5 + Local
+# Sales Tax 0.625 = 8.125 %), standing for the custom rate a US org adds; custom rates get
+# TaxType TAX001, TAX002, ... (TaxRates doc). Its account-class flags copy OUTPUT's
+# (unverified).
+OAKDALE = TaxRate("TAX001", "Oakdale Sales Tax", (TaxComponent("State Tax", Decimal("7.5000")),
+                  TaxComponent("Local Sales Tax", Decimal("0.6250"))), None, _applies("TTTTT"))
 
 
 # ----- Chart of accounts and items -----------------------------------------------------
@@ -316,7 +293,11 @@ class RegionSetup:
     tax_account_name: str
     tax_component: str  # the name default rates give their one TaxComponent
     bank_account: str
-    tax_rates: Callable[[], list[TaxRate]] = field(repr=False, default=au_tax_rates)
+    extra_rates: tuple[TaxRate, ...] = ()
+
+    def tax_rates(self) -> list[TaxRate]:
+        rows = DEFAULT_TAX_RATES[self.version]
+        return [tax_rate(*row, self.tax_component) for row in rows] + list(self.extra_rates)
 
     def accounts(self, updated_ms: int) -> list[Account]:
         """The part of the default chart Paydeck touches; codes as in Xero's demo charts."""
@@ -351,16 +332,16 @@ class RegionSetup:
 REGION_SETUPS: dict[str, RegionSetup] = {setup.version: setup for setup in (
     RegionSetup("AU", "AU", "AUD", "AUSEASTERNSTANDARDTIME", "Pty Ltd", "53004085616", (30, 6),
                 "ACCRUALS", "QUARTERLY1", "OUTPUT", "INPUT", "BASEXCLUDED", "EXEMPTEXPORT",
-                "GST", "GST", "062-000 12345678", au_tax_rates),
+                "GST", "GST", "062-000 12345678"),
     RegionSetup("NZ", "NZ", "NZD", "NEWZEALANDSTANDARDTIME", "Limited", "123-456-789", (31, 3),
                 "INVOICE", "TWOMONTHS", "OUTPUT2", "INPUT2", "NONE", "ZERORATED",
-                "GST", "GST", "12-3456-7890123-00", nz_tax_rates),
+                "GST", "GST", "12-3456-7890123-00"),
     RegionSetup("UK", "GB", "GBP", "GMTSTANDARDTIME", "Ltd", "GB123456789", (31, 3),
                 "ACCRUAL", "QUARTERLY1", "OUTPUT2", "INPUT2", "NONE", "ZERORATEDOUTPUT",
-                "VAT", "VAT", "20-00-00 12345678", uk_tax_rates),
+                "VAT", "VAT", "20-00-00 12345678"),
     RegionSetup("US", "US", "USD", "EASTERNSTANDARDTIME", "Inc.", "12-3456789", (31, 12),
                 "ACCRUAL", "MONTHLY", "OUTPUT", "INPUT", "NONE", "NONE",
-                "Sales Tax", "Sales Tax", "121000248 123456789", us_tax_rates),
+                "Sales Tax", "Sales Tax", "121000248 123456789", (OAKDALE,)),
 )}
 
 

@@ -40,24 +40,17 @@ def make_sandbox(
         yield Sandbox(fake, server.url, tenant_id, token, sdk_api(server.url, token))
 
 
-@pytest.fixture
-def au() -> Iterator[Sandbox]:
-    yield from make_sandbox("AU")
+def _region_fixture(region: str) -> Any:
+    """A fixture named after the region (``au``...): a sandbox whose one tenant is there."""
+
+    @pytest.fixture(name=region.lower())
+    def fixture() -> Iterator[Sandbox]:
+        yield from make_sandbox(region)
+
+    return fixture
 
 
-@pytest.fixture
-def nz() -> Iterator[Sandbox]:
-    yield from make_sandbox("NZ")
-
-
-@pytest.fixture
-def uk() -> Iterator[Sandbox]:
-    yield from make_sandbox("UK")
-
-
-@pytest.fixture
-def us() -> Iterator[Sandbox]:
-    yield from make_sandbox("US")
+au, nz, uk, us = (_region_fixture(region) for region in ("AU", "NZ", "UK", "US"))
 
 
 def customer(sb: Sandbox) -> str:
