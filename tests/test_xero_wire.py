@@ -82,7 +82,7 @@ def draft(**overrides: Any) -> InvoiceDraft:
 # ----- the tables follow the spec ---------------------------------------------------------------
 
 def test_the_fakes_schema_table_is_the_specs():
-    """sandbox/xero_schema.py's FIELDS is what derive() reads from the vendored spec; if Xero
+    """sandbox/xero/schema.py's FIELDS is what derive() reads from the vendored spec; if Xero
     publishes a spec that differs, regenerate it (see that module)."""
     assert xero_schema.FIELDS == xero_schema.derive(spec())
 

@@ -78,6 +78,7 @@ class FakeXero(OAuthFake[XeroConsent]):
     """Stateful fake of Xero's OAuth 2 server and connections API."""
 
     vendor = "Xero"
+    case_insensitive_paths = True  # see the module docstring
     authorize_path = "/identity/connect/authorize"
     token_path = "/connect/token"
     revocation_path = "/connect/revocation"
@@ -89,7 +90,6 @@ class FakeXero(OAuthFake[XeroConsent]):
     # `required_fields`); errors are RFC 6749 5.2 JSON, e.g. {"error": "invalid_grant"}.
     # Unclear: the guide shows only Basic client authentication, so the fake refuses
     # credentials sent in the body.
-    case_insensitive_paths = True
 
     def __init__(self, client_id: str = "paydeck-xero-client",
                  client_secret: str = "paydeck-xero-secret", *,

@@ -112,18 +112,16 @@ class _InvoiceBuilder:
         if current is None and wanted not in CREATABLE_STATUSES:
             self.errors.append(f"An invoice cannot be created with a status of {wanted}.")
         elif current is not None and wanted not in TRANSITIONS[current]:
-            self.errors.append(
-                f"Invoice not of valid status for modification ({current} to {wanted})."
-            )
+            message = f"Invoice not of valid status for modification ({current} to {wanted})."
+            self.errors.append(message)
         return str(wanted)
 
     def _check_editable(self, status: str) -> None:
         if not self._was("payments"):
             return
         if "LineItems" in self.raw:
-            self.errors.append(
-                "This document cannot be edited as it has a payment or credit note allocated to it."
-            )
+            self.errors.append("This document cannot be edited as it has a payment or credit note "
+                               "allocated to it.")
         if status == "VOIDED":
             self.errors.append("Payments must be removed before an invoice can be voided.")
 
@@ -190,9 +188,8 @@ class _InvoiceBuilder:
             lines = tuple(line for line in parsed if line is not None)
         if status != "DRAFT" and not lines:
             self.errors.append("At least one line item is required.")
-        if status not in ("DRAFT", "DELETED", "VOIDED") and any(
-            line.account_code is None for line in lines
-        ):
+        coded = status not in ("DRAFT", "DELETED", "VOIDED")
+        if coded and any(line.account_code is None for line in lines):
             self.errors.append("Account code must be specified for each line item.")
         return lines
 
@@ -213,9 +210,8 @@ class _InvoiceBuilder:
         self.errors.extend(nested_length_problems(tracking, TRACKING_LIMITS, "Tracking "))
         account_code = _text_or_none(raw.get("AccountCode", item.account_code if item else None))
         self._check_account(account_code)
-        tax_type = self._check_tax_type(
-            _text_or_none(raw.get("TaxType", item.tax_type if item else None)), account_code
-        )
+        tax_type = _text_or_none(raw.get("TaxType", item.tax_type if item else None))
+        tax_type = self._check_tax_type(tax_type, account_code)
         description = raw.get("Description", item.description if item else None)
         line_id = raw.get("LineItemID")
         return LineItem(
@@ -247,12 +243,8 @@ class _InvoiceBuilder:
         if code is None:
             return
         account = self.ledger.account_by_code.get(code)
-        if (
-            account is None
-            or account.status != "ACTIVE"
-            or account.type == "BANK"
-            or account.system_account in UNCODEABLE_SYSTEM_ACCOUNTS
-        ):
+        if (account is None or account.status != "ACTIVE" or account.type == "BANK"
+                or account.system_account in UNCODEABLE_SYSTEM_ACCOUNTS):
             self.errors.append(f"Account code '{code}' is not a valid code for this document.")
 
     def _check_tax_type(self, tax_type: str | None, account_code: str | None) -> str | None:
@@ -272,9 +264,8 @@ class _InvoiceBuilder:
         elif account is not None and not rate.can_apply_to(account.account_class):
             # TaxRates doc, "Tax Rate Constraints": "Sending a line item with a tax rate
             # that can't be used with the line's account code will generate the error".
-            problem = (
-                f"The TaxType code '{tax_type}' cannot be used with account code '{account.code}'."
-            )
+            problem = (f"The TaxType code '{tax_type}' cannot be used with account code "
+                       f"'{account.code}'.")
         elif account is None and not rate.can_apply_to_revenue:
             # No account yet (a draft line): judged as the sales line it is (wording
             # unverified).
@@ -301,12 +292,9 @@ def price_lines(lines: Sequence[LineItem], amount_types: str,
     no tax whatever was sent (unverified).
     """
     priced = tuple(replace(line, tax_amount=_tax_of(line, amount_types, rate_of)) for line in lines)
-    totals = invoice_totals(
-        [line.line_amount for line in priced],
-        [line.tax_amount for line in priced],
-        [line.discount for line in priced],
-        amount_types,
-    )
+    totals = invoice_totals([line.line_amount for line in priced],
+                            [line.tax_amount for line in priced],
+                            [line.discount for line in priced], amount_types)
     return priced, totals
 
 
