@@ -7,8 +7,9 @@ The readers raise `Invalid`, naming the check that failed; each vendor words the
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
@@ -35,21 +36,14 @@ def json_response(
     headers: Mapping[str, str] | None = None,
     *,
     content_type: str = "application/json",
+    encode: Callable[[Any], str] = json.dumps,
 ) -> Response:
-    return Response(json.dumps(body), status=status, headers=dict(headers or {}),
+    return Response(encode(body), status=status, headers=dict(headers or {}),
                     content_type=content_type)
 
 
-def exact_json_response(
-    body: Any,
-    status: int = 200,
-    headers: Mapping[str, str] | None = None,
-    *,
-    content_type: str = "application/json",
-) -> Response:
-    """`json_response` written with `dumps`: Decimal amounts go out exactly."""
-    return Response(dumps(body), status=status, headers=dict(headers or {}),
-                    content_type=content_type)
+exact_json_response = partial(json_response, encode=dumps)
+"""`json_response` written with `dumps`: Decimal amounts go out exactly."""
 
 
 class Invalid(ValueError):

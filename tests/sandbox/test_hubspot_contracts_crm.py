@@ -40,7 +40,8 @@ from openapi_schema_validator import OAS30Validator
 
 from tests.specs import SPECS as SPECS_ROOT
 from sandbox import FakeHubSpot, LoopbackServer
-from sandbox.hubspot_crm import CrmCall, CrmRateLimits
+from sandbox.hubspot import CrmRateLimits
+from sandbox.kit.calls import Call
 
 SPECS = SPECS_ROOT / "hubspot"
 HOST = "https://api.hubapi.com"
@@ -70,7 +71,7 @@ def spec_for(path: str) -> OpenAPI:
                  "contacts": "contacts-v3.json"}[kind])
 
 
-def spec_request(call: CrmCall) -> MockRequest:
+def spec_request(call: Call) -> MockRequest:
     """The logged request as openapi-core sees it, with two known quirks normalised.
 
     Spec quirk: deals-v3.json names deal paths by type id (/crm/v3/objects/0-3/...)
@@ -89,7 +90,7 @@ def spec_request(call: CrmCall) -> MockRequest:
     )
 
 
-def validate_call(call: CrmCall, fix: Callable[[Any], Any] | None = None) -> None:
+def validate_call(call: Call, fix: Callable[[Any], Any] | None = None) -> None:
     """Validate the SDK's request and the fake's response (after `fix`, if given)."""
     document = spec_for(call.path)
     request = spec_request(call)
@@ -159,7 +160,7 @@ def seed(fake: FakeHubSpot) -> dict[str, str]:
             "item": item}
 
 
-def last_call(fake: FakeHubSpot) -> CrmCall:
+def last_call(fake: FakeHubSpot) -> Call:
     return fake.crm_calls[-1]
 
 

@@ -49,7 +49,7 @@ from hubspot.webhooks.exceptions import UnauthorizedException
 from werkzeug.wrappers import Request, Response
 
 from sandbox import FakeHubSpot, LoopbackServer
-from sandbox.hubspot_crm import CrmRateLimits, signature_v3, signed_uri
+from sandbox.hubspot import CrmRateLimits, signature_v3, signed_uri
 
 from .support import TIMEOUT, OAuthHarness
 
@@ -519,7 +519,7 @@ def test_rate_limit_headers_and_429(hs: Portal) -> None:
     hs.fake.advance(10)  # rolling window: the first calls age out
     assert hs.client.crm.deals.basic_api.get_by_id(deal).id == deal
     assert hs.fake.count_crm_calls(status=429) == 1
-    assert [c.rate_limited for c in hs.fake.crm_calls if c.status == 429] == [
+    assert [c.limited for c in hs.fake.crm_calls if c.status == 429] == [
         "TEN_SECONDLY_ROLLING"
     ]
 
