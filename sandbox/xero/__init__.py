@@ -1,14 +1,10 @@
 """`FakeXero`: Xero's identity service (OAuth 2, tenants, /connections) and its Accounting API.
 
-Real hosts login.xero.com, identity.xero.com and api.xero.com all map onto this
-app's root. Xero's routing ignores case (the xero-python SDK calls
-``/Connections``; the docs say ``/connections``), so this app does too.
-
-More endpoints can be added without touching this package: register them with
-``fake.route(rule, handler, methods)``, authenticate with ``fake.connected_tenant(request)``
-and guard state with ``fake.lock``; pass such installers as ``extensions=``. The Accounting
-API (sandbox/xero/api.py) is installed after them (so an extension's own routes win); its
-test helpers are exposed here (`accounting()`, `inject()`, `api_calls`, `count_calls()`...).
+Real hosts login.xero.com, identity.xero.com and api.xero.com all map onto this app's root.
+Xero's routing ignores case (xero-python calls ``/Connections``; the docs say
+``/connections``), so this app does too. Installers passed as ``extensions=`` may add
+endpoints (``fake.route``, ``fake.connected_tenant``, ``fake.lock``) before the Accounting API
+(sandbox/xero/api.py) is installed, so their routes win; its test helpers are exposed here.
 """
 
 from __future__ import annotations

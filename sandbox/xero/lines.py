@@ -1,38 +1,36 @@
 """Xero's line and invoice arithmetic, in `Decimal`, as the fake Accounting API books it.
 
 Sources (each rule below cites the one it follows):
-
-- [GUIDE] developer.xero.com/documentation/guides/how-to-guides/rounding-in-xero
-  ("Rounding in Xero"): "Xero calculates tax on a per line basis, rounding to two decimal
-  places, and then sums the tax totals of each line to calculate the total invoice tax";
-  "By default, the API accepts unit prices (UnitAmount) to two decimals places ... opt-in
-  to 4 decimal places by adding the querystring parameter unitdp=4"; "All summary values
-  such as Total, LineAmount etc will remain at two decimal places only".
-- [SPEC] tests/specs/xero/xero_accounting.yaml, schema LineItem: "LineAmount = Quantity *
-  Unit Amount * ((100 - DiscountRate)/100) or LineAmount = (Quantity * UnitAmount) -
-  DiscountAmount"; "If you wish to omit either the Quantity or UnitAmount you can provide
-  a LineAmount and Xero will calculate the missing amount for you"; TaxAmount "can be
-  overriden if the calculated <TaxAmount> is not correct". Invoice: Total = SubTotal +
-  TotalTax; TotalDiscount = "Total of discounts applied on the invoice line items".
+- [GUIDE] developer.xero.com/documentation/guides/how-to-guides/rounding-in-xero: "Xero
+  calculates tax on a per line basis, rounding to two decimal places, and then sums the tax
+  totals of each line to calculate the total invoice tax"; "By default, the API accepts unit
+  prices (UnitAmount) to two decimals places ... opt-in to 4 decimal places by adding the
+  querystring parameter unitdp=4"; "All summary values such as Total, LineAmount etc will
+  remain at two decimal places only".
+- [SPEC] tests/specs/xero/xero_accounting.yaml, LineItem: "LineAmount = Quantity * Unit Amount
+  * ((100 - DiscountRate)/100) or LineAmount = (Quantity * UnitAmount) - DiscountAmount"; "If
+  you wish to omit either the Quantity or UnitAmount you can provide a LineAmount and Xero will
+  calculate the missing amount for you"; TaxAmount "can be overriden if the calculated
+  <TaxAmount> is not correct". Invoice: Total = SubTotal + TotalTax; TotalDiscount = "Total of
+  discounts applied on the invoice line items".
 - Observed answers of the real API, quoted in public issue threads (cited where used).
 
-No organisation setting switches Xero to invoice-level tax rounding: it is an open
+No setting switches Xero to invoice-level tax rounding, so the fake has none: it is an open
 feature request (productideas.xero.com "Invoice: Round GST on subtotal only rather than
-line-by-line", "Set tax treatment on transactions": "Currently, Xero calculates the tax
-on each line item, rounded to 2 decimal places, then sums the tax"). So the fake has none.
+line-by-line", "Set tax treatment on transactions": "Currently, Xero calculates the tax on
+each line item, rounded to 2 decimal places, then sums the tax").
 
 Rounding mode - the docs never name one:
-- Tax: half away from zero. Both worked examples with an exact half cent say so: the
-  GUIDE's one-line comparison (76.30 x 15 % = 11.445 -> "11.45"), and a 10 % example
-  where 34.25 x 10 % = 3.425 must round to 3.43 for Xero's stated total 117.57
-  (kb.clouddepot.com, "rounding issues in Xero invoices"). A third-party page claiming
+- Tax: half away from zero. Both worked examples with an exact half cent say so: the GUIDE's
+  76.30 x 15 % = 11.445 -> "11.45", and 34.25 x 10 % = 3.425 -> 3.43 for Xero's stated total
+  117.57 (kb.clouddepot.com, "rounding issues in Xero invoices"). A third-party page claiming
   banker's rounding (help.file.ai) contradicts its own examples.
-- LineAmount: half away from zero too, but UNCLEAR. A discounted line of exactly half a
-  cent was refused with "expected line total 0.00" (1 x 0.01 at 50 %: XeroAPI/Xero-
-  NetStandard#147), which looks like half-even or truncation, while xeroizer's rounding
-  (BigDecimal half-up, waynerobinson/xeroizer#23: "duplicates what Xero does") and every
-  non-half example agree with half-up. Paydeck should treat a discounted line whose exact
-  amount ends in a half cent as one Xero may book a cent lower.
+- LineAmount: half away from zero too, but UNCLEAR. A discounted line of exactly half a cent
+  was refused with "expected line total 0.00" (1 x 0.01 at 50 %: XeroAPI/Xero-NetStandard#147),
+  like half-even or truncation, while xeroizer's rounding (BigDecimal half-up,
+  waynerobinson/xeroizer#23: "duplicates what Xero does") and every non-half example agree
+  with half-up. Paydeck should treat a discounted line whose exact amount ends in a half cent
+  as one Xero may book a cent lower.
 - UnitAmount (to 2 or 4 dp) and Quantity (to 4 dp): half away from zero (unverified).
 """
 

@@ -1,11 +1,8 @@
 """What a new Xero organisation starts with, per region: tax rates, chart of accounts,
-items, and the Organisation record (base currency, country, timezone).
-
-`sandbox/xero/state.py` seeds a tenant's books from one `RegionSetup`; tests pick the
-region with ``FakeXero.add_tenant(name, region="NZ")`` (default "AU", as before).
+items, and the Organisation record (base currency, country, timezone). A tenant's books are
+seeded from one `RegionSetup`: ``FakeXero.add_tenant(name, region="NZ")`` (default "AU").
 
 Sources, cited where each value is set:
-
 - Tax rates and which account classes each may be used with: the "Tax Rate Constraints"
   tables of developer.xero.com/documentation/api/accounting/taxrates ("Below is a list of
   the default rates that Xero organisations start with"), copied row by row, codes and

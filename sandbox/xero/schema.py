@@ -7,12 +7,12 @@ the spec file; tests/test_xero_wire.py re-derives it from the vendored spec and 
 new spec version differs, so the fake follows the spec rather than memory. Regenerate with
 ``python -m sandbox.xero.schema tests/specs/xero/xero_accounting.yaml``.
 
-`problems()` checks one batch element against it, the way the fake refuses a request:
-a read-only field, a value of the wrong JSON type, or a field the Xero docs require
-(developer.xero.com/documentation/api/invoices "Elements for Invoices": "The following are
-required to create a draft invoice: Type, Contact, LineItems"). Unverified: real Xero's exact
-wording, and whether it reports such problems per element under summarizeErrors=false; the
-fake refuses the request (400 ValidationException) so a client bug cannot hide in a 200.
+`problems()` checks one batch element against it: a read-only field, a value of the wrong JSON
+type, or a field the Xero docs require (developer.xero.com/documentation/api/invoices
+"Elements for Invoices": "The following are required to create a draft invoice: Type,
+Contact, LineItems"). Unverified: real Xero's exact wording, and whether it reports such
+problems per element under summarizeErrors=false; the fake refuses the request (400
+ValidationException) so a client bug cannot hide in a 200.
 """
 
 from __future__ import annotations
