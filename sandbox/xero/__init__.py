@@ -259,11 +259,8 @@ class FakeXero(OAuthFake[XeroConsent]):
 
     @property
     def idempotency_ttl(self) -> float:
+        """How long an Idempotency-Key's answer is replayed (set with the constructor's)."""
         return self.accounting_api.idempotency.ttl
-
-    @idempotency_ttl.setter
-    def idempotency_ttl(self, seconds: float) -> None:
-        self.accounting_api.idempotency.ttl = seconds
 
     def reset_rate_limits(self) -> None:
         """Forget every window and in-flight count (e.g. between benchmark phases)."""

@@ -54,12 +54,10 @@ def path_match(prefix: str, path: str) -> bool:
 
 @dataclass(frozen=True)
 class ApiCall(Call):
-    """One accounting API call as the fake saw it (`scope` is the tenant id).
-
-    `status` is what the fake produced even when the response was then dropped
-    (`fault == "lost_response"`); `replayed` marks an Idempotency-Key replay; `body` is
-    the request body exactly as it arrived (what the client wrote).
-    """
+    """One accounting API call as the fake saw it (`scope` is the tenant id; `limited` the
+    X-Rate-Limit-Problem of a refusal). `status` is what the fake produced even when the
+    response was then dropped (`fault == "lost_response"`); `replayed` marks an
+    Idempotency-Key replay; `body` is the request body exactly as it arrived."""
 
     idempotency_key: str | None = None
     replayed: bool = False
@@ -67,10 +65,6 @@ class ApiCall(Call):
     @property
     def tenant_id(self) -> str | None:
         return self.scope  # type: ignore[return-value]
-
-    @property
-    def rate_limit_problem(self) -> str | None:
-        return self.limited
 
 
 class IdempotencyCache:

@@ -33,7 +33,6 @@ class XeroWebhookSender:
         self.lock = threading.Lock()
         self.delivered: dict[tuple[str, str], int] = {}  # (tenant, invoice) -> updated_ms sent
         self.sequence = 0
-        self.deliveries: list[requests.Response] = []
 
     def pending(self) -> list[dict[str, Any]]:
         events = []
@@ -75,9 +74,7 @@ class XeroWebhookSender:
                            "entropy": secrets.token_hex(10).upper()}).encode()
         headers = {"Content-Type": "application/json",
                    "x-xero-signature": signature or hmac_sha256(key, body)}
-        response = requests.post(url, data=body, timeout=TIMEOUT, headers=headers)
-        self.deliveries.append(response)
-        return response
+        return requests.post(url, data=body, timeout=TIMEOUT, headers=headers)
 
 
 def _event(tenant_id: str, invoice_id: str, updated_ms: int, kind: str) -> dict[str, Any]:
