@@ -39,7 +39,7 @@ from sandbox.kit.faults import Fault
 from sandbox.kit.server import LoopbackServer
 from sandbox.pipedrive import FakePipedrive
 from sandbox.xero import FakeXero
-from sandbox.xero_accounting import TenantBooks
+from sandbox.xero.books import TenantBooks
 from tests.conftest import fake_settings
 from xero.client import ContactDetails, ContactResult
 

@@ -52,7 +52,7 @@ Dates and terms (#11 point 2):
   [D3] DueDate by Xero's PaymentTermType (spec `PaymentTermType`; developer.xero.com/
        documentation/api/accounting/types#payment-terms: DAYSAFTERBILLDATE "day(s) after bill
        date"): DueDate = Date + Day days. The fake organisation's own PaymentTerms.Sales is
-       {Day: 30, Type: DAYSAFTERBILLDATE} (sandbox/xero_accounting.py, Organisation), used when
+       {Day: 30, Type: DAYSAFTERBILLDATE} (sandbox/xero/render.py, organisation), used when
        the installation says "the organisation's default".
   [D4] A Xero contact's own PaymentTerms.Sales win over the installation's terms unless the
        admin turns `use_contact_terms` off (issue #11 point 2; Contact.PaymentTerms in the

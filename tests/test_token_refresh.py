@@ -99,7 +99,7 @@ def win_hubspot_deal(hubspot, deal_id: str) -> None:
 
 
 # The fields each vendor documents as required on a refresh (see sandbox/hubspot/oauth.py,
-# sandbox/pipedrive/__init__.py, sandbox/xero.py for the sources), besides client authentication.
+# sandbox/pipedrive/__init__.py, sandbox/xero/__init__.py for the sources), besides client authentication.
 HUBSPOT_REFRESH_FIELDS = {"grant_type", "client_id", "client_secret", "refresh_token"}
 BASIC_REFRESH_FIELDS = {"grant_type", "refresh_token"}
 

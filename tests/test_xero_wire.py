@@ -23,7 +23,7 @@ from xero_python.accounting.models import Contacts, Invoices
 from app.connections import xero_client
 from app.extensions import db
 from app.models import XeroConnection
-from sandbox import xero_schema
+from sandbox.xero import schema as xero_schema
 from tests.specs import SPECS
 from xero.build import DraftLine, InvoiceDraft
 from xero.client import NewContact, _contact_model, _invoice_model
@@ -82,7 +82,7 @@ def draft(**overrides: Any) -> InvoiceDraft:
 # ----- the tables follow the spec ---------------------------------------------------------------
 
 def test_the_fakes_schema_table_is_the_specs():
-    """sandbox/xero_schema.py's FIELDS is what derive() reads from the vendored spec; if Xero
+    """sandbox/xero/schema.py's FIELDS is what derive() reads from the vendored spec; if Xero
     publishes a spec that differs, regenerate it (see that module)."""
     assert xero_schema.FIELDS == xero_schema.derive(spec())
 

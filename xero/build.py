@@ -241,7 +241,7 @@ def _amounts(item: LineItem, label: str, problems: list[Problem]
     if discount is not None:
         discount = cents(discount)  # DiscountAmount is money: cents
     unit = item.unit_price.quantize(UNIT_DP, rounding=ROUND_HALF_UP)
-    # Xero keeps Quantity to 4 decimals too (Invoices doc, LineItems; sandbox/xero_lines.py):
+    # Xero keeps Quantity to 4 decimals too (Invoices doc, LineItems; sandbox/xero/lines.py):
     # 0.33333 x 300 would book 99.99 there, not the 100.00 the CRM computed.
     quantity = item.quantity.quantize(UNIT_DP, rounding=ROUND_HALF_UP)
     booked = line_amount(quantity, unit, rate, discount)

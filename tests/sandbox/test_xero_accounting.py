@@ -42,12 +42,9 @@ from xero_python.exceptions import (
 
 from sandbox import FakeXero, LoopbackServer
 from xero.wire import XeroApiClient
-from sandbox.xero_accounting import (
-    ZERO_GUID,
-    QueryError,
-    TenantBooks,
-    parse_where,
-)
+from sandbox.xero.books import TenantBooks
+from sandbox.xero.where import QueryError, parse_where
+from sandbox.xero.wire import ZERO_GUID
 
 from .support import TIMEOUT, run_concurrently
 

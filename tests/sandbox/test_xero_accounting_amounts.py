@@ -3,7 +3,7 @@
 Driven through xero-python on loopback like tests/sandbox/test_xero_accounting.py; plain
 `requests` only where the SDK refuses to send the case (it copies the spec's maxLength
 into its models). Every expected figure is worked by hand in the comment beside it, from
-the rule cited in sandbox/xero_lines.py, sandbox/xero_limits.py or sandbox/xero_regions.py.
+the rule cited in sandbox/xero/lines.py, sandbox/xero/limits.py or sandbox/xero/regions.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from xero_python.accounting.models import (
 
 from sandbox import FakeXero, LoopbackServer
 from sandbox.kit.clock import Clock
-from sandbox.xero_accounting import ZERO_GUID
+from sandbox.xero.wire import ZERO_GUID
 
 from .test_xero_accounting import DUE, Sandbox, create, invoice, sdk_api
 
@@ -40,24 +40,17 @@ def make_sandbox(
         yield Sandbox(fake, server.url, tenant_id, token, sdk_api(server.url, token))
 
 
-@pytest.fixture
-def au() -> Iterator[Sandbox]:
-    yield from make_sandbox("AU")
+def _region_fixture(region: str) -> Any:
+    """A fixture named after the region (``au``...): a sandbox whose one tenant is there."""
+
+    @pytest.fixture(name=region.lower())
+    def fixture() -> Iterator[Sandbox]:
+        yield from make_sandbox(region)
+
+    return fixture
 
 
-@pytest.fixture
-def nz() -> Iterator[Sandbox]:
-    yield from make_sandbox("NZ")
-
-
-@pytest.fixture
-def uk() -> Iterator[Sandbox]:
-    yield from make_sandbox("UK")
-
-
-@pytest.fixture
-def us() -> Iterator[Sandbox]:
-    yield from make_sandbox("US")
+au, nz, uk, us = (_region_fixture(region) for region in ("AU", "NZ", "UK", "US"))
 
 
 def customer(sb: Sandbox) -> str:
@@ -217,7 +210,7 @@ def test_unit_amount_keeps_two_decimals_unless_unitdp_4(au: Sandbox) -> None:
 
 
 def test_a_half_cent_line_amount_rounds_half_up(au: Sandbox) -> None:
-    # The fake's choice where the docs are silent (sandbox/xero_lines.py, LINE_ROUNDING):
+    # The fake's choice where the docs are silent (sandbox/xero/lines.py, LINE_ROUNDING):
     # 1 x 0.01 at 50 % = 0.005 -> 0.01. Real Xero may book 0.00 here (Xero-NetStandard#147).
     inv = one(au, li("0.01", discount_rate="50"), li("10.00"))
     assert inv.line_items[0].line_amount == D("0.01")
@@ -349,7 +342,7 @@ ORGANISATIONS = {
 }
 
 TAX_TYPES = {
-    # The TaxRates doc's constraint tables (left-outs explained in sandbox/xero_regions.py).
+    # The TaxRates doc's constraint tables (left-outs explained in sandbox/xero/regions.py).
     "AU": {
         "BASEXCLUDED", "EXEMPTCAPITAL", "EXEMPTEXPENSES", "EXEMPTEXPORT", "EXEMPTOUTPUT",
         "CAPEXINPUT", "GSTONCAPIMPORTS", "INPUT", "GSTONIMPORTS", "OUTPUT", "INPUTTAXED",

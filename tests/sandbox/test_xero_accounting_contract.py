@@ -434,7 +434,7 @@ def test_read_errors_the_spec_leaves_out(
 @pytest.mark.parametrize("region", ["AU", "NZ", "UK", "US"])
 @pytest.mark.filterwarnings("ignore:Unsupported scheme type:UserWarning")
 def test_each_regions_books_match_the_spec(region: str, accounting_spec: OpenAPI) -> None:
-    """GET /Organisation, /TaxRates, /Accounts of an AU/NZ/UK/US org (sandbox/xero_regions.py)
+    """GET /Organisation, /TaxRates, /Accounts of an AU/NZ/UK/US org (sandbox/xero/regions.py)
     and an invoice with DiscountRate and DiscountAmount lines under ``unitdp=4``, all
     validated against the spec - its enums pin Version, CountryCode, Timezone and
     ReportTaxType, so a misspelt region value fails here."""

@@ -1,19 +1,10 @@
-"""Fake Xero identity service: OAuth 2 plus tenants and /connections.
+"""`FakeXero`: Xero's identity service (OAuth 2, tenants, /connections) and its Accounting API.
 
-Real hosts login.xero.com, identity.xero.com and api.xero.com all map onto this
-app's root. Xero's routing ignores case (the xero-python SDK calls
-``/Connections``; the docs say ``/connections``), so this app does too.
-
-Later API modules (e.g. ``/api.xro/2.0/...``) extend a `FakeXero` without
-touching this file: register endpoints with ``fake.route(rule, handler,
-methods)``, authenticate calls with ``fake.connected_tenant(request)`` and guard
-state with ``fake.lock``. Pass such installers as ``extensions=`` to run them at
-construction.
-
-The Accounting API (sandbox/xero_accounting.py) is installed on every FakeXero,
-after `extensions` (so an extension's own routes win). Its test helpers are
-exposed here: `accounting()`, `enable_currency()`, `inject()`, `api_calls`,
-`count_calls()`, `rate_limits`, `idempotency_ttl`, `issue_token_for_tenant()`.
+Real hosts login.xero.com, identity.xero.com and api.xero.com all map onto this app's root.
+Xero's routing ignores case (xero-python calls ``/Connections``; the docs say
+``/connections``), so this app does too. Installers passed as ``extensions=`` may add
+endpoints (``fake.route``, ``fake.connected_tenant``, ``fake.lock``) before the Accounting API
+(sandbox/xero/api.py) is installed, so their routes win; its test helpers are exposed here.
 """
 
 from __future__ import annotations
@@ -22,7 +13,6 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -30,29 +20,23 @@ from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Request, Response
 
 from sandbox.kit.clock import Clock
+from sandbox.kit.faults import Fault
 from sandbox.kit.grants import AccessToken, Grant, TokenPolicy, TokenProblem
-from sandbox.kit.oauth import OAuthFake
 from sandbox.kit.jsonio import json_response
-from sandbox.xero_regions import region_setup, zone_of
-from sandbox.xero_webhooks import XeroWebhookSender
-from sandbox.xero_accounting import (
-    DEFAULT_IDEMPOTENCY_TTL_S,
-    ApiCall,
-    Fault,
-    FaultKind,
-    RateLimitProblem,
-    RateLimits,
-    TenantBooks,
-    XeroAccountingApi,
-)
+from sandbox.kit.oauth import OAuthFake
+from sandbox.kit.state import ScopedState
+from sandbox.xero.api import DEFAULT_IDEMPOTENCY_TTL_S, ApiCall, XeroAccountingApi
+from sandbox.xero.books import TenantBooks
+from sandbox.xero.errors import identity_problem
+from sandbox.xero.limits import RateLimitProblem, RateLimits
+from sandbox.xero.regions import region_setup, zone_of
+from sandbox.xero.webhooks import XeroWebhookSender
+from sandbox.xero.wire import xero_utc
 
 REFRESH_GRACE_S = 30 * 60  # platform-facts.md: old refresh token works 30 min after rotation
 REFRESH_IDLE_TTL_S = 60 * 24 * 3600  # refresh tokens expire after 60 days unused
 PAYDECK_SCOPES = (  # platform-facts: granular scopes for apps created after 2026-03-02
-    "offline_access",
-    "accounting.invoices",
-    "accounting.payments",
-    "accounting.contacts",
+    "offline_access", "accounting.invoices", "accounting.payments", "accounting.contacts",
     "accounting.settings.read",
 )
 _DIRECT_GRANT_REDIRECT = "urn:paydeck:sandbox:direct-grant"
@@ -71,7 +55,7 @@ class Tenant:
     name: str
     tenant_type: str = "ORGANISATION"
     region: str = "AU"
-    """Starting books: "AU", "NZ", "UK" or "US" (sandbox/xero_regions.py)."""
+    """Starting books: "AU", "NZ", "UK" or "US" (sandbox/xero/regions.py)."""
     timezone: str | None = None
     """Organisation.Timezone override (a Windows-style Xero name); None: the region's."""
 
@@ -86,30 +70,11 @@ class Connection:
     updated_at: float
 
 
-def xero_utc(timestamp: float) -> str:
-    """Xero's UTC timestamp style: 7 fractional digits, no offset ("...T18:46:19.5165400")."""
-    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
-
-
-def xero_problem(
-    status: int, title: str, detail: str, headers: dict[str, str] | None = None
-) -> Response:
-    """Xero API errors are RFC 7807-style problem documents."""
-    body: dict[str, Any] = {
-        "Type": None,
-        "Title": title,
-        "Status": status,
-        "Detail": detail,
-        "Instance": str(uuid.uuid4()),
-        "Extensions": {},
-    }
-    return json_response(body, status=status, headers=headers)
-
-
 class FakeXero(OAuthFake[XeroConsent]):
     """Stateful fake of Xero's OAuth 2 server and connections API."""
 
     vendor = "Xero"
+    case_insensitive_paths = True  # see the module docstring
     authorize_path = "/identity/connect/authorize"
     token_path = "/connect/token"
     revocation_path = "/connect/revocation"
@@ -117,46 +82,23 @@ class FakeXero(OAuthFake[XeroConsent]):
     # POST https://identity.xero.com/connect/token with "authorization: Basic
     # base64(client_id:client_secret)" (developer.xero.com/documentation/guides/oauth2/auth-flow,
     # "3. Exchange the code": form grant_type=authorization_code, code, redirect_uri;
-    # "Refreshing access tokens": grant_type=refresh_token, refresh_token); errors are RFC 6749
-    # 5.2 JSON, e.g. {"error": "invalid_grant"}. Unclear: the guide shows only Basic client
-    # authentication, so the fake refuses credentials sent in the body.
-    required_fields = {
-        "authorization_code": ("code", "redirect_uri"),
-        "refresh_token": ("refresh_token",),
-    }
-    case_insensitive_paths = True
+    # "Refreshing access tokens": grant_type=refresh_token, refresh_token: the kit's default
+    # `required_fields`); errors are RFC 6749 5.2 JSON, e.g. {"error": "invalid_grant"}.
+    # Unclear: the guide shows only Basic client authentication, so the fake refuses
+    # credentials sent in the body.
 
-    def __init__(
-        self,
-        client_id: str = "paydeck-xero-client",
-        client_secret: str = "paydeck-xero-secret",
-        *,
-        redirect_uris: Sequence[str] | None = None,
-        interactive: bool = False,
-        code_ttl: float = 300,
-        access_ttl: float = 1800,
-        clock: Clock | None = None,
-        user_id: str | None = None,
-        extensions: Iterable[Callable[[FakeXero], None]] = (),
-        rate_limits: RateLimits | None = None,
-        idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL_S,
-    ) -> None:
-        policy = TokenPolicy(
-            code_ttl=code_ttl,
-            access_ttl=access_ttl,
-            rotate_refresh_tokens=True,
-            refresh_grace=REFRESH_GRACE_S,
-            refresh_idle_ttl=REFRESH_IDLE_TTL_S,
-            offline_scope="offline_access",
-        )
-        super().__init__(
-            client_id,
-            client_secret,
-            policy=policy,
-            redirect_uris=redirect_uris,
-            interactive=interactive,
-            clock=clock,
-        )
+    def __init__(self, client_id: str = "paydeck-xero-client",
+                 client_secret: str = "paydeck-xero-secret", *,
+                 redirect_uris: Sequence[str] | None = None, interactive: bool = False,
+                 code_ttl: float = 300, access_ttl: float = 1800, clock: Clock | None = None,
+                 user_id: str | None = None, extensions: Iterable[Callable[[FakeXero], None]] = (),
+                 rate_limits: RateLimits | None = None,
+                 idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL_S) -> None:
+        policy = TokenPolicy(code_ttl=code_ttl, access_ttl=access_ttl, rotate_refresh_tokens=True,
+                             refresh_grace=REFRESH_GRACE_S, refresh_idle_ttl=REFRESH_IDLE_TTL_S,
+                             offline_scope="offline_access")
+        super().__init__(client_id, client_secret, policy=policy, redirect_uris=redirect_uris,
+                         interactive=interactive, clock=clock)
         self.user_id = user_id or str(uuid.uuid4())
         # Xero signs its access tokens (RS256, keys at /.well-known/openid-configuration/jwks);
         # the fake signs HS256 with a key of its own: nobody outside the fake verifies them.
@@ -165,25 +107,19 @@ class FakeXero(OAuthFake[XeroConsent]):
         self._tenants: dict[str, Tenant] = {}
         self._consent_tenants: list[str] | None = None
         self._connections: dict[str, Connection] = {}
+        self._books: ScopedState[str, TenantBooks] = ScopedState(self.lock, self._new_books)
         self.route(self.revocation_path, self.revocation_endpoint, methods=("POST",))
         self.route("/connections", self._list_connections)
         self.route("/connections/<connection_id>", self._delete_connection, methods=("DELETE",))
         for install in extensions:
             install(self)
-        self.accounting_api = XeroAccountingApi(
-            self, limits=rate_limits, idempotency_ttl=idempotency_ttl
-        )
+        self.accounting_api = XeroAccountingApi(self, self.clock, self.tenant_of, self.accounting,
+                                                limits=rate_limits, idempotency_ttl=idempotency_ttl)
 
     # ----- tenants and connections -------------------------------------------
 
-    def add_tenant(
-        self,
-        name: str,
-        tenant_id: str | None = None,
-        *,
-        region: str = "AU",
-        timezone: str | None = None,
-    ) -> str:
+    def add_tenant(self, name: str, tenant_id: str | None = None, *, region: str = "AU",
+                   timezone: str | None = None) -> str:
         """A Xero organisation seeded as a new one in `region` ("AU", "NZ", "UK", "US"),
         optionally in another `timezone` (e.g. "WAUSTRALIASTANDARDTIME" for Perth)."""
         region_setup(region)  # ValueError now, not at the first API call
@@ -229,25 +165,27 @@ class FakeXero(OAuthFake[XeroConsent]):
         access = self.require_bearer(request)
         tenant_id = request.headers.get("xero-tenant-id", "")
         with self.lock:
-            for conn in self._connections.values():
-                if (
-                    conn.user_id == access.grant.consent.user_id
-                    and conn.tenant_id.lower() == tenant_id.lower()
-                ):
+            for conn in self._user_connections(access):
+                if conn.tenant_id.lower() == tenant_id.lower():
                     return access, self._tenants[conn.tenant_id]
-        raise Forbidden(response=xero_problem(403, "Forbidden", "AuthenticationUnsuccessful"))
+        raise Forbidden(response=identity_problem(403, "Forbidden", "AuthenticationUnsuccessful"))
+
+    def tenant_of(self, request: Request) -> str:
+        """The tenant id of an authenticated accounting call (see `connected_tenant`)."""
+        return self.connected_tenant(request)[1].tenant_id
 
     @property
     def webhooks(self) -> XeroWebhookSender:
-        """Xero's webhook deliveries (sandbox/xero_webhooks.py)."""
+        """Xero's webhook deliveries (sandbox/xero/webhooks.py)."""
         sender = getattr(self, "_webhook_sender", None)
         if sender is None:
-            sender = self._webhook_sender = XeroWebhookSender(self)
+            sender = self._webhook_sender = XeroWebhookSender(self._all_books)
         return sender
 
-    def issue_token_for_tenant(
-        self, tenant_id: str, scopes: Sequence[str] = PAYDECK_SCOPES
-    ) -> str:
+    def _all_books(self) -> list[TenantBooks]:
+        return [self.accounting(tenant.tenant_id) for tenant in self.tenants]
+
+    def issue_token_for_tenant(self, tenant_id: str, scopes: Sequence[str] = PAYDECK_SCOPES) -> str:
         """A live access token connected to `tenant_id`, without the browser dance.
 
         Creates a grant (as a code exchange would) and the user's connection to
@@ -258,36 +196,32 @@ class FakeXero(OAuthFake[XeroConsent]):
                 raise ValueError(f"unknown tenant {tenant_id}")
             consent = XeroConsent(self.user_id, str(uuid.uuid4()))
             self._connect(consent, tenant_id)
-            code = self.store.issue_code(
-                self.client_id, _DIRECT_GRANT_REDIRECT, tuple(scopes), consent
-            )
+            code = self.store.issue_code(self.client_id, _DIRECT_GRANT_REDIRECT, tuple(scopes),
+                                         consent)
             grant = self.store.redeem_code(code, self.client_id, _DIRECT_GRANT_REDIRECT, None)
             access, _ = self.store.issue_tokens(grant)
             return access.value
 
-    # ----- accounting API helpers (sandbox/xero_accounting.py) -----------------
+    # ----- accounting API helpers (sandbox/xero/api.py) -----------------------
 
     def accounting(self, tenant_id: str) -> TenantBooks:
-        """The tenant's books (seeded for its region) for seeding and assertions."""
-        return self.accounting_api.books(tenant_id)
+        """The tenant's books (seeded for its region on first use), for seeding and assertions."""
+        return self._books[tenant_id]
+
+    def _new_books(self, tenant_id: str) -> TenantBooks:
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            raise KeyError(f"unknown tenant {tenant_id}")
+        return TenantBooks(tenant.tenant_id, tenant.name, self.lock, self.clock,
+                           region=tenant.region, timezone=tenant.timezone)
 
     def enable_currency(self, tenant_id: str, code: str) -> None:
         self.accounting(tenant_id).enable_currency(code)
 
-    def inject(
-        self,
-        kind: FaultKind,
-        *,
-        method: str | None = None,
-        path_prefix: str | None = None,
-        times: int | None = 1,
-        status: int | None = None,
-        delay: float | None = None,
-        problem: RateLimitProblem = "minute",
-        retry_after: int | None = None,
-        tenant_id: str | None = None,
-        skip: int = 0,
-    ) -> Fault:
+    def inject(self, kind: str, *, method: str | None = None, path_prefix: str | None = None,
+               times: int | None = 1, status: int | None = None, delay: float | None = None,
+               problem: RateLimitProblem = "minute", retry_after: int | None = None,
+               tenant_id: str | None = None, skip: int = 0) -> Fault:
         """Make the next `times` matching accounting calls fail (None: until cleared).
 
         kind: "5xx" (answer `status`, default 500, without doing anything), "429"
@@ -295,22 +229,11 @@ class FakeXero(OAuthFake[XeroConsent]):
         real seconds, then proceed), "lost_response" (do the call, then drop the
         connection without answering), "short_answer" (do the call, then leave one
         element, the last, out of the batch answer: an answer that does not line up with
-        the request). `path_prefix` may be "/Invoices" or the
-        full "/api.xro/2.0/Invoices"; it matches case-insensitively. `skip` lets that
-        many matching calls through before the fault starts.
+        the request). `path_prefix` may be "/Invoices" or the full "/api.xro/2.0/Invoices";
+        it matches case-insensitively. `skip` lets that many matching calls through first.
         """
-        fault = Fault(
-            kind,
-            method=method,
-            path_prefix=path_prefix,
-            tenant_id=tenant_id,
-            remaining=times,
-            status=status,
-            delay=delay,
-            problem=problem,
-            retry_after=retry_after,
-            skip=skip,
-        )
+        fault = Fault(kind, method, path_prefix, tenant_id, times, status, delay, problem,
+                      retry_after, skip)
         return self.accounting_api.inject(fault)
 
     def clear_faults(self) -> None:
@@ -320,19 +243,14 @@ class FakeXero(OAuthFake[XeroConsent]):
     @property
     def api_calls(self) -> list[ApiCall]:
         """Every accounting API call, oldest first (see `ApiCall`)."""
-        return self.accounting_api.calls
+        return self.accounting_api.call_log.calls
 
     def clear_api_calls(self) -> None:
-        self.accounting_api.clear_calls()
+        self.accounting_api.call_log.clear()
 
-    def count_calls(
-        self,
-        method: str | None = None,
-        path_prefix: str | None = None,
-        status: int | None = None,
-        tenant_id: str | None = None,
-    ) -> int:
-        return self.accounting_api.count_calls(method, path_prefix, status, tenant_id)
+    def count_calls(self, method: str | None = None, path_prefix: str | None = None,
+                    status: int | None = None, tenant_id: str | None = None) -> int:
+        return self.accounting_api.call_log.count(method, path_prefix, status, tenant_id)
 
     @property
     def rate_limits(self) -> RateLimits:
@@ -341,11 +259,8 @@ class FakeXero(OAuthFake[XeroConsent]):
 
     @property
     def idempotency_ttl(self) -> float:
+        """How long an Idempotency-Key's answer is replayed (set with the constructor's)."""
         return self.accounting_api.idempotency.ttl
-
-    @idempotency_ttl.setter
-    def idempotency_ttl(self, seconds: float) -> None:
-        self.accounting_api.idempotency.ttl = seconds
 
     def reset_rate_limits(self) -> None:
         """Forget every window and in-flight count (e.g. between benchmark phases)."""
@@ -374,10 +289,8 @@ class FakeXero(OAuthFake[XeroConsent]):
     def make_consent(self) -> XeroConsent:
         """Connect the consented tenants (caller holds the lock)."""
         consent = XeroConsent(self.user_id, str(uuid.uuid4()))
-        tenant_ids = (
-            self._consent_tenants if self._consent_tenants is not None else list(self._tenants)
-        )
-        for tenant_id in tenant_ids:
+        tenant_ids = self._consent_tenants
+        for tenant_id in list(self._tenants) if tenant_ids is None else tenant_ids:
             self._connect(consent, tenant_id)
         return consent
 
@@ -389,9 +302,8 @@ class FakeXero(OAuthFake[XeroConsent]):
                 updated = replace(conn, auth_event_id=consent.auth_event_id, updated_at=now)
                 self._connections[conn.connection_id] = updated
                 return
-        conn = Connection(
-            str(uuid.uuid4()), tenant_id, consent.user_id, consent.auth_event_id, now, now
-        )
+        conn = Connection(str(uuid.uuid4()), tenant_id, consent.user_id, consent.auth_event_id,
+                          now, now)
         self._connections[conn.connection_id] = conn
 
     def on_grant_revoked(self, grant: Grant[XeroConsent]) -> None:
@@ -402,49 +314,37 @@ class FakeXero(OAuthFake[XeroConsent]):
                 del self._connections[conn_id]
 
     def unauthorized_response(self, problem: TokenProblem) -> Response:
-        detail = (
-            "TokenExpired: token expired" if problem == "expired" else "AuthenticationUnsuccessful"
-        )
-        return xero_problem(
-            401,
-            "Unauthorized",
-            detail,
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
+        expired = problem == "expired"
+        detail = "TokenExpired: token expired" if expired else "AuthenticationUnsuccessful"
+        return identity_problem(401, "Unauthorized", detail,
+                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
     # ----- endpoints ---------------------------------------------------------
 
     def _connection_json(self, conn: Connection) -> dict[str, Any]:
         tenant = self._tenants[conn.tenant_id]
-        return {
-            "id": conn.connection_id,
-            "authEventId": conn.auth_event_id,
-            "tenantId": tenant.tenant_id,
-            "tenantType": tenant.tenant_type,
-            "tenantName": tenant.name,
-            "createdDateUtc": xero_utc(conn.created_at),
-            "updatedDateUtc": xero_utc(conn.updated_at),
-        }
+        return {"id": conn.connection_id, "authEventId": conn.auth_event_id,
+                "tenantId": tenant.tenant_id, "tenantType": tenant.tenant_type,
+                "tenantName": tenant.name, "createdDateUtc": xero_utc(conn.created_at),
+                "updatedDateUtc": xero_utc(conn.updated_at)}
 
     def _list_connections(self, request: Request) -> Response:
         access = self.require_bearer(request)
         event = request.args.get("authEventId")
         with self.lock:
-            body = [
-                self._connection_json(conn)
-                for conn in self._connections.values()
-                if conn.user_id == access.grant.consent.user_id
-                and (event is None or conn.auth_event_id == event)
-            ]
+            body = [self._connection_json(conn) for conn in self._user_connections(access)
+                    if event is None or conn.auth_event_id == event]
         return json_response(body)
+
+    def _user_connections(self, access: AccessToken[XeroConsent]) -> list[Connection]:
+        return [c for c in self._connections.values() if c.user_id == access.grant.consent.user_id]
 
     def _delete_connection(self, request: Request, connection_id: str) -> Response:
         access = self.require_bearer(request)
         with self.lock:
             conn = self._connections.get(connection_id.lower())
             if conn is None or conn.user_id != access.grant.consent.user_id:
-                return xero_problem(
-                    404, "NotFound", "The resource you're looking for cannot be found"
-                )
+                detail = "The resource you're looking for cannot be found"
+                return identity_problem(404, "NotFound", detail)
             del self._connections[conn.connection_id]
         return Response(status=204)

@@ -10,45 +10,39 @@ and mis-signed `events: []` posts ("intent to receive").
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import secrets
 import threading
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import requests
 
-if TYPE_CHECKING:
-    from sandbox.xero import FakeXero
+from sandbox.kit.webhooks import hmac_sha256
+from sandbox.xero.books import TenantBooks
 
 TIMEOUT = 5.0
-
-
-def sign(key: str, body: bytes) -> str:
-    return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
 
 
 class XeroWebhookSender:
     """Sends an INVOICE event for every invoice changed since the last successful delivery."""
 
-    def __init__(self, fake: FakeXero) -> None:
-        self.fake = fake
+    def __init__(self, all_books: Callable[[], list[TenantBooks]]) -> None:
+        self.all_books = all_books
         self.lock = threading.Lock()
         self.delivered: dict[tuple[str, str], int] = {}  # (tenant, invoice) -> updated_ms sent
         self.sequence = 0
-        self.deliveries: list[requests.Response] = []
 
     def pending(self) -> list[dict[str, Any]]:
         events = []
-        for tenant in self.fake.tenants:
-            for invoice in self.fake.accounting(tenant.tenant_id).invoices:
-                key = (tenant.tenant_id, invoice.invoice_id)
+        for books in self.all_books():
+            for invoice in books.invoices:
+                key = (books.tenant_id, invoice.invoice_id)
                 if invoice.updated_ms > self.delivered.get(key, 0):
-                    events.append(self._event(tenant.tenant_id, invoice.invoice_id, invoice.updated_ms,
-                                              "UPDATE" if key in self.delivered else "CREATE"))
+                    kind = "UPDATE" if key in self.delivered else "CREATE"
+                    events.append(_event(books.tenant_id, invoice.invoice_id, invoice.updated_ms,
+                                         kind))
         return events
 
     def deliver(self, url: str, key: str, *, max_events: int = 500) -> requests.Response | None:
@@ -67,26 +61,25 @@ class XeroWebhookSender:
         """Xero's check before it enables a hook: right signature -> 200 and an empty body;
         wrong signature -> 401."""
         good = self._post(url, key, [])
-        bad = self._post(url, key, [], signature="x" + sign(key, b"{}"))
+        bad = self._post(url, key, [], signature="x" + hmac_sha256(key, b"{}"))
         return good.status_code == 200 and good.content == b"" and bad.status_code == 401
 
     def _post(self, url: str, key: str, events: list[dict[str, Any]],
               signature: str | None = None) -> requests.Response:
-        self.sequence += 1
+        first, extra = self.sequence + 1, max(len(events) - 1, 0)
+        self.sequence = first + extra
         public = [{k: v for k, v in e.items() if not k.startswith("_")} for e in events]
-        body = json.dumps({"events": public, "firstEventSequence": self.sequence,
-                           "lastEventSequence": self.sequence + max(len(events) - 1, 0),
+        body = json.dumps({"events": public, "firstEventSequence": first,
+                           "lastEventSequence": first + extra,
                            "entropy": secrets.token_hex(10).upper()}).encode()
-        self.sequence += max(len(events) - 1, 0)
-        response = requests.post(url, data=body, timeout=TIMEOUT, headers={
-            "Content-Type": "application/json", "x-xero-signature": signature or sign(key, body)})
-        self.deliveries.append(response)
-        return response
+        headers = {"Content-Type": "application/json",
+                   "x-xero-signature": signature or hmac_sha256(key, body)}
+        return requests.post(url, data=body, timeout=TIMEOUT, headers=headers)
 
-    @staticmethod
-    def _event(tenant_id: str, invoice_id: str, updated_ms: int, kind: str) -> dict[str, Any]:
-        return {"resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{invoice_id}",
-                "resourceId": invoice_id, "tenantId": tenant_id, "tenantType": "ORGANISATION",
-                "eventDateUtc": datetime.fromtimestamp(updated_ms / 1000, timezone.utc)
-                .strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
-                "eventType": kind, "eventCategory": "INVOICE", "_updated_ms": updated_ms}
+
+def _event(tenant_id: str, invoice_id: str, updated_ms: int, kind: str) -> dict[str, Any]:
+    stamp = datetime.fromtimestamp(updated_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return {"resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{invoice_id}",
+            "resourceId": invoice_id, "tenantId": tenant_id, "tenantType": "ORGANISATION",
+            "eventDateUtc": stamp[:-3], "eventType": kind, "eventCategory": "INVOICE",
+            "_updated_ms": updated_ms}

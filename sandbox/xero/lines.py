@@ -1,58 +1,53 @@
 """Xero's line and invoice arithmetic, in `Decimal`, as the fake Accounting API books it.
 
 Sources (each rule below cites the one it follows):
-
-- [GUIDE] developer.xero.com/documentation/guides/how-to-guides/rounding-in-xero
-  ("Rounding in Xero"): "Xero calculates tax on a per line basis, rounding to two decimal
-  places, and then sums the tax totals of each line to calculate the total invoice tax";
-  "By default, the API accepts unit prices (UnitAmount) to two decimals places ... opt-in
-  to 4 decimal places by adding the querystring parameter unitdp=4"; "All summary values
-  such as Total, LineAmount etc will remain at two decimal places only".
-- [SPEC] tests/specs/xero/xero_accounting.yaml, schema LineItem: "LineAmount = Quantity *
-  Unit Amount * ((100 - DiscountRate)/100) or LineAmount = (Quantity * UnitAmount) -
-  DiscountAmount"; "If you wish to omit either the Quantity or UnitAmount you can provide
-  a LineAmount and Xero will calculate the missing amount for you"; TaxAmount "can be
-  overriden if the calculated <TaxAmount> is not correct". Invoice: Total = SubTotal +
-  TotalTax; TotalDiscount = "Total of discounts applied on the invoice line items".
+- [GUIDE] developer.xero.com/documentation/guides/how-to-guides/rounding-in-xero: "Xero
+  calculates tax on a per line basis, rounding to two decimal places, and then sums the tax
+  totals of each line to calculate the total invoice tax"; "By default, the API accepts unit
+  prices (UnitAmount) to two decimals places ... opt-in to 4 decimal places by adding the
+  querystring parameter unitdp=4"; "All summary values such as Total, LineAmount etc will
+  remain at two decimal places only".
+- [SPEC] tests/specs/xero/xero_accounting.yaml, LineItem: "LineAmount = Quantity * Unit Amount
+  * ((100 - DiscountRate)/100) or LineAmount = (Quantity * UnitAmount) - DiscountAmount"; "If
+  you wish to omit either the Quantity or UnitAmount you can provide a LineAmount and Xero will
+  calculate the missing amount for you"; TaxAmount "can be overriden if the calculated
+  <TaxAmount> is not correct". Invoice: Total = SubTotal + TotalTax; TotalDiscount = "Total of
+  discounts applied on the invoice line items".
 - Observed answers of the real API, quoted in public issue threads (cited where used).
 
-No organisation setting switches Xero to invoice-level tax rounding: it is an open
+No setting switches Xero to invoice-level tax rounding, so the fake has none: it is an open
 feature request (productideas.xero.com "Invoice: Round GST on subtotal only rather than
-line-by-line", "Set tax treatment on transactions": "Currently, Xero calculates the tax
-on each line item, rounded to 2 decimal places, then sums the tax"). So the fake has none.
+line-by-line", "Set tax treatment on transactions": "Currently, Xero calculates the tax on
+each line item, rounded to 2 decimal places, then sums the tax").
 
 Rounding mode - the docs never name one:
-- Tax: half away from zero. Both worked examples with an exact half cent say so: the
-  GUIDE's one-line comparison (76.30 x 15 % = 11.445 -> "11.45"), and a 10 % example
-  where 34.25 x 10 % = 3.425 must round to 3.43 for Xero's stated total 117.57
-  (kb.clouddepot.com, "rounding issues in Xero invoices"). A third-party page claiming
+- Tax: half away from zero. Both worked examples with an exact half cent say so: the GUIDE's
+  76.30 x 15 % = 11.445 -> "11.45", and 34.25 x 10 % = 3.425 -> 3.43 for Xero's stated total
+  117.57 (kb.clouddepot.com, "rounding issues in Xero invoices"). A third-party page claiming
   banker's rounding (help.file.ai) contradicts its own examples.
-- LineAmount: half away from zero too, but UNCLEAR. A discounted line of exactly half a
-  cent was refused with "expected line total 0.00" (1 x 0.01 at 50 %: XeroAPI/Xero-
-  NetStandard#147), which looks like half-even or truncation, while xeroizer's rounding
-  (BigDecimal half-up, waynerobinson/xeroizer#23: "duplicates what Xero does") and every
-  non-half example agree with half-up. Paydeck should treat a discounted line whose exact
-  amount ends in a half cent as one Xero may book a cent lower.
+- LineAmount: half away from zero too, but UNCLEAR. A discounted line of exactly half a cent
+  was refused with "expected line total 0.00" (1 x 0.01 at 50 %: XeroAPI/Xero-NetStandard#147),
+  like half-even or truncation, while xeroizer's rounding (BigDecimal half-up,
+  waynerobinson/xeroizer#23: "duplicates what Xero does") and every non-half example agree
+  with half-up. Paydeck should treat a discounted line whose exact amount ends in a half cent
+  as one Xero may book a cent lower.
 - UnitAmount (to 2 or 4 dp) and Quantity (to 4 dp): half away from zero (unverified).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
 
-CENT = Decimal("0.01")
-UNIT_4DP = Decimal("0.0001")
+from sandbox.xero.wire import CENT, UNIT_4DP
+
 HUNDRED = Decimal(100)
 ZERO = Decimal("0.00")
 
 LINE_ROUNDING = ROUND_HALF_UP  # see the module docstring: unclear
 TAX_ROUNDING = ROUND_HALF_UP  # GUIDE example 11.445 -> 11.45
 UNIT_ROUNDING = ROUND_HALF_UP  # (unverified)
-
-AmountTypes = Literal["Exclusive", "Inclusive", "NoTax"]
 
 
 def to_cents(value: Decimal, rounding: str = LINE_ROUNDING) -> Decimal:
@@ -111,10 +106,8 @@ def price_line(req: LineRequest, unit_dp: int) -> PricedLine | list[str]:
         # reproduces both reports - #429 (even 0 is refused on a negative line) and #288
         # (27.8260 sent as UnitAmount and DiscountAmount under unitdp=4: 27.83 > 27.826).
         # A negative DiscountAmount is refused too (unverified).
-        problems.append(
-            f"The discount rate '{amount:.2f}' is invalid. "
-            "Discount must not be greater than the line total."
-        )
+        problems.append(f"The discount rate '{amount:.2f}' is invalid. "
+                        "Discount must not be greater than the line total.")
     expected = _line_amount(gross, rate, amount)
     sent = req.line_amount
     derived = req.quantity is None or req.unit_amount is None
@@ -124,22 +117,13 @@ def price_line(req: LineRequest, unit_dp: int) -> PricedLine | list[str]:
         # (XeroAPI/Xero-NetStandard#74, #147; #412 "The line total 0 does not match ...").
         # So is one that no derived amount can produce (Quantity 0, or UnitAmount 0).
         if to_cents(sent) != expected:
-            problems.append(
-                f"The line total {to_cents(sent):.2f} does not match the expected line "
-                f"total {expected:.2f}"
-            )
+            problems.append(f"The line total {to_cents(sent):.2f} does not match the expected "
+                            f"line total {expected:.2f}")
     if problems:
         return problems
     line_amount = expected if sent is None else to_cents(sent)
-    return PricedLine(
-        quantity=quantity,
-        unit_amount=unit,
-        line_amount=line_amount,
-        discount_rate=rate,
-        discount_amount=amount,
-        discount=to_cents(gross) - line_amount,
-        tax_override=None if req.tax_amount is None else to_cents(req.tax_amount, TAX_ROUNDING),
-    )
+    tax = None if req.tax_amount is None else to_cents(req.tax_amount, TAX_ROUNDING)
+    return PricedLine(quantity, unit, line_amount, rate, amount, to_cents(gross) - line_amount, tax)
 
 
 def _cents_or_none(value: Decimal | None) -> Decimal | None:
@@ -147,9 +131,8 @@ def _cents_or_none(value: Decimal | None) -> Decimal | None:
     return None if value is None else to_cents(value)
 
 
-def _quantity_and_unit(
-    req: LineRequest, rate: Decimal | None, amount: Decimal | None, unit_dp: int
-) -> tuple[Decimal, Decimal]:
+def _quantity_and_unit(req: LineRequest, rate: Decimal | None, amount: Decimal | None,
+                       unit_dp: int) -> tuple[Decimal, Decimal]:
     """Quantity (4 dp) and UnitAmount (unit dp), deriving a missing one from LineAmount.
 
     SPEC: with LineAmount given, Xero "will calculate the missing amount". The derivation
@@ -213,12 +196,8 @@ class Totals:
     total_discount: Decimal
 
 
-def invoice_totals(
-    amounts: Sequence[Decimal],
-    taxes: Sequence[Decimal],
-    discounts: Sequence[Decimal],
-    amount_types: str,
-) -> Totals:
+def invoice_totals(amounts: Sequence[Decimal], taxes: Sequence[Decimal],
+                   discounts: Sequence[Decimal], amount_types: str) -> Totals:
     """SubTotal, TotalTax, Total and TotalDiscount from the lines' stored values.
 
     TotalTax is the sum of the line taxes (GUIDE). Exclusive: SubTotal = sum(LineAmount),
@@ -226,29 +205,7 @@ def invoice_totals(
     sum(LineAmount) and SubTotal = Total - TotalTax (SPEC: SubTotal "excluding taxes",
     Total "i.e. SubTotal + TotalTax").
     """
-    net = sum(amounts, ZERO)
-    total_tax = sum(taxes, ZERO)
-    discount = sum(discounts, ZERO)
+    net, total_tax, discount = sum(amounts, ZERO), sum(taxes, ZERO), sum(discounts, ZERO)
     if amount_types == "Inclusive":
         return Totals(net - total_tax, total_tax, net, discount)
     return Totals(net, total_tax, net + total_tax, discount)
-
-
-RateOf = Callable[[str | None], Decimal]
-
-__all__ = [
-    "CENT",
-    "LINE_ROUNDING",
-    "TAX_ROUNDING",
-    "UNIT_4DP",
-    "UNIT_ROUNDING",
-    "LineRequest",
-    "PricedLine",
-    "RateOf",
-    "Totals",
-    "invoice_totals",
-    "line_tax",
-    "price_line",
-    "to_cents",
-    "unit_quantum",
-]
