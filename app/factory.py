@@ -23,7 +23,7 @@ from app.extensions import db, migrate
 from app.runtime import SETTINGS_KEY, get_settings
 from app.settings import Settings
 from app.tokens import ON_GRANT_RECOVERED
-from app.views import cards, health, install, webhooks, xero_connect
+from app.views import cards, company, health, install, review, webhooks, xero_connect
 from app.views import settings as settings_page
 from app.views.common import security_headers
 
@@ -73,7 +73,7 @@ def _flask_config(settings: Settings, secrets: dict[str, Any]) -> dict[str, Any]
 
 
 def _register_blueprints(app: Flask) -> None:
-    for blueprint in (cards.bp, health.bp, webhooks.bp, install.bp, xero_connect.bp,
+    for blueprint in (cards.bp, company.bp, review.bp, health.bp, webhooks.bp, install.bp, xero_connect.bp,
                       settings_page.bp):
         app.register_blueprint(blueprint)
     app.before_request(_body_limits)

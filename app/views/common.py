@@ -13,10 +13,11 @@ from flask import Response, abort, g, make_response, render_template, request, s
 
 from sqlalchemy import select
 
+from app.access import Viewer, may_act, may_see_money, refuse_action, viewer_for
 from app.extensions import db
 from app.models import CrmKind, Installation, InstallationStatus
 from app.runtime import get_settings
-from app.ui_auth import View, issue_view_token, page_ttl, read_pipedrive_token
+from app.ui_auth import View, issue_view_token, page_ttl, read_pipedrive_token, read_view_token
 
 _INSTALLATION = "installation_id"
 _USER = "user"
@@ -136,7 +137,7 @@ def crm_frame_headers(response: Response) -> Response:
 
 # The blueprints whose pages open inside a CRM (HubSpot's modal, Pipedrive's panels and
 # settings surface): the only pages anything may frame, and only the CRMs.
-CRM_FRAMED_BLUEPRINTS = frozenset({"cards", "settings"})
+CRM_FRAMED_BLUEPRINTS = frozenset({"cards", "company", "review", "settings"})
 _FORM_TARGETS = "paydeck.form_targets"
 
 
@@ -208,3 +209,36 @@ def settings_view(installation: Installation, user: str) -> View:
     """`user`'s view of the installation's settings page (for an entry point that proved who
     they are: the installer's card, /pipedrive/settings, /setup)."""
     return View(installation.id, user, "settings", str(installation.id))
+
+
+# --- record pages (deal, company, review queue) -----------------------------------------------
+
+@dataclass(frozen=True)
+class Opened:
+    """A record's page opened with its page token: by whom, and whether they see its money."""
+
+    token: str | None
+    view: View
+    installation: Installation
+    viewer: Viewer
+    money: bool
+
+
+def open_record(object_type: str, object_id: str) -> Opened:
+    """The page token's view of this record (else a 401) and its viewer."""
+    token = request.args.get("t")
+    view = read_view_token(token, object_type, object_id)
+    installation = view_installation(view)
+    viewer = viewer_for(installation, view.user)
+    return Opened(token, view, installation, viewer, may_see_money(viewer, object_type, object_id))
+
+
+def form_pd() -> str | None:
+    """`pd=1` again after a form from a page in Pipedrive's panel mode."""
+    return "1" if request.form.get("pd") == "1" else None
+
+
+def require_act(viewer: Viewer, kind: str, record_id: str, action: str) -> None:
+    """A 403 page (audited) unless the settings let this viewer act on this record."""
+    if not may_act(viewer, kind, record_id):
+        abort(message_page("Not allowed", refuse_action(viewer, kind, record_id, action), 403))
