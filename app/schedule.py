@@ -9,7 +9,8 @@ from typing import Any
 
 from app.engine.job import sweep_waiting_requests
 from app.jobs import keep_xero_connections_alive, prune_history
-from app.payments import alert_admins, overdue_sweep, poll_due_connections
+from app.followup import alert_admins, overdue_sweep
+from app.payments import poll_due_connections
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import pytest
 from rq import Queue
 from sqlalchemy import select
 
-from app import payments
+from app import followup
 from app.engine.job import enqueue_sync, sweep_waiting_requests
 from app.extensions import db
 from app.jobs import enqueue_setup_crm, keep_xero_connections_alive
@@ -30,10 +30,9 @@ from app.models import (
     StageAction,
     XeroConnection,
 )
+from app.followup import alert_admins, overdue_sweep
 from app.payments import (
-    alert_admins,
     note_changed_invoices,
-    overdue_sweep,
     poll_due_connections,
     poll_invoices,
     refresh_invoices,
@@ -130,7 +129,7 @@ def two(app_factory, fake_pipedrive, fake_hubspot, fake_xero, monkeypatch):
         (revoke,) = [j for j in queue.jobs if j.id == f"revoke-xero-{a.installation_id}"]
         revoke.delete()
     emails: list[str] = []
-    monkeypatch.setattr(payments, "_send_email", lambda to, subject, body: emails.append(to))
+    monkeypatch.setattr(followup, "_send_email", lambda to, subject, body: emails.append(to))
     return app, a, b, emails
 
 

@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from app.engine.intake import request_invoices
 from app.extensions import db
 from app.models import AuditEvent, InvoiceLink, ReviewItem, ReviewReason, StageAction, XeroConnection
-from app.payments import alert_admins, overdue_sweep, poll_invoices
+from app.followup import alert_admins, overdue_sweep
+from app.payments import poll_invoices
 from sandbox.memory_crm import deal
 from tests.conftest import XERO_WEBHOOK_KEY
 from tests.helpers import count, one
