@@ -20,6 +20,7 @@ from app.crypto import ConfigurationError, build_cipher, generate_key
 from app.engine.job import enqueue_sync
 from app.engine.reference import SETTINGS_LISTENERS
 from app.extensions import db, migrate
+from app.page_format import register as register_filters
 from app.runtime import SETTINGS_KEY, get_settings
 from app.settings import Settings
 from app.tokens import ON_GRANT_RECOVERED
@@ -52,6 +53,7 @@ def create_app(config: Settings | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     _register_listeners()
     _register_blueprints(app)
+    register_filters(app)
     return app
 
 

@@ -7,7 +7,7 @@
   for AUD, 0 for JPY), so Xero's 2-decimal totals show exactly.
 - The locale: the CRM user's where the CRM gives it, else the organisation's (its Xero
   country), else English (`locale_for`).
-- Times: in the viewer's timezone with the zone shown ("3 Dec 2026, 01:05 AEDT"); dates
+- Times: in the viewer's timezone with the zone shown ("3 Dec 2026, 1:05 am AEDT"); dates
   alone (an invoice date is a calendar date in the organisation's timezone) unshifted.
 
 Floats are refused: an amount that went through a float may already be wrong.
@@ -21,7 +21,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time
 from babel.numbers import format_currency, format_decimal
 
 DEFAULT_LOCALE = "en"
@@ -110,7 +110,10 @@ def when(moment: datetime | None, tz: str | None, locale: str = DEFAULT_LOCALE) 
         return NO_VALUE
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return format_datetime(moment, "d MMM y, HH:mm zzz", tzinfo=zone(tz), locale=locale)
+    local = moment.astimezone(zone(tz))
+    return (f"{format_date(local.date(), 'medium', locale=locale)}, "
+            f"{format_time(local, 'short', tzinfo=local.tzinfo, locale=locale)} "
+            f"{format_time(local, 'zzz', tzinfo=local.tzinfo, locale=locale)}")
 
 
 def day(value: date | None, locale: str = DEFAULT_LOCALE) -> str:

@@ -60,11 +60,29 @@ def test_the_locale_is_the_crm_users_else_the_organisations(crm, country, chosen
 
 def test_times_show_in_the_viewers_zone_with_the_zone_named():
     moment = datetime(2026, 12, 2, 14, 5, tzinfo=timezone.utc)
-    # Sydney is UTC+11 in December (AEDT): 14:05 UTC is 01:05 the next day.
-    assert when(moment, "Australia/Sydney", "en_AU") == "3 Dec 2026, 01:05 AEDT"
-    assert when(moment.replace(tzinfo=None), "Australia/Sydney", "en_AU") == "3 Dec 2026, 01:05 AEDT"
+    # Sydney is UTC+11 in December (AEDT): 14:05 UTC is 01:05 the next day. CLDR en_AU:
+    # medium date "d MMM y", short time "h:mm a" with lower-case day periods.
+    assert when(moment, "Australia/Sydney", "en_AU") == "3 Dec 2026, 1:05\u202fam AEDT"
+    assert when(moment.replace(tzinfo=None), "Australia/Sydney", "en_AU") == "3 Dec 2026, 1:05\u202fam AEDT"
     assert when(moment, "Not/AZone", "en_AU").endswith("UTC")
 
 
 def test_a_calendar_date_is_not_shifted():
     assert day(date(2026, 12, 31), "en_AU") == "31 Dec 2026"
+
+
+def test_pages_format_in_the_locale_and_zone_the_view_chose(app):
+    from flask import render_template_string
+
+    from app.page_format import use_locale
+
+    page = "{{ a|money('AUD') }} | {{ q|quantity }} | {{ t|when }} | {{ d|day }}"
+    values = dict(a=Decimal("3036"), q=Decimal("1.5000"), d=date(2026, 12, 31),
+                  t=datetime(2026, 12, 2, 14, 5, tzinfo=timezone.utc))
+    with app.test_request_context("/"):
+        assert render_template_string(page, **values) == (
+            f"AUD{NBSP}3,036.00 | 1.5 | Dec 2, 2026, 2:05\u202fPM UTC | Dec 31, 2026")  # CLDR en
+    with app.test_request_context("/"):
+        use_locale("de_DE", "Europe/Berlin")
+        assert render_template_string(page, **values) == (
+            f"3.036,00{NBSP}AUD | 1,5 | 02.12.2026, 15:05 MEZ | 31.12.2026")
