@@ -165,7 +165,7 @@ def test_paydecks_pages_run_under_their_csp_with_no_violation(page, sandbox):
     open_deal(page, sandbox.console, "Initech website rebuild")
     card = page.frame_locator("#paydeck-frame")
     expect(card.get_by_role("button", name="Push to Xero")).to_be_visible()
-    expect(card.locator("body")).to_have_css("max-width", "704px")  # 44rem from pages.css
+    expect(card.locator("main")).to_have_css("max-width", "896px")  # 56rem from pages.css
     page.get_by_role("link", name="HubSpot settings").click()
     settings = page.frame_locator("#paydeck-frame")
     expect(settings.get_by_role("button", name="Save settings")).to_be_visible()
