@@ -11,8 +11,7 @@ from typing import Any, Protocol
 
 import sandbox.pipedrive.parse as parse
 from sandbox.kit.clock import Clock
-from sandbox.pipedrive.errors import bad_request, not_found
-from sandbox.pipedrive.parse import expect_int, expect_text, optional_int, to_decimal
+from sandbox.pipedrive.parse import bad_request, expect_int, expect_text, not_found, optional_int, to_decimal
 from sandbox.pipedrive.records import (
     ACTIVITY, ADDRESS_KEYS, BUILTIN_DEAL_FIELDS, CUSTOM_FIELD_TYPES, DEFAULT_CURRENCY,
     DEFAULT_STAGES, VISIBLE_TO, Activity, ChangeSource, Deal, DealField, DealProduct, Event,
@@ -203,13 +202,13 @@ class CompanyData:
         deal = Deal(self.next_id("deal"), title, to_decimal(0 if value is None else value),
                     currency, stage.id, stage.pipeline_id, owner_id or self.installer.user_id,
                     org_id=org_id, person_id=person_id, status=status,
-                    expected_close_date=expected_close_date, visible_to=_visible(visible_to))
+                    expected_close_date=expected_close_date, visible_to=_visible(visible_to),
+                    followers={int(uid): self._clock.now() for uid in followers})
         _known(self.orgs, org_id, "organization")
         _known(self.persons, person_id, "person")
         deal.custom_fields.update({code: parse.custom_value(self.deal_fields[code], v)
                                    for code, v in (custom_fields or {}).items()})
         self._keep(self.deals, deal)
-        deal.followers = {int(uid): deal.add_time for uid in followers}
         for line in products:
             self._attach_product(deal, dict(line))
         if products and value is None:

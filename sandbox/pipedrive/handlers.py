@@ -12,8 +12,7 @@ from werkzeug.wrappers import Request, Response
 import sandbox.pipedrive.parse as parse
 from sandbox.kit.service import ApiRoute
 from sandbox.pipedrive.company import CompanyData
-from sandbox.pipedrive.errors import bad_request, not_found, ok, webhook_ok
-from sandbox.pipedrive.parse import path_id, query_int, query_ints
+from sandbox.pipedrive.parse import bad_request, not_found, ok, path_id, query_int, query_ints, webhook_ok
 from sandbox.pipedrive.records import (
     ACTIVITY, ACTIVITY_V1, DEAL_FIELD, DEAL_PRODUCT, PERSON, PIPELINE, PRODUCT, STAGE, Deal,
     api_time,
