@@ -199,9 +199,9 @@ class CompanyData:
         the sum of the lines, as in Pipedrive.
         """
         stage = self.stages[stage_id] if stage_id else self.first_stage(pipeline_id)
-        deal = Deal(self.next_id("deal"), title, to_decimal(0 if value is None else value),
-                    currency, stage.id, stage.pipeline_id, owner_id or self.installer.user_id,
-                    org_id=org_id, person_id=person_id, status=status,
+        deal = Deal(self.next_id("deal"), owner_id or self.installer.user_id, title,
+                    to_decimal(0 if value is None else value), currency, stage.id,
+                    stage.pipeline_id, org_id=org_id, person_id=person_id, status=status,
                     expected_close_date=expected_close_date, visible_to=_visible(visible_to),
                     followers={int(uid): self._clock.now() for uid in followers})
         _known(self.orgs, org_id, "organization")
@@ -382,8 +382,8 @@ class CompanyData:
         if due_time is not None and not (isinstance(due_time, str) and parse.TIME.match(due_time)):
             raise bad_request("due_time must be HH:MM")
         activity = Activity(
-            self.next_id("activity"), subject, str(body.get("type") or "task"),
-            optional_int(body.get(owner_key), owner_key) or user_id, deal_id=deal_id,
+            self.next_id("activity"), optional_int(body.get(owner_key), owner_key) or user_id,
+            subject, str(body.get("type") or "task"), deal_id=deal_id,
             person_id=optional_int(body.get("person_id"), "person_id"),
             org_id=optional_int(body.get("org_id"), "org_id"),
             due_date=parse.expect_date(body.get("due_date"), "due_date"), due_time=due_time,

@@ -158,20 +158,28 @@ class DealProduct(Record):
 
 
 @dataclass
-class Deal(Record):
+class Linked(Record):
+    """A deal's or activity's owner, and the organisation and person it is about."""
+
+    owner_id: int
+    _: KW_ONLY
+    org_id: int | None = None
+    person_id: int | None = None
+
+
+@dataclass
+class Deal(Linked):
     title: str
     value: Decimal
     currency: str
     stage_id: int
     pipeline_id: int
-    owner_id: int
     stage_change_time: float | None = None
-    org_id: int | None = None
-    person_id: int | None = None
-    status: str = "open"
     expected_close_date: str | None = None
     probability: int | None = None
     lost_reason: str | None = None
+    # its state ("deleted" is a flag beside it), and when it was last won, lost or closed
+    status: str = "open"
     won_time: float | None = None
     lost_time: float | None = None
     close_time: float | None = None
@@ -184,13 +192,10 @@ class Deal(Record):
 
 
 @dataclass
-class Activity(Record):
+class Activity(Linked):
     subject: str
     type: str
-    owner_id: int
     deal_id: int | None = None
-    person_id: int | None = None
-    org_id: int | None = None
     due_date: str | None = None
     due_time: str | None = None
     duration: str | None = None
