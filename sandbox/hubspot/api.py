@@ -18,18 +18,14 @@ from dataclasses import dataclass
 from werkzeug.wrappers import Response
 
 from sandbox.hubspot.errors import (
-    ValidationFailed,
-    fail,
-    hubspot_error,
-    invalid_input,
-    invalid_properties,
-    rate_limited,
+    ValidationFailed, fail, hubspot_error, invalid_input, invalid_properties, rate_limited,
 )
 from sandbox.hubspot.handlers import ROUTES as RECORD_ROUTES
 from sandbox.hubspot.metadata import ROUTES as METADATA_ROUTES
 from sandbox.hubspot.oauth import HubSpotOAuth
 from sandbox.hubspot.schema import JsonObject
 from sandbox.hubspot.context import Ctx
+from sandbox.hubspot.developer import DEVELOPER
 from sandbox.hubspot.developer import ROUTES as DEVELOPER_ROUTES
 from sandbox.hubspot.state import HubSpotInstall, PortalCrm
 from sandbox.hubspot.webhooks import WebhookHub
@@ -37,7 +33,7 @@ from sandbox.kit.calls import Call
 from sandbox.kit.faults import Fault, FaultInjector
 from sandbox.kit.grants import AccessToken
 from sandbox.kit.jsonio import Invalid
-from sandbox.kit.service import ApiRoute, Exchange, VendorApi
+from sandbox.kit.service import Exchange, VendorApi
 from sandbox.kit.state import ScopedState
 from sandbox.kit.windows import Admission, RollingWindows
 
@@ -47,7 +43,6 @@ size is not documented; 500 is the documented default `limit` of the single-obje
 (associations-v4.json GET /crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}).
 Tests set `HubSpotCrmApi.association_page_size` small to page cheaply."""
 FAULT_KINDS = ("5xx", "429", "slow")
-DEVELOPER = "developer"  # the route policy of the hapikey endpoints
 
 
 @dataclass
@@ -76,9 +71,7 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
         self.windows: RollingWindows[tuple[int, str]] = RollingWindows(fake.clock)
         self.webhooks = WebhookHub(lock=self.lock, clock=fake.clock, installed=self._installed)
         self.association_page_size = DEFAULT_ASSOCIATION_PAGE_SIZE
-        self.mount(RECORD_ROUTES + METADATA_ROUTES)
-        self.mount(ApiRoute(rule, methods, handler, DEVELOPER)
-                   for rule, methods, handler in DEVELOPER_ROUTES)
+        self.mount(RECORD_ROUTES + METADATA_ROUTES + DEVELOPER_ROUTES)
 
     def portal(self, portal_id: int) -> PortalCrm:
         """The portal's CRM, created on first use with HubSpot's defaults."""

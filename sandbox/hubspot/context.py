@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from werkzeug.wrappers import Request
+from werkzeug.wrappers import Request, Response
 
 from sandbox.hubspot.errors import missing_scopes
 from sandbox.hubspot.schema import JsonObject, ObjectType, object_type
@@ -14,7 +14,7 @@ from sandbox.hubspot.state import ChangeSource, PortalCrm
 from sandbox.hubspot.webhooks import WebhookHub
 from sandbox.kit.clock import Clock
 from sandbox.kit.errors import VendorError
-from sandbox.kit.service import Exchange
+from sandbox.kit.service import ApiRoute, Exchange
 
 
 class CrmHost(Protocol):
@@ -62,3 +62,9 @@ class Ctx:
 
     def now_ms(self) -> int:
         return int(self.api.clock.now() * 1000)
+
+
+def routes(rule: str, policy: str = "ten_secondly",
+           **handlers: Callable[..., Response]) -> list[ApiRoute]:
+    """One rule's endpoints: a handler per HTTP method (``GET=...``), `policy` its limit."""
+    return [ApiRoute(rule, (method,), handler, policy) for method, handler in handlers.items()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from werkzeug.wrappers import Request, Response
 
 from sandbox.hubspot.errors import fail
-from sandbox.hubspot.context import CrmHost
+from sandbox.hubspot.context import CrmHost, routes
 from sandbox.hubspot.webhooks import WebhookSubscription, parse_subscription
 from sandbox.kit.jsonio import json_response, read_object
 
@@ -98,15 +98,12 @@ def _subscription(api: CrmHost, app_id: int, subscription_id: str) -> WebhookSub
     return sub
 
 
-_SETTINGS = "/webhooks/v3/<app_id>/settings"
+DEVELOPER = "developer"  # the route policy of the hapikey endpoints
 _SUBSCRIPTIONS = "/webhooks/v3/<app_id>/subscriptions"
-ROUTES = (
-    (_SETTINGS, ("GET",), get_settings),
-    (_SETTINGS, ("PUT",), put_settings),
-    (_SETTINGS, ("DELETE",), clear_settings),
-    (_SUBSCRIPTIONS, ("GET",), get_subscriptions),
-    (_SUBSCRIPTIONS, ("POST",), create_subscription),
-    (f"{_SUBSCRIPTIONS}/<subscription_id>", ("GET",), get_subscription),
-    (f"{_SUBSCRIPTIONS}/<subscription_id>", ("PATCH",), patch_subscription),
-    (f"{_SUBSCRIPTIONS}/<subscription_id>", ("DELETE",), delete_subscription),
-)
+ROUTES = [
+    *routes("/webhooks/v3/<app_id>/settings", DEVELOPER, GET=get_settings, PUT=put_settings,
+            DELETE=clear_settings),
+    *routes(_SUBSCRIPTIONS, DEVELOPER, GET=get_subscriptions, POST=create_subscription),
+    *routes(f"{_SUBSCRIPTIONS}/<subscription_id>", DEVELOPER, GET=get_subscription,
+            PATCH=patch_subscription, DELETE=delete_subscription),
+]

@@ -11,23 +11,16 @@ from typing import NoReturn
 
 from werkzeug.wrappers import Response
 
-from sandbox.hubspot.context import Ctx
+from sandbox.hubspot.context import Ctx, routes
 from sandbox.hubspot.errors import PropertyProblem, ValidationFailed, fail, standard_error
 from sandbox.hubspot.render import no_associations, render_object, v4_targets
 from sandbox.hubspot.schema import (
-    API_HOST,
-    ASSOCIATION_TYPES,
-    OBJECT_TYPES,
-    JsonObject,
-    ObjectType,
-    id_key,
-    iso_ms,
+    API_HOST, ASSOCIATION_TYPES, OBJECT_TYPES, JsonObject, ObjectType, id_key, iso_ms,
 )
 from sandbox.hubspot.schema import object_type as type_of
 from sandbox.hubspot.search import search_records, sort_records
 from sandbox.hubspot.state import CrmObject
 from sandbox.kit.jsonio import json_response, query_bool, query_int, query_list, read_object
-from sandbox.kit.service import ApiRoute
 
 MAX_BATCH_INPUTS = 100  # platform-facts: batch update 100 per call (also read/create)
 MAX_ASSOCIATION_BATCH_INPUTS = 1000  # v4 association batch read: "may not exceed 1000 IDs per
@@ -134,12 +127,9 @@ def batch_answer(ctx: Ctx, started_ms: int, results: list[JsonObject],
 
 
 def not_found_error(otype: ObjectType, verb: str, ids: Sequence[str]) -> JsonObject:
-    return standard_error(
-        "OBJECT_NOT_FOUND",
-        f"Could not {verb} some {otype.error_label} objects, they may be deleted or not "
-        "exist. Check that ids are valid.",
-        context={"ids": list(ids)},
-    )
+    return standard_error("OBJECT_NOT_FOUND", f"Could not {verb} some {otype.error_label} "
+                          "objects, they may be deleted or not exist. Check that ids are valid.",
+                          context={"ids": list(ids)})
 
 
 def paging(after: str, path: str) -> JsonObject:
@@ -318,17 +308,14 @@ def association_list(ctx: Ctx, object_type: str, object_id: str, to_type: str) -
 
 _OBJECTS = "/crm/v3/objects/<object_type>"
 ROUTES = [
-    ApiRoute(f"{_OBJECTS}/batch/read", ("POST",), batch_read, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/batch/update", ("POST",), batch_update, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/batch/create", ("POST",), batch_create, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/search", ("POST",), search, "search"),
-    ApiRoute(_OBJECTS, ("GET",), list_objects, "ten_secondly"),
-    ApiRoute(_OBJECTS, ("POST",), create_object, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/<object_id>", ("GET",), get_object, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/<object_id>", ("PATCH",), patch_object, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/<object_id>", ("DELETE",), delete_object, "ten_secondly"),
-    ApiRoute("/crm/v4/associations/<from_type>/<to_type>/batch/read", ("POST",),
-             association_batch, "exempt"),
-    ApiRoute("/crm/v4/objects/<object_type>/<object_id>/associations/<to_type>", ("GET",),
-             association_list, "ten_secondly"),
+    *routes(f"{_OBJECTS}/batch/read", POST=batch_read),
+    *routes(f"{_OBJECTS}/batch/update", POST=batch_update),
+    *routes(f"{_OBJECTS}/batch/create", POST=batch_create),
+    *routes(f"{_OBJECTS}/search", "search", POST=search),
+    *routes(_OBJECTS, GET=list_objects, POST=create_object),
+    *routes(f"{_OBJECTS}/<object_id>", GET=get_object, PATCH=patch_object, DELETE=delete_object),
+    *routes("/crm/v4/associations/<from_type>/<to_type>/batch/read", "exempt",
+            POST=association_batch),
+    *routes("/crm/v4/objects/<object_type>/<object_id>/associations/<to_type>",
+            GET=association_list),
 ]

@@ -9,26 +9,16 @@ from typing import TypeVar
 
 from werkzeug.wrappers import Response
 
-from sandbox.hubspot.context import Ctx
+from sandbox.hubspot.context import Ctx, routes
 from sandbox.hubspot.errors import fail, standard_error
 from sandbox.hubspot.handlers import batch_answer, batch_inputs, paging
 from sandbox.hubspot.render import render_group, render_owner, render_pipeline, render_property
 from sandbox.hubspot.schema import (
-    API_HOST,
-    FIELD_TYPES,
-    OWNER_SCOPES,
-    PROPERTY_NAME,
-    PROPERTY_TYPES,
-    JsonObject,
-    ObjectType,
-    PropertyDef,
-    PropertyGroup,
-    id_key,
-    option,
+    API_HOST, FIELD_TYPES, OWNER_SCOPES, PROPERTY_NAME, PROPERTY_TYPES, JsonObject, ObjectType,
+    PropertyDef, PropertyGroup, id_key, option,
 )
 from sandbox.hubspot.schema import object_type as type_of
 from sandbox.kit.jsonio import json_response, query_bool, query_int, read_object
-from sandbox.kit.service import ApiRoute
 
 T = TypeVar("T")
 
@@ -194,44 +184,30 @@ def property_from_request(
     options = body.get("options") or []
     if body["type"] == "enumeration" and not options:
         fail(400, "VALIDATION_ERROR", "Enumeration properties need options")
-    return PropertyDef(
-        name,
-        str(body["label"]),
-        str(body["type"]),
-        str(body["fieldType"]),
-        str(body["groupName"]),
-        description=str(body.get("description") or ""),
-        options=[
-            option(str(o["value"]), str(o["label"]), int(o.get("displayOrder", i)))
-            for i, o in enumerate(options)
-        ],
-        hubspot_defined=False,
-        has_unique_value=bool(body.get("hasUniqueValue", False)),
-        hidden=bool(body.get("hidden", False)),
-        form_field=bool(body.get("formField", False)),
-        display_order=int(body.get("displayOrder", -1)),
-        created_ms=now_ms,
-        updated_ms=now_ms,
-    )
-
-
+    options = [option(str(o["value"]), str(o["label"]), int(o.get("displayOrder", i)))
+               for i, o in enumerate(options)]
+    return PropertyDef(name, str(body["label"]), str(body["type"]), str(body["fieldType"]),
+                       str(body["groupName"]), description=str(body.get("description") or ""),
+                       options=options, hubspot_defined=False,
+                       has_unique_value=bool(body.get("hasUniqueValue", False)),
+                       hidden=bool(body.get("hidden", False)),
+                       form_field=bool(body.get("formField", False)),
+                       display_order=int(body.get("displayOrder", -1)), created_ms=now_ms,
+                       updated_ms=now_ms)
 
 
 _PROPERTIES = "/crm/v3/properties/<object_type>"
 ROUTES = [
-    ApiRoute("/crm/v3/pipelines/<object_type>", ("GET",), list_pipelines, "ten_secondly"),
-    ApiRoute("/crm/v3/pipelines/<object_type>/<pipeline_id>", ("GET",), get_pipeline,
-             "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/groups", ("GET",), list_groups, "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/groups", ("POST",), create_group, "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/groups/<group_name>", ("GET",), get_group, "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/batch/create", ("POST",), batch_create_properties, "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/batch/read", ("POST",), batch_read_properties, "ten_secondly"),
-    ApiRoute(_PROPERTIES, ("GET",), list_properties, "ten_secondly"),
-    ApiRoute(_PROPERTIES, ("POST",), create_property, "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/<property_name>", ("GET",), get_property, "ten_secondly"),
+    *routes("/crm/v3/pipelines/<object_type>", GET=list_pipelines),
+    *routes("/crm/v3/pipelines/<object_type>/<pipeline_id>", GET=get_pipeline),
+    *routes(f"{_PROPERTIES}/groups", GET=list_groups, POST=create_group),
+    *routes(f"{_PROPERTIES}/groups/<group_name>", GET=get_group),
+    *routes(f"{_PROPERTIES}/batch/create", POST=batch_create_properties),
+    *routes(f"{_PROPERTIES}/batch/read", POST=batch_read_properties),
+    *routes(_PROPERTIES, GET=list_properties, POST=create_property),
+    *routes(f"{_PROPERTIES}/<property_name>", GET=get_property),
     # owners_api.get_page calls "/crm/v3/owners/" (trailing slash)
-    ApiRoute("/crm/v3/owners/", ("GET",), list_owners, "ten_secondly"),
-    ApiRoute("/crm/v3/owners", ("GET",), list_owners, "ten_secondly"),
-    ApiRoute("/crm/v3/owners/<owner_id>", ("GET",), get_owner, "ten_secondly"),
+    *routes("/crm/v3/owners/", GET=list_owners),
+    *routes("/crm/v3/owners", GET=list_owners),
+    *routes("/crm/v3/owners/<owner_id>", GET=get_owner),
 ]
