@@ -20,13 +20,7 @@ import requests
 from sandbox.hubspot.api import CrmRateLimits, HubSpotCrmApi
 from sandbox.hubspot.oauth import HubSpotOAuth
 from sandbox.hubspot.state import PortalCrm
-from sandbox.hubspot.webhooks import (
-    DeliveryResult,
-    WebhookApp,
-    WebhookHub,
-    signature_v3,
-    signed_uri,
-)
+from sandbox.hubspot.webhooks import DeliveryResult, WebhookApp, WebhookHub, signature_v3, signed_uri
 from sandbox.kit.calls import Call
 from sandbox.kit.faults import Fault
 
@@ -36,16 +30,9 @@ SANDBOX_CRM_SCOPES: tuple[str, ...] = (
     # platform-facts' list, plus products/owners/schemas-read that reading line items'
     # products, owners and property definitions need, and companies-write for the company
     # page's import (app.settings.HUBSPOT_SCOPES).
-    "oauth",
-    "crm.objects.deals.read",
-    "crm.objects.deals.write",
-    "crm.objects.companies.read",
-    "crm.objects.companies.write",
-    "crm.objects.contacts.read",
-    "crm.objects.line_items.read",
-    "crm.objects.products.read",
-    "crm.objects.owners.read",
-    "crm.schemas.deals.read",
+    "oauth", "crm.objects.deals.read", "crm.objects.deals.write", "crm.objects.companies.read",
+    "crm.objects.companies.write", "crm.objects.contacts.read", "crm.objects.line_items.read",
+    "crm.objects.products.read", "crm.objects.owners.read", "crm.schemas.deals.read",
     "crm.schemas.deals.write",
 )
 
@@ -121,10 +108,6 @@ class FakeHubSpot(HubSpotOAuth):
     def crm_rate_limits(self) -> CrmRateLimits:
         """The live limits; assign fields (``fake.crm_rate_limits.per_window = 5``) to tune."""
         return self.crm_api.limits
-
-    def reset_crm_rate_limits(self) -> None:
-        with self.lock:
-            self.crm_api.windows.reset()
 
     # ----- webhooks ------------------------------------------------------------------------
 

@@ -65,9 +65,8 @@ class WebhookSubscription:
         return action == change.kind
 
     def render(self) -> JsonObject:
-        body: JsonObject = {"id": str(self.id), "eventType": self.event_type,
-                            "active": self.active, "createdAt": iso_ms(self.created_ms),
-                            "updatedAt": iso_ms(self.updated_ms)}
+        body: JsonObject = {"id": str(self.id), "eventType": self.event_type, "active": self.active,
+                            "createdAt": iso_ms(self.created_ms), "updatedAt": iso_ms(self.updated_ms)}
         if self.property_name:
             body["propertyName"] = self.property_name
         return body
@@ -86,13 +85,10 @@ class WebhookApp:
     updated_ms: int = 0
 
     def render_settings(self) -> JsonObject:
-        return {
-            "targetUrl": self.target_url,
-            "throttling": {"maxConcurrentRequests": self.max_concurrent_requests,
-                           "period": "SECONDLY"},
-            "createdAt": iso_ms(self.created_ms),
-            "updatedAt": iso_ms(self.updated_ms),
-        }
+        return {"targetUrl": self.target_url,
+                "throttling": {"maxConcurrentRequests": self.max_concurrent_requests,
+                               "period": "SECONDLY"},
+                "createdAt": iso_ms(self.created_ms), "updatedAt": iso_ms(self.updated_ms)}
 
 
 @dataclass(frozen=True)
@@ -165,8 +161,7 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
             app = self._apps.get(app_id)
             if app is None:
                 now = self._now_ms()
-                app = self._apps[app_id] = WebhookApp(app_id, client_secret, created_ms=now,
-                                                      updated_ms=now)
+                app = self._apps[app_id] = WebhookApp(app_id, client_secret, created_ms=now, updated_ms=now)
             return app
 
     def find_app(self, app_id: int) -> WebhookApp | None:
@@ -209,11 +204,9 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
 
     def _event(self, app: WebhookApp, sub: WebhookSubscription, change: Change) -> JsonObject:
         event: JsonObject = {
-            "eventId": next(self._event_ids), "subscriptionId": sub.id,
-            "portalId": change.portal_id, "appId": app.app_id, "occurredAt": change.occurred_ms,
-            "subscriptionType": sub.event_type, "attemptNumber": 0,
-            "objectId": int(change.object_id),
-        }
+            "eventId": next(self._event_ids), "subscriptionId": sub.id, "portalId": change.portal_id,
+            "appId": app.app_id, "occurredAt": change.occurred_ms,
+            "subscriptionType": sub.event_type, "attemptNumber": 0, "objectId": int(change.object_id)}
         if change.kind == "propertyChange":
             event["propertyName"] = change.property_name
             event["propertyValue"] = change.property_value or ""
@@ -257,14 +250,11 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
         url, secret, events = prepared
         body = json.dumps(list(events), separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = str(int(self.clock.now() * 1000))
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": WEBHOOK_USER_AGENT,
-            "X-HubSpot-Signature-Version": "v3",
-            "X-HubSpot-Signature-v3": signature_v3(secret, "POST", signed_uri(url), body,
-                                                   timestamp),
-            "X-HubSpot-Request-Timestamp": timestamp,
-        }
+        headers = {"Content-Type": "application/json", "User-Agent": WEBHOOK_USER_AGENT,
+                   "X-HubSpot-Signature-Version": "v3",
+                   "X-HubSpot-Signature-v3": signature_v3(secret, "POST", signed_uri(url), body,
+                                                          timestamp),
+                   "X-HubSpot-Request-Timestamp": timestamp}
         reply = post(url, body, headers, timeout=self.timeout,
                      connect_timeout=WEBHOOK_CONNECT_TIMEOUT_S)
         error = f"no reply within {self.timeout} s" if reply.timed_out else reply.error
