@@ -5,9 +5,9 @@ fake's lock; query booleans (``archived``) only as ``true``/``false``, the specs
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from werkzeug.wrappers import Response
 
@@ -132,8 +132,16 @@ def not_found_error(otype: ObjectType, verb: str, ids: Sequence[str]) -> JsonObj
                           context={"ids": list(ids)})
 
 
-def paging(after: str, path: str) -> JsonObject:
-    return {"next": {"after": after, "link": f"{API_HOST}{path}?after={after}"}}
+def id_page(items: Sequence[Any], after: str | None, limit: int, path: str,
+            render: Callable[[Any], JsonObject]) -> JsonObject:
+    """Up to `limit` of `items` (in id order) from id `after` on, with the next page's link."""
+    if after:
+        items = [i for i in items if id_key(i.id) >= id_key(after)]
+    body: JsonObject = {"results": [render(i) for i in items[:limit]]}
+    if len(items) > limit:
+        nxt = items[limit].id
+        body["paging"] = {"next": {"after": nxt, "link": f"{API_HOST}{path}?after={nxt}"}}
+    return body
 
 
 def not_found(object_id: str) -> NoReturn:
@@ -162,17 +170,11 @@ def list_objects(ctx: Ctx, object_type: str) -> Response:
     limit = query_int(args, "limit", 10, minimum=1, maximum=100)
     records = sorted(ctx.portal.records(otype, archived=query_bool(args, "archived")),
                      key=lambda o: id_key(o.id))
-    after = args.get("after")
-    if after:
-        records = [o for o in records if id_key(o.id) >= id_key(after)]
-    page, rest = records[:limit], records[limit:]
     associations = [type_of(name) for name in query_list(args, "associations")]
     properties = query_list(args, "properties")
-    body: JsonObject = {"results": [
-        render_object(ctx.portal, o, properties, associations=associations) for o in page]}
-    if rest:
-        body["paging"] = paging(rest[0].id, ctx.request.path)
-    return json_response(body)
+    page = id_page(records, args.get("after"), limit, ctx.request.path,
+                   lambda o: render_object(ctx.portal, o, properties, associations=associations))
+    return json_response(page)
 
 
 def create_object(ctx: Ctx, object_type: str) -> Response:

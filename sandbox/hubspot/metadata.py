@@ -11,11 +11,11 @@ from werkzeug.wrappers import Response
 
 from sandbox.hubspot.context import Ctx, routes
 from sandbox.hubspot.errors import fail, standard_error
-from sandbox.hubspot.handlers import batch_answer, batch_inputs, paging
+from sandbox.hubspot.handlers import batch_answer, batch_inputs, id_page
 from sandbox.hubspot.render import render_group, render_owner, render_pipeline, render_property
 from sandbox.hubspot.schema import (
     API_HOST, FIELD_TYPES, OWNER_SCOPES, PROPERTY_NAME, PROPERTY_TYPES, JsonObject, ObjectType,
-    PropertyDef, PropertyGroup, id_key, option,
+    PropertyDef, PropertyGroup, option,
 )
 from sandbox.hubspot.schema import object_type as type_of
 from sandbox.kit.jsonio import json_response, query_bool, query_int, read_object
@@ -139,13 +139,7 @@ def list_owners(ctx: Ctx) -> Response:
     archived, email = query_bool(args, "archived"), args.get("email")
     owners = [o for o in ctx.portal.owners
               if o.archived == archived and (not email or o.email == email)]
-    after = args.get("after")
-    if after:
-        owners = [o for o in owners if id_key(o.id) >= id_key(after)]
-    body: JsonObject = {"results": [render_owner(o) for o in owners[:limit]]}
-    if len(owners) > limit:
-        body["paging"] = paging(owners[limit].id, "/crm/v3/owners/")
-    return json_response(body)
+    return json_response(id_page(owners, args.get("after"), limit, "/crm/v3/owners/", render_owner))
 
 
 def get_owner(ctx: Ctx, owner_id: str) -> Response:
