@@ -44,9 +44,6 @@ class ChangeSource:
         return cls("INTEGRATION", str(app_id))
 
 
-ChangeKind = Literal["creation", "propertyChange", "deletion"]
-
-
 @dataclass(frozen=True)
 class Change:
     """One record change; the webhook hub turns it into events."""
@@ -54,7 +51,7 @@ class Change:
     portal_id: int
     object_type: ObjectType
     object_id: str
-    kind: ChangeKind
+    kind: Literal["creation", "propertyChange", "deletion"]
     source: ChangeSource
     occurred_ms: int
     property_name: str | None = None

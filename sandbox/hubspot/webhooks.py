@@ -223,10 +223,6 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
         return [_payload(item.event, item.attempt) for item in self.queued()]
 
     @property
-    def deliveries(self) -> list[DeliveryResult]:
-        return self.results
-
-    @property
     def dropped(self) -> list[JsonObject]:  # type: ignore[override]
         """Events that failed every attempt (with the attemptNumber a next try would carry)."""
         return [_payload(d.event, d.attempt + 1) for d in super().dropped]
