@@ -161,11 +161,10 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
         key = ex.request.args.get("hapikey", "")
         if not hmac.compare_digest(key.encode(), self._fake.developer_api_key.encode()):
             return hubspot_error(401, "INVALID_AUTHENTICATION", "The API key provided is invalid.")
-        values = dict(ex.path_values)
-        app_id = values.pop("app_id")
+        app_id = ex.path_values["app_id"]
         if not app_id.isdigit():
             return hubspot_error(404, "OBJECT_NOT_FOUND", f"No app {app_id}")
-        return ex.route.handler(self, ex.request, int(app_id), **values)
+        return ex.route.handler(self, ex.request, int(app_id))
 
     # ----- v4 association paging (a method, so tests can break it) -------------------------
 

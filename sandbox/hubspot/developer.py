@@ -1,7 +1,7 @@
 """HubSpot's developer webhook-settings API (webhooks-v3.json, ``hapikey`` auth).
 
-Each handler is called as ``handler(api, request, app_id, **path_values)`` under the
-fake's lock, once `HubSpotCrmApi` has checked the key and the app id.
+Each handler is called as ``handler(api, request, app_id)`` under the fake's lock, once
+`HubSpotCrmApi` has checked the key and the app id.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.hubspot.errors import fail
 from sandbox.hubspot.context import CrmHost, routes
-from sandbox.hubspot.webhooks import WebhookSubscription, parse_subscription
+from sandbox.hubspot.webhooks import parse_subscription
 from sandbox.kit.jsonio import json_response, read_object
 
 
@@ -36,13 +36,6 @@ def put_settings(api: CrmHost, request: Request, app_id: int) -> Response:
     return json_response(app.render_settings())
 
 
-def clear_settings(api: CrmHost, request: Request, app_id: int) -> Response:
-    app = api.webhooks.find_app(app_id)
-    if app is not None:
-        app.target_url = None
-    return Response(status=204)
-
-
 def get_subscriptions(api: CrmHost, request: Request, app_id: int) -> Response:
     app = api.webhooks.find_app(app_id)
     subs = app.subscriptions if app is not None else []
@@ -65,45 +58,9 @@ def create_subscription(api: CrmHost, request: Request, app_id: int) -> Response
     return json_response(sub.render(), status=201)
 
 
-def get_subscription(api: CrmHost, request: Request, app_id: int,
-                     subscription_id: str) -> Response:
-    return json_response(_subscription(api, app_id, subscription_id).render())
-
-
-def patch_subscription(api: CrmHost, request: Request, app_id: int,
-                       subscription_id: str) -> Response:
-    sub = _subscription(api, app_id, subscription_id)
-    active = read_object(request).get("active")
-    if not isinstance(active, bool):
-        fail(400, "VALIDATION_ERROR", "active must be true or false")
-    sub.active, sub.updated_ms = active, int(api.clock.now() * 1000)
-    return json_response(sub.render())
-
-
-def delete_subscription(api: CrmHost, request: Request, app_id: int,
-                        subscription_id: str) -> Response:
-    sub = _subscription(api, app_id, subscription_id)
-    app = api.webhooks.find_app(app_id)
-    assert app is not None
-    app.subscriptions.remove(sub)
-    return Response(status=204)
-
-
-def _subscription(api: CrmHost, app_id: int, subscription_id: str) -> WebhookSubscription:
-    app = api.webhooks.find_app(app_id)
-    subs = app.subscriptions if app else []
-    sub = next((s for s in subs if str(s.id) == subscription_id), None)
-    if sub is None:
-        fail(404, "OBJECT_NOT_FOUND", f"No subscription {subscription_id} for app {app_id}")
-    return sub
-
-
 DEVELOPER = "developer"  # the route policy of the hapikey endpoints
-_SUBSCRIPTIONS = "/webhooks/v3/<app_id>/subscriptions"
 ROUTES = [
-    *routes("/webhooks/v3/<app_id>/settings", DEVELOPER, GET=get_settings, PUT=put_settings,
-            DELETE=clear_settings),
-    *routes(_SUBSCRIPTIONS, DEVELOPER, GET=get_subscriptions, POST=create_subscription),
-    *routes(f"{_SUBSCRIPTIONS}/<subscription_id>", DEVELOPER, GET=get_subscription,
-            PATCH=patch_subscription, DELETE=delete_subscription),
+    *routes("/webhooks/v3/<app_id>/settings", DEVELOPER, GET=get_settings, PUT=put_settings),
+    *routes("/webhooks/v3/<app_id>/subscriptions", DEVELOPER, GET=get_subscriptions,
+            POST=create_subscription),
 ]

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
 
 from werkzeug.wrappers import Response
 
@@ -19,15 +18,6 @@ from sandbox.hubspot.schema import (
 )
 from sandbox.hubspot.schema import object_type as type_of
 from sandbox.kit.jsonio import json_response, query_bool, query_int, read_object
-
-T = TypeVar("T")
-
-
-def _found(item: T | None, message: str) -> T:
-    if item is None:
-        fail(404, "OBJECT_NOT_FOUND", message)
-    return item
-
 
 def _created(body: JsonObject, location: str) -> Response:
     response = json_response(body, status=201)
@@ -43,20 +33,15 @@ def list_pipelines(ctx: Ctx, object_type: str) -> Response:
 def get_pipeline(ctx: Ctx, object_type: str, pipeline_id: str) -> Response:
     pipeline_type(ctx, object_type)
     pipeline = next((p for p in ctx.portal.pipelines if p.id == pipeline_id), None)
-    return json_response(render_pipeline(_found(pipeline, f"No pipeline with id {pipeline_id}")))
+    if pipeline is None:
+        fail(404, "OBJECT_NOT_FOUND", f"No pipeline with id {pipeline_id}")
+    return json_response(render_pipeline(pipeline))
 
 
 def list_properties(ctx: Ctx, object_type: str) -> Response:
     otype = ctx.object_type(object_type, "schema_read")
     defs = ctx.portal.properties_of(otype).values()
     return json_response({"results": [render_property(d, ctx.portal, otype) for d in defs]})
-
-
-def get_property(ctx: Ctx, object_type: str, property_name: str) -> Response:
-    otype = ctx.object_type(object_type, "schema_read")
-    defn = _found(ctx.portal.properties_of(otype).get(property_name),
-                  f"Unable to find property {property_name}")
-    return json_response(render_property(defn, ctx.portal, otype))
 
 
 def create_property(ctx: Ctx, object_type: str) -> Response:
@@ -109,13 +94,6 @@ def list_groups(ctx: Ctx, object_type: str) -> Response:
     return json_response({"results": [render_group(g) for g in groups]})
 
 
-def get_group(ctx: Ctx, object_type: str, group_name: str) -> Response:
-    otype = ctx.object_type(object_type, "schema_read")
-    group = _found(ctx.portal.groups_of(otype).get(group_name),
-                   f"Unable to find group {group_name}")
-    return json_response(render_group(group))
-
-
 def create_group(ctx: Ctx, object_type: str) -> Response:
     otype = ctx.object_type(object_type, "schema_write")
     body = read_object(ctx.request)
@@ -140,14 +118,6 @@ def list_owners(ctx: Ctx) -> Response:
     owners = [o for o in ctx.portal.owners
               if o.archived == archived and (not email or o.email == email)]
     return json_response(id_page(owners, args.get("after"), limit, "/crm/v3/owners/", render_owner))
-
-
-def get_owner(ctx: Ctx, owner_id: str) -> Response:
-    ctx.require(OWNER_SCOPES)
-    by_user = ctx.request.args.get("idProperty") == "userId"
-    owner = next(
-        (o for o in ctx.portal.owners if (str(o.user_id) if by_user else o.id) == owner_id), None)
-    return json_response(render_owner(_found(owner, f"No owner with id {owner_id}")))
 
 
 def pipeline_type(ctx: Ctx, name: str) -> ObjectType:
@@ -195,13 +165,10 @@ ROUTES = [
     *routes("/crm/v3/pipelines/<object_type>", GET=list_pipelines),
     *routes("/crm/v3/pipelines/<object_type>/<pipeline_id>", GET=get_pipeline),
     *routes(f"{_PROPERTIES}/groups", GET=list_groups, POST=create_group),
-    *routes(f"{_PROPERTIES}/groups/<group_name>", GET=get_group),
     *routes(f"{_PROPERTIES}/batch/create", POST=batch_create_properties),
     *routes(f"{_PROPERTIES}/batch/read", POST=batch_read_properties),
     *routes(_PROPERTIES, GET=list_properties, POST=create_property),
-    *routes(f"{_PROPERTIES}/<property_name>", GET=get_property),
     # owners_api.get_page calls "/crm/v3/owners/" (trailing slash)
     *routes("/crm/v3/owners/", GET=list_owners),
     *routes("/crm/v3/owners", GET=list_owners),
-    *routes("/crm/v3/owners/<owner_id>", GET=get_owner),
 ]
