@@ -53,10 +53,10 @@ class FakeHubSpot(HubSpotOAuth):
     @property
     def crm(self) -> PortalCrm:
         """The CRM of portal `portal_id` (the default portal) for seeding and assertions."""
-        return self.crm_api.portal(self.portal_id)
+        return self.crm_api.portals[self.portal_id]
 
     def crm_for(self, portal_id: int) -> PortalCrm:
-        return self.crm_api.portal(portal_id)
+        return self.crm_api.portals[portal_id]
 
     def issue_token(self, portal_id: int | None = None,
                     scopes: Sequence[str] = SANDBOX_CRM_SCOPES) -> str:

@@ -66,16 +66,13 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
         super().__init__(fake, fake.clock, FaultInjector(FAULT_KINDS))
         self._fake = fake
         self._ids = itertools.count(10_000_001)
+        # Each portal's CRM, made on first use with HubSpot's defaults.
         self.portals: ScopedState[int, PortalCrm] = ScopedState(self.lock, self._new_portal)
         self.limits = limits or CrmRateLimits()
         self.windows: RollingWindows[tuple[int, str]] = RollingWindows(fake.clock)
         self.webhooks = WebhookHub(lock=self.lock, clock=fake.clock, installed=self._installed)
         self.association_page_size = DEFAULT_ASSOCIATION_PAGE_SIZE
         self.mount(RECORD_ROUTES + METADATA_ROUTES + DEVELOPER_ROUTES)
-
-    def portal(self, portal_id: int) -> PortalCrm:
-        """The portal's CRM, created on first use with HubSpot's defaults."""
-        return self.portals[portal_id]
 
     def _new_portal(self, portal_id: int) -> PortalCrm:
         fake = self._fake
@@ -150,8 +147,8 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
             return self._developer(ex)
         assert ex.caller is not None
         install = ex.caller.grant.consent
-        ctx = Ctx(ex, self, self.portal(install.hub_id), install.app_id,
-                  frozenset(ex.caller.grant.scopes))
+        ctx = Ctx(ex, self.portals[install.hub_id], install.app_id,
+                  frozenset(ex.caller.grant.scopes), self.clock, self._association_page)
         try:
             return ex.route.handler(ctx, **ex.path_values)
         except ValidationFailed as err:
@@ -164,7 +161,8 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
         app_id = ex.path_values["app_id"]
         if not app_id.isdigit():
             return hubspot_error(404, "OBJECT_NOT_FOUND", f"No app {app_id}")
-        return ex.route.handler(self, ex.request, int(app_id))
+        # The fake's own app signs with its client secret; other apps borrow it.
+        return ex.route.handler(self.webhooks, ex.request, int(app_id), self._fake.client_secret)
 
     # ----- v4 association paging (a method, so tests can break it) -------------------------
 
@@ -183,7 +181,3 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
         if end < len(targets):
             result["paging"] = {"next": {"after": str(end)}}
         return result
-
-    def secret_for(self, app_id: int) -> str:
-        """The fake's own app signs with its client secret; other apps borrow it."""
-        return self._fake.client_secret

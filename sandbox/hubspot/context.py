@@ -1,33 +1,19 @@
-"""What a CRM handler sees of its call, and of the API serving it."""
+"""What a CRM handler sees of its call."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from sandbox.hubspot.errors import missing_scopes
 from sandbox.hubspot.schema import JsonObject, ObjectType, object_type
 from sandbox.hubspot.state import ChangeSource, PortalCrm
-from sandbox.hubspot.webhooks import WebhookHub
 from sandbox.kit.clock import Clock
 from sandbox.kit.errors import VendorError
 from sandbox.kit.service import ApiRoute, Exchange
-
-
-class CrmHost(Protocol):
-    """The parts of `HubSpotCrmApi` its handlers use."""
-
-    clock: Clock
-    webhooks: WebhookHub
-    association_page_size: int
-
-    def secret_for(self, app_id: int) -> str: ...
-
-    def _association_page(self, from_id: str, targets: list[JsonObject],
-                          item: JsonObject) -> JsonObject: ...
 
 
 @dataclass
@@ -35,10 +21,12 @@ class Ctx:
     """One authenticated CRM call: its portal and the calling app."""
 
     exchange: Exchange[Any]
-    api: CrmHost
     portal: PortalCrm
     app_id: int
     scopes: frozenset[str]
+    clock: Clock
+    association_page: Callable[[str, list[JsonObject], JsonObject], JsonObject]
+    """`HubSpotCrmApi._association_page`: one input's page of a v4 batch read."""
 
     @property
     def request(self) -> Request:
@@ -61,7 +49,7 @@ class Ctx:
         return otype
 
     def now_ms(self) -> int:
-        return int(self.api.clock.now() * 1000)
+        return int(self.clock.now() * 1000)
 
 
 def routes(rule: str, policy: str = "ten_secondly",

@@ -1,7 +1,7 @@
 """HubSpot's developer webhook-settings API (webhooks-v3.json, ``hapikey`` auth).
 
-Each handler is called as ``handler(api, request, app_id)`` under the fake's lock, once
-`HubSpotCrmApi` has checked the key and the app id.
+Each handler is called as ``handler(hub, request, app_id, secret)`` under the fake's lock,
+once `HubSpotCrmApi` has checked the key and the app id; `secret` signs a new app's events.
 """
 
 from __future__ import annotations
@@ -9,19 +9,19 @@ from __future__ import annotations
 from werkzeug.wrappers import Request, Response
 
 from sandbox.hubspot.errors import fail
-from sandbox.hubspot.context import CrmHost, routes
-from sandbox.hubspot.webhooks import parse_subscription
+from sandbox.hubspot.context import routes
+from sandbox.hubspot.webhooks import WebhookHub, parse_subscription
 from sandbox.kit.jsonio import json_response, read_object
 
 
-def get_settings(api: CrmHost, request: Request, app_id: int) -> Response:
-    app = api.webhooks.find_app(app_id)
+def get_settings(hub: WebhookHub, request: Request, app_id: int, secret: str) -> Response:
+    app = hub.find_app(app_id)
     if app is None or not app.target_url:
         fail(404, "OBJECT_NOT_FOUND", f"No webhook settings for app {app_id}")
     return json_response(app.render_settings())
 
 
-def put_settings(api: CrmHost, request: Request, app_id: int) -> Response:
+def put_settings(hub: WebhookHub, request: Request, app_id: int, secret: str) -> Response:
     body = read_object(request)
     target, throttling = body.get("targetUrl"), body.get("throttling")
     if not isinstance(target, str) or not target.startswith(("https://", "http://")):
@@ -29,20 +29,20 @@ def put_settings(api: CrmHost, request: Request, app_id: int) -> Response:
     if not isinstance(throttling, dict) or not isinstance(
             throttling.get("maxConcurrentRequests"), int):
         fail(400, "VALIDATION_ERROR", "throttling.maxConcurrentRequests is required")
-    app = api.webhooks.app(app_id, api.secret_for(app_id))
+    app = hub.app(app_id, secret)
     app.target_url = target
     app.max_concurrent_requests = throttling["maxConcurrentRequests"]
-    app.updated_ms = int(api.clock.now() * 1000)
+    app.updated_ms = int(hub.clock.now() * 1000)
     return json_response(app.render_settings())
 
 
-def get_subscriptions(api: CrmHost, request: Request, app_id: int) -> Response:
-    app = api.webhooks.find_app(app_id)
+def get_subscriptions(hub: WebhookHub, request: Request, app_id: int, secret: str) -> Response:
+    app = hub.find_app(app_id)
     subs = app.subscriptions if app is not None else []
     return json_response({"results": [s.render() for s in subs]})
 
 
-def create_subscription(api: CrmHost, request: Request, app_id: int) -> Response:
+def create_subscription(hub: WebhookHub, request: Request, app_id: int, secret: str) -> Response:
     body = read_object(request)
     event_type, property_name = body.get("eventType"), body.get("propertyName")
     if not isinstance(event_type, str):
@@ -52,8 +52,8 @@ def create_subscription(api: CrmHost, request: Request, app_id: int) -> Response
         parsed_type, parsed_property = parse_subscription(spec)
     except ValueError as exc:
         fail(400, "VALIDATION_ERROR", str(exc))
-    app = api.webhooks.app(app_id, api.secret_for(app_id))
-    sub = api.webhooks.add_subscription(app, parsed_type, parsed_property,
+    app = hub.app(app_id, secret)
+    sub = hub.add_subscription(app, parsed_type, parsed_property,
                                         bool(body.get("active", False)))
     return json_response(sub.render(), status=201)
 

@@ -293,7 +293,7 @@ def association_batch(ctx: Ctx, from_type: str, to_type: str) -> Response:
         found = ctx.portal.find(source, from_id) is not None
         links = ctx.portal.links(source, from_id, target) if found else {}
         if links:
-            results.append(ctx.api._association_page(from_id, v4_targets(links), item))
+            results.append(ctx.association_page(from_id, v4_targets(links), item))
         else:
             errors.append(no_associations(source, target, from_id))
     return batch_answer(ctx, started, results, errors)
