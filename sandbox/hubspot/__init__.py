@@ -38,12 +38,7 @@ SANDBOX_CRM_SCOPES: tuple[str, ...] = (
 
 
 class FakeHubSpot(HubSpotOAuth):
-    """HubSpot's OAuth (see `HubSpotOAuth` for the arguments) with the CRM API and webhooks.
-
-    Test helpers: `crm` / `crm_for()` (seeding), `issue_token()`, `crm_calls`,
-    `count_crm_calls()`, `inject_crm()`, `crm_rate_limits`, `subscribe()`, `deliver()`,
-    `auto_deliver`, `webhooks`, `uninstall_app()`, `card_fetch()`.
-    """
+    """HubSpot's OAuth (see `HubSpotOAuth` for the arguments) with the CRM API and webhooks."""
 
     def __init__(self, *args: Any, crm_rate_limits: CrmRateLimits | None = None,
                  **kwargs: Any) -> None:

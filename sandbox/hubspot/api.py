@@ -20,13 +20,11 @@ from werkzeug.wrappers import Response
 from sandbox.hubspot.errors import (
     ValidationFailed, fail, hubspot_error, invalid_input, invalid_properties, rate_limited,
 )
-from sandbox.hubspot.handlers import ROUTES as RECORD_ROUTES
+from sandbox.hubspot.handlers import ROUTES as RECORD_ROUTES, Ctx
 from sandbox.hubspot.metadata import ROUTES as METADATA_ROUTES
 from sandbox.hubspot.oauth import HubSpotOAuth
 from sandbox.hubspot.schema import JsonObject
-from sandbox.hubspot.context import Ctx
-from sandbox.hubspot.developer import DEVELOPER
-from sandbox.hubspot.developer import ROUTES as DEVELOPER_ROUTES
+from sandbox.hubspot.developer import DEVELOPER, ROUTES as DEVELOPER_ROUTES
 from sandbox.hubspot.state import HubSpotInstall, PortalCrm
 from sandbox.hubspot.webhooks import WebhookHub
 from sandbox.kit.calls import Call

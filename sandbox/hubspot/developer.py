@@ -9,7 +9,7 @@ from __future__ import annotations
 from werkzeug.wrappers import Request, Response
 
 from sandbox.hubspot.errors import fail
-from sandbox.hubspot.context import routes
+from sandbox.hubspot.handlers import routes
 from sandbox.hubspot.webhooks import WebhookHub, parse_subscription
 from sandbox.kit.jsonio import json_response, read_object
 

@@ -1,31 +1,80 @@
 """HubSpot's CRM record endpoints: v3 objects (single, list, batch, search) and v4
 association reads. Each handler is called as ``handler(ctx, **path_values)`` under the
-fake's lock; query booleans (``archived``) only as ``true``/``false``, the specs' form.
+fake's lock, `Ctx` being what it sees of its call; query booleans (``archived``) only as
+``true``/``false``, the specs' form.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
-from sandbox.hubspot.context import Ctx, routes
-from sandbox.hubspot.errors import PropertyProblem, ValidationFailed, fail, standard_error
+from sandbox.hubspot.errors import (
+    PropertyProblem, ValidationFailed, fail, missing_scopes, standard_error,
+)
 from sandbox.hubspot.render import no_associations, render_object, v4_targets
 from sandbox.hubspot.schema import (
     API_HOST, ASSOCIATION_TYPES, OBJECT_TYPES, JsonObject, ObjectType, id_key, iso_ms,
 )
 from sandbox.hubspot.schema import object_type as type_of
 from sandbox.hubspot.search import search_records, sort_records
-from sandbox.hubspot.state import CrmObject
+from sandbox.hubspot.state import ChangeSource, CrmObject, PortalCrm
+from sandbox.kit.clock import Clock
+from sandbox.kit.errors import VendorError
 from sandbox.kit.jsonio import json_response, query_bool, query_int, query_list, read_object
+from sandbox.kit.service import ApiRoute, Exchange
 
 MAX_BATCH_INPUTS = 100  # platform-facts: batch update 100 per call (also read/create)
 MAX_ASSOCIATION_BATCH_INPUTS = 1000  # v4 association batch read: "may not exceed 1000 IDs per
 # request body" (developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api)
 MAX_SEARCH_LIMIT = 200  # deals-v3.json PublicObjectSearchRequest.limit: "up to 200"
+
+
+@dataclass
+class Ctx:
+    """One authenticated CRM call: its portal and the calling app."""
+
+    exchange: Exchange[Any]
+    portal: PortalCrm
+    app_id: int
+    scopes: frozenset[str]
+    clock: Clock
+    association_page: Callable[[str, list[JsonObject], JsonObject], JsonObject]
+    """`HubSpotCrmApi._association_page`: one input's page of a v4 batch read."""
+
+    @property
+    def request(self) -> Request:
+        return self.exchange.request
+
+    @property
+    def source(self) -> ChangeSource:
+        return ChangeSource.integration(self.app_id)
+
+    def require(self, any_of: Sequence[str]) -> None:
+        """403 MISSING_SCOPES unless the token has one of `any_of` (empty: no check)."""
+        if any_of and not self.scopes & set(any_of):
+            raise VendorError(missing_scopes(any_of))
+
+    def object_type(self, name: str, access: str) -> ObjectType:
+        """The type named in the path, once the token may `access` ("read", "write",
+        "schema_read", "schema_write") it."""
+        otype = type_of(name)
+        self.require(getattr(otype, f"{access}_scopes"))
+        return otype
+
+    def now_ms(self) -> int:
+        return int(self.clock.now() * 1000)
+
+
+def routes(rule: str, policy: str = "ten_secondly",
+           **handlers: Callable[..., Response]) -> list[ApiRoute]:
+    """One rule's endpoints: a handler per HTTP method (``GET=...``), `policy` its limit."""
+    return [ApiRoute(rule, (method,), handler, policy) for method, handler in handlers.items()]
+
 
 # ----- request parts ----------------------------------------------------------------
 

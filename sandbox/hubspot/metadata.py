@@ -8,9 +8,8 @@ from collections.abc import Mapping
 
 from werkzeug.wrappers import Response
 
-from sandbox.hubspot.context import Ctx, routes
 from sandbox.hubspot.errors import fail, standard_error
-from sandbox.hubspot.handlers import batch_answer, batch_inputs, id_page
+from sandbox.hubspot.handlers import Ctx, batch_answer, batch_inputs, id_page, routes
 from sandbox.hubspot.render import render_group, render_owner, render_pipeline, render_property
 from sandbox.hubspot.schema import (
     API_HOST, FIELD_TYPES, OWNER_SCOPES, PROPERTY_NAME, PROPERTY_TYPES, JsonObject, ObjectType,
@@ -18,6 +17,7 @@ from sandbox.hubspot.schema import (
 )
 from sandbox.hubspot.schema import object_type as type_of
 from sandbox.kit.jsonio import json_response, query_bool, query_int, read_object
+
 
 def _created(body: JsonObject, location: str) -> Response:
     response = json_response(body, status=201)
@@ -128,9 +128,8 @@ def pipeline_type(ctx: Ctx, name: str) -> ObjectType:
     return otype
 
 
-def property_from_request(
-    body: JsonObject, groups: Mapping[str, PropertyGroup], now_ms: int
-) -> PropertyDef:
+def property_from_request(body: JsonObject, groups: Mapping[str, PropertyGroup],
+                          now_ms: int) -> PropertyDef:
     """A custom property from a `PropertyCreate` body, or CrmError 400."""
     missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
     if missing:

@@ -17,14 +17,9 @@ from sandbox.kit.grants import Grant, InvalidToken, OAuthError, TokenPolicy, Tok
 from sandbox.kit.jsonio import json_response
 from sandbox.kit.oauth import OAuthFake
 
-_LEGACY_STATUS = {
-    "client_id": "BAD_CLIENT_ID",
-    "client_secret": "BAD_CLIENT_SECRET",
-    "refresh_token": "BAD_REFRESH_TOKEN",
-    "code": "BAD_AUTH_CODE",
-    "redirect_uri": "BAD_REDIRECT_URI",
-    "grant_type": "BAD_GRANT_TYPE",
-}
+_LEGACY_STATUS = {"client_id": "BAD_CLIENT_ID", "client_secret": "BAD_CLIENT_SECRET",
+                  "refresh_token": "BAD_REFRESH_TOKEN", "code": "BAD_AUTH_CODE",
+                  "redirect_uri": "BAD_REDIRECT_URI", "grant_type": "BAD_GRANT_TYPE"}
 
 
 class HubSpotOAuth(OAuthFake[HubSpotInstall]):

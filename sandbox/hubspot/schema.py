@@ -154,10 +154,8 @@ def object_type(name: str) -> ObjectType:
 
 
 PROPERTY_TYPES = ("bool", "date", "datetime", "enumeration", "number", "phone_number", "string")
-FIELD_TYPES = (
-    "booleancheckbox", "calculation_equation", "checkbox", "date", "file", "html", "number",
-    "phonenumber", "radio", "select", "text", "textarea",
-)
+FIELD_TYPES = ("booleancheckbox", "calculation_equation", "checkbox", "date", "file", "html",
+               "number", "phonenumber", "radio", "select", "text", "textarea")
 PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 

@@ -28,11 +28,8 @@ WEBHOOK_CONNECT_TIMEOUT_S = 3.0
 DEFAULT_RETRY_DELAYS_S: tuple[float, ...] = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 28800)
 WEBHOOK_USER_AGENT = "HubSpot Connect 2.0 (http://dev.hubspot.com/) - WebhooksExecutorDaemon"
 
-_SIGNATURE_DECODES = {
-    "3A": ":", "2F": "/", "3F": "?", "40": "@", "21": "!", "24": "$",
-    "27": "'", "28": "(", "29": ")", "2A": "*", "2C": ",", "3B": ";",
-}
-_SIGNATURE_ESCAPE = re.compile(r"%(3A|2F|3F|40|21|24|27|28|29|2A|2C|3B)", re.IGNORECASE)
+_SIGNATURE_DECODES = {code: chr(int(code, 16)) for code in "3A 2F 3F 40 21 24 27 28 29 2A 2C 3B".split()}
+_SIGNATURE_ESCAPE = re.compile(f"%({'|'.join(_SIGNATURE_DECODES)})", re.IGNORECASE)
 
 
 def signed_uri(url: str) -> str:
