@@ -114,11 +114,9 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
     def rate_limit_headers(self, portal_id: int) -> dict[str, str]:
         state = self.windows.state((portal_id, "ten"), self.limits.window_s,
                                    self.limits.per_window)
-        return {
-            "X-HubSpot-RateLimit-Max": str(state.limit),
-            "X-HubSpot-RateLimit-Remaining": str(state.remaining),
-            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(state.length * 1000)),
-        }
+        return {"X-HubSpot-RateLimit-Max": str(state.limit),
+                "X-HubSpot-RateLimit-Remaining": str(state.remaining),
+                "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(state.length * 1000))}
 
     def render_refusal(self, ex: Exchange[Caller]) -> Response:
         return rate_limited(ex.admission.refused or "")

@@ -56,10 +56,9 @@ def invalid_input(err: Invalid) -> Response:
 def rate_limited(policy_name: str) -> Response:
     """HubSpot's 429 (platform-facts: errorType RATE_LIMIT)."""
     which = "secondly" if policy_name == "SECONDLY" else policy_name.lower()
-    return json_response({
-        "status": "error", "message": f"You have reached your {which} limit.",
-        "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()), "policyName": policy_name,
-    }, status=429)
+    return json_response({"status": "error", "message": f"You have reached your {which} limit.",
+                          "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
+                          "policyName": policy_name}, status=429)
 
 
 def missing_scopes(required: Sequence[str]) -> Response:

@@ -227,14 +227,14 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
     # ----- the delivery loop's hooks -----------------------------------------------------------
 
     def ready(self, item: Pending[JsonObject]) -> bool:
-        app = self._apps.get(self._app_id(item.target))
+        app = self._apps.get(item.target[0])  # type: ignore[index]
         return app is not None and bool(app.target_url)
 
     def group_of(self, item: Pending[JsonObject]) -> Hashable:
         return item.target
 
     def prepare(self, items: list[Pending[JsonObject]]) -> Batch:
-        app = self._apps[self._app_id(items[0].target)]
+        app = self._apps[items[0].target[0]]  # type: ignore[index]
         return app.target_url or "", app.client_secret, tuple(
             _payload(item.event, item.attempt) for item in items)
 
@@ -242,7 +242,7 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
              duplicate: bool) -> DeliveryResult:
         url, secret, events = prepared
         body = json.dumps(list(events), separators=(",", ":"), ensure_ascii=False).encode()
-        timestamp = str(int(self.clock.now() * 1000))
+        timestamp = str(self._now_ms())
         headers = {"Content-Type": "application/json", "User-Agent": WEBHOOK_USER_AGENT,
                    "X-HubSpot-Signature-Version": "v3",
                    "X-HubSpot-Signature-v3": signature_v3(secret, "POST", signed_uri(url), body,
@@ -257,17 +257,11 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
         return DeliveryResult(app_id, portal_id, url, reply.status, error, events, body,
                               headers, duplicate)
 
-    def settle(self, items: list[Pending[JsonObject]], result: DeliveryResult
-               ) -> DeliveryResult:
+    def settle(self, items: list[Pending[JsonObject]], result: DeliveryResult) -> DeliveryResult:
         if not result.ok:
             for item in items:
                 self.retry(item)
         return result
-
-    @staticmethod
-    def _app_id(target: Hashable) -> int:
-        app_id, _ = target  # type: ignore[misc]
-        return int(app_id)
 
     def _now_ms(self) -> int:
         return int(self.clock.now() * 1000)
