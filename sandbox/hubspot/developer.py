@@ -53,8 +53,7 @@ def create_subscription(hub: WebhookHub, request: Request, app_id: int, secret: 
     except ValueError as exc:
         fail(400, "VALIDATION_ERROR", str(exc))
     app = hub.app(app_id, secret)
-    sub = hub.add_subscription(app, parsed_type, parsed_property,
-                                        bool(body.get("active", False)))
+    sub = hub.add_subscription(app, parsed_type, parsed_property, bool(body.get("active", False)))
     return json_response(sub.render(), status=201)
 
 
