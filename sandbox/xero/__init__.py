@@ -51,13 +51,14 @@ class XeroConsent:
 
 @dataclass(frozen=True)
 class Tenant:
+    """`region`: the starting books (sandbox/xero/regions.py); `timezone`: an
+    Organisation.Timezone override (a Windows-style Xero name), None for the region's."""
+
     tenant_id: str
     name: str
     tenant_type: str = "ORGANISATION"
     region: str = "AU"
-    """Starting books: "AU", "NZ", "UK" or "US" (sandbox/xero/regions.py)."""
     timezone: str | None = None
-    """Organisation.Timezone override (a Windows-style Xero name); None: the region's."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class FakeXero(OAuthFake[XeroConsent]):
         self._consent_tenants: list[str] | None = None
         self._connections: dict[str, Connection] = {}
         self._books: ScopedState[str, TenantBooks] = ScopedState(self.lock, self._new_books)
+        self.webhooks = XeroWebhookSender(  # sandbox/xero/webhooks.py
+            lambda: [self.accounting(tenant.tenant_id) for tenant in self.tenants])
         self.route(self.revocation_path, self.revocation_endpoint, methods=("POST",))
         self.route("/connections", self._list_connections)
         self.route("/connections/<connection_id>", self._delete_connection, methods=("DELETE",))
@@ -157,11 +160,8 @@ class FakeXero(OAuthFake[XeroConsent]):
             return list(self._connections.values())
 
     def connected_tenant(self, request: Request) -> tuple[AccessToken[XeroConsent], Tenant]:
-        """Bearer check plus the `xero-tenant-id` header every accounting call needs.
-
-        Aborts with 401 for a bad token and 403 when the header names a tenant the
-        token's user has no connection to (as Xero does).
-        """
+        """Bearer check (401) plus the `xero-tenant-id` header every accounting call needs:
+        403 when it names a tenant the token's user has no connection to (as Xero does)."""
         access = self.require_bearer(request)
         tenant_id = request.headers.get("xero-tenant-id", "")
         with self.lock:
@@ -174,23 +174,9 @@ class FakeXero(OAuthFake[XeroConsent]):
         """The tenant id of an authenticated accounting call (see `connected_tenant`)."""
         return self.connected_tenant(request)[1].tenant_id
 
-    @property
-    def webhooks(self) -> XeroWebhookSender:
-        """Xero's webhook deliveries (sandbox/xero/webhooks.py)."""
-        sender = getattr(self, "_webhook_sender", None)
-        if sender is None:
-            sender = self._webhook_sender = XeroWebhookSender(self._all_books)
-        return sender
-
-    def _all_books(self) -> list[TenantBooks]:
-        return [self.accounting(tenant.tenant_id) for tenant in self.tenants]
-
     def issue_token_for_tenant(self, tenant_id: str, scopes: Sequence[str] = PAYDECK_SCOPES) -> str:
-        """A live access token connected to `tenant_id`, without the browser dance.
-
-        Creates a grant (as a code exchange would) and the user's connection to
-        the tenant, so `connected_tenant` accepts the token with that tenant id.
-        """
+        """A live access token connected to `tenant_id`, without the browser dance: a grant
+        (as a code exchange makes) and the user's connection to the tenant."""
         with self.lock:
             if tenant_id not in self._tenants:
                 raise ValueError(f"unknown tenant {tenant_id}")
@@ -222,16 +208,12 @@ class FakeXero(OAuthFake[XeroConsent]):
                times: int | None = 1, status: int | None = None, delay: float | None = None,
                problem: RateLimitProblem = "minute", retry_after: int | None = None,
                tenant_id: str | None = None, skip: int = 0) -> Fault:
-        """Make the next `times` matching accounting calls fail (None: until cleared).
-
-        kind: "5xx" (answer `status`, default 500, without doing anything), "429"
-        (as if `problem` limit were hit, with `retry_after`), "slow" (sleep `delay`
-        real seconds, then proceed), "lost_response" (do the call, then drop the
-        connection without answering), "short_answer" (do the call, then leave one
-        element, the last, out of the batch answer: an answer that does not line up with
-        the request). `path_prefix` may be "/Invoices" or the full "/api.xro/2.0/Invoices";
-        it matches case-insensitively. `skip` lets that many matching calls through first.
-        """
+        """Make the next `times` matching accounting calls fail (None: until cleared), after
+        letting `skip` through. kind: "5xx" (answer `status`, default 500, doing nothing),
+        "429" (the `problem` limit, `retry_after`), "slow" (sleep `delay` real seconds, then
+        proceed), "lost_response" (do the call, drop the connection), "short_answer" (do the
+        call, leave the batch answer's last element out). `path_prefix`: "/Invoices" or
+        "/api.xro/2.0/Invoices", any case."""
         fault = Fault(kind, method, path_prefix, tenant_id, times, status, delay, problem,
                       retry_after, skip)
         return self.accounting_api.inject(fault)
@@ -297,14 +279,11 @@ class FakeXero(OAuthFake[XeroConsent]):
     def _connect(self, consent: XeroConsent, tenant_id: str) -> None:
         """Create the user's connection to a tenant, or re-authorise the existing one."""
         now = self.clock.now()
-        for conn in self._connections.values():
-            if conn.user_id == consent.user_id and conn.tenant_id == tenant_id:
-                updated = replace(conn, auth_event_id=consent.auth_event_id, updated_at=now)
-                self._connections[conn.connection_id] = updated
-                return
-        conn = Connection(str(uuid.uuid4()), tenant_id, consent.user_id, consent.auth_event_id,
-                          now, now)
-        self._connections[conn.connection_id] = conn
+        conn = next((c for c in self._connections.values()
+                     if c.user_id == consent.user_id and c.tenant_id == tenant_id), None)
+        conn = conn or Connection(str(uuid.uuid4()), tenant_id, consent.user_id, "", now, now)
+        self._connections[conn.connection_id] = replace(
+            conn, auth_event_id=consent.auth_event_id, updated_at=now)
 
     def on_grant_revoked(self, grant: Grant[XeroConsent]) -> None:
         """Revoking a grant disconnects the tenants that consent authorised."""

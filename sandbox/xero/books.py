@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -42,21 +42,15 @@ class TenantBooks(Ledger):
 
     contacts = Snapshot[Contact]("contact_by_id")
     invoices = Snapshot[Invoice]("invoice_by_id")
-    items = Snapshot[Item]("item_by_code")
-    accounts = Snapshot[Account]("account_by_code")
-    tax_rates = Snapshot[TaxRate]("rate_by_type")
-    currencies = Snapshot[str]("currency_codes")
     emailed = Snapshot[EmailRecord]("emails")
 
-    # ----- saving batches (the API's PUT/POST) ---------------------------------
+    # ----- saving batches (the API's PUT/POST): create (no id) or update each element -----
 
     def save_contacts(self, elements: Sequence[Any], *, summarize: bool) -> SaveResult:
-        """Create (no ContactID) or update (ContactID) each contact element."""
         return self.batch(elements, summarize, self._save_contact)
 
     def save_invoices(self, elements: Sequence[Any], *, summarize: bool,
                       created_by_app: bool = True, unit_dp: int = 2) -> SaveResult:
-        """Create (no InvoiceID) or update (InvoiceID) each ACCREC invoice element."""
         return self.batch(elements, summarize,
                           lambda raw: invoices.save_element(self, raw, created_by_app, unit_dp))
 
@@ -101,7 +95,6 @@ class TenantBooks(Ledger):
     # ----- saving contacts ----------------------------------------------------------
 
     def _save_contact(self, raw: Any) -> Saved:
-        """Create (no ContactID) or update (ContactID) one contact element."""
         if not isinstance(raw, dict):
             return render.failed_contact({}, None, ["A contact must be a JSON object"]), None
         existing, errors = None, []
@@ -176,30 +169,28 @@ class TenantBooks(Ledger):
                  tax_type: str = REGION_DEFAULT, description: str | None = None) -> Item:
         """An item (Xero: Products and services); `tax_type` defaults to the region's sales
         rate (AU OUTPUT, NZ/UK OUTPUT2, US OUTPUT)."""
-        if tax_type is REGION_DEFAULT:
-            tax_type = self.setup.sales_tax_type
-        with self.lock:
-            if code in self.item_by_code:
-                raise ValueError(f"item code {code!r} already exists")
-            item = Item(str(uuid.uuid4()), code, name, money(to_decimal(unit_price)),
-                        account_code, tax_type, description or name, self.stamp())
-            self.item_by_code[code] = item
-            return item
+        return self._add("item", self.item_by_code, code, lambda: Item(
+            str(uuid.uuid4()), code, name, money(to_decimal(unit_price)), account_code,
+            self._sales_tax(tax_type), description or name, self.stamp()))
 
     def add_account(self, code: str, name: str, type_: str = "REVENUE", *,
                     tax_type: str | None = REGION_DEFAULT) -> Account:
         """An account of Xero Type `type_`; its Class follows the Types doc. `tax_type`
         defaults to the region's sales rate; pass None for an account without one."""
-        if tax_type is REGION_DEFAULT:
-            tax_type = self.setup.sales_tax_type
         account_class = ACCOUNT_CLASS_OF_TYPE.get(type_, "ASSET")
+        return self._add("account", self.account_by_code, code, lambda: Account(
+            str(uuid.uuid4()), code, name, type_, account_class,
+            tax_type=self._sales_tax(tax_type), updated_ms=self.stamp()))
+
+    def _sales_tax(self, tax_type: str | None) -> str | None:
+        return self.setup.sales_tax_type if tax_type is REGION_DEFAULT else tax_type
+
+    def _add(self, kind: str, table: dict[str, T], code: str, make: Callable[[], T]) -> T:
         with self.lock:
-            if code in self.account_by_code:
-                raise ValueError(f"account code {code!r} already exists")
-            account = Account(str(uuid.uuid4()), code, name, type_, account_class,
-                              tax_type=tax_type, updated_ms=self.stamp())
-            self.account_by_code[code] = account
-            return account
+            if code in table:
+                raise ValueError(f"{kind} code {code!r} already exists")
+            table[code] = make()
+            return table[code]
 
     def set_account_status(self, code: str, status: Literal["ACTIVE", "ARCHIVED"]) -> Account:
         """Archive (or reactivate) an account, e.g. to provoke "not a valid code"."""
@@ -299,18 +290,16 @@ class TenantBooks(Ledger):
                 payments=tuple(p for p in invoice.payments if p is not payment),
                 status="AUTHORISED", fully_paid_on=None, updated_ms=self.stamp()))
 
+    # Credit notes, prepayments (money received before the invoice) and overpayments (of
+    # another invoice) applied to an AUTHORISED invoice: AmountCredited, PAID when none is due.
+
     def credit(self, invoice_id: str, amount: Amount) -> Invoice:
-        """Allocate a credit note to an AUTHORISED invoice (AmountCredited; PAID when nothing
-        is left due)."""
         return self._allocate(invoice_id, "CreditNote", amount, "credit")
 
     def allocate_prepayment(self, invoice_id: str, amount: Amount) -> Invoice:
-        """Apply a customer's prepayment (money received before the invoice) to an AUTHORISED
-        invoice: listed in Prepayments, counted in AmountCredited, PAID when nothing is due."""
         return self._allocate(invoice_id, "Prepayment", amount)
 
     def allocate_overpayment(self, invoice_id: str, amount: Amount) -> Invoice:
-        """Apply a customer's overpayment of another invoice to this one (as above)."""
         return self._allocate(invoice_id, "Overpayment", amount)
 
     def _allocate(self, invoice_id: str, kind: AllocationKind, amount: Amount,
