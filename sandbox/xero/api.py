@@ -28,12 +28,11 @@ from sandbox.kit.routing import FakeService
 from sandbox.kit.service import ApiRoute, Exchange, VendorApi
 from sandbox.kit.windows import Admission
 from sandbox.xero.books import TenantBooks
-from sandbox.xero.errors import (invalid, post_data_invalid, problem, query_parse_exception,
-                                 too_many_requests)
 from sandbox.xero.handlers import ROUTES
 from sandbox.xero.limits import RateLimiter, RateLimits
 from sandbox.xero.where import QueryError
-from sandbox.xero.wire import API_ROOT, json_body
+from sandbox.xero.wire import (API_ROOT, invalid, json_body, post_data_invalid, problem,
+                               query_parse_exception, too_many_requests)
 
 DEFAULT_IDEMPOTENCY_TTL_S = 360.0  # platform-facts: keys live "about 6 minutes" (unverified)
 MAX_IDEMPOTENCY_KEY = 128  # platform-facts: Idempotency-Key max 128 chars

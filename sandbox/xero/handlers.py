@@ -15,11 +15,10 @@ import sandbox.xero.schema as schema
 from sandbox.kit.errors import VendorError
 from sandbox.kit.jsonio import Invalid, query_bool, query_int, read_json, read_object
 from sandbox.xero.books import TenantBooks
-from sandbox.xero.errors import not_found, post_data_invalid, refused_invoice
-from sandbox.xero.errors import validation_exception
 from sandbox.xero.state import CURRENCY_NAMES, ONLINE_INVOICE_STATUSES, Invoice, SaveResult
 from sandbox.xero.where import Listing
-from sandbox.xero.wire import json_body, ms_datetime
+from sandbox.xero.wire import (json_body, ms_datetime, not_found, post_data_invalid, refused_invoice,
+                               validation_exception)
 
 PROVIDER_NAME = "Paydeck Xero sandbox"
 DEFAULT_PAGE_SIZE = 100  # platform-facts: page = 100 records

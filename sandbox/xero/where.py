@@ -16,8 +16,7 @@ from functools import partial
 from typing import Any, Literal
 
 from sandbox.kit.errors import VendorError
-from sandbox.xero.errors import post_data_invalid
-from sandbox.xero.wire import is_guid, parse_http_timestamp
+from sandbox.xero.wire import is_guid, parse_http_timestamp, post_data_invalid
 
 FieldKind = Literal["string", "guid"]
 Predicate = Callable[[Mapping[str, str | None]], bool]
