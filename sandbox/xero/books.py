@@ -62,7 +62,8 @@ class TenantBooks(Ledger):
 
     def render_invoice(self, invoice: Invoice, *, lines: bool = True,
                        unit_dp: int = 2) -> dict[str, Any]:
-        return invoices.rendered(self, invoice, lines=lines, unit_dp=unit_dp)
+        owner = self.contact_by_id.get(invoice.contact_id)
+        return render.invoice(invoice, owner, lines=lines, unit_dp=unit_dp)
 
     def _save_one(self, save: Any, records: str, element: Mapping[str, Any], **options: Any) -> Any:
         """Save one element as a test helper does: ValueError with Xero's messages."""

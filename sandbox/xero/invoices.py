@@ -22,12 +22,6 @@ _LINE_NUMBERS = ("Quantity", "UnitAmount", "LineAmount", "DiscountRate", "Discou
                  "TaxAmount")
 
 
-def rendered(ledger: Ledger, invoice: Invoice, *, lines: bool = True,
-             unit_dp: int = 2) -> dict[str, Any]:
-    owner = ledger.contact_by_id.get(invoice.contact_id)
-    return render.invoice(invoice, owner, lines=lines, unit_dp=unit_dp)
-
-
 def save_element(ledger: Ledger, raw: Any, created_by_app: bool, unit_dp: int) -> Saved:
     """Create (no InvoiceID) or update (InvoiceID) one ACCREC invoice element."""
     if not isinstance(raw, dict):
@@ -45,15 +39,13 @@ def save_element(ledger: Ledger, raw: Any, created_by_app: bool, unit_dp: int) -
         return render.failed_invoice(raw, existing, builder.errors), None
     if existing is None and "InvoiceNumber" not in raw:
         ledger.next_number += 1  # consume the auto-number only on success
-    return rendered(ledger, ledger.keep(invoice), unit_dp=unit_dp), invoice.invoice_id
+    owner = ledger.contact_by_id.get(invoice.contact_id)
+    return render.invoice(ledger.keep(invoice), owner, unit_dp=unit_dp), invoice.invoice_id
 
 
 class _InvoiceBuilder:
-    """Turns one request element (plus the invoice it updates) into a valid `Invoice`.
-
-    Collects every problem in `errors` (Xero reports them all at once) and returns
-    None from `build` if there are any.
-    """
+    """Turns one request element (plus the invoice it updates) into a valid `Invoice`, or
+    None with every problem in `errors` (Xero reports them all at once)."""
 
     def __init__(self, ledger: Ledger, raw: Mapping[str, Any], existing: Invoice | None,
                  unit_dp: int) -> None:
