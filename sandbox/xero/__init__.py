@@ -194,11 +194,11 @@ class FakeXero(OAuthFake[XeroConsent]):
         return self._books[tenant_id]
 
     def _new_books(self, tenant_id: str) -> TenantBooks:
-        tenant = self._tenants.get(tenant_id)
-        if tenant is None:
+        if tenant_id not in self._tenants:
             raise KeyError(f"unknown tenant {tenant_id}")
-        return TenantBooks(tenant.tenant_id, tenant.name, self.lock, self.clock,
-                           region=tenant.region, timezone=tenant.timezone)
+        tenant = self._tenants[tenant_id]
+        return TenantBooks(tenant_id, tenant.name, self.lock, self.clock, region=tenant.region,
+                           timezone=tenant.timezone)
 
     def enable_currency(self, tenant_id: str, code: str) -> None:
         self.accounting(tenant_id).enable_currency(code)

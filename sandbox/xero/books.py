@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from itertools import count
 from typing import Any, Literal, TypeVar
 
 import sandbox.xero.invoices as invoices
@@ -210,14 +211,11 @@ class TenantBooks(Ledger):
                      report_tax_type: str | None = REGION_DEFAULT,
                      applies_to: Iterable[str] = ("ASSET", "EQUITY", "LIABILITY", "REVENUE"),
                      ) -> TaxRate:
-        """A rate the organisation adds (Xero: Settings > Tax rates), as POST /TaxRates would.
-
-        Xero numbers custom rates TAX001, TAX002, ... (TaxRates doc). `components` is a
-        rate ("8.5") or (name, rate) pairs, e.g. ``[("State Tax", "7.5"), ("Local", "1")]``.
-        `report_tax_type` is required for AU, NZ and UK orgs and unsupported for US ones
-        (TaxRates doc, POST): it defaults to OUTPUT there and to None for US.
-        `applies_to` are account classes; the default is a sales rate's.
-        """
+        """A rate the organisation adds (Xero: Settings > Tax rates), as POST /TaxRates would,
+        numbered TAX001, TAX002, ... (TaxRates doc). `components`: a rate ("8.5") or (name, rate)
+        pairs, e.g. ``[("State Tax", "7.5"), ("Local", "1")]``. `report_tax_type` is required
+        for AU, NZ and UK orgs and unsupported for US ones (TaxRates doc, POST): it defaults to
+        OUTPUT there and to None for US. `applies_to`: account classes (a sales rate's)."""
         if report_tax_type is REGION_DEFAULT:
             report_tax_type = None if self.region == "US" else "OUTPUT"
         if isinstance(components, Decimal | int | str):
@@ -225,10 +223,8 @@ class TenantBooks(Ledger):
         parts = tuple(TaxComponent(part, to_decimal(rate).quantize(UNIT_4DP))
                       for part, rate in components)
         with self.lock:
-            number = 1
-            while f"TAX{number:03d}" in self.rate_by_type:
-                number += 1
-            rate = TaxRate(f"TAX{number:03d}", name, parts, report_tax_type, frozenset(applies_to))
+            tax_type = next(f"TAX{n:03d}" for n in count(1) if f"TAX{n:03d}" not in self.rate_by_type)
+            rate = TaxRate(tax_type, name, parts, report_tax_type, frozenset(applies_to))
             self.rate_by_type[rate.tax_type] = rate
             return rate
 

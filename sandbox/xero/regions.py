@@ -257,9 +257,8 @@ def zone_of(windows_name: str) -> ZoneInfo:
     try:
         return ZoneInfo(WINDOWS_TO_IANA[windows_name])
     except KeyError:
-        raise ValueError(
-            f"unmapped Xero Timezone {windows_name!r}; known: {sorted(WINDOWS_TO_IANA)}"
-        ) from None
+        known = sorted(WINDOWS_TO_IANA)
+        raise ValueError(f"unmapped Xero Timezone {windows_name!r}; known: {known}") from None
 
 
 @dataclass(frozen=True)
@@ -285,8 +284,7 @@ class RegionSetup:
     extra_rates: tuple[TaxRate, ...] = ()
 
     def tax_rates(self) -> list[TaxRate]:
-        defaults = tax_rates(DEFAULT_TAX_RATES[self.version], self.tax_component)
-        return defaults + list(self.extra_rates)
+        return tax_rates(DEFAULT_TAX_RATES[self.version], self.tax_component) + [*self.extra_rates]
 
     def accounts(self, updated_ms: int) -> list[Account]:
         """The part of the default chart Paydeck touches; codes as in Xero's demo charts."""

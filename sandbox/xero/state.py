@@ -28,9 +28,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "DRAFT": frozenset({"DRAFT", "SUBMITTED", "AUTHORISED", "DELETED"}),
     "SUBMITTED": frozenset({"SUBMITTED", "DRAFT", "AUTHORISED", "DELETED"}),
     "AUTHORISED": frozenset({"AUTHORISED", "VOIDED"}),
-    "PAID": frozenset(),
-    "VOIDED": frozenset(),
-    "DELETED": frozenset(),
+    **{final: frozenset() for final in ("PAID", "VOIDED", "DELETED")},
 }
 CREATABLE_STATUSES = frozenset({"DRAFT", "SUBMITTED", "AUTHORISED"})
 ONLINE_INVOICE_STATUSES = frozenset({"AUTHORISED", "PAID", "VOIDED"})
