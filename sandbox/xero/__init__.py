@@ -27,10 +27,10 @@ from sandbox.kit.oauth import OAuthFake
 from sandbox.kit.state import ScopedState
 from sandbox.xero.api import DEFAULT_IDEMPOTENCY_TTL_S, ApiCall, XeroAccountingApi
 from sandbox.xero.books import TenantBooks
-from sandbox.xero.wire import identity_problem, xero_utc
 from sandbox.xero.limits import RateLimitProblem, RateLimits
 from sandbox.xero.regions import region_setup, zone_of
 from sandbox.xero.webhooks import XeroWebhookSender
+from sandbox.xero.wire import identity_problem, xero_utc
 
 REFRESH_GRACE_S = 30 * 60  # platform-facts.md: old refresh token works 30 min after rotation
 REFRESH_IDLE_TTL_S = 60 * 24 * 3600  # refresh tokens expire after 60 days unused
