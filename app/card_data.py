@@ -53,7 +53,7 @@ def installation_alerts(installation: Installation) -> list[dict[str, Any]]:
         return []
     state = connection_state(installation)
     healthy = state["crm"]["state"] == "ok" and state["xero"]["state"] == "connected"
-    return [{"id": i.id, "reason": i.reason.value, "title": _alert_title(installation, i.detail),
+    return [{"id": i.id, "reason": i.reason.value, "title": _alert_title(installation, i.detail, healthy),
              "detail": i.detail.split(": ", 1)[1] if i.detail.startswith(_PARTIES) else i.detail,
              "fixed": healthy, "created_at": i.created_at.isoformat()} for i in items]
 
@@ -61,13 +61,17 @@ def installation_alerts(installation: Installation) -> list[dict[str, Any]]:
 _PARTIES = ("xero_reconnect_needed: ", "crm_reconnect_needed: ")
 
 
-def _alert_title(installation: Installation, detail: str) -> str:
+def _alert_title(installation: Installation, detail: str, fixed: bool) -> str:
+    """The banner's headline; in the past tense once both connections work again."""
+    crm = {"hubspot": "HubSpot", "pipedrive": "Pipedrive"}.get(installation.crm.value, "the CRM")
     if detail.startswith("crm_reconnect_needed: "):
-        crm = {"hubspot": "HubSpot", "pipedrive": "Pipedrive"}.get(installation.crm.value, "the CRM")
-        return f"Paydeck lost access to {crm}: an admin installs Paydeck again"
+        return (f"Paydeck lost access to {crm} and was reconnected since" if fixed
+                else f"Paydeck lost access to {crm}: an admin installs Paydeck again")
     if detail.startswith("xero_reconnect_needed: "):
-        return "Xero needs reconnecting: an admin reconnects it in Paydeck's settings"
-    return "A connection needs reconnecting: invoices are waiting"
+        return ("Xero needed reconnecting and was reconnected since" if fixed
+                else "Xero needs reconnecting: an admin reconnects it in Paydeck's settings")
+    return ("A connection needed reconnecting and works again now" if fixed
+            else "A connection needs reconnecting: invoices are waiting")
 
 
 def deal_summary(installation_id: int, deal_id: str) -> dict[str, Any]:
