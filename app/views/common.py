@@ -64,7 +64,9 @@ def view_installation(view: View) -> Installation:
     """The active installation a (verified) view token names, or a 401 page."""
     installation = db.session.get(Installation, view.installation_id)
     if installation is None or installation.status != InstallationStatus.ACTIVE:
-        abort(401, "installation not active")
+        abort(message_page("Paydeck is not active here",
+                           "Paydeck was uninstalled from this account, or lost access to it: an "
+                           "admin installs it again from the CRM's marketplace.", 401))
     return installation
 
 
