@@ -68,7 +68,7 @@ function allText(node: RenderedNode): string {
 async function opened(renderer: ReturnType<typeof setup>) {
   // The mock's `calls` is a new array after each call: read it afresh.
   const calls = () => renderer.mocks.actions.openIframeModal.calls;
-  await renderer.waitFor(() => expect(calls().length).toBeGreaterThan(0));
+  await vi.waitFor(() => expect(calls().length).toBeGreaterThan(0));
   return calls().map((call) => call[0]);
 }
 

@@ -78,11 +78,11 @@ export const PaydeckCard = ({ context, openIframeModal, fetchCard }: PaydeckCard
   // card shows what changed there (a push, a retry).
   const openFresh: OpenFresh = (pick, size, title) => {
     loadCard(fetchCard, url).then((fresh) => {
-      setResult(fresh);
       const uri = fresh.kind === 'ok' ? pick(fresh.data) : undefined;
       if (uri) {
         openIframeModal({ uri, ...size, title }, () => setAttempt((n) => n + 1));
       }
+      setResult(fresh);
     });
   };
   return <CardView data={result.data} objectType={objectType} openFresh={openFresh} />;
