@@ -26,6 +26,7 @@ from app.tokens import TokenUnavailable
 from app.ui_auth import View, issue_action_token, issue_action_tokens, issue_view_token, read_action_token
 from app.views.common import active_installation, called_url, crm_frame_headers, form_pd, is_crm_id
 from app.views.common import message_page, open_record, page_url, pipedrive_caller, pipedrive_page_url
+import app.views.common as _common
 from app.views.common import page_alerts, require_act, settings_view, view_installation
 from app.wiring import adapter_for
 from crm_adapters.base import CrmError
@@ -34,6 +35,8 @@ from xero.errors import XeroFailure
 
 log = logging.getLogger(__name__)
 bp = Blueprint("cards", __name__)
+# The review queue's custom modal name (defined in app.views.common; the sandbox console reads it here).
+PIPEDRIVE_REVIEW_MODAL = _common.PIPEDRIVE_REVIEW_MODAL
 bp.after_request(crm_frame_headers)
 
 # The parameters that say who is asking about what (HubSpot's and the card's own).
