@@ -70,7 +70,7 @@ def test_the_push_button_in_the_pipedrive_panel_invoices_the_existing_xero_conta
     assert questions and questions[0].startswith("Create a draft invoice in Xero?"), questions
     expect(panel.get_by_role("status")).to_contain_text("Creating a draft invoice in Xero")
     # Paydeck writes the invoice onto the Pipedrive deal; the mock record re-renders.
-    expect(page.frame_locator("#paydeck-frame").get_by_text("Draft").first).to_be_visible(
+    expect(page.frame_locator("#paydeck-frame").get_by_text("Draft", exact=True).first).to_be_visible(
         timeout=SLOW)
     shot(page, "pipedrive-deal-pushed")
     page.get_by_role("link", name="Xero", exact=True).click()
@@ -167,7 +167,9 @@ def test_paydecks_pages_run_under_their_csp_with_no_violation(page, sandbox):
             if "Content Security Policy" in message.text else None)
     open_deal(page, sandbox.console, "Initech website rebuild")
     card = page.frame_locator("#paydeck-frame")
-    expect(card.get_by_role("button", name="Push to Xero")).to_be_visible()
+    # Paid by an earlier test of the session or not: a paid invoice offers no push, so wait
+    # for the page's heading, not its button.
+    expect(card.get_by_role("heading", level=1)).to_be_visible()
     expect(card.locator("body")).to_have_css("max-width", "704px")  # 44rem from pages.css
     page.get_by_role("link", name="HubSpot settings").click()
     settings = page.frame_locator("#paydeck-frame")
