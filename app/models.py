@@ -345,6 +345,11 @@ class InvoiceLink(db.Model):
     owner_id: Mapped[str | None] = mapped_column(String(64))
     # Set when the owner was told of the current overdue episode; cleared when it ends.
     overdue_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Re-invoicing a voided invoice (app/engine/reinvoice.py): the new link `replaces` the
+    # voided one, which keeps its row as the deal's history under a trigger of its own
+    # (`voided:<id>`), with when it was replaced.
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_link.id"))
+    replaced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
