@@ -11,7 +11,7 @@ def test_an_expired_page_token_gets_the_styled_expired_page(app):
     assert response.status_code == 401
     page = response.get_data(as_text=True)
     assert "<title>This view has expired · Paydeck</title>" in page
-    assert "reopen the card in HubSpot or Pipedrive" in page
+    assert "This view has expired, reopen the card." in page
     assert "pages.css" in page  # styled like every page
     assert "Unauthorized" not in page  # not Werkzeug's page
 
