@@ -8,8 +8,6 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from werkzeug.wrappers import Request
-
 from sandbox.kit.faults import PathMatch, prefix_match
 
 
@@ -42,16 +40,6 @@ class Call:
         return json.loads(self.response_body) if self.response_body else None
 
 
-def request_fields(request: Request) -> dict[str, Any]:
-    """The `Call` fields that come from the request itself."""
-    return {
-        "method": request.method,
-        "path": request.path,
-        "query": request.query_string.decode("latin-1"),
-        "body": request.get_data(cache=True),
-    }
-
-
 CallT = TypeVar("CallT", bound=Call)
 
 
@@ -76,13 +64,8 @@ class CallLog(Generic[CallT]):
         with self._lock:
             self._calls.clear()
 
-    def count(
-        self,
-        method: str | None = None,
-        path_prefix: str | None = None,
-        status: int | None = None,
-        scope: Hashable | None = None,
-    ) -> int:
+    def count(self, method: str | None = None, path_prefix: str | None = None,
+              status: int | None = None, scope: Hashable | None = None) -> int:
         """Calls matching every filter given."""
         return sum(
             1

@@ -26,9 +26,8 @@ class ErrorShape:
     encode: Callable[[Any], str] = json.dumps
     content_type: str = "application/json"
 
-    def response(
-        self, status: int, /, *, headers: Mapping[str, str] | None = None, **fields: Any
-    ) -> Response:
+    def response(self, status: int, /, *, headers: Mapping[str, str] | None = None,
+                 **fields: Any) -> Response:
         document = self.encode(dict(self.body(status, **fields)))
         return Response(document, status=status, headers=dict(headers or {}),
                         content_type=self.content_type)

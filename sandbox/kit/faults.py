@@ -39,9 +39,8 @@ class Fault:
     def live(self) -> bool:
         return self.remaining is None or self.remaining > 0
 
-    def matches(
-        self, method: str, path: str, scope: Hashable, path_match: PathMatch = prefix_match
-    ) -> bool:
+    def matches(self, method: str, path: str, scope: Hashable,
+                path_match: PathMatch = prefix_match) -> bool:
         return (
             self.live
             and (self.method is None or self.method.upper() == method.upper())
@@ -85,11 +84,8 @@ class FaultInjector:
 
     def peek(self, method: str, path: str, scope: Hashable) -> Fault | None:
         """The fault `take` would use, left unused (`use` it once the call goes ahead)."""
-        return next(
-            (f for f in self._faults
-             if f.skip == 0 and f.matches(method, path, scope, self.path_match)),
-            None,
-        )
+        return next((f for f in self._faults
+                     if f.skip == 0 and f.matches(method, path, scope, self.path_match)), None)
 
     @staticmethod
     def use(fault: Fault) -> None:

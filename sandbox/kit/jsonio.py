@@ -30,14 +30,9 @@ def dumps(value: Any) -> str:
     return json.dumps(value)
 
 
-def json_response(
-    body: Any,
-    status: int = 200,
-    headers: Mapping[str, str] | None = None,
-    *,
-    content_type: str = "application/json",
-    encode: Callable[[Any], str] = json.dumps,
-) -> Response:
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None, *,
+                  content_type: str = "application/json",
+                  encode: Callable[[Any], str] = json.dumps) -> Response:
     return Response(encode(body), status=status, headers=dict(headers or {}),
                     content_type=content_type)
 
@@ -98,14 +93,8 @@ def query_bool(args: Mapping[str, str], name: str, default: bool = False) -> boo
     return value == "true"
 
 
-def query_int(
-    args: Mapping[str, str],
-    name: str,
-    default: int | None = None,
-    *,
-    minimum: int | None = None,
-    maximum: int | None = None,
-) -> int | None:
+def query_int(args: Mapping[str, str], name: str, default: int | None = None, *,
+              minimum: int | None = None, maximum: int | None = None) -> int | None:
     """A whole number within the bounds given, or `default` when absent."""
     text = args.get(name)
     if text is None:

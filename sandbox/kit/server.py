@@ -50,15 +50,11 @@ class LoopbackServer:
     def start(self) -> LoopbackServer:
         if self._server is not None:
             raise RuntimeError("LoopbackServer is already running")
-        server = make_server(
-            "127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietRequestHandler
-        )
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL_S},
-            name=f"loopback-server-{server.server_port}",
-            daemon=True,
-        )
+        server = make_server("127.0.0.1", 0, self._app, threaded=True,
+                             request_handler=_QuietRequestHandler)
+        thread = threading.Thread(target=server.serve_forever,
+                                  kwargs={"poll_interval": _POLL_INTERVAL_S},
+                                  name=f"loopback-server-{server.server_port}", daemon=True)
         thread.start()
         self._server, self._thread = server, thread
         return self
@@ -76,10 +72,6 @@ class LoopbackServer:
     def __enter__(self) -> LoopbackServer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.stop()

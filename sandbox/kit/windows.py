@@ -1,14 +1,13 @@
 """Rate windows on the fake clock, and the answer a limiter gives one call.
 
-Each vendor keeps its own limits and limit-header names; it reads a window's
-`WindowState` and renders its headers from it (a `HeaderRenderer`).
+Each vendor keeps its own limits and limit-header names, rendered from a `WindowState`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -47,9 +46,6 @@ class WindowState:
     @property
     def remaining(self) -> int:
         return max(0, self.limit - self.used)
-
-
-HeaderRenderer = Callable[[WindowState], dict[str, str]]
 
 
 class RollingWindows(Generic[K]):
