@@ -197,9 +197,9 @@ class GrantStore(Generic[ConsentT]):
         if offline is not None and offline not in grant.scopes:
             return None
         current = grant.refresh_token
-        if current is not None and not self.policy.rotate_refresh_tokens:
-            return current
         if current is not None:
+            if not self.policy.rotate_refresh_tokens:
+                return current
             self._refresh[current].superseded_at = now
         grant.refresh_token = secrets.token_urlsafe(32)
         self._refresh[grant.refresh_token] = _RefreshRecord(grant, last_used=now)

@@ -211,11 +211,9 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
         """Revoke the grant of `refresh_token` (default: the newest grant): its refresh tokens
         then fail with invalid_grant and its access tokens with 401."""
         with self.lock:
-            grants = self.store.grants
-            if refresh_token is not None:
-                grant = self.store.grant_of(refresh_token)
-            else:
-                grant = grants[-1] if grants else None
+            grants = self.store.grants if refresh_token is None else [
+                self.store.grant_of(refresh_token)]
+            grant = grants[-1] if grants else None
             if grant is None:
                 raise LookupError("no grant matches that refresh token")
             self._revoke(grant)

@@ -1,18 +1,14 @@
-"""One request pipeline for every fake vendor API.
-
-`VendorApi.serve` runs each call through the same steps: authenticate -> admit against
-the rate limits -> take an injected fault -> the handler (under the fake's lock) ->
-limit headers -> call log. A vendor subclass supplies the hooks: `authenticate`,
-`scope_of`, `admit`, `render_refusal`, `render_fault`, `render_invalid`, `rate_headers`,
-`handle` (and `gate`, `release`, `after` where its order differs).
+"""One request pipeline for every fake vendor API: `VendorApi.serve` authenticates each call,
+admits it against the rate limits, takes an injected fault, runs the handler (under the
+fake's lock), adds the limit headers and logs the call; a vendor subclass supplies the hooks.
 """
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Generic, TypeVar
 
 from werkzeug.exceptions import HTTPException

@@ -49,12 +49,9 @@ class Reply:
 def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float,
          connect_timeout: float | None = None, auth: tuple[str, str] | None = None,
          deadline: bool = False) -> Reply:
-    """POST `body` to `url`, never following a redirect.
-
-    `timeout` bounds each wait for the receiver (`connect_timeout`, if given, the
-    connection); with `deadline` an answer later than `timeout` in total also counts as
-    a timeout. `auth` is sent as HTTP Basic.
-    """
+    """POST `body` to `url`, never following a redirect. `timeout` bounds each wait for the
+    receiver (`connect_timeout`, if given, the connection); with `deadline` an answer later
+    than `timeout` in total also counts as a timeout. `auth` is sent as HTTP Basic."""
     parts = urlsplit(url)
     started = time.monotonic()
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -241,9 +238,7 @@ class DeliveryLoop(ABC, Generic[E, R]):
 
     def deliver(self, *, force: bool = False, duplicate: bool = False) -> list[R]:
         """POST what is due (with `force`, every queued event); one result per POST.
-
-        `duplicate` posts every batch twice, as vendors may; only the first answer counts.
-        """
+        `duplicate` posts every batch twice, as vendors may; only the first answer counts."""
         with self._run_lock:
             with self.lock:
                 batches = self._batches(force)
