@@ -39,8 +39,7 @@ class Fault:
     def live(self) -> bool:
         return self.remaining is None or self.remaining > 0
 
-    def matches(self, method: str, path: str, scope: Hashable,
-                path_match: PathMatch = prefix_match) -> bool:
+    def matches(self, method: str, path: str, scope: Hashable, path_match: PathMatch = prefix_match) -> bool:
         return (
             self.live
             and (self.method is None or self.method.upper() == method.upper())
@@ -50,11 +49,8 @@ class Fault:
 
 
 class FaultInjector:
-    """Faults waiting for matching calls, first injected first used (caller holds the lock).
-
-    `kinds` are the ones this vendor's fake knows; `path_match` how a fault's prefix covers
-    a path (a vendor may ignore case or an API version prefix).
-    """
+    """Faults waiting for matching calls, first injected first used (caller holds the lock);
+    `kinds` are the vendor's, `path_match` how a prefix covers a path (ignoring case...)."""
 
     def __init__(self, kinds: Sequence[str], *, path_match: PathMatch = prefix_match) -> None:
         self.kinds = tuple(kinds)

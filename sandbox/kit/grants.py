@@ -1,8 +1,5 @@
-"""OAuth 2 authorisation state: codes, grants, access and refresh tokens.
-
-Pure state with no HTTP and no locking: the owning fake holds its lock around
-every call. Times come from the fake's `Clock`.
-"""
+"""OAuth 2 authorisation state (codes, grants, access and refresh tokens): no HTTP and no
+locking - the owning fake holds its lock around every call; times come from its `Clock`."""
 
 from __future__ import annotations
 
@@ -26,8 +23,7 @@ TokenProblem = Literal["missing", "unknown", "expired", "revoked"]
 class OAuthError(Exception):
     """An RFC 6749 error: `error` code, human description, HTTP status."""
 
-    def __init__(self, error: str, description: str, status: int = 400,
-                 param: str | None = None) -> None:
+    def __init__(self, error: str, description: str, status: int = 400, param: str | None = None) -> None:
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description

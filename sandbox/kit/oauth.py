@@ -71,11 +71,8 @@ def error_page(message: str) -> Response:
 
 
 class OAuthFake(FakeService, ABC, Generic[ConsentT]):
-    """A fake vendor authorisation server bound to one registered client.
-
-    Thread-safe: every state change happens under `self.lock`. All expiries use
-    `self.clock`; tests move it with `advance()`.
-    """
+    """A fake vendor authorisation server bound to one registered client; every state change
+    happens under `self.lock`, every expiry uses `self.clock` (tests `advance()` it)."""
 
     vendor: ClassVar[str]
     authorize_path: ClassVar[str]
@@ -211,8 +208,7 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
         """Revoke the grant of `refresh_token` (default: the newest grant): its refresh tokens
         then fail with invalid_grant and its access tokens with 401."""
         with self.lock:
-            grants = self.store.grants if refresh_token is None else [
-                self.store.grant_of(refresh_token)]
+            grants = self.store.grants if refresh_token is None else [self.store.grant_of(refresh_token)]
             grant = grants[-1] if grants else None
             if grant is None:
                 raise LookupError("no grant matches that refresh token")

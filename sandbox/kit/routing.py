@@ -23,10 +23,7 @@ _PLACEHOLDER = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)>")
 
 def compile_rule(rule: str, case_insensitive: bool) -> re.Pattern[str]:
     """Turn ``/connections/<id>`` into a regex; each ``<name>`` matches one path segment.
-
-    With `case_insensitive` only the literal parts ignore case: a captured group
-    keeps the caller's spelling, so ids and tokens are passed on unchanged.
-    """
+    With `case_insensitive` only the literal parts ignore case (ids keep their spelling)."""
     pattern, pos = "", 0
     for match in _PLACEHOLDER.finditer(rule):
         pattern += re.escape(rule[pos : match.start()]) + f"(?P<{match.group(1)}>[^/]+)"
@@ -36,12 +33,9 @@ def compile_rule(rule: str, case_insensitive: bool) -> re.Pattern[str]:
 
 
 class FakeService:
-    """Base of the fake vendor apps: a thread-safe WSGI app with a route table.
-
-    Endpoints are plain methods registered with `route()`; modules that add more
-    endpoints later (e.g. an accounting API) call `route()` on an existing fake
-    and guard shared state with `lock`. The first rule whose path and method match wins.
-    """
+    """Base of the fake vendor apps: a thread-safe WSGI app whose endpoints are registered
+    with `route()` (also by modules adding an API later, guarding shared state with `lock`).
+    The first rule whose path and method match wins."""
 
     case_insensitive_paths = False
 

@@ -24,12 +24,8 @@ class _QuietRequestHandler(WSGIRequestHandler):
 
 
 class LoopbackServer:
-    """A threaded werkzeug server for `app` on 127.0.0.1 and a free port.
-
-    Usable as a context manager (`with LoopbackServer(app) as server: server.url`)
-    or through explicit `start()` / `stop()`. Each request runs in its own daemon
-    thread, so the app must be thread-safe.
-    """
+    """A threaded werkzeug server for `app` (which must be thread-safe) on 127.0.0.1 and a free
+    port; `with LoopbackServer(app) as server: server.url`, or `start()` / `stop()`."""
 
     def __init__(self, app: WSGIApplication) -> None:
         self._app = app
@@ -50,8 +46,7 @@ class LoopbackServer:
     def start(self) -> LoopbackServer:
         if self._server is not None:
             raise RuntimeError("LoopbackServer is already running")
-        server = make_server("127.0.0.1", 0, self._app, threaded=True,
-                             request_handler=_QuietRequestHandler)
+        server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietRequestHandler)
         thread = threading.Thread(target=server.serve_forever,
                                   kwargs={"poll_interval": _POLL_INTERVAL_S},
                                   name=f"loopback-server-{server.server_port}", daemon=True)

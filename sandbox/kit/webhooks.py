@@ -203,16 +203,14 @@ class DeliveryLoop(ABC, Generic[E, R]):
                 return None
             delays = self.retry_delays or (0.0,)
             due = self.clock.now() + delays[min(made - 1, len(delays) - 1)]
-            self._queue.append(Pending(next(self._seq), item.target, item.event,
-                                       item.attempt + 1, due))
+            self._queue.append(Pending(next(self._seq), item.target, item.event, item.attempt + 1, due))
             return due
 
     def drop(self, item: Pending[E], reason: str) -> None:
         with self.lock:
             if item in self._queue:
                 self._queue.remove(item)
-            self._dropped.append(Dropped(item.target, item.event, item.attempt, reason,
-                                         self.clock.now()))
+            self._dropped.append(Dropped(item.target, item.event, item.attempt, reason, self.clock.now()))
 
     def drop_target(self, target: Hashable, reason: str) -> None:
         """Drop every queued event of `target`."""
@@ -283,8 +281,7 @@ class DeliveryLoop(ABC, Generic[E, R]):
             self._auto = enabled
             self._wake.set()
             if enabled and (self._worker is None or not self._worker.is_alive()):
-                self._worker = threading.Thread(target=self._run_worker, name=self.thread_name,
-                                                daemon=True)
+                self._worker = threading.Thread(target=self._run_worker, name=self.thread_name, daemon=True)
                 self._worker.start()
 
     def wake(self) -> None:

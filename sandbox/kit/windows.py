@@ -49,12 +49,9 @@ class WindowState:
 
 
 class RollingWindows(Generic[K]):
-    """A rolling window per key (a scope, or a scope and a limit's name).
-
-    Each holds the weighted calls of the last `length` seconds; `length` and `limit` are
-    passed on every call so tests may change a vendor's limits live. The caller holds
-    the fake's lock.
-    """
+    """A rolling window per key (a scope, or a scope and a limit's name) of the weighted calls
+    of the last `length` seconds. `length` and `limit` come with every call, so tests may
+    change a vendor's limits live. The caller holds the fake's lock."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -90,11 +87,8 @@ class RollingWindows(Generic[K]):
 
 @dataclass
 class FixedWindow:
-    """A counter that empties every `length` seconds.
-
-    It starts at its first call (so resets are per scope), or with `aligned` on multiples
-    of `length` since the epoch (a day that resets at 00:00 UTC).
-    """
+    """A counter that empties every `length` seconds from its first call (so per scope), or
+    with `aligned` on multiples of `length` since the epoch (a day resetting at 00:00 UTC)."""
 
     length: float
     aligned: bool = False
