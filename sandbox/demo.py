@@ -114,14 +114,12 @@ class Sandbox:
     # --- the fakes' servers --------------------------------------------------------------
 
     def start(self) -> Sandbox:
-        for name, fake in (("hubspot", self.hubspot), ("pipedrive", self.pipedrive),
-                           ("xero", self.xero)):
-            self._servers[name] = LoopbackServer(fake).start()
+        for name in ("hubspot", "pipedrive", "xero"):
+            self._servers[name] = LoopbackServer(getattr(self, name)).start()
         return self
 
     def stop(self) -> None:
-        self.hubspot.auto_deliver = False
-        self.pipedrive.auto_deliver = False
+        self.hubspot.auto_deliver = self.pipedrive.auto_deliver = False
         for server in self._servers.values():
             server.stop()
         self._servers.clear()

@@ -39,13 +39,11 @@ class Fault:
     def live(self) -> bool:
         return self.remaining is None or self.remaining > 0
 
-    def matches(self, method: str, path: str, scope: Hashable, path_match: PathMatch = prefix_match) -> bool:
-        return (
-            self.live
-            and (self.method is None or self.method.upper() == method.upper())
-            and (self.path_prefix is None or path_match(self.path_prefix, path))
-            and (self.scope is None or self.scope == scope)
-        )
+    def matches(self, method: str, path: str, scope: Hashable,
+                path_match: PathMatch = prefix_match) -> bool:
+        return (self.live and (self.method is None or self.method.upper() == method.upper())
+                and (self.path_prefix is None or path_match(self.path_prefix, path))
+                and (self.scope is None or self.scope == scope))
 
 
 class FaultInjector:

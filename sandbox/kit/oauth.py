@@ -269,9 +269,14 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
     def _authorize(self, request: Request) -> Response:
         source = request.args if request.method == "GET" else request.form
         params = {k: source[k] for k in _AUTHORIZE_FIELDS if k in source}
-        problem = self._client_problem(params)
-        if problem is not None:
-            return error_page(problem)
+        # Errors that must not redirect back (RFC 6749 4.1.2.1) get a page of their own.
+        redirect_uri = params.get("redirect_uri")
+        if not _same(params.get("client_id", ""), self.client_id):
+            return error_page("unknown client_id")
+        if not redirect_uri:
+            return error_page("redirect_uri is required")
+        if self.redirect_uris is not None and redirect_uri not in self.redirect_uris:
+            return error_page("redirect_uri is not registered for this app")
         if params.get("response_type") != "code":
             return self._redirect(params, error="unsupported_response_type",
                                   error_description="response_type must be code")
@@ -294,17 +299,6 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
                 self.granted_scopes(tuple(params.get("scope", "").split())), self.make_consent(),
                 params.get("code_challenge"), params.get("code_challenge_method"))
         return self._redirect(params, code=code)
-
-    def _client_problem(self, params: Mapping[str, str]) -> str | None:
-        """Why the request must not redirect back (RFC 6749 4.1.2.1), or None."""
-        redirect_uri = params.get("redirect_uri")
-        if not _same(params.get("client_id", ""), self.client_id):
-            return "unknown client_id"
-        if not redirect_uri:
-            return "redirect_uri is required"
-        if self.redirect_uris is not None and redirect_uri not in self.redirect_uris:
-            return "redirect_uri is not registered for this app"
-        return None
 
     def _redirect(self, params: Mapping[str, str], **result: str) -> Response:
         if "state" in params:
