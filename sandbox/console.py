@@ -41,9 +41,7 @@ def create_console(console: Console) -> Flask:
     paydeck = sandbox.paydeck_url
     hubspot, pipedrive = sandbox.hubspot, sandbox.pipedrive
 
-    @app.context_processor
-    def _globals() -> dict[str, Any]:
-        return {"paydeck_url": paydeck, "console": console, "sandbox": sandbox}
+    app.jinja_env.globals.update(paydeck_url=paydeck, console=console, sandbox=sandbox)
 
     @app.before_request
     def _until_ready() -> Response | None:
@@ -131,9 +129,7 @@ def create_console(console: Console) -> Flask:
 
     @app.get("/pipedrive/organizations/<int:org_id>")
     def pipedrive_organization(org_id: int) -> str:
-        org = pipedrive.api.company().orgs.get(org_id)
-        if org is None:
-            abort(404)
+        org = _or_404(pipedrive.api.company().orgs.__getitem__, org_id)
         frame = pipedrive.panel_url(f"{paydeck}/pipedrive/panel/organization", "organization",
                                     org_id)
         return render_template("company.html", crm="pipedrive", name=org.name, props={},
