@@ -1,8 +1,5 @@
-"""The OAuth 2 authorisation-code server the three fake vendors share.
-
-A vendor subclass sets the paths and client-authentication style as class attributes and
-overrides a few hooks; codes, grants, rotation, revocation and test introspection live here.
-"""
+"""The OAuth 2 authorisation-code server the three fake vendors share (vendors set class
+attributes and override the hooks)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""One request pipeline for every fake vendor API: `VendorApi.serve` authenticates each call,
-admits it against the rate limits, takes an injected fault, runs the handler (under the
-fake's lock), adds the limit headers and logs the call; a vendor subclass supplies the hooks.
-"""
+"""One request pipeline for every fake vendor API (`VendorApi.serve`); vendors supply the hooks."""
 
 from __future__ import annotations
 

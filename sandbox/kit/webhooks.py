@@ -1,9 +1,4 @@
-"""Webhook delivery as the vendors do it: queued events, signed POSTs, retries and bans.
-
-`DeliveryLoop` owns the queue, the retry schedule (fake clock), the delivered and dropped
-records and the delivery thread; a vendor subclass says what its POST looks like (`prepare`,
-`send`, usually with `post` and `hmac_sha256`) and judges the answer (`settle`).
-"""
+"""Webhook delivery as the vendors do it: queued events, signed POSTs, retries and bans."""
 
 from __future__ import annotations
 
