@@ -4,7 +4,8 @@ A value is text, or for structured fields a tuple of (part, text) pairs (address
 terms) or a tuple of such tuples (contact persons), so that values are hashable and
 comparable whatever side they came from. `comparable` folds what does not change the
 meaning (surrounding and repeated spaces; case of emails and web addresses; separators in
-tax numbers and phone numbers); `digest` hashes that, so the link stores no customer data.
+tax numbers; everything but the digits of a phone number); `digest` hashes that, so the
+link stores no customer data.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def comparable(field: str, value: Value) -> Any:
         return host.removeprefix("www.").rstrip("/")
     if field == "tax_number":
         return re.sub(r"[^0-9A-Za-z]", "", text).upper()
-    if field in ("phone", "mobile"):
-        return ("+" if text.startswith("+") else "") + re.sub(r"\D", "", text)
+    if field in ("phone", "mobile"):  # "+61 2 5550 1234", "61 (2) 5550-1234": one number
+        return re.sub(r"\D", "", text)
     return text
 
 
