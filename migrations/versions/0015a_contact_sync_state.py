@@ -2,7 +2,7 @@
 as review items about a link
 
 Revision ID: 0015a
-Revises: 0012
+Revises: 0013a
 Create Date: 2026-12-02 14:40:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0015a'
-down_revision = '0012'
+down_revision = '0013a'
 branch_labels = None
 depends_on = None
 
