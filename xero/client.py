@@ -194,6 +194,7 @@ class XeroClient:
             sales_terms=_terms(sales),
             organisation_name=org.name or "",
             timezone=_enum_value(getattr(org, "timezone", None)),
+            country_code=_enum_value(getattr(org, "country_code", None)),
         )
 
     # --- contacts ---------------------------------------------------------------------------

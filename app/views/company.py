@@ -9,7 +9,7 @@ import re
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from app.access import AMOUNTS_HIDDEN, may_act, viewer_for
-from app.card_data import company_invoices, money
+from app.card_data import company_invoices
 from app.company_import import connected_xero, contact_choices, crm_name, import_into_company, link_company
 from app.company_import import linked_contact
 from app.models import Installation
@@ -39,7 +39,7 @@ def company_page(company_id: str) -> str:
                            link_token=issue_action_token(opened.view, "link"),
                            import_token=issue_action_token(opened.view, "import"),
                            contact_id=contact_id, contact_name=contact_name, invoices=owed.invoices,
-                           outstanding=money(owed.outstanding), overdue=money(owed.overdue), query=query,
+                           outstanding=owed.outstanding, overdue=owed.overdue, query=query,
                            results=results, suggestions=suggestions, problem=problem,
                            crm_name=crm_name(installation), labels=LABELS,
                            message=request.args.get("m", ""), money=opened.money,
