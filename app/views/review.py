@@ -9,7 +9,7 @@ import io
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, stream_with_context, url_for
 
 from app import formatting
 from app.access import AMOUNTS_HIDDEN, Viewer, may_see_all_money, page_locale, viewer_for
@@ -19,7 +19,7 @@ from app.connection_state import connection_notices
 from app.engine.reviews import dismiss_review_item, keep_xero_version, resend_deal, retry_review_item
 from app.extensions import db
 from app.models import AuditEvent, Installation, ReviewItem, ReviewStatus
-from app.page_format import use_locale
+from app.page_format import current_locale, use_locale
 from app.ui_auth import View, issue_action_tokens, issue_view_token, read_action_token, read_view_token
 from app.views.common import crm_frame_headers, form_pd, require_act, view_installation
 
@@ -94,7 +94,7 @@ def export_activity(installation_id: int) -> Response:
             for e in batch:
                 invoice_id = (e.xero_ids or {}).get("invoice_id")
                 writer.writerow([_safe(v) for v in (
-                    _utc(e.created_at), formatting.when(e.created_at, tz, "en"), e.deal_id or "",
+                    _utc(e.created_at), formatting.when(e.created_at, tz, current_locale()), e.deal_id or "",
                     names.deal(e.deal_id), names.invoice(e.deal_id, invoice_id), e.action,
                     e.outcome, e.trigger)])
             yield out.getvalue()
@@ -106,7 +106,7 @@ def export_activity(installation_id: int) -> Response:
         yield out.getvalue()
 
     filename = f"paydeck-activity-{installation_id}.csv"
-    return Response(rows(), mimetype="text/csv",
+    return Response(stream_with_context(rows()), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 

@@ -55,7 +55,7 @@ def save_settings(installation_id: int) -> Response:
     wanted, errors = SettingsForm.saved(installation).read(request.form, sources, crm_name(installation))
     if errors:
         return _render(view, installation, sources, wanted, errors, pipedrive=pipedrive,
-                       message="Nothing was saved: fix the fields marked below.", status=400)
+                       message="", status=400)
     try:
         changes = wanted.save(installation)
         if changes:
@@ -123,6 +123,7 @@ def _render(view: View, installation: Installation, sources: Sources, form: Sett
         connection_notices=connection_notices(installation), pipedrive=pipedrive, message=message,
         notices=sources.notices, errors=errors,
         unplaced_errors=[text for key, text in errors.items() if key not in placed],
+        unplaced_errors_keys={key for key in errors if key not in placed},
         form=form, sources=sources, connect_url=url_for("xero_connect.start"),
         **form.labels(sources))
     return make_response(body, status)
