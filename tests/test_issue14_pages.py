@@ -360,3 +360,41 @@ def test_the_organisation_chooser_preselects_nothing(installed, fake_xero, brows
 
     assert chooser.url == f"{url}/connect/xero/organisation"
     assert chooser.text.count('name="tenant_id"') == 2 and "checked" not in chooser.text
+
+
+# --- 5a. Pipedrive: the user's own locale and timezone (GET /v1/users/{id}) ---------------------
+
+from tests.test_pipedrive_sdk import pd  # noqa: E402,F401  (fixture)
+
+
+def test_pipedrive_pages_format_in_the_user_s_locale_and_timezone(pd, monkeypatch):
+    """Pipedrive's GetUser carries `locale` ("de_DE") and `timezone_name` (IANA); Paydeck
+    asks once per user and caches it with the admin flag (app/access.py). The fake's
+    GET /users/{id} does not send them yet, so the adapter's answer is stood in for here."""
+    from crm_adapters.pipedrive import PipedriveCrm, UserProfile
+
+    app, url, pipedrive = pd
+    asked: list[str] = []
+
+    def profile(self, installation, user_id):
+        asked.append(user_id)
+        return UserProfile(True, "", "de_DE", "Europe/Berlin")
+
+    monkeypatch.setattr(PipedriveCrm, "user_profile", profile)
+    deal_id = str(pipedrive.api.add_deal("Website"))
+    _link(app, deal_id, total=Decimal("3036.0000"), amount_due=Decimal("3036.0000"),
+          amount_paid=Decimal(0), due_date=datetime(2026, 12, 21).date())
+    with app.app_context():
+        db.session.add(AuditEvent(installation_id=_installation_id(app), deal_id=deal_id,
+                                  action="invoice_sync", outcome="ok",
+                                  created_at=datetime(2026, 12, 2, 14, 5, tzinfo=timezone.utc)))
+        db.session.commit()
+
+    panel = requests.get(pipedrive.panel_url(f"{url}/pipedrive/panel/deal", "deal", deal_id), timeout=10)
+    queue = re.search(r'href="([^"]*/ui/review/[^"]*)"', panel.text).group(1).replace("&amp;", "&")
+    log = requests.get(queue if queue.startswith("http") else url + queue, timeout=10)
+
+    assert panel.status_code == 200 and f"3.036,00{NBSP}AUD" in panel.text and "21.12.2026" in panel.text
+    # 14:05 UTC is 15:05 in Berlin (CET, UTC+1) on 2 Dec 2026.
+    assert "02.12.2026, 15:05 MEZ" in log.text and "Europe/Berlin" in log.text
+    assert len(set(asked)) == 1 and len(asked) == 1  # cached: one GetUser for panel and queue
