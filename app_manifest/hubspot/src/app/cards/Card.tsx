@@ -49,7 +49,7 @@ const WIDE_MODAL = { width: 960, height: 800 };
 
 export const PaydeckCard = ({ context, openIframeModal, fetchCard }: PaydeckCardProps) => {
   const objectType = objectTypeOf(context.crm.objectTypeId);
-  const url = cardUrl(objectType, context.crm.objectId);
+  const url = cardUrl(objectType, context.crm.objectId, context.user?.locale, context.portal?.timezone);
   const [result, setResult] = useState<CardResult | null>(null);
   const [attempt, setAttempt] = useState(0);
 
@@ -203,16 +203,18 @@ const InvoiceView = ({ data }: { data: CardData }) => {
           <AmountsHiddenView sentence={hidden} />
           {data.due_date && (
             <DescriptionList direction="row">
-              <DescriptionListItem label="Due date">{data.due_date}</DescriptionListItem>
+              <DescriptionListItem label="Due date">{data.due_date_text ?? data.due_date}</DescriptionListItem>
             </DescriptionList>
           )}
         </>
       ) : (
         <>
           <DescriptionList direction="row">
-            <DescriptionListItem label="Total">{money(data.total, data.currency)}</DescriptionListItem>
-            <DescriptionListItem label="Amount due">{money(data.amount_due, data.currency)}</DescriptionListItem>
-            <DescriptionListItem label="Due date">{data.due_date ?? '-'}</DescriptionListItem>
+            <DescriptionListItem label="Total">{money(data.total, data.currency, data.total_text)}</DescriptionListItem>
+            <DescriptionListItem label="Amount due">
+              {money(data.amount_due, data.currency, data.amount_due_text)}
+            </DescriptionListItem>
+            <DescriptionListItem label="Due date">{data.due_date_text ?? data.due_date ?? '-'}</DescriptionListItem>
           </DescriptionList>
           {data.invoice_url && <Link href={{ url: data.invoice_url, external: true }}>Open in Xero</Link>}
         </>
