@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import requests
 from flask import Flask, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
@@ -98,8 +99,12 @@ def register_xero(app: Flask, sandbox: Sandbox) -> None:
                 ledger.void(invoice_id)
         except (Problem, ValueError) as exc:
             return again(e=str(exc))
-        sent = xero.webhooks.deliver(f"{paydeck}/webhooks/xero", sandbox.xero_webhook_key)
-        status = "not sent" if sent is None else f"HTTP {sent.status_code}"
+        try:
+            sent = xero.webhooks.deliver(f"{paydeck}/webhooks/xero", sandbox.xero_webhook_key)
+        except requests.RequestException as exc:  # Paydeck is down: the change stands, untold
+            status = f"not delivered ({exc.__class__.__name__})"
+        else:
+            status = "not sent" if sent is None else f"HTTP {sent.status_code}"
         if verb == "void":
             done = "Invoice voided"
         elif over is not None:

@@ -142,8 +142,12 @@ class Sandbox:
                               xero_webhook_key=self.xero_webhook_key),
             "hubspot_app_id": str(self.hubspot.app_id),
             "public_url": self.paydeck_url,
-            **({"xero_app_base": f"{self.console_url}/xero"} if self.console_url else {}),
+            **self.link_settings(),
         }
+
+    def link_settings(self) -> dict[str, str]:
+        """Where Paydeck's "Open in Xero" links lead: the console's mock Xero."""
+        return {"xero_app_base": f"{self.console_url}/xero"} if self.console_url else {}
 
     # --- installing Paydeck as an admin would ------------------------------------------------
 
