@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 from app.models import InvoiceLink, InvoiceLinkState
+from app.runtime import get_settings
 from app.writeback import link_fields
 from xero.client import InvoiceResult
 from xero.status import deal_status
@@ -23,7 +24,8 @@ def apply_invoice_result(link: InvoiceLink, r: InvoiceResult, today: date | None
     link.xero_updated_at = r.updated_at
     if r.amount_prepaid is not None:  # a summaryOnly read leaves what a full read said
         link.amount_prepaid = r.amount_prepaid
-    link.online_url = f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={r.invoice_id}"
+    link.online_url = (f"{get_settings().xero_app_base}/AccountsReceivable/View.aspx"
+                       f"?InvoiceID={r.invoice_id}")
     link.deal_status = deal_status(r.status, total=link.total, amount_due=r.amount_due,
                                    amount_paid=r.amount_paid, amount_credited=r.amount_credited,
                                    due_date=link.due_date,

@@ -98,7 +98,7 @@ def run_sandbox(settings: Settings, port: int, console_port: int) -> int:
     instance.mkdir(parents=True)
     paydeck_url = f"http://127.0.0.1:{port}"
     console_url = f"http://127.0.0.1:{console_port}"
-    demo = Sandbox(paydeck_url).start()
+    demo = Sandbox(paydeck_url, console_url=console_url).start()
     console = Console(demo)
     server = make_server("127.0.0.1", console_port, create_console(console), threaded=True)
     threading.Thread(target=server.serve_forever, name="sandbox-console", daemon=True).start()

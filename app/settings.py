@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     xero_login_base: str = "https://login.xero.com"
     xero_identity_base: str = "https://identity.xero.com"
     xero_api_base: str = "https://api.xero.com"
+    # Xero's web app, where "Open in Xero" takes staff (an invoice's deep link,
+    # {xero_app_base}/AccountsReceivable/View.aspx?InvoiceID=...); the sandbox's mock Xero.
+    xero_app_base: str = "https://go.xero.com"
     xero_scopes: str = XERO_SCOPES
     # Signs Xero's webhooks (developer portal > Webhooks > key).
     xero_webhook_key: str = ""
@@ -99,6 +102,9 @@ class Settings(BaseSettings):
     max_webhook_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     # Forms and everything else.
     max_form_bytes: int = Field(default=256 * 1024, ge=1024)
+    # How long a card page's token lives (app/ui_auth.py; settings pages: FORM_TTL). Pipedrive's
+    # pages renew theirs a minute before it ends (app/static/js/pipedrive.js), hence the floor.
+    page_token_seconds: int = Field(default=900, ge=70, le=3600)
     # How long a browser's Paydeck session lasts (the admin signed in at install/connect).
     session_lifetime_minutes: int = Field(default=60, ge=5, le=24 * 60)
 
@@ -114,7 +120,8 @@ class Settings(BaseSettings):
     # How long an OAuth `state` stays valid.
     oauth_state_ttl: int = Field(default=600, ge=60)
 
-    @field_validator("public_url", "hubspot_api_base", "xero_api_base", "xero_identity_base",
+    @field_validator("public_url", "hubspot_api_base", "xero_api_base", "xero_app_base",
+                     "xero_identity_base",
                      "xero_login_base", "pipedrive_oauth_base")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:

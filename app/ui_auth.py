@@ -47,6 +47,7 @@ from app.runtime import get_settings
 from app.redis_conn import get_redis
 
 VIEW_TTL = 900  # seconds: long enough to work in a card, short enough to be useless later
+# (the default of the page_token_seconds setting, which the pages read)
 # The settings page's tokens: the page opened from the card (or /pipedrive/settings, /setup)
 # and the save form's single-use token. The form is long (stages, products, tax labels), so
 # this is more than the pages' VIEW_TTL; nothing the page issues outlives the token it was
@@ -69,14 +70,15 @@ class View:
     not_after: int = field(default=0, compare=False)
 
 
-def issue_view_token(view: View, ttl: int = VIEW_TTL) -> str:
-    """A page token for `view`, living `ttl` seconds but never beyond `view.not_after`."""
-    return _issue([_claims(view, PAGE, "", "")], ttl)[0]
+def issue_view_token(view: View, ttl: int | None = None) -> str:
+    """A page token for `view`, living `ttl` seconds (default: the page_token_seconds setting)
+    but never beyond `view.not_after`."""
+    return _issue([_claims(view, PAGE, "", "")], ttl or get_settings().page_token_seconds)[0]
 
 
 def page_ttl(object_type: str) -> int:
     """How long a fresh page token for this kind of page lives (settings: as long as its form)."""
-    return FORM_TTL if object_type == "settings" else VIEW_TTL
+    return FORM_TTL if object_type == "settings" else get_settings().page_token_seconds
 
 
 def read_view_token(token: str | None, object_type: str, object_id: str | None = None) -> View:

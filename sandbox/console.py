@@ -4,18 +4,23 @@ account for. A stage move here is one in the fake CRM (which fires its signed we
 are fetched as `hubspot.fetch` does (v3-signed) or loaded as a Pipedrive panel is (JWT in the
 URL); a payment goes into the fake Xero's books and out as a signed Xero webhook. Paydeck
 itself is not touched from here.
+
+A playground, not a replay: deals, their products, quantities and discounts, products and
+companies are created and edited here through the fakes' own seeding helpers, which act as a
+CRM user, so the fakes fire the webhooks the real CRMs would (sandbox/console_records.py);
+the mock Xero is sandbox/console_xero.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import requests
-from flask import Flask, abort, jsonify, redirect, render_template, request, url_for
+from flask import Flask, abort, jsonify, redirect, render_template, request, send_file, url_for
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from sandbox.demo import ADMIN_EMAIL, Sandbox
@@ -24,6 +29,8 @@ from sandbox.demo import ADMIN_EMAIL, Sandbox
 # deal changes (status, number, review items); for Pipedrive, the custom fields Paydeck writes.
 CARD_STATE = ("status", "invoice_number", "open_review_items", "error")
 PIPEDRIVE_STATE = ("Xero invoice status", "Xero invoice number", "Paydeck sync error")
+# Paydeck's own icon: the console's pages are the sandbox's face of Paydeck.
+FAVICON = Path(__file__).resolve().parents[1] / "app" / "static" / "favicon.svg"
 
 
 @dataclass
@@ -36,6 +43,9 @@ class Console:
 
 
 def create_console(console: Console) -> Flask:
+    from sandbox.console_records import register_records
+    from sandbox.console_xero import register_xero
+
     app = Flask(__name__, template_folder=str(Path(__file__).parent / "templates" / "console"))
     sandbox = console.sandbox
     paydeck = sandbox.paydeck_url
@@ -45,15 +55,28 @@ def create_console(console: Console) -> Flask:
 
     @app.before_request
     def _until_ready() -> Response | None:
-        if not console.ready and request.endpoint not in ("index", "ready", "static"):
+        if not console.ready and request.endpoint not in ("index", "ready", "favicon"):
             return redirect(url_for("index"))
         return None
+
+    @app.errorhandler(HTTPException)
+    def _error_page(error: HTTPException) -> tuple[str, int]:
+        """Every refusal is a page of the console, never Werkzeug's bare one."""
+        code = error.code or 500
+        return render_template("error.html", code=code, name=error.name,
+                               detail=error.description if code < 500 else ""), code
+
+    @app.get("/favicon.ico")
+    @app.get("/favicon.svg")
+    def favicon() -> Response:
+        return send_file(FAVICON, mimetype="image/svg+xml", max_age=86400)
 
     @app.get("/")
     def index() -> str:
         if not console.ready:
             return render_template("starting.html")
-        return render_template("index.html", **_deal_rows(sandbox))
+        return render_template("index.html", **_deal_rows(sandbox), **_pickers(sandbox),
+                               message=request.args.get("m", ""), error=request.args.get("e", ""))
 
     @app.get("/ready")
     def ready() -> Response:
@@ -62,23 +85,27 @@ def create_console(console: Console) -> Flask:
     # --- HubSpot -----------------------------------------------------------------------
 
     def hubspot_pipeline(deal_id: str) -> Any:
-        props = _or_404(hubspot.crm.object_properties, "deals", deal_id)
+        props = or_404(hubspot.crm.object_properties, "deals", deal_id)
         return props, next(p for p in hubspot.crm.pipelines if p.id == props.get("pipeline"))
 
     @app.get("/hubspot/deals/<deal_id>")
     def hubspot_deal(deal_id: str) -> str:
         props, pipeline = hubspot_pipeline(deal_id)
         card = _hubspot_card(sandbox, "deals", deal_id)
+        crm = hubspot.crm
+        lines = [{"id": i, **crm.object_properties("line_items", i)}
+                 for i in crm.associated_ids("deals", deal_id, "line_items")]
         return render_template("hubspot_deal.html", deal_id=deal_id, props=props, card=card,
                                state=_pick(card, CARD_STATE), stages=pipeline.stages,
-                               demo=sandbox.deal("hubspot", deal_id),
-                               message=request.args.get("m", ""))
+                               demo=sandbox.deal("hubspot", deal_id), lines=lines,
+                               products=_pickers(sandbox)["hubspot_products"],
+                               message=request.args.get("m", ""), error=request.args.get("e", ""))
 
     @app.post("/hubspot/deals/<deal_id>/stage")
     def hubspot_move(deal_id: str) -> Response:
         stage = request.form.get("stage", "")
         if hubspot_pipeline(deal_id)[1].stage(stage) is None:
-            abort(400, "choose a stage of the deal's pipeline")
+            abort(400, "Choose a stage of the deal's pipeline.")
         hubspot.crm.set_deal_properties(deal_id, dealstage=stage)  # fires the webhook
         return redirect(url_for("hubspot_deal", deal_id=deal_id, m=f"Deal moved to {stage}."))
 
@@ -88,10 +115,12 @@ def create_console(console: Console) -> Flask:
 
     @app.get("/hubspot/companies/<company_id>")
     def hubspot_company(company_id: str) -> str:
-        props = _or_404(hubspot.crm.object_properties, "companies", company_id)
+        props = or_404(hubspot.crm.object_properties, "companies", company_id)
         card = _hubspot_card(sandbox, "companies", company_id)
         return render_template("company.html", crm="hubspot", name=props.get("name"),
-                               props=props, frame_url=card.get("open_url"), error=card.get("error"))
+                               company_id=company_id, props=props, frame_url=card.get("open_url"),
+                               card_error=card.get("error"), message=request.args.get("m", ""),
+                               error=request.args.get("e", ""))
 
     # --- Pipedrive ---------------------------------------------------------------------
 
@@ -99,7 +128,9 @@ def create_console(console: Console) -> Flask:
     def pipedrive_deal(deal_id: int) -> str:
         from app.views.cards import PIPEDRIVE_REVIEW_MODAL
 
-        deal = _or_404(pipedrive.api.deal, deal_id)
+        deal = or_404(pipedrive.api.deal, deal_id)
+        if deal.is_deleted:
+            abort(404)
         stages = sorted((s for s in pipedrive.api.company().stages.values()
                          if s.pipeline_id == deal.pipeline_id), key=lambda s: s.order_nr)
         fields = _pipedrive_fields(sandbox, deal.custom_fields)
@@ -111,29 +142,41 @@ def create_console(console: Console) -> Flask:
             "pipedrive_deal.html", deal=deal, stages=stages, modals=modals, fields=fields,
             frame_url=pipedrive.panel_url(f"{paydeck}/pipedrive/panel/deal", "deal", deal_id),
             state=_pick(fields, PIPEDRIVE_STATE), demo=sandbox.deal("pipedrive", str(deal_id)),
-            message=request.args.get("m", ""))
+            products=_pickers(sandbox)["pipedrive_products"],
+            message=request.args.get("m", ""), error=request.args.get("e", ""))
 
     @app.post("/pipedrive/deals/<int:deal_id>/stage")
     def pipedrive_move(deal_id: int) -> Response:
-        _or_404(pipedrive.api.deal, deal_id)
+        or_404(pipedrive.api.deal, deal_id)
         stage = request.form.get("stage", "")
-        if not stage.isdigit():
-            abort(400, "choose a stage")
+        if not stage.isdigit() or int(stage) not in pipedrive.api.company().stages:
+            abort(400, "Choose a stage of the deal's pipeline.")
         pipedrive.api.move_deal(deal_id, int(stage))  # fires the webhook
         return redirect(url_for("pipedrive_deal", deal_id=deal_id, m="Deal moved."))
 
     @app.get("/pipedrive/deals/<int:deal_id>/card.json")
     def pipedrive_card_json(deal_id: int) -> Response:
-        custom = _or_404(pipedrive.api.deal, deal_id).custom_fields
+        custom = or_404(pipedrive.api.deal, deal_id).custom_fields
         return jsonify(_pick(_pipedrive_fields(sandbox, custom), PIPEDRIVE_STATE))
 
     @app.get("/pipedrive/organizations/<int:org_id>")
     def pipedrive_organization(org_id: int) -> str:
-        org = _or_404(pipedrive.api.company().orgs.__getitem__, org_id)
+        org = or_404(pipedrive.api.org, org_id)
         frame = pipedrive.panel_url(f"{paydeck}/pipedrive/panel/organization", "organization",
                                     org_id)
         return render_template("company.html", crm="pipedrive", name=org.name, props={},
-                               frame_url=frame, error=None)
+                               company_id=org_id, frame_url=frame, card_error=None,
+                               message=request.args.get("m", ""), error=request.args.get("e", ""))
+
+    @app.post("/pipedrive/signed-token")
+    def pipedrive_signed_token() -> Response:
+        """What Pipedrive answers the SDK's GET_SIGNED_TOKEN with: a fresh JWT signed with the
+        app's client secret (FakePipedrive.signed_token). Pipedrive's servers sign it, so the
+        host page asks here; the secret never reaches a browser. A JSON body is required, so
+        another site's page cannot send this without a CORS preflight the console refuses."""
+        if not request.is_json:
+            abort(415, "Send a JSON body.")
+        return jsonify({"token": pipedrive.signed_token()})
 
     # --- admin pages: settings and the review queue ----------------------------------------
 
@@ -148,49 +191,16 @@ def create_console(console: Console) -> Flask:
             first = next(d.deal_id for d in sandbox.deals if d.crm == "hubspot")
             card = _hubspot_card(sandbox, "deals", first, user_email=ADMIN_EMAIL)
             frame, error = card.get(f"{page}_url"), card.get("error")
-        return render_template("admin.html", crm=crm, page=page, frame_url=frame, error=error)
+        return render_template("admin.html", crm=crm, page=page, frame_url=frame, frame_error=error)
 
-    # --- Xero ------------------------------------------------------------------------------
-
-    @app.get("/xero")
-    def xero() -> str:
-        names = {t.tenant_id: t.name for t in sandbox.xero.tenants}
-        books = []
-        for crm, tenant in sandbox.tenants.items():
-            ledger = sandbox.xero.accounting(tenant)
-            books.append({"crm": crm, "tenant": tenant, "name": names[tenant],
-                          "invoices": sorted(ledger.invoices, key=lambda i: i.invoice_number,
-                                             reverse=True),
-                          "contacts": {c.contact_id: c.name for c in ledger.contacts}})
-        return render_template("xero.html", books=books, message=request.args.get("m", ""),
-                               error=request.args.get("e", ""))
-
-    @app.post("/xero/<tenant>/invoices/<invoice_id>/<any(pay, void):verb>")
-    def xero_change(tenant: str, invoice_id: str, verb: str) -> Response:
-        if tenant not in sandbox.tenants.values():
-            abort(404)
-        ledger = sandbox.xero.accounting(tenant)
-        try:
-            invoice = ledger.invoice(invoice_id)
-            if verb == "pay":
-                ledger.pay(invoice_id, _amount(request.form.get("amount", "")))
-            else:
-                ledger.void(invoice_id)
-        except (KeyError, ValueError) as exc:
-            return redirect(url_for("xero", e=str(exc)))
-        # Xero tells subscribed apps within seconds: a signed webhook to Paydeck.
-        sent = sandbox.xero.webhooks.deliver(f"{paydeck}/webhooks/xero", sandbox.xero_webhook_key)
-        status = "not sent" if sent is None else f"HTTP {sent.status_code}"
-        done = "Payment recorded" if verb == "pay" else "Invoice voided"
-        return redirect(url_for("xero", m=f"{done} on {invoice.invoice_number}; "
-                                          f"webhook to Paydeck: {status}."))
-
+    register_records(app, sandbox)
+    register_xero(app, sandbox)
     return app
 
 
 # --- helpers --------------------------------------------------------------------------------------
 
-def _or_404(read: Callable[..., Any], *args: Any) -> Any:
+def or_404(read: Callable[..., Any], *args: Any) -> Any:
     try:
         return read(*args)
     except KeyError:
@@ -223,27 +233,47 @@ def _pipedrive_fields(sandbox: Sandbox, custom: dict[str, Any]) -> dict[str, Any
     return {names.get(key, key): value for key, value in custom.items() if value not in (None, "")}
 
 
+def _pickers(sandbox: Sandbox) -> dict[str, list[dict[str, Any]]]:
+    """Companies and products of each fake CRM, for the console's forms and lists."""
+    crm, pipedrive = sandbox.hubspot.crm, sandbox.pipedrive
+    with pipedrive.lock:
+        company = pipedrive.api.company()
+        orgs = [{"id": o.id, "name": o.name} for o in company.orgs.values()]
+        products = [{"id": p.id, "name": p.name, "code": p.code,
+                     "price": next((x.price for x in p.prices), None)}
+                    for p in company.products.values()]
+    return {
+        "hubspot_companies": [{"id": c["hs_object_id"], "name": c.get("name") or "(no name)"}
+                              for c in crm.objects("companies")],
+        "hubspot_products": [{"id": p["hs_object_id"], "name": p.get("name"), "code": p.get("hs_sku"),
+                              "price": p.get("price")} for p in crm.objects("products")],
+        "pipedrive_orgs": orgs,
+        "pipedrive_products": products,
+    }
+
+
 def _deal_rows(sandbox: Sandbox) -> dict[str, list[dict[str, Any]]]:
-    """The start page's rows of demo deals, per CRM: stage, amount and invoice status."""
-    crm, api = sandbox.hubspot.crm, sandbox.pipedrive.api
+    """The start page's rows: every deal of each fake CRM (the demo's and the newcomer's own),
+    with its stage, amount and invoice status."""
+    crm, pipedrive = sandbox.hubspot.crm, sandbox.pipedrive
     hubspot_stages = {s.id: s.label for p in crm.pipelines for s in p.stages}
     rows: dict[str, list[dict[str, Any]]] = {"hubspot": [], "pipedrive": []}
-    for demo in sandbox.deals:
-        if demo.crm == "hubspot":
-            props = crm.deal(demo.deal_id)
-            stage = hubspot_stages.get(props.get("dealstage") or "", "")
-            amount, status = props.get("amount"), props.get("paydeck_invoice_status")
-        else:
-            deal = api.deal(int(demo.deal_id))
-            stage, amount = api.company().stages[deal.stage_id].name, deal.value
+    for props in crm.objects("deals"):
+        deal_id = props["hs_object_id"] or ""
+        demo = sandbox.deal("hubspot", deal_id)
+        rows["hubspot"].append({
+            "id": deal_id, "title": props.get("dealname") or "(no name)",
+            "story": demo.story if demo else "", "amount": props.get("amount"),
+            "stage": hubspot_stages.get(props.get("dealstage") or "", ""),
+            "status": props.get("paydeck_invoice_status") or "Not invoiced"})
+    with pipedrive.lock:
+        company = pipedrive.api.company()
+        deals = [d for d in company.deals.values() if not d.is_deleted]
+        for deal in deals:
+            demo = sandbox.deal("pipedrive", str(deal.id))
             status = _pipedrive_fields(sandbox, deal.custom_fields).get("Xero invoice status")
-        rows[demo.crm].append({"demo": demo, "stage": stage, "amount": amount,
-                               "status": status or "Not invoiced"})
+            rows["pipedrive"].append({
+                "id": deal.id, "title": deal.title, "story": demo.story if demo else "",
+                "amount": f"{deal.value} {deal.currency}", "stage": company.stages[deal.stage_id].name,
+                "status": status or "Not invoiced"})
     return rows
-
-
-def _amount(text: str) -> Decimal:
-    try:
-        return Decimal(text.strip())
-    except InvalidOperation as exc:
-        raise ValueError(f"not an amount: {text!r}") from exc

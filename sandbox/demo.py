@@ -94,6 +94,9 @@ class Sandbox:
     """The three fakes on loopback ports, and the steps that make a working demo of them."""
 
     paydeck_url: str
+    # The console (sandbox/console.py): Xero's web app and its customers' online invoices,
+    # mocked there, are what Paydeck's "Open in Xero" and online invoice links lead to.
+    console_url: str = ""
     hubspot: FakeHubSpot = field(default_factory=lambda: FakeHubSpot(
         portal_id=24681357, user_email=ADMIN_EMAIL, hub_domain="demo-agency.hubspot.example"))
     pipedrive: FakePipedrive = field(default_factory=lambda: FakePipedrive(
@@ -110,6 +113,9 @@ class Sandbox:
             "hubspot": self.xero.add_tenant("Demo Agency (HubSpot books)", HUBSPOT_TENANT),
             "pipedrive": self.xero.add_tenant("Demo Agency (Pipedrive books)", PIPEDRIVE_TENANT),
         }
+        if self.console_url:
+            for tenant in self.tenants.values():
+                self.xero.accounting(tenant).online_invoice_base = f"{self.console_url}/xero/online"
 
     # --- the fakes' servers --------------------------------------------------------------
 
@@ -136,7 +142,12 @@ class Sandbox:
                               xero_webhook_key=self.xero_webhook_key),
             "hubspot_app_id": str(self.hubspot.app_id),
             "public_url": self.paydeck_url,
+            **self.link_settings(),
         }
+
+    def link_settings(self) -> dict[str, str]:
+        """Where Paydeck's "Open in Xero" links lead: the console's mock Xero."""
+        return {"xero_app_base": f"{self.console_url}/xero"} if self.console_url else {}
 
     # --- installing Paydeck as an admin would ------------------------------------------------
 

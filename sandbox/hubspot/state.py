@@ -166,6 +166,40 @@ class PortalCrm:
                 self.associate("deals", deal.id, "line_items", item.id, (19,))
             return deal.id
 
+    def add_line_item(self, deal_id: str, *, user_id: int | None = None,
+                      **properties: object) -> str:
+        """Add a line item to a deal in the deal's line item editor (from `hs_product_id`'s
+        product, as `add_deal` does); returns its id. The deal's amount follows its line items
+        (`sync_deal_amount`)."""
+        with self._lock:
+            props = self.deal(deal_id)
+            item = self._seed("line_items", self._line_item_values(dict(properties), props),
+                              user_id)
+            self.associate("deals", deal_id, "line_items", item.id, (19,))
+            self.sync_deal_amount(deal_id, user_id=user_id)
+            return item.id
+
+    def set_line_item(self, deal_id: str, line_item_id: str, *, user_id: int | None = None,
+                      **properties: object) -> None:
+        """Edit one of the deal's line items (quantity, price, `discount` per unit or
+        `hs_discount_percentage`); the deal's amount follows."""
+        with self._lock:
+            if line_item_id not in self.associated_ids("deals", deal_id, "line_items"):
+                raise KeyError(f"line item {line_item_id} is not on deal {deal_id}")
+            self.set_properties("line_items", line_item_id, properties, user_id=user_id)
+            self.sync_deal_amount(deal_id, user_id=user_id)
+
+    def sync_deal_amount(self, deal_id: str, *, user_id: int | None = None) -> None:
+        """Set the deal's amount to its line items' net total, as HubSpot does for a deal
+        whose amount comes from its line items ("Deal amount" = sum of the line items' Net
+        price when line items are added: knowledge.hubspot.com, "Associate line items with
+        deals"; unverified whether a portal setting can turn this off)."""
+        with self._lock:
+            items = [self.object_properties("line_items", i)
+                     for i in self.associated_ids("deals", deal_id, "line_items")]
+            total = sum((Decimal(i["amount"]) for i in items if i.get("amount")), Decimal(0))
+            self.set_deal_properties(deal_id, amount=plain(total), user_id=user_id)
+
     def add_property(self, object_type_name: str, name: str, label: str | None = None, *,
                      type: str = "string", field_type: str = "text",
                      group_name: str | None = None, options: Sequence[tuple[str, str]] = ()

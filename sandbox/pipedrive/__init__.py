@@ -141,14 +141,24 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         signed HS256 with the extension's secret - the client secret unless set) and the
         viewing user's (default: the installing user's), company's and record's ids
         (custom-ui-extensions)."""
-        now = int(self.now())
         user_id = self.user_id if user_id is None else user_id
-        claims = {"userId": user_id, "companyId": self.company_id, "iat": now, "exp": now + ttl}
-        token = jwt.encode(claims, jwt_secret or self.client_secret, algorithm="HS256")
+        token = self.signed_token(jwt_secret=jwt_secret, ttl=ttl, user_id=user_id)
         return f"{url}?" + urlencode({
             "token": token, "id": str(selected_id), "selectedIds": str(selected_id),
             "userId": str(user_id), "companyId": str(self.company_id),
             "resource": resource, "view": "details"})
+
+    def signed_token(self, *, jwt_secret: str | None = None, ttl: int = 300,
+                     user_id: int | None = None) -> str:
+        """The JWT Pipedrive signs for an extension: on its iframe URL, and fresh for the SDK's
+        GET_SIGNED_TOKEN command, which answers ``{token}`` with a 5-minute JWT (platform-facts
+        "Custom UI extensions"; the SDK README, "Get signed token"). HS256 with the extension's
+        JWT secret, the client secret unless one is set (custom-ui-extensions); claims: the
+        viewing user and company."""
+        now = int(self.now())
+        claims = {"userId": self.user_id if user_id is None else user_id,
+                  "companyId": self.company_id, "iat": now, "exp": now + ttl}
+        return jwt.encode(claims, jwt_secret or self.client_secret, algorithm="HS256")
 
     def make_consent(self) -> PipedriveInstall:
         return PipedriveInstall(**{f.name: getattr(self, f.name) for f in fields(PipedriveInstall)})

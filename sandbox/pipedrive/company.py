@@ -245,6 +245,47 @@ class CompanyData:
         deal.products.append(attached)
         return attached
 
+    def add_deal_product(self, deal_id: int, *, user_id: int | None = None,
+                         **line: Any) -> int:
+        """Add a product line to a deal in the deal's Products tab (the fields of `add_deal`'s
+        `products`); returns the line's id. The deal's value follows its products."""
+        deal = self.live_deal(deal_id)
+        attached = self._attach_product(deal, dict(line))
+        self._sync_value(deal, user_id)
+        return attached.id
+
+    def update_deal_product(self, deal_id: int, line_id: int, *, user_id: int | None = None,
+                            **changes: Any) -> None:
+        """Edit a deal's product line: quantity, item_price, discount, discount_type."""
+        deal = self.live_deal(deal_id)
+        line = next((p for p in deal.products if p.id == line_id), None)
+        if line is None:
+            raise KeyError(f"deal {deal_id} has no product line {line_id}")
+        unknown = set(changes) - {"quantity", "item_price", "discount", "discount_type"}
+        if unknown:
+            raise TypeError(f"unknown deal product fields: {sorted(unknown)}")
+        if changes.get("discount_type", line.discount_type) not in ("percentage", "amount"):
+            raise ValueError("discount_type must be percentage or amount")
+        for key, value in changes.items():
+            setattr(line, key, value if key == "discount_type" else to_decimal(value, key))
+        line.update_time = self._clock.now()
+        self._sync_value(deal, user_id)
+
+    def _sync_value(self, deal: Deal, user_id: int | None) -> None:
+        """A deal with products is worth their sum, as in Pipedrive (see `add_deal`): a change
+        of value fires change.deal like any edit in the UI."""
+        total = sum((p.sum for p in deal.products), Decimal(0))
+        self.change_deal(deal, {"value": total}, user_id, "app")
+
+    def rename_org(self, org_id: int, name: str, *, user_id: int | None = None) -> None:
+        """Rename an organization in the UI (fires change.organization, change_source "app")."""
+        org = self.orgs.get(org_id)
+        if org is None:
+            raise KeyError(f"unknown organization {org_id}")
+        before = self.render_org(org)
+        org.name = parse.expect_name(name, "name")
+        self._announce("organization", org, before, user_id, "app")
+
     def update_deal(self, deal_id: int, *, user_id: int | None = None,
                     change_source: ChangeSource = "app", **changes: Any) -> dict[str, Any]:
         """Change a deal as a user would (validated like PATCH); fires change.deal and

@@ -18,7 +18,7 @@ from sandbox.xero.regions import (ACCOUNT_CLASS_OF_TYPE, WINDOWS_TO_IANA, Accoun
                                   TaxComponent, TaxRate, zone_of)
 from sandbox.xero.state import (CONTACT_TEXT_FIELDS, CURRENCY_NAMES, EMAIL, EMAILABLE_STATUSES,
                                 Allocation, AllocationKind, Contact, EmailRecord, Invoice, Ledger,
-                                Payment, Saved, SaveResult, Snapshot)
+                                Overpayment, Payment, Saved, SaveResult, Snapshot)
 from sandbox.xero.wire import UNIT_4DP, money, to_decimal
 
 Amount = Decimal | int | str
@@ -44,6 +44,7 @@ class TenantBooks(Ledger):
     contacts = Snapshot[Contact]("contact_by_id")
     invoices = Snapshot[Invoice]("invoice_by_id")
     emailed = Snapshot[EmailRecord]("emails")
+    overpayments = Snapshot[Overpayment]("overpayment_by_id")
 
     # ----- saving batches (the API's PUT/POST): create (no id) or update each element -----
 
@@ -274,6 +275,57 @@ class TenantBooks(Ledger):
             self._paid_down(replace(invoice, amount_paid=invoice.amount_paid + value,
                                     payments=(*invoice.payments, payment), updated_ms=stamp), day)
             return payment
+
+    def receive(self, invoice_id: str, amount: Amount, paid_on: date | None = None, *,
+                reference: str | None = None) -> tuple[Payment, Overpayment | None]:
+        """Money received against an invoice, as the bookkeeper reconciles a bank line: up to
+        what is due it is a Payment on the invoice; beyond that, the excess is an Overpayment
+        (a credit on the contact), never a bigger Payment. Xero refuses a Payment above the
+        amount outstanding ("Payment amount exceeds the amount outstanding on this document",
+        its validation message as API users quote it); its UI records an overpaid invoice by
+        matching the bank line to the invoice and adding a Receive Money "Overpayment" for the
+        rest (help.xero.com/au/BankAccounts_Overpayment_Rec), and the Overpayments docs say
+        overpayments are created as bank transactions, then allocated to invoices or refunded
+        (developer.xero.com/documentation/api/overpayments).
+
+        What the docs leave unclear, and this fake chooses: the overpayment's Date and
+        Reference are the payment's (unverified); it is in the invoice's currency; it stays
+        unallocated (Xero only prompts to allocate it when the next invoice for that contact
+        is approved - allocate it with `apply_overpayment`)."""
+        value = money(to_decimal(amount))
+        with self.lock:
+            invoice = self.invoice(invoice_id)
+            if invoice.status != "AUTHORISED":
+                raise ValueError(f"payments need an AUTHORISED invoice, not {invoice.status}")
+            if value <= 0:
+                raise ValueError(f"a payment must be more than 0, not {value}")
+            due = invoice.amount_due
+            day = paid_on or self.today()
+            payment = self.pay(invoice_id, min(value, due), day, reference=reference)
+            if value <= due:
+                return payment, None
+            over = Overpayment(str(uuid.uuid4()), invoice.contact_id, day, invoice.currency_code,
+                               value - due, reference, value - due, invoice_id, self.stamp())
+            self.overpayment_by_id[over.overpayment_id] = over
+            return payment, over
+
+    def apply_overpayment(self, overpayment_id: str, invoice_id: str, amount: Amount) -> Invoice:
+        """Allocate part of an overpayment's remaining credit to an AUTHORISED invoice of the
+        same contact (PUT /Overpayments/{id}/Allocations): the invoice lists it under
+        Overpayments and counts it in AmountCredited; RemainingCredit goes down."""
+        value = money(to_decimal(amount))
+        with self.lock:
+            over = self.overpayment_by_id.get(overpayment_id)
+            if over is None:
+                raise ValueError(f"no overpayment {overpayment_id}")
+            if self.invoice(invoice_id).contact_id != over.contact_id:
+                raise ValueError("an overpayment is allocated to its own contact's invoices only")
+            if value > over.remaining_credit:
+                raise ValueError(f"only {over.remaining_credit} of the overpayment is left")
+            invoice = self.allocate_overpayment(invoice_id, value)
+            self.overpayment_by_id[overpayment_id] = replace(
+                over, remaining_credit=over.remaining_credit - value, updated_ms=self.stamp())
+            return invoice
 
     def delete_payment(self, invoice_id: str, payment_id: str) -> Invoice:
         """Remove a payment (a mistaken reconciliation): a PAID invoice goes back to AUTHORISED."""

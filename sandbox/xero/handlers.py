@@ -239,7 +239,7 @@ def _online_invoice(request: Request, books: TenantBooks, record_id: str) -> Res
         # platform-facts: the online invoice link is not available for drafts.
         message = f"The online invoice is not available for an invoice with status {invoice.status}."
         return refused_invoice(invoice.invoice_id, message)
-    url = f"https://in.xero.com/{invoice.online_token}"
+    url = f"{books.online_invoice_base}/{invoice.online_token}"
     return json_body({"OnlineInvoices": [{"OnlineInvoiceUrl": url}]})
 
 

@@ -149,6 +149,32 @@ class Invoice:
 
 
 @dataclass(frozen=True)
+class Overpayment:
+    """Money a customer paid beyond what an invoice asked (Type RECEIVE-OVERPAYMENT): a credit
+    on the contact, not on the invoice (developer.xero.com/documentation/api/overpayments:
+    Type, Contact, Date, Status AUTHORISED|PAID|VOIDED, Total, RemainingCredit, Allocations).
+    Created in Xero's UI by reconciling a bank line to the invoice plus a Receive Money
+    "Overpayment" for the excess (help.xero.com/au/BankAccounts_Overpayment_Rec)."""
+
+    overpayment_id: str
+    contact_id: str
+    date: Day
+    currency_code: str
+    total: Decimal
+    reference: str | None
+    remaining_credit: Decimal
+    invoice_id: str  # the invoice whose bank line it came with (the console's bookkeeping)
+    updated_ms: int
+    type: str = "RECEIVE-OVERPAYMENT"
+
+    @property
+    def status(self) -> str:
+        # Overpayment Status Codes: AUTHORISED while credit remains, PAID once all of it is
+        # allocated or refunded.
+        return "AUTHORISED" if self.remaining_credit > 0 else "PAID"
+
+
+@dataclass(frozen=True)
 class EmailRecord:
     """One successful ``POST /Invoices/{id}/Email``."""
 
@@ -190,6 +216,10 @@ class Ledger:
     """The records of one tenant, seeded for its `region` (sandbox/xero/regions.py); callers
     hold `lock` (an RLock) around every change. `timezone`: see `Tenant`."""
 
+    # Where GET /Invoices/{id}/OnlineInvoice links point: Xero's customer-facing invoice site
+    # in production; the sandbox points it at its console's mock of that page.
+    online_invoice_base = "https://in.xero.com"
+
     def __init__(self, tenant_id: str, name: str, lock: AbstractContextManager[Any], clock: Clock,
                  *, region: str = "AU", timezone: str | None = None) -> None:
         self.tenant_id = tenant_id
@@ -215,6 +245,7 @@ class Ledger:
         self.invoice_by_id: dict[str, Invoice] = {}
         self.next_number = 1
         self.emails: list[EmailRecord] = []
+        self.overpayment_by_id: dict[str, Overpayment] = {}
 
     def stamp(self) -> int:
         """Now in ms, strictly increasing per tenant so UpdatedDateUTC orders changes."""

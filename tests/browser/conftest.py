@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,12 +63,20 @@ class RunningSandbox:
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
     """`paydeck run` exactly as `make run` calls it on a machine with nothing configured."""
-    workdir = tmp_path_factory.mktemp("sandbox-run")
+    with run_sandbox(tmp_path_factory.mktemp("sandbox-run")) as running:
+        yield running
+
+
+@contextmanager
+def run_sandbox(workdir: Path, extra_env: dict[str, str] | None = None
+                ) -> Iterator[RunningSandbox]:
+    """`paydeck run` in `workdir` with nothing configured but `extra_env` (settings)."""
     port = _free_port_pair()
     env = {k: v for k, v in os.environ.items()
            if not re.match(r"(DATABASE_URL|REDIS_URL|SECRET_KEY|ENCRYPTION_KEYS|"
                            r"(HUBSPOT|PIPEDRIVE|XERO)_.*)$", k)}
     env["INSTANCE_PATH"] = str(workdir / "instance")
+    env.update(extra_env or {})
     log = workdir / "run.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([str(Path(sys.executable).parent / "paydeck"), "run", "--port",
