@@ -17,7 +17,7 @@ import requests
 from crm_adapters.base import (CrmError, CrmRetryLater, PagingLoop, classify_status, follow_pages,
                                load_json, tax_number_field)
 from crm_adapters.limits import CrmLimiter
-from domain.crm import (AccountIdentity, CompanyRecord, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
+from domain.crm import (AccountIdentity, CompanyEvent, CompanyRecord, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
                         WebhookRejected, WebhookRequest)
 from domain.dates import to_date, to_moment
 from domain.deals import Address, Deal, LineItem, Organisation, Person
@@ -90,24 +90,35 @@ def verify_webhook(req: WebhookRequest, client_secret: str, now_ms: int | None =
         raise WebhookRejected(401, "bad signature")
 
 
+COMPANY_EVENTS = ("company.creation", "company.propertyChange")
+
+
 def parse_webhook(req: WebhookRequest, app_id: str) -> ParsedWebhook:
-    """A JSON array of up to 100 events; Paydeck acts on deal stage changes only."""
+    """A JSON array of up to 100 events; Paydeck acts on deal stage changes, and (two-way
+    contact sync) on company creations and property changes. An event whose changeSource is
+    INTEGRATION with our app's id as sourceId is Paydeck's own write."""
     payload = load_json(req.body)
     if not isinstance(payload, list) or not all(isinstance(e, dict) for e in payload):
         raise WebhookRejected(400, "body is not an array of events")
-    events, ignored = [], 0
+    events, companies, ignored = [], [], 0
     for e in payload:
+        own = (e.get("changeSource") == "INTEGRATION" and bool(app_id)
+               and str(e.get("sourceId", "")) == str(app_id))
+        if (e.get("subscriptionType") in COMPANY_EVENTS
+                and all(e.get(k) not in (None, "") for k in ("objectId", "portalId", "eventId"))):
+            companies.append(CompanyEvent(account_id=str(e["portalId"]),
+                                          company_id=str(e["objectId"]),
+                                          event_key=str(e["eventId"]), own_change=own))
+            continue
         if (e.get("subscriptionType") != "deal.propertyChange" or e.get("propertyName") != "dealstage"
                 or not all(e.get(k) not in (None, "") for k in ("objectId", "portalId", "eventId",
                                                                    "propertyValue"))):
             ignored += 1
             continue
-        own = (e.get("changeSource") == "INTEGRATION" and bool(app_id)
-               and str(e.get("sourceId", "")) == str(app_id))
         events.append(StageEvent(account_id=str(e["portalId"]), deal_id=str(e["objectId"]),
                                  stage_id=str(e["propertyValue"]), event_key=str(e["eventId"]),
                                  own_change=own))
-    return ParsedWebhook(events, ignored)
+    return ParsedWebhook(events, ignored, companies)
 
 
 # --- deals in, invoice fields out (hubspot-api-client; urllib3 underneath) ----------------------

@@ -19,7 +19,7 @@ from requests_oauthlib import OAuth2Session
 from crm_adapters.base import (CrmError, CrmRetryLater, classify_status, follow_pages, load_json,
                                tax_number_field)
 from crm_adapters.limits import CrmLimiter
-from domain.crm import (AccountIdentity, CompanyRecord, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
+from domain.crm import (AccountIdentity, CompanyEvent, CompanyRecord, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
                         WebhookRejected, WebhookRequest)
 from domain.dates import to_date, to_moment
 from domain.deals import Address, Deal, LineItem, Organisation, Person
@@ -112,6 +112,8 @@ def parse_webhook(req: WebhookRequest) -> ParsedWebhook:
         raise WebhookRejected(400, "body has no meta object")
     data = payload.get("data") or {}
     previous = payload.get("previous") or {}
+    if meta.get("entity") == "organization":
+        return _organization_event(meta, data)
     changed_stage = meta.get("action") == "change" and isinstance(previous, dict) and "stage_id" in previous
     created = meta.get("action") == "create"
     if (meta.get("entity") != "deal" or not (changed_stage or created)
@@ -123,6 +125,21 @@ def parse_webhook(req: WebhookRequest) -> ParsedWebhook:
     return ParsedWebhook([StageEvent(account_id=str(meta.get("company_id", "")),
                                      deal_id=str(meta["entity_id"]), stage_id=str(data["stage_id"]),
                                      event_key=key)], 0)
+
+
+def _organization_event(meta: dict[str, Any], data: dict[str, Any]) -> ParsedWebhook:
+    """An organization created or changed (two-way contact sync). meta.change_source is "app"
+    (the web app) or "api" (developers.pipedrive.com changelog "New field for webhooks");
+    `data.update_time` is the organization's version after the change."""
+    if meta.get("action") not in ("create", "change") or not meta.get("entity_id"):
+        return ParsedWebhook([], 1)
+    key = str(meta.get("id") or meta.get("correlation_id") or "")
+    if not key:
+        raise WebhookRejected(400, "event has no id")
+    return ParsedWebhook([], 0, [CompanyEvent(
+        account_id=str(meta.get("company_id", "")), company_id=str(meta["entity_id"]),
+        event_key=key, via_api=meta.get("change_source") == "api",
+        version=to_moment(data.get("update_time")))])
 
 
 # --- deals in, invoice fields out (API v2 through a requests-oauthlib session) -------------------
@@ -140,6 +157,9 @@ FIELDS: dict[str, tuple[str, str]] = {  # InvoiceFields attribute -> (field name
 }
 # Token costs (platform-facts): PATCH a deal 5, GET deal products 10, other GETs 1.
 BATCH = 100
+# The app webhooks Paydeck registers at install: (event_object, event_action).
+WEBHOOKS = (("deal", "change"), ("deal", "create"), ("organization", "change"),
+            ("organization", "create"))
 # "All v2 API list endpoints" page by cursor: `cursor` and `limit` ("If not provided, 100
 # items will be returned", "The maximum limit value is 500"); the response's
 # `additional_data.next_cursor` marks the next page, null on the last
@@ -305,20 +325,24 @@ class PipedriveCrm:
         return codes
 
     def register_webhooks(self, installation: Any, url: str) -> None:
-        """App webhooks for deal changes and creations, each with the installation's current
+        """App webhooks for deal changes and creations, and organization changes and
+        creations (two-way contact sync; list-of-webhooks-v2: "organization | ...an
+        organization is added, deleted, has changed"), each with the installation's current
         Basic credentials. Pipedrive removes app webhooks on uninstall, but a hook at our URL
         that carries other credentials (a reinstall rotated them, or an uninstall whose
         removal we cannot see) would be refused with 401 forever: it is replaced. New hooks
         are made before stale ones go, so no event falls between the two."""
         ours = [w for w in self._request(installation, "GET", "/api/v1/webhooks", 1) or []
                 if w.get("subscription_url") == url]
-        current = {w.get("event_action") for w in ours if _has_credentials(w, installation)}
-        for action in ("change", "create"):
-            if action not in current:
+        current = {(w.get("event_object"), w.get("event_action")) for w in ours
+                   if _has_credentials(w, installation)}
+        for event_object, action in WEBHOOKS:
+            if (event_object, action) not in current:
                 self._request(installation, "POST", "/api/v1/webhooks", 1, json={
-                    "subscription_url": url, "event_action": action, "event_object": "deal",
+                    "subscription_url": url, "event_action": action,
+                    "event_object": event_object,
                     # Required by v1 AddWebhookRequest (pipedrive/client-nodejs, 43929e5d).
-                    "name": f"Paydeck: deal {action}",
+                    "name": f"Paydeck: {event_object} {action}",
                     "version": "2.0", "http_auth_user": installation.webhook_user,
                     "http_auth_password": installation.webhook_password})
         for stale in (w for w in ours if not _has_credentials(w, installation)):

@@ -4,7 +4,7 @@ what Paydeck writes back onto a deal, a webhook as it arrived and the stage even
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -98,6 +98,23 @@ class StageEvent:
 
 
 @dataclass(frozen=True)
+class CompanyEvent:
+    """A CRM company (HubSpot company, Pipedrive organization) was created or changed: two-way
+    contact sync reads it again (the event itself is only a wake-up)."""
+
+    account_id: str
+    company_id: str
+    event_key: str
+    own_change: bool = False  # Paydeck's own write (HubSpot: INTEGRATION with our app id)
+    # Pipedrive: the change came through the API ("api", not the web app "app") and the
+    # record's update_time after it; an API change at the version Paydeck itself wrote is
+    # Paydeck's echo (the handler compares it with the link's stored version).
+    via_api: bool = False
+    version: datetime | None = None
+
+
+@dataclass(frozen=True)
 class ParsedWebhook:
     events: list[StageEvent]
     ignored: int  # events of kinds Paydeck does not act on (other properties, other objects)
+    companies: list[CompanyEvent] = field(default_factory=list)

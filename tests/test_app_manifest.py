@@ -18,7 +18,7 @@ from app.factory import create_app
 from app.settings import HUBSPOT_SCOPES, PIPEDRIVE_SCOPES, Settings
 from app.wiring import hubspot_config, pipedrive_config
 from domain.crm import WebhookRequest
-from crm_adapters.hubspot import parse_webhook
+from crm_adapters.hubspot import COMPANY_PROPERTIES, parse_webhook
 from crm_adapters.pipedrive import PipedriveCrm
 from tests.conftest import make_settings
 
@@ -168,10 +168,17 @@ def test_hubspot_webhook_subscription_is_the_one_paydeck_handles(webhooks: dict[
     assert config["settings"] == {"targetUrl": f"{ORIGIN}/webhooks/hubspot",
                                   "maxConcurrentRequests": 10}
     # Classic "deal.propertyChange" events, which the adapter acts on; a crmObjects
-    # "object.propertyChange" subscription would deliver events it ignores.
-    assert config["subscriptions"] == {"legacyCrmObjects": [
-        {"subscriptionType": "deal.propertyChange", "propertyName": "dealstage", "active": True}]}
-    sub = config["subscriptions"]["legacyCrmObjects"][0]
+    # "object.propertyChange" subscription would deliver events it ignores. Two-way contact
+    # sync: company creations and changes of the company properties it maps by default.
+    assert set(config["subscriptions"]) == {"legacyCrmObjects"}
+    subs = config["subscriptions"]["legacyCrmObjects"]
+    assert subs[0] == {"subscriptionType": "deal.propertyChange", "propertyName": "dealstage",
+                       "active": True}
+    assert {"subscriptionType": "company.creation", "active": True} in subs
+    watched = {s["propertyName"] for s in subs if s["subscriptionType"] == "company.propertyChange"}
+    assert watched == set(COMPANY_PROPERTIES) - {"domain", "website"}  # both Xero-read-only
+    assert all(s["active"] for s in subs)
+    sub = subs[0]
     event = {"subscriptionType": sub["subscriptionType"], "propertyName": sub["propertyName"],
              "objectId": 101, "portalId": 62515, "eventId": 7, "propertyValue": "closedwon",
              "changeSource": "CRM_UI", "occurredAt": 1, "attemptNumber": 0}
@@ -228,10 +235,9 @@ def test_pipedrive_webhooks_note_matches_what_paydeck_registers(pipedrive: dict[
     crm._request = fake_request  # type: ignore[method-assign]
     crm.register_webhooks(SimpleNamespace(webhook_user="u", webhook_password="p"), url)
     posted = [body for method, path, body in calls if method == "POST"]
-    assert [b["event_action"] for b in posted] == note["event_actions"]
+    assert [[b["event_object"], b["event_action"]] for b in posted] == note["events"]
     for body in posted:
         assert body["subscription_url"] == url
-        assert body["event_object"] == note["event_object"]
         assert body["version"] == note["version"]
 
 

@@ -3,8 +3,9 @@ the linked company gets the changed fields (HubSpot batch update, Pipedrive v2 o
 PATCH), audited with before and after; Paydeck's own write never bounces back; "ask"
 conflicts become review items; out-of-scope contacts and a switched-off sync write nothing.
 
-The fake Xero sends only INVOICE events (sandbox/xero/webhooks.py), so these tests sign and
-post the CONTACT events themselves, in the shape platform-facts "Webhooks" gives."""
+These tests sign and post the CONTACT events themselves, in the shape platform-facts
+"Webhooks" gives, to name exactly the contacts they mean; the fake's own CONTACT events are
+used in tests/test_contact_sync_crm_to_xero.py."""
 
 from __future__ import annotations
 
@@ -109,6 +110,9 @@ class Env:
             return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)
                                            .order_by(AuditEvent.id)))
 
+    def audit_direction(self, direction: str) -> list[AuditEvent]:
+        return [e for e in self.audit("contact_synced") if e.detail["direction"] == direction]
+
     def reviews(self) -> list[ReviewItem]:
         with self.app.app_context():
             return list(db.session.scalars(select(ReviewItem)))
@@ -179,13 +183,14 @@ def test_the_first_sync_fills_the_companys_empty_fields_in_one_batch_update(hub)
     assert [stored[k] for k in ("address", "city", "state", "zip", "country")] == [
         "Level 3, 1 Main St", "Sydney", "NSW", "2000", "Australia"]
     assert stored[TAX] == "51 824 753 556"
-    # Both sides had a phone, never synced: the CRM wins by default, and the CRM -> Xero
-    # direction is not built yet, so nothing is written either way.
+    # Both sides had a phone, never synced: the CRM wins by default, so the same pass sends
+    # the company's phone to Xero (POST /Contacts; tests/test_contact_sync_crm_to_xero.py).
     assert stored["phone"] == "+61 2 9999 0000"
-    assert hub.books.contact(contact.contact_id).phones[0]["PhoneNumber"] == "5550 1234"
+    assert hub.books.contact(contact.contact_id).phones[0]["PhoneNumber"] == "+61 2 9999 0000"
+    assert hub.xero.count_calls("POST", "/api.xro/2.0/Contacts") == 1
     assert hub.crm.count_crm_calls("POST", "/crm/v3/objects/companies/batch/update") == 1
     assert hub.crm.count_crm_calls("PATCH", f"/crm/v3/objects/companies/{company_id}") == 0
-    (event,) = hub.audit("contact_synced")
+    (event,) = hub.audit_direction("xero_to_crm")
     assert event.outcome == "ok" and event.xero_ids == {"contact_id": contact.contact_id}
     assert event.detail["direction"] == "xero_to_crm" and event.detail["company"] == company_id
     assert event.detail["fields"]["tax_number"] == {
@@ -194,8 +199,13 @@ def test_the_first_sync_fills_the_companys_empty_fields_in_one_batch_update(hub)
         "lines": "Level 3, 1 Main St", "city": "Sydney", "region": "NSW", "postal_code": "2000",
         "country": "Australia"}
     assert set(event.detail["fields"]) == {"tax_number", "street_address"}
+    (to_xero,) = hub.audit_direction("crm_to_xero")
+    assert to_xero.detail["fields"] == {"phone": {"before": "+61 2 5550 1234",
+                                                  "after": "+61 2 9999 0000",
+                                                  "why": "both_changed_crm_wins"}}
     link = hub.the_link()
-    assert link.last_origin == "xero" and link.crm_written_version is not None
+    assert link.last_origin == "both" and link.crm_written_version is not None
+    assert link.xero_written_version is not None
     assert link.xero_version is not None and link.synced_at is not None
 
 

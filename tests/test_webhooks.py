@@ -83,7 +83,7 @@ def test_a_signed_batch_records_and_enqueues_stage_changes_with_rules(hub):
 
     assert response.status_code == 200
     assert response.get_json() == {"enqueued": 2, "duplicates": 0, "no_rule": 1, "ignored": 1,
-                                   "own_change": 0, "unknown_account": 0}
+                                   "own_change": 0, "unknown_account": 0, "contact_changes": 0}
     with flask_app.app_context():
         requests = {r.deal_id: r.action for r in db.session.scalars(db.select(DealSyncRequest))}
     assert requests == {"1": StageAction.AUTHORISE, "2": StageAction.DRAFT}

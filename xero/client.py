@@ -25,6 +25,7 @@ from xero_python.accounting.models import (
     LineAmountTypes,
     LineItem,
     Phone,
+    Address,
 )
 from xero_python.api_client import Configuration
 from xero_python.api_client.oauth2 import OAuth2Token
@@ -124,6 +125,35 @@ class ContactRecord:
     is_customer: bool = False
     is_supplier: bool = False
     merged_to: str = ""  # MergedToContactID: this contact was merged into that one
+    # Phones and Addresses as Xero holds them (SDK attribute names), so that an update can
+    # send the slots it does not change exactly as they were.
+    raw_phones: tuple[Mapping[str, str], ...] = ()
+    raw_addresses: tuple[Mapping[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ContactPatch:
+    """Changed fields of an existing contact (POST /Contacts with its ContactID). None: not
+    sent. `phones` / `addresses`: the whole list to send, by PhoneType / AddressType, in SDK
+    attribute names (phone_number, address_line1, city...)."""
+
+    contact_id: str
+    name: str | None = None
+    email: str | None = None
+    tax_number: str | None = None
+    account_number: str | None = None
+    currency: str | None = None
+    phones: tuple[Mapping[str, str], ...] | None = None
+    addresses: tuple[Mapping[str, str], ...] | None = None
+
+
+@dataclass(frozen=True)
+class ContactSaved:
+    """One contact's answer to an update: its new version, or Xero's messages."""
+
+    contact_id: str
+    updated_at: datetime | None
+    errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -314,6 +344,23 @@ class XeroClient:
                        [_contact_result(c) for c in result.contacts or []],
                        lambda r: name_key(r.name), "contact")
 
+    def update_contacts(self, patches: Sequence[ContactPatch]) -> list[ContactSaved | BatchMismatch]:
+        """POST /Contacts (update by ContactID), summarizeErrors=false, up to BATCH_SIZE a call
+        (Xero recommends about 50 elements per call: platform-facts "Batches"); one answer
+        per patch in the order sent, matched by ContactID."""
+        if len(patches) > BATCH_SIZE:
+            raise ValueError(f"at most {BATCH_SIZE} contacts a call, not {len(patches)}")
+        body = Contacts(contacts=[_patch_model(p) for p in patches])
+        key = _batch_key("contact-updates", self.tenant_id,
+                         [repr(p) for p in patches])
+        result = self._call("update_or_create_contacts", body, summarize_errors=False,
+                            idempotency_key=key)
+        answers = [ContactSaved(str(c.contact_id or ""), _utc(c.updated_date_utc),
+                                tuple(e.message for e in (c.validation_errors or []) if e.message))
+                   for c in result.contacts or []]
+        return line_up([p.contact_id.lower() for p in patches], answers,
+                       lambda a: a.contact_id.lower(), "contact")
+
     # --- invoices ---------------------------------------------------------------------------
 
     def create_invoices(self, drafts: Sequence[InvoiceDraft],
@@ -425,6 +472,22 @@ def _contact_model(c: NewContact) -> Contact:
     return model
 
 
+def _patch_model(p: ContactPatch) -> Contact:
+    model = Contact(contact_id=p.contact_id)
+    for attr, sdk in (("name", "name"), ("email", "email_address"), ("tax_number", "tax_number"),
+                      ("account_number", "account_number")):
+        value = getattr(p, attr)
+        if value is not None:
+            setattr(model, sdk, value)
+    if p.currency is not None:
+        model.default_currency = CurrencyCode(p.currency) if p.currency else None
+    if p.phones is not None:
+        model.phones = [Phone(**dict(phone)) for phone in p.phones]
+    if p.addresses is not None:
+        model.addresses = [Address(**dict(a)) for a in p.addresses]
+    return model
+
+
 def _contact_result(c: Contact) -> ContactResult:
     errors = tuple(e.message for e in (c.validation_errors or []) if e.message)
     return ContactResult(c.contact_id and str(c.contact_id), c.name or "", c.email_address or "",
@@ -478,7 +541,24 @@ def _contact_record(c: Contact) -> ContactRecord:
         group_ids=frozenset(str(g.contact_group_id) for g in c.contact_groups or []
                             if g.contact_group_id),
         is_customer=bool(c.is_customer), is_supplier=bool(c.is_supplier),
-        merged_to=str(c.merged_to_contact_id or ""))
+        merged_to=str(c.merged_to_contact_id or ""),
+        raw_phones=tuple(_raw(p, _PHONE_FIELDS) for p in c.phones or []),
+        raw_addresses=tuple(_raw(a, ("address_type", *_ADDRESS_FIELDS, "attention_to"))
+                            for a in c.addresses or []))
+
+
+_PHONE_FIELDS = ("phone_type", "phone_number", "phone_area_code", "phone_country_code")
+
+
+def _raw(model: Any, names: Sequence[str]) -> dict[str, str]:
+    """An SDK phone or address as {attribute: text}, empty parts left out."""
+    out = {}
+    for name in names:
+        value = getattr(model, name, None)
+        text = _enum_value(value) if name.endswith("_type") else (value or "")
+        if text:
+            out[name] = str(text)
+    return out
 
 
 def _utc(moment: Any) -> datetime | None:

@@ -15,7 +15,7 @@ from app.contact_sync.rules import Snapshot
 from app.contact_sync.scope import ContactScope
 from app.contact_sync.values import ADDRESS_PARTS, Value, address, address_parts
 from domain.crm import CompanyRecord
-from xero.client import ContactRecord
+from xero.client import ContactPatch, ContactRecord
 
 # The fields the adapters read and write by COMPANY_FIELDS words when the admin kept the
 # default CRM property: field -> the words.
@@ -104,3 +104,41 @@ def shown(value: Value | None) -> Any:
             return {k: shown(v) for k, v in value}
         return [shown(v) for v in value]
     return value if value is not None else ""
+
+
+# Xero's field per rules' field, for the text fields a POST /Contacts can carry.
+_XERO_TEXT = {"name": "name", "email": "email", "tax_number": "tax_number",
+              "account_number": "account_number", "currency": "currency"}
+_PHONE_TYPES = {"phone": "DEFAULT", "mobile": "MOBILE"}
+_ADDRESS_TYPES = {"street_address": "STREET", "billing_address": "POBOX"}
+_XERO_ADDRESS = {"lines": "address_line1", "city": "city", "region": "region",
+                 "postal_code": "postal_code", "country": "country"}
+
+
+def xero_patch(contact: ContactRecord, values: Mapping[str, Value]) -> ContactPatch:
+    """The rules' values to write as a POST /Contacts element for this contact. A phone or
+    address is sent with the contact's other slots exactly as they are (the whole list goes),
+    so only the changed slot changes. ValueError for a field Xero's API cannot write."""
+    text: dict[str, str] = {}
+    phones = {p.get("phone_type", ""): dict(p) for p in contact.raw_phones}
+    addresses = {a.get("address_type", ""): dict(a) for a in contact.raw_addresses}
+    touched_phones = touched_addresses = False
+    for name, value in values.items():
+        if name in _XERO_TEXT:
+            text[_XERO_TEXT[name]] = str(value)
+        elif name in _PHONE_TYPES:
+            kind = _PHONE_TYPES[name]
+            phones[kind] = {"phone_type": kind, "phone_number": str(value),
+                            "phone_area_code": "", "phone_country_code": ""}
+            touched_phones = True
+        elif name in _ADDRESS_TYPES:
+            kind, parts = _ADDRESS_TYPES[name], address_parts(value)
+            addresses[kind] = {"address_type": kind,
+                               **{sdk: parts[p] for p, sdk in _XERO_ADDRESS.items()}}
+            touched_addresses = True
+        else:
+            raise ValueError(f"{name} cannot be written to Xero by Paydeck")
+    return ContactPatch(
+        contact.contact_id, **text,
+        phones=tuple(phones.values()) if touched_phones else None,
+        addresses=tuple(addresses.values()) if touched_addresses else None)

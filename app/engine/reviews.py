@@ -1,5 +1,6 @@
 """What a person decides about a review item: dismiss it, retry the deal, re-send the deal
-over Xero's edits, or keep Xero's version."""
+over Xero's edits, keep Xero's version, or (a contact conflict) keep Xero's or the CRM's
+value of the field."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from app.engine import clock
 from app.engine.intake import request_invoice
 from app.engine.keys import RESEND
 from app.extensions import db
-from app.models import AuditEvent, ReviewItem, ReviewReason, ReviewStatus, StageAction
+from app.models import (
+    AuditEvent,
+    ContactLink,
+    ReviewItem,
+    ReviewReason,
+    ReviewStatus,
+    StageAction,
+)
 
 
 def dismiss_review_item(item_id: int) -> bool:
@@ -51,6 +59,49 @@ def keep_xero_version(item_id: int) -> bool:
         return False
     _close(item, ReviewStatus.RESOLVED, "review_kept_xero")
     return True
+
+
+def choose_contact_value(item_id: int, side: str) -> bool:
+    """The one-click answer to a contact conflict: keep Xero's value ("xero": written to the
+    CRM company) or the CRM's ("crm": written to the Xero contact). The choice is kept on the
+    link and the installation's contact sync job carries it out (app.contact_sync.reconcile,
+    through rules.resolve), so no CRM or Xero call happens in the request; the item is
+    resolved once the value is written."""
+    from app.contact_sync.crm_to_xero import note_changed_companies
+
+    if side not in ("xero", "crm"):
+        return False
+    item = db.session.get(ReviewItem, item_id)
+    if (item is None or item.reason != ReviewReason.CONTACT_CONFLICT
+            or item.status != ReviewStatus.OPEN or item.contact_link_id is None):
+        return False
+    link = db.session.get(ContactLink, item.contact_link_id)
+    fields = {c.get("field") for c in item.candidates or []}
+    if link is None or len(fields) != 1:
+        return False
+    (name,) = fields
+    waiting = dict(link.open_conflicts or {})
+    if name not in waiting:
+        return False  # settled meanwhile (the two sides agree by now)
+    waiting[name] = {"item": item.id, "choice": side}
+    link.open_conflicts = waiting
+    chosen = next((c.get("value") for c in item.candidates if c.get("side") == side), "")
+    db.session.add(AuditEvent(installation_id=item.installation_id, action="contact_conflict_chosen",
+                              outcome="ok", detail={"review_item": item.id, "field": name,
+                                                    "company": link.crm_object_id,
+                                                    "side": side, "value": chosen},
+                              xero_ids={"contact_id": link.xero_contact_id}))
+    db.session.commit()
+    note_changed_companies(item.installation_id, [link.crm_object_id])
+    return True
+
+
+def keep_xero_value(item_id: int) -> bool:
+    return choose_contact_value(item_id, "xero")
+
+
+def keep_crm_value(item_id: int) -> bool:
+    return choose_contact_value(item_id, "crm")
 
 
 def _close(item: ReviewItem, status: ReviewStatus, action: str) -> None:

@@ -16,9 +16,16 @@ from app.access import AMOUNTS_HIDDEN, Viewer, may_see_all_money, page_locale, v
 from app.card_data import ActivityFilter, activity_actions, activity_page, activity_query
 from app.card_data import deal_names, review_items
 from app.connection_state import connection_notices
-from app.engine.reviews import dismiss_review_item, keep_xero_version, resend_deal, retry_review_item
+from app.engine.reviews import (
+    dismiss_review_item,
+    keep_crm_value,
+    keep_xero_value,
+    keep_xero_version,
+    resend_deal,
+    retry_review_item,
+)
 from app.extensions import db
-from app.models import AuditEvent, Installation, ReviewItem, ReviewStatus
+from app.models import AuditEvent, ContactLink, Installation, ReviewItem, ReviewStatus
 from app.page_format import current_locale, use_locale
 from app.ui_auth import View, issue_action_tokens, issue_view_token, read_action_token, read_view_token
 from app.views.common import crm_frame_headers, form_pd, require_act, view_installation
@@ -114,10 +121,15 @@ _REVIEW_VERBS = {"retry": (retry_review_item, "Retrying."),
                  "dismiss": (dismiss_review_item, "Dismissed."),
                  # A XERO_EDITED item's choice: finance's edit stays, or the deal overwrites it.
                  "keep": (keep_xero_version, "Kept Xero's version; nothing was sent."),
-                 "resend": (resend_deal, "Re-sending the deal.")}
+                 "resend": (resend_deal, "Re-sending the deal."),
+                 # A CONTACT_CONFLICT item's one-click choice of the field's value.
+                 "use_xero": (keep_xero_value, "Keeping Xero's value: it is being written to "
+                                               "the CRM."),
+                 "use_crm": (keep_crm_value, "Keeping the CRM's value: it is being written to "
+                                             "Xero.")}
 
 
-@bp.post("/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss, keep, resend):verb>")
+@bp.post("/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss, keep, resend, use_xero, use_crm):verb>")
 def review_action(installation_id: int, item_id: int, verb: str) -> Response:
     view = read_action_token(request.form.get("a"), verb, "review", str(installation_id),
                              str(item_id))
@@ -126,7 +138,11 @@ def review_action(installation_id: int, item_id: int, verb: str) -> Response:
     item = db.session.get(ReviewItem, item_id)
     if item is None or item.installation_id != view.installation_id:
         abort(404)
-    require_act(viewer_for(installation, view.user), "deal", item.deal_id or "", verb)
+    link = db.session.get(ContactLink, item.contact_link_id) if item.contact_link_id else None
+    if link is not None:  # a contact conflict is about the company, not a deal
+        require_act(viewer_for(installation, view.user), "company", link.crm_object_id, verb)
+    else:
+        require_act(viewer_for(installation, view.user), "deal", item.deal_id or "", verb)
     act, said = _REVIEW_VERBS[verb]
     message = said if act(item_id) else "Already handled."
     return redirect(url_for("review.review_page", installation_id=installation_id, t=token, m=message,

@@ -23,19 +23,22 @@ from app.engine.intake import stage_requests
 from app.engine.job import enqueue_sync
 from app.engine.rules import stage_actions
 from app.payments import note_changed_invoices
+from app.contact_sync.crm_to_xero import echoed_versions, note_changed_companies
 from app.contact_sync.xero_to_crm import note_changed_contacts
 from app.extensions import db
 from app.views.common import called_url
 from app.models import CrmKind, Installation, InstallationStatus, WebhookReceipt
 from app.wiring import adapter_for
-from domain.crm import ParsedWebhook, StageEvent, WebhookRejected, WebhookRequest
+from domain.crm import CompanyEvent, ParsedWebhook, StageEvent, WebhookRejected, WebhookRequest
 from xero import webhooks as xero_webhooks
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
 # Every event is one of these: a job, or a deliberate drop (answered 2xx either way).
-OUTCOMES = ("enqueued", "duplicates", "no_rule", "ignored", "own_change", "unknown_account")
+# "contact_changes": company events handed to two-way contact sync (app.contact_sync).
+OUTCOMES = ("enqueued", "duplicates", "no_rule", "ignored", "own_change", "unknown_account",
+            "contact_changes")
 
 
 @bp.post("/webhooks/hubspot")
@@ -124,8 +127,40 @@ def _accept(crm: CrmKind, parsed: ParsedWebhook, only_account: str | None = None
             by_installation[installation_id].append(event)
     for installation_id, batch in by_installation.items():
         _enqueue(crm, installation_id, batch, counts)
+    if parsed.companies:
+        _companies(crm, parsed.companies, counts, only_account)
     log.info("%s webhook: %s", crm.value, dict(counts))
     return jsonify(dict(counts)), 200
+
+
+def _companies(crm: CrmKind, events: list[CompanyEvent], counts: Counter[str],
+               only_account: str | None) -> None:
+    """Company events: Paydeck's own writes dropped (HubSpot INTEGRATION with our app id;
+    Pipedrive API changes at the version Paydeck wrote), the rest noted for the
+    installation's contact sync job, one job per installation however many events."""
+    theirs = [e for e in events if not e.own_change]
+    counts["own_change"] += len(events) - len(theirs)
+    if only_account is not None:
+        counts["unknown_account"] += sum(e.account_id != only_account for e in theirs)
+        theirs = [e for e in theirs if e.account_id == only_account]
+    installations = _active_installations(crm, {e.account_id for e in theirs})
+    by_installation: dict[int, list[CompanyEvent]] = defaultdict(list)
+    for event in theirs:
+        installation_id = installations.get(event.account_id)
+        if installation_id is None:
+            counts["unknown_account"] += 1
+        else:
+            by_installation[installation_id].append(event)
+    for installation_id, batch in by_installation.items():
+        echoes = echoed_versions(installation_id, {e.company_id: e.version for e in batch
+                                                   if e.via_api})
+        mine = [e for e in batch if e.via_api and e.company_id in echoes]
+        counts["own_change"] += len(mine)
+        rest = [e for e in batch if e not in mine]
+        if note_changed_companies(installation_id, (e.company_id for e in rest)):
+            counts["contact_changes"] += len(rest)
+        else:
+            counts["ignored"] += len(rest)
 
 
 def _active_installations(crm: CrmKind, accounts: set[str]) -> dict[str, int]:

@@ -147,11 +147,32 @@ class CompanyData:
 
     def add_org(self, name: str, *, address: str | Mapping[str, str | None] | None = None,
                 owner_id: int | None = None, custom_fields: Mapping[str, Any] | None = None,
-                website: str | None = None, visible_to: int = 3) -> int:
-        """An organisation; `address` is a one-line string or the v2 address parts."""
-        return self._keep(self.orgs, Organization(
-            self.next_id("org"), name, owner_id or self.installer.user_id,
-            dict(custom_fields or {}), _address(address), website, _visible(visible_to)))
+                website: str | None = None, visible_to: int = 3,
+                user_id: int | None = None) -> int:
+        """An organisation as a user adds it in the UI; `address` is a one-line string or the
+        v2 address parts. Fires create.organization (list-of-webhooks-v2: "create |
+        organization | ...a new organization is created"), change_source "app" (the
+        changelog "New field for webhooks": "app - the webhook is triggered from the
+        Pipedrive web app")."""
+        org = Organization(self.next_id("org"), name, owner_id or self.installer.user_id,
+                           dict(custom_fields or {}), _address(address), website,
+                           _visible(visible_to))
+        org_id = self._keep(self.orgs, org)
+        self.emit("organization", "create", org_id, self.render_org(org), None, user_id, "app",
+                  org.owner_id)
+        return org_id
+
+    def update_org(self, org_id: int, *, user_id: int | None = None,
+                   change_source: ChangeSource = "app", **body: Any) -> dict[str, Any]:
+        """Edit an organization as a user would in the UI (`body` as a v2 PATCH carries it,
+        validated the same way); fires change.organization ("...any parameter of an existing
+        object is updated", list-of-webhooks-v2) with `user_id` the editing user, and
+        returns the organization now."""
+        org = self.orgs.get(org_id)
+        if org is None:
+            raise not_found("Organization")
+        return self.patch_org(org, body, user_id if user_id is not None
+                              else self.installer.user_id, change_source)
 
     def add_person(self, name: str, *, email: str | None = None, phone: str | None = None,
                    emails: Sequence[Mapping[str, Any]] = (),
@@ -376,10 +397,15 @@ class CompanyData:
                       record.owner_id)
         return previous
 
-    def patch_org(self, org: Organization, body: Mapping[str, Any], user_id: int) -> dict[str, Any]:
+    def patch_org(self, org: Organization, body: Mapping[str, Any], user_id: int,
+                  source: ChangeSource = "api") -> dict[str, Any]:
         """v2 UpdateOrganizationRequest (pipedrive/client-nodejs src/versions/v2/models/
         update-organization-request.ts). `address` replaces the whole address object
-        (unverified: the docs show no partial-address update); custom fields must exist."""
+        (unverified: the docs show no partial-address update); custom fields must exist.
+        Through the API the change_source is "api" ("the webhook is triggered through the
+        API", changelog "New field for webhooks") and meta.user_id the token's user ("the ID
+        of the user who triggered the webhook", changelog "Bug fixes in webhooks v2
+        payload", 2023-09-05): an app's token acts as the user who installed it."""
         unmodelled = set(body) & _ORG_PATCH_UNMODELLED
         if unmodelled:
             raise bad_request(f"sandbox: {', '.join(sorted(unmodelled))} not modelled")
@@ -394,7 +420,7 @@ class CompanyData:
         changes = {key: read(body[key]) for key, read in readers.items() if key in body}
         before = self.render_org(org)
         _apply(org, changes)
-        self._announce("organization", org, before, user_id, "api")
+        self._announce("organization", org, before, user_id, source)
         return self.render_org(org)
 
     def create_deal_field(self, body: Mapping[str, Any]) -> DealField:

@@ -2,7 +2,12 @@
 shared/specs/xero/xero-webhooks.yaml).
 
 Body `{events: [...], firstEventSequence, lastEventSequence, entropy}`, each event naming a
-changed invoice (the record itself is not included: the receiver fetches it). Header
+changed invoice or contact (the record itself is not included: the receiver fetches it).
+Categories and types: tests/specs/xero/xero-webhooks.yaml `eventCategory` (INVOICE, CONTACT:
+"For organisation contact-related events"; the `/contacts` endpoint is "Contact (Create,
+Update)") and `eventType` CREATE / UPDATE. Every save counts, through the API (Paydeck's own
+writes included: Xero does not tell apps apart in an event) or Xero's UI (the seeding
+helpers). Header
 `x-xero-signature` = base64(HMAC-SHA256(webhook key, raw body)). Xero expects 200 with an
 empty body within 5 s, and 401 for a bad signature; before enabling a hook it sends signed
 and mis-signed `events: []` posts ("intent to receive").
@@ -26,23 +31,27 @@ TIMEOUT = 5.0
 
 
 class XeroWebhookSender:
-    """Sends an INVOICE event for every invoice changed since the last successful delivery."""
+    """Sends an INVOICE event for every invoice, and a CONTACT event for every contact, changed
+    since the last successful delivery (CREATE the first time a record is announced, UPDATE
+    after). Invoice and contact ids are both UUIDs, so one `delivered` map serves both."""
 
     def __init__(self, all_books: Callable[[], list[TenantBooks]]) -> None:
         self.all_books = all_books
         self.lock = threading.Lock()
-        self.delivered: dict[tuple[str, str], int] = {}  # (tenant, invoice) -> updated_ms sent
+        self.delivered: dict[tuple[str, str], int] = {}  # (tenant, record id) -> updated_ms sent
         self.sequence = 0
 
     def pending(self) -> list[dict[str, Any]]:
         events = []
         for books in self.all_books():
-            for invoice in books.invoices:
-                key = (books.tenant_id, invoice.invoice_id)
-                if invoice.updated_ms > self.delivered.get(key, 0):
+            records = [("INVOICE", i.invoice_id, i.updated_ms) for i in books.invoices]
+            records += [("CONTACT", c.contact_id, c.updated_ms) for c in books.contacts]
+            for category, record_id, updated_ms in records:
+                key = (books.tenant_id, record_id)
+                if updated_ms > self.delivered.get(key, 0):
                     kind = "UPDATE" if key in self.delivered else "CREATE"
-                    events.append(_event(books.tenant_id, invoice.invoice_id, invoice.updated_ms,
-                                         kind))
+                    events.append(_event(books.tenant_id, record_id, updated_ms, kind,
+                                         category))
         return events
 
     def deliver(self, url: str, key: str, *, max_events: int = 500) -> requests.Response | None:
@@ -77,9 +86,14 @@ class XeroWebhookSender:
         return requests.post(url, data=body, timeout=TIMEOUT, headers=headers)
 
 
-def _event(tenant_id: str, invoice_id: str, updated_ms: int, kind: str) -> dict[str, Any]:
+_RESOURCES = {"INVOICE": "Invoices", "CONTACT": "Contacts"}
+
+
+def _event(tenant_id: str, record_id: str, updated_ms: int, kind: str,
+           category: str = "INVOICE") -> dict[str, Any]:
+    """One event as the spec's example shows it (resourceUrl .../Contacts/{id} for CONTACT)."""
     stamp = datetime.fromtimestamp(updated_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return {"resourceUrl": f"https://api.xero.com/api.xro/2.0/Invoices/{invoice_id}",
-            "resourceId": invoice_id, "tenantId": tenant_id, "tenantType": "ORGANISATION",
-            "eventDateUtc": stamp[:-3], "eventType": kind, "eventCategory": "INVOICE",
+    return {"resourceUrl": f"https://api.xero.com/api.xro/2.0/{_RESOURCES[category]}/{record_id}",
+            "resourceId": record_id, "tenantId": tenant_id, "tenantType": "ORGANISATION",
+            "eventDateUtc": stamp[:-3], "eventType": kind, "eventCategory": category,
             "_updated_ms": updated_ms}
