@@ -14,14 +14,16 @@ from sqlalchemy import Select, select
 from app.access import AMOUNTS_HIDDEN, may_act, may_see_money, viewer_for
 from app.connection_state import connection_state
 from app.extensions import db
+from app.invoice_view import cached_names, card_json, whole_invoice
 from app.models import AuditEvent, Installation, InvoiceLink, ReviewItem, ReviewStatus
+from app.page_format import current_locale, current_zone
 from xero.status import LABELS
 
 # The card lists this many open review items (newest first); `open_review_items` counts them all.
 CARD_REVIEW_ITEMS = 5
 # What a viewer who may not see money is not sent: amounts, and review details (which quote
 # amounts, e.g. a deal amount that differs from its lines).
-MONEY_KEYS = ("total", "amount_due", "amount_paid", "currency", "invoice_url")
+MONEY_KEYS = ("total", "amount_due", "amount_paid", "currency", "invoice_url", "invoice", "pdf_url")
 COMPANY_INVOICES = 10  # the company page lists its newest invoices
 QUEUE_ROWS = 100  # the review page lists at most this many items, and as many events
 
@@ -56,7 +58,14 @@ def deal_summary(installation_id: int, deal_id: str) -> dict[str, Any]:
             "total": money(link.total), "amount_due": money(link.amount_due),
             "amount_paid": money(link.amount_paid),
             "due_date": link.due_date.isoformat() if link.due_date else None,
-            "invoice_url": link.online_url, **review}
+            "invoice_url": link.online_url, "invoice": whole_invoice_json(link), **review}
+
+
+def whole_invoice_json(link: InvoiceLink) -> dict[str, Any]:
+    """The whole invoice for the card's JSON (app/invoice_view.py), in this request's locale."""
+    locale = current_locale()
+    return card_json(whole_invoice(link, cached_names(link.installation_id), locale), locale,
+                     current_zone())
 
 
 def without_money(summary: dict[str, Any]) -> dict[str, Any]:

@@ -82,6 +82,20 @@ def money(amount: Decimal | int | str | None, currency: str | None, locale: str 
                            currency_digits=True)
 
 
+def unit_money(amount: Decimal | int | str | None, currency: str | None,
+               locale: str = DEFAULT_LOCALE) -> str:
+    """A unit price: like `money`, but keeping up to Xero's 4 unit decimals (`unitdp=4`), so
+    0.0125 is not shown as 0.01 ("AUD 0.0125", "AUD 150.00")."""
+    if amount is None:
+        return NO_VALUE
+    value = _decimal(amount)
+    if not currency or value == value.quantize(Decimal("0.01")):
+        return money(value, currency, locale)
+    pattern = _iso_pattern(locale).replace("0.00", "0.00##")
+    return format_currency(value, currency.upper(), format=pattern, locale=locale,
+                           currency_digits=False)
+
+
 def quantity(value: Decimal | int | str | None, locale: str = DEFAULT_LOCALE) -> str:
     """A line's quantity: as many decimals as it has, up to Xero's 4 ("1.5", "2", "0.3333")."""
     if value is None:

@@ -23,6 +23,9 @@ def apply_invoice_result(link: InvoiceLink, r: InvoiceResult, today: date | None
     link.xero_updated_at = r.updated_at
     if r.amount_prepaid is not None:  # a summaryOnly read leaves what a full read said
         link.amount_prepaid = r.amount_prepaid
+    if r.detail is not None:  # likewise the lines, payments and allocations
+        link.detail = r.detail.to_json()
+    link.synced_at = datetime.now(timezone.utc)
     link.online_url = f"https://go.xero.com/AccountsReceivable/View.aspx?InvoiceID={r.invoice_id}"
     link.deal_status = deal_status(r.status, total=link.total, amount_due=r.amount_due,
                                    amount_paid=r.amount_paid, amount_credited=r.amount_credited,

@@ -34,6 +34,15 @@ def reference_data(installation: Installation, connection: XeroConnection,
     return ref
 
 
+def cached_reference_data(installation_id: int, tenant_id: str | None) -> ReferenceData | None:
+    """The cached copy only (no Xero call: for pages that read nothing live), if it is this
+    organisation's; None otherwise."""
+    cached_tenant, cached = get_redis().hmget(_reference_key(installation_id), ["tenant", "data"])
+    if not cached or (cached_tenant or b"").decode() != (tenant_id or ""):
+        return None
+    return ReferenceData.from_json(cached)
+
+
 def forget_reference_data(installation_id: int) -> None:
     """Drop the cached accounts/tax rates/items (settings changed, or Xero said they moved).
     One known key per installation: no scan of Redis's keyspace on this hot path."""

@@ -18,6 +18,7 @@ from app.engine.intake import request_invoice
 from app.engine.preview import preview_invoice
 from app.engine.reviews import retry_review_item
 from app.extensions import db
+from app.invoice_view import invoice_pdf_url, page_section
 from app.models import CrmKind, Installation, ReviewItem, StageAction
 from app.runtime import get_settings
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
@@ -69,8 +70,10 @@ def hubspot_card() -> tuple[Response, int]:
     if not is_crm_id(object_id):
         return jsonify({"error": "objectId is required"}), 400
     user = request.args.get("userEmail", "")
-    return jsonify({**_card_urls(installation, user, object_type, object_id),
-                    **card_facts(installation, user, object_type, object_id)}), 200
+    facts = card_facts(installation, user, object_type, object_id)
+    if "invoice" in facts:  # invoiced, and this viewer may see its amounts
+        facts["pdf_url"] = invoice_pdf_url(View(installation.id, user, object_type, object_id))
+    return jsonify({**_card_urls(installation, user, object_type, object_id), **facts}), 200
 
 
 def _card_urls(installation: Installation, user: str, object_type: str, object_id: str) -> dict[str, str]:
@@ -139,7 +142,9 @@ def deal_page(deal_id: str) -> str:
                            problem=problem, items=items, message=request.args.get("m", ""),
                            pipedrive=pipedrive, review_url=page_url(review, pipedrive=pipedrive),
                            review_modal=PIPEDRIVE_REVIEW_MODAL,
-                           connection_notices=connection_notices(installation))
+                           connection_notices=connection_notices(installation),
+                           **page_section(view, link, opened.token, opened.money,
+                                          may_act(opened.viewer, "deal", deal_id)))
 
 
 @bp.post("/ui/deal/<deal_id>/push")
