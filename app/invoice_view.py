@@ -23,6 +23,7 @@ from app.models import InvoiceLink, XeroConnection
 from app.page_format import current_locale
 from app.runtime import get_settings
 from app.ui_auth import View, issue_action_token, issue_view_token, page_ttl
+from domain.money import CENT
 from xero.detail import InvoiceDetail
 from xero.reference import ReferenceData
 
@@ -136,7 +137,7 @@ def explain(detail: InvoiceDetail, total: Decimal | None, currency: str, locale:
         return formatting.money(value, currency, locale)
 
     tax, sub = detail.total_tax or Decimal(0), detail.sub_total
-    discount = (f" after {m(detail.total_discount)} of discounts"
+    discount = (f" (after {m(detail.total_discount)} of discounts)"
                 if detail.total_discount and detail.total_discount > 0 else "")
     if detail.line_amount_types == "Exclusive" and tax:
         return (f"The line amounts exclude tax: Xero added {m(tax)} of tax to the {m(sub)} "
@@ -172,7 +173,8 @@ def card_json(whole: WholeInvoice, locale: str, zone: str | None) -> dict[str, A
     cur = whole.currency
 
     def amount(name: str, value: Decimal | None) -> dict[str, str | None]:
-        return {name: None if value is None else str(value),
+        # Xero's invoice amounts have 2 decimals (the link's columns keep 4): "3036.00".
+        return {name: None if value is None else str(value.quantize(CENT)),
                 f"{name}_text": formatting.money(value, cur, locale)}
 
     def day(name: str, value: date | None) -> dict[str, str | None]:
