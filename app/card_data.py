@@ -35,16 +35,23 @@ def card_facts(installation: Installation, user: str, object_type: str,
     viewer = viewer_for(installation, user)
     facts: dict[str, Any] = {}
     if object_type == "deal":
-        summary = deal_summary(installation.id, object_id)
+        link = deal_link(installation.id, object_id)
+        summary = deal_summary(installation.id, object_id, link)
+        if summary["invoiced"] and link is not None:  # the whole invoice: lines, totals, payments (amounts: see below)
+            summary["invoice"] = whole_invoice_json(link)
         facts.update(summary if may_see_money(viewer, "deal", object_id) else without_money(summary))
     facts["may_act"] = may_act(viewer, object_type, object_id)
     facts["connection"] = connection_state(installation)
     return facts
 
 
-def deal_summary(installation_id: int, deal_id: str) -> dict[str, Any]:
-    """The card's facts about one deal's invoice (database only: fast)."""
-    link = deal_link(installation_id, deal_id)
+def deal_summary(installation_id: int, deal_id: str,
+                 link: InvoiceLink | None | bool = False) -> dict[str, Any]:
+    """The card's facts about one deal's invoice (database only: fast); `link`: the deal's
+    link if the caller already read it."""
+    if link is False:
+        link = deal_link(installation_id, deal_id)
+    assert link is None or isinstance(link, InvoiceLink)
     open_q = _open_items(installation_id, deal_id)
     open_items = db.session.scalar(select(db.func.count()).select_from(open_q.subquery())) or 0
     newest = db.session.scalars(open_q.order_by(ReviewItem.created_at.desc(), ReviewItem.id.desc())
@@ -58,7 +65,7 @@ def deal_summary(installation_id: int, deal_id: str) -> dict[str, Any]:
             "total": money(link.total), "amount_due": money(link.amount_due),
             "amount_paid": money(link.amount_paid),
             "due_date": link.due_date.isoformat() if link.due_date else None,
-            "invoice_url": link.online_url, "invoice": whole_invoice_json(link), **review}
+            "invoice_url": link.online_url, **review}
 
 
 def whole_invoice_json(link: InvoiceLink) -> dict[str, Any]:

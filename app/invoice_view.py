@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask import url_for
+from flask import g, has_request_context, url_for
 from sqlalchemy import select
 
 from app import formatting
@@ -21,8 +21,7 @@ from app.engine.reference import cached_reference_data
 from app.extensions import db
 from app.models import InvoiceLink, XeroConnection
 from app.page_format import current_locale
-from app.runtime import get_settings
-from app.ui_auth import View, issue_action_token, issue_view_token, page_ttl
+from app.ui_auth import View, issue_action_token
 from domain.money import CENT
 from xero.detail import InvoiceDetail
 from xero.reference import ReferenceData
@@ -235,15 +234,20 @@ def page_section(view: View, link: InvoiceLink | None, token: str | None, money:
             "email_token": issue_action_token(view, "email") if may_act and whole.may_email else None}
 
 
-def invoice_pdf_url(view: View) -> str:
-    """The PDF route for the HubSpot card, with a fresh page token for the deal."""
-    token = issue_view_token(view, ttl=page_ttl("deal"))
-    return f"{get_settings().public_url}/ui/deal/{view.object_id}/invoice.pdf?t={token}"
+def invoice_pdf_url(open_url: str, deal_id: str) -> str:
+    """The PDF route for the HubSpot card, with the deal page's own page token (the same
+    view: this deal, this user; no second token to mint)."""
+    page = f"/ui/deal/{deal_id}?"
+    assert page in open_url
+    return open_url.replace(page, f"/ui/deal/{deal_id}/invoice.pdf?", 1)
 
 
 def cached_names(installation_id: int) -> ReferenceData | None:
     """The organisation's account and tax-rate names, if Paydeck has them cached (no Xero
     call: pages and the card read only what Paydeck stored)."""
-    tenant = db.session.scalar(select(XeroConnection.tenant_id).where(
-        XeroConnection.installation_id == installation_id))
-    return cached_reference_data(installation_id, tenant) if tenant else None
+    memo = g.setdefault("paydeck_names", {}) if has_request_context() else {}
+    if installation_id not in memo:  # the deal page asks twice (summary and section)
+        tenant = db.session.scalar(select(XeroConnection.tenant_id).where(
+            XeroConnection.installation_id == installation_id))
+        memo[installation_id] = cached_reference_data(installation_id, tenant) if tenant else None
+    return memo[installation_id]

@@ -71,9 +71,10 @@ def hubspot_card() -> tuple[Response, int]:
         return jsonify({"error": "objectId is required"}), 400
     user = request.args.get("userEmail", "")
     facts = card_facts(installation, user, object_type, object_id)
+    urls = _card_urls(installation, user, object_type, object_id)
     if "invoice" in facts:  # invoiced, and this viewer may see its amounts
-        facts["pdf_url"] = invoice_pdf_url(View(installation.id, user, object_type, object_id))
-    return jsonify({**_card_urls(installation, user, object_type, object_id), **facts}), 200
+        facts["pdf_url"] = invoice_pdf_url(urls["open_url"], object_id)
+    return jsonify({**urls, **facts}), 200
 
 
 def _card_urls(installation: Installation, user: str, object_type: str, object_id: str) -> dict[str, str]:
@@ -133,7 +134,7 @@ def deal_page(deal_id: str) -> str:
     items = open_review_items(installation.id, deal_id)
     pipedrive = request.args.get("pd") == "1"
     review = replace(view, object_type="review", object_id=str(installation.id))
-    summary = deal_summary(installation.id, deal_id)
+    summary = deal_summary(installation.id, deal_id, link)
     return render_template("deal.html", token=opened.token, deal_id=deal_id, link=link,
                            push_token=issue_action_token(view, "push"),
                            retry_tokens=issue_action_tokens(view, "retry", (i.id for i in items)),
