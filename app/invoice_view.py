@@ -108,9 +108,12 @@ class WholeInvoice:
 def whole_invoice(link: InvoiceLink, ref: ReferenceData | None, locale: str) -> WholeInvoice:
     detail = InvoiceDetail.from_json(link.detail) if link.detail else None
     currency = link.currency or ""
+    # An invoice of LineAmountTypes NoTax charges no tax whatever rate its lines name.
+    no_tax = detail is not None and detail.line_amount_types == "NoTax"
     lines = [LineView(l.description, l.quantity, l.unit_amount, l.discount_rate, l.discount_amount,
                       account_label(ref, l.account_code), l.tax_type,
-                      tax_label(ref, l.tax_type, locale), l.tax_amount, l.line_amount)
+                      "No tax" if no_tax else tax_label(ref, l.tax_type, locale), l.tax_amount,
+                      l.line_amount)
              for l in (detail.lines if detail else ())]
     return WholeInvoice(
         currency=currency, status=link.status or "",
