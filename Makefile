@@ -15,16 +15,20 @@ CARD_DIR   := app_manifest/hubspot/src/app/cards
 CARD_STAMP := $(CARD_DIR)/node_modules/.installed
 NPM ?= npm
 
+# axe-core for the browser tests' accessibility audit (tests/browser/axe/package-lock.json).
+AXE_DIR   := tests/browser/axe
+AXE_STAMP := $(AXE_DIR)/node_modules/.installed
+
 .PHONY: run test test-embedded install migrate clean card-check
 
 run: $(STAMP)
 	$(BIN)/paydeck run
 
-test: $(STAMP) $(CHROMIUM) card-check
+test: $(STAMP) $(CHROMIUM) $(AXE_STAMP) card-check
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The suite with no DATABASE_URL/REDIS_URL: SQLite file and embedded Redis.
-test-embedded: $(STAMP) $(CHROMIUM) card-check
+test-embedded: $(STAMP) $(CHROMIUM) $(AXE_STAMP) card-check
 	env -u DATABASE_URL -u REDIS_URL CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -43,8 +47,18 @@ $(CARD_STAMP): $(CARD_DIR)/package-lock.json
 	cd $(CARD_DIR) && $(NPM) ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(AXE_STAMP): $(AXE_DIR)/package-lock.json
+	@command -v $(NPM) >/dev/null || { echo "no npm: the browser tests' accessibility audit needs axe-core from npm (Node.js 20.19+)"; exit 1; }
+	cd $(AXE_DIR) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(CHROMIUM):
-	@command -v apt-get >/dev/null || { echo "No $(CHROMIUM): install Chromium and run make test CHROMIUM=/path/to/chromium"; exit 1; }
+	@command -v apt-get >/dev/null || { echo "No $(AXE_STAMP): $(AXE_DIR)/package-lock.json
+	@command -v $(NPM) >/dev/null || { echo "no npm: the browser tests' accessibility audit needs axe-core from npm (Node.js 20.19+)"; exit 1; }
+	cd $(AXE_DIR) && $(NPM) ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CHROMIUM): install Chromium and run make test CHROMIUM=/path/to/chromium"; exit 1; }
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
@@ -56,4 +70,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) *.egg-info $(CARD_DIR)/node_modules
+	rm -rf $(VENV) *.egg-info $(CARD_DIR)/node_modules $(AXE_DIR)/node_modules

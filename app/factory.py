@@ -10,8 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -82,6 +82,7 @@ def _register_blueprints(app: Flask) -> None:
     app.after_request(_transport_security)
     app.after_request(security_headers)  # CSP on every response
     app.register_error_handler(RequestEntityTooLarge, _too_large)
+    app.register_error_handler(HTTPException, _error_page)
 
 
 def _register_listeners() -> None:
@@ -115,6 +116,36 @@ def _too_large(exc: RequestEntityTooLarge) -> tuple[Response, int]:
     body = jsonify({"error": f"request body too large (limit {limit} bytes)"})
     body.headers["Connection"] = "close"  # the unread body is not drained
     return body, 413
+
+
+# Machine callers (the CRMs' and Xero's webhooks, HubSpot's card fetch, health checks) keep
+# Werkzeug's plain answers (and the webhooks' empty 401s); people get a page.
+MACHINE_BLUEPRINTS = frozenset({"webhooks", "health"})
+MACHINE_ENDPOINTS = frozenset({"cards.hubspot_card"})
+_ERROR_TITLES = {400: "That request could not be used", 401: "This view has expired",
+                 403: "Not allowed", 404: "Not found", 405: "Not available this way",
+                 409: "Not possible right now", 429: "Too many requests"}
+
+
+def _error_page(exc: HTTPException) -> Response | HTTPException:
+    """An error a person meets (a page, a form) as a styled page that says what went wrong
+    and keeps the status and headers (Allow, Retry-After); never Werkzeug's bare page."""
+    if exc.code is None or request.blueprint in MACHINE_BLUEPRINTS \
+            or request.endpoint in MACHINE_ENDPOINTS:
+        return exc
+    code = exc.code
+    message = (exc.description or "").rstrip(".")
+    message = f"{message[:1].upper()}{message[1:]}." if message else ""
+    if code == 401:  # an expired, used or foreign page token; nothing to do but reopen
+        message += (" Paydeck's pages open from your CRM and stay open for a limited time: "
+                    "reopen the card in HubSpot or Pipedrive to continue.")
+    response = exc.get_response()
+    page = Response(render_template("message.html", title=_ERROR_TITLES.get(code, exc.name),
+                                    message=message, back_url=None), code)
+    for name, value in response.headers.items():
+        if name.lower() not in {"content-type", "content-length"}:
+            page.headers[name] = value
+    return page
 
 
 def _transport_security(response: Response) -> Response:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -123,6 +124,9 @@ class ReviewReason(str, enum.Enum):
     EMAIL_FAILED = "email_failed"
     # Organisation.Timezone is a name CLDR's table does not map: dates would be a guess.
     UNKNOWN_TIMEZONE = "unknown_timezone"
+    # A linked company and Xero contact both changed a field the admin syncs with "ask":
+    # both values are in `candidates`; a person picks one (app.contact_sync).
+    CONTACT_CONFLICT = "contact_conflict"
 
 
 class InvoiceLinkState(str, enum.Enum):
@@ -345,6 +349,11 @@ class InvoiceLink(db.Model):
     owner_id: Mapped[str | None] = mapped_column(String(64))
     # Set when the owner was told of the current overdue episode; cleared when it ends.
     overdue_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Re-invoicing a voided invoice (app/engine/reinvoice.py): the new link `replaces` the
+    # voided one, which keeps its row as the deal's history under a trigger of its own
+    # (`voided:<id>`), with when it was replaced.
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_link.id"))
+    replaced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The whole invoice as Xero last returned it in full (lines, totals, payments, credit
     # notes and allocations: xero.detail.InvoiceDetail.to_json, amounts as exact decimal
     # strings); None until a full read. What the card and deal page show, never read live.
@@ -374,6 +383,45 @@ class ContactLink(db.Model):
     linked_by: Mapped[str] = mapped_column(String(32), default="match")  # match|created|user
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    # --- two-way contact sync state (app.contact_sync.state.SyncState reads and writes it) ---
+    # Each side's record version when Paydeck last compared the two: Xero's UpdatedDateUTC,
+    # the CRM's updatedAt (HubSpot) / update_time (Pipedrive). None: never synced.
+    xero_version: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    crm_version: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The version Paydeck's own last write produced on each side: a record still at that
+    # version is Paydeck's echo, never someone's change (no loops).
+    xero_written_version: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    crm_written_version: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # {"xero": {field: hash}, "crm": {field: hash}}: each side's value at the last sync (or
+    # the value Paydeck wrote there). A side whose hash is unchanged did not change.
+    field_hashes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict,
+                                                         server_default="{}")
+    # Fields waiting for a person ({field: review item id}): never written meanwhile.
+    open_conflicts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict,
+                                                           server_default="{}")
+    last_origin: Mapped[str | None] = mapped_column(String(16))  # xero | crm
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ContactSyncSettings(db.Model):
+    """What the admin chose for two-way contact sync (app.contact_sync.mapping reads it)."""
+
+    __tablename__ = "contact_sync_settings"
+
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # {field: {"direction", "conflict", "crm_property"}}: only what differs from the defaults
+    # (app.contact_sync.mapping.DEFAULTS), so a better default reaches everyone who kept it.
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}")
+    # Xero ContactGroupIDs whose contacts sync to the CRM; empty: every group (and none).
+    contact_groups: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # Which Xero contacts sync, by IsCustomer/IsSupplier: any of customer, supplier,
+    # unassigned (neither flag yet: no transactions). Supplier-only contacts stay out.
+    xero_roles: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: ["customer", "unassigned"],
+        server_default='["customer", "unassigned"]')
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
 
 class ReviewItem(db.Model):
     """Something Paydeck would not guess at: a person decides, then retries or dismisses."""
@@ -384,6 +432,9 @@ class ReviewItem(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"))
     deal_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The linked company/contact the item is about (contact sync conflicts), if any.
+    contact_link_id: Mapped[int | None] = mapped_column(ForeignKey("contact_link.id"),
+                                                        index=True)
     reason: Mapped[ReviewReason] = mapped_column(_enum(ReviewReason))
     detail: Mapped[str] = mapped_column(Text, default="")
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -37,9 +37,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
-from flask import abort
+from flask import abort, g, make_response, render_template, request
 from redis.exceptions import RedisError
 
 from app.runtime import get_settings
@@ -105,9 +106,11 @@ def read_action_token(token: str | None, action: str, object_type: str,
     claims = _lookup(token, "missing action token")
     view = _view(claims, ACTION, object_type, object_id)
     if claims.get("act") != action or str(claims.get("tgt", "")) != str(target):
-        abort(401, "this form's token is for another action")
+        refuse_view("this form's token is for another action", expired=False)
     if once and not _redis_call(lambda r: r.delete(_key(token or ""))):
-        abort(401, "this form was already submitted: reload the page")
+        abort(_refusal_page("This form was already sent",
+                            "It was submitted once already, so it was not sent again. Reopen the "
+                            "card to see where things stand.", "already submitted", 401, auto=False))
     return view
 
 
@@ -145,25 +148,27 @@ def _issue(batch: list[dict[str, Any]], ttl: int) -> list[str]:
 
 def _lookup(token: str | None, missing: str) -> dict[str, Any]:
     if not token:
-        abort(401, missing)
+        refuse_view(missing)
     if len(token) > 64:  # ours are 22 characters; nothing longer is worth a Redis call
-        abort(401, "invalid or expired token")
+        refuse_view("invalid or expired token")
     raw = _redis_call(lambda r: r.get(_key(token)))
     if raw is None:
-        abort(401, "invalid or expired token")
+        refuse_view("invalid or expired token")
     claims: dict[str, Any] = json.loads(raw)
     if claims["na"] < time.time():  # Redis expires keys lazily to the second: be exact
-        abort(401, "invalid or expired token")
+        refuse_view("invalid or expired token")
     return claims
 
 
 def _view(claims: dict[str, Any], kind: str, object_type: str, object_id: str | None) -> View:
     if claims.get("k") != kind:
-        abort(401, "a page token cannot act, and an action token cannot open a page")
+        refuse_view("a page token cannot act, and an action token cannot open a page", expired=False)
     view = View(int(claims["ins"]), str(claims.get("usr", "")), str(claims["typ"]),
                 str(claims["oid"]), int(claims["na"]))
     if view.object_type != object_type or (object_id is not None and view.object_id != object_id):
-        abort(401, "token is for another record")
+        refuse_view("token is for another record", expired=False)
+    if kind == PAGE:  # the page says when it expires: Pipedrive's pages renew before then
+        g.paydeck_view_expires = view.not_after
     return view
 
 
@@ -175,7 +180,9 @@ def _redis_call(call: Any) -> Any:
     try:
         return call(get_redis())
     except RedisError:
-        abort(503, "Paydeck cannot check its page tokens right now (Redis is unavailable)")
+        abort(_refusal_page("Paydeck cannot open this view right now",
+                            "Paydeck cannot check its page tokens (its Redis store is unavailable). "
+                            "Try again in a minute.", "Redis is unavailable", 503, auto=False))
 
 
 def read_pipedrive_token(token: str | None) -> dict[str, Any]:
@@ -183,10 +190,59 @@ def read_pipedrive_token(token: str | None) -> dict[str, Any]:
     otherwise), verified on every load."""
     secret = get_settings().pipedrive_jwt_secret or get_settings().pipedrive_client_secret
     if not token or not secret:
-        abort(401, "missing Pipedrive token")
+        refuse_view("missing Pipedrive token")
     try:
         claims: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"],
                                             options={"require": ["exp"]})
     except jwt.PyJWTError:
-        abort(401, "invalid or expired Pipedrive token")
+        refuse_view("invalid or expired Pipedrive token")
     return claims
+
+
+# --- refusals: a styled page, never a bare 401 ---------------------------------------------------
+
+EXPIRED_TITLE = "This view has expired"
+EXPIRED_MESSAGE = "This view has expired, reopen the card."
+
+
+def refuse_view(reason: str, *, expired: bool = True) -> None:
+    """Refuse a page or form whose token does not hold (401): a styled page saying the view
+    has expired. Inside Pipedrive it renews itself (app/static/js/pipedrive.js: a fresh
+    signed token from the SDK, then the JWT-verified entry of the same view); in HubSpot the
+    card fetches fresh URLs each time a button opens a page, so reopening it is the fix."""
+    abort(_refusal_page(EXPIRED_TITLE, EXPIRED_MESSAGE, reason, 401, auto=expired))
+
+
+def _refusal_page(title: str, message: str, reason: str, status: int, *, auto: bool) -> Any:
+    renew = pipedrive_entry(request.path, request.args) if _in_pipedrive() else None
+    response = make_response(render_template(
+        "message.html", title=title, message=message, detail=reason, renew_url=renew,
+        renew_auto=auto and renew is not None, pipedrive=renew is not None), status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _in_pipedrive() -> bool:
+    return (request.path.startswith("/pipedrive/") or request.args.get("pd") == "1"
+            or (request.method == "POST" and request.form.get("pd") == "1"))
+
+
+def pipedrive_entry(path: str, args: Any) -> str | None:
+    """The JWT-verified Pipedrive entry that opens the view at `path` afresh (its `token`
+    added by the page), or None. Pipedrive's own query (`id`, `selectedIds`...) is kept for
+    an entry; the record id of a page is what the panel entry checks again (app/access.py)."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "pipedrive":
+        kept = {k: v for k, v in args.items() if k != "token" and len(v) <= 128}
+        return path + ("?" + urlencode(kept) if kept else "")
+    if len(parts) < 3 or parts[0] != "ui":
+        return None
+    kind, object_id = parts[1], parts[2]
+    if kind == "review":
+        return "/pipedrive/modal/review"
+    if kind == "settings":
+        return "/pipedrive/settings"
+    panel = {"deal": "deal", "company": "organization"}.get(kind)
+    if panel and object_id.isascii() and object_id.isdigit() and len(object_id) <= 20:
+        return f"/pipedrive/panel/{panel}?selectedIds={object_id}"
+    return None

@@ -8,6 +8,7 @@ import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timezone
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +17,7 @@ import requests
 from crm_adapters.base import (CrmError, CrmRetryLater, PagingLoop, classify_status, follow_pages,
                                load_json, tax_number_field)
 from crm_adapters.limits import CrmLimiter
-from domain.crm import (AccountIdentity, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
+from domain.crm import (AccountIdentity, CompanyRecord, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
                         WebhookRejected, WebhookRequest)
 from domain.dates import to_date, to_moment
 from domain.deals import Address, Deal, LineItem, Organisation, Person
@@ -329,6 +330,62 @@ class HubSpotCrm:
                    company_id, SimplePublicObjectInput(
                        properties={properties[f]: value for f, value in fields.items()}))
 
+    # -- companies in batches (two-way contact sync, app.contact_sync) -----------------------
+
+    def fetch_companies(self, installation: Any, company_ids: Sequence[str],
+                        extra: Mapping[str, str] | None = None) -> dict[str, CompanyRecord | None]:
+        """companies-v3.json POST /crm/v3/objects/companies/batch/read, 100 ids a call (the
+        SDK's companies.batch_api.read); each result's `updatedAt` is the record's version.
+        An id HubSpot does not return is gone (None)."""
+        from hubspot.crm.companies import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
+        client = self._client(installation)
+        properties = {**_company_properties(installation), **(extra or {})}
+        found: dict[str, CompanyRecord | None] = {i: None for i in dict.fromkeys(company_ids)}
+        unique = list(found)
+        for start in range(0, len(unique), BATCH):
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=i) for i in unique[start:start + BATCH]],
+                properties=list(dict.fromkeys(properties.values())), properties_with_history=[])
+            result = self._call(installation, "companies", client.crm.companies.batch_api.read,
+                                body)
+            for company in result.results or []:
+                values = company.properties or {}
+                found[str(company.id)] = CompanyRecord(
+                    str(company.id),
+                    {field: values[name] or "" for field, name in properties.items()
+                     if name in values},
+                    _aware(company.updated_at))
+        return found
+
+    def update_companies(self, installation: Any, updates: Mapping[str, Mapping[str, str]],
+                         extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """companies-v3.json POST /crm/v3/objects/companies/batch/update, 100 a call (the
+        SDK's companies.batch_api.update); each answer's `updatedAt` is the version written.
+        ValueError for a field HubSpot cannot hold, before any call."""
+        from hubspot.crm.companies import (
+            BatchInputSimplePublicObjectBatchInput,
+            SimplePublicObjectBatchInput,
+        )
+
+        properties = {**_company_properties(installation), **(extra or {})}
+        writable = set(properties) - {"domain"}  # HubSpot derives it: not ours
+        unknown = {f for fields in updates.values() for f in fields} - writable
+        if unknown:
+            raise ValueError(f"HubSpot companies have no writable field for {sorted(unknown)}")
+        inputs = [SimplePublicObjectBatchInput(
+            id=company_id, properties={properties[f]: v for f, v in fields.items()})
+            for company_id, fields in updates.items() if fields]
+        client = self._client(installation)
+        versions: dict[str, Any] = {}
+        for start in range(0, len(inputs), BATCH):
+            result = self._call(installation, "company updates",
+                                client.crm.companies.batch_api.update,
+                                BatchInputSimplePublicObjectBatchInput(
+                                    inputs=inputs[start:start + BATCH]))
+            versions.update({str(c.id): _aware(c.updated_at) for c in result.results or []})
+        return versions
+
     # -- who owns what (app.access) ----------------------------------------------------------
 
     def record_access(self, installation: Any, kind: str, record_id: str) -> RecordAccess:
@@ -403,6 +460,16 @@ def _next_after(paging: Any) -> str | None:
     """`paging.next.after`, or None on the last page (HubSpot leaves `paging` out then)."""
     following = getattr(paging, "next", None) if paging is not None else None
     return getattr(following, "after", None) or None
+
+
+def _aware(moment: Any) -> Any:
+    """The SDK's datetime as aware UTC (it parses HubSpot's ISO text with its zone)."""
+    if moment is None:
+        return None
+    if isinstance(moment, str):
+        return to_moment(moment)
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else \
+        moment.astimezone(timezone.utc)
 
 
 def _company_properties(installation: Any) -> dict[str, str]:

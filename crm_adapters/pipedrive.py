@@ -18,7 +18,7 @@ from requests_oauthlib import OAuth2Session
 from crm_adapters.base import (CrmError, CrmRetryLater, classify_status, follow_pages, load_json,
                                tax_number_field)
 from crm_adapters.limits import CrmLimiter
-from domain.crm import (AccountIdentity, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
+from domain.crm import (AccountIdentity, CompanyRecord, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
                         WebhookRejected, WebhookRequest)
 from domain.dates import to_date, to_moment
 from domain.deals import Address, Deal, LineItem, Organisation, Person
@@ -350,6 +350,57 @@ class PipedriveCrm:
             body["address"] = _merged_address(current.get("address") or {}, fields)
         if body:
             self._request(installation, "PATCH", _org_path(company_id), 5, json=body)
+
+    # -- organizations in batches (two-way contact sync, app.contact_sync) -------------------
+
+    def fetch_companies(self, installation: Any, company_ids: Sequence[str],
+                        extra: Mapping[str, str] | None = None) -> dict[str, CompanyRecord | None]:
+        """GET /api/v2/organizations?ids= (up to 100 a call); `update_time` is the version.
+        `extra` keys are custom field keys of the organization."""
+        wanted = [i for i in dict.fromkeys(company_ids)]
+        orgs = self._by_ids(installation, "organizations", {i for i in wanted if i.isdigit()})
+        found: dict[str, CompanyRecord | None] = {}
+        for company_id in wanted:
+            org = orgs.get(company_id)
+            if org is None:
+                found[company_id] = None
+                continue
+            fields = _company_fields(org, tax_number_field(installation))
+            custom = org.get("custom_fields") or {}
+            fields.update({k: str(custom.get(key) or "") for k, key in (extra or {}).items()
+                           if key in custom})
+            found[company_id] = CompanyRecord(company_id, fields, to_moment(org.get("update_time")))
+        return found
+
+    def update_companies(self, installation: Any, updates: Mapping[str, Mapping[str, str]],
+                         extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """One PATCH /api/v2/organizations/{id} each (v2 has no batch update of
+        organizations); the answer's `update_time` is the version written. The address is
+        merged into the current one, as `update_company` does."""
+        extra = dict(extra or {})
+        tax_field = tax_number_field(installation)
+        writable = {"name", "website", *ADDRESS_PARTS, *(("tax_number",) if tax_field else ()),
+                    *extra}
+        unknown = {f for fields in updates.values() for f in fields} - writable
+        if unknown:
+            raise ValueError(
+                f"Pipedrive organizations have no writable field for {sorted(unknown)}")
+        versions: dict[str, Any] = {}
+        for company_id, fields in updates.items():
+            if not fields:
+                continue
+            body: dict[str, Any] = {k: fields[k] for k in ("name", "website") if k in fields}
+            custom = {key: fields[k] for k, key in extra.items() if k in fields}
+            if tax_field and "tax_number" in fields:
+                custom[tax_field] = fields["tax_number"]
+            if custom:
+                body["custom_fields"] = custom
+            if set(fields) & set(ADDRESS_PARTS):
+                current = self._request(installation, "GET", _org_path(company_id), 1) or {}
+                body["address"] = _merged_address(current.get("address") or {}, fields)
+            answer = self._request(installation, "PATCH", _org_path(company_id), 5, json=body)
+            versions[company_id] = to_moment((answer or {}).get("update_time"))
+        return versions
 
     def _by_ids(self, installation: Any, kind: str, ids: set[Any]) -> dict[str, dict[str, Any]]:
         """Batch reads: v2 list endpoints take up to 100 `ids`."""

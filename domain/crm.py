@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,18 @@ class RecordAccess:
 # out the ones its CRM cannot hold ("domain" is read-only: the company's web domain).
 COMPANY_FIELDS = ("name", "phone", "street", "city", "region", "postal_code", "country",
                   "website", "domain", "tax_number")
+
+
+@dataclass(frozen=True)
+class CompanyRecord:
+    """A company as contact sync reads it: `fields` in COMPANY_FIELDS words (plus any extra
+    properties asked for by their own key), "" when empty, a field the CRM cannot hold left
+    out; `updated_at` the CRM's own version of the record (HubSpot updatedAt, Pipedrive
+    update_time), aware UTC, or None if the CRM did not say."""
+
+    company_id: str
+    fields: Mapping[str, str]
+    updated_at: datetime | None = None
 
 
 class WebhookRejected(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from domain.crm import InvoiceFields, ParsedWebhook, RecordAccess, WebhookRequest
+from domain.crm import CompanyRecord, InvoiceFields, ParsedWebhook, RecordAccess, WebhookRequest
 from domain.deals import Deal
 
 
@@ -62,3 +62,18 @@ class CrmAdapter(DealSource, Protocol):
                        fields: Mapping[str, str]) -> None:
         """Write these COMPANY_FIELDS values onto the company, leaving its other fields as
         they are. ValueError for a field this CRM cannot hold (fetch_company leaves it out)."""
+
+
+class CompanySync(Protocol):
+    """What two-way contact sync needs of a CRM (app.contact_sync): companies read and written
+    in batches, with the CRM's version of each record."""
+
+    def fetch_companies(self, installation: Any, company_ids: Sequence[str],
+                        extra: Mapping[str, str] | None = None) -> dict[str, CompanyRecord | None]:
+        """Companies by id (None: gone), in as few calls as the CRM allows. `extra`: more text
+        fields to read, {key: CRM property (HubSpot) / custom field key (Pipedrive)}."""
+
+    def update_companies(self, installation: Any, updates: Mapping[str, Mapping[str, str]],
+                         extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Write COMPANY_FIELDS values (and `extra` keys) onto each company, in batches; the
+        CRM's new version of each record written (aware UTC datetime, or None)."""

@@ -1,16 +1,15 @@
-"""The sandbox console: a start page, mock CRM record views that embed Paydeck's real card
-pages, and a mock Xero where the bookkeeper records payments.
-
-It plays the parts a newcomer has no account for. A stage move here is a stage move in the
-fake CRM (which fires its signed webhook at Paydeck); the card is fetched the way HubSpot's
-`hubspot.fetch` does (v3-signed) or loaded the way a Pipedrive custom panel is (JWT in the
-URL); a payment is recorded in the fake Xero's books and announced with a signed Xero
-webhook. Paydeck itself is not touched from here.
+"""The sandbox console: a start page, mock CRM record views embedding Paydeck's real card
+pages, and a mock Xero where the bookkeeper records payments - the parts a newcomer has no
+account for. A stage move here is one in the fake CRM (which fires its signed webhook); cards
+are fetched as `hubspot.fetch` does (v3-signed) or loaded as a Pipedrive panel is (JWT in the
+URL); a payment goes into the fake Xero's books and out as a signed Xero webhook. Paydeck
+itself is not touched from here.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -21,28 +20,28 @@ from werkzeug.wrappers import Response
 
 from sandbox.demo import ADMIN_EMAIL, Sandbox
 
-log = logging.getLogger(__name__)
+# What the mock record watches to re-render the card, as the CRM re-renders a card when the
+# deal changes (status, number, review items); for Pipedrive, the custom fields Paydeck writes.
+CARD_STATE = ("status", "invoice_number", "open_review_items", "error")
+PIPEDRIVE_STATE = ("Xero invoice status", "Xero invoice number", "Paydeck sync error")
 
-TEMPLATES = Path(__file__).parent / "templates" / "console"
 
-
+@dataclass
 class Console:
     """State the console's pages read: the sandbox, and whether it finished setting up."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self.ready = False
-        self.error = ""
+    sandbox: Sandbox
+    ready: bool = False
+    error: str = ""
 
 
 def create_console(console: Console) -> Flask:
-    app = Flask(__name__, template_folder=str(TEMPLATES))
+    app = Flask(__name__, template_folder=str(Path(__file__).parent / "templates" / "console"))
     sandbox = console.sandbox
     paydeck = sandbox.paydeck_url
+    hubspot, pipedrive = sandbox.hubspot, sandbox.pipedrive
 
-    @app.context_processor
-    def _globals() -> dict[str, Any]:
-        return {"paydeck_url": paydeck, "console": console, "sandbox": sandbox}
+    app.jinja_env.globals.update(paydeck_url=paydeck, console=console, sandbox=sandbox)
 
     @app.before_request
     def _until_ready() -> Response | None:
@@ -54,8 +53,7 @@ def create_console(console: Console) -> Flask:
     def index() -> str:
         if not console.ready:
             return render_template("starting.html")
-        return render_template("index.html", hubspot=_hubspot_deals(sandbox),
-                               pipedrive=_pipedrive_deals(sandbox))
+        return render_template("index.html", **_deal_rows(sandbox))
 
     @app.get("/ready")
     def ready() -> Response:
@@ -63,33 +61,34 @@ def create_console(console: Console) -> Flask:
 
     # --- HubSpot -----------------------------------------------------------------------
 
+    def hubspot_pipeline(deal_id: str) -> Any:
+        props = _or_404(hubspot.crm.object_properties, "deals", deal_id)
+        return props, next(p for p in hubspot.crm.pipelines if p.id == props.get("pipeline"))
+
     @app.get("/hubspot/deals/<deal_id>")
     def hubspot_deal(deal_id: str) -> str:
-        props = _hubspot_record(sandbox, "deals", deal_id)
+        props, pipeline = hubspot_pipeline(deal_id)
         card = _hubspot_card(sandbox, "deals", deal_id)
-        pipeline = next(p for p in sandbox.hubspot.crm.pipelines if p.id == props.get("pipeline"))
         return render_template("hubspot_deal.html", deal_id=deal_id, props=props, card=card,
-                               state=_card_state(card),
-                               stages=pipeline.stages, demo=sandbox.deal("hubspot", deal_id),
+                               state=_pick(card, CARD_STATE), stages=pipeline.stages,
+                               demo=sandbox.deal("hubspot", deal_id),
                                message=request.args.get("m", ""))
 
     @app.post("/hubspot/deals/<deal_id>/stage")
     def hubspot_move(deal_id: str) -> Response:
-        props = _hubspot_record(sandbox, "deals", deal_id)
         stage = request.form.get("stage", "")
-        pipeline = next(p for p in sandbox.hubspot.crm.pipelines if p.id == props.get("pipeline"))
-        if pipeline.stage(stage) is None:
+        if hubspot_pipeline(deal_id)[1].stage(stage) is None:
             abort(400, "choose a stage of the deal's pipeline")
-        sandbox.hubspot.crm.set_deal_properties(deal_id, dealstage=stage)  # fires the webhook
+        hubspot.crm.set_deal_properties(deal_id, dealstage=stage)  # fires the webhook
         return redirect(url_for("hubspot_deal", deal_id=deal_id, m=f"Deal moved to {stage}."))
 
     @app.get("/hubspot/deals/<deal_id>/card.json")
     def hubspot_card_json(deal_id: str) -> Response:
-        return jsonify(_card_state(_hubspot_card(sandbox, "deals", deal_id)))
+        return jsonify(_pick(_hubspot_card(sandbox, "deals", deal_id), CARD_STATE))
 
     @app.get("/hubspot/companies/<company_id>")
     def hubspot_company(company_id: str) -> str:
-        props = _hubspot_record(sandbox, "companies", company_id)
+        props = _or_404(hubspot.crm.object_properties, "companies", company_id)
         card = _hubspot_card(sandbox, "companies", company_id)
         return render_template("company.html", crm="hubspot", name=props.get("name"),
                                props=props, frame_url=card.get("open_url"), error=card.get("error"))
@@ -98,38 +97,41 @@ def create_console(console: Console) -> Flask:
 
     @app.get("/pipedrive/deals/<int:deal_id>")
     def pipedrive_deal(deal_id: int) -> str:
-        deal = _pipedrive_deal(sandbox, deal_id)
-        stages = sorted((s for s in sandbox.pipedrive.api.company().stages.values()
+        from app.views.cards import PIPEDRIVE_REVIEW_MODAL
+
+        deal = _or_404(pipedrive.api.deal, deal_id)
+        stages = sorted((s for s in pipedrive.api.company().stages.values()
                          if s.pipeline_id == deal.pipeline_id), key=lambda s: s.order_nr)
-        frame = sandbox.pipedrive.panel_url(f"{paydeck}/pipedrive/panel/deal", "deal", deal_id)
         fields = _pipedrive_fields(sandbox, deal.custom_fields)
-        return render_template("pipedrive_deal.html", deal=deal, stages=stages, frame_url=frame,
-                               modals=_pipedrive_modals(sandbox, paydeck, deal_id),
-                               fields=fields, state=_pipedrive_state(fields),
-                               demo=sandbox.deal("pipedrive", str(deal_id)),
-                               message=request.args.get("m", ""))
+        # Paydeck's custom modals (app_manifest/pipedrive/app.json) by name, with the JWT
+        # Pipedrive would put on their iframe URL.
+        modals = {PIPEDRIVE_REVIEW_MODAL: pipedrive.panel_url(
+            f"{paydeck}/pipedrive/modal/review", "deal", deal_id)}
+        return render_template(
+            "pipedrive_deal.html", deal=deal, stages=stages, modals=modals, fields=fields,
+            frame_url=pipedrive.panel_url(f"{paydeck}/pipedrive/panel/deal", "deal", deal_id),
+            state=_pick(fields, PIPEDRIVE_STATE), demo=sandbox.deal("pipedrive", str(deal_id)),
+            message=request.args.get("m", ""))
 
     @app.post("/pipedrive/deals/<int:deal_id>/stage")
     def pipedrive_move(deal_id: int) -> Response:
-        _pipedrive_deal(sandbox, deal_id)
+        _or_404(pipedrive.api.deal, deal_id)
         stage = request.form.get("stage", "")
         if not stage.isdigit():
             abort(400, "choose a stage")
-        sandbox.pipedrive.api.move_deal(deal_id, int(stage))  # fires the webhook
+        pipedrive.api.move_deal(deal_id, int(stage))  # fires the webhook
         return redirect(url_for("pipedrive_deal", deal_id=deal_id, m="Deal moved."))
 
     @app.get("/pipedrive/deals/<int:deal_id>/card.json")
     def pipedrive_card_json(deal_id: int) -> Response:
-        return jsonify(_pipedrive_state(
-            _pipedrive_fields(sandbox, _pipedrive_deal(sandbox, deal_id).custom_fields)))
+        custom = _or_404(pipedrive.api.deal, deal_id).custom_fields
+        return jsonify(_pick(_pipedrive_fields(sandbox, custom), PIPEDRIVE_STATE))
 
     @app.get("/pipedrive/organizations/<int:org_id>")
     def pipedrive_organization(org_id: int) -> str:
-        org = sandbox.pipedrive.api.company().orgs.get(org_id)
-        if org is None:
-            abort(404)
-        frame = sandbox.pipedrive.panel_url(f"{paydeck}/pipedrive/panel/organization",
-                                            "organization", org_id)
+        org = _or_404(pipedrive.api.company().orgs.__getitem__, org_id)
+        frame = pipedrive.panel_url(f"{paydeck}/pipedrive/panel/organization", "organization",
+                                    org_id)
         return render_template("company.html", crm="pipedrive", name=org.name, props={},
                                frame_url=frame, error=None)
 
@@ -140,7 +142,7 @@ def create_console(console: Console) -> Flask:
         if crm == "pipedrive":
             # The review queue is Paydeck's custom modal (opened from a deal's panel in Pipedrive).
             path = "/pipedrive/settings" if page == "settings" else "/pipedrive/modal/review"
-            frame = sandbox.pipedrive.panel_url(f"{paydeck}{path}", page, sandbox.pipedrive.company_id)
+            frame = pipedrive.panel_url(f"{paydeck}{path}", page, pipedrive.company_id)
             error = None
         else:
             first = next(d.deal_id for d in sandbox.deals if d.crm == "hubspot")
@@ -152,14 +154,14 @@ def create_console(console: Console) -> Flask:
 
     @app.get("/xero")
     def xero() -> str:
+        names = {t.tenant_id: t.name for t in sandbox.xero.tenants}
         books = []
         for crm, tenant in sandbox.tenants.items():
             ledger = sandbox.xero.accounting(tenant)
-            names = {c.contact_id: c.name for c in ledger.contacts}
-            books.append({"crm": crm, "tenant": tenant, "name": next(
-                t.name for t in sandbox.xero.tenants if t.tenant_id == tenant),
-                "invoices": sorted(ledger.invoices, key=lambda i: i.invoice_number, reverse=True),
-                "contacts": names})
+            books.append({"crm": crm, "tenant": tenant, "name": names[tenant],
+                          "invoices": sorted(ledger.invoices, key=lambda i: i.invoice_number,
+                                             reverse=True),
+                          "contacts": {c.contact_id: c.name for c in ledger.contacts}})
         return render_template("xero.html", books=books, message=request.args.get("m", ""),
                                error=request.args.get("e", ""))
 
@@ -188,11 +190,15 @@ def create_console(console: Console) -> Flask:
 
 # --- helpers --------------------------------------------------------------------------------------
 
-def _hubspot_record(sandbox: Sandbox, kind: str, object_id: str) -> dict[str, str | None]:
+def _or_404(read: Callable[..., Any], *args: Any) -> Any:
     try:
-        return sandbox.hubspot.crm.object_properties(kind, object_id)
+        return read(*args)
     except KeyError:
         abort(404)
+
+
+def _pick(values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: values.get(key) for key in keys}
 
 
 def _hubspot_card(sandbox: Sandbox, kind: str, object_id: str,
@@ -211,59 +217,28 @@ def _hubspot_card(sandbox: Sandbox, kind: str, object_id: str,
     return body
 
 
-def _card_state(card: dict[str, Any]) -> dict[str, Any]:
-    """What the mock record watches to re-render the card: as the CRM re-renders a card when
-    the deal changes (status, number, review items)."""
-    return {key: card.get(key) for key in ("status", "invoice_number", "open_review_items", "error")}
-
-
-def _pipedrive_state(fields: dict[str, Any]) -> dict[str, Any]:
-    return {name: fields.get(name)
-            for name in ("Xero invoice status", "Xero invoice number", "Paydeck sync error")}
-
-
-def _hubspot_deals(sandbox: Sandbox) -> list[dict[str, Any]]:
-    crm = sandbox.hubspot.crm
-    stages = {s.id: s.label for p in crm.pipelines for s in p.stages}
-    rows = []
-    for demo in (d for d in sandbox.deals if d.crm == "hubspot"):
-        props = crm.deal(demo.deal_id)
-        rows.append({"demo": demo, "stage": stages.get(props.get("dealstage") or "", ""),
-                     "amount": props.get("amount"),
-                     "status": props.get("paydeck_invoice_status") or "Not invoiced"})
-    return rows
-
-
-def _pipedrive_modals(sandbox: Sandbox, paydeck: str, deal_id: int) -> dict[str, str]:
-    """Paydeck's custom modals (app_manifest/pipedrive/app.json) by name, with the JWT Pipedrive
-    would put on their iframe URL."""
-    from app.views.cards import PIPEDRIVE_REVIEW_MODAL
-
-    return {PIPEDRIVE_REVIEW_MODAL: sandbox.pipedrive.panel_url(
-        f"{paydeck}/pipedrive/modal/review", "deal", deal_id)}
-
-
-def _pipedrive_deal(sandbox: Sandbox, deal_id: int) -> Any:
-    try:
-        return sandbox.pipedrive.api.deal(deal_id)
-    except KeyError:
-        abort(404)
-
-
 def _pipedrive_fields(sandbox: Sandbox, custom: dict[str, Any]) -> dict[str, Any]:
     """A deal's custom fields by their names, as Pipedrive's deal view shows them."""
     names = {f.field_code: f.field_name for f in sandbox.pipedrive.api.company().custom_fields()}
     return {names.get(key, key): value for key, value in custom.items() if value not in (None, "")}
 
 
-def _pipedrive_deals(sandbox: Sandbox) -> list[dict[str, Any]]:
-    stages = sandbox.pipedrive.api.company().stages
-    rows = []
-    for demo in (d for d in sandbox.deals if d.crm == "pipedrive"):
-        deal = sandbox.pipedrive.api.deal(int(demo.deal_id))
-        fields = _pipedrive_fields(sandbox, deal.custom_fields)
-        rows.append({"demo": demo, "stage": stages[deal.stage_id].name, "amount": deal.value,
-                     "status": fields.get("Xero invoice status") or "Not invoiced"})
+def _deal_rows(sandbox: Sandbox) -> dict[str, list[dict[str, Any]]]:
+    """The start page's rows of demo deals, per CRM: stage, amount and invoice status."""
+    crm, api = sandbox.hubspot.crm, sandbox.pipedrive.api
+    hubspot_stages = {s.id: s.label for p in crm.pipelines for s in p.stages}
+    rows: dict[str, list[dict[str, Any]]] = {"hubspot": [], "pipedrive": []}
+    for demo in sandbox.deals:
+        if demo.crm == "hubspot":
+            props = crm.deal(demo.deal_id)
+            stage = hubspot_stages.get(props.get("dealstage") or "", "")
+            amount, status = props.get("amount"), props.get("paydeck_invoice_status")
+        else:
+            deal = api.deal(int(demo.deal_id))
+            stage, amount = api.company().stages[deal.stage_id].name, deal.value
+            status = _pipedrive_fields(sandbox, deal.custom_fields).get("Xero invoice status")
+        rows[demo.crm].append({"demo": demo, "stage": stage, "amount": amount,
+                               "status": status or "Not invoiced"})
     return rows
 
 

@@ -11,7 +11,6 @@ are configured (app/launcher.py).
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -26,12 +25,34 @@ from sandbox.pipedrive import FakePipedrive
 from sandbox.kit.server import LoopbackServer
 from sandbox.xero import FakeXero
 
-log = logging.getLogger(__name__)
-
 # Fixed ids, so a demo organisation looks the same on every run.
 HUBSPOT_TENANT = "3f6a2c1e-5b0d-4c39-9a57-1f2e3d4c5b6a"
 PIPEDRIVE_TENANT = "8d1b7e52-0c4f-4a8e-b6d3-2a9c8e7f6d5b"
 ADMIN_EMAIL = "admin@demo-agency.example"
+# The demo agency's customers: (name, domain, their contact's first and last name, email), and
+# products: (name, SKU, price). Pipedrive's demo uses the first two of each.
+CUSTOMERS = (("Initech Pty Ltd", "initech.example", "Pat", "Buyer", "ap@initech.example"),
+             ("Globex Corporation", "globex.example", "Gil", "Payable", "accounts@globex.example"),
+             ("Hooli Pty Ltd", "hooli.example", "Hal", "Ops", "ops@hooli.example"))
+PRODUCTS = (("Website design", "WEB-DESIGN", "2400.00"), ("Hosting (12 months)", "HOST-12", "360.00"),
+            ("SEO audit", "SEO-AUDIT", "900.00"))
+# Demo deals: (title, customer's index, quantity by SKU or else the deal's amount, what the
+# deal shows a newcomer).
+HUBSPOT_DEALS = (
+    ("Initech website rebuild", 0, {"WEB-DESIGN": 1, "HOST-12": 1},
+     "Move it to Contract Sent for a draft invoice, then Closed Won to approve it."),
+    ("Globex SEO audit", 1, {"SEO-AUDIT": 2},
+     "Globex is already a contact in Xero: the invoice goes to it, no duplicate."),
+    ("Hooli emergency call-out", 2, {"amount": "650.00"},
+     "No products on the deal: it lands in the review queue. Allow one line from "
+     "the deal amount in Settings, then retry it."),
+)
+PIPEDRIVE_DEALS = (
+    ("Initech intranet", 0, {"WEB-DESIGN": 1, "HOST-12": 1},
+     "Move it to Proposal Made for a draft invoice, then Won to approve it."),
+    ("Globex hosting renewal", 1, {"HOST-12": 2},
+     "Move it to Won: an approved invoice for the existing Xero contact."),
+)
 
 
 def vendor_settings(xero: tuple[FakeXero, str] | None = None,
@@ -93,14 +114,12 @@ class Sandbox:
     # --- the fakes' servers --------------------------------------------------------------
 
     def start(self) -> Sandbox:
-        for name, fake in (("hubspot", self.hubspot), ("pipedrive", self.pipedrive),
-                           ("xero", self.xero)):
-            self._servers[name] = LoopbackServer(fake).start()
+        for name in ("hubspot", "pipedrive", "xero"):
+            self._servers[name] = LoopbackServer(getattr(self, name)).start()
         return self
 
     def stop(self) -> None:
-        self.hubspot.auto_deliver = False
-        self.pipedrive.auto_deliver = False
+        self.hubspot.auto_deliver = self.pipedrive.auto_deliver = False
         for server in self._servers.values():
             server.stop()
         self._servers.clear()
@@ -118,10 +137,6 @@ class Sandbox:
             "hubspot_app_id": str(self.hubspot.app_id),
             "public_url": self.paydeck_url,
         }
-
-    def environment(self) -> dict[str, str]:
-        """The same settings as environment variables, for Paydeck's processes."""
-        return {name.upper(): str(value) for name, value in self.settings().items()}
 
     # --- installing Paydeck as an admin would ------------------------------------------------
 
@@ -153,9 +168,6 @@ class Sandbox:
             raise SandboxError(f"could not {step}: HTTP {response.status_code} at {response.url}")
         return response
 
-    def pipedrive_stage(self, name: str) -> int:
-        return self.pipedrive.api.stage_id(name)
-
     def wait_for_webhooks(self, timeout: float = 60.0) -> None:
         """Paydeck's setup job registers its Pipedrive webhooks; stage moves need them."""
         deadline = time.monotonic() + timeout
@@ -178,62 +190,33 @@ class Sandbox:
 
     def _seed_hubspot(self) -> None:
         crm = self.hubspot.crm
-        design = crm.add_product(name="Website design", price="2400.00", hs_sku="WEB-DESIGN")
-        hosting = crm.add_product(name="Hosting (12 months)", price="360.00", hs_sku="HOST-12")
-        audit = crm.add_product(name="SEO audit", price="900.00", hs_sku="SEO-AUDIT")
-        initech = crm.add_company(name="Initech Pty Ltd", domain="initech.example")
-        globex = crm.add_company(name="Globex Corporation", domain="globex.example")
-        hooli = crm.add_company(name="Hooli Pty Ltd", domain="hooli.example")
-        self.companies["hubspot"] = [(initech, "Initech Pty Ltd"), (globex, "Globex Corporation"),
-                                     (hooli, "Hooli Pty Ltd")]
-        pat = crm.add_contact(company_id=initech, firstname="Pat", lastname="Buyer",
-                              email="ap@initech.example")
-        gil = crm.add_contact(company_id=globex, firstname="Gil", lastname="Payable",
-                              email="accounts@globex.example")
-        hal = crm.add_contact(company_id=hooli, firstname="Hal", lastname="Ops", email="ops@hooli.example")
-        self.deals += [
-            DemoDeal("hubspot", crm.add_deal(
-                dealname="Initech website rebuild", company_id=initech, contact_ids=[pat],
-                line_items=[{"hs_product_id": design, "quantity": "1"},
-                            {"hs_product_id": hosting, "quantity": "1"}]),
-                "Initech website rebuild",
-                "Move it to Contract Sent for a draft invoice, then Closed Won to approve it."),
-            DemoDeal("hubspot", crm.add_deal(
-                dealname="Globex SEO audit", company_id=globex, contact_ids=[gil],
-                line_items=[{"hs_product_id": audit, "quantity": "2"}]),
-                "Globex SEO audit",
-                "Globex is already a contact in Xero: the invoice goes to it, no duplicate."),
-            DemoDeal("hubspot", crm.add_deal(
-                dealname="Hooli emergency call-out", company_id=hooli, contact_ids=[hal],
-                amount="650.00"),
-                "Hooli emergency call-out",
-                "No products on the deal: it lands in the review queue. Allow one line from "
-                "the deal amount in Settings, then retry it."),
-        ]
+        products = {sku: crm.add_product(name=name, price=price, hs_sku=sku)
+                    for name, sku, price in PRODUCTS}
+        companies = [crm.add_company(name=c[0], domain=c[1]) for c in CUSTOMERS]
+        self.companies["hubspot"] = [(cid, c[0]) for cid, c in zip(companies, CUSTOMERS)]
+        contacts = [crm.add_contact(company_id=cid, firstname=first, lastname=last, email=email)
+                    for cid, (_, _, first, last, email) in zip(companies, CUSTOMERS)]
+        for title, customer, lines, story in HUBSPOT_DEALS:
+            extra = {"amount": lines["amount"]} if "amount" in lines else {"line_items": [
+                {"hs_product_id": products[sku], "quantity": str(n)} for sku, n in lines.items()]}
+            deal_id = crm.add_deal(dealname=title, company_id=companies[customer],
+                                   contact_ids=[contacts[customer]], **extra)
+            self.deals.append(DemoDeal("hubspot", deal_id, title, story))
 
     def _seed_pipedrive(self) -> None:
         api = self.pipedrive.api
-        design = api.add_product("Website design", code="WEB-DESIGN", price=Decimal("2400.00"))
-        hosting = api.add_product("Hosting (12 months)", code="HOST-12", price=Decimal("360.00"))
-        initech = api.add_org("Initech Pty Ltd")
-        globex = api.add_org("Globex Corporation")
-        self.companies["pipedrive"] = [(str(initech), "Initech Pty Ltd"),
-                                       (str(globex), "Globex Corporation")]
-        pat = api.add_person("Pat Buyer", email="ap@initech.example", org_id=initech)
-        gil = api.add_person("Gil Payable", email="accounts@globex.example", org_id=globex)
-        self.deals += [
-            DemoDeal("pipedrive", str(api.add_deal(
-                "Initech intranet", org_id=initech, person_id=pat,
-                products=[{"product_id": design, "quantity": 1, "item_price": Decimal("2400.00")},
-                          {"product_id": hosting, "quantity": 1, "item_price": Decimal("360.00")}])),
-                "Initech intranet",
-                "Move it to Proposal Made for a draft invoice, then Won to approve it."),
-            DemoDeal("pipedrive", str(api.add_deal(
-                "Globex hosting renewal", org_id=globex, person_id=gil,
-                products=[{"product_id": hosting, "quantity": 2, "item_price": Decimal("360.00")}])),
-                "Globex hosting renewal",
-                "Move it to Won: an approved invoice for the existing Xero contact."),
-        ]
+        products = {sku: (api.add_product(name, code=sku, price=Decimal(price)), Decimal(price))
+                    for name, sku, price in PRODUCTS[:2]}
+        orgs = [api.add_org(c[0]) for c in CUSTOMERS[:2]]
+        self.companies["pipedrive"] = [(str(oid), c[0]) for oid, c in zip(orgs, CUSTOMERS)]
+        people = [api.add_person(f"{first} {last}", email=email, org_id=oid)
+                  for oid, (_, _, first, last, email) in zip(orgs, CUSTOMERS)]
+        for title, customer, lines, story in PIPEDRIVE_DEALS:
+            items = [{"product_id": products[sku][0], "quantity": n, "item_price": products[sku][1]}
+                     for sku, n in lines.items()]
+            deal_id = api.add_deal(title, org_id=orgs[customer], person_id=people[customer],
+                                   products=items)
+            self.deals.append(DemoDeal("pipedrive", str(deal_id), title, story))
 
     def deal(self, crm: str, deal_id: str) -> DemoDeal | None:
         return next((d for d in self.deals if d.crm == crm and d.deal_id == deal_id), None)
@@ -248,11 +231,12 @@ def configure_rules(sandbox: Sandbox) -> None:
     from app.extensions import db
     from app.models import CrmKind, Installation, InstallationSettings, StageAction, StageRule
 
+    stage_id = sandbox.pipedrive.api.stage_id
     rules = {
         CrmKind.HUBSPOT: ("default", {"contractsent": StageAction.DRAFT,
                                       "closedwon": StageAction.AUTHORISE}),
-        CrmKind.PIPEDRIVE: ("1", {str(sandbox.pipedrive_stage("Proposal Made")): StageAction.DRAFT,
-                                  str(sandbox.pipedrive_stage("Won")): StageAction.AUTHORISE}),
+        CrmKind.PIPEDRIVE: ("1", {str(stage_id("Proposal Made")): StageAction.DRAFT,
+                                  str(stage_id("Won")): StageAction.AUTHORISE}),
     }
     for crm, (pipeline, stages) in rules.items():
         installation = db.session.scalar(select(Installation).where(Installation.crm == crm))

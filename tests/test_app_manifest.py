@@ -199,7 +199,7 @@ def test_pipedrive_app(pipedrive: dict[str, Any]) -> None:
 def test_pipedrive_review_queue_is_a_custom_modal_the_deal_page_opens(pipedrive: dict[str, Any]) -> None:
     """pipedrive.readme.io/docs/custom-ui-extensions-modals: an iframe modal opened from menus or
     by the SDK's OPEN_MODAL, whose action_id is the modal's "id or name" (SDK README)."""
-    from app.views.cards import PIPEDRIVE_REVIEW_MODAL
+    from app.views.common import PIPEDRIVE_REVIEW_MODAL
 
     [modal] = pipedrive["app_extensions"]["custom_modals"]
     assert modal["url"] == f"{ORIGIN}/pipedrive/modal/review"

@@ -103,7 +103,10 @@ def test_the_deal_page_previews_the_invoice_escapes_crm_text_and_pushes(card):
         PaydeckSimpleWorker([QUEUE], connection=get_redis(), app=app).work(burst=True)
         link = db.session.scalars(select(InvoiceLink)).one()
 
-    assert pushed.status_code == 200 and "Sent to Xero" in pushed.text
+    # The deal's stage has no rule: a manual push makes a draft, and says so (app/engine/push.py).
+    assert pushed.status_code == 200 and "Creating a draft invoice in Xero" in pushed.text
+    assert "the deal&#39;s stage has no invoice rule" in pushed.text and "Sent to Xero" not in pushed.text
+    assert link.status == "DRAFT"
     after = requests.get(open_url, timeout=10)
     assert f"Invoice {link.invoice_number}" in after.text and "Re-push to Xero" in after.text
     body = card_get(url, hubspot.client_secret, {"portalId": hubspot.portal_id, "objectType": "deals",

@@ -15,7 +15,7 @@ import jwt
 import pytest
 import requests
 
-from app.views.cards import PIPEDRIVE_REVIEW_MODAL
+from app.views.common import PIPEDRIVE_REVIEW_MODAL
 from tests.conftest import fake_settings
 
 ROOT = Path(__file__).resolve().parent.parent

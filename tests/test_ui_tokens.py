@@ -105,7 +105,7 @@ def test_a_push_token_is_used_once(card):
     first = requests.post(f"{url}/ui/deal/{deal_id}/push", data=push, timeout=10)
     replayed = requests.post(f"{url}/ui/deal/{deal_id}/push", data=push, timeout=10)
 
-    assert first.status_code == 200 and "Sent to Xero" in first.text
+    assert first.status_code == 200 and "The card updates in a few seconds." in first.text
     assert replayed.status_code == 401
     assert _queued(app) == queued + 1
 

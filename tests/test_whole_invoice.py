@@ -29,7 +29,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEvent, Installation, InstallationSettings, InvoiceLink, ReviewItem
-from app.models import ReviewReason, XeroConnection
+from app.models import ReviewReason, StageAction, StageRule, XeroConnection
 from app.payments import note_changed_invoices, poll_invoices
 from app.queueing import QUEUE
 from app.redis_conn import get_redis
@@ -62,6 +62,10 @@ def deal_env(app_factory, fake_hubspot, fake_xero, browser):
         installation = db.session.scalars(select(Installation)).one()
         settings = db.session.get(InstallationSettings, installation.id)
         settings.default_account_code, settings.default_tax_type = "200", "OUTPUT"
+        # The deals' stage (the fake's default) approves: a push from a stage without a rule
+        # would make a draft, which Xero neither takes payments on nor emails.
+        db.session.add(StageRule(installation_id=installation.id, pipeline_id="default",
+                                 stage_id="appointmentscheduled", action=StageAction.AUTHORISE))
         db.session.commit()
     company = hubspot.crm.add_company(name="Initech Pty Ltd")
     contact = hubspot.crm.add_contact(company_id=company, firstname="Pat", email="ap@initech.example")
@@ -342,11 +346,13 @@ def test_the_email_route_refuses_forged_and_other_actions_tokens(deal_env):
     env = deal_env
     deal_id = env.new_deal("Website")
     push(env, deal_id)
-    page = page_of(env, deal_id)
-    push_token = form_fields(page, f"/ui/deal/{deal_id}/push")["a"]
+    with env.app.app_context():
+        installation_id = db.session.scalars(select(Installation.id)).one()
+        push_token = issue_action_token(View(installation_id, INSTALLER, "deal", deal_id), "push")
+        other_deal = issue_action_token(View(installation_id, INSTALLER, "deal", "424242"), "email")
     page_token = card(env, deal_id)["open_url"].split("t=")[1]
 
-    for token in ("", "forged", push_token, page_token):
+    for token in ("", "forged", push_token, page_token, other_deal):
         refused = requests.post(f"{env.url}/ui/deal/{deal_id}/email", data={"a": token}, timeout=10)
         assert refused.status_code == 401, token
     work(env.app)

@@ -8,6 +8,7 @@ new spec version (a newly read-only field) is checked too.
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -81,10 +82,33 @@ def draft(**overrides: Any) -> InvoiceDraft:
 
 # ----- the tables follow the spec ---------------------------------------------------------------
 
+def table_source(fields: dict[str, dict[str, Any]]) -> str:
+    """The body of sandbox/xero/schema.py's `TABLE` as Python source, from `derive()`'s answer."""
+    lines = []
+    for schema, props in fields.items():
+        groups: dict[str, list[str]] = {}
+        for prop, (kind, read_only, nested) in props.items():
+            group = kind + (" readOnly" if read_only else "")
+            groups.setdefault(group, []).append(prop + (f":{nested}" if nested else ""))
+        lines.append(f"    {schema!r}: {{")
+        for group, names in groups.items():
+            parts = textwrap.wrap(" ".join(names), 80 - len(group), break_on_hyphens=False)
+            quoted = [repr(part + " ") for part in parts[:-1]] + [repr(parts[-1])]
+            lines.append(f"        {group!r}: " + "\n            ".join(quoted) + ",")
+        lines.append("    },")
+    return "\n".join(lines)
+
+
 def test_the_fakes_schema_table_is_the_specs():
     """sandbox/xero/schema.py's FIELDS is what derive() reads from the vendored spec; if Xero
-    publishes a spec that differs, regenerate it (see that module)."""
-    assert xero_schema.FIELDS == xero_schema.derive(spec())
+    publishes a spec that differs, paste the TABLE body the failure prints."""
+    derived = xero_schema.derive(spec())
+    assert xero_schema.FIELDS == derived, table_source(derived)
+
+
+def test_the_schema_table_is_written_as_table_source_writes_it():
+    with open(xero_schema.__file__, encoding="utf-8") as handle:
+        assert table_source(xero_schema.FIELDS) in handle.read()
 
 
 def test_paydeck_strips_every_field_the_spec_marks_read_only():

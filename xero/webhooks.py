@@ -25,6 +25,16 @@ def verify(key: str, body: bytes, signature: str) -> None:
 
 def changed_invoices(body: bytes) -> dict[str, set[str]]:
     """Invoice ids per tenant in a (verified) delivery; other categories are not ours."""
+    return changed_resources(body, "INVOICE")
+
+
+def changed_contacts(body: bytes) -> dict[str, set[str]]:
+    """Contact ids per tenant (eventCategory CONTACT, CREATE or UPDATE): for contact sync."""
+    return changed_resources(body, "CONTACT")
+
+
+def changed_resources(body: bytes, category: str) -> dict[str, set[str]]:
+    """Resource ids per tenant of one eventCategory in a (verified) delivery."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
@@ -34,7 +44,7 @@ def changed_invoices(body: bytes) -> dict[str, set[str]]:
         raise XeroWebhookRejected(400, "no events list")
     changed: dict[str, set[str]] = defaultdict(set)
     for event in events:
-        if (isinstance(event, dict) and event.get("eventCategory") == "INVOICE"
+        if (isinstance(event, dict) and event.get("eventCategory") == category
                 and event.get("tenantId") and event.get("resourceId")):
             changed[str(event["tenantId"])].add(str(event["resourceId"]))
     return dict(changed)

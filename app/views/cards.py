@@ -11,22 +11,24 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
-from app.access import may_act, may_view_record, viewer_for
-from app.card_data import card_facts, deal_link, deal_summary, open_review_items, without_money
-from app.connection_state import connection_notices
-from app.engine.intake import request_invoice
+from app.access import may_act, may_administer_pipedrive, may_view_record, viewer_for
+from app.card_data import card_facts, deal_link, deal_summary, open_review_items
+from app.card_data import without_money
+from app.engine.push import CREATE, FIX_CONNECT_XERO, FIX_RECONNECT_XERO, FIX_REINSTALL, invoice_history
+from app.engine.push import plan_push, push
 from app.engine.preview import preview_invoice
 from app.engine.reviews import retry_review_item
 from app.extensions import db
 from app.invoice_view import invoice_pdf_url, page_section
-from app.models import CrmKind, Installation, ReviewItem, StageAction
+from app.models import CrmKind, Installation, ReviewItem
 from app.runtime import get_settings
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import TokenUnavailable
 from app.ui_auth import View, issue_action_token, issue_action_tokens, issue_view_token, read_action_token
 from app.views.common import active_installation, called_url, crm_frame_headers, form_pd, is_crm_id
 from app.views.common import message_page, open_record, page_url, pipedrive_caller, pipedrive_page_url
-from app.views.common import require_act, settings_view, view_installation
+import app.views.common as _common
+from app.views.common import page_alerts, require_act, settings_view, view_installation
 from app.wiring import adapter_for
 from crm_adapters.base import CrmError
 from domain.crm import WebhookRejected, WebhookRequest
@@ -34,13 +36,12 @@ from xero.errors import XeroFailure
 
 log = logging.getLogger(__name__)
 bp = Blueprint("cards", __name__)
+# The review queue's custom modal name (defined in app.views.common; the sandbox console reads it here).
+PIPEDRIVE_REVIEW_MODAL = _common.PIPEDRIVE_REVIEW_MODAL
 bp.after_request(crm_frame_headers)
 
 # The parameters that say who is asking about what (HubSpot's and the card's own).
 CARD_IDENTITY = ("portalId", "userId", "userEmail", "appId", "objectId", "objectType")
-# The custom modal's name in Developer Hub (app_manifest/pipedrive/app.json `custom_modals`):
-# the SDK's OPEN_MODAL takes a custom modal's "id or name" as action_id (SDK README).
-PIPEDRIVE_REVIEW_MODAL = "Paydeck review queue"
 
 
 # --- HubSpot app card (hubspot.fetch, signed v3) ------------------------------------------------
@@ -131,33 +132,78 @@ def deal_page(deal_id: str) -> str:
             preview = preview_invoice(installation, deal_id)
         except (CrmError, XeroFailure, TokenUnavailable, TokenReconnectNeeded) as exc:
             problem = f"Could not build a preview right now: {exc}"
+    acts = may_act(opened.viewer, "deal", deal_id)
+    plan = None
+    if acts:
+        stage = (preview.deal.stage_id if preview is not None and preview.deal is not None
+                 else _stage_if_needed(installation, deal_id, link))
+        plan = plan_push(installation, link, stage)
     items = open_review_items(installation.id, deal_id)
     pipedrive = request.args.get("pd") == "1"
-    review = replace(view, object_type="review", object_id=str(installation.id))
     summary = deal_summary(installation.id, deal_id, link)
     return render_template("deal.html", token=opened.token, deal_id=deal_id, link=link,
-                           push_token=issue_action_token(view, "push"),
+                           push_token=issue_action_token(view, "push"), plan=plan,
+                           fix_url=_fix_url(installation, view, plan, pipedrive),
+                           history=invoice_history(installation.id, deal_id),
                            retry_tokens=issue_action_tokens(view, "retry", (i.id for i in items)),
                            summary=summary if opened.money else without_money(summary), preview=preview,
-                           money=opened.money, may_act=may_act(opened.viewer, "deal", deal_id),
+                           money=opened.money, may_act=acts,
                            problem=problem, items=items, message=request.args.get("m", ""),
-                           pipedrive=pipedrive, review_url=page_url(review, pipedrive=pipedrive),
-                           review_modal=PIPEDRIVE_REVIEW_MODAL,
-                           connection_notices=connection_notices(installation),
-                           **page_section(view, link, opened.token, opened.money,
-                                          may_act(opened.viewer, "deal", deal_id)))
+                           pipedrive=pipedrive, **page_alerts(view, installation, pipedrive),
+                           **page_section(view, link, opened.token, opened.money, acts))
 
 
 @bp.post("/ui/deal/<deal_id>/push")
 def push_deal(deal_id: str) -> Response:
-    """The push / re-push button: ask the engine for this deal's invoice now."""
+    """The push / re-push / re-invoice button: decided again now (the invoice or the
+    connections may have changed since the page was drawn); enqueued only if it will do
+    what the page said."""
     view = read_action_token(request.form.get("a"), "push", "deal", deal_id)
     installation = view_installation(view)
     require_act(viewer_for(installation, view.user), "deal", deal_id, "push")
-    draft_first = installation.settings is not None and installation.settings.draft_first
-    action = StageAction.DRAFT if draft_first else StageAction.AUTHORISE
-    request_invoice(installation.id, deal_id, action, f"card:{view.user}")
-    return _back(deal_id, view, "Sent to Xero: the card updates in a few seconds.")
+    link = deal_link(installation.id, deal_id)
+    plan = plan_push(installation, link, _stage_if_needed(installation, deal_id, link))
+    if not plan.allowed:
+        return _back(deal_id, view, plan.says)
+    expected = request.form.get("kind", CREATE)
+    if plan.kind != expected:
+        return _back(deal_id, view, "The invoice changed in Xero since this page was opened, "
+                                    f"so nothing was sent. Now: {plan.says}")
+    number = link.invoice_number if link is not None else None
+    push(installation, deal_id, plan, view.user)
+    return _back(deal_id, view, plan.done(number))
+
+
+def _stage_if_needed(installation: Installation, deal_id: str, link: Any) -> str | None:
+    """The deal's stage now, when what a push does depends on it ("" when it does not: a
+    paid or approved invoice; None when the CRM could not be read)."""
+    if link is not None and link.xero_invoice_id and (link.status or "") in ("PAID", "AUTHORISED"):
+        return ""
+    try:
+        deal = adapter_for(installation.crm.value).fetch_deals(installation, [deal_id]).get(deal_id)
+    except (CrmError, TokenUnavailable, TokenReconnectNeeded) as exc:
+        log.info("deal %s: stage not read for the push decision: %s", deal_id, exc)
+        return None
+    return deal.stage_id if deal is not None else None
+
+
+def _fix_url(installation: Installation, view: View, plan: Any, pipedrive: bool) -> str | None:
+    """Where the fix for a push that cannot happen is, for this viewer: Paydeck's settings
+    (connect or reconnect Xero) for the admins who may open them, the install link for a
+    lost CRM grant; None when the viewer cannot fix it themselves."""
+    if plan is None or plan.allowed:
+        return None
+    if plan.fix in (FIX_CONNECT_XERO, FIX_RECONNECT_XERO):
+        if installation.crm == CrmKind.PIPEDRIVE:
+            allowed = may_administer_pipedrive(installation, view.user)[0]
+        else:
+            allowed = _is_installer(installation, view.user)
+        if allowed:
+            return page_url(replace(view, object_type="settings", object_id=str(installation.id)),
+                            pipedrive=pipedrive)
+    if plan.fix == FIX_REINSTALL:
+        return url_for("install.start", crm=installation.crm.value, _external=False)
+    return None
 
 
 @bp.post("/ui/deal/<deal_id>/review/<int:item_id>/retry")

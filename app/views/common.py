@@ -6,7 +6,8 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from flask import Response, abort, g, make_response, render_template, request, session
@@ -14,6 +15,8 @@ from flask import Response, abort, g, make_response, render_template, request, s
 from sqlalchemy import select
 
 from app.access import Viewer, may_act, may_see_money, refuse_action, viewer_for
+from app.card_data import installation_alerts
+from app.connection_state import connection_notices
 from app.extensions import db
 from app.models import CrmKind, Installation, InstallationStatus
 from app.runtime import get_settings
@@ -61,7 +64,9 @@ def view_installation(view: View) -> Installation:
     """The active installation a (verified) view token names, or a 401 page."""
     installation = db.session.get(Installation, view.installation_id)
     if installation is None or installation.status != InstallationStatus.ACTIVE:
-        abort(401, "installation not active")
+        abort(message_page("Paydeck is not active here",
+                           "Paydeck was uninstalled from this account, or lost access to it: an "
+                           "admin installs it again from the CRM's marketplace.", 401))
     return installation
 
 
@@ -203,6 +208,22 @@ def page_url(view: View, pipedrive: bool = False) -> str:
 def pipedrive_page_url(view: View) -> str:
     """The page for Pipedrive's iframe: panel mode, keeping Pipedrive's `id` for the SDK."""
     return page_url(view, pipedrive=True) + pipedrive_id_query()
+
+
+# The custom modal's name in Developer Hub (app_manifest/pipedrive/app.json `custom_modals`):
+# the SDK's OPEN_MODAL takes a custom modal's "id or name" as action_id (SDK README).
+PIPEDRIVE_REVIEW_MODAL = "Paydeck review queue"
+
+
+def page_alerts(view: View, installation: Installation, pipedrive: bool) -> dict[str, Any]:
+    """What a record page shows at its top about the whole installation: failing or lost
+    connections, and open `reconnect_needed` review items that name no deal (a banner on
+    every card), with the review queue they are closed in."""
+    review = replace(view, object_type="review", object_id=str(installation.id))
+    return {"connection_notices": connection_notices(installation),
+            "alerts": installation_alerts(installation),
+            "review_url": page_url(review, pipedrive=pipedrive),
+            "review_modal": PIPEDRIVE_REVIEW_MODAL}
 
 
 def settings_view(installation: Installation, user: str) -> View:

@@ -14,7 +14,7 @@ from app.company_import import connected_xero, contact_choices, crm_name, import
 from app.company_import import linked_contact
 from app.models import Installation
 from app.ui_auth import View, issue_action_token, issue_view_token, read_action_token
-from app.views.common import crm_frame_headers, form_pd, message_page, open_record, require_act
+from app.views.common import crm_frame_headers, form_pd, message_page, open_record, page_alerts, require_act
 from app.views.common import view_installation
 from xero.client import ContactDetails
 from xero.errors import FixData, XeroFailure
@@ -45,7 +45,8 @@ def company_page(company_id: str) -> str:
                            message=request.args.get("m", ""), money=opened.money,
                            amounts_hidden=AMOUNTS_HIDDEN,
                            may_act=may_act(opened.viewer, "company", company_id),
-                           pipedrive=request.args.get("pd") == "1")
+                           pipedrive=request.args.get("pd") == "1",
+                           **page_alerts(opened.view, installation, request.args.get("pd") == "1"))
 
 
 @bp.post("/ui/company/<company_id>/link")

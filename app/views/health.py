@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, redirect, url_for
 from redis.exceptions import RedisError
 from rq import Worker
 from rq.cron import CronScheduler
@@ -23,6 +23,12 @@ bp = Blueprint("health", __name__)
 # refreshes its registration within its 120 s TTL. Older than these, the process is gone.
 WORKER_FRESH = timedelta(seconds=DEFAULT_WORKER_TTL + 30)
 CRON_FRESH = timedelta(seconds=DEFAULT_CRON_SCHEDULER_TTL + 30)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico on their own (the pages link favicon.svg): no 404s."""
+    return redirect(url_for("static", filename="favicon.svg"), 301)
 
 
 @bp.get("/healthz")

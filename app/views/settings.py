@@ -15,7 +15,7 @@ class per section, is app.settings_forms; this module only routes.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
 from app.access import may_administer_pipedrive
@@ -27,7 +27,7 @@ from app.models import AuditEvent, ConnectionStatus, Installation
 from app.settings_forms.form import SettingsForm
 from app.settings_forms.sources import Sources, load_sources
 from app.ui_auth import FORM_TTL, View, issue_action_token, issue_view_token, read_action_token
-from app.ui_auth import read_view_token
+from app.ui_auth import read_view_token, refuse_view
 from app.views.common import crm_frame_headers, message_page, pipedrive_caller, pipedrive_page_url
 from app.views.common import settings_view, view_installation
 
@@ -105,7 +105,7 @@ def _page_path(view: View, pipedrive: bool, **args: str) -> str:
 
 def _installation(view: View, installation_id: int) -> Installation:
     if view.installation_id != installation_id:
-        abort(401, "view token is for another installation")
+        refuse_view("view token is for another installation", expired=False)
     return view_installation(view)
 
 

@@ -23,6 +23,7 @@ from app.engine.intake import stage_requests
 from app.engine.job import enqueue_sync
 from app.engine.rules import stage_actions
 from app.payments import note_changed_invoices
+from app.contact_sync.xero_to_crm import note_changed_contacts
 from app.extensions import db
 from app.views.common import called_url
 from app.models import CrmKind, Installation, InstallationStatus, WebhookReceipt
@@ -83,11 +84,15 @@ def xero_webhook() -> tuple[str, int]:
     try:
         xero_webhooks.verify(get_settings().xero_webhook_key, body, signature)
         changed = xero_webhooks.changed_invoices(body)
+        contacts = xero_webhooks.changed_contacts(body)
     except xero_webhooks.XeroWebhookRejected as exc:
         log.warning("xero webhook rejected (%s): %s", exc.status, exc)
         return "", exc.status
     woken = note_changed_invoices(changed)
-    log.info("xero webhook: %d invoices, %d refresh jobs", sum(map(len, changed.values())), woken)
+    contact_jobs = note_changed_contacts(contacts)
+    log.info("xero webhook: %d invoices, %d refresh jobs; %d contacts, %d contact sync jobs",
+             sum(map(len, changed.values())), woken, sum(map(len, contacts.values())),
+             contact_jobs)
     return "", 200
 
 

@@ -2,7 +2,7 @@
 last sync; Paydeck's own email of it
 
 Revision ID: 0013b
-Revises: 0012
+Revises: 0015a
 Create Date: 2026-12-02 14:40:00
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0013b'
-down_revision = '0012'
+down_revision = '0015a'
 branch_labels = None
 depends_on = None
 

@@ -20,13 +20,7 @@ import requests
 from sandbox.hubspot.api import CrmRateLimits, HubSpotCrmApi
 from sandbox.hubspot.oauth import HubSpotOAuth
 from sandbox.hubspot.state import PortalCrm
-from sandbox.hubspot.webhooks import (
-    DeliveryResult,
-    WebhookApp,
-    WebhookHub,
-    signature_v3,
-    signed_uri,
-)
+from sandbox.hubspot.webhooks import DeliveryResult, WebhookApp, WebhookHub, signature_v3, signed_uri
 from sandbox.kit.calls import Call
 from sandbox.kit.faults import Fault
 
@@ -36,27 +30,15 @@ SANDBOX_CRM_SCOPES: tuple[str, ...] = (
     # platform-facts' list, plus products/owners/schemas-read that reading line items'
     # products, owners and property definitions need, and companies-write for the company
     # page's import (app.settings.HUBSPOT_SCOPES).
-    "oauth",
-    "crm.objects.deals.read",
-    "crm.objects.deals.write",
-    "crm.objects.companies.read",
-    "crm.objects.companies.write",
-    "crm.objects.contacts.read",
-    "crm.objects.line_items.read",
-    "crm.objects.products.read",
-    "crm.objects.owners.read",
-    "crm.schemas.deals.read",
+    "oauth", "crm.objects.deals.read", "crm.objects.deals.write", "crm.objects.companies.read",
+    "crm.objects.companies.write", "crm.objects.contacts.read", "crm.objects.line_items.read",
+    "crm.objects.products.read", "crm.objects.owners.read", "crm.schemas.deals.read",
     "crm.schemas.deals.write",
 )
 
 
 class FakeHubSpot(HubSpotOAuth):
-    """HubSpot's OAuth (see `HubSpotOAuth` for the arguments) with the CRM API and webhooks.
-
-    Test helpers: `crm` / `crm_for()` (seeding), `issue_token()`, `crm_calls`,
-    `count_crm_calls()`, `inject_crm()`, `crm_rate_limits`, `subscribe()`, `deliver()`,
-    `auto_deliver`, `webhooks`, `uninstall_app()`, `card_fetch()`.
-    """
+    """HubSpot's OAuth (see `HubSpotOAuth` for the arguments) with the CRM API and webhooks."""
 
     def __init__(self, *args: Any, crm_rate_limits: CrmRateLimits | None = None,
                  **kwargs: Any) -> None:
@@ -66,10 +48,10 @@ class FakeHubSpot(HubSpotOAuth):
     @property
     def crm(self) -> PortalCrm:
         """The CRM of portal `portal_id` (the default portal) for seeding and assertions."""
-        return self.crm_api.portal(self.portal_id)
+        return self.crm_api.portals[self.portal_id]
 
     def crm_for(self, portal_id: int) -> PortalCrm:
-        return self.crm_api.portal(portal_id)
+        return self.crm_api.portals[portal_id]
 
     def issue_token(self, portal_id: int | None = None,
                     scopes: Sequence[str] = SANDBOX_CRM_SCOPES) -> str:
@@ -121,10 +103,6 @@ class FakeHubSpot(HubSpotOAuth):
     def crm_rate_limits(self) -> CrmRateLimits:
         """The live limits; assign fields (``fake.crm_rate_limits.per_window = 5``) to tune."""
         return self.crm_api.limits
-
-    def reset_crm_rate_limits(self) -> None:
-        with self.lock:
-            self.crm_api.windows.reset()
 
     # ----- webhooks ------------------------------------------------------------------------
 

@@ -18,26 +18,20 @@ from dataclasses import dataclass
 from werkzeug.wrappers import Response
 
 from sandbox.hubspot.errors import (
-    ValidationFailed,
-    fail,
-    hubspot_error,
-    invalid_input,
-    invalid_properties,
-    rate_limited,
+    ValidationFailed, fail, hubspot_error, invalid_input, invalid_properties, rate_limited,
 )
-from sandbox.hubspot.handlers import ROUTES as RECORD_ROUTES
+from sandbox.hubspot.handlers import ROUTES as RECORD_ROUTES, Ctx
 from sandbox.hubspot.metadata import ROUTES as METADATA_ROUTES
 from sandbox.hubspot.oauth import HubSpotOAuth
 from sandbox.hubspot.schema import JsonObject
-from sandbox.hubspot.context import Ctx
-from sandbox.hubspot.developer import ROUTES as DEVELOPER_ROUTES
+from sandbox.hubspot.developer import DEVELOPER, ROUTES as DEVELOPER_ROUTES
 from sandbox.hubspot.state import HubSpotInstall, PortalCrm
 from sandbox.hubspot.webhooks import WebhookHub
 from sandbox.kit.calls import Call
 from sandbox.kit.faults import Fault, FaultInjector
 from sandbox.kit.grants import AccessToken
 from sandbox.kit.jsonio import Invalid
-from sandbox.kit.service import ApiRoute, Exchange, VendorApi
+from sandbox.kit.service import Exchange, VendorApi
 from sandbox.kit.state import ScopedState
 from sandbox.kit.windows import Admission, RollingWindows
 
@@ -47,7 +41,6 @@ size is not documented; 500 is the documented default `limit` of the single-obje
 (associations-v4.json GET /crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}).
 Tests set `HubSpotCrmApi.association_page_size` small to page cheaply."""
 FAULT_KINDS = ("5xx", "429", "slow")
-DEVELOPER = "developer"  # the route policy of the hapikey endpoints
 
 
 @dataclass
@@ -71,18 +64,13 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
         super().__init__(fake, fake.clock, FaultInjector(FAULT_KINDS))
         self._fake = fake
         self._ids = itertools.count(10_000_001)
+        # Each portal's CRM, made on first use with HubSpot's defaults.
         self.portals: ScopedState[int, PortalCrm] = ScopedState(self.lock, self._new_portal)
         self.limits = limits or CrmRateLimits()
         self.windows: RollingWindows[tuple[int, str]] = RollingWindows(fake.clock)
         self.webhooks = WebhookHub(lock=self.lock, clock=fake.clock, installed=self._installed)
         self.association_page_size = DEFAULT_ASSOCIATION_PAGE_SIZE
-        self.mount(RECORD_ROUTES + METADATA_ROUTES)
-        self.mount(ApiRoute(rule, methods, handler, DEVELOPER)
-                   for rule, methods, handler in DEVELOPER_ROUTES)
-
-    def portal(self, portal_id: int) -> PortalCrm:
-        """The portal's CRM, created on first use with HubSpot's defaults."""
-        return self.portals[portal_id]
+        self.mount(RECORD_ROUTES + METADATA_ROUTES + DEVELOPER_ROUTES)
 
     def _new_portal(self, portal_id: int) -> PortalCrm:
         fake = self._fake
@@ -126,11 +114,9 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
     def rate_limit_headers(self, portal_id: int) -> dict[str, str]:
         state = self.windows.state((portal_id, "ten"), self.limits.window_s,
                                    self.limits.per_window)
-        return {
-            "X-HubSpot-RateLimit-Max": str(state.limit),
-            "X-HubSpot-RateLimit-Remaining": str(state.remaining),
-            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(state.length * 1000)),
-        }
+        return {"X-HubSpot-RateLimit-Max": str(state.limit),
+                "X-HubSpot-RateLimit-Remaining": str(state.remaining),
+                "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(state.length * 1000))}
 
     def render_refusal(self, ex: Exchange[Caller]) -> Response:
         return rate_limited(ex.admission.refused or "")
@@ -157,8 +143,8 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
             return self._developer(ex)
         assert ex.caller is not None
         install = ex.caller.grant.consent
-        ctx = Ctx(ex, self, self.portal(install.hub_id), install.app_id,
-                  frozenset(ex.caller.grant.scopes))
+        ctx = Ctx(ex, self.portals[install.hub_id], install.app_id,
+                  frozenset(ex.caller.grant.scopes), self.clock, self._association_page)
         try:
             return ex.route.handler(ctx, **ex.path_values)
         except ValidationFailed as err:
@@ -168,11 +154,11 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
         key = ex.request.args.get("hapikey", "")
         if not hmac.compare_digest(key.encode(), self._fake.developer_api_key.encode()):
             return hubspot_error(401, "INVALID_AUTHENTICATION", "The API key provided is invalid.")
-        values = dict(ex.path_values)
-        app_id = values.pop("app_id")
+        app_id = ex.path_values["app_id"]
         if not app_id.isdigit():
             return hubspot_error(404, "OBJECT_NOT_FOUND", f"No app {app_id}")
-        return ex.route.handler(self, ex.request, int(app_id), **values)
+        # The fake's own app signs with its client secret; other apps borrow it.
+        return ex.route.handler(self.webhooks, ex.request, int(app_id), self._fake.client_secret)
 
     # ----- v4 association paging (a method, so tests can break it) -------------------------
 
@@ -191,7 +177,3 @@ class HubSpotCrmApi(VendorApi[Caller, Call]):
         if end < len(targets):
             result["paging"] = {"next": {"after": str(end)}}
         return result
-
-    def secret_for(self, app_id: int) -> str:
-        """The fake's own app signs with its client secret; other apps borrow it."""
-        return self._fake.client_secret

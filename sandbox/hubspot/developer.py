@@ -1,7 +1,7 @@
 """HubSpot's developer webhook-settings API (webhooks-v3.json, ``hapikey`` auth).
 
-Each handler is called as ``handler(api, request, app_id, **path_values)`` under the
-fake's lock, once `HubSpotCrmApi` has checked the key and the app id.
+Each handler is called as ``handler(hub, request, app_id, secret)`` under the fake's lock,
+once `HubSpotCrmApi` has checked the key and the app id; `secret` signs a new app's events.
 """
 
 from __future__ import annotations
@@ -9,19 +9,19 @@ from __future__ import annotations
 from werkzeug.wrappers import Request, Response
 
 from sandbox.hubspot.errors import fail
-from sandbox.hubspot.context import CrmHost
-from sandbox.hubspot.webhooks import WebhookSubscription, parse_subscription
+from sandbox.hubspot.handlers import routes
+from sandbox.hubspot.webhooks import WebhookHub, parse_subscription
 from sandbox.kit.jsonio import json_response, read_object
 
 
-def get_settings(api: CrmHost, request: Request, app_id: int) -> Response:
-    app = api.webhooks.find_app(app_id)
+def get_settings(hub: WebhookHub, request: Request, app_id: int, secret: str) -> Response:
+    app = hub.find_app(app_id)
     if app is None or not app.target_url:
         fail(404, "OBJECT_NOT_FOUND", f"No webhook settings for app {app_id}")
     return json_response(app.render_settings())
 
 
-def put_settings(api: CrmHost, request: Request, app_id: int) -> Response:
+def put_settings(hub: WebhookHub, request: Request, app_id: int, secret: str) -> Response:
     body = read_object(request)
     target, throttling = body.get("targetUrl"), body.get("throttling")
     if not isinstance(target, str) or not target.startswith(("https://", "http://")):
@@ -29,27 +29,20 @@ def put_settings(api: CrmHost, request: Request, app_id: int) -> Response:
     if not isinstance(throttling, dict) or not isinstance(
             throttling.get("maxConcurrentRequests"), int):
         fail(400, "VALIDATION_ERROR", "throttling.maxConcurrentRequests is required")
-    app = api.webhooks.app(app_id, api.secret_for(app_id))
+    app = hub.app(app_id, secret)
     app.target_url = target
     app.max_concurrent_requests = throttling["maxConcurrentRequests"]
-    app.updated_ms = int(api.clock.now() * 1000)
+    app.updated_ms = int(hub.clock.now() * 1000)
     return json_response(app.render_settings())
 
 
-def clear_settings(api: CrmHost, request: Request, app_id: int) -> Response:
-    app = api.webhooks.find_app(app_id)
-    if app is not None:
-        app.target_url = None
-    return Response(status=204)
-
-
-def get_subscriptions(api: CrmHost, request: Request, app_id: int) -> Response:
-    app = api.webhooks.find_app(app_id)
+def get_subscriptions(hub: WebhookHub, request: Request, app_id: int, secret: str) -> Response:
+    app = hub.find_app(app_id)
     subs = app.subscriptions if app is not None else []
     return json_response({"results": [s.render() for s in subs]})
 
 
-def create_subscription(api: CrmHost, request: Request, app_id: int) -> Response:
+def create_subscription(hub: WebhookHub, request: Request, app_id: int, secret: str) -> Response:
     body = read_object(request)
     event_type, property_name = body.get("eventType"), body.get("propertyName")
     if not isinstance(event_type, str):
@@ -59,54 +52,14 @@ def create_subscription(api: CrmHost, request: Request, app_id: int) -> Response
         parsed_type, parsed_property = parse_subscription(spec)
     except ValueError as exc:
         fail(400, "VALIDATION_ERROR", str(exc))
-    app = api.webhooks.app(app_id, api.secret_for(app_id))
-    sub = api.webhooks.add_subscription(app, parsed_type, parsed_property,
-                                        bool(body.get("active", False)))
+    app = hub.app(app_id, secret)
+    sub = hub.add_subscription(app, parsed_type, parsed_property, bool(body.get("active", False)))
     return json_response(sub.render(), status=201)
 
 
-def get_subscription(api: CrmHost, request: Request, app_id: int,
-                     subscription_id: str) -> Response:
-    return json_response(_subscription(api, app_id, subscription_id).render())
-
-
-def patch_subscription(api: CrmHost, request: Request, app_id: int,
-                       subscription_id: str) -> Response:
-    sub = _subscription(api, app_id, subscription_id)
-    active = read_object(request).get("active")
-    if not isinstance(active, bool):
-        fail(400, "VALIDATION_ERROR", "active must be true or false")
-    sub.active, sub.updated_ms = active, int(api.clock.now() * 1000)
-    return json_response(sub.render())
-
-
-def delete_subscription(api: CrmHost, request: Request, app_id: int,
-                        subscription_id: str) -> Response:
-    sub = _subscription(api, app_id, subscription_id)
-    app = api.webhooks.find_app(app_id)
-    assert app is not None
-    app.subscriptions.remove(sub)
-    return Response(status=204)
-
-
-def _subscription(api: CrmHost, app_id: int, subscription_id: str) -> WebhookSubscription:
-    app = api.webhooks.find_app(app_id)
-    subs = app.subscriptions if app else []
-    sub = next((s for s in subs if str(s.id) == subscription_id), None)
-    if sub is None:
-        fail(404, "OBJECT_NOT_FOUND", f"No subscription {subscription_id} for app {app_id}")
-    return sub
-
-
-_SETTINGS = "/webhooks/v3/<app_id>/settings"
-_SUBSCRIPTIONS = "/webhooks/v3/<app_id>/subscriptions"
-ROUTES = (
-    (_SETTINGS, ("GET",), get_settings),
-    (_SETTINGS, ("PUT",), put_settings),
-    (_SETTINGS, ("DELETE",), clear_settings),
-    (_SUBSCRIPTIONS, ("GET",), get_subscriptions),
-    (_SUBSCRIPTIONS, ("POST",), create_subscription),
-    (f"{_SUBSCRIPTIONS}/<subscription_id>", ("GET",), get_subscription),
-    (f"{_SUBSCRIPTIONS}/<subscription_id>", ("PATCH",), patch_subscription),
-    (f"{_SUBSCRIPTIONS}/<subscription_id>", ("DELETE",), delete_subscription),
-)
+DEVELOPER = "developer"  # the route policy of the hapikey endpoints
+ROUTES = [
+    *routes("/webhooks/v3/<app_id>/settings", DEVELOPER, GET=get_settings, PUT=put_settings),
+    *routes("/webhooks/v3/<app_id>/subscriptions", DEVELOPER, GET=get_subscriptions,
+            POST=create_subscription),
+]

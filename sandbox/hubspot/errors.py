@@ -56,21 +56,18 @@ def invalid_input(err: Invalid) -> Response:
 def rate_limited(policy_name: str) -> Response:
     """HubSpot's 429 (platform-facts: errorType RATE_LIMIT)."""
     which = "secondly" if policy_name == "SECONDLY" else policy_name.lower()
-    return json_response({
-        "status": "error", "message": f"You have reached your {which} limit.",
-        "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()), "policyName": policy_name,
-    }, status=429)
+    return json_response({"status": "error", "message": f"You have reached your {which} limit.",
+                          "errorType": "RATE_LIMIT", "correlationId": str(uuid.uuid4()),
+                          "policyName": policy_name}, status=429)
 
 
 def missing_scopes(required: Sequence[str]) -> Response:
     return hubspot_error(
-        403, "MISSING_SCOPES",
-        "This app hasn't been granted all required scopes to make this call. "
-        "Read more about required scopes here: https://developers.hubspot.com/scopes.",
+        403, "MISSING_SCOPES", "This app hasn't been granted all required scopes to make this "
+        "call. Read more about required scopes here: https://developers.hubspot.com/scopes.",
         errors=[{"message": "One or more of the following scopes are required.",
                  "context": {"requiredGranularScopes": list(required)}}],
-        links={"scopes": "https://developers.hubspot.com/scopes"},
-    )
+        links={"scopes": "https://developers.hubspot.com/scopes"})
 
 
 class PropertyProblem(ValueError):
@@ -78,8 +75,7 @@ class PropertyProblem(ValueError):
 
     def __init__(self, name: str, code: str, message: str) -> None:
         super().__init__(message)
-        self.name = name
-        self.code = code
+        self.name, self.code = name, code
 
 
 class ValidationFailed(ValueError):
@@ -92,11 +88,7 @@ class ValidationFailed(ValueError):
 
 def invalid_properties(problems: Sequence[PropertyProblem], portal_id: int) -> Response:
     """HubSpot's 400 for bad property values: the details are JSON inside `message`."""
-    details = [
-        {"isValid": False, "message": str(p), "error": p.code, "name": p.name,
-         "localizedErrorMessage": str(p), "portalId": portal_id}
-        for p in problems
-    ]
-    return hubspot_error(
-        400, "VALIDATION_ERROR", f"Property values were not valid: {json.dumps(details)}"
-    )
+    details = [{"isValid": False, "message": str(p), "error": p.code, "name": p.name,
+                "localizedErrorMessage": str(p), "portalId": portal_id} for p in problems]
+    return hubspot_error(400, "VALIDATION_ERROR",
+                         f"Property values were not valid: {json.dumps(details)}")

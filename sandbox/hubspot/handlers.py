@@ -1,38 +1,80 @@
 """HubSpot's CRM record endpoints: v3 objects (single, list, batch, search) and v4
 association reads. Each handler is called as ``handler(ctx, **path_values)`` under the
-fake's lock; query booleans (``archived``) only as ``true``/``false``, the specs' form.
+fake's lock, `Ctx` being what it sees of its call; query booleans (``archived``) only as
+``true``/``false``, the specs' form.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
-from sandbox.hubspot.context import Ctx
-from sandbox.hubspot.errors import PropertyProblem, ValidationFailed, fail, standard_error
+from sandbox.hubspot.errors import (
+    PropertyProblem, ValidationFailed, fail, missing_scopes, standard_error,
+)
 from sandbox.hubspot.render import no_associations, render_object, v4_targets
 from sandbox.hubspot.schema import (
-    API_HOST,
-    ASSOCIATION_TYPES,
-    OBJECT_TYPES,
-    JsonObject,
-    ObjectType,
-    id_key,
-    iso_ms,
+    API_HOST, ASSOCIATION_TYPES, OBJECT_TYPES, JsonObject, ObjectType, id_key, iso_ms,
 )
 from sandbox.hubspot.schema import object_type as type_of
 from sandbox.hubspot.search import search_records, sort_records
-from sandbox.hubspot.state import CrmObject
+from sandbox.hubspot.state import ChangeSource, CrmObject, PortalCrm
+from sandbox.kit.clock import Clock
+from sandbox.kit.errors import VendorError
 from sandbox.kit.jsonio import json_response, query_bool, query_int, query_list, read_object
-from sandbox.kit.service import ApiRoute
+from sandbox.kit.service import ApiRoute, Exchange
 
 MAX_BATCH_INPUTS = 100  # platform-facts: batch update 100 per call (also read/create)
 MAX_ASSOCIATION_BATCH_INPUTS = 1000  # v4 association batch read: "may not exceed 1000 IDs per
 # request body" (developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api)
 MAX_SEARCH_LIMIT = 200  # deals-v3.json PublicObjectSearchRequest.limit: "up to 200"
+
+
+@dataclass
+class Ctx:
+    """One authenticated CRM call: its portal and the calling app."""
+
+    exchange: Exchange[Any]
+    portal: PortalCrm
+    app_id: int
+    scopes: frozenset[str]
+    clock: Clock
+    association_page: Callable[[str, list[JsonObject], JsonObject], JsonObject]
+    """`HubSpotCrmApi._association_page`: one input's page of a v4 batch read."""
+
+    @property
+    def request(self) -> Request:
+        return self.exchange.request
+
+    @property
+    def source(self) -> ChangeSource:
+        return ChangeSource.integration(self.app_id)
+
+    def require(self, any_of: Sequence[str]) -> None:
+        """403 MISSING_SCOPES unless the token has one of `any_of` (empty: no check)."""
+        if any_of and not self.scopes & set(any_of):
+            raise VendorError(missing_scopes(any_of))
+
+    def object_type(self, name: str, access: str) -> ObjectType:
+        """The type named in the path, once the token may `access` ("read", "write",
+        "schema_read", "schema_write") it."""
+        otype = type_of(name)
+        self.require(getattr(otype, f"{access}_scopes"))
+        return otype
+
+    def now_ms(self) -> int:
+        return int(self.clock.now() * 1000)
+
+
+def routes(rule: str, policy: str = "ten_secondly",
+           **handlers: Callable[..., Response]) -> list[ApiRoute]:
+    """One rule's endpoints: a handler per HTTP method (``GET=...``), `policy` its limit."""
+    return [ApiRoute(rule, (method,), handler, policy) for method, handler in handlers.items()]
+
 
 # ----- request parts ----------------------------------------------------------------
 
@@ -134,16 +176,21 @@ def batch_answer(ctx: Ctx, started_ms: int, results: list[JsonObject],
 
 
 def not_found_error(otype: ObjectType, verb: str, ids: Sequence[str]) -> JsonObject:
-    return standard_error(
-        "OBJECT_NOT_FOUND",
-        f"Could not {verb} some {otype.error_label} objects, they may be deleted or not "
-        "exist. Check that ids are valid.",
-        context={"ids": list(ids)},
-    )
+    return standard_error("OBJECT_NOT_FOUND", f"Could not {verb} some {otype.error_label} "
+                          "objects, they may be deleted or not exist. Check that ids are valid.",
+                          context={"ids": list(ids)})
 
 
-def paging(after: str, path: str) -> JsonObject:
-    return {"next": {"after": after, "link": f"{API_HOST}{path}?after={after}"}}
+def id_page(items: Sequence[Any], after: str | None, limit: int, path: str,
+            render: Callable[[Any], JsonObject]) -> JsonObject:
+    """Up to `limit` of `items` (in id order) from id `after` on, with the next page's link."""
+    if after:
+        items = [i for i in items if id_key(i.id) >= id_key(after)]
+    body: JsonObject = {"results": [render(i) for i in items[:limit]]}
+    if len(items) > limit:
+        nxt = items[limit].id
+        body["paging"] = {"next": {"after": nxt, "link": f"{API_HOST}{path}?after={nxt}"}}
+    return body
 
 
 def not_found(object_id: str) -> NoReturn:
@@ -172,17 +219,11 @@ def list_objects(ctx: Ctx, object_type: str) -> Response:
     limit = query_int(args, "limit", 10, minimum=1, maximum=100)
     records = sorted(ctx.portal.records(otype, archived=query_bool(args, "archived")),
                      key=lambda o: id_key(o.id))
-    after = args.get("after")
-    if after:
-        records = [o for o in records if id_key(o.id) >= id_key(after)]
-    page, rest = records[:limit], records[limit:]
     associations = [type_of(name) for name in query_list(args, "associations")]
     properties = query_list(args, "properties")
-    body: JsonObject = {"results": [
-        render_object(ctx.portal, o, properties, associations=associations) for o in page]}
-    if rest:
-        body["paging"] = paging(rest[0].id, ctx.request.path)
-    return json_response(body)
+    page = id_page(records, args.get("after"), limit, ctx.request.path,
+                   lambda o: render_object(ctx.portal, o, properties, associations=associations))
+    return json_response(page)
 
 
 def create_object(ctx: Ctx, object_type: str) -> Response:
@@ -301,7 +342,7 @@ def association_batch(ctx: Ctx, from_type: str, to_type: str) -> Response:
         found = ctx.portal.find(source, from_id) is not None
         links = ctx.portal.links(source, from_id, target) if found else {}
         if links:
-            results.append(ctx.api._association_page(from_id, v4_targets(links), item))
+            results.append(ctx.association_page(from_id, v4_targets(links), item))
         else:
             errors.append(no_associations(source, target, from_id))
     return batch_answer(ctx, started, results, errors)
@@ -318,17 +359,14 @@ def association_list(ctx: Ctx, object_type: str, object_id: str, to_type: str) -
 
 _OBJECTS = "/crm/v3/objects/<object_type>"
 ROUTES = [
-    ApiRoute(f"{_OBJECTS}/batch/read", ("POST",), batch_read, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/batch/update", ("POST",), batch_update, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/batch/create", ("POST",), batch_create, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/search", ("POST",), search, "search"),
-    ApiRoute(_OBJECTS, ("GET",), list_objects, "ten_secondly"),
-    ApiRoute(_OBJECTS, ("POST",), create_object, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/<object_id>", ("GET",), get_object, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/<object_id>", ("PATCH",), patch_object, "ten_secondly"),
-    ApiRoute(f"{_OBJECTS}/<object_id>", ("DELETE",), delete_object, "ten_secondly"),
-    ApiRoute("/crm/v4/associations/<from_type>/<to_type>/batch/read", ("POST",),
-             association_batch, "exempt"),
-    ApiRoute("/crm/v4/objects/<object_type>/<object_id>/associations/<to_type>", ("GET",),
-             association_list, "ten_secondly"),
+    *routes(f"{_OBJECTS}/batch/read", POST=batch_read),
+    *routes(f"{_OBJECTS}/batch/update", POST=batch_update),
+    *routes(f"{_OBJECTS}/batch/create", POST=batch_create),
+    *routes(f"{_OBJECTS}/search", "search", POST=search),
+    *routes(_OBJECTS, GET=list_objects, POST=create_object),
+    *routes(f"{_OBJECTS}/<object_id>", GET=get_object, PATCH=patch_object, DELETE=delete_object),
+    *routes("/crm/v4/associations/<from_type>/<to_type>/batch/read", "exempt",
+            POST=association_batch),
+    *routes("/crm/v4/objects/<object_type>/<object_id>/associations/<to_type>",
+            GET=association_list),
 ]

@@ -5,38 +5,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
 
 from werkzeug.wrappers import Response
 
-from sandbox.hubspot.context import Ctx
 from sandbox.hubspot.errors import fail, standard_error
-from sandbox.hubspot.handlers import batch_answer, batch_inputs, paging
+from sandbox.hubspot.handlers import Ctx, batch_answer, batch_inputs, id_page, routes
 from sandbox.hubspot.render import render_group, render_owner, render_pipeline, render_property
 from sandbox.hubspot.schema import (
-    API_HOST,
-    FIELD_TYPES,
-    OWNER_SCOPES,
-    PROPERTY_NAME,
-    PROPERTY_TYPES,
-    JsonObject,
-    ObjectType,
-    PropertyDef,
-    PropertyGroup,
-    id_key,
-    option,
+    API_HOST, FIELD_TYPES, OWNER_SCOPES, PROPERTY_NAME, PROPERTY_TYPES, JsonObject, ObjectType,
+    PropertyDef, PropertyGroup, option,
 )
 from sandbox.hubspot.schema import object_type as type_of
 from sandbox.kit.jsonio import json_response, query_bool, query_int, read_object
-from sandbox.kit.service import ApiRoute
-
-T = TypeVar("T")
-
-
-def _found(item: T | None, message: str) -> T:
-    if item is None:
-        fail(404, "OBJECT_NOT_FOUND", message)
-    return item
 
 
 def _created(body: JsonObject, location: str) -> Response:
@@ -53,20 +33,15 @@ def list_pipelines(ctx: Ctx, object_type: str) -> Response:
 def get_pipeline(ctx: Ctx, object_type: str, pipeline_id: str) -> Response:
     pipeline_type(ctx, object_type)
     pipeline = next((p for p in ctx.portal.pipelines if p.id == pipeline_id), None)
-    return json_response(render_pipeline(_found(pipeline, f"No pipeline with id {pipeline_id}")))
+    if pipeline is None:
+        fail(404, "OBJECT_NOT_FOUND", f"No pipeline with id {pipeline_id}")
+    return json_response(render_pipeline(pipeline))
 
 
 def list_properties(ctx: Ctx, object_type: str) -> Response:
     otype = ctx.object_type(object_type, "schema_read")
     defs = ctx.portal.properties_of(otype).values()
     return json_response({"results": [render_property(d, ctx.portal, otype) for d in defs]})
-
-
-def get_property(ctx: Ctx, object_type: str, property_name: str) -> Response:
-    otype = ctx.object_type(object_type, "schema_read")
-    defn = _found(ctx.portal.properties_of(otype).get(property_name),
-                  f"Unable to find property {property_name}")
-    return json_response(render_property(defn, ctx.portal, otype))
 
 
 def create_property(ctx: Ctx, object_type: str) -> Response:
@@ -119,13 +94,6 @@ def list_groups(ctx: Ctx, object_type: str) -> Response:
     return json_response({"results": [render_group(g) for g in groups]})
 
 
-def get_group(ctx: Ctx, object_type: str, group_name: str) -> Response:
-    otype = ctx.object_type(object_type, "schema_read")
-    group = _found(ctx.portal.groups_of(otype).get(group_name),
-                   f"Unable to find group {group_name}")
-    return json_response(render_group(group))
-
-
 def create_group(ctx: Ctx, object_type: str) -> Response:
     otype = ctx.object_type(object_type, "schema_write")
     body = read_object(ctx.request)
@@ -149,21 +117,7 @@ def list_owners(ctx: Ctx) -> Response:
     archived, email = query_bool(args, "archived"), args.get("email")
     owners = [o for o in ctx.portal.owners
               if o.archived == archived and (not email or o.email == email)]
-    after = args.get("after")
-    if after:
-        owners = [o for o in owners if id_key(o.id) >= id_key(after)]
-    body: JsonObject = {"results": [render_owner(o) for o in owners[:limit]]}
-    if len(owners) > limit:
-        body["paging"] = paging(owners[limit].id, "/crm/v3/owners/")
-    return json_response(body)
-
-
-def get_owner(ctx: Ctx, owner_id: str) -> Response:
-    ctx.require(OWNER_SCOPES)
-    by_user = ctx.request.args.get("idProperty") == "userId"
-    owner = next(
-        (o for o in ctx.portal.owners if (str(o.user_id) if by_user else o.id) == owner_id), None)
-    return json_response(render_owner(_found(owner, f"No owner with id {owner_id}")))
+    return json_response(id_page(owners, args.get("after"), limit, "/crm/v3/owners/", render_owner))
 
 
 def pipeline_type(ctx: Ctx, name: str) -> ObjectType:
@@ -174,9 +128,8 @@ def pipeline_type(ctx: Ctx, name: str) -> ObjectType:
     return otype
 
 
-def property_from_request(
-    body: JsonObject, groups: Mapping[str, PropertyGroup], now_ms: int
-) -> PropertyDef:
+def property_from_request(body: JsonObject, groups: Mapping[str, PropertyGroup],
+                          now_ms: int) -> PropertyDef:
     """A custom property from a `PropertyCreate` body, or CrmError 400."""
     missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
     if missing:
@@ -194,44 +147,27 @@ def property_from_request(
     options = body.get("options") or []
     if body["type"] == "enumeration" and not options:
         fail(400, "VALIDATION_ERROR", "Enumeration properties need options")
-    return PropertyDef(
-        name,
-        str(body["label"]),
-        str(body["type"]),
-        str(body["fieldType"]),
-        str(body["groupName"]),
-        description=str(body.get("description") or ""),
-        options=[
-            option(str(o["value"]), str(o["label"]), int(o.get("displayOrder", i)))
-            for i, o in enumerate(options)
-        ],
-        hubspot_defined=False,
-        has_unique_value=bool(body.get("hasUniqueValue", False)),
-        hidden=bool(body.get("hidden", False)),
-        form_field=bool(body.get("formField", False)),
-        display_order=int(body.get("displayOrder", -1)),
-        created_ms=now_ms,
-        updated_ms=now_ms,
-    )
-
-
+    options = [option(str(o["value"]), str(o["label"]), int(o.get("displayOrder", i)))
+               for i, o in enumerate(options)]
+    return PropertyDef(name, str(body["label"]), str(body["type"]), str(body["fieldType"]),
+                       str(body["groupName"]), description=str(body.get("description") or ""),
+                       options=options, hubspot_defined=False,
+                       has_unique_value=bool(body.get("hasUniqueValue", False)),
+                       hidden=bool(body.get("hidden", False)),
+                       form_field=bool(body.get("formField", False)),
+                       display_order=int(body.get("displayOrder", -1)), created_ms=now_ms,
+                       updated_ms=now_ms)
 
 
 _PROPERTIES = "/crm/v3/properties/<object_type>"
 ROUTES = [
-    ApiRoute("/crm/v3/pipelines/<object_type>", ("GET",), list_pipelines, "ten_secondly"),
-    ApiRoute("/crm/v3/pipelines/<object_type>/<pipeline_id>", ("GET",), get_pipeline,
-             "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/groups", ("GET",), list_groups, "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/groups", ("POST",), create_group, "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/groups/<group_name>", ("GET",), get_group, "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/batch/create", ("POST",), batch_create_properties, "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/batch/read", ("POST",), batch_read_properties, "ten_secondly"),
-    ApiRoute(_PROPERTIES, ("GET",), list_properties, "ten_secondly"),
-    ApiRoute(_PROPERTIES, ("POST",), create_property, "ten_secondly"),
-    ApiRoute(f"{_PROPERTIES}/<property_name>", ("GET",), get_property, "ten_secondly"),
+    *routes("/crm/v3/pipelines/<object_type>", GET=list_pipelines),
+    *routes("/crm/v3/pipelines/<object_type>/<pipeline_id>", GET=get_pipeline),
+    *routes(f"{_PROPERTIES}/groups", GET=list_groups, POST=create_group),
+    *routes(f"{_PROPERTIES}/batch/create", POST=batch_create_properties),
+    *routes(f"{_PROPERTIES}/batch/read", POST=batch_read_properties),
+    *routes(_PROPERTIES, GET=list_properties, POST=create_property),
     # owners_api.get_page calls "/crm/v3/owners/" (trailing slash)
-    ApiRoute("/crm/v3/owners/", ("GET",), list_owners, "ten_secondly"),
-    ApiRoute("/crm/v3/owners", ("GET",), list_owners, "ten_secondly"),
-    ApiRoute("/crm/v3/owners/<owner_id>", ("GET",), get_owner, "ten_secondly"),
+    *routes("/crm/v3/owners/", GET=list_owners),
+    *routes("/crm/v3/owners", GET=list_owners),
 ]

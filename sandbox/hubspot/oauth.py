@@ -17,14 +17,9 @@ from sandbox.kit.grants import Grant, InvalidToken, OAuthError, TokenPolicy, Tok
 from sandbox.kit.jsonio import json_response
 from sandbox.kit.oauth import OAuthFake
 
-_LEGACY_STATUS = {
-    "client_id": "BAD_CLIENT_ID",
-    "client_secret": "BAD_CLIENT_SECRET",
-    "refresh_token": "BAD_REFRESH_TOKEN",
-    "code": "BAD_AUTH_CODE",
-    "redirect_uri": "BAD_REDIRECT_URI",
-    "grant_type": "BAD_GRANT_TYPE",
-}
+_LEGACY_STATUS = {"client_id": "BAD_CLIENT_ID", "client_secret": "BAD_CLIENT_SECRET",
+                  "refresh_token": "BAD_REFRESH_TOKEN", "code": "BAD_AUTH_CODE",
+                  "redirect_uri": "BAD_REDIRECT_URI", "grant_type": "BAD_GRANT_TYPE"}
 
 
 class HubSpotOAuth(OAuthFake[HubSpotInstall]):
@@ -48,25 +43,14 @@ class HubSpotOAuth(OAuthFake[HubSpotInstall]):
         "refresh_token": ("refresh_token",),
     }
 
-    def __init__(
-        self,
-        client_id: str = "paydeck-hubspot-client",
-        client_secret: str = "paydeck-hubspot-secret",
-        *,
-        portal_id: int = 4455667,
-        app_id: int = 3344556,
-        user_id: int = 7654321,
-        user_email: str = "owner@example.com",
-        hub_domain: str | None = None,
-        currency: str = "AUD",
-        time_zone: str = "Australia/Sydney",
-        redirect_uris: Sequence[str] | None = None,
-        interactive: bool = False,
-        code_ttl: float = 300,
-        access_ttl: float = 1800,
-        clock: Clock | None = None,
-        developer_api_key: str = "paydeck-developer-api-key",
-    ) -> None:
+    def __init__(self, client_id: str = "paydeck-hubspot-client",
+                 client_secret: str = "paydeck-hubspot-secret", *, portal_id: int = 4455667,
+                 app_id: int = 3344556, user_id: int = 7654321,
+                 user_email: str = "owner@example.com", hub_domain: str | None = None,
+                 currency: str = "AUD", time_zone: str = "Australia/Sydney",
+                 redirect_uris: Sequence[str] | None = None, interactive: bool = False,
+                 code_ttl: float = 300, access_ttl: float = 1800, clock: Clock | None = None,
+                 developer_api_key: str = "paydeck-developer-api-key") -> None:
         # HubSpot refresh tokens do not rotate and do not expire while the app is installed.
         policy = TokenPolicy(code_ttl=code_ttl, access_ttl=access_ttl, rotate_refresh_tokens=False)
         super().__init__(client_id, client_secret, policy=policy, redirect_uris=redirect_uris,
@@ -129,23 +113,16 @@ class HubSpotOAuth(OAuthFake[HubSpotInstall]):
         # invalid_grant, per nango.dev); Paydeck reads either.
         category = "INVALID_AUTHENTICATION" if err.status == 401 else "VALIDATION_ERROR"
         legacy = _LEGACY_STATUS.get(err.param or "", "BAD_REQUEST")
-        return {
-            "error": err.error,
-            "error_description": err.description,
-            "status": legacy if err.status < 500 else "error",
-            "message": err.description,
-            "correlationId": str(uuid.uuid4()),
-            "category": category,
-        }
+        return {"error": err.error, "error_description": err.description,
+                "status": legacy if err.status < 500 else "error", "message": err.description,
+                "correlationId": str(uuid.uuid4()), "category": category}
 
     def unauthorized_response(self, problem: TokenProblem) -> Response:
         if problem == "expired":
-            return hubspot_error(
-                401, "EXPIRED_AUTHENTICATION", "The OAuth token used to make this call expired."
-            )
-        return hubspot_error(
-            401, "INVALID_AUTHENTICATION", "Authentication credentials not found or invalid."
-        )
+            return hubspot_error(401, "EXPIRED_AUTHENTICATION",
+                                 "The OAuth token used to make this call expired.")
+        return hubspot_error(401, "INVALID_AUTHENTICATION",
+                             "Authentication credentials not found or invalid.")
 
     # ----- endpoints ---------------------------------------------------------
 
@@ -155,9 +132,7 @@ class HubSpotOAuth(OAuthFake[HubSpotInstall]):
                 access = self.store.access_token(token)
             except InvalidToken as exc:
                 if exc.problem == "expired":
-                    return hubspot_error(
-                        401, "EXPIRED_AUTHENTICATION", "The access token has expired."
-                    )
+                    return hubspot_error(401, "EXPIRED_AUTHENTICATION", "The access token has expired.")
                 return hubspot_error(404, "OBJECT_NOT_FOUND", "The access token was not found.")
             remaining = math.ceil(access.expires_at - self.clock.now())
         install = access.grant.consent

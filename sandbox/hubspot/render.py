@@ -6,55 +6,36 @@ from collections.abc import Mapping, Sequence
 
 from sandbox.hubspot.errors import standard_error
 from sandbox.hubspot.schema import (
-    ASSOCIATION_TYPES,
-    OBJECT_TYPES,
-    JsonObject,
-    ObjectType,
-    Pipeline,
-    PropertyDef,
-    PropertyGroup,
-    id_key,
-    iso_ms,
-    option,
+    ASSOCIATION_TYPES, OBJECT_TYPES, JsonObject, ObjectType, Pipeline, PropertyDef, PropertyGroup,
+    id_key, iso_ms, option,
 )
 from sandbox.hubspot.state import CrmObject, HistoryEntry, Links, Owner, PortalCrm
 
 
-def selected_properties(
-    otype: ObjectType, defs: Mapping[str, PropertyDef], requested: Sequence[str]
-) -> list[str]:
+def selected_properties(otype: ObjectType, defs: Mapping[str, PropertyDef],
+                        requested: Sequence[str]) -> list[str]:
     """What a read returns: the defaults, or the requested ones that exist plus `always`."""
     if not requested:
         return sorted(otype.defaults)
     return sorted({n for n in requested if n in defs} | set(otype.always))
 
 
-def render_object(
-    portal: PortalCrm,
-    obj: CrmObject,
-    requested: Sequence[str] = (),
-    *,
-    with_history: Sequence[str] = (),
-    associations: Sequence[ObjectType] = (),
-) -> JsonObject:
+def render_object(portal: PortalCrm, obj: CrmObject, requested: Sequence[str] = (), *,
+                  with_history: Sequence[str] = (),
+                  associations: Sequence[ObjectType] = ()) -> JsonObject:
     """`SimplePublicObject(WithAssociations)`; unset requested properties are null."""
     otype = OBJECT_TYPES[obj.object_type]
     names = selected_properties(otype, portal.properties_of(otype), requested)
-    body: JsonObject = {
-        "id": obj.id,
-        "properties": {name: obj.properties.get(name) for name in names},
-        "createdAt": iso_ms(obj.created_ms),
-        "updatedAt": iso_ms(obj.updated_ms),
-        "archived": obj.archived,
-    }
+    body: JsonObject = {"id": obj.id,
+                        "properties": {name: obj.properties.get(name) for name in names},
+                        **_fields(obj, createdAt="created_ms", updatedAt="updated_ms",
+                                  archived="archived")}
     if obj.archived and obj.archived_ms is not None:
         body["archivedAt"] = iso_ms(obj.archived_ms)
     if with_history:
         body["propertiesWithHistory"] = {
             name: [_render_history(h) for h in reversed(obj.history.get(name, []))]
-            for name in with_history
-            if name in obj.history
-        }
+            for name in with_history if name in obj.history}
     rendered = _v3_associations(portal, obj, otype, associations)
     if rendered:
         body["associations"] = rendered
@@ -62,27 +43,20 @@ def render_object(
 
 
 def _render_history(entry: HistoryEntry) -> JsonObject:
-    body: JsonObject = {
-        "value": entry.value if entry.value is not None else "",
-        "timestamp": iso_ms(entry.timestamp_ms),
-        "sourceType": entry.source_type,
-    }
+    body: JsonObject = {"value": entry.value if entry.value is not None else "",
+                        "timestamp": iso_ms(entry.timestamp_ms), "sourceType": entry.source_type}
     if entry.source_id is not None:
         body["sourceId"] = entry.source_id
     return body
 
 
-def _v3_associations(
-    portal: PortalCrm, obj: CrmObject, otype: ObjectType, targets: Sequence[ObjectType]
-) -> JsonObject:
+def _v3_associations(portal: PortalCrm, obj: CrmObject, otype: ObjectType,
+                     targets: Sequence[ObjectType]) -> JsonObject:
     rendered: JsonObject = {}
     for target in targets:
         links = portal.links(otype, obj.id, target)
-        results = [
-            {"id": to_id, "type": ASSOCIATION_TYPES[type_id].v3_name}
-            for to_id in sorted(links, key=id_key)
-            for type_id in sorted(links[to_id])
-        ]
+        results = [{"id": to_id, "type": ASSOCIATION_TYPES[type_id].v3_name}
+                   for to_id in sorted(links, key=id_key) for type_id in sorted(links[to_id])]
         if results:  # HubSpot leaves out types with no associations
             rendered[target.v3_association_key] = {"results": results}
     return rendered
@@ -98,31 +72,19 @@ def render_property(defn: PropertyDef, portal: PortalCrm, otype: ObjectType) -> 
     if otype.name == "deals" and defn.name == "pipeline":
         options = [option(p.id, p.label, p.display_order) for p in portal.pipelines]
     elif otype.name == "deals" and defn.name == "dealstage":
-        options = [
-            option(s.id, s.label, s.display_order) for p in portal.pipelines for s in p.stages
-        ]
+        options = [option(s.id, s.label, s.display_order)
+                   for p in portal.pipelines for s in p.stages]
     body: JsonObject = {
-        "name": defn.name,
-        "label": defn.label,
-        "type": defn.type,
-        "fieldType": defn.field_type,
-        "description": defn.description,
-        "groupName": defn.group_name,
+        **_fields(defn, name="name", label="label", type="type", fieldType="field_type",
+                  description="description", groupName="group_name"),
         "options": options,
-        "displayOrder": defn.display_order,
-        "calculated": defn.calculated,
-        "externalOptions": defn.external_options,
-        "hasUniqueValue": defn.has_unique_value,
-        "hidden": defn.hidden,
-        "formField": defn.form_field,
-        "archived": False,
-        "createdAt": iso_ms(defn.created_ms),
-        "updatedAt": iso_ms(defn.updated_ms),
-        "modificationMetadata": {
-            "archivable": not defn.hubspot_defined,
-            "readOnlyDefinition": defn.hubspot_defined,
-            "readOnlyValue": defn.read_only,
-        },
+        **_fields(defn, displayOrder="display_order", calculated="calculated",
+                  externalOptions="external_options", hasUniqueValue="has_unique_value",
+                  hidden="hidden", formField="form_field"),
+        "archived": False, **_fields(defn, createdAt="created_ms", updatedAt="updated_ms"),
+        "modificationMetadata": {"archivable": not defn.hubspot_defined,
+                                 "readOnlyDefinition": defn.hubspot_defined,
+                                 "readOnlyValue": defn.read_only},
     }
     if defn.hubspot_defined:
         body["hubspotDefined"] = True
@@ -166,19 +128,12 @@ def render_owner(owner: Owner) -> JsonObject:
 
 
 def v4_targets(links: Links) -> list[JsonObject]:
-    return [
-        {
-            "toObjectId": to_id,
-            "associationTypes": [render_association_type(t) for t in sorted(links[to_id])],
-        }
-        for to_id in sorted(links, key=id_key)
-    ]
+    return [{"toObjectId": to_id,
+             "associationTypes": [render_association_type(t) for t in sorted(links[to_id])]}
+            for to_id in sorted(links, key=id_key)]
 
 
 def no_associations(source: ObjectType, target: ObjectType, from_id: str) -> JsonObject:
     return standard_error(
-        "OBJECT_NOT_FOUND",
-        f"No {target.singular} is associated with {source.singular} {from_id}.",
-        subCategory="crm.associations.NO_ASSOCIATIONS_FOUND",
-        context={"fromObjectId": [from_id]},
-    )
+        "OBJECT_NOT_FOUND", f"No {target.singular} is associated with {source.singular} {from_id}.",
+        subCategory="crm.associations.NO_ASSOCIATIONS_FOUND", context={"fromObjectId": [from_id]})

@@ -114,50 +114,31 @@ def _scopes(name: str, ecommerce: bool = False) -> tuple[tuple[str, ...], tuple[
     return (f"crm.objects.{name}.read", *extra), (f"crm.objects.{name}.write", *extra)
 
 
-OBJECT_TYPES: dict[str, ObjectType] = {
-    t.name: t
-    for t in (
-        ObjectType(
-            "deals", "deal", "0-3", "DEAL", "dealinformation", "Deal information",
-            ("amount", "closedate", "createdate", "dealname", "dealstage",
-             "hs_lastmodifieddate", "hs_object_id", "pipeline"),
-            *_scopes("deals"),
-        ),
-        ObjectType(
-            "companies", "company", "0-2", "COMPANY", "companyinformation",
-            "Company information",
-            ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
-            *_scopes("companies"),
-        ),
-        ObjectType(
-            "contacts", "contact", "0-1", "CONTACT", "contactinformation",
-            "Contact information",
-            ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
-            *_scopes("contacts"),
-            modified_property="lastmodifieddate",
-        ),
-        ObjectType(
-            "line_items", "line_item", "0-8", "LINE_ITEM", "lineiteminformation",
-            "Line item information",
-            ("createdate", "hs_lastmodifieddate", "hs_object_id", "name", "price", "quantity"),
-            *_scopes("line_items", ecommerce=True),
-        ),
-        ObjectType(
-            "products", "product", "0-7", "PRODUCT", "productinformation",
-            "Product information",
-            ("createdate", "description", "hs_lastmodifieddate", "hs_object_id", "name",
-             "price"),
-            *_scopes("products", ecommerce=True),
-        ),
-        ObjectType(
-            # No spec is vendored for tasks, so their scopes are not checked.
-            "tasks", "task", "0-27", "TASK", "task", "Task information",
-            ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
-            (), (),
-            created_property="hs_createdate",
-        ),
-    )
-}
+OBJECT_TYPES: dict[str, ObjectType] = {t.name: t for t in (
+    ObjectType("deals", "deal", "0-3", "DEAL", "dealinformation", "Deal information",
+               ("amount", "closedate", "createdate", "dealname", "dealstage",
+                "hs_lastmodifieddate", "hs_object_id", "pipeline"), *_scopes("deals")),
+    ObjectType("companies", "company", "0-2", "COMPANY", "companyinformation",
+               "Company information",
+               ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
+               *_scopes("companies")),
+    ObjectType("contacts", "contact", "0-1", "CONTACT", "contactinformation",
+               "Contact information",
+               ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
+               *_scopes("contacts"), modified_property="lastmodifieddate"),
+    ObjectType("line_items", "line_item", "0-8", "LINE_ITEM", "lineiteminformation",
+               "Line item information",
+               ("createdate", "hs_lastmodifieddate", "hs_object_id", "name", "price", "quantity"),
+               *_scopes("line_items", ecommerce=True)),
+    ObjectType("products", "product", "0-7", "PRODUCT", "productinformation",
+               "Product information",
+               ("createdate", "description", "hs_lastmodifieddate", "hs_object_id", "name",
+                "price"), *_scopes("products", ecommerce=True)),
+    # No spec is vendored for tasks, so their scopes are not checked.
+    ObjectType("tasks", "task", "0-27", "TASK", "task", "Task information",
+               ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"), (), (),
+               created_property="hs_createdate"),
+)}
 _TYPE_ALIASES: dict[str, ObjectType] = {
     alias: t for t in OBJECT_TYPES.values() for alias in (t.name, t.singular, t.type_id)
 }
@@ -173,10 +154,8 @@ def object_type(name: str) -> ObjectType:
 
 
 PROPERTY_TYPES = ("bool", "date", "datetime", "enumeration", "number", "phone_number", "string")
-FIELD_TYPES = (
-    "booleancheckbox", "calculation_equation", "checkbox", "date", "file", "html", "number",
-    "phonenumber", "radio", "select", "text", "textarea",
-)
+FIELD_TYPES = ("booleancheckbox", "calculation_equation", "checkbox", "date", "file", "html",
+               "number", "phonenumber", "radio", "select", "text", "textarea")
 PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -218,109 +197,80 @@ def option_list(*pairs: tuple[str, str]) -> list[JsonObject]:
 
 _OWNER: Mapping[str, Any] = {"external_options": True, "referenced_object_type": "OWNER"}
 _CALC: Mapping[str, Any] = {"read_only": True, "calculated": True}
-_RECURRING = option_list(
+_RECURRING = {"options": option_list(
     ("weekly", "Weekly"), ("biweekly", "Biweekly"), ("monthly", "Monthly"),
     ("quarterly", "Quarterly"), ("per_six_months", "Every six months"),
     ("annually", "Annually"), ("per_two_years", "Every two years"),
-)
+)}
+# The (type, fieldType) pairs of the default properties.
+TEXT, AREA, PHONE = ("string", "text"), ("string", "textarea"), ("string", "phonenumber")
+NUMBER, DATE, BOOL = ("number", "number"), ("datetime", "date"), ("bool", "booleancheckbox")
+SELECT, RADIO = ("enumeration", "select"), ("enumeration", "radio")
+_CITY_TO_COUNTRY = (("city", "City", TEXT), ("state", "State/Region", TEXT),
+                    ("zip", "Postal Code", TEXT), ("country", "Country/Region", TEXT))
 
-# (name, label, type, fieldType, extra PropertyDef fields) per object type.
-_PropertyRow = tuple[str, str, str, str, Mapping[str, Any]]
-_DEFAULT_PROPERTIES: dict[str, tuple[_PropertyRow, ...]] = {
+# (name, label, (type, fieldType), extra PropertyDef fields?) per object type.
+_DEFAULT_PROPERTIES: dict[str, tuple[tuple[Any, ...], ...]] = {
     "deals": (
-        ("dealname", "Deal Name", "string", "text", {}),
-        ("amount", "Amount", "number", "number", {}),
-        ("deal_currency_code", "Currency", "enumeration", "select", {}),
-        ("dealstage", "Deal Stage", "enumeration", "radio", {}),
-        ("pipeline", "Pipeline", "enumeration", "select", {}),
-        ("closedate", "Close Date", "datetime", "date", {}),
-        ("description", "Deal Description", "string", "textarea", {}),
-        ("dealtype", "Deal Type", "enumeration", "radio",
-         {"options": option_list(("newbusiness", "New Business"),
-                              ("existingbusiness", "Existing Business"))}),
-        ("hubspot_owner_id", "Deal owner", "enumeration", "select", _OWNER),
-        ("hs_is_closed", "Is Deal Closed?", "bool", "booleancheckbox", _CALC),
-        ("hs_is_closed_won", "Is Closed Won", "bool", "booleancheckbox", _CALC),
-        ("hs_deal_stage_probability", "Deal probability", "number", "number", _CALC),
+        ("dealname", "Deal Name", TEXT), ("amount", "Amount", NUMBER),
+        ("deal_currency_code", "Currency", SELECT), ("dealstage", "Deal Stage", RADIO),
+        ("pipeline", "Pipeline", SELECT), ("closedate", "Close Date", DATE),
+        ("description", "Deal Description", AREA),
+        ("dealtype", "Deal Type", RADIO, {"options": option_list(
+            ("newbusiness", "New Business"), ("existingbusiness", "Existing Business"))}),
+        ("hubspot_owner_id", "Deal owner", SELECT, _OWNER),
+        ("hs_is_closed", "Is Deal Closed?", BOOL, _CALC),
+        ("hs_is_closed_won", "Is Closed Won", BOOL, _CALC),
+        ("hs_deal_stage_probability", "Deal probability", NUMBER, _CALC),
     ),
     "companies": (
-        ("name", "Company name", "string", "text", {}),
-        ("domain", "Company Domain Name", "string", "text", {}),
-        ("phone", "Phone Number", "string", "phonenumber", {}),
-        ("address", "Street Address", "string", "text", {}),
-        ("address2", "Street Address 2", "string", "text", {}),
-        ("city", "City", "string", "text", {}),
-        ("state", "State/Region", "string", "text", {}),
-        ("zip", "Postal Code", "string", "text", {}),
-        ("country", "Country/Region", "string", "text", {}),
-        ("website", "Website URL", "string", "text", {}),
-        ("description", "Description", "string", "textarea", {}),
-        ("hubspot_owner_id", "Company owner", "enumeration", "select", _OWNER),
+        ("name", "Company name", TEXT), ("domain", "Company Domain Name", TEXT),
+        ("phone", "Phone Number", PHONE), ("address", "Street Address", TEXT),
+        ("address2", "Street Address 2", TEXT), *_CITY_TO_COUNTRY,
+        ("website", "Website URL", TEXT), ("description", "Description", AREA),
+        ("hubspot_owner_id", "Company owner", SELECT, _OWNER),
     ),
     "contacts": (
-        ("firstname", "First Name", "string", "text", {}),
-        ("lastname", "Last Name", "string", "text", {}),
-        ("email", "Email", "string", "text", {}),
-        ("phone", "Phone Number", "string", "phonenumber", {}),
-        ("mobilephone", "Mobile Phone Number", "string", "phonenumber", {}),
-        ("company", "Company Name", "string", "text", {}),
-        ("jobtitle", "Job Title", "string", "text", {}),
-        ("address", "Street Address", "string", "text", {}),
-        ("city", "City", "string", "text", {}),
-        ("state", "State/Region", "string", "text", {}),
-        ("zip", "Postal Code", "string", "text", {}),
-        ("country", "Country/Region", "string", "text", {}),
-        ("hubspot_owner_id", "Contact owner", "enumeration", "select", _OWNER),
+        ("firstname", "First Name", TEXT), ("lastname", "Last Name", TEXT),
+        ("email", "Email", TEXT), ("phone", "Phone Number", PHONE),
+        ("mobilephone", "Mobile Phone Number", PHONE), ("company", "Company Name", TEXT),
+        ("jobtitle", "Job Title", TEXT), ("address", "Street Address", TEXT), *_CITY_TO_COUNTRY,
+        ("hubspot_owner_id", "Contact owner", SELECT, _OWNER),
     ),
     "line_items": (
-        ("name", "Name", "string", "text", {}),
-        ("description", "Description", "string", "textarea", {}),
-        ("hs_sku", "SKU", "string", "text", {}),
-        ("hs_product_id", "Product ID", "number", "number", {}),
-        ("price", "Unit price", "number", "number", {}),
-        ("quantity", "Quantity", "number", "number", {}),
-        ("discount", "Unit discount", "number", "number", {}),
-        ("hs_discount_percentage", "Unit discount percentage", "number", "number", {}),
-        ("amount", "Net price", "number", "number", _CALC),
-        ("hs_pre_discount_amount", "Pre-discount amount", "number", "number", _CALC),
-        ("hs_total_discount", "Total discount", "number", "number", _CALC),
-        ("hs_line_item_currency_code", "Currency", "enumeration", "select", {}),
-        ("hs_tax_rate_group_id", "Tax rate", "string", "text", {}),
-        ("hs_tax_label", "Tax label", "string", "text", {}),
-        ("hs_tax_rate", "Tax rate percentage", "number", "number", {}),
-        ("hs_tax_amount", "Tax amount", "number", "number", {}),
-        ("tax", "Tax", "number", "number", {}),
-        ("hs_cost_of_goods_sold", "Unit cost", "number", "number", {}),
-        ("hs_recurring_billing_period", "Term", "string", "text", {}),
-        ("recurringbillingfrequency", "Billing frequency", "enumeration", "select",
-         {"options": _RECURRING}),
-        ("hs_position_on_quote", "Position on quote", "number", "number", {}),
+        ("name", "Name", TEXT), ("description", "Description", AREA), ("hs_sku", "SKU", TEXT),
+        ("hs_product_id", "Product ID", NUMBER), ("price", "Unit price", NUMBER),
+        ("quantity", "Quantity", NUMBER), ("discount", "Unit discount", NUMBER),
+        ("hs_discount_percentage", "Unit discount percentage", NUMBER),
+        ("amount", "Net price", NUMBER, _CALC),
+        ("hs_pre_discount_amount", "Pre-discount amount", NUMBER, _CALC),
+        ("hs_total_discount", "Total discount", NUMBER, _CALC),
+        ("hs_line_item_currency_code", "Currency", SELECT),
+        ("hs_tax_rate_group_id", "Tax rate", TEXT), ("hs_tax_label", "Tax label", TEXT),
+        ("hs_tax_rate", "Tax rate percentage", NUMBER), ("hs_tax_amount", "Tax amount", NUMBER),
+        ("tax", "Tax", NUMBER), ("hs_cost_of_goods_sold", "Unit cost", NUMBER),
+        ("hs_recurring_billing_period", "Term", TEXT),
+        ("recurringbillingfrequency", "Billing frequency", SELECT, _RECURRING),
+        ("hs_position_on_quote", "Position on quote", NUMBER),
     ),
     "products": (
-        ("name", "Name", "string", "text", {}),
-        ("description", "Description", "string", "textarea", {}),
-        ("price", "Unit price", "number", "number", {}),
-        ("hs_sku", "SKU", "string", "text", {}),
-        ("hs_cost_of_goods_sold", "Unit cost", "number", "number", {}),
-        ("tax", "Tax", "number", "number", {}),
-        ("hs_recurring_billing_period", "Term", "string", "text", {}),
-        ("recurringbillingfrequency", "Billing frequency", "enumeration", "select",
-         {"options": _RECURRING}),
+        ("name", "Name", TEXT), ("description", "Description", AREA),
+        ("price", "Unit price", NUMBER), ("hs_sku", "SKU", TEXT),
+        ("hs_cost_of_goods_sold", "Unit cost", NUMBER), ("tax", "Tax", NUMBER),
+        ("hs_recurring_billing_period", "Term", TEXT),
+        ("recurringbillingfrequency", "Billing frequency", SELECT, _RECURRING),
     ),
     "tasks": (
-        ("hs_task_subject", "Task Title", "string", "text", {}),
-        ("hs_task_body", "Notes", "string", "textarea", {}),
-        ("hs_timestamp", "Due date", "datetime", "date", {}),
-        ("hs_task_status", "Task Status", "enumeration", "select",
-         {"options": option_list(("NOT_STARTED", "Not started"), ("IN_PROGRESS", "In progress"),
-                              ("WAITING", "Waiting"), ("COMPLETED", "Completed"),
-                              ("DEFERRED", "Deferred"))}),
-        ("hs_task_priority", "Priority", "enumeration", "select",
-         {"options": option_list(("NONE", "None"), ("LOW", "Low"), ("MEDIUM", "Medium"),
-                              ("HIGH", "High"))}),
-        ("hs_task_type", "Task Type", "enumeration", "select",
-         {"options": option_list(("TODO", "To-do"), ("CALL", "Call"), ("EMAIL", "Email"))}),
-        ("hubspot_owner_id", "Assigned to", "enumeration", "select", _OWNER),
+        ("hs_task_subject", "Task Title", TEXT), ("hs_task_body", "Notes", AREA),
+        ("hs_timestamp", "Due date", DATE),
+        ("hs_task_status", "Task Status", SELECT, {"options": option_list(
+            ("NOT_STARTED", "Not started"), ("IN_PROGRESS", "In progress"),
+            ("WAITING", "Waiting"), ("COMPLETED", "Completed"), ("DEFERRED", "Deferred"))}),
+        ("hs_task_priority", "Priority", SELECT, {"options": option_list(
+            ("NONE", "None"), ("LOW", "Low"), ("MEDIUM", "Medium"), ("HIGH", "High"))}),
+        ("hs_task_type", "Task Type", SELECT, {"options": option_list(
+            ("TODO", "To-do"), ("CALL", "Call"), ("EMAIL", "Email"))}),
+        ("hubspot_owner_id", "Assigned to", SELECT, _OWNER),
     ),
 }
 
@@ -328,24 +278,12 @@ _DEFAULT_PROPERTIES: dict[str, tuple[_PropertyRow, ...]] = {
 def default_properties(otype: ObjectType) -> dict[str, PropertyDef]:
     """The HubSpot-defined properties of a new portal, system fields included."""
     group = otype.group
-    defs = {
-        otype.created_property: PropertyDef(
-            otype.created_property, "Create Date", "datetime", "date", group, read_only=True
-        ),
-        otype.modified_property: PropertyDef(
-            otype.modified_property, "Last Modified Date", "datetime", "date", group,
-            read_only=True,
-        ),
-        "hs_object_id": PropertyDef(
-            "hs_object_id", "Record ID", "number", "number", group, read_only=True
-        ),
-    }
-    for order, (name, label, type_, field_type, extra) in enumerate(
-        _DEFAULT_PROPERTIES[otype.name]
-    ):
-        defs[name] = PropertyDef(
-            name, label, type_, field_type, group, display_order=order, **dict(extra)
-        )
+    defs = {name: PropertyDef(name, label, *kind, group, read_only=True) for name, label, kind in (
+        (otype.created_property, "Create Date", DATE),
+        (otype.modified_property, "Last Modified Date", DATE),
+        ("hs_object_id", "Record ID", NUMBER))}
+    for order, (name, label, kind, *extra) in enumerate(_DEFAULT_PROPERTIES[otype.name]):
+        defs[name] = PropertyDef(name, label, *kind, group, display_order=order, **dict(*extra))
     return defs
 
 
@@ -393,13 +331,10 @@ def default_deal_pipeline() -> Pipeline:
         ("presentationscheduled", "Presentation Scheduled", "0.6", False),
         ("decisionmakerboughtin", "Decision Maker Bought-In", "0.8", False),
         ("contractsent", "Contract Sent", "0.9", False),
-        ("closedwon", "Closed Won", "1.0", True),
-        ("closedlost", "Closed Lost", "0.0", True),
+        ("closedwon", "Closed Won", "1.0", True), ("closedlost", "Closed Lost", "0.0", True),
     )
-    stages = [
-        Stage(stage_id, label, i, probability, closed)
-        for i, (stage_id, label, probability, closed) in enumerate(rows)
-    ]
+    stages = [Stage(stage_id, label, i, probability, closed)
+              for i, (stage_id, label, probability, closed) in enumerate(rows)]
     return Pipeline("default", "Sales Pipeline", 0, stages)
 
 
@@ -415,34 +350,27 @@ class AssociationType:
     inverse_id: int
 
 
-def _pair(
-    a: str, b: str, forward: tuple[int, str], back: tuple[int, str], label: str | None = None
-) -> list[AssociationType]:
-    return [
-        AssociationType(forward[0], a, b, forward[1], label, back[0]),
-        AssociationType(back[0], b, a, back[1], label, forward[0]),
-    ]
+def _pair(a: str, b: str, forward: tuple[int, str], back: tuple[int, str],
+          label: str | None = None) -> list[AssociationType]:
+    return [AssociationType(forward[0], a, b, forward[1], label, back[0]),
+            AssociationType(back[0], b, a, back[1], label, forward[0])]
 
 
-ASSOCIATION_TYPES: dict[int, AssociationType] = {
-    t.type_id: t
-    for t in (
-        *_pair("deals", "companies", (5, "deal_to_company"), (6, "company_to_deal"), "Primary"),
-        *_pair("deals", "companies", (341, "deal_to_company_unlabeled"),
-               (342, "company_to_deal_unlabeled")),
-        *_pair("deals", "contacts", (3, "deal_to_contact"), (4, "contact_to_deal")),
-        *_pair("deals", "line_items", (19, "deal_to_line_item"), (20, "line_item_to_deal")),
-        *_pair("contacts", "companies", (1, "contact_to_company"), (2, "company_to_contact"),
-               "Primary"),
-        *_pair("contacts", "companies", (279, "contact_to_company_unlabeled"),
-               (280, "company_to_contact_unlabeled")),
-        *_pair("tasks", "deals", (216, "task_to_deal"), (215, "deal_to_task")),
-        *_pair("tasks", "companies", (192, "task_to_company"), (191, "company_to_task")),
-        *_pair("tasks", "contacts", (204, "task_to_contact"), (203, "contact_to_task")),
-    )
-}
+ASSOCIATION_TYPES: dict[int, AssociationType] = {t.type_id: t for t in (
+    *_pair("deals", "companies", (5, "deal_to_company"), (6, "company_to_deal"), "Primary"),
+    *_pair("deals", "companies", (341, "deal_to_company_unlabeled"),
+           (342, "company_to_deal_unlabeled")),
+    *_pair("deals", "contacts", (3, "deal_to_contact"), (4, "contact_to_deal")),
+    *_pair("deals", "line_items", (19, "deal_to_line_item"), (20, "line_item_to_deal")),
+    *_pair("contacts", "companies", (1, "contact_to_company"), (2, "company_to_contact"),
+           "Primary"),
+    *_pair("contacts", "companies", (279, "contact_to_company_unlabeled"),
+           (280, "company_to_contact_unlabeled")),
+    *_pair("tasks", "deals", (216, "task_to_deal"), (215, "deal_to_task")),
+    *_pair("tasks", "companies", (192, "task_to_company"), (191, "company_to_task")),
+    *_pair("tasks", "contacts", (204, "task_to_contact"), (203, "contact_to_task")),
+)}
 PRIMARY_COMPANY = (5, 341)  # a deal's primary company carries both types, as in HubSpot
-
 
 
 def id_key(object_id: str) -> tuple[int, str]:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+import operator as op
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from sandbox.hubspot.errors import fail
 from sandbox.hubspot.schema import (
-    JsonObject,
-    ObjectType,
-    PropertyDef,
-    id_key,
-    parse_timestamp_ms,
-    to_decimal,
+    JsonObject, ObjectType, PropertyDef, id_key, parse_timestamp_ms, to_decimal,
 )
 from sandbox.hubspot.state import CrmObject
 
@@ -23,6 +19,8 @@ _SEARCH_OPERATORS = (
 )
 _MAX_FILTER_GROUPS = 5
 _MAX_FILTERS = 18
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "EQ": op.eq, "NEQ": op.ne, "LT": op.lt, "LTE": op.le, "GT": op.gt, "GTE": op.ge}
 
 
 def _comparable(defn: PropertyDef | None, value: str) -> Decimal | str:
@@ -65,49 +63,25 @@ def _filter_matches(obj: CrmObject, flt: JsonObject, defs: Mapping[str, Property
     if operator == "BETWEEN":
         high = _comparable(defn, str(flt.get("highValue", "")))
         return type(high) is type(have) and want <= have <= high  # type: ignore[operator]
-    return _compare(operator, have, want)
+    return _COMPARE[operator](have, want)
 
 
-def _compare(operator: str, have: Decimal | str, want: Decimal | str) -> bool:
-    results = {
-        "EQ": have == want,
-        "NEQ": have != want,
-        "LT": have < want,  # type: ignore[operator]
-        "LTE": have <= want,  # type: ignore[operator]
-        "GT": have > want,  # type: ignore[operator]
-        "GTE": have >= want,  # type: ignore[operator]
-    }
-    return results[operator]
-
-
-def search_records(
-    records: Sequence[CrmObject],
-    defs: Mapping[str, PropertyDef],
-    filter_groups: object,
-    query: object,
-    otype: ObjectType,
-) -> list[CrmObject]:
+def search_records(records: Sequence[CrmObject], defs: Mapping[str, PropertyDef],
+                   filter_groups: object, query: object, otype: ObjectType) -> list[CrmObject]:
     """Records matching any filter group (all filters of a group) and the text query."""
     groups = _checked_filter_groups(filter_groups)
-    matched = [
-        o
-        for o in records
-        if not groups
-        or any(all(_filter_matches(o, f, defs) for f in g["filters"]) for g in groups)
-    ]
+    matched = [o for o in records if not groups
+               or any(all(_filter_matches(o, f, defs) for f in g["filters"]) for g in groups)]
     if isinstance(query, str) and query.strip():
         needle = query.strip().lower()
-        matched = [
-            o for o in matched
-            if any(needle in (o.properties.get(n) or "").lower() for n in otype.defaults)
-        ]
+        matched = [o for o in matched
+                   if any(needle in (o.properties.get(n) or "").lower() for n in otype.defaults)]
     return matched
 
 
 def _checked_filter_groups(raw: object) -> list[JsonObject]:
     if not isinstance(raw, list) or not all(
-        isinstance(g, dict) and isinstance(g.get("filters"), list) for g in raw
-    ):
+            isinstance(g, dict) and isinstance(g.get("filters"), list) for g in raw):
         fail(400, "VALIDATION_ERROR", "filterGroups must be an array of {filters: [...]}")
     total = sum(len(g["filters"]) for g in raw)
     if len(raw) > _MAX_FILTER_GROUPS or total > _MAX_FILTERS:
@@ -120,9 +94,8 @@ def _checked_filter_groups(raw: object) -> list[JsonObject]:
     return raw
 
 
-def sort_records(
-    records: list[CrmObject], sorts: object, defs: Mapping[str, PropertyDef]
-) -> list[CrmObject]:
+def sort_records(records: list[CrmObject], sorts: object,
+                 defs: Mapping[str, PropertyDef]) -> list[CrmObject]:
     """Sort by `sorts` ({propertyName, direction} or "-name"); default by id."""
     ordered = sorted(records, key=lambda o: id_key(o.id))
     if not isinstance(sorts, list):

@@ -10,24 +10,9 @@ from typing import Any, Literal
 
 from sandbox.hubspot.errors import PropertyProblem, ValidationFailed
 from sandbox.hubspot.schema import (
-    ASSOCIATION_TYPES,
-    OBJECT_TYPES,
-    PRIMARY_COMPANY,
-    ObjectType,
-    Pipeline,
-    PropertyDef,
-    PropertyGroup,
-    Stage,
-    default_deal_pipeline,
-    default_properties,
-    id_key,
-    iso_ms,
-    object_type,
-    option_list,
-    parse_timestamp_ms,
-    plain,
-    to_decimal,
-    wire_value,
+    ASSOCIATION_TYPES, OBJECT_TYPES, PRIMARY_COMPANY, ObjectType, Pipeline, PropertyDef,
+    PropertyGroup, Stage, default_deal_pipeline, default_properties, id_key, iso_ms, object_type,
+    option_list, parse_timestamp_ms, plain, to_decimal, wire_value,
 )
 from sandbox.kit.clock import Clock
 
@@ -59,9 +44,6 @@ class ChangeSource:
         return cls("INTEGRATION", str(app_id))
 
 
-ChangeKind = Literal["creation", "propertyChange", "deletion"]
-
-
 @dataclass(frozen=True)
 class Change:
     """One record change; the webhook hub turns it into events."""
@@ -69,7 +51,7 @@ class Change:
     portal_id: int
     object_type: ObjectType
     object_id: str
-    kind: ChangeKind
+    kind: Literal["creation", "propertyChange", "deletion"]
     source: ChangeSource
     occurred_ms: int
     property_name: str | None = None
@@ -184,18 +166,6 @@ class PortalCrm:
                 self.associate("deals", deal.id, "line_items", item.id, (19,))
             return deal.id
 
-    def add_line_item(self, deal_id: str, *, user_id: int | None = None,
-                      **properties: object) -> str:
-        """Add a line item to a deal in the UI: the deal amount is recalculated."""
-        with self._lock:
-            deal = self._require("deals", deal_id)
-            values = self._line_item_values(properties, deal.properties)
-            item = self._seed("line_items", values, user_id)
-            self.associate("deals", deal_id, "line_items", item.id, (19,))
-            total = sum((_net(li) for li in self.line_items_of(deal_id)), Decimal(0))
-            self.set_deal_properties(deal_id, {"amount": plain(total)}, user_id=user_id)
-            return item.id
-
     def add_property(self, object_type_name: str, name: str, label: str | None = None, *,
                      type: str = "string", field_type: str = "text",
                      group_name: str | None = None, options: Sequence[tuple[str, str]] = ()
@@ -258,11 +228,6 @@ class PortalCrm:
         with self._lock:
             links = self.links(object_type(from_type), from_id, object_type(to_type))
             return sorted(links, key=id_key)
-
-    def line_items_of(self, deal_id: str) -> list[dict[str, str | None]]:
-        with self._lock:
-            ids = self.associated_ids("deals", deal_id, "line_items")
-            return [self.object_properties("line_items", i) for i in ids]
 
     def history(self, object_type_name: str, object_id: str, name: str) -> list[HistoryEntry]:
         """The property's history, newest first."""
@@ -455,34 +420,25 @@ class PortalCrm:
         entry = HistoryEntry(value, now, source.change_source, source.source_id)
         obj.history.setdefault(name, []).append(entry)
 
-    def _apply(
-        self,
-        obj: CrmObject,
-        otype: ObjectType,
-        values: Mapping[str, str | None],
-        source: ChangeSource,
-        now: int,
-    ) -> list[Change]:
+    def _apply(self, obj: CrmObject, otype: ObjectType, values: Mapping[str, str | None],
+               source: ChangeSource, now: int) -> list[Change]:
         """Set values, then derived ones; a Change per value that really changed."""
         changes: list[Change] = []
         for name, value in values.items():
             if obj.properties.get(name) == value and name in obj.properties:
                 continue
             self._record(obj, name, value, now, source)
-            changes.append(
-                Change(self.portal_id, otype, obj.id, "propertyChange", source, now, name, value)
-            )
+            changes.append(Change(self.portal_id, otype, obj.id, "propertyChange", source, now,
+                                  name, value))
         changes += self._derive(obj, otype, set(values), source, now)
         return changes
 
-    def _derive(
-        self, obj: CrmObject, otype: ObjectType, touched: set[str], source: ChangeSource, now: int
-    ) -> list[Change]:
+    def _derive(self, obj: CrmObject, otype: ObjectType, touched: set[str], source: ChangeSource,
+                now: int) -> list[Change]:
         """HubSpot's calculated properties; only closedate-on-close is a visible change."""
         calculated = ChangeSource("CALCULATED", None)
-        if otype.name == "line_items" and touched & {
-            "price", "quantity", "discount", "hs_discount_percentage"
-        }:
+        if otype.name == "line_items" and touched & {"price", "quantity", "discount",
+                                                     "hs_discount_percentage"}:
             for name, value in _line_item_amounts(obj.properties).items():
                 self._record(obj, name, value, now, calculated)
         if otype.name != "deals" or not touched & {"dealstage", "pipeline"}:
@@ -492,11 +448,9 @@ class PortalCrm:
             return []
         was_closed = obj.properties.get("hs_is_closed") == "true"
         was_won = obj.properties.get("hs_is_closed_won") == "true"
-        derived = {
-            "hs_deal_stage_probability": stage.probability,
-            "hs_is_closed": "true" if stage.is_closed else "false",
-            "hs_is_closed_won": "true" if stage.is_won else "false",
-        }
+        derived = {"hs_deal_stage_probability": stage.probability,
+                   "hs_is_closed": "true" if stage.is_closed else "false",
+                   "hs_is_closed_won": "true" if stage.is_won else "false"}
         for name, value in derived.items():
             self._record(obj, name, value, now, calculated)
         # HubSpot sets or updates closedate when a deal moves into a closed-won or closed-lost
@@ -505,10 +459,8 @@ class PortalCrm:
         entered = stage.is_closed and (not was_closed or was_won != stage.is_won)
         if entered and "closedate" not in touched:
             self._record(obj, "closedate", iso_ms(now), now, source)
-            return [
-                Change(self.portal_id, otype, obj.id, "propertyChange", source, now, "closedate",
-                       iso_ms(now))
-            ]
+            return [Change(self.portal_id, otype, obj.id, "propertyChange", source, now,
+                           "closedate", iso_ms(now))]
         return []
 
     def _stage_of(self, properties: Mapping[str, str | None]) -> Stage | None:
@@ -516,19 +468,11 @@ class PortalCrm:
         stage_id = properties.get("dealstage")
         return pipeline.stage(stage_id) if pipeline is not None and stage_id else None
 
-    def _normalise(
-        self,
-        otype: ObjectType,
-        defn: PropertyDef | None,
-        name: str,
-        value: str | None,
-        raw: Mapping[str, str | None],
-        current: CrmObject | None,
-    ) -> str | None:
+    def _normalise(self, otype: ObjectType, defn: PropertyDef | None, name: str,
+                   value: str | None, raw: Mapping[str, str | None],
+                   current: CrmObject | None) -> str | None:
         if defn is None:
-            raise PropertyProblem(
-                name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist'
-            )
+            raise PropertyProblem(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
         if defn.read_only:
             raise PropertyProblem(name, "READ_ONLY_VALUE", f'"{name}" is a read only property')
         if value is None or value == "":
@@ -541,13 +485,8 @@ class PortalCrm:
             return text
         return _normalise_typed(defn, text)
 
-    def _check_stage(
-        self,
-        name: str,
-        text: str,
-        raw: Mapping[str, str | None],
-        current: CrmObject | None,
-    ) -> None:
+    def _check_stage(self, name: str, text: str, raw: Mapping[str, str | None],
+                     current: CrmObject | None) -> None:
         stored = current.properties.get("pipeline") if current is not None else None
         pipeline_id = raw.get("pipeline") or stored
         pipeline = next((p for p in self._pipelines if p.id == (pipeline_id or "default")), None)
@@ -557,11 +496,8 @@ class PortalCrm:
             return
         valid = [s.id for s in pipeline.stages] if pipeline is not None else []
         if text not in valid:
-            raise PropertyProblem(
-                name,
-                "INVALID_OPTION",
-                f"{text} was not one of the allowed options: {valid} for pipeline {pipeline_id}",
-            )
+            raise PropertyProblem(name, "INVALID_OPTION", f"{text} was not one of the allowed "
+                                  f"options: {valid} for pipeline {pipeline_id}")
 
 
 def _wire(properties: Mapping[str, object]) -> dict[str, str | None]:
@@ -590,9 +526,8 @@ def _normalise_typed(defn: PropertyDef, text: str) -> str:
         chosen = text.split(";") if defn.field_type == "checkbox" else [text]
         bad = [v for v in chosen if v not in allowed]
         if bad:
-            raise PropertyProblem(
-                name, "INVALID_OPTION", f"{bad[0]} was not one of the allowed options: {allowed}"
-            )
+            raise PropertyProblem(name, "INVALID_OPTION",
+                                  f"{bad[0]} was not one of the allowed options: {allowed}")
     return text
 
 
@@ -617,11 +552,8 @@ def _line_item_amounts(props: Mapping[str, str | None]) -> dict[str, str | None]
         discount = pre * percentage / 100
     else:
         discount = Decimal(0)
-    return {
-        "amount": plain(pre - discount),
-        "hs_pre_discount_amount": plain(pre),
-        "hs_total_discount": plain(discount),
-    }
+    return {"amount": plain(pre - discount), "hs_pre_discount_amount": plain(pre),
+            "hs_total_discount": plain(discount)}
 
 
 def _net(values: Mapping[str, object]) -> Decimal:

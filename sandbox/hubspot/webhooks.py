@@ -28,11 +28,8 @@ WEBHOOK_CONNECT_TIMEOUT_S = 3.0
 DEFAULT_RETRY_DELAYS_S: tuple[float, ...] = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 28800)
 WEBHOOK_USER_AGENT = "HubSpot Connect 2.0 (http://dev.hubspot.com/) - WebhooksExecutorDaemon"
 
-_SIGNATURE_DECODES = {
-    "3A": ":", "2F": "/", "3F": "?", "40": "@", "21": "!", "24": "$",
-    "27": "'", "28": "(", "29": ")", "2A": "*", "2C": ",", "3B": ";",
-}
-_SIGNATURE_ESCAPE = re.compile(r"%(3A|2F|3F|40|21|24|27|28|29|2A|2C|3B)", re.IGNORECASE)
+_SIGNATURE_DECODES = {code: chr(int(code, 16)) for code in "3A 2F 3F 40 21 24 27 28 29 2A 2C 3B".split()}
+_SIGNATURE_ESCAPE = re.compile(f"%({'|'.join(_SIGNATURE_DECODES)})", re.IGNORECASE)
 
 
 def signed_uri(url: str) -> str:
@@ -65,9 +62,8 @@ class WebhookSubscription:
         return action == change.kind
 
     def render(self) -> JsonObject:
-        body: JsonObject = {"id": str(self.id), "eventType": self.event_type,
-                            "active": self.active, "createdAt": iso_ms(self.created_ms),
-                            "updatedAt": iso_ms(self.updated_ms)}
+        body: JsonObject = {"id": str(self.id), "eventType": self.event_type, "active": self.active,
+                            "createdAt": iso_ms(self.created_ms), "updatedAt": iso_ms(self.updated_ms)}
         if self.property_name:
             body["propertyName"] = self.property_name
         return body
@@ -86,13 +82,10 @@ class WebhookApp:
     updated_ms: int = 0
 
     def render_settings(self) -> JsonObject:
-        return {
-            "targetUrl": self.target_url,
-            "throttling": {"maxConcurrentRequests": self.max_concurrent_requests,
-                           "period": "SECONDLY"},
-            "createdAt": iso_ms(self.created_ms),
-            "updatedAt": iso_ms(self.updated_ms),
-        }
+        return {"targetUrl": self.target_url,
+                "throttling": {"maxConcurrentRequests": self.max_concurrent_requests,
+                               "period": "SECONDLY"},
+                "createdAt": iso_ms(self.created_ms), "updatedAt": iso_ms(self.updated_ms)}
 
 
 @dataclass(frozen=True)
@@ -165,8 +158,7 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
             app = self._apps.get(app_id)
             if app is None:
                 now = self._now_ms()
-                app = self._apps[app_id] = WebhookApp(app_id, client_secret, created_ms=now,
-                                                      updated_ms=now)
+                app = self._apps[app_id] = WebhookApp(app_id, client_secret, created_ms=now, updated_ms=now)
             return app
 
     def find_app(self, app_id: int) -> WebhookApp | None:
@@ -209,11 +201,9 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
 
     def _event(self, app: WebhookApp, sub: WebhookSubscription, change: Change) -> JsonObject:
         event: JsonObject = {
-            "eventId": next(self._event_ids), "subscriptionId": sub.id,
-            "portalId": change.portal_id, "appId": app.app_id, "occurredAt": change.occurred_ms,
-            "subscriptionType": sub.event_type, "attemptNumber": 0,
-            "objectId": int(change.object_id),
-        }
+            "eventId": next(self._event_ids), "subscriptionId": sub.id, "portalId": change.portal_id,
+            "appId": app.app_id, "occurredAt": change.occurred_ms,
+            "subscriptionType": sub.event_type, "attemptNumber": 0, "objectId": int(change.object_id)}
         if change.kind == "propertyChange":
             event["propertyName"] = change.property_name
             event["propertyValue"] = change.property_value or ""
@@ -230,10 +220,6 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
         return [_payload(item.event, item.attempt) for item in self.queued()]
 
     @property
-    def deliveries(self) -> list[DeliveryResult]:
-        return self.results
-
-    @property
     def dropped(self) -> list[JsonObject]:  # type: ignore[override]
         """Events that failed every attempt (with the attemptNumber a next try would carry)."""
         return [_payload(d.event, d.attempt + 1) for d in super().dropped]
@@ -241,14 +227,14 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
     # ----- the delivery loop's hooks -----------------------------------------------------------
 
     def ready(self, item: Pending[JsonObject]) -> bool:
-        app = self._apps.get(self._app_id(item.target))
+        app = self._apps.get(item.target[0])  # type: ignore[index]
         return app is not None and bool(app.target_url)
 
     def group_of(self, item: Pending[JsonObject]) -> Hashable:
         return item.target
 
     def prepare(self, items: list[Pending[JsonObject]]) -> Batch:
-        app = self._apps[self._app_id(items[0].target)]
+        app = self._apps[items[0].target[0]]  # type: ignore[index]
         return app.target_url or "", app.client_secret, tuple(
             _payload(item.event, item.attempt) for item in items)
 
@@ -256,15 +242,12 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
              duplicate: bool) -> DeliveryResult:
         url, secret, events = prepared
         body = json.dumps(list(events), separators=(",", ":"), ensure_ascii=False).encode()
-        timestamp = str(int(self.clock.now() * 1000))
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": WEBHOOK_USER_AGENT,
-            "X-HubSpot-Signature-Version": "v3",
-            "X-HubSpot-Signature-v3": signature_v3(secret, "POST", signed_uri(url), body,
-                                                   timestamp),
-            "X-HubSpot-Request-Timestamp": timestamp,
-        }
+        timestamp = str(self._now_ms())
+        headers = {"Content-Type": "application/json", "User-Agent": WEBHOOK_USER_AGENT,
+                   "X-HubSpot-Signature-Version": "v3",
+                   "X-HubSpot-Signature-v3": signature_v3(secret, "POST", signed_uri(url), body,
+                                                          timestamp),
+                   "X-HubSpot-Request-Timestamp": timestamp}
         reply = post(url, body, headers, timeout=self.timeout,
                      connect_timeout=WEBHOOK_CONNECT_TIMEOUT_S)
         error = f"no reply within {self.timeout} s" if reply.timed_out else reply.error
@@ -274,17 +257,11 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
         return DeliveryResult(app_id, portal_id, url, reply.status, error, events, body,
                               headers, duplicate)
 
-    def settle(self, items: list[Pending[JsonObject]], result: DeliveryResult
-               ) -> DeliveryResult:
+    def settle(self, items: list[Pending[JsonObject]], result: DeliveryResult) -> DeliveryResult:
         if not result.ok:
             for item in items:
                 self.retry(item)
         return result
-
-    @staticmethod
-    def _app_id(target: Hashable) -> int:
-        app_id, _ = target  # type: ignore[misc]
-        return int(app_id)
 
     def _now_ms(self) -> int:
         return int(self.clock.now() * 1000)

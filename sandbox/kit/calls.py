@@ -8,9 +8,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from werkzeug.wrappers import Request
-
-from sandbox.kit.faults import PathMatch, prefix_match
+from sandbox.kit.faults import Fault, PathMatch, prefix_match
 
 
 @dataclass(frozen=True)
@@ -42,16 +40,6 @@ class Call:
         return json.loads(self.response_body) if self.response_body else None
 
 
-def request_fields(request: Request) -> dict[str, Any]:
-    """The `Call` fields that come from the request itself."""
-    return {
-        "method": request.method,
-        "path": request.path,
-        "query": request.query_string.decode("latin-1"),
-        "body": request.get_data(cache=True),
-    }
-
-
 CallT = TypeVar("CallT", bound=Call)
 
 
@@ -76,19 +64,9 @@ class CallLog(Generic[CallT]):
         with self._lock:
             self._calls.clear()
 
-    def count(
-        self,
-        method: str | None = None,
-        path_prefix: str | None = None,
-        status: int | None = None,
-        scope: Hashable | None = None,
-    ) -> int:
-        """Calls matching every filter given."""
-        return sum(
-            1
-            for call in self.calls
-            if (method is None or call.method == method.upper())
-            and (path_prefix is None or self.path_match(path_prefix, call.path))
-            and (status is None or call.status == status)
-            and (scope is None or call.scope == scope)
-        )
+    def count(self, method: str | None = None, path_prefix: str | None = None,
+              status: int | None = None, scope: Hashable | None = None) -> int:
+        """Calls matching every filter given (the method, path and scope as a fault's would)."""
+        probe = Fault("count", method, path_prefix, scope, remaining=None)
+        return sum(1 for c in self.calls if probe.matches(c.method, c.path, c.scope, self.path_match)
+                   and (status is None or c.status == status))

@@ -8,11 +8,8 @@ from collections.abc import Callable
 
 
 class Clock:
-    """Seconds since the epoch from `source`, plus an offset added by `advance()`.
-
-    Fakes read every expiry (codes, tokens, grace periods) from this clock, so a test
-    can jump 31 minutes ahead without sleeping.
-    """
+    """Seconds since the epoch from `source`, plus an offset added by `advance()`: fakes read
+    every expiry from it, so a test can jump 31 minutes ahead without sleeping."""
 
     def __init__(self, source: Callable[[], float] = time.time) -> None:
         self._source = source
@@ -21,8 +18,7 @@ class Clock:
 
     def now(self) -> float:
         with self._lock:
-            offset = self._offset
-        return self._source() + offset
+            return self._source() + self._offset
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:

@@ -9,6 +9,8 @@ from typing import Any, NoReturn
 
 from werkzeug.wrappers import Response
 
+from sandbox.kit.jsonio import json_response
+
 
 class VendorError(Exception):
     """Abort the current API call with `response`, the vendor's error document."""
@@ -24,14 +26,10 @@ class ErrorShape:
 
     body: Callable[..., Mapping[str, Any]]
     encode: Callable[[Any], str] = json.dumps
-    content_type: str = "application/json"
 
-    def response(
-        self, status: int, /, *, headers: Mapping[str, str] | None = None, **fields: Any
-    ) -> Response:
-        document = self.encode(dict(self.body(status, **fields)))
-        return Response(document, status=status, headers=dict(headers or {}),
-                        content_type=self.content_type)
+    def response(self, status: int, /, *, headers: Mapping[str, str] | None = None,
+                 **fields: Any) -> Response:
+        return json_response(dict(self.body(status, **fields)), status, headers, encode=self.encode)
 
     def error(self, status: int, /, **fields: Any) -> VendorError:
         return VendorError(self.response(status, **fields))

@@ -39,23 +39,16 @@ class Fault:
     def live(self) -> bool:
         return self.remaining is None or self.remaining > 0
 
-    def matches(
-        self, method: str, path: str, scope: Hashable, path_match: PathMatch = prefix_match
-    ) -> bool:
-        return (
-            self.live
-            and (self.method is None or self.method.upper() == method.upper())
-            and (self.path_prefix is None or path_match(self.path_prefix, path))
-            and (self.scope is None or self.scope == scope)
-        )
+    def matches(self, method: str, path: str, scope: Hashable,
+                path_match: PathMatch = prefix_match) -> bool:
+        return (self.live and (self.method is None or self.method.upper() == method.upper())
+                and (self.path_prefix is None or path_match(self.path_prefix, path))
+                and (self.scope is None or self.scope == scope))
 
 
 class FaultInjector:
-    """Faults waiting for matching calls, first injected first used (caller holds the lock).
-
-    `kinds` are the ones this vendor's fake knows; `path_match` how a fault's prefix covers
-    a path (a vendor may ignore case or an API version prefix).
-    """
+    """Faults waiting for matching calls, first injected first used (caller holds the lock);
+    `kinds` are the vendor's, `path_match` how a prefix covers a path (ignoring case...)."""
 
     def __init__(self, kinds: Sequence[str], *, path_match: PathMatch = prefix_match) -> None:
         self.kinds = tuple(kinds)
@@ -85,11 +78,8 @@ class FaultInjector:
 
     def peek(self, method: str, path: str, scope: Hashable) -> Fault | None:
         """The fault `take` would use, left unused (`use` it once the call goes ahead)."""
-        return next(
-            (f for f in self._faults
-             if f.skip == 0 and f.matches(method, path, scope, self.path_match)),
-            None,
-        )
+        return next((f for f in self._faults
+                     if f.skip == 0 and f.matches(method, path, scope, self.path_match)), None)
 
     @staticmethod
     def use(fault: Fault) -> None:

@@ -1,8 +1,5 @@
-"""OAuth 2 authorisation state: codes, grants, access and refresh tokens.
-
-Pure state with no HTTP and no locking: the owning fake holds its lock around
-every call. Times come from the fake's `Clock`.
-"""
+"""OAuth 2 authorisation state (codes, grants, access and refresh tokens): no HTTP and no
+locking - the owning fake holds its lock around every call; times come from its `Clock`."""
 
 from __future__ import annotations
 
@@ -26,8 +23,7 @@ TokenProblem = Literal["missing", "unknown", "expired", "revoked"]
 class OAuthError(Exception):
     """An RFC 6749 error: `error` code, human description, HTTP status."""
 
-    def __init__(self, error: str, description: str, status: int = 400,
-                 param: str | None = None) -> None:
+    def __init__(self, error: str, description: str, status: int = 400, param: str | None = None) -> None:
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
@@ -64,19 +60,6 @@ class TokenPolicy:
 
 
 @dataclass
-class AuthCode(Generic[ConsentT]):
-    value: str
-    client_id: str
-    redirect_uri: str
-    scopes: tuple[str, ...]
-    consent: ConsentT
-    expires_at: float
-    code_challenge: str | None = None
-    code_challenge_method: str | None = None
-    used: bool = False
-
-
-@dataclass
 class Grant(Generic[ConsentT]):
     """One authorisation: created by a code exchange, extended by refreshes."""
 
@@ -87,6 +70,18 @@ class Grant(Generic[ConsentT]):
     created_at: float
     refresh_token: str | None = None
     revoked: bool = False
+
+
+@dataclass
+class AuthCode(Generic[ConsentT]):
+    """An outstanding code and the grant redeeming it creates (`created_at` set then)."""
+
+    grant: Grant[ConsentT]
+    redirect_uri: str
+    expires_at: float
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+    used: bool = False
 
 
 @dataclass
@@ -132,26 +127,13 @@ class GrantStore(Generic[ConsentT]):
     def grants(self) -> list[Grant[ConsentT]]:
         return list(self._grants)
 
-    def issue_code(
-        self,
-        client_id: str,
-        redirect_uri: str,
-        scopes: tuple[str, ...],
-        consent: ConsentT,
-        code_challenge: str | None = None,
-        code_challenge_method: str | None = None,
-    ) -> str:
+    def issue_code(self, client_id: str, redirect_uri: str, scopes: tuple[str, ...],
+                   consent: ConsentT, code_challenge: str | None = None,
+                   code_challenge_method: str | None = None) -> str:
         value = secrets.token_urlsafe(24)
-        self._codes[value] = AuthCode(
-            value=value,
-            client_id=client_id,
-            redirect_uri=redirect_uri,
-            scopes=scopes,
-            consent=consent,
-            expires_at=self._clock.now() + self.policy.code_ttl,
-            code_challenge=code_challenge,
-            code_challenge_method=code_challenge_method,
-        )
+        grant = Grant(str(uuid.uuid4()), client_id, scopes, consent, created_at=0.0)
+        self._codes[value] = AuthCode(grant, redirect_uri, self._clock.now() + self.policy.code_ttl,
+                                      code_challenge, code_challenge_method)
         return value
 
     def expire_codes(self) -> None:
@@ -160,16 +142,15 @@ class GrantStore(Generic[ConsentT]):
         for code in self._codes.values():
             code.expires_at = min(code.expires_at, now)
 
-    def redeem_code(
-        self, value: str, client_id: str, redirect_uri: str | None, code_verifier: str | None
-    ) -> Grant[ConsentT]:
+    def redeem_code(self, value: str, client_id: str, redirect_uri: str | None,
+                    code_verifier: str | None) -> Grant[ConsentT]:
         """Consume a code and create its grant, or raise invalid_grant."""
         code = self._codes.get(value)
         if code is None or code.used:
             raise invalid_grant("authorization code is unknown or already used")
         if self._clock.now() >= code.expires_at:
             raise invalid_grant("authorization code has expired")
-        if code.client_id != client_id:
+        if code.grant.client_id != client_id:
             raise invalid_grant("authorization code was issued to another client")
         if redirect_uri != code.redirect_uri:
             raise invalid_grant("redirect_uri does not match the authorization request")
@@ -179,15 +160,9 @@ class GrantStore(Generic[ConsentT]):
         ):
             raise invalid_grant("code_verifier does not match the code_challenge")
         code.used = True
-        grant = Grant(
-            grant_id=str(uuid.uuid4()),
-            client_id=client_id,
-            scopes=code.scopes,
-            consent=code.consent,
-            created_at=self._clock.now(),
-        )
-        self._grants.append(grant)
-        return grant
+        code.grant.created_at = self._clock.now()
+        self._grants.append(code.grant)
+        return code.grant
 
     def grant_for_refresh(self, refresh_token: str, client_id: str) -> Grant[ConsentT]:
         """The live grant behind `refresh_token`, or raise invalid_grant."""
@@ -197,10 +172,7 @@ class GrantStore(Generic[ConsentT]):
         if record.grant.client_id != client_id:
             raise invalid_grant("refresh token was issued to another client")
         now = self._clock.now()
-        if (
-            record.superseded_at is not None
-            and now - record.superseded_at >= self.policy.refresh_grace
-        ):
+        if record.superseded_at is not None and now - record.superseded_at >= self.policy.refresh_grace:
             raise invalid_grant("refresh token has been replaced by a newer one")
         idle_ttl = self.policy.refresh_idle_ttl
         if idle_ttl is not None and now - record.last_used >= idle_ttl:
@@ -221,9 +193,9 @@ class GrantStore(Generic[ConsentT]):
         if offline is not None and offline not in grant.scopes:
             return None
         current = grant.refresh_token
-        if current is not None and not self.policy.rotate_refresh_tokens:
-            return current
         if current is not None:
+            if not self.policy.rotate_refresh_tokens:
+                return current
             self._refresh[current].superseded_at = now
         grant.refresh_token = secrets.token_urlsafe(32)
         self._refresh[grant.refresh_token] = _RefreshRecord(grant, last_used=now)

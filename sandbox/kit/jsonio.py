@@ -1,8 +1,5 @@
-"""JSON in and out of the fakes, and the query parameters they parse.
-
-The readers raise `Invalid`, naming the check that failed; each vendor words the message
-(`Invalid.message(templates)`) and wraps it in its own error shape.
-"""
+"""JSON in and out of the fakes, and the query parameters they parse. The readers raise
+`Invalid`, naming the check that failed; each vendor words the message and shapes the error."""
 
 from __future__ import annotations
 
@@ -30,16 +27,10 @@ def dumps(value: Any) -> str:
     return json.dumps(value)
 
 
-def json_response(
-    body: Any,
-    status: int = 200,
-    headers: Mapping[str, str] | None = None,
-    *,
-    content_type: str = "application/json",
-    encode: Callable[[Any], str] = json.dumps,
-) -> Response:
-    return Response(encode(body), status=status, headers=dict(headers or {}),
-                    content_type=content_type)
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None, *,
+                  content_type: str = "application/json",
+                  encode: Callable[[Any], str] = json.dumps) -> Response:
+    return Response(encode(body), status=status, headers=dict(headers or {}), content_type=content_type)
 
 
 exact_json_response = partial(json_response, encode=dumps)
@@ -84,8 +75,7 @@ def read_object(request: Request, *, empty: Any = None, strip: bool = False) -> 
 
 def query_list(args: MultiDict[str, str], name: str) -> list[str]:
     """A list parameter, repeated (``?a=1&a=2``) and/or comma-separated (``?a=1,2``)."""
-    return [part.strip() for value in args.getlist(name) for part in value.split(",")
-            if part.strip()]
+    return [part.strip() for value in args.getlist(name) for part in value.split(",") if part.strip()]
 
 
 def query_bool(args: Mapping[str, str], name: str, default: bool = False) -> bool:
@@ -98,14 +88,8 @@ def query_bool(args: Mapping[str, str], name: str, default: bool = False) -> boo
     return value == "true"
 
 
-def query_int(
-    args: Mapping[str, str],
-    name: str,
-    default: int | None = None,
-    *,
-    minimum: int | None = None,
-    maximum: int | None = None,
-) -> int | None:
+def query_int(args: Mapping[str, str], name: str, default: int | None = None, *,
+              minimum: int | None = None, maximum: int | None = None) -> int | None:
     """A whole number within the bounds given, or `default` when absent."""
     text = args.get(name)
     if text is None:
@@ -114,8 +98,6 @@ def query_int(
         value = int(text)
     except ValueError:
         raise Invalid("int", name, text) from None
-    low = minimum if minimum is not None else value
-    high = maximum if maximum is not None else value
-    if not low <= value <= high:
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise Invalid("range", name, value, minimum=minimum, maximum=maximum)
     return value

@@ -1,10 +1,5 @@
-"""The OAuth 2 authorisation-code server the three fake vendors share.
-
-A vendor subclass sets the paths and client-authentication style as class
-attributes and overrides a few hooks (`make_consent`, `token_extras`,
-`error_body`, `unauthorized_response`, `on_grant_revoked`); everything else -
-codes, grants, rotation, revocation, test introspection - lives here.
-"""
+"""The OAuth 2 authorisation-code server the three fake vendors share (vendors set class
+attributes and override the hooks)."""
 
 from __future__ import annotations
 
@@ -21,16 +16,8 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.kit.clock import Clock
 from sandbox.kit.faults import Fault, FaultInjector
-from sandbox.kit.grants import (
-    AccessToken,
-    ConsentT,
-    Grant,
-    GrantStore,
-    InvalidToken,
-    OAuthError,
-    TokenPolicy,
-    TokenProblem,
-)
+from sandbox.kit.grants import (AccessToken, ConsentT, Grant, GrantStore, InvalidToken, OAuthError,
+                                TokenPolicy, TokenProblem)
 from sandbox.kit.jsonio import json_response
 from sandbox.kit.routing import FakeService
 
@@ -38,16 +25,9 @@ ClientAuth = Literal["basic", "body"]
 TokenFaultKind = Literal["invalid_client", "5xx", "429", "garbage", "slow"]
 Decision = Literal["allow", "deny"]
 _DECISIONS: dict[str, Decision] = {"allow": "allow", "deny": "deny"}
-
-_AUTHORIZE_FIELDS = (
-    "client_id",
-    "redirect_uri",
-    "response_type",
-    "scope",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-)
+_AUTHORIZE_FIELDS = ("client_id", "redirect_uri", "response_type", "scope", "state",
+                     "code_challenge", "code_challenge_method")
+_HTML_FAULTS = {"5xx": "Service Unavailable", "garbage": "Gateway says hi"}
 
 
 def _same(a: str, b: str) -> bool:
@@ -61,39 +41,35 @@ def add_query(url: str, params: Mapping[str, str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def _html(body: str, status: int = 200) -> Response:
+    return Response(f"<!doctype html><html>{body}</html>", status=status,
+                    content_type="text/html; charset=utf-8")
+
+
 def consent_page(action: str, params: Mapping[str, str], app_name: str) -> Response:
     """A minimal Allow/Deny page; each button posts the authorize request back."""
     hidden = "".join(
         f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in params.items()
     )
-
-    def form(decision: Decision, label: str) -> str:
-        return (
-            f'<form method="post" action="{escape(action)}">{hidden}'
-            f'<button type="submit" name="decision" value="{decision}" id="{decision}">'
-            f"{label}</button></form>"
-        )
-
-    scopes = escape(params.get("scope", ""))
-    html = (
-        "<!doctype html><html><head><title>Authorise app</title></head><body>"
-        f"<h1>{escape(app_name)} wants access</h1><p>Scopes: <code>{scopes}</code></p>"
-        f"{form('allow', 'Allow')}{form('deny', 'Deny')}</body></html>"
+    forms = "".join(
+        f'<form method="post" action="{escape(action)}">{hidden}'
+        f'<button type="submit" name="decision" value="{decision}" id="{decision}">'
+        f"{decision.title()}</button></form>" for decision in get_args(Decision)
     )
-    return Response(html, content_type="text/html; charset=utf-8")
+    return _html(
+        "<head><title>Authorise app</title></head><body>"
+        f"<h1>{escape(app_name)} wants access</h1>"
+        f"<p>Scopes: <code>{escape(params.get('scope', ''))}</code></p>{forms}</body>"
+    )
 
 
 def error_page(message: str) -> Response:
-    html = f"<!doctype html><html><body><h1>Error</h1><p>{escape(message)}</p></body></html>"
-    return Response(html, status=400, content_type="text/html; charset=utf-8")
+    return _html(f"<body><h1>Error</h1><p>{escape(message)}</p></body>", status=400)
 
 
 class OAuthFake(FakeService, ABC, Generic[ConsentT]):
-    """A fake vendor authorisation server bound to one registered client.
-
-    Thread-safe: every state change happens under `self.lock`. All expiries use
-    `self.clock`; tests move it with `advance()`.
-    """
+    """A fake vendor authorisation server bound to one registered client; every state change
+    happens under `self.lock`, every expiry uses `self.clock` (tests `advance()` it)."""
 
     vendor: ClassVar[str]
     authorize_path: ClassVar[str]
@@ -110,16 +86,9 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
     # RFC 6749 5.2: 401 when the client tried to authenticate; vendors may answer 400.
     invalid_client_status: ClassVar[int] = 401
 
-    def __init__(
-        self,
-        client_id: str,
-        client_secret: str,
-        *,
-        policy: TokenPolicy,
-        redirect_uris: Sequence[str] | None = None,
-        interactive: bool = False,
-        clock: Clock | None = None,
-    ) -> None:
+    def __init__(self, client_id: str, client_secret: str, *, policy: TokenPolicy,
+                 redirect_uris: Sequence[str] | None = None, interactive: bool = False,
+                 clock: Clock | None = None) -> None:
         super().__init__()
         self.client_id = client_id
         self.client_secret = client_secret
@@ -138,10 +107,12 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
 
     @abstractmethod
     def make_consent(self) -> ConsentT:
-        """Snapshot of who consented (user, account), stored on the grant.
+        """Snapshot of who consented (user, account), stored on the grant; called under the
+        lock each time a user allows access."""
 
-        Called under the lock each time a user allows access.
-        """
+    @abstractmethod
+    def unauthorized_response(self, problem: TokenProblem) -> Response:
+        """The vendor's 401 for an API call with a bad bearer token."""
 
     def granted_scopes(self, requested: tuple[str, ...]) -> tuple[str, ...]:
         return requested
@@ -153,16 +124,16 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
     def error_body(self, err: OAuthError) -> dict[str, Any]:
         return {"error": err.error, "error_description": err.description}
 
-    def unauthorized_response(self, problem: TokenProblem) -> Response:
-        """The vendor's 401 for an API call with a bad bearer token."""
-        return json_response(
-            {"error": "invalid_token", "error_description": f"access token is {problem}"},
-            status=401,
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
-
     def on_grant_revoked(self, grant: Grant[ConsentT]) -> None:
         """Called under the lock after `grant` is revoked (e.g. drop connections)."""
+
+    def missing_field_error(self, name: str) -> OAuthError:
+        """The vendor's answer to a token request without a required form field."""
+        return OAuthError("invalid_request", f"{name} is required", param=name)
+
+    def client_error(self, description: str, param: str) -> OAuthError:
+        """The vendor's answer to missing or wrong client credentials (RFC 6749 5.2)."""
+        return OAuthError("invalid_client", description, self.invalid_client_status, param=param)
 
     # ----- test controls and introspection ---------------------------------
 
@@ -179,7 +150,7 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
 
     @next_consent.setter
     def next_consent(self, decision: Decision) -> None:
-        if decision not in ("allow", "deny"):
+        if decision not in _DECISIONS:
             raise ValueError(f"next_consent must be 'allow' or 'deny', not {decision!r}")
         with self.lock:
             self._next_consent = decision
@@ -211,12 +182,7 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
 
     @property
     def token_requests(self) -> list[dict[str, Any]]:
-        """One dict per token-endpoint call, oldest first.
-
-        Keys: grant_type, time (fake clock), status, error (None on success),
-        client_id (as presented), code, refresh_token (as presented, or None),
-        fields (the form's field names, sorted), basic_auth (HTTP Basic credentials sent).
-        """
+        """One dict per token-endpoint call, oldest first (keys: `_log_token_call`)."""
         with self.lock:
             return [dict(entry) for entry in self._token_log]
 
@@ -236,15 +202,11 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             return self.store.grant_of(token)
 
     def revoke_grant(self, refresh_token: str | None = None) -> Grant[ConsentT]:
-        """Revoke the grant of `refresh_token` (default: the newest grant).
-
-        Its refresh tokens then fail with invalid_grant and its access tokens with 401.
-        """
+        """Revoke the grant of `refresh_token` (default: the newest grant): its refresh tokens
+        then fail with invalid_grant and its access tokens with 401."""
         with self.lock:
-            if refresh_token is not None:
-                grant = self.store.grant_of(refresh_token)
-            else:
-                grant = self.store.grants[-1] if self.store.grants else None
+            grants = self.store.grants if refresh_token is None else [self.store.grant_of(refresh_token)]
+            grant = grants[-1] if grants else None
             if grant is None:
                 raise LookupError("no grant matches that refresh token")
             self._revoke(grant)
@@ -274,11 +236,6 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             self.store.revoke(grant)
             self.on_grant_revoked(grant)
 
-    def _take_consent(self) -> Decision:
-        with self.lock:
-            decision, self._next_consent = self._next_consent, "allow"
-        return decision
-
     def oauth_error_response(self, err: OAuthError) -> Response:
         headers = {"Cache-Control": "no-store"}
         if err.status == 401 and self.client_auth == "basic":
@@ -287,7 +244,13 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
 
     def authenticate_client(self, request: Request) -> str:
         """Check the client credentials the vendor's way; return the client_id."""
-        client_id, secret = self._presented_credentials(request)
+        auth = request.authorization
+        if self.client_auth == "body":
+            client_id, secret = request.form.get("client_id"), request.form.get("client_secret")
+        elif auth is None or auth.type != "basic":
+            client_id = secret = None
+        else:
+            client_id, secret = auth.username, auth.password
         if not client_id or not secret:
             how = "HTTP Basic" if self.client_auth == "basic" else "client_id/client_secret fields"
             raise self.client_error(f"client credentials missing; send them as {how}",
@@ -298,96 +261,66 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             raise self.client_error("client authentication failed", "client_secret")
         return client_id
 
-    def _presented_credentials(self, request: Request) -> tuple[str | None, str | None]:
-        if self.client_auth == "body":
-            return request.form.get("client_id"), request.form.get("client_secret")
-        auth = request.authorization
-        if auth is None or auth.type != "basic":
-            return None, None
-        return auth.username, auth.password
-
     # ----- authorize endpoint ------------------------------------------------
 
     def _authorize(self, request: Request) -> Response:
         source = request.args if request.method == "GET" else request.form
         params = {k: source[k] for k in _AUTHORIZE_FIELDS if k in source}
-        problem = self._client_problem(params)
-        if problem is not None:
-            return error_page(problem)
-        redirect_uri = params["redirect_uri"]
+        # Errors that must not redirect back (RFC 6749 4.1.2.1) get a page of their own.
+        redirect_uri = params.get("redirect_uri")
+        if not _same(params.get("client_id", ""), self.client_id):
+            return error_page("unknown client_id")
+        if not redirect_uri:
+            return error_page("redirect_uri is required")
+        if self.redirect_uris is not None and redirect_uri not in self.redirect_uris:
+            return error_page("redirect_uri is not registered for this app")
         if params.get("response_type") != "code":
-            return self._redirect_error(
-                params, "unsupported_response_type", "response_type must be code"
-            )
+            return self._redirect(params, error="unsupported_response_type",
+                                  error_description="response_type must be code")
         if request.method == "GET" and self.interactive:
             return consent_page(request.path, params, self.vendor)
-        decision = self._decision(request)
+        if request.method == "GET":
+            with self.lock:
+                decision: Decision | None = self._next_consent
+                self._next_consent = "allow"
+        else:
+            decision = _DECISIONS.get(request.form.get("decision", ""))
         if decision is None:
             return error_page("decision must be allow or deny")
         if decision == "deny":
-            return self._redirect_error(
-                params, "access_denied", "The user denied the authorisation request"
-            )
+            return self._redirect(params, error="access_denied",
+                                  error_description="The user denied the authorisation request")
         with self.lock:
             code = self.store.issue_code(
-                client_id=params["client_id"],
-                redirect_uri=redirect_uri,
-                scopes=self.granted_scopes(tuple(params.get("scope", "").split())),
-                consent=self.make_consent(),
-                code_challenge=params.get("code_challenge"),
-                code_challenge_method=params.get("code_challenge_method"),
-            )
-        return self._redirect(params, {"code": code})
+                params["client_id"], params["redirect_uri"],
+                self.granted_scopes(tuple(params.get("scope", "").split())), self.make_consent(),
+                params.get("code_challenge"), params.get("code_challenge_method"))
+        return self._redirect(params, code=code)
 
-    def _decision(self, request: Request) -> Decision | None:
-        if request.method == "GET":
-            return self._take_consent()
-        return _DECISIONS.get(request.form.get("decision", ""))
-
-    def _client_problem(self, params: Mapping[str, str]) -> str | None:
-        """Why the request must not redirect back (RFC 6749 4.1.2.1), or None."""
-        if not _same(params.get("client_id", ""), self.client_id):
-            return "unknown client_id"
-        redirect_uri = params.get("redirect_uri")
-        if not redirect_uri:
-            return "redirect_uri is required"
-        if self.redirect_uris is not None and redirect_uri not in self.redirect_uris:
-            return "redirect_uri is not registered for this app"
-        return None
-
-    def _redirect(self, params: Mapping[str, str], result: dict[str, str]) -> Response:
+    def _redirect(self, params: Mapping[str, str], **result: str) -> Response:
         if "state" in params:
             result["state"] = params["state"]
-        location = add_query(params["redirect_uri"], result)
-        return Response(status=302, headers={"Location": location})
-
-    def _redirect_error(self, params: Mapping[str, str], error: str, description: str) -> Response:
-        return self._redirect(params, {"error": error, "error_description": description})
+        return Response(status=302, headers={"Location": add_query(params["redirect_uri"], result)})
 
     # ----- token endpoint ----------------------------------------------------
 
     def _token(self, request: Request) -> Response:
-        delay = self._token_delay
-        if delay > 0:
-            time.sleep(delay)  # deliberate: lets concurrent token calls overlap in tests
-        fault = self._take_token_fault(request.form.get("grant_type"))
+        if self._token_delay > 0:
+            time.sleep(self._token_delay)  # deliberate: lets concurrent token calls overlap
+        with self.lock:
+            fault = self._token_faults.take("POST", self.token_path, request.form.get("grant_type"))
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay or 0.0)
         elif fault is not None:
             return self._fault_response(request, fault)
         with self.lock:
             try:
-                client_id = self.authenticate_client(request)
-                body = self._grant_tokens(request, client_id)
+                body = self._grant_tokens(request, self.authenticate_client(request))
             except OAuthError as err:
                 self._log_token_call(request, err)
                 return self.oauth_error_response(err)
             self._log_token_call(request, None)
         return json_response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
-
-    def _take_token_fault(self, grant_type: str | None) -> Fault | None:
-        with self.lock:
-            return self._token_faults.take("POST", self.token_path, grant_type)
 
     def _fault_response(self, request: Request, fault: Fault) -> Response:
         if fault.kind == "invalid_client":
@@ -400,12 +333,9 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             err = OAuthError("garbage", "an HTML page where JSON belongs", 200)
         with self.lock:
             self._log_token_call(request, err)
-        if fault.kind == "garbage":
-            return Response("<html><body>Gateway says hi</body></html>", status=200,
-                            content_type="text/html")
-        if fault.kind == "5xx":
-            return Response("<html><body>Service Unavailable</body></html>", status=err.status,
-                            content_type="text/html")
+        if fault.kind in _HTML_FAULTS:
+            return Response(f"<html><body>{_HTML_FAULTS[fault.kind]}</body></html>",
+                            status=err.status, content_type="text/html")
         if fault.kind == "429":
             return json_response(self.error_body(err), status=429, headers={"Retry-After": "10"})
         return self.oauth_error_response(err)
@@ -416,48 +346,34 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
         if not grant_type:
             raise self.missing_field_error("grant_type")
         if grant_type not in self.required_fields:
-            raise OAuthError(
-                "unsupported_grant_type", f"grant_type {grant_type!r} is not supported",
-                param="grant_type",
-            )
+            raise OAuthError("unsupported_grant_type",
+                             f"grant_type {grant_type!r} is not supported", param="grant_type")
         for name in self.required_fields[grant_type]:
             if not form.get(name):
                 raise self.missing_field_error(name)
+        code = grant_type == "authorization_code"
         try:
-            if grant_type == "authorization_code":
-                grant = self.store.redeem_code(
-                    form["code"], client_id, form.get("redirect_uri"), form.get("code_verifier")
-                )
+            if code:
+                grant = self.store.redeem_code(form["code"], client_id, form.get("redirect_uri"),
+                                               form.get("code_verifier"))
             else:
                 grant = self.store.grant_for_refresh(form["refresh_token"], client_id)
         except OAuthError as err:
-            err.param = err.param or ("code" if grant_type == "authorization_code"
-                                      else "refresh_token")
+            err.param = err.param or ("code" if code else "refresh_token")
             raise
         access, refresh = self.store.issue_tokens(grant)
-        body: dict[str, Any] = {
-            "access_token": access.value,
-            "token_type": self.token_type,
-            "expires_in": int(self.store.policy.access_ttl),
-        }
+        body: dict[str, Any] = {"access_token": access.value, "token_type": self.token_type,
+                                "expires_in": int(self.store.policy.access_ttl)}
         if refresh is not None:
             body["refresh_token"] = refresh
-        body.update(self.token_extras(request, grant))
-        return body
-
-    def missing_field_error(self, name: str) -> OAuthError:
-        """The vendor's answer to a token request without a required form field."""
-        return OAuthError("invalid_request", f"{name} is required", param=name)
-
-    def client_error(self, description: str, param: str) -> OAuthError:
-        """The vendor's answer to missing or wrong client credentials (RFC 6749 5.2)."""
-        return OAuthError("invalid_client", description, self.invalid_client_status, param=param)
+        return {**body, **self.token_extras(request, grant)}
 
     def _log_token_call(self, request: Request, error: OAuthError | None) -> None:
-        """Append to `token_requests`; the caller holds the lock."""
-        form = request.form
-        auth = request.authorization
-        entry = {
+        """Append to `token_requests`: grant_type, time (fake clock), status, error (None on
+        success), client_id, code, refresh_token (as presented, or None), fields (the form's
+        field names, sorted), basic_auth (HTTP Basic credentials sent). Caller holds the lock."""
+        form, auth = request.form, request.authorization
+        self._token_log.append({
             "grant_type": form.get("grant_type"),
             "time": self.clock.now(),
             "status": 200 if error is None else error.status,
@@ -467,8 +383,7 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             "refresh_token": form.get("refresh_token"),
             "fields": sorted(form.keys()),
             "basic_auth": auth is not None and auth.type == "basic",
-        }
-        self._token_log.append(entry)
+        })
 
     # ----- RFC 7009 revocation (registered by vendors that have it) ----------
 
@@ -476,7 +391,9 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
         """Revoke the grant of the posted access or refresh token; 200 even if unknown."""
         try:
             self.authenticate_client(request)
-            token = _required(request.form, "token")
+            token = request.form.get("token")
+            if not token:
+                raise OAuthError("invalid_request", "token is required")
         except OAuthError as err:
             return self.oauth_error_response(err)
         with self.lock:
@@ -484,10 +401,3 @@ class OAuthFake(FakeService, ABC, Generic[ConsentT]):
             if grant is not None and grant.client_id == self.client_id:
                 self._revoke(grant)
         return Response(status=200)
-
-
-def _required(form: Mapping[str, str], name: str) -> str:
-    value = form.get(name)
-    if not value:
-        raise OAuthError("invalid_request", f"{name} is required")
-    return value

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -24,10 +23,7 @@ _PLACEHOLDER = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)>")
 
 def compile_rule(rule: str, case_insensitive: bool) -> re.Pattern[str]:
     """Turn ``/connections/<id>`` into a regex; each ``<name>`` matches one path segment.
-
-    With `case_insensitive` only the literal parts ignore case: a captured group
-    keeps the caller's spelling, so ids and tokens are passed on unchanged.
-    """
+    With `case_insensitive` only the literal parts ignore case (ids keep their spelling)."""
     pattern, pos = "", 0
     for match in _PLACEHOLDER.finditer(rule):
         pattern += re.escape(rule[pos : match.start()]) + f"(?P<{match.group(1)}>[^/]+)"
@@ -36,68 +32,40 @@ def compile_rule(rule: str, case_insensitive: bool) -> re.Pattern[str]:
     return re.compile(f"^{pattern}$", re.IGNORECASE if case_insensitive else 0)
 
 
-@dataclass(frozen=True)
-class Route:
-    rule: str
-    pattern: re.Pattern[str]
-    methods: frozenset[str]
-    handler: Handler
-
-
-class Router:
-    """Ordered list of routes; the first rule whose path and method match wins."""
-
-    def __init__(self, case_insensitive: bool = False) -> None:
-        self.case_insensitive = case_insensitive
-        self._routes: list[Route] = []
-
-    def add(self, rule: str, handler: Handler, methods: Iterable[str]) -> None:
-        pattern = compile_rule(rule, self.case_insensitive)
-        upper = frozenset(m.upper() for m in methods)
-        self._routes.append(Route(rule, pattern, upper, handler))
-
-    def __iter__(self) -> Iterator[Route]:
-        return iter(self._routes)
-
-    def dispatch(self, request: Request) -> Response:
-        allowed: set[str] = set()
-        for route in self._routes:
-            match = route.pattern.match(request.path)
-            if match is None:
-                continue
-            if request.method in route.methods:
-                return route.handler(request, **match.groupdict())
-            allowed |= route.methods
-        if allowed:
-            raise MethodNotAllowed(valid_methods=sorted(allowed))
-        raise NotFound()
-
-
 class FakeService:
-    """Base of the fake vendor apps: a thread-safe WSGI app with a route table.
-
-    Endpoints are plain methods registered with `route()`; modules that add more
-    endpoints later (e.g. an accounting API) call `route()` on an existing fake
-    and guard shared state with `lock`.
-    """
+    """Base of the fake vendor apps: a thread-safe WSGI app whose endpoints are registered
+    with `route()` (also by modules adding an API later, guarding shared state with `lock`).
+    The first rule whose path and method match wins."""
 
     case_insensitive_paths = False
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.router = Router(case_insensitive=self.case_insensitive_paths)
+        self._routes: list[tuple[re.Pattern[str], frozenset[str], Handler]] = []
 
     def route(self, rule: str, handler: Handler, methods: Iterable[str] = ("GET",)) -> None:
-        self.router.add(rule, handler, methods)
+        pattern = compile_rule(rule, self.case_insensitive_paths)
+        self._routes.append((pattern, frozenset(m.upper() for m in methods), handler))
 
     def serve(self) -> LoopbackServer:
         """Start this app on a loopback port; stop the returned server when done."""
         return LoopbackServer(self).start()
 
+    def dispatch(self, request: Request) -> Response:
+        allowed: set[str] = set()
+        for pattern, methods, handler in self._routes:
+            match = pattern.match(request.path)
+            if match is not None and request.method in methods:
+                return handler(request, **match.groupdict())
+            if match is not None:
+                allowed |= methods
+        if allowed:
+            raise MethodNotAllowed(valid_methods=sorted(allowed))
+        raise NotFound()
+
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = Request(environ)
         try:
-            response = self.router.dispatch(request)
+            response = self.dispatch(Request(environ))
         except HTTPException as exc:
             return exc(environ, start_response)
         return response(environ, start_response)

@@ -24,12 +24,8 @@ class _QuietRequestHandler(WSGIRequestHandler):
 
 
 class LoopbackServer:
-    """A threaded werkzeug server for `app` on 127.0.0.1 and a free port.
-
-    Usable as a context manager (`with LoopbackServer(app) as server: server.url`)
-    or through explicit `start()` / `stop()`. Each request runs in its own daemon
-    thread, so the app must be thread-safe.
-    """
+    """A threaded werkzeug server for `app` (which must be thread-safe) on 127.0.0.1 and a free
+    port; `with LoopbackServer(app) as server: server.url`, or `start()` / `stop()`."""
 
     def __init__(self, app: WSGIApplication) -> None:
         self._app = app
@@ -50,15 +46,10 @@ class LoopbackServer:
     def start(self) -> LoopbackServer:
         if self._server is not None:
             raise RuntimeError("LoopbackServer is already running")
-        server = make_server(
-            "127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietRequestHandler
-        )
-        thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL_S},
-            name=f"loopback-server-{server.server_port}",
-            daemon=True,
-        )
+        server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietRequestHandler)
+        thread = threading.Thread(target=server.serve_forever,
+                                  kwargs={"poll_interval": _POLL_INTERVAL_S},
+                                  name=f"loopback-server-{server.server_port}", daemon=True)
         thread.start()
         self._server, self._thread = server, thread
         return self
@@ -76,10 +67,6 @@ class LoopbackServer:
     def __enter__(self) -> LoopbackServer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.stop()

@@ -1,15 +1,9 @@
-"""One request pipeline for every fake vendor API.
-
-`VendorApi.serve` runs each call through the same steps: authenticate -> admit against
-the rate limits -> take an injected fault -> the handler (under the fake's lock) ->
-limit headers -> call log. A vendor subclass supplies the hooks: `authenticate`,
-`scope_of`, `admit`, `render_refusal`, `render_fault`, `render_invalid`, `rate_headers`,
-`handle` (and `gate`, `release`, `after` where its order differs).
-"""
+"""One request pipeline for every fake vendor API (`VendorApi.serve`); vendors supply the hooks."""
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
@@ -17,7 +11,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
-from sandbox.kit.calls import Call, CallLog, request_fields
+from sandbox.kit.calls import Call, CallLog
 from sandbox.kit.clock import Clock
 from sandbox.kit.errors import VendorError
 from sandbox.kit.faults import Fault, FaultInjector
@@ -59,7 +53,7 @@ class Exchange(Generic[CallerT]):
         return self.fault.kind if self.fault is not None else None
 
 
-class VendorApi(Generic[CallerT, CallT]):
+class VendorApi(ABC, Generic[CallerT, CallT]):
     """A vendor's API endpoints on a `FakeService`, with faults, limits and a call log."""
 
     call_type: ClassVar[type[Call]] = Call
@@ -126,27 +120,30 @@ class VendorApi(Generic[CallerT, CallT]):
 
     def log(self, ex: Exchange[CallerT], status: int, response: Response | None = None) -> None:
         body = response.get_data() if response is not None and self.log_response_bodies else b""
-        fields = {**request_fields(ex.request), "scope": ex.scope, "status": status,
+        request = ex.request
+        fields = {"method": request.method, "path": request.path,
+                  "query": request.query_string.decode("latin-1"),
+                  "body": request.get_data(cache=True), "scope": ex.scope, "status": status,
                   "time": ex.arrived, "fault": ex.fault_kind, "limited": ex.admission.refused,
                   "response_body": body, **ex.log}
         self.call_log.append(self.call_type(**fields))  # type: ignore[arg-type]
 
     # ----- hooks --------------------------------------------------------------------
 
+    @abstractmethod
     def authenticate(self, ex: Exchange[CallerT]) -> CallerT:
         """Who is calling; raise an HTTPException (the vendor's 401) to refuse."""
-        raise NotImplementedError
 
+    @abstractmethod
     def scope_of(self, ex: Exchange[CallerT]) -> Hashable:
         """The portal, company or tenant the call runs in (faults, limits, log)."""
-        raise NotImplementedError
 
     def admit(self, ex: Exchange[CallerT]) -> Admission:
         return ADMITTED
 
+    @abstractmethod
     def render_refusal(self, ex: Exchange[CallerT]) -> Response:
         """The vendor's 429 when its own limits refuse the call."""
-        raise NotImplementedError
 
     def render_fault(self, ex: Exchange[CallerT], fault: Fault) -> Response | None:
         """The answer an injected fault gives instead of the handler's; None: go on."""

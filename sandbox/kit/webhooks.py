@@ -1,10 +1,4 @@
-"""Webhook delivery as the vendors do it: queued events, signed POSTs, retries and bans.
-
-`DeliveryLoop` owns the queue, the retry schedule (on the fake clock), the delivered
-and dropped records, and the background delivery thread. A vendor subclass supplies
-what its POST looks like (`prepare`, `send`, usually with `post` and `hmac_sha256`)
-and how it judges an answer (`settle`: `retry`, `drop`, a `Ban`).
-"""
+"""Webhook delivery as the vendors do it: queued events, signed POSTs, retries and bans."""
 
 from __future__ import annotations
 
@@ -15,6 +9,7 @@ import http.client
 import itertools
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -46,22 +41,12 @@ class Reply:
         return self.error is None and self.status is not None and 200 <= self.status < 300
 
 
-def post(
-    url: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    timeout: float,
-    connect_timeout: float | None = None,
-    auth: tuple[str, str] | None = None,
-    deadline: bool = False,
-) -> Reply:
-    """POST `body` to `url`, never following a redirect.
-
-    `timeout` bounds each wait for the receiver (`connect_timeout`, if given, the
-    connection); with `deadline` an answer later than `timeout` in total also counts as
-    a timeout. `auth` is sent as HTTP Basic.
-    """
+def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout: float,
+         connect_timeout: float | None = None, auth: tuple[str, str] | None = None,
+         deadline: bool = False) -> Reply:
+    """POST `body` to `url`, never following a redirect. `timeout` bounds each wait for the
+    receiver (`connect_timeout`, if given, the connection); with `deadline` an answer later
+    than `timeout` in total also counts as a timeout. `auth` is sent as HTTP Basic."""
     parts = urlsplit(url)
     started = time.monotonic()
     kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -80,13 +65,13 @@ def post(
             response.read()
             status = response.status
     except TimeoutError:
-        return Reply(None, f"timeout after {timeout:g}s", time.monotonic() - started, True)
+        status = None
     except (OSError, http.client.HTTPException) as exc:
         return Reply(None, f"{type(exc).__name__}: {exc}", time.monotonic() - started)
     finally:
         conn.close()
     elapsed = time.monotonic() - started
-    if deadline and elapsed > timeout:
+    if status is None or (deadline and elapsed > timeout):
         return Reply(status, f"timeout after {timeout:g}s", elapsed, True)
     return Reply(status, None, elapsed)
 
@@ -130,13 +115,12 @@ class Ban:
     def strike(self, now: float, threshold: int, seconds: float) -> bool:
         """Count a failure; True if it reached `threshold` and the ban began."""
         self.counter += 1
-        if self.counter < threshold:
-            return False
-        self.until = now + seconds
-        return True
+        if self.counter >= threshold:
+            self.until = now + seconds
+        return self.counter >= threshold
 
 
-class DeliveryLoop(Generic[E, R]):
+class DeliveryLoop(ABC, Generic[E, R]):
     """Queued events of one fake, delivered by `deliver()` or a background thread.
 
     Events due on the fake clock are posted oldest first (by queue order, or with
@@ -150,15 +134,8 @@ class DeliveryLoop(Generic[E, R]):
     by_due: ClassVar[bool] = False
     thread_name: ClassVar[str] = "webhooks"
 
-    def __init__(
-        self,
-        lock: threading.RLock,
-        clock: Clock,
-        *,
-        retry_delays: tuple[float, ...],
-        max_attempts: int | None = None,
-        max_batch: int = 1,
-    ) -> None:
+    def __init__(self, lock: threading.RLock, clock: Clock, *, retry_delays: tuple[float, ...],
+                 max_attempts: int | None = None, max_batch: int = 1) -> None:
         self.lock = lock
         self.clock = clock
         self.retry_delays = retry_delays
@@ -183,17 +160,17 @@ class DeliveryLoop(Generic[E, R]):
         """Items of one group may share a POST (up to `max_batch`)."""
         return item.seq
 
+    @abstractmethod
     def prepare(self, items: list[Pending[E]]) -> Any:
         """What `send` needs, read under the lock (URL, secret, the body's events)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def send(self, items: list[Pending[E]], prepared: Any, *, duplicate: bool) -> R:
         """POST one batch (no lock held) and describe the outcome."""
-        raise NotImplementedError
 
+    @abstractmethod
     def settle(self, items: list[Pending[E]], result: R) -> R:
         """Apply the vendor's policy to a sent batch (`retry`, `drop`); lock held."""
-        raise NotImplementedError
 
     # ----- the queue (each takes the lock) ------------------------------------------------
 
@@ -221,16 +198,14 @@ class DeliveryLoop(Generic[E, R]):
                 return None
             delays = self.retry_delays or (0.0,)
             due = self.clock.now() + delays[min(made - 1, len(delays) - 1)]
-            self._queue.append(Pending(next(self._seq), item.target, item.event,
-                                       item.attempt + 1, due))
+            self._queue.append(Pending(next(self._seq), item.target, item.event, item.attempt + 1, due))
             return due
 
     def drop(self, item: Pending[E], reason: str) -> None:
         with self.lock:
             if item in self._queue:
                 self._queue.remove(item)
-            self._dropped.append(Dropped(item.target, item.event, item.attempt, reason,
-                                         self.clock.now()))
+            self._dropped.append(Dropped(item.target, item.event, item.attempt, reason, self.clock.now()))
 
     def drop_target(self, target: Hashable, reason: str) -> None:
         """Drop every queued event of `target`."""
@@ -256,9 +231,7 @@ class DeliveryLoop(Generic[E, R]):
 
     def deliver(self, *, force: bool = False, duplicate: bool = False) -> list[R]:
         """POST what is due (with `force`, every queued event); one result per POST.
-
-        `duplicate` posts every batch twice, as vendors may; only the first answer counts.
-        """
+        `duplicate` posts every batch twice, as vendors may; only the first answer counts."""
         with self._run_lock:
             with self.lock:
                 batches = self._batches(force)
@@ -303,8 +276,7 @@ class DeliveryLoop(Generic[E, R]):
             self._auto = enabled
             self._wake.set()
             if enabled and (self._worker is None or not self._worker.is_alive()):
-                self._worker = threading.Thread(target=self._run_worker, name=self.thread_name,
-                                                daemon=True)
+                self._worker = threading.Thread(target=self._run_worker, name=self.thread_name, daemon=True)
                 self._worker.start()
 
     def wake(self) -> None:

@@ -1,14 +1,13 @@
 """Rate windows on the fake clock, and the answer a limiter gives one call.
 
-Each vendor keeps its own limits and limit-header names; it reads a window's
-`WindowState` and renders its headers from it (a `HeaderRenderer`).
+Each vendor keeps its own limits and limit-header names, rendered from a `WindowState`.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -49,16 +48,10 @@ class WindowState:
         return max(0, self.limit - self.used)
 
 
-HeaderRenderer = Callable[[WindowState], dict[str, str]]
-
-
 class RollingWindows(Generic[K]):
-    """A rolling window per key (a scope, or a scope and a limit's name).
-
-    Each holds the weighted calls of the last `length` seconds; `length` and `limit` are
-    passed on every call so tests may change a vendor's limits live. The caller holds
-    the fake's lock.
-    """
+    """A rolling window per key (a scope, or a scope and a limit's name) of the weighted calls
+    of the last `length` seconds. `length` and `limit` come with every call, so tests may
+    change a vendor's limits live. The caller holds the fake's lock."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -94,11 +87,8 @@ class RollingWindows(Generic[K]):
 
 @dataclass
 class FixedWindow:
-    """A counter that empties every `length` seconds.
-
-    It starts at its first call (so resets are per scope), or with `aligned` on multiples
-    of `length` since the epoch (a day that resets at 00:00 UTC).
-    """
+    """A counter that empties every `length` seconds from its first call (so per scope), or
+    with `aligned` on multiples of `length` since the epoch (a day resetting at 00:00 UTC)."""
 
     length: float
     aligned: bool = False

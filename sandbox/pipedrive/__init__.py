@@ -8,6 +8,7 @@ Seeding helpers are on ``fake.api`` (``fake.api.add_deal(...)``); the test knobs
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from sandbox.kit.grants import Grant, OAuthError, TokenPolicy, TokenProblem
 from sandbox.kit.jsonio import json_response
 from sandbox.kit.oauth import OAuthFake
 from sandbox.pipedrive.api import ApiCall, FaultKind, PipedriveApi, RateLimits
-from sandbox.pipedrive.errors import ERROR_INFO
+from sandbox.pipedrive.parse import ERROR_INFO
 from sandbox.pipedrive.records import DEFAULT_CURRENCY, Shape
 from sandbox.pipedrive.webhooks import WEBHOOK_TIMEOUT_S, DeliveryResult, DroppedEvent, Webhook
 
@@ -35,6 +36,17 @@ USER_ME = Shape(
     {"default_currency": DEFAULT_CURRENCY, "locale": "en_AU", "lang": 1,
      "timezone_name": "Australia/Sydney", "active_flag": True, "is_admin": 1, "is_you": True},
 )
+
+
+def _forward(path: str) -> Any:
+    """A property that reads (and sets) ``self.<path>``, e.g. ``api.webhooks.auto``."""
+    *owner, name = path.split(".")
+
+    def target(self: Any) -> Any:
+        return functools.reduce(getattr, owner, self)
+
+    return property(lambda self: getattr(target(self), name),
+                    lambda self, value: setattr(target(self), name, value))
 
 
 @dataclass(frozen=True)
@@ -86,10 +98,15 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         self.route("/api/v1/users/me", self._users_me)
         self.api = PipedriveApi(self, limits=rate_limits, webhook_timeout=webhook_timeout)
 
-    @property
-    def api_calls(self) -> list[ApiCall]:
-        """Every company API call, oldest first, with the tokens each cost."""
-        return self.api.calls
+    # Every company API call, oldest first, with the tokens each cost.
+    api_calls: list[ApiCall] = _forward("api.calls")
+    # The live limits; assign fields to tune them.
+    rate_limits: RateLimits = _forward("api.limiter.limits")
+    # Deliver webhooks in a background thread right after each change.
+    auto_deliver: bool = _forward("api.webhooks.auto")
+    webhooks: list[Webhook] = _forward("api.webhooks.hooks")
+    webhook_deliveries: list[DeliveryResult] = _forward("api.webhooks.results")
+    dropped_webhook_events: list[DroppedEvent] = _forward("api.webhooks.dropped_events")
 
     def count_api_calls(self, method: str | None = None, path_prefix: str | None = None,
                         status: int | None = None, company_id: int | None = None) -> int:
@@ -114,23 +131,9 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
         with self.lock:
             self.api.faults.clear()
 
-    @property
-    def rate_limits(self) -> RateLimits:
-        """The live limits; assign fields to tune them."""
-        return self.api.limiter.limits
-
     def deliver(self) -> list[DeliveryResult]:
         """Send the webhook deliveries due now (fake clock); one result per POST."""
         return self.api.webhooks.deliver()
-
-    @property
-    def auto_deliver(self) -> bool:
-        """Deliver webhooks in a background thread right after each change."""
-        return self.api.webhooks.auto
-
-    @auto_deliver.setter
-    def auto_deliver(self, enabled: bool) -> None:
-        self.api.webhooks.auto = enabled
 
     def panel_url(self, url: str, resource: str, selected_id: int | str, *,
                   jwt_secret: str | None = None, ttl: int = 300, user_id: int | None = None) -> str:
@@ -146,18 +149,6 @@ class FakePipedrive(OAuthFake[PipedriveInstall]):
             "token": token, "id": str(selected_id), "selectedIds": str(selected_id),
             "userId": str(user_id), "companyId": str(self.company_id),
             "resource": resource, "view": "details"})
-
-    @property
-    def webhooks(self) -> list[Webhook]:
-        return self.api.webhooks.hooks
-
-    @property
-    def webhook_deliveries(self) -> list[DeliveryResult]:
-        return self.api.webhooks.results
-
-    @property
-    def dropped_webhook_events(self) -> list[DroppedEvent]:
-        return self.api.webhooks.dropped_events
 
     def make_consent(self) -> PipedriveInstall:
         return PipedriveInstall(**{f.name: getattr(self, f.name) for f in fields(PipedriveInstall)})

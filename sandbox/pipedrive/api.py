@@ -27,7 +27,7 @@ from sandbox.kit.service import Exchange, VendorApi
 from sandbox.kit.state import ScopedState
 from sandbox.kit.windows import Admission, FixedWindow, RollingWindows
 from sandbox.pipedrive.company import CompanyData, Installer
-from sandbox.pipedrive.errors import INVALID, SHAPE, bad_request, too_many_requests
+from sandbox.pipedrive.parse import INVALID, SHAPE, bad_request, too_many_requests
 from sandbox.pipedrive.handlers import ROUTES, Ctx
 from sandbox.pipedrive.records import Activity, Deal, Organization
 from sandbox.pipedrive.webhooks import WEBHOOK_TIMEOUT_S, WebhookDispatcher
@@ -224,21 +224,6 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
         """A company's data (default: the fake's current company), created on first use."""
         return self._companies[self._fake.company_id if company_id is None else company_id]
 
-    add_pipeline = _on_company(CompanyData.add_pipeline)
-    add_stage = _on_company(CompanyData.add_stage)
-    stage_id = _on_company(CompanyData.stage_id)
-    add_deal_field = _on_company(CompanyData.add_deal_field)
-    deal_field_option = _on_company(CompanyData.deal_field_option)
-    add_org_field = _on_company(CompanyData.add_org_field)
-    add_org = _on_company(CompanyData.add_org)
-    add_person = _on_company(CompanyData.add_person)
-    add_product = _on_company(CompanyData.add_product)
-    add_user = _on_company(CompanyData.add_user)
-    add_deal = _on_company(CompanyData.add_deal)
-    update_deal = _on_company(CompanyData.update_deal)
-    move_deal = _on_company(CompanyData.move_deal)
-    delete_deal = _on_company(CompanyData.delete_deal)
-
     def deal(self, deal_id: int, *, company_id: int | None = None) -> Deal:
         """A snapshot of a deal (deleted ones included)."""
         return self._snapshot(company_id, "deals", deal_id, "deal")
@@ -274,6 +259,12 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
                     status: int | None = None, company_id: int | None = None) -> int:
         """Calls matching every filter given; `path_prefix` may omit ``/api/v2``."""
         return self.call_log.count(method, path_prefix, status, company_id)
+
+
+for _helper in ("add_pipeline", "add_stage", "stage_id", "add_deal_field", "deal_field_option",
+                "add_org_field", "add_org", "add_person", "add_product", "add_user", "add_deal",
+                "update_deal", "move_deal", "delete_deal"):
+    setattr(PipedriveApi, _helper, _on_company(getattr(CompanyData, _helper)))
 
 
 def _who(ex: Ex) -> Any:

@@ -11,12 +11,12 @@ from typing import Any, Protocol
 
 import sandbox.pipedrive.parse as parse
 from sandbox.kit.clock import Clock
-from sandbox.pipedrive.errors import bad_request, not_found
-from sandbox.pipedrive.parse import expect_int, expect_text, optional_int, to_decimal
+from sandbox.pipedrive.parse import bad_request, expect_int, expect_text, not_found, optional_int, to_decimal
 from sandbox.pipedrive.records import (
     ACTIVITY, ADDRESS_KEYS, BUILTIN_DEAL_FIELDS, CUSTOM_FIELD_TYPES, DEFAULT_CURRENCY,
     DEFAULT_STAGES, VISIBLE_TO, Activity, ChangeSource, Deal, DealField, DealProduct, Event,
-    Organization, Person, Pipeline, Product, ProductPrice, Stage, changed, render_deal, render_org,
+    Organization, Person, Pipeline, Product, ProductPrice, Record, Stage, changed, render_deal,
+    render_org,
 )
 
 _HASH = re.compile(r"^[0-9a-f]{40}$")
@@ -75,10 +75,11 @@ class CompanyData:
         self._counters[kind] = self._counters.get(kind, 0) + 1
         return self._counters[kind]
 
-    @staticmethod
-    def _keep(table: dict[int, Any], record: Any) -> int:
+    def _keep(self, table: dict[int, Any], record: Record) -> int:
+        """Store a new record, stamped with the time it was made."""
+        record.add_time = record.update_time = self._clock.now()
         table[record.id] = record
-        return int(record.id)
+        return record.id
 
     def custom_fields(self) -> list[DealField]:
         return [f for f in self.deal_fields.values() if f.is_custom_field]
@@ -110,19 +111,16 @@ class CompanyData:
         return render_org(org, list(self.org_fields))
 
     def add_pipeline(self, name: str, stages: Sequence[str] = ()) -> int:
-        now = self._clock.now()
-        pipeline = Pipeline(self.next_id("pipeline"), name, len(self.pipelines) + 1, now, now)
-        self._keep(self.pipelines, pipeline)
+        pipeline_id = self._keep(self.pipelines, Pipeline(
+            self.next_id("pipeline"), name, len(self.pipelines) + 1))
         for stage in stages:
-            self.add_stage(stage, pipeline.id)
-        return pipeline.id
+            self.add_stage(stage, pipeline_id)
+        return pipeline_id
 
     def add_stage(self, name: str, pipeline_id: int = 1) -> int:
         _known(self.pipelines, pipeline_id, "pipeline")
         order = 1 + sum(1 for s in self.stages.values() if s.pipeline_id == pipeline_id)
-        now = self._clock.now()
-        stage = Stage(self.next_id("stage"), name, pipeline_id, order, now, now)
-        return self._keep(self.stages, stage)
+        return self._keep(self.stages, Stage(self.next_id("stage"), name, pipeline_id, order))
 
     def add_deal_field(self, name: str, field_type: str = "varchar",
                        options: Sequence[str] = ()) -> str:
@@ -151,12 +149,9 @@ class CompanyData:
                 owner_id: int | None = None, custom_fields: Mapping[str, Any] | None = None,
                 website: str | None = None, visible_to: int = 3) -> int:
         """An organisation; `address` is a one-line string or the v2 address parts."""
-        if visible_to not in VISIBLE_TO:
-            raise ValueError(f"visible_to must be one of {VISIBLE_TO}")
-        now = self._clock.now()
         return self._keep(self.orgs, Organization(
-            self.next_id("org"), name, owner_id or self.installer.user_id, now, now,
-            _address(address), dict(custom_fields or {}), website, visible_to))
+            self.next_id("org"), name, owner_id or self.installer.user_id,
+            dict(custom_fields or {}), _address(address), website, _visible(visible_to)))
 
     def add_person(self, name: str, *, email: str | None = None, phone: str | None = None,
                    emails: Sequence[Mapping[str, Any]] = (),
@@ -164,10 +159,9 @@ class CompanyData:
                    owner_id: int | None = None) -> int:
         """A person; `email`/`phone` add one primary "work" entry each."""
         _known(self.orgs, org_id, "organization")
-        now = self._clock.now()
         return self._keep(self.persons, Person(
-            self.next_id("person"), name, owner_id or self.installer.user_id, now, now, org_id,
-            _contact_list(email, emails), _contact_list(phone, phones)))
+            self.next_id("person"), name, owner_id or self.installer.user_id, org_id=org_id,
+            emails=_contact_list(email, emails), phones=_contact_list(phone, phones)))
 
     def add_product(self, name: str, *, code: str | None = None,
                     price: Decimal | int | str | None = None, currency: str = DEFAULT_CURRENCY,
@@ -178,11 +172,10 @@ class CompanyData:
         all_prices = dict(prices or {})
         if price is not None:
             all_prices.setdefault(currency, price)
-        now = self._clock.now()
         return self._keep(self.products, Product(
-            self.next_id("product"), name, self.installer.user_id, now, now, code, unit,
-            to_decimal(tax, "tax"), description,
-            [ProductPrice(cur, to_decimal(p, "price")) for cur, p in all_prices.items()]))
+            self.next_id("product"), name, self.installer.user_id, code=code, unit=unit,
+            tax=to_decimal(tax, "tax"), description=description,
+            prices=[ProductPrice(cur, to_decimal(p, "price")) for cur, p in all_prices.items()]))
 
     def add_user(self, name: str, email: str, *, is_admin: bool = False) -> int:
         """Another user of the company (Settings > Manage users in Pipedrive's UI)."""
@@ -205,22 +198,17 @@ class CompanyData:
         product's price in the deal currency). With products and no `value`, the value is
         the sum of the lines, as in Pipedrive.
         """
-        now = self._clock.now()
         stage = self.stages[stage_id] if stage_id else self.first_stage(pipeline_id)
-        deal_id = self.next_id("deal")
-        deal = Deal(deal_id, title, to_decimal(0 if value is None else value, "value"), currency,
-                    stage.id, stage.pipeline_id, owner_id or self.installer.user_id, now, now,
-                    org_id=org_id, person_id=person_id, status=status,
-                    expected_close_date=expected_close_date)
-        if visible_to not in VISIBLE_TO:
-            raise ValueError(f"visible_to must be one of {VISIBLE_TO}")
-        deal.visible_to = visible_to
-        deal.followers = {int(uid): now for uid in followers}
+        deal = Deal(self.next_id("deal"), owner_id or self.installer.user_id, title,
+                    to_decimal(0 if value is None else value), currency, stage.id,
+                    stage.pipeline_id, org_id=org_id, person_id=person_id, status=status,
+                    expected_close_date=expected_close_date, visible_to=_visible(visible_to),
+                    followers={int(uid): self._clock.now() for uid in followers})
         _known(self.orgs, org_id, "organization")
         _known(self.persons, person_id, "person")
         deal.custom_fields.update({code: parse.custom_value(self.deal_fields[code], v)
                                    for code, v in (custom_fields or {}).items()})
-        self.deals[deal.id] = deal
+        self._keep(self.deals, deal)
         for line in products:
             self._attach_product(deal, dict(line))
         if products and value is None:
@@ -241,7 +229,7 @@ class CompanyData:
         attached = DealProduct(
             self.next_id("deal_product"), deal.id, product.id, line.pop("name", product.name),
             to_decimal(price, "item_price"), to_decimal(line.pop("quantity", 1), "quantity"),
-            deal.currency, now, now,
+            deal.currency, add_time=now, update_time=now,
             discount=to_decimal(line.pop("discount", 0), "discount"),
             discount_type=line.pop("discount_type", "percentage"),
             tax=to_decimal(line.pop("tax", product.tax), "tax"),
@@ -393,10 +381,9 @@ class CompanyData:
         due_time = body.get("due_time")
         if due_time is not None and not (isinstance(due_time, str) and parse.TIME.match(due_time)):
             raise bad_request("due_time must be HH:MM")
-        now = self._clock.now()
         activity = Activity(
-            self.next_id("activity"), subject, str(body.get("type") or "task"),
-            optional_int(body.get(owner_key), owner_key) or user_id, now, now, deal_id=deal_id,
+            self.next_id("activity"), optional_int(body.get(owner_key), owner_key) or user_id,
+            subject, str(body.get("type") or "task"), deal_id=deal_id,
             person_id=optional_int(body.get("person_id"), "person_id"),
             org_id=optional_int(body.get("org_id"), "org_id"),
             due_date=parse.expect_date(body.get("due_date"), "due_date"), due_time=due_time,
@@ -404,7 +391,7 @@ class CompanyData:
             note=expect_text(body.get("note"), "note", nullable=True, max_len=100_000),
             done=body.get("done") in (True, 1, "1", "true"),
         )
-        self.activities[activity.id] = activity
+        self._keep(self.activities, activity)
         self.emit("activity", "create", activity.id, ACTIVITY.render(activity), None, user_id,
                   "api", activity.owner_id)
         return activity
@@ -416,6 +403,12 @@ class CompanyData:
         actor = user_id if user_id is not None else self.installer.user_id
         self._publish(Event(self.company_id, self.domain, entity, action, entity_id, data,
                             previous, actor, source, (owner, actor)))
+
+
+def _visible(code: int) -> int:
+    if code not in VISIBLE_TO:
+        raise ValueError(f"visible_to must be one of {VISIBLE_TO}")
+    return code
 
 
 def _known(table: Mapping[int, Any], key: int | None, what: str) -> None:

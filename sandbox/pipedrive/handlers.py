@@ -12,8 +12,7 @@ from werkzeug.wrappers import Request, Response
 import sandbox.pipedrive.parse as parse
 from sandbox.kit.service import ApiRoute
 from sandbox.pipedrive.company import CompanyData
-from sandbox.pipedrive.errors import bad_request, not_found, ok, webhook_ok
-from sandbox.pipedrive.parse import path_id, query_int, query_ints
+from sandbox.pipedrive.parse import bad_request, not_found, ok, path_id, query_int, query_ints, webhook_ok
 from sandbox.pipedrive.records import (
     ACTIVITY, ACTIVITY_V1, DEAL_FIELD, DEAL_PRODUCT, PERSON, PIPELINE, PRODUCT, STAGE, Deal,
     api_time,
@@ -35,54 +34,6 @@ class Ctx:
     hooks: WebhookDispatcher
 
 
-@dataclass(frozen=True)
-class Kind:
-    """Records served by the generic endpoints: the `CompanyData` table holding them by id,
-    their name in a 404, how they render, and how a path names one."""
-
-    table: str
-    what: str
-    render: Callable[[CompanyData, Any], dict[str, Any]]
-    key: Callable[[str, str], Any] = path_id
-
-
-PRODUCTS = Kind("products", "Product", lambda _, product: PRODUCT.render(product))
-ORGANIZATIONS = Kind("orgs", "Organization", CompanyData.render_org)
-PERSONS = Kind("persons", "Person", lambda _, person: PERSON.render(person))
-STAGES = Kind("stages", "Stage", lambda _, stage: STAGE.render(stage))
-PIPELINES = Kind("pipelines", "Pipeline", lambda _, pipeline: PIPELINE.render(pipeline))
-DEAL_FIELDS = Kind("deal_fields", "Field", lambda _, deal_field: DEAL_FIELD.render(deal_field),
-                   key=lambda code, _: code)
-
-
-def get_one(kind: Kind) -> Handler:
-    """``GET /api/v2/<things>/<id>``: one record, or a 404."""
-
-    def handler(ctx: Ctx, **path: str) -> Response:
-        [value] = path.values()
-        return ok(kind.render(ctx.company, _find(ctx, kind, value)))
-
-    return handler
-
-
-def _find(ctx: Ctx, kind: Kind, value: str) -> Any:
-    record = getattr(ctx.company, kind.table).get(kind.key(value, "id"))
-    if record is None:
-        raise not_found(kind.what)
-    return record
-
-
-def list_of(kind: Kind, select: Selector = lambda _, records: list(records.values())) -> Handler:
-    """``GET /api/v2/<things>``: the records `select` picks, one cursor page of them."""
-
-    def handler(ctx: Ctx) -> Response:
-        records = select(ctx.request, getattr(ctx.company, kind.table))
-        chunk, extra = parse.page(ctx.request, records)
-        return ok([kind.render(ctx.company, r) for r in chunk], extra)
-
-    return handler
-
-
 def by_ids(request: Request, records: Mapping[int, Any]) -> list[Any]:
     """`GET /api/v2/<things>[?ids=1,2,3]`: up to 100 ids; unknown ids are left out."""
     raw = request.args.get("ids", "")
@@ -100,6 +51,35 @@ def stages_of(request: Request, stages: Mapping[int, Any]) -> list[Any]:
 
 def in_order(_: Request, pipelines: Mapping[int, Any]) -> list[Any]:
     return sorted(pipelines.values(), key=lambda p: p.order_nr)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Records served by the generic endpoints ``GET <path>`` (the records `select` picks,
+    one cursor page) and ``GET <path>/<id>`` (one, or a 404 naming `what`): the
+    `CompanyData` table holding them, how they render, how a path names one."""
+
+    path: str
+    table: str
+    what: str
+    render: Callable[[CompanyData, Any], dict[str, Any]]
+    scopes: tuple[str, ...]
+    select: Selector = lambda _, records: list(records.values())
+    key: Callable[[str, str], Any] = path_id
+
+    def get_one(self, ctx: Ctx, key: str) -> Response:
+        return ok(self.render(ctx.company, self.find(ctx, key)))
+
+    def find(self, ctx: Ctx, value: str) -> Any:
+        record = getattr(ctx.company, self.table).get(self.key(value, "id"))
+        if record is None:
+            raise not_found(self.what)
+        return record
+
+    def list_of(self, ctx: Ctx) -> Response:
+        records = self.select(ctx.request, getattr(ctx.company, self.table))
+        chunk, extra = parse.page(ctx.request, records)
+        return ok([self.render(ctx.company, r) for r in chunk], extra)
 
 
 def deal_filter(request: Request) -> Callable[[Deal], bool]:
@@ -181,7 +161,7 @@ def _product_lines(ctx: Ctx, lines: list[Any]) -> Response:
 
 
 def patch_org(ctx: Ctx, org_id: str) -> Response:
-    org = _find(ctx, ORGANIZATIONS, org_id)
+    org = KINDS[1].find(ctx, org_id)
     return ok(ctx.company.patch_org(org, parse.read_body(ctx.request), ctx.user_id))
 
 
@@ -234,19 +214,26 @@ def delete_webhook(ctx: Ctx, webhook_id: str) -> Response:
 
 # Scopes (platform-facts; the v2 client's per-operation oauth scopes).
 DEALS_READ = ("deals:read", "deals:full")
-DEALS_WRITE = ("deals:full",)
 CONTACTS_READ = ("contacts:read", "contacts:full")
-CONTACTS_WRITE = ("contacts:full",)
 PRODUCTS_READ = ("products:read", "products:full")
 ADMIN = ("admin",)
-WEBHOOKS_READ = ("admin", "webhooks:read", "webhooks:full")
 WEBHOOKS_WRITE = ("admin", "webhooks:full")
 ACTIVITIES_WRITE = ("activities:full",)
-# GET /v1/users/{id}: Pipedrive's scope list names users:read ("read data about users");
-# whether admin alone also allows it is not documented (unverified): both are accepted.
-USERS_READ = ("users:read", "admin")
 SETUP_READ = DEALS_READ + ADMIN
 LINES_READ = DEALS_READ + PRODUCTS_READ
+KINDS = (
+    Kind("products", "products", "Product", lambda _, product: PRODUCT.render(product),
+         PRODUCTS_READ, by_ids),
+    Kind("organizations", "orgs", "Organization", CompanyData.render_org, CONTACTS_READ, by_ids),
+    Kind("persons", "persons", "Person", lambda _, person: PERSON.render(person), CONTACTS_READ,
+         by_ids),
+    Kind("stages", "stages", "Stage", lambda _, stage: STAGE.render(stage), SETUP_READ,
+         stages_of),
+    Kind("pipelines", "pipelines", "Pipeline", lambda _, pipeline: PIPELINE.render(pipeline),
+         SETUP_READ, in_order),
+    Kind("dealFields", "deal_fields", "Field", lambda _, field: DEAL_FIELD.render(field),
+         SETUP_READ, key=lambda code, _: code),
+)
 
 
 @dataclass(frozen=True)
@@ -271,28 +258,21 @@ ROUTES = (
     # client-php docs/versions/v2/Api/DealsApi.md getDealFollowers: deals:read, deals:full;
     # a list, as other v2 lists (cost unverified)
     _route("GET", "/api/v2/deals/<deal_id>/followers", deal_followers, DEALS_READ, 10),
-    _route("PATCH", "/api/v2/deals/<deal_id>", patch_deal, DEALS_WRITE, 5),
+    _route("PATCH", "/api/v2/deals/<deal_id>", patch_deal, ("deals:full",), 5),
     _route("GET", "/api/v2/deals/<deal_id>/products", deal_products, LINES_READ, 10),
-    _route("GET", "/api/v2/products", list_of(PRODUCTS, by_ids), PRODUCTS_READ, 10),
-    _route("GET", "/api/v2/organizations", list_of(ORGANIZATIONS, by_ids), CONTACTS_READ, 10),
-    _route("GET", "/api/v2/persons", list_of(PERSONS, by_ids), CONTACTS_READ, 10),
-    _route("GET", "/api/v2/products/<product_id>", get_one(PRODUCTS), PRODUCTS_READ, 1),
-    _route("GET", "/api/v2/organizations/<org_id>", get_one(ORGANIZATIONS), CONTACTS_READ, 1),
+    *(_route("GET", f"/api/v2/{kind.path}", kind.list_of, kind.scopes, 10) for kind in KINDS),
+    *(_route("GET", f"/api/v2/{kind.path}/<key>", kind.get_one, kind.scopes, 1) for kind in KINDS),
     # as PATCH deal (unverified for organizations)
-    _route("PATCH", "/api/v2/organizations/<org_id>", patch_org, CONTACTS_WRITE, 5),
-    _route("GET", "/api/v2/persons/<person_id>", get_one(PERSONS), CONTACTS_READ, 1),
-    _route("GET", "/api/v2/stages", list_of(STAGES, stages_of), SETUP_READ, 10),
-    _route("GET", "/api/v2/stages/<stage_id>", get_one(STAGES), SETUP_READ, 1),
-    _route("GET", "/api/v2/pipelines", list_of(PIPELINES, in_order), SETUP_READ, 10),
-    _route("GET", "/api/v2/pipelines/<pipeline_id>", get_one(PIPELINES), SETUP_READ, 1),
-    _route("GET", "/api/v2/dealFields", list_of(DEAL_FIELDS), SETUP_READ, 10),
-    _route("GET", "/api/v2/dealFields/<field_code>", get_one(DEAL_FIELDS), SETUP_READ, 1),
+    _route("PATCH", "/api/v2/organizations/<org_id>", patch_org, ("contacts:full",), 5),
     _route("POST", "/api/v2/dealFields", post_deal_field, ADMIN, 5),
     _route("POST", "/api/v2/activities", post_activity_v2, ACTIVITIES_WRITE, 5),
     _route("POST", "/api/v1/activities", post_activity_v1, ACTIVITIES_WRITE, 10),
-    # as GET /v1/users/me (developers.pipedrive.com; unverified)
-    _route("GET", "/api/v1/users/<user_id>", get_user, USERS_READ, 2),
-    _route("GET", "/api/v1/webhooks", list_webhooks, WEBHOOKS_READ, 20),
+    # As GET /v1/users/me (developers.pipedrive.com; unverified). Pipedrive's scope list names
+    # users:read ("read data about users"); whether admin alone also allows it is not
+    # documented (unverified): both are accepted.
+    _route("GET", "/api/v1/users/<user_id>", get_user, ("users:read", "admin"), 2),
+    _route("GET", "/api/v1/webhooks", list_webhooks, ("admin", "webhooks:read", "webhooks:full"),
+           20),
     _route("POST", "/api/v1/webhooks", post_webhook, WEBHOOKS_WRITE, 10),
     _route("DELETE", "/api/v1/webhooks/<webhook_id>", delete_webhook, WEBHOOKS_WRITE, 6),
 )

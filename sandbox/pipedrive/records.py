@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
@@ -48,22 +48,26 @@ DiscountType = Literal["percentage", "amount"]
 
 
 @dataclass
-class Pipeline:
+class Record:
+    """What every stored record has: an id, and timestamps set as it is stored."""
+
     id: int
-    name: str
-    order_nr: int
-    add_time: float
-    update_time: float
+    _: KW_ONLY
+    add_time: float = 0.0
+    update_time: float = 0.0
 
 
 @dataclass
-class Stage:
-    id: int
+class Pipeline(Record):
+    name: str
+    order_nr: int
+
+
+@dataclass
+class Stage(Record):
     name: str
     pipeline_id: int
     order_nr: int
-    add_time: float
-    update_time: float
     deal_probability: int = 100
 
 
@@ -80,20 +84,17 @@ class DealField:
 
 
 @dataclass
-class Owned:
+class Owned(Record):
     """The fields a company's organisations, persons and products share."""
 
-    id: int
     name: str
     owner_id: int
-    add_time: float
-    update_time: float
+    custom_fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Organization(Owned):
     address: dict[str, str | None] | None = None
-    custom_fields: dict[str, Any] = field(default_factory=dict)
     website: str | None = None
     visible_to: int = 3
 
@@ -103,7 +104,6 @@ class Person(Owned):
     org_id: int | None = None
     emails: list[dict[str, Any]] = field(default_factory=list)
     phones: list[dict[str, Any]] = field(default_factory=list)
-    custom_fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,20 +121,16 @@ class Product(Owned):
     tax: Decimal = Decimal(0)
     description: str | None = None
     prices: list[ProductPrice] = field(default_factory=list)
-    custom_fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
-class DealProduct:
-    id: int
+class DealProduct(Record):
     deal_id: int
     product_id: int
     name: str
     item_price: Decimal
     quantity: Decimal
     currency: str
-    add_time: float
-    update_time: float
     discount: Decimal = Decimal(0)
     discount_type: DiscountType = "percentage"
     tax: Decimal = Decimal(0)
@@ -162,23 +158,28 @@ class DealProduct:
 
 
 @dataclass
-class Deal:
-    id: int
+class Linked(Record):
+    """A deal's or activity's owner, and the organisation and person it is about."""
+
+    owner_id: int
+    _: KW_ONLY
+    org_id: int | None = None
+    person_id: int | None = None
+
+
+@dataclass
+class Deal(Linked):
     title: str
     value: Decimal
     currency: str
     stage_id: int
     pipeline_id: int
-    owner_id: int
-    add_time: float
-    update_time: float
     stage_change_time: float | None = None
-    org_id: int | None = None
-    person_id: int | None = None
-    status: str = "open"
     expected_close_date: str | None = None
     probability: int | None = None
     lost_reason: str | None = None
+    # its state ("deleted" is a flag beside it), and when it was last won, lost or closed
+    status: str = "open"
     won_time: float | None = None
     lost_time: float | None = None
     close_time: float | None = None
@@ -191,16 +192,10 @@ class Deal:
 
 
 @dataclass
-class Activity:
-    id: int
+class Activity(Linked):
     subject: str
     type: str
-    owner_id: int
-    add_time: float
-    update_time: float
     deal_id: int | None = None
-    person_id: int | None = None
-    org_id: int | None = None
     due_date: str | None = None
     due_time: str | None = None
     duration: str | None = None

@@ -14,8 +14,7 @@ from typing import Any, Literal
 
 from sandbox.kit.jsonio import dumps
 from sandbox.kit.webhooks import Ban, DeliveryLoop, Pending, post
-from sandbox.pipedrive.errors import bad_request
-from sandbox.pipedrive.parse import expect_text
+from sandbox.pipedrive.parse import bad_request, expect_text
 from sandbox.pipedrive.records import Event, Shape, event_time
 
 WEBHOOK_TIMEOUT_S = 10.0

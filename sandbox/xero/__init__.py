@@ -27,11 +27,10 @@ from sandbox.kit.oauth import OAuthFake
 from sandbox.kit.state import ScopedState
 from sandbox.xero.api import DEFAULT_IDEMPOTENCY_TTL_S, ApiCall, XeroAccountingApi
 from sandbox.xero.books import TenantBooks
-from sandbox.xero.errors import identity_problem
 from sandbox.xero.limits import RateLimitProblem, RateLimits
 from sandbox.xero.regions import region_setup, zone_of
 from sandbox.xero.webhooks import XeroWebhookSender
-from sandbox.xero.wire import xero_utc
+from sandbox.xero.wire import identity_problem, xero_utc
 
 REFRESH_GRACE_S = 30 * 60  # platform-facts.md: old refresh token works 30 min after rotation
 REFRESH_IDLE_TTL_S = 60 * 24 * 3600  # refresh tokens expire after 60 days unused
@@ -51,13 +50,14 @@ class XeroConsent:
 
 @dataclass(frozen=True)
 class Tenant:
+    """`region`: the starting books (sandbox/xero/regions.py); `timezone`: an
+    Organisation.Timezone override (a Windows-style Xero name), None for the region's."""
+
     tenant_id: str
     name: str
     tenant_type: str = "ORGANISATION"
     region: str = "AU"
-    """Starting books: "AU", "NZ", "UK" or "US" (sandbox/xero/regions.py)."""
     timezone: str | None = None
-    """Organisation.Timezone override (a Windows-style Xero name); None: the region's."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,8 @@ class FakeXero(OAuthFake[XeroConsent]):
         self._consent_tenants: list[str] | None = None
         self._connections: dict[str, Connection] = {}
         self._books: ScopedState[str, TenantBooks] = ScopedState(self.lock, self._new_books)
+        self.webhooks = XeroWebhookSender(  # sandbox/xero/webhooks.py
+            lambda: [self.accounting(tenant.tenant_id) for tenant in self.tenants])
         self.route(self.revocation_path, self.revocation_endpoint, methods=("POST",))
         self.route("/connections", self._list_connections)
         self.route("/connections/<connection_id>", self._delete_connection, methods=("DELETE",))
@@ -157,11 +159,8 @@ class FakeXero(OAuthFake[XeroConsent]):
             return list(self._connections.values())
 
     def connected_tenant(self, request: Request) -> tuple[AccessToken[XeroConsent], Tenant]:
-        """Bearer check plus the `xero-tenant-id` header every accounting call needs.
-
-        Aborts with 401 for a bad token and 403 when the header names a tenant the
-        token's user has no connection to (as Xero does).
-        """
+        """Bearer check (401) plus the `xero-tenant-id` header every accounting call needs:
+        403 when it names a tenant the token's user has no connection to (as Xero does)."""
         access = self.require_bearer(request)
         tenant_id = request.headers.get("xero-tenant-id", "")
         with self.lock:
@@ -174,23 +173,9 @@ class FakeXero(OAuthFake[XeroConsent]):
         """The tenant id of an authenticated accounting call (see `connected_tenant`)."""
         return self.connected_tenant(request)[1].tenant_id
 
-    @property
-    def webhooks(self) -> XeroWebhookSender:
-        """Xero's webhook deliveries (sandbox/xero/webhooks.py)."""
-        sender = getattr(self, "_webhook_sender", None)
-        if sender is None:
-            sender = self._webhook_sender = XeroWebhookSender(self._all_books)
-        return sender
-
-    def _all_books(self) -> list[TenantBooks]:
-        return [self.accounting(tenant.tenant_id) for tenant in self.tenants]
-
     def issue_token_for_tenant(self, tenant_id: str, scopes: Sequence[str] = PAYDECK_SCOPES) -> str:
-        """A live access token connected to `tenant_id`, without the browser dance.
-
-        Creates a grant (as a code exchange would) and the user's connection to
-        the tenant, so `connected_tenant` accepts the token with that tenant id.
-        """
+        """A live access token connected to `tenant_id`, without the browser dance: a grant
+        (as a code exchange makes) and the user's connection to the tenant."""
         with self.lock:
             if tenant_id not in self._tenants:
                 raise ValueError(f"unknown tenant {tenant_id}")
@@ -209,11 +194,11 @@ class FakeXero(OAuthFake[XeroConsent]):
         return self._books[tenant_id]
 
     def _new_books(self, tenant_id: str) -> TenantBooks:
-        tenant = self._tenants.get(tenant_id)
-        if tenant is None:
+        if tenant_id not in self._tenants:
             raise KeyError(f"unknown tenant {tenant_id}")
-        return TenantBooks(tenant.tenant_id, tenant.name, self.lock, self.clock,
-                           region=tenant.region, timezone=tenant.timezone)
+        tenant = self._tenants[tenant_id]
+        return TenantBooks(tenant_id, tenant.name, self.lock, self.clock, region=tenant.region,
+                           timezone=tenant.timezone)
 
     def enable_currency(self, tenant_id: str, code: str) -> None:
         self.accounting(tenant_id).enable_currency(code)
@@ -222,16 +207,12 @@ class FakeXero(OAuthFake[XeroConsent]):
                times: int | None = 1, status: int | None = None, delay: float | None = None,
                problem: RateLimitProblem = "minute", retry_after: int | None = None,
                tenant_id: str | None = None, skip: int = 0) -> Fault:
-        """Make the next `times` matching accounting calls fail (None: until cleared).
-
-        kind: "5xx" (answer `status`, default 500, without doing anything), "429"
-        (as if `problem` limit were hit, with `retry_after`), "slow" (sleep `delay`
-        real seconds, then proceed), "lost_response" (do the call, then drop the
-        connection without answering), "short_answer" (do the call, then leave one
-        element, the last, out of the batch answer: an answer that does not line up with
-        the request). `path_prefix` may be "/Invoices" or the full "/api.xro/2.0/Invoices";
-        it matches case-insensitively. `skip` lets that many matching calls through first.
-        """
+        """Make the next `times` matching accounting calls fail (None: until cleared), after
+        letting `skip` through. kind: "5xx" (answer `status`, default 500, doing nothing),
+        "429" (the `problem` limit, `retry_after`), "slow" (sleep `delay` real seconds, then
+        proceed), "lost_response" (do the call, drop the connection), "short_answer" (do the
+        call, leave the batch answer's last element out). `path_prefix`: "/Invoices" or
+        "/api.xro/2.0/Invoices", any case."""
         fault = Fault(kind, method, path_prefix, tenant_id, times, status, delay, problem,
                       retry_after, skip)
         return self.accounting_api.inject(fault)
@@ -297,14 +278,11 @@ class FakeXero(OAuthFake[XeroConsent]):
     def _connect(self, consent: XeroConsent, tenant_id: str) -> None:
         """Create the user's connection to a tenant, or re-authorise the existing one."""
         now = self.clock.now()
-        for conn in self._connections.values():
-            if conn.user_id == consent.user_id and conn.tenant_id == tenant_id:
-                updated = replace(conn, auth_event_id=consent.auth_event_id, updated_at=now)
-                self._connections[conn.connection_id] = updated
-                return
-        conn = Connection(str(uuid.uuid4()), tenant_id, consent.user_id, consent.auth_event_id,
-                          now, now)
-        self._connections[conn.connection_id] = conn
+        conn = next((c for c in self._connections.values()
+                     if c.user_id == consent.user_id and c.tenant_id == tenant_id), None)
+        conn = conn or Connection(str(uuid.uuid4()), tenant_id, consent.user_id, "", now, now)
+        self._connections[conn.connection_id] = replace(
+            conn, auth_event_id=consent.auth_event_id, updated_at=now)
 
     def on_grant_revoked(self, grant: Grant[XeroConsent]) -> None:
         """Revoking a grant disconnects the tenants that consent authorised."""

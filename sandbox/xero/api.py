@@ -28,12 +28,11 @@ from sandbox.kit.routing import FakeService
 from sandbox.kit.service import ApiRoute, Exchange, VendorApi
 from sandbox.kit.windows import Admission
 from sandbox.xero.books import TenantBooks
-from sandbox.xero.errors import (invalid, post_data_invalid, problem, query_parse_exception,
-                                 too_many_requests)
 from sandbox.xero.handlers import ROUTES
 from sandbox.xero.limits import RateLimiter, RateLimits
 from sandbox.xero.where import QueryError
-from sandbox.xero.wire import API_ROOT, json_body
+from sandbox.xero.wire import (API_ROOT, invalid, json_body, post_data_invalid, problem,
+                               query_parse_exception, too_many_requests)
 
 DEFAULT_IDEMPOTENCY_TTL_S = 360.0  # platform-facts: keys live "about 6 minutes" (unverified)
 MAX_IDEMPOTENCY_KEY = 128  # platform-facts: Idempotency-Key max 128 chars
@@ -76,21 +75,17 @@ class IdempotencyCache:
         self._entries: dict[tuple[Hashable, ...], tuple[float, bytes, int, str]] = {}
 
     def get(self, key: tuple[Hashable, ...]) -> Response | None:
-        self._expire()
-        if key not in self._entries:
-            return None
-        _, body, status, content_type = self._entries[key]
-        return Response(body, status=status, content_type=content_type)
+        entry = self._live().get(key)
+        return None if entry is None else Response(entry[1], entry[2], content_type=entry[3])
 
     def put(self, key: tuple[Hashable, ...], response: Response) -> None:
-        self._expire()
-        self._entries[key] = (self._now(), response.get_data(), response.status_code,
-                              response.content_type or "")
+        self._live()[key] = (self._now(), response.get_data(), response.status_code,
+                             response.content_type or "")
 
-    def _expire(self) -> None:
+    def _live(self) -> dict[tuple[Hashable, ...], tuple[float, bytes, int, str]]:
         now = self._now()
-        for key in [k for k, entry in self._entries.items() if now >= entry[0] + self.ttl]:
-            del self._entries[key]
+        self._entries = {k: e for k, e in self._entries.items() if now < e[0] + self.ttl}
+        return self._entries
 
 
 class XeroAccountingApi(VendorApi[str, ApiCall]):
@@ -193,13 +188,10 @@ def _without_last_element(response: Response) -> Response:
 
 
 def _drop_connection(request: Request) -> NoReturn:
-    """Close the client's socket without an answer, after the work was done.
-
-    werkzeug's dev server hands the socket to the app as ``werkzeug.socket`` and
-    treats a ConnectionError from the app as a client disconnect: it writes
-    nothing. It closes the socket only after writing a response, so we shut it
-    down ourselves; the client then sees the peer hang up (RemoteDisconnected).
-    """
+    """Close the client's socket without an answer, after the work was done. werkzeug's dev
+    server hands the app the socket (``werkzeug.socket``), writes nothing after a
+    ConnectionError and closes the socket only after a response, so we shut it down: the
+    client sees the peer hang up (RemoteDisconnected)."""
     sock = request.environ.get("werkzeug.socket")
     if isinstance(sock, socket.socket):
         try:

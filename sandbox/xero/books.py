@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from itertools import count
 from typing import Any, Literal, TypeVar
 
 import sandbox.xero.invoices as invoices
@@ -42,21 +43,15 @@ class TenantBooks(Ledger):
 
     contacts = Snapshot[Contact]("contact_by_id")
     invoices = Snapshot[Invoice]("invoice_by_id")
-    items = Snapshot[Item]("item_by_code")
-    accounts = Snapshot[Account]("account_by_code")
-    tax_rates = Snapshot[TaxRate]("rate_by_type")
-    currencies = Snapshot[str]("currency_codes")
     emailed = Snapshot[EmailRecord]("emails")
 
-    # ----- saving batches (the API's PUT/POST) ---------------------------------
+    # ----- saving batches (the API's PUT/POST): create (no id) or update each element -----
 
     def save_contacts(self, elements: Sequence[Any], *, summarize: bool) -> SaveResult:
-        """Create (no ContactID) or update (ContactID) each contact element."""
         return self.batch(elements, summarize, self._save_contact)
 
     def save_invoices(self, elements: Sequence[Any], *, summarize: bool,
                       created_by_app: bool = True, unit_dp: int = 2) -> SaveResult:
-        """Create (no InvoiceID) or update (InvoiceID) each ACCREC invoice element."""
         return self.batch(elements, summarize,
                           lambda raw: invoices.save_element(self, raw, created_by_app, unit_dp))
 
@@ -68,7 +63,8 @@ class TenantBooks(Ledger):
 
     def render_invoice(self, invoice: Invoice, *, lines: bool = True,
                        unit_dp: int = 2) -> dict[str, Any]:
-        return invoices.rendered(self, invoice, lines=lines, unit_dp=unit_dp)
+        owner = self.contact_by_id.get(invoice.contact_id)
+        return render.invoice(invoice, owner, lines=lines, unit_dp=unit_dp)
 
     def _save_one(self, save: Any, records: str, element: Mapping[str, Any], **options: Any) -> Any:
         """Save one element as a test helper does: ValueError with Xero's messages."""
@@ -101,7 +97,6 @@ class TenantBooks(Ledger):
     # ----- saving contacts ----------------------------------------------------------
 
     def _save_contact(self, raw: Any) -> Saved:
-        """Create (no ContactID) or update (ContactID) one contact element."""
         if not isinstance(raw, dict):
             return render.failed_contact({}, None, ["A contact must be a JSON object"]), None
         existing, errors = None, []
@@ -176,30 +171,28 @@ class TenantBooks(Ledger):
                  tax_type: str = REGION_DEFAULT, description: str | None = None) -> Item:
         """An item (Xero: Products and services); `tax_type` defaults to the region's sales
         rate (AU OUTPUT, NZ/UK OUTPUT2, US OUTPUT)."""
-        if tax_type is REGION_DEFAULT:
-            tax_type = self.setup.sales_tax_type
-        with self.lock:
-            if code in self.item_by_code:
-                raise ValueError(f"item code {code!r} already exists")
-            item = Item(str(uuid.uuid4()), code, name, money(to_decimal(unit_price)),
-                        account_code, tax_type, description or name, self.stamp())
-            self.item_by_code[code] = item
-            return item
+        return self._add("item", self.item_by_code, code, lambda: Item(
+            str(uuid.uuid4()), code, name, money(to_decimal(unit_price)), account_code,
+            self._sales_tax(tax_type), description or name, self.stamp()))
 
     def add_account(self, code: str, name: str, type_: str = "REVENUE", *,
                     tax_type: str | None = REGION_DEFAULT) -> Account:
         """An account of Xero Type `type_`; its Class follows the Types doc. `tax_type`
         defaults to the region's sales rate; pass None for an account without one."""
-        if tax_type is REGION_DEFAULT:
-            tax_type = self.setup.sales_tax_type
         account_class = ACCOUNT_CLASS_OF_TYPE.get(type_, "ASSET")
+        return self._add("account", self.account_by_code, code, lambda: Account(
+            str(uuid.uuid4()), code, name, type_, account_class,
+            tax_type=self._sales_tax(tax_type), updated_ms=self.stamp()))
+
+    def _sales_tax(self, tax_type: str | None) -> str | None:
+        return self.setup.sales_tax_type if tax_type is REGION_DEFAULT else tax_type
+
+    def _add(self, kind: str, table: dict[str, T], code: str, make: Callable[[], T]) -> T:
         with self.lock:
-            if code in self.account_by_code:
-                raise ValueError(f"account code {code!r} already exists")
-            account = Account(str(uuid.uuid4()), code, name, type_, account_class,
-                              tax_type=tax_type, updated_ms=self.stamp())
-            self.account_by_code[code] = account
-            return account
+            if code in table:
+                raise ValueError(f"{kind} code {code!r} already exists")
+            table[code] = make()
+            return table[code]
 
     def set_account_status(self, code: str, status: Literal["ACTIVE", "ARCHIVED"]) -> Account:
         """Archive (or reactivate) an account, e.g. to provoke "not a valid code"."""
@@ -218,14 +211,11 @@ class TenantBooks(Ledger):
                      report_tax_type: str | None = REGION_DEFAULT,
                      applies_to: Iterable[str] = ("ASSET", "EQUITY", "LIABILITY", "REVENUE"),
                      ) -> TaxRate:
-        """A rate the organisation adds (Xero: Settings > Tax rates), as POST /TaxRates would.
-
-        Xero numbers custom rates TAX001, TAX002, ... (TaxRates doc). `components` is a
-        rate ("8.5") or (name, rate) pairs, e.g. ``[("State Tax", "7.5"), ("Local", "1")]``.
-        `report_tax_type` is required for AU, NZ and UK orgs and unsupported for US ones
-        (TaxRates doc, POST): it defaults to OUTPUT there and to None for US.
-        `applies_to` are account classes; the default is a sales rate's.
-        """
+        """A rate the organisation adds (Xero: Settings > Tax rates), as POST /TaxRates would,
+        numbered TAX001, TAX002, ... (TaxRates doc). `components`: a rate ("8.5") or (name, rate)
+        pairs, e.g. ``[("State Tax", "7.5"), ("Local", "1")]``. `report_tax_type` is required
+        for AU, NZ and UK orgs and unsupported for US ones (TaxRates doc, POST): it defaults to
+        OUTPUT there and to None for US. `applies_to`: account classes (a sales rate's)."""
         if report_tax_type is REGION_DEFAULT:
             report_tax_type = None if self.region == "US" else "OUTPUT"
         if isinstance(components, Decimal | int | str):
@@ -233,10 +223,8 @@ class TenantBooks(Ledger):
         parts = tuple(TaxComponent(part, to_decimal(rate).quantize(UNIT_4DP))
                       for part, rate in components)
         with self.lock:
-            number = 1
-            while f"TAX{number:03d}" in self.rate_by_type:
-                number += 1
-            rate = TaxRate(f"TAX{number:03d}", name, parts, report_tax_type, frozenset(applies_to))
+            tax_type = next(f"TAX{n:03d}" for n in count(1) if f"TAX{n:03d}" not in self.rate_by_type)
+            rate = TaxRate(tax_type, name, parts, report_tax_type, frozenset(applies_to))
             self.rate_by_type[rate.tax_type] = rate
             return rate
 
@@ -299,18 +287,16 @@ class TenantBooks(Ledger):
                 payments=tuple(p for p in invoice.payments if p is not payment),
                 status="AUTHORISED", fully_paid_on=None, updated_ms=self.stamp()))
 
+    # Credit notes, prepayments (money received before the invoice) and overpayments (of
+    # another invoice) applied to an AUTHORISED invoice: AmountCredited, PAID when none is due.
+
     def credit(self, invoice_id: str, amount: Amount) -> Invoice:
-        """Allocate a credit note to an AUTHORISED invoice (AmountCredited; PAID when nothing
-        is left due)."""
         return self._allocate(invoice_id, "CreditNote", amount, "credit")
 
     def allocate_prepayment(self, invoice_id: str, amount: Amount) -> Invoice:
-        """Apply a customer's prepayment (money received before the invoice) to an AUTHORISED
-        invoice: listed in Prepayments, counted in AmountCredited, PAID when nothing is due."""
         return self._allocate(invoice_id, "Prepayment", amount)
 
     def allocate_overpayment(self, invoice_id: str, amount: Amount) -> Invoice:
-        """Apply a customer's overpayment of another invoice to this one (as above)."""
         return self._allocate(invoice_id, "Overpayment", amount)
 
     def _allocate(self, invoice_id: str, kind: AllocationKind, amount: Amount,

@@ -16,11 +16,10 @@ import sandbox.xero.schema as schema
 from sandbox.kit.errors import VendorError
 from sandbox.kit.jsonio import Invalid, query_bool, query_int, read_json, read_object
 from sandbox.xero.books import TenantBooks
-from sandbox.xero.errors import not_found, post_data_invalid, refused_invoice
-from sandbox.xero.errors import validation_exception
 from sandbox.xero.state import CURRENCY_NAMES, ONLINE_INVOICE_STATUSES, Invoice, SaveResult
 from sandbox.xero.where import Listing
-from sandbox.xero.wire import json_body, ms_datetime
+from sandbox.xero.wire import (json_body, ms_datetime, not_found, post_data_invalid, refused_invoice,
+                               validation_exception)
 
 PROVIDER_NAME = "Paydeck Xero sandbox"
 DEFAULT_PAGE_SIZE = 100  # platform-facts: page = 100 records
@@ -56,9 +55,8 @@ class _Args(dict[str, str]):
 
 def _ok(books: TenantBooks, key: str, records: list[dict[str, Any]], **extra: Any) -> Response:
     """Xero's response wrapper; the SDK reads only `key` (and `pagination`)."""
-    body: dict[str, Any] = {"Id": str(uuid.uuid4()), "Status": "OK",
-                            "ProviderName": PROVIDER_NAME,
-                            "DateTimeUTC": ms_datetime(int(books.clock.now() * 1000))}
+    body = {"Id": str(uuid.uuid4()), "Status": "OK", "ProviderName": PROVIDER_NAME,
+            "DateTimeUTC": ms_datetime(int(books.clock.now() * 1000))}
     return json_body(body | extra | {key: records})
 
 
@@ -147,19 +145,13 @@ def _invoices_listing(books: TenantBooks) -> Listing:
 
 def _get_contacts(request: Request, books: TenantBooks) -> Response:
     args = _Args(request)
-    contacts = list(books.contact_by_id.values())
-    ids = args.ids("IDs")
-    if ids:
-        contacts = [c for c in contacts if c.contact_id in ids]
-    if not args.flag("includeArchived"):
-        contacts = [c for c in contacts if c.contact_status != "ARCHIVED"]
+    ids, archived = args.ids("IDs"), args.flag("includeArchived")
     term = (args.get("searchTerm") or "").casefold()
-    if term:
-        contacts = [c for c in contacts if c.matches(term)]
+    contacts = [c for c in books.contact_by_id.values() if (not ids or c.contact_id in ids)
+                and (archived or c.contact_status != "ARCHIVED") and (not term or c.matches(term))]
     page, extra = _page(args, _select(request, _CONTACTS, contacts))
     summary = args.flag("summaryOnly")
-    return _ok(books, "Contacts", [books.render_contact(c, summary=summary) for c in page],
-               **extra)
+    return _ok(books, "Contacts", [books.render_contact(c, summary=summary) for c in page], **extra)
 
 
 def _get_invoices(request: Request, books: TenantBooks) -> Response:
@@ -179,17 +171,12 @@ def _filter_invoices(args: _Args, invoices: list[Invoice]) -> list[Invoice]:
     contact_ids, statuses = args.ids("ContactIDs"), args.ids("Statuses", str.upper)
     term = (args.get("searchTerm") or "").casefold()
     mine = args.flag("createdByMyApp")
-    return [
-        i
-        for i in invoices
-        if (not ids or i.invoice_id in ids)
-        and (not numbers or i.invoice_number in numbers)
-        and (not contact_ids or i.contact_id in contact_ids)
-        and (not statuses or i.status in statuses)
-        and (not mine or i.created_by_app)
-        and (not term or term in i.invoice_number.casefold()
-             or term in (i.reference or "").casefold())
-    ]
+    return [i for i in invoices
+            if (not ids or i.invoice_id in ids) and (not numbers or i.invoice_number in numbers)
+            and (not contact_ids or i.contact_id in contact_ids)
+            and (not statuses or i.status in statuses) and (not mine or i.created_by_app)
+            and (not term or term in i.invoice_number.casefold()
+                 or term in (i.reference or "").casefold())]
 
 
 @dataclass(frozen=True)
@@ -251,9 +238,7 @@ def _online_invoice(request: Request, books: TenantBooks, record_id: str) -> Res
         return not_found()
     if invoice.status not in ONLINE_INVOICE_STATUSES:
         # platform-facts: the online invoice link is not available for drafts.
-        message = (
-            f"The online invoice is not available for an invoice with status {invoice.status}."
-        )
+        message = f"The online invoice is not available for an invoice with status {invoice.status}."
         return refused_invoice(invoice.invoice_id, message)
     url = f"https://in.xero.com/{invoice.online_token}"
     return json_body({"OnlineInvoices": [{"OnlineInvoiceUrl": url}]})

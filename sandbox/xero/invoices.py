@@ -12,7 +12,7 @@ from typing import Any
 import sandbox.xero.render as render
 from sandbox.xero.limits import (INVOICE_LIMITS, LINE_LIMITS, TRACKING_LIMITS, length_problems,
                                  nested_length_problems, too_long)
-from sandbox.xero.lines import LineRequest, Totals, invoice_totals, line_tax, price_line
+from sandbox.xero.lines import invoice_totals, line_tax, price_line
 from sandbox.xero.regions import Item
 from sandbox.xero.state import (CREATABLE_STATUSES, LINE_AMOUNT_TYPES, TRANSITIONS,
                                 UNCODEABLE_SYSTEM_ACCOUNTS, Invoice, Ledger, LineItem, Saved)
@@ -20,12 +20,6 @@ from sandbox.xero.wire import ZERO_GUID, is_guid, parse_xero_date, to_decimal
 
 _LINE_NUMBERS = ("Quantity", "UnitAmount", "LineAmount", "DiscountRate", "DiscountAmount",
                  "TaxAmount")
-
-
-def rendered(ledger: Ledger, invoice: Invoice, *, lines: bool = True,
-             unit_dp: int = 2) -> dict[str, Any]:
-    owner = ledger.contact_by_id.get(invoice.contact_id)
-    return render.invoice(invoice, owner, lines=lines, unit_dp=unit_dp)
 
 
 def save_element(ledger: Ledger, raw: Any, created_by_app: bool, unit_dp: int) -> Saved:
@@ -45,15 +39,13 @@ def save_element(ledger: Ledger, raw: Any, created_by_app: bool, unit_dp: int) -
         return render.failed_invoice(raw, existing, builder.errors), None
     if existing is None and "InvoiceNumber" not in raw:
         ledger.next_number += 1  # consume the auto-number only on success
-    return rendered(ledger, ledger.keep(invoice), unit_dp=unit_dp), invoice.invoice_id
+    owner = ledger.contact_by_id.get(invoice.contact_id)
+    return render.invoice(ledger.keep(invoice), owner, unit_dp=unit_dp), invoice.invoice_id
 
 
 class _InvoiceBuilder:
-    """Turns one request element (plus the invoice it updates) into a valid `Invoice`.
-
-    Collects every problem in `errors` (Xero reports them all at once) and returns
-    None from `build` if there are any.
-    """
+    """Turns one request element (plus the invoice it updates) into a valid `Invoice`, or
+    None with every problem in `errors` (Xero reports them all at once)."""
 
     def __init__(self, ledger: Ledger, raw: Mapping[str, Any], existing: Invoice | None,
                  unit_dp: int) -> None:
@@ -92,11 +84,11 @@ class _InvoiceBuilder:
         if self.errors or lines is None:
             return None
         priced, totals = price_lines(lines, fields["line_amount_types"], self._rate_of)
-        if totals.total < 0:
+        if totals["total"] < 0:
             self.errors.append("The invoice total cannot be negative.")
             return None
         base = self.existing or Invoice(str(uuid.uuid4()), created_by_app=created_by_app, **fields)
-        return replace(base, **fields, **vars(totals), line_items=priced,
+        return replace(base, **fields, **totals, line_items=priced,
                        updated_ms=self.ledger.stamp())
 
     def _text(self, key: str) -> str | None:
@@ -198,10 +190,10 @@ class _InvoiceBuilder:
             self.errors.append("Each line item must be a JSON object.")
             return None
         item = self._item(raw.get("ItemCode"))
-        request = self._line_request(raw, item)
-        if request is None:
+        numbers = self._line_numbers(raw, item)
+        if numbers is None:
             return None
-        priced = price_line(request, self.unit_dp)  # sandbox/xero/lines.py
+        priced = price_line(numbers, self.unit_dp)  # sandbox/xero/lines.py
         if isinstance(priced, list):
             self.errors.extend(priced)
             return None
@@ -218,9 +210,9 @@ class _InvoiceBuilder:
             line_id if isinstance(line_id, str) and is_guid(line_id) else str(uuid.uuid4()),
             description if isinstance(description, str) else None, account_code=account_code,
             tax_type=tax_type, item_code=item.code if item else None, tracking=tracking,
-            **vars(priced))
+            **priced)
 
-    def _line_request(self, raw: Mapping[str, Any], item: Item | None) -> LineRequest | None:
+    def _line_numbers(self, raw: Mapping[str, Any], item: Item | None) -> dict[str, Any] | None:
         """The line's numbers as sent; an item supplies a missing UnitAmount (Items doc)."""
         try:
             numbers = {key: _number_or_none(raw.get(key)) for key in _LINE_NUMBERS}
@@ -229,7 +221,7 @@ class _InvoiceBuilder:
             return None
         if numbers["UnitAmount"] is None and item is not None:
             numbers["UnitAmount"] = item.unit_price
-        return LineRequest(*(numbers[key] for key in _LINE_NUMBERS))
+        return numbers
 
     def _item(self, code: Any) -> Item | None:
         if code is None:
@@ -281,7 +273,7 @@ class _InvoiceBuilder:
 
 
 def price_lines(lines: Sequence[LineItem], amount_types: str,
-                rate_of: Callable[[str | None], Decimal]) -> tuple[tuple[LineItem, ...], Totals]:
+                rate_of: Callable[[str | None], Decimal]) -> tuple[tuple[LineItem, ...], dict[str, Decimal]]:
     """Each line's TaxAmount, rounded on that line, and the invoice totals (all Decimal).
 
     LineAmounts were fixed when each line was read (`price_line`). Tax follows the

@@ -126,7 +126,7 @@ class RateLimiter:
         """Count a call in (caller holds the lock); a refused call is not counted."""
         now = self._clock.now()
         usage = self._tenants[tenant_id]
-        windows = (usage.minute, usage.day, self._app_minute)
+        windows = [window for _, window, _, _ in self._windows(usage)]
         for window in windows:
             window.roll(now)
         refused = self._refusal(usage, now)
@@ -146,22 +146,19 @@ class RateLimiter:
         """The ``X-*Limit-Remaining`` headers for the tenant as things stand."""
         return self._remaining(self._tenants[tenant_id])
 
-    def _refusal(self, usage: _TenantUsage, now: float) -> tuple[str, int | None] | None:
+    def _windows(self, usage: _TenantUsage) -> list[tuple[str, FixedWindow, int, str]]:
+        """(X-Rate-Limit-Problem, window, limit, X-*-Remaining header), checked in this order."""
         limits = self.limits
-        if usage.day.count >= limits.per_day:
-            return "day", usage.day.retry_after(now)
-        if usage.minute.count >= limits.per_minute:
-            return "minute", usage.minute.retry_after(now)
-        if self._app_minute.count >= limits.app_per_minute:
-            return "appminute", self._app_minute.retry_after(now)
-        if usage.in_flight >= limits.concurrent:
-            return "concurrent", None
-        return None
+        return [("day", usage.day, limits.per_day, "X-DayLimit-Remaining"),
+                ("minute", usage.minute, limits.per_minute, "X-MinLimit-Remaining"),
+                ("appminute", self._app_minute, limits.app_per_minute, "X-AppMinLimit-Remaining")]
+
+    def _refusal(self, usage: _TenantUsage, now: float) -> tuple[str, int | None] | None:
+        for problem, window, limit, _ in self._windows(usage):
+            if window.count >= limit:
+                return problem, window.retry_after(now)
+        return ("concurrent", None) if usage.in_flight >= self.limits.concurrent else None
 
     def _remaining(self, usage: _TenantUsage) -> dict[str, str]:
-        limits, app = self.limits, self._app_minute
-        return {
-            "X-DayLimit-Remaining": str(max(0, limits.per_day - usage.day.count)),
-            "X-MinLimit-Remaining": str(max(0, limits.per_minute - usage.minute.count)),
-            "X-AppMinLimit-Remaining": str(max(0, limits.app_per_minute - app.count)),
-        }
+        return {header: str(max(0, limit - window.count))
+                for _, window, limit, header in self._windows(usage)}

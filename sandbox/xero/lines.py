@@ -36,8 +36,7 @@ Rounding mode - the docs never name one:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 from sandbox.xero.wire import CENT, UNIT_4DP
@@ -60,42 +59,21 @@ def unit_quantum(unit_dp: int) -> Decimal:
     return UNIT_4DP if unit_dp == 4 else CENT
 
 
-@dataclass(frozen=True)
-class LineRequest:
-    """The numbers one request line carries (None: the element was absent)."""
-
-    quantity: Decimal | None
-    unit_amount: Decimal | None
-    line_amount: Decimal | None
-    discount_rate: Decimal | None
-    discount_amount: Decimal | None
-    tax_amount: Decimal | None
+Numbers = Mapping[str, Decimal | None]
+"""The numbers one request line carries, by Xero name (None: the element was absent)."""
 
 
-@dataclass(frozen=True)
-class PricedLine:
-    """What Xero books for a line before tax: all values already rounded as stored."""
-
-    quantity: Decimal
-    unit_amount: Decimal
-    line_amount: Decimal
-    discount_rate: Decimal | None
-    discount_amount: Decimal | None
-    discount: Decimal
-    """Quantity x UnitAmount (to cents) less LineAmount: this line's share of TotalDiscount."""
-    tax_override: Decimal | None
-
-
-def price_line(req: LineRequest, unit_dp: int) -> PricedLine | list[str]:
-    """LineAmount from Quantity, UnitAmount and a discount, or the problems Xero reports.
+def price_line(req: Numbers, unit_dp: int) -> dict[str, Decimal | None] | list[str]:
+    """LineAmount from Quantity, UnitAmount and a discount, or the problems Xero reports; the
+    answer holds the line's `LineItem` numbers, rounded as stored.
 
     Both discounts on one line: DiscountRate wins and DiscountAmount is dropped. The docs
     are silent; that is what waynerobinson/xeroizer#483 observed ("DiscountRate will take
     precedence over DiscountAmount") (unverified beyond that report).
     """
     problems: list[str] = []
-    rate = req.discount_rate
-    amount = None if rate is not None else _cents_or_none(req.discount_amount)
+    rate = req["DiscountRate"]
+    amount = None if rate is not None else _cents_or_none(req["DiscountAmount"])
     if rate is not None and not 0 <= rate <= HUNDRED:
         problems.append("DiscountRate must be between 0 and 100.")  # wording unverified
     quantity, unit = _quantity_and_unit(req, rate, amount, unit_dp)
@@ -109,8 +87,8 @@ def price_line(req: LineRequest, unit_dp: int) -> PricedLine | list[str]:
         problems.append(f"The discount rate '{amount:.2f}' is invalid. "
                         "Discount must not be greater than the line total.")
     expected = _line_amount(gross, rate, amount)
-    sent = req.line_amount
-    derived = req.quantity is None or req.unit_amount is None
+    sent = req["LineAmount"]
+    derived = req["Quantity"] is None or req["UnitAmount"] is None
     if sent is not None and (not derived or gross == 0):
         # A LineAmount sent beside both Quantity and UnitAmount is checked, not trusted:
         # "The line total 1.00 does not match the expected line total 0.00"
@@ -122,8 +100,10 @@ def price_line(req: LineRequest, unit_dp: int) -> PricedLine | list[str]:
     if problems:
         return problems
     line_amount = expected if sent is None else to_cents(sent)
-    tax = None if req.tax_amount is None else to_cents(req.tax_amount, TAX_ROUNDING)
-    return PricedLine(quantity, unit, line_amount, rate, amount, to_cents(gross) - line_amount, tax)
+    tax = None if req["TaxAmount"] is None else to_cents(req["TaxAmount"], TAX_ROUNDING)
+    return {"quantity": quantity, "unit_amount": unit, "line_amount": line_amount,
+            "discount_rate": rate, "discount_amount": amount,
+            "discount": to_cents(gross) - line_amount, "tax_override": tax}
 
 
 def _cents_or_none(value: Decimal | None) -> Decimal | None:
@@ -131,7 +111,7 @@ def _cents_or_none(value: Decimal | None) -> Decimal | None:
     return None if value is None else to_cents(value)
 
 
-def _quantity_and_unit(req: LineRequest, rate: Decimal | None, amount: Decimal | None,
+def _quantity_and_unit(req: Numbers, rate: Decimal | None, amount: Decimal | None,
                        unit_dp: int) -> tuple[Decimal, Decimal]:
     """Quantity (4 dp) and UnitAmount (unit dp), deriving a missing one from LineAmount.
 
@@ -141,11 +121,11 @@ def _quantity_and_unit(req: LineRequest, rate: Decimal | None, amount: Decimal |
     LineAmount, Quantity is 1 (unverified; the fake's behaviour since it was written).
     """
     quantum = unit_quantum(unit_dp)
-    quantity = _round(req.quantity, UNIT_4DP)
-    unit = _round(req.unit_amount, quantum)
-    if req.line_amount is None or (quantity is not None and unit is not None):
+    quantity = _round(req["Quantity"], UNIT_4DP)
+    unit = _round(req["UnitAmount"], quantum)
+    if req["LineAmount"] is None or (quantity is not None and unit is not None):
         return quantity if quantity is not None else Decimal("1.0000"), unit or Decimal(0)
-    gross = _undiscounted(to_cents(req.line_amount), rate, amount)
+    gross = _undiscounted(to_cents(req["LineAmount"]), rate, amount)
     if unit is None:
         q = quantity if quantity is not None else Decimal("1.0000")
         if q == 0:
@@ -188,17 +168,9 @@ def line_tax(line_amount: Decimal, rate: Decimal, amount_types: str) -> Decimal:
     return to_cents(line_amount * rate / HUNDRED, TAX_ROUNDING)
 
 
-@dataclass(frozen=True)
-class Totals:
-    sub_total: Decimal
-    total_tax: Decimal
-    total: Decimal
-    total_discount: Decimal
-
-
 def invoice_totals(amounts: Sequence[Decimal], taxes: Sequence[Decimal],
-                   discounts: Sequence[Decimal], amount_types: str) -> Totals:
-    """SubTotal, TotalTax, Total and TotalDiscount from the lines' stored values.
+                   discounts: Sequence[Decimal], amount_types: str) -> dict[str, Decimal]:
+    """SubTotal, TotalTax, Total and TotalDiscount (as `Invoice` fields) from the lines' values.
 
     TotalTax is the sum of the line taxes (GUIDE). Exclusive: SubTotal = sum(LineAmount),
     Total = SubTotal + TotalTax. Inclusive: the LineAmounts include the tax, so Total =
@@ -206,6 +178,6 @@ def invoice_totals(amounts: Sequence[Decimal], taxes: Sequence[Decimal],
     Total "i.e. SubTotal + TotalTax").
     """
     net, total_tax, discount = sum(amounts, ZERO), sum(taxes, ZERO), sum(discounts, ZERO)
-    if amount_types == "Inclusive":
-        return Totals(net - total_tax, total_tax, net, discount)
-    return Totals(net, total_tax, net + total_tax, discount)
+    sub_total = net - total_tax if amount_types == "Inclusive" else net
+    return {"sub_total": sub_total, "total_tax": total_tax, "total": sub_total + total_tax,
+            "total_discount": discount}

@@ -15,7 +15,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from sandbox.xero.books import TenantBooks
-from sandbox.xero.errors import not_found
+from sandbox.xero.wire import not_found
 
 PDF = "application/pdf"
 

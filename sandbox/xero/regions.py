@@ -100,35 +100,37 @@ def _applies(columns: str) -> frozenset[str]:
     return frozenset(c for c, flag in zip(ACCOUNT_CLASSES, columns, strict=True) if flag == "T")
 
 
-def tax_rate(tax_type: str, name: str, rate: str, report: str | None, columns: str,
-             component: str) -> TaxRate:
-    """A single-component rate, as every default Xero rate is."""
-    parts = (TaxComponent(component, Decimal(rate).quantize(UNIT_4DP)),)
-    return TaxRate(tax_type, name, parts, report, _applies(columns))
+def tax_rates(table: str, component: str) -> list[TaxRate]:
+    """One single-component rate (as every default Xero rate is) per row of a table below."""
+    rows = ([cell.strip() for cell in line.split("|")] for line in table.strip().splitlines())
+    return [TaxRate(tax_type, name, (TaxComponent(component, Decimal(rate).quantize(UNIT_4DP)),),
+                    None if report == "-" else report, _applies(columns))
+            for tax_type, name, rate, report, columns in rows]
 
 
-# Each region's default rates, one TaxComponent named after its tax: (TaxType, Name, rate %,
-# ReportTaxType, the doc table's Assets/Equity/Expenses/Liabilities/Revenue flags).
-DEFAULT_TAX_RATES: dict[str, tuple[tuple[str, str, str, str | None, str], ...]] = {
+# Each region's default rates, one TaxComponent named after its tax, a row each: TaxType | Name |
+# rate % | ReportTaxType ("-": none) | the doc table's Assets/Equity/Expenses/Liabilities/Revenue
+# flags.
+DEFAULT_TAX_RATES: dict[str, str] = {
     # AU: the doc's "Australia" table, every row, in its order. GST is 10 % (TaxRates doc
     # example of the AU org; help.xero.com/au default tax rates); the GST-free, excluded,
     # imports and input-taxed rows are 0 %. ReportTaxType values are the AU list the Xero docs
     # give (ReportTaxTypes: BASEXCLUDED, CAPITALEXINPUT, EXEMPTCAPITAL, EXEMPTEXPENSES,
     # EXEMPTEXPORT, EXEMPTOUTPUT, GSTONCAPIMPORTS, GSTONIMPORTS, INPUT, INPUTTAXED, OUTPUT);
     # which row reports to which is by name.
-    "AU": (
-        ("BASEXCLUDED", "BAS Excluded", "0", "BASEXCLUDED", "TTTTT"),
-        ("EXEMPTCAPITAL", "GST Free Capital", "0", "EXEMPTCAPITAL", "TTTTF"),
-        ("EXEMPTEXPENSES", "GST Free Expenses", "0", "EXEMPTEXPENSES", "TTTTF"),
-        ("EXEMPTEXPORT", "GST Free Exports", "0", "EXEMPTEXPORT", "TTFTT"),
-        ("EXEMPTOUTPUT", "GST Free Income", "0", "EXEMPTOUTPUT", "TTFTT"),
-        ("CAPEXINPUT", "GST on Capital", "10", "CAPITALEXINPUT", "TTTTF"),
-        ("GSTONCAPIMPORTS", "GST on Capital Imports", "0", "GSTONCAPIMPORTS", "FFFTF"),
-        ("INPUT", "GST on Expenses", "10", "INPUT", "TTTTF"),
-        ("GSTONIMPORTS", "GST on Imports", "0", "GSTONIMPORTS", "FFFTF"),
-        ("OUTPUT", "GST on Income", "10", "OUTPUT", "TTFTT"),
-        ("INPUTTAXED", "Input Taxed", "0", "INPUTTAXED", "TTTTT"),
-    ),
+    "AU": """
+        BASEXCLUDED     | BAS Excluded           | 0  | BASEXCLUDED     | TTTTT
+        EXEMPTCAPITAL   | GST Free Capital       | 0  | EXEMPTCAPITAL   | TTTTF
+        EXEMPTEXPENSES  | GST Free Expenses      | 0  | EXEMPTEXPENSES  | TTTTF
+        EXEMPTEXPORT    | GST Free Exports       | 0  | EXEMPTEXPORT    | TTFTT
+        EXEMPTOUTPUT    | GST Free Income        | 0  | EXEMPTOUTPUT    | TTFTT
+        CAPEXINPUT      | GST on Capital         | 10 | CAPITALEXINPUT  | TTTTF
+        GSTONCAPIMPORTS | GST on Capital Imports | 0  | GSTONCAPIMPORTS | FFFTF
+        INPUT           | GST on Expenses        | 10 | INPUT           | TTTTF
+        GSTONIMPORTS    | GST on Imports         | 0  | GSTONIMPORTS    | FFFTF
+        OUTPUT          | GST on Income          | 10 | OUTPUT          | TTFTT
+        INPUTTAXED      | Input Taxed            | 0  | INPUTTAXED      | TTTTT
+    """,
     # NZ: the doc's "New Zealand" table without the retired 12.5 % OUTPUT/INPUT rows
     # (help.xero.com/nz/Tax-SetDefaults lists only these five for a new org). Names: the
     # constraints table prints "GST on Income" for OUTPUT2, but the same page's example GET
@@ -136,35 +138,35 @@ DEFAULT_TAX_RATES: dict[str, tuple[tuple[str, str, str, str | None, str], ...]] 
     # Expenses": we use those. ReportTaxType of ZERORATED (unverified: the NZ report types the
     # docs list are EXEMPTINPUT, EXEMPTOUTPUT, GSTONIMPORTS, INPUT, NONE, OUTPUT; zero-rated
     # supplies are reported with the exempt outputs).
-    "NZ": (
-        ("INPUT2", "15% GST on Expenses", "15", "INPUT", "TTTTF"),
-        ("OUTPUT2", "15% GST on Income", "15", "OUTPUT", "TTFTT"),
-        ("GSTONIMPORTS", "GST on Imports", "0", "GSTONIMPORTS", "TTFTF"),
-        ("NONE", "No GST", "0", "NONE", "TTTTT"),
-        ("ZERORATED", "Zero Rated", "0", "EXEMPTOUTPUT", "FFFTT"),
-    ),
+    "NZ": """
+        INPUT2       | 15% GST on Expenses | 15 | INPUT        | TTTTF
+        OUTPUT2      | 15% GST on Income   | 15 | OUTPUT       | TTFTT
+        GSTONIMPORTS | GST on Imports      | 0  | GSTONIMPORTS | TTFTF
+        NONE         | No GST              | 0  | NONE         | TTTTT
+        ZERORATED    | Zero Rated          | 0  | EXEMPTOUTPUT | FFFTT
+    """,
     # UK: the doc's "United Kingdom" table, current rates only. Left out: the pre-2011 15 % /
     # 17.5 % rows and the capital-only CAPEX* rows (assets only: no sales invoice can use
     # them), the EC zero-rated acquisitions row, and the domestic reverse charge DRCHARGE* rows
     # (the table gives no rate for them and what Xero charges on a DRC sales line is
     # unverified). Rates are those in the names. ReportTaxType per row is by name (unverified:
     # the table gives none).
-    "UK": (
-        ("INPUT2", "20% (VAT on Expenses)", "20", "INPUT", "TTTTF"),
-        ("OUTPUT2", "20% (VAT on Income)", "20", "OUTPUT", "TTFTT"),
-        ("RRINPUT", "5% (VAT on Expenses)", "5", "INPUT", "TTTTF"),
-        ("RROUTPUT", "5% (VAT on Income)", "5", "OUTPUT", "TTFTT"),
-        ("ECACQUISITIONS", "EC Acquisitions (20%)", "20", "ECACQUISITIONS", "TTTTF"),
-        ("EXEMPTINPUT", "Exempt Expenses", "0", "EXEMPTINPUT", "TTTTF"),
-        ("EXEMPTOUTPUT", "Exempt Income", "0", "EXEMPTOUTPUT", "TTFTT"),
-        ("NONE", "No VAT", "0", "NONE", "TTTTT"),
-        ("REVERSECHARGES", "Reverse Charge Expenses (20%)", "20", "REVERSECHARGES", "TTTTF"),
-        ("GSTONIMPORTS", "VAT on Imports", "0", "GSTONIMPORTS", "FFFTF"),
-        ("ECZROUTPUT", "Zero Rated EC Goods Income", "0", "ECOUTPUT", "TTFTT"),
-        ("ECZROUTPUTSERVICES", "Zero Rated EC Services", "0", "ECOUTPUTSERVICES", "TTFTT"),
-        ("ZERORATEDINPUT", "Zero Rated Expenses", "0", "ZERORATEDINPUT", "TTTTF"),
-        ("ZERORATEDOUTPUT", "Zero Rated Income", "0", "ZERORATEDOUTPUT", "TTFTT"),
-    ),
+    "UK": """
+        INPUT2             | 20% (VAT on Expenses)         | 20 | INPUT            | TTTTF
+        OUTPUT2            | 20% (VAT on Income)           | 20 | OUTPUT           | TTFTT
+        RRINPUT            | 5% (VAT on Expenses)          | 5  | INPUT            | TTTTF
+        RROUTPUT           | 5% (VAT on Income)            | 5  | OUTPUT           | TTFTT
+        ECACQUISITIONS     | EC Acquisitions (20%)         | 20 | ECACQUISITIONS   | TTTTF
+        EXEMPTINPUT        | Exempt Expenses               | 0  | EXEMPTINPUT      | TTTTF
+        EXEMPTOUTPUT       | Exempt Income                 | 0  | EXEMPTOUTPUT     | TTFTT
+        NONE               | No VAT                        | 0  | NONE             | TTTTT
+        REVERSECHARGES     | Reverse Charge Expenses (20%) | 20 | REVERSECHARGES   | TTTTF
+        GSTONIMPORTS       | VAT on Imports                | 0  | GSTONIMPORTS     | FFFTF
+        ECZROUTPUT         | Zero Rated EC Goods Income    | 0  | ECOUTPUT         | TTFTT
+        ECZROUTPUTSERVICES | Zero Rated EC Services        | 0  | ECOUTPUTSERVICES | TTFTT
+        ZERORATEDINPUT     | Zero Rated Expenses           | 0  | ZERORATEDINPUT   | TTTTF
+        ZERORATEDOUTPUT    | Zero Rated Income             | 0  | ZERORATEDOUTPUT  | TTFTT
+    """,
     # US: the doc's "United States" table, plus `OAKDALE` (below).
     # - AVALARA ("Auto Look Up (DO NOT USE)") is left out: the doc says it "does not work
     #   for transactions imported through the API".
@@ -174,12 +176,12 @@ DEFAULT_TAX_RATES: dict[str, tuple[tuple[str, str, str, str | None, str], ...]] 
     #   set up by the organisation). Per the table both may be used on revenue AND expenses.
     # - Xero's newer automatic US sales tax (the spec's LineItem Taxability/SalesTaxCodeId,
     #   Invoice InvoiceAddresses) is not modelled.
-    "US": (
-        ("GSTONIMPORTS", "Sales Tax on Imports", "0", None, "FFFTF"),
-        ("NONE", "Tax Exempt", "0", None, "TTTTT"),
-        ("OUTPUT", "Tax on Sales", "0", None, "TTTTT"),
-        ("INPUT", "Tax on Purchases", "0", None, "TTTTT"),
-    ),
+    "US": """
+        GSTONIMPORTS | Sales Tax on Imports | 0 | - | FFFTF
+        NONE         | Tax Exempt           | 0 | - | TTTTT
+        OUTPUT       | Tax on Sales         | 0 | - | TTTTT
+        INPUT        | Tax on Purchases     | 0 | - | TTTTT
+    """,
 }
 # TAX001 "Oakdale Sales Tax" is the TaxRates doc's own create example (State Tax 7.5 + Local
 # Sales Tax 0.625 = 8.125 %), standing for the custom rate a US org adds; custom rates get
@@ -237,27 +239,17 @@ ACCOUNT_CLASS_OF_TYPE: dict[str, str] = {
 
 # Windows zone ids as Xero spells them (spec `TimeZone` enum) -> IANA, from Unicode CLDR
 # windowsZones.xml (territory 001). Only zones a test is likely to want; add as needed.
-WINDOWS_TO_IANA: dict[str, str] = {
-    "AUSEASTERNSTANDARDTIME": "Australia/Sydney",
-    "EAUSTRALIASTANDARDTIME": "Australia/Brisbane",
-    "CENAUSTRALIASTANDARDTIME": "Australia/Adelaide",
-    "AUSCENTRALSTANDARDTIME": "Australia/Darwin",
-    "WAUSTRALIASTANDARDTIME": "Australia/Perth",
-    "TASMANIASTANDARDTIME": "Australia/Hobart",
-    "NEWZEALANDSTANDARDTIME": "Pacific/Auckland",
-    "CHATHAMISLANDSSTANDARDTIME": "Pacific/Chatham",
-    "GMTSTANDARDTIME": "Europe/London",
-    "GREENWICHSTANDARDTIME": "Atlantic/Reykjavik",
-    "UTC": "Etc/UTC",
-    "EASTERNSTANDARDTIME": "America/New_York",
-    "USEASTERNSTANDARDTIME": "America/Indianapolis",
-    "CENTRALSTANDARDTIME": "America/Chicago",
-    "MOUNTAINSTANDARDTIME": "America/Denver",
-    "USMOUNTAINSTANDARDTIME": "America/Phoenix",
-    "PACIFICSTANDARDTIME": "America/Los_Angeles",
-    "ALASKANSTANDARDTIME": "America/Anchorage",
-    "HAWAIIANSTANDARDTIME": "Pacific/Honolulu",
-}
+WINDOWS_TO_IANA: dict[str, str] = dict(pair.split("=") for pair in """
+    AUSEASTERNSTANDARDTIME=Australia/Sydney EAUSTRALIASTANDARDTIME=Australia/Brisbane
+    CENAUSTRALIASTANDARDTIME=Australia/Adelaide AUSCENTRALSTANDARDTIME=Australia/Darwin
+    WAUSTRALIASTANDARDTIME=Australia/Perth TASMANIASTANDARDTIME=Australia/Hobart
+    NEWZEALANDSTANDARDTIME=Pacific/Auckland CHATHAMISLANDSSTANDARDTIME=Pacific/Chatham
+    GMTSTANDARDTIME=Europe/London GREENWICHSTANDARDTIME=Atlantic/Reykjavik UTC=Etc/UTC
+    EASTERNSTANDARDTIME=America/New_York USEASTERNSTANDARDTIME=America/Indianapolis
+    CENTRALSTANDARDTIME=America/Chicago MOUNTAINSTANDARDTIME=America/Denver
+    USMOUNTAINSTANDARDTIME=America/Phoenix PACIFICSTANDARDTIME=America/Los_Angeles
+    ALASKANSTANDARDTIME=America/Anchorage HAWAIIANSTANDARDTIME=Pacific/Honolulu
+""".split())
 
 
 def zone_of(windows_name: str) -> ZoneInfo:
@@ -265,9 +257,8 @@ def zone_of(windows_name: str) -> ZoneInfo:
     try:
         return ZoneInfo(WINDOWS_TO_IANA[windows_name])
     except KeyError:
-        raise ValueError(
-            f"unmapped Xero Timezone {windows_name!r}; known: {sorted(WINDOWS_TO_IANA)}"
-        ) from None
+        known = sorted(WINDOWS_TO_IANA)
+        raise ValueError(f"unmapped Xero Timezone {windows_name!r}; known: {known}") from None
 
 
 @dataclass(frozen=True)
@@ -293,8 +284,7 @@ class RegionSetup:
     extra_rates: tuple[TaxRate, ...] = ()
 
     def tax_rates(self) -> list[TaxRate]:
-        rows = DEFAULT_TAX_RATES[self.version]
-        return [tax_rate(*row, self.tax_component) for row in rows] + list(self.extra_rates)
+        return tax_rates(DEFAULT_TAX_RATES[self.version], self.tax_component) + [*self.extra_rates]
 
     def accounts(self, updated_ms: int) -> list[Account]:
         """The part of the default chart Paydeck touches; codes as in Xero's demo charts."""

@@ -17,9 +17,7 @@ from sandbox.xero.wire import (CENT, UNIT_4DP, ZERO_GUID, date_string, ms_date, 
 RATE = Decimal("1.000000")
 # Xero always returns these placeholder entries for a contact created without them.
 _DEFAULT_ADDRESSES: list[dict[str, str]] = [{"AddressType": "STREET"}, {"AddressType": "POBOX"}]
-_DEFAULT_PHONES: list[dict[str, str]] = [
-    {"PhoneType": t} for t in ("DEFAULT", "DDI", "FAX", "MOBILE")
-]
+_DEFAULT_PHONES: list[dict[str, str]] = [{"PhoneType": t} for t in ("DEFAULT", "DDI", "FAX", "MOBILE")]
 
 
 def fields(record: object, table: Mapping[str, str], *, present: bool = False) -> dict[str, Any]:
@@ -38,10 +36,9 @@ def contact(record: Contact, *, is_customer: bool, summary: bool = False) -> dic
     if record.website:
         body["Website"] = record.website
     if not summary:
-        body["Addresses"] = list(record.addresses) or _DEFAULT_ADDRESSES
-        body["Phones"] = list(record.phones) or _DEFAULT_PHONES
-        body["ContactGroups"] = []
-        body["ContactPersons"] = []
+        body |= {"Addresses": list(record.addresses) or _DEFAULT_ADDRESSES,
+                 "Phones": list(record.phones) or _DEFAULT_PHONES,
+                 "ContactGroups": [], "ContactPersons": []}
         if record.payment_terms is not None:
             body["PaymentTerms"] = record.payment_terms
     return body
@@ -51,8 +48,8 @@ def contact_summary(record: Contact | None, contact_id: str) -> dict[str, Any]:
     """The Contact inside an invoice."""
     if record is None:
         return {"ContactID": contact_id}
-    body: dict[str, Any] = {"ContactID": record.contact_id, "ContactStatus": record.contact_status,
-                            "Name": record.name, "HasValidationErrors": False}
+    body = fields(record, {"ContactID": "contact_id", "ContactStatus": "contact_status",
+                           "Name": "name"}) | {"HasValidationErrors": False}
     return body | fields(record, {"EmailAddress": "email_address",
                                   "ContactNumber": "contact_number"}, present=True)
 
@@ -76,8 +73,7 @@ def invoice(record: Invoice, owner: Contact | None, *, lines: bool = True,
         "UpdatedDateUTC": ms_datetime(record.updated_ms),
     }
     if record.due_date is not None:
-        body["DueDateString"] = date_string(record.due_date)
-        body["DueDate"] = ms_date(record.due_date)
+        body |= {"DueDateString": date_string(record.due_date), "DueDate": ms_date(record.due_date)}
     if record.fully_paid_on is not None:
         body["FullyPaidOnDate"] = ms_date(record.fully_paid_on)
     if record.total_discount > 0:
@@ -85,9 +81,8 @@ def invoice(record: Invoice, owner: Contact | None, *, lines: bool = True,
     if record.url:
         body["Url"] = record.url
     if lines:
-        body["LineItems"] = [line(item, unit_dp) for item in record.line_items]
-        body["Payments"] = [payment(p) for p in record.payments]
-        body.update(allocations(record.allocations))
+        body |= {"LineItems": [line(item, unit_dp) for item in record.line_items],
+                 "Payments": [payment(p) for p in record.payments], **allocations(record.allocations)}
     return body
 
 
@@ -95,16 +90,13 @@ def line(item: LineItem, unit_dp: int) -> dict[str, Any]:
     """A booked line as Xero returns it: UnitAmount at the read's unitdp (4 dp only when
     asked: "Rounding in Xero" guide), every amount at 2 dp."""
     body: dict[str, Any] = {
-        "LineItemID": item.line_item_id,
-        "Description": item.description or "",
+        "LineItemID": item.line_item_id, "Description": item.description or "",
         "Quantity": item.quantity.quantize(UNIT_4DP),
         "UnitAmount": item.unit_amount.quantize(unit_quantum(unit_dp), rounding=ROUND_HALF_UP),
-        "TaxAmount": item.tax_amount,
-        "LineAmount": item.line_amount,
+        "TaxAmount": item.tax_amount, "LineAmount": item.line_amount,
         "Tracking": list(item.tracking),
     }
-    codes = {"ItemCode": item.item_code, "AccountCode": item.account_code,
-             "TaxType": item.tax_type}
+    codes = {"ItemCode": item.item_code, "AccountCode": item.account_code, "TaxType": item.tax_type}
     body |= {key: value for key, value in codes.items() if value is not None}
     if item.discount_rate is not None:
         body["DiscountRate"] = item.discount_rate.quantize(CENT)
@@ -123,8 +115,7 @@ def allocations(applied: Sequence[Allocation]) -> dict[str, list[dict[str, Any]]
     """CreditNotes / Prepayments / Overpayments on a full invoice read, each element with its
     id and AppliedAmount (OpenAPI CreditNote/Prepayment/Overpayment.AppliedAmount "The amount
     of applied to an invoice")."""
-    body: dict[str, list[dict[str, Any]]] = {"CreditNotes": [], "Prepayments": [],
-                                             "Overpayments": []}
+    body: dict[str, list[dict[str, Any]]] = {"CreditNotes": [], "Prepayments": [], "Overpayments": []}
     for a in applied:
         body[f"{a.kind}s"].append({f"{a.kind}ID": a.allocation_id, "AppliedAmount": a.amount,
                                    "Date": ms_date(a.day)})
@@ -155,9 +146,8 @@ def failed_contact(raw: Mapping[str, Any], existing: Contact | None,
     body = _failed(raw, keys, errors)
     if raw.get("ContactStatus") in ("ACTIVE", "ARCHIVED"):
         body["ContactStatus"] = raw["ContactStatus"]
-    body["ContactID"] = existing.contact_id if existing else ZERO_GUID
-    body["HasValidationErrors"] = True
-    return body
+    return body | {"ContactID": existing.contact_id if existing else ZERO_GUID,
+                   "HasValidationErrors": True}
 
 
 _ECHOED_CHOICES = {"Type": ("ACCREC",), "Status": tuple(TRANSITIONS),
@@ -176,9 +166,7 @@ def failed_invoice(raw: Mapping[str, Any], existing: Invoice | None,
         # Unreadable dates are reported in ValidationErrors, not echoed.
         with contextlib.suppress(ValueError):
             body[key] = ms_date(parse_xero_date(raw.get(key)))
-    body["InvoiceID"] = existing.invoice_id if existing else ZERO_GUID
-    body["HasErrors"] = True
-    return body
+    return body | {"InvoiceID": existing.invoice_id if existing else ZERO_GUID, "HasErrors": True}
 
 
 # ----- reference data ------------------------------------------------------------------
@@ -216,8 +204,7 @@ def tax_rate(rate: TaxRate) -> dict[str, Any]:
     and EffectiveRate to 4 dp, TaxComponents). US orgs have no ReportTaxType."""
     body: dict[str, Any] = {"Name": rate.name, "TaxType": rate.tax_type}
     body |= {f"CanApplyTo{name}": rate.can_apply_to(cls) for name, cls in _APPLY_TO.items()}
-    body |= {"DisplayTaxRate": rate.display_rate, "EffectiveRate": rate.rate,
-             "Status": rate.status}
+    body |= {"DisplayTaxRate": rate.display_rate, "EffectiveRate": rate.rate, "Status": rate.status}
     # IsNonRecoverable is "only applicable to Canadian organisations"
     body["TaxComponents"] = [{"Name": c.name, "Rate": c.rate, "IsCompound": c.is_compound,
                               "IsNonRecoverable": False} for c in rate.components]

@@ -28,9 +28,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "DRAFT": frozenset({"DRAFT", "SUBMITTED", "AUTHORISED", "DELETED"}),
     "SUBMITTED": frozenset({"SUBMITTED", "DRAFT", "AUTHORISED", "DELETED"}),
     "AUTHORISED": frozenset({"AUTHORISED", "VOIDED"}),
-    "PAID": frozenset(),
-    "VOIDED": frozenset(),
-    "DELETED": frozenset(),
+    **{final: frozenset() for final in ("PAID", "VOIDED", "DELETED")},
 }
 CREATABLE_STATUSES = frozenset({"DRAFT", "SUBMITTED", "AUTHORISED"})
 ONLINE_INVOICE_STATUSES = frozenset({"AUTHORISED", "PAID", "VOIDED"})
@@ -90,12 +88,9 @@ class LineItem:
     tracking: tuple[Mapping[str, Any], ...] = ()
     line_amount: Decimal = ZERO
     tax_amount: Decimal = ZERO
-    discount_amount: Decimal | None = None
-    """As sent (to cents); None when the line has a DiscountRate or no discount."""
-    discount: Decimal = ZERO
-    """Quantity x UnitAmount (to cents) less LineAmount: the line's part of TotalDiscount."""
-    tax_override: Decimal | None = None
-    """A TaxAmount the request carried (spec: it "can be overriden")."""
+    discount_amount: Decimal | None = None  # as sent; None with a DiscountRate or no discount
+    discount: Decimal = ZERO  # Q x U (to cents) less LineAmount: its part of TotalDiscount
+    tax_override: Decimal | None = None  # a TaxAmount sent (spec: it "can be overriden")
 
 
 @dataclass(frozen=True)
@@ -192,12 +187,8 @@ class Snapshot(Generic[T]):
 
 
 class Ledger:
-    """The records of one tenant. Callers hold `lock` (an RLock) around every change.
-
-    `region` ("AU", "NZ", "UK", "US") picks the starting tax rates, accounts, items,
-    base currency and timezone (sandbox/xero/regions.py); `timezone` overrides the
-    region's Organisation.Timezone (one of Xero's Windows-style names).
-    """
+    """The records of one tenant, seeded for its `region` (sandbox/xero/regions.py); callers
+    hold `lock` (an RLock) around every change. `timezone`: see `Tenant`."""
 
     def __init__(self, tenant_id: str, name: str, lock: AbstractContextManager[Any], clock: Clock,
                  *, region: str = "AU", timezone: str | None = None) -> None:
@@ -249,18 +240,15 @@ class Ledger:
             return self.invoice_by_id.get(str(uuid.UUID(key)))
         return next((i for i in self.invoice_by_id.values() if i.invoice_number == key), None)
 
-    def contact(self, contact_id: str) -> Contact:
-        """The contact (KeyError if there is none)."""
+    def contact(self, contact_id: str) -> Contact:  # KeyError if there is none
         with self.lock:
             return _required(self.find_contact(contact_id), contact_id)
 
-    def invoice(self, invoice_id: str) -> Invoice:
-        """The invoice (KeyError if there is none)."""
+    def invoice(self, invoice_id: str) -> Invoice:  # KeyError if there is none
         with self.lock:
             return _required(self.find_invoice(invoice_id), invoice_id)
 
     def keep(self, invoice: Invoice) -> Invoice:
-        """Store a new or changed invoice; returns it."""
         self.invoice_by_id[invoice.invoice_id] = invoice
         return invoice
 

@@ -12,18 +12,15 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from operator import attrgetter
 from typing import Any, Literal
 
 from sandbox.kit.errors import VendorError
-from sandbox.xero.errors import post_data_invalid
-from sandbox.xero.wire import is_guid, parse_http_timestamp
+from sandbox.xero.wire import is_guid, parse_http_timestamp, post_data_invalid
 
 FieldKind = Literal["string", "guid"]
 Predicate = Callable[[Mapping[str, str | None]], bool]
 """Tests a record's where-able fields (lower-cased Xero name -> value)."""
-Getter = str | Callable[[Any], Any]
-"""A record's attribute name, or a function of the record."""
 SortKey = Callable[[Any], Any]
 Token = tuple[str, str, int]
 """(kind, text, position); kinds: string, op, word, AND, OR, end."""
@@ -188,28 +185,21 @@ def sort_records(records: list[Any], order: Sequence[tuple[SortKey, bool]]) -> l
     return result
 
 
-def _getters(names: str, special: Mapping[str, Callable[[Any], Any]]) -> dict[str, Getter]:
-    """``"Code Class=account_class"`` -> {"code": "code", "class": "account_class"}: each
+def _getters(names: str, special: Mapping[str, SortKey]) -> dict[str, SortKey]:
+    """``"Code Class=account_class"`` -> {"code": <.code>, "class": <.account_class>}: each
     Xero name read from its snake_case attribute unless named after ``=`` (or in `special`)."""
-    fields: dict[str, Getter] = {}
+    fields: dict[str, SortKey] = {}
     for name in names.split():
         xero, _, attr = name.partition("=")
-        fields[xero.lower()] = special.get(xero) or attr or _SNAKE.sub("_", xero).lower()
+        fields[xero.lower()] = special.get(xero) or attrgetter(attr or _SNAKE.sub("_", xero).lower())
     return fields
-
-
-def _value_of(record: Any, get: Getter) -> Any:
-    return get(record) if callable(get) else getattr(record, get)
 
 
 @dataclass(frozen=True)
 class Listing:
-    """How one resource is filtered (``where``, ``If-Modified-Since``) and ordered.
-
-    `where` and `order` name the Xero fields (see `_getters`); a field named ...ID is a
-    GUID, as all of Xero's ids are. `dated`: the records have ``updated_ms``, which
-    If-Modified-Since compares.
-    """
+    """How one resource is filtered (``where``, ``If-Modified-Since``) and ordered. `where` and
+    `order` name the Xero fields (see `_getters`); a field named ...ID is a GUID, as all of
+    Xero's ids are. `dated`: the records have ``updated_ms``, which If-Modified-Since compares."""
 
     type_name: str
     where: str
@@ -220,19 +210,13 @@ class Listing:
     def select(self, records: Iterable[Any], where: str, order: str,
                modified_since: str | None) -> list[Any]:
         getters = _getters(self.where, self.special)
-        kinds: dict[str, FieldKind] = {
-            name: "guid" if name.endswith("id") else "string" for name in getters
-        }
+        kinds: dict[str, FieldKind] = {n: "guid" if n.endswith("id") else "string" for n in getters}
         predicate = parse_where(where, kinds, self.type_name)
-        keys = {name: partial(_value_of, get=get)
-                for name, get in _getters(self.order, self.special).items()}
-        sort = parse_order(order, keys, self.type_name)
+        sort = parse_order(order, _getters(self.order, self.special), self.type_name)
         since = _since(modified_since)
-        selected = [
-            r for r in records
-            if predicate({name: _value_of(r, get) for name, get in getters.items()})
-            and (since is None or not self.dated or r.updated_ms > since)
-        ]
+        selected = [r for r in records
+                    if predicate({name: get(r) for name, get in getters.items()})
+                    and (since is None or not self.dated or r.updated_ms > since)]
         return sort_records(selected, sort)
 
 

@@ -64,6 +64,14 @@ function allText(node: RenderedNode): string {
   return node.childNodes.map(allText).join(' | ');
 }
 
+/** The pages the card opened (each button fetches the card again first, so this waits). */
+async function opened(renderer: ReturnType<typeof setup>) {
+  // The mock's `calls` is a new array after each call: read it afresh.
+  const calls = () => renderer.mocks.actions.openIframeModal.calls;
+  await vi.waitFor(() => expect(calls().length).toBeGreaterThan(0));
+  return calls().map((call) => call[0]);
+}
+
 function buttonLabels(renderer: ReturnType<typeof setup>) {
   return renderer.findAll(Button).map((node) => node.text);
 }
@@ -104,9 +112,7 @@ describe('PaydeckCard', () => {
     expect(renderer.find(Link).props.href).toEqual({ url: invoiced.invoice_url, external: true });
     expect(renderer.maybeFind(Alert)).toBeNull(); // no review items, no connection problems
     button(renderer, 'Open in Paydeck').trigger('onClick');
-    expect(renderer.mocks.actions.openIframeModal.calls).toEqual([
-      [{ uri: OPEN_URL, width: 900, height: 700, title: 'Paydeck' }],
-    ]);
+    expect(await opened(renderer)).toEqual([{ uri: OPEN_URL, width: 900, height: 700, title: 'Paydeck' }]);
   });
 
   it('shows "Not invoiced" and opens the preview page', async () => {
@@ -117,7 +123,7 @@ describe('PaydeckCard', () => {
     const preview = button(renderer, 'Preview and push');
     expect(preview.props.variant).toBe('primary');
     preview.trigger('onClick');
-    expect(renderer.mocks.actions.openIframeModal.calls[0]?.[0].uri).toBe(OPEN_URL);
+    expect((await opened(renderer))[0]?.uri).toBe(OPEN_URL);
   });
 
   it('shows the hidden-amounts sentence instead of amounts, and no Xero link', async () => {
@@ -168,7 +174,7 @@ describe('PaydeckCard', () => {
       const open = button(renderer, 'Open in Paydeck');
       expect(open.props.variant).toBe('secondary');
       open.trigger('onClick');
-      expect(renderer.mocks.actions.openIframeModal.calls[0]?.[0].uri).toBe(OPEN_URL);
+      expect((await opened(renderer))[0]?.uri).toBe(OPEN_URL);
     }
   });
 
@@ -206,8 +212,8 @@ describe('PaydeckCard', () => {
     expect(shown(8)).toEqual(['Ambiguous contact', 'two contacts named Initech']);
     expect(alert.find(Text, (n) => n.text === 'and 1 more')).toBeTruthy();
     renderer.findByTestId(Button, 'open-review-queue').trigger('onClick');
-    expect(renderer.mocks.actions.openIframeModal.calls).toEqual([
-      [{ uri: REVIEW_URL, width: 960, height: 800, title: 'Paydeck review queue' }],
+    expect(await opened(renderer)).toEqual([
+      { uri: REVIEW_URL, width: 960, height: 800, title: 'Paydeck review queue' },
     ]);
   });
 
@@ -255,7 +261,7 @@ describe('PaydeckCard', () => {
     const admin = setup(answer(200, { ...invoiced, settings_url: SETTINGS_URL }));
     await loaded(admin);
     button(admin, 'Paydeck settings').trigger('onClick');
-    expect(admin.mocks.actions.openIframeModal.calls[0]?.[0]).toEqual({
+    expect((await opened(admin))[0]).toEqual({
       uri: SETTINGS_URL, width: 960, height: 800, title: 'Paydeck settings',
     });
     const rep = setup(answer(200, invoiced));
@@ -270,6 +276,72 @@ describe('PaydeckCard', () => {
     expect(vi.mocked(fetchCard).mock.calls[0]?.[0]).toBe(`${CARD_URL}?objectType=companies&objectId=123`);
     expect(renderer.maybeFind(Text, (n) => n.text === 'Not invoiced')).toBeNull();
     expect(button(renderer, 'Open in Paydeck')).toBeTruthy();
+  });
+
+  it('opens the page a fresh fetch names, not the URL it was first given (tokens expire)', async () => {
+    const fresh = 'https://paydeck.example.com/ui/deal/123?t=fresh-token';
+    const fetchCard = vi.fn<CardFetch>()
+      .mockResolvedValueOnce(new Response(JSON.stringify(notInvoiced), { status: 200 }))
+      .mockResolvedValue(new Response(JSON.stringify({ ...notInvoiced, open_url: fresh }), { status: 200 }));
+    const renderer = setup(fetchCard);
+    await loaded(renderer);
+    button(renderer, 'Preview and push').trigger('onClick');
+    expect(await opened(renderer)).toEqual([{ uri: fresh, width: 900, height: 700, title: 'Paydeck' }]);
+    expect(fetchCard).toHaveBeenCalledTimes(2);
+    expect(fetchCard.mock.calls[1]?.[0]).toBe(fetchCard.mock.calls[0]?.[0]);
+  });
+
+  it('reloads the card when the modal closes, so it shows what was done there', async () => {
+    const fetchCard = vi.fn<CardFetch>()
+      .mockResolvedValueOnce(new Response(JSON.stringify(notInvoiced), { status: 200 }))
+      .mockResolvedValueOnce(new Response(JSON.stringify(notInvoiced), { status: 200 }))
+      .mockResolvedValue(new Response(JSON.stringify(invoiced), { status: 200 }));
+    const renderer = setup(fetchCard);
+    await loaded(renderer);
+    button(renderer, 'Preview and push').trigger('onClick');
+    await opened(renderer);
+    const onClose = renderer.mocks.actions.openIframeModal.calls[0]?.[1];
+    expect(onClose).toBeTypeOf('function');
+    onClose?.();
+    await renderer.waitFor(() => expect(renderer.maybeFind(Text, (n) => n.text === 'Invoice INV-0042')).toBeTruthy());
+  });
+
+  it('when the fresh fetch fails, shows why instead of opening a dead page', async () => {
+    const fetchCard = vi.fn<CardFetch>()
+      .mockResolvedValueOnce(new Response(JSON.stringify(notInvoiced), { status: 200 }))
+      .mockRejectedValue(new Error('Request timed out'));
+    const renderer = setup(fetchCard);
+    await loaded(renderer);
+    button(renderer, 'Preview and push').trigger('onClick');
+    await renderer.waitFor(() => expect(renderer.find(Alert).props.title).toBe('Paydeck could not be reached'));
+    expect(renderer.mocks.actions.openIframeModal.calls).toEqual([]);
+  });
+
+  it('shows an installation-wide reconnect item as a banner on every card, with the review queue', async () => {
+    const lost = {
+      id: 4, reason: 'reconnect_needed', title: "Xero needs reconnecting: an admin reconnects it in Paydeck's settings",
+      detail: 'invalid_grant', fixed: false, created_at: '2026-12-01T10:00:00+00:00',
+    };
+    for (const [objectTypeId, data] of [
+      ['0-3', { ...invoiced, installation_alerts: [lost] }],
+      ['0-2', { open_url: 'https://paydeck.example.com/ui/company/5?t=x', review_url: REVIEW_URL, installation_alerts: [lost] }],
+    ] as const) {
+      const renderer = setup(answer(200, data), objectTypeId);
+      await loaded(renderer);
+      const alert = renderer.findByTestId(Alert, 'installation-alert-4');
+      expect([alert.props.title, alert.props.variant, alert.text]).toEqual([
+        lost.title, 'danger', 'invalid_grant. Invoices wait until then; nothing is lost.',
+      ]);
+      renderer.findByTestId(Button, 'alerts-open-review-queue').trigger('onClick');
+      expect((await opened(renderer))[0]?.uri).toBe(REVIEW_URL);
+    }
+    const fixed = setup(answer(200, { ...notInvoiced, installation_alerts: [{ ...lost, fixed: true, title: 'Xero needed reconnecting and was reconnected since' }] }));
+    await loaded(fixed);
+    const alert = fixed.findByTestId(Alert, 'installation-alert-4');
+    expect([alert.props.variant, alert.text]).toEqual(['info', 'invalid_grant. It works again now: close this item in the review queue.']);
+    const none = setup(answer(200, notInvoiced));
+    await loaded(none);
+    expect(none.maybeFindByTestId(Button, 'alerts-open-review-queue')).toBeNull();
   });
 
   it('shows 404 as "not installed", with no retry', async () => {

@@ -33,6 +33,7 @@ import {
   type CardFetch,
   type CardResult,
   type Connection,
+  type InstallationAlert,
   type ObjectType,
   type Problem,
   type WholeInvoice,
@@ -79,8 +80,26 @@ export const PaydeckCard = ({ context, openIframeModal, fetchCard }: PaydeckCard
     };
     return <ProblemView problem={result.problem} onRetry={retry} />;
   }
-  return <CardView data={result.data} objectType={objectType} openIframeModal={openIframeModal} />;
+  // Page tokens live 15 minutes, and a card may sit open far longer: every button fetches the
+  // card again (fresh, signed URLs) and opens the page it names now. When the modal closes the
+  // card shows what changed there (a push, a retry).
+  const openFresh: OpenFresh = (pick, size, title) => {
+    loadCard(fetchCard, url).then((fresh) => {
+      const uri = fresh.kind === 'ok' ? pick(fresh.data) : undefined;
+      if (uri) {
+        openIframeModal({ uri, ...size, title }, () => setAttempt((n) => n + 1));
+      }
+      setResult(fresh);
+    });
+  };
+  return <CardView data={result.data} objectType={objectType} openFresh={openFresh} />;
 };
+
+type OpenFresh = (
+  pick: (data: CardData) => string | undefined,
+  size: { width: number; height: number },
+  title: string,
+) => void;
 
 const ProblemView = ({ problem, onRetry }: { problem: Problem; onRetry: () => void }) => (
   <Flex direction="column" gap="sm">
@@ -98,17 +117,16 @@ const ProblemView = ({ problem, onRetry }: { problem: Problem; onRetry: () => vo
 interface CardViewProps {
   data: CardData;
   objectType: ObjectType;
-  openIframeModal: OpenIframeModal;
+  openFresh: OpenFresh;
 }
 
-const CardView = ({ data, objectType, openIframeModal }: CardViewProps) => {
-  const openPage = () => openIframeModal({ uri: data.open_url, ...DEAL_MODAL, title: 'Paydeck' });
-  const openReview = () =>
-    openIframeModal({ uri: data.review_url, ...WIDE_MODAL, title: 'Paydeck review queue' });
-  const settingsUrl = data.settings_url;
-  const openSettings = settingsUrl
-    ? () => openIframeModal({ uri: settingsUrl, ...WIDE_MODAL, title: 'Paydeck settings' })
+const CardView = ({ data, objectType, openFresh }: CardViewProps) => {
+  const openPage = () => openFresh((d) => d.open_url, DEAL_MODAL, 'Paydeck');
+  const openReview = () => openFresh((d) => d.review_url, WIDE_MODAL, 'Paydeck review queue');
+  const openSettings = data.settings_url
+    ? () => openFresh((d) => d.settings_url, WIDE_MODAL, 'Paydeck settings')
     : undefined;
+  const alerts = data.installation_alerts ?? [];
   const deal = objectType === 'deals';
   // Only a viewer who may act is invited to push; anyone may open the deal page (read-only
   // for those who may not act: the page leaves its forms out and the server refuses them).
@@ -116,6 +134,7 @@ const CardView = ({ data, objectType, openIframeModal }: CardViewProps) => {
   return (
     <Flex direction="column" gap="sm">
       {data.connection && <ConnectionView connection={data.connection} />}
+      {alerts.length > 0 && <AlertsView alerts={alerts} onOpen={openReview} />}
       {deal && <InvoiceView data={data} />}
       {deal && <ReviewView data={data} onOpen={openReview} />}
       {deal && !mayAct(data) && (
@@ -134,6 +153,28 @@ const CardView = ({ data, objectType, openIframeModal }: CardViewProps) => {
     </Flex>
   );
 };
+
+// Open reconnect_needed items of the whole installation: every card shows them until someone
+// closes them in the review queue (app/card_data.py installation_alerts).
+const AlertsView = ({ alerts, onOpen }: { alerts: InstallationAlert[]; onOpen: () => void }) => (
+  <Flex direction="column" gap="xs">
+    {alerts.map((alert) => (
+      <Alert
+        key={alert.id}
+        title={alert.title}
+        variant={alert.fixed ? 'info' : 'danger'}
+        testId={`installation-alert-${alert.id}`}
+      >
+        {alert.fixed
+          ? `${alert.detail}. It works again now: close this item in the review queue.`
+          : `${alert.detail}. Invoices wait until then; nothing is lost.`}
+      </Alert>
+    ))}
+    <Button variant="secondary" onClick={onOpen} testId="alerts-open-review-queue">
+      Open review queue
+    </Button>
+  </Flex>
+);
 
 const AmountsHiddenView = ({ sentence }: { sentence: string }) => (
   <Text variant="microcopy" testId="amounts-hidden">

@@ -35,6 +35,17 @@ export interface ConnectionPart<TState extends string> {
   message: string | null;
 }
 
+/** An open `reconnect_needed` review item of the whole installation (no deal): a banner on
+ * every card (app/card_data.py `installation_alerts`). `fixed`: the connection works again. */
+export interface InstallationAlert {
+  id: number;
+  reason: string;
+  title: string;
+  detail: string;
+  fixed: boolean;
+  created_at: string;
+}
+
 /** How Paydeck's links to the CRM and to Xero stand (absent from older backends). */
 export interface Connection {
   crm: ConnectionPart<CrmState>;
@@ -138,6 +149,7 @@ export interface CardData {
   open_review_items?: number;
   review_items?: ReviewItem[];
   connection?: Connection;
+  installation_alerts?: InstallationAlert[];
 }
 
 export interface Problem {
