@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app import formatting
+from app.engine.reference import cached_reference
 from app.extensions import db
 from app.models import AuditEvent, CrmKind, Installation
 from app.redis_conn import get_redis
@@ -32,6 +34,7 @@ from app.tokens import ReconnectNeeded, TokenUnavailable
 from app.wiring import adapter_for
 from domain.crm import RecordAccess
 from crm_adapters.base import CrmError
+from xero.timezones import iana_zone
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ _USER_KEY = "paydeck:crm-user:{}:{}"
 _OWNERS_KEY = "paydeck:crm-owner-ids:{}:{}"
 _RECORD_KEY = "paydeck:crm-record:{}:{}:{}"
 _FOLLOWERS_KEY = "paydeck:crm-followers:{}:{}"
+_LOCALE_KEY = "paydeck:crm-locale:{}:{}"
+LOCALE_CACHE_SECONDS = 30 * 24 * 3600  # a HubSpot user's locale, refreshed on every card load
 
 EVERYONE, OWNERS_AND_ADMINS, ADMINS = "everyone", "owners_and_admins", "admins"
 LEVELS = {EVERYONE: "Everyone who can see the record",
@@ -72,6 +77,8 @@ class Viewer:
     email: str
     is_admin: bool  # a CRM admin (Pipedrive is_admin; HubSpot: see the module docstring)
     is_installer: bool
+    locale: str = ""  # the CRM user's own ("en_US"), "" if the CRM did not say
+    timezone: str = ""  # the CRM user's IANA zone, "" if the CRM did not say
 
     @property
     def privileged(self) -> bool:
@@ -87,9 +94,66 @@ def viewer_for(installation: Installation, user: str) -> Viewer:
     JWT's userId). A CRM that cannot say who the user is yields a viewer with no privileges."""
     if installation.crm == CrmKind.HUBSPOT:
         installer = _same_email(user, installation.installed_by)
-        return Viewer(installation, "", user, installer, installer)
-    is_admin, email = _pipedrive_user(installation, user)
-    return Viewer(installation, user, email, is_admin, _same_email(email, installation.installed_by))
+        locale, tz = _hubspot_locale(installation, user)
+        return Viewer(installation, "", user, installer, installer, locale, tz)
+    data = _pipedrive_user(installation, user)
+    email = str(data["email"])
+    return Viewer(installation, user, email, bool(data["admin"]),
+                  _same_email(email, installation.installed_by),
+                  str(data.get("locale") or ""), str(data.get("tz") or ""))
+
+
+# --- the viewer's locale and timezone (how pages format money and times) ----------------------
+
+def remember_hubspot_locale(installation: Installation, email: str, locale: str | None,
+                            tz: str | None) -> None:
+    """What HubSpot's card said of its user (`context.user.locale`, `context.portal.timezone`,
+    passed on its signed fetch): kept for the pages that user opens from the card. Values that
+    name no known locale or zone are not kept."""
+    if not email:
+        return
+    known_locale = formatting.locale_for(locale) if locale else ""
+    if known_locale == formatting.DEFAULT_LOCALE and (locale or "").strip().lower() != "en":
+        known_locale = ""  # locale_for fell back: HubSpot sent nothing usable
+    known_tz = tz if tz and _known_zone(tz) else ""
+    if not (known_locale or known_tz):
+        return
+    get_redis().set(_LOCALE_KEY.format(installation.id, email.casefold()),
+                    json.dumps({"locale": known_locale, "tz": known_tz}), ex=LOCALE_CACHE_SECONDS)
+
+
+def _hubspot_locale(installation: Installation, email: str) -> tuple[str, str]:
+    if not email:
+        return "", ""
+    cached = get_redis().get(_LOCALE_KEY.format(installation.id, email.casefold()))
+    if cached is None:
+        return "", ""
+    data = json.loads(cached)
+    return str(data.get("locale") or ""), str(data.get("tz") or "")
+
+
+def page_locale(viewer: Viewer) -> tuple[str, str | None]:
+    """(locale, IANA zone) to format this viewer's pages in: the CRM user's where the CRM
+    says, else the organisation's (Xero's CountryCode and Timezone, from the reference data
+    Paydeck keeps: no Xero call), else English and UTC."""
+    country, org_zone = organisation_locale(viewer.installation)
+    locale = formatting.locale_for(viewer.locale or None, country or None)
+    tz = viewer.timezone if viewer.timezone and _known_zone(viewer.timezone) else org_zone
+    return locale, tz or None
+
+
+def organisation_locale(installation: Installation) -> tuple[str, str]:
+    """(Xero CountryCode, IANA zone of Organisation.Timezone) as Paydeck last read them; ("", "")
+    when it holds no copy."""
+    ref = cached_reference(installation.id)
+    if ref is None:
+        return "", ""
+    zone = iana_zone(ref.timezone) if ref.timezone else None
+    return ref.country_code, zone.key if zone is not None else ""
+
+
+def _known_zone(name: str) -> bool:
+    return len(name) <= 64 and formatting.zone(name).key == name
 
 
 def level(installation: Installation, name: str) -> str:
@@ -206,20 +270,23 @@ def _is_owner(viewer: Viewer, kind: str, record_id: str) -> bool:
     return bool(viewer.email) and owner in _hubspot_owner_ids(viewer.installation, viewer.email)
 
 
-def _pipedrive_user(installation: Installation, user_id: str) -> tuple[bool, str]:
-    """(is_admin, email) from Pipedrive, cached; (False, "") if Pipedrive cannot say."""
+def _pipedrive_user(installation: Installation, user_id: str) -> dict[str, Any]:
+    """{admin, email, locale, tz} of a Pipedrive user (GET /v1/users/{id}), cached; not an
+    admin and no email if Pipedrive cannot say."""
     key = _USER_KEY.format(installation.id, user_id)
     cached = get_redis().get(key)
     if cached is not None:
-        data = json.loads(cached)
-        return bool(data["admin"]), str(data["email"])
+        data: dict[str, Any] = json.loads(cached)
+        return data
     try:
-        is_admin, email = adapter_for("pipedrive").user_is_admin(installation, user_id)
+        profile = adapter_for("pipedrive").user_profile(installation, user_id)
     except NO_ANSWER as exc:  # fail closed, and not cached: the next load asks again
         log.warning("installation %s: Pipedrive user %s unknown: %s", installation.id, user_id, exc)
-        return False, ""
-    get_redis().set(key, json.dumps({"admin": is_admin, "email": email}), ex=ADMIN_CACHE_SECONDS)
-    return is_admin, email
+        return {"admin": False, "email": ""}
+    data = {"admin": profile.is_admin, "email": profile.email, "locale": profile.locale,
+            "tz": profile.timezone}
+    get_redis().set(key, json.dumps(data), ex=ADMIN_CACHE_SECONDS)
+    return data
 
 
 def _hubspot_owner_ids(installation: Installation, email: str) -> set[str]:

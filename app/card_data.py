@@ -5,25 +5,29 @@ the shapes the card JSON and the page templates take."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Select, select
 
-from app.access import AMOUNTS_HIDDEN, may_act, may_see_money, viewer_for
+from app import formatting
+from app.access import AMOUNTS_HIDDEN, may_act, may_see_money, page_locale, viewer_for
 from app.connection_state import connection_state
 from app.extensions import db
 from app.invoice_view import cached_names, card_json, whole_invoice
 from app.models import AuditEvent, Installation, InvoiceLink, ReviewItem, ReviewReason, ReviewStatus
-from app.page_format import current_locale, current_zone
 from xero.status import LABELS
 
 # The card lists this many open review items (newest first); `open_review_items` counts them all.
 CARD_REVIEW_ITEMS = 5
 # What a viewer who may not see money is not sent: amounts, and review details (which quote
 # amounts, e.g. a deal amount that differs from its lines).
-MONEY_KEYS = ("total", "amount_due", "amount_paid", "currency", "invoice_url", "invoice", "pdf_url")
+MONEY_KEYS = ("total", "amount_due", "amount_paid", "currency", "invoice_url", "total_text",
+              "amount_due_text", "amount_paid_text", "invoice", "pdf_url")
+# The card's amounts as the viewer reads them ("AUD 3,036.00"), beside the exact decimals.
+TEXT_KEYS = {"total": "total_text", "amount_due": "amount_due_text", "amount_paid": "amount_paid_text"}
 COMPANY_INVOICES = 10  # the company page lists its newest invoices
 QUEUE_ROWS = 100  # the review page lists at most this many items, and as many events
 
@@ -36,9 +40,9 @@ def card_facts(installation: Installation, user: str, object_type: str,
     facts: dict[str, Any] = {}
     if object_type == "deal":
         link = deal_link(installation.id, object_id)
-        summary = deal_summary(installation.id, object_id, link)
-        if summary["invoiced"] and link is not None:  # the whole invoice: lines, totals, payments (amounts: see below)
-            summary["invoice"] = whole_invoice_json(link)
+        summary = formatted(deal_summary(installation.id, object_id, link), *page_locale(viewer))
+        if summary["invoiced"] and link is not None:  # the whole invoice: lines, totals, payments
+            summary["invoice"] = whole_invoice_json(link, *page_locale(viewer))
         facts.update(summary if may_see_money(viewer, "deal", object_id) else without_money(summary))
     facts["may_act"] = may_act(viewer, object_type, object_id)
     facts["connection"] = connection_state(installation)
@@ -102,11 +106,26 @@ def deal_summary(installation_id: int, deal_id: str,
             "invoice_url": link.online_url, **review}
 
 
-def whole_invoice_json(link: InvoiceLink) -> dict[str, Any]:
-    """The whole invoice for the card's JSON (app/invoice_view.py), in this request's locale."""
-    locale = current_locale()
-    return card_json(whole_invoice(link, cached_names(link.installation_id), locale), locale,
-                     current_zone())
+def whole_invoice_json(link: InvoiceLink, locale: str, tz: str | None) -> dict[str, Any]:
+    """The whole invoice for the card's JSON (app/invoice_view.py), in the viewer's locale."""
+    return card_json(whole_invoice(link, cached_names(link.installation_id), locale), locale, tz)
+
+
+def formatted(summary: dict[str, Any], locale: str, tz: str | None) -> dict[str, Any]:
+    """The summary with each amount, the due date and each review item's time also as the
+    viewer reads them (app/formatting.py): `total_text` "AUD 3,036.00" beside `total` "3036.00"."""
+    out = dict(summary)
+    for key, text_key in TEXT_KEYS.items():
+        if key in summary:
+            value = summary[key]
+            out[text_key] = formatting.money(None if value is None else Decimal(value),
+                                             summary.get("currency"), locale)
+    if summary.get("due_date"):
+        out["due_date_text"] = formatting.day(date.fromisoformat(summary["due_date"]), locale)
+    out["review_items"] = [{**item, "created_at_text": formatting.when(
+        datetime.fromisoformat(item["created_at"]), tz, locale)}
+        for item in summary.get("review_items", [])]
+    return out
 
 
 def without_money(summary: dict[str, Any]) -> dict[str, Any]:
@@ -146,11 +165,12 @@ def _open_items(installation_id: int, deal_id: str) -> Select[tuple[ReviewItem]]
 
 @dataclass(frozen=True)
 class CompanyInvoices:
-    """A company's newest invoices (those to its linked Xero contact) and what they leave owed."""
+    """A company's newest invoices (those to its linked Xero contact) and what they leave owed,
+    per currency (amounts in different currencies are never added together)."""
 
     invoices: list[InvoiceLink]
-    outstanding: Decimal
-    overdue: Decimal
+    outstanding: dict[str, Decimal]
+    overdue: dict[str, Decimal]
 
 
 def company_invoices(installation_id: int, contact_id: str | None) -> CompanyInvoices:
@@ -160,27 +180,136 @@ def company_invoices(installation_id: int, contact_id: str | None) -> CompanyInv
             InvoiceLink.installation_id == installation_id,
             InvoiceLink.xero_contact_id == contact_id).order_by(
             InvoiceLink.created_at.desc()).limit(COMPANY_INVOICES)).all())
-    outstanding = sum((l.amount_due or 0 for l in invoices if l.status == "AUTHORISED"), Decimal(0))
-    overdue = sum((l.amount_due or 0 for l in invoices if l.deal_status == "overdue"), Decimal(0))
+    outstanding = _by_currency(l for l in invoices if l.status == "AUTHORISED")
+    overdue = _by_currency(l for l in invoices if l.deal_status == "overdue")
     return CompanyInvoices(invoices, outstanding, overdue)
 
 
-def review_queue(installation_id: int, deal: str, status: str,
-                 since: datetime | None) -> tuple[list[ReviewItem], list[AuditEvent]]:
-    """The queue's items and the activity log, newest first, filtered by deal ("" = every
-    deal), status ("all" or a ReviewStatus value) and the day they start from."""
+def _by_currency(links: Iterable[InvoiceLink]) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for link in links:
+        currency = link.currency or ""
+        totals[currency] = totals.get(currency, Decimal(0)) + (link.amount_due or Decimal(0))
+    return totals
+
+
+def review_items(installation_id: int, deal: str, status: str,
+                 since: datetime | None) -> list[ReviewItem]:
+    """The queue's items, newest first, filtered by deal ("" = every deal), status ("all" or a
+    ReviewStatus value) and the day they start from; at most QUEUE_ROWS."""
     items_q = select(ReviewItem).where(ReviewItem.installation_id == installation_id)
-    audit_q = select(AuditEvent).where(AuditEvent.installation_id == installation_id)
     if deal:
-        items_q, audit_q = items_q.where(ReviewItem.deal_id == deal), audit_q.where(AuditEvent.deal_id == deal)
+        items_q = items_q.where(ReviewItem.deal_id == deal)
     if status != "all":
         items_q = items_q.where(ReviewItem.status == ReviewStatus(status))
     if since is not None:
         items_q = items_q.where(ReviewItem.created_at >= since)
-        audit_q = audit_q.where(AuditEvent.created_at >= since)
-    items = db.session.scalars(items_q.order_by(ReviewItem.created_at.desc()).limit(QUEUE_ROWS)).all()
-    events = db.session.scalars(audit_q.order_by(AuditEvent.created_at.desc()).limit(QUEUE_ROWS)).all()
-    return list(items), list(events)
+    return list(db.session.scalars(items_q.order_by(ReviewItem.created_at.desc(),
+                                                    ReviewItem.id.desc()).limit(QUEUE_ROWS)).all())
+
+
+# --- the activity log: filtered, paged by key (newest first), exported -----------------------
+
+ACTIVITY_PAGE = 50  # events per page of the log
+
+
+@dataclass(frozen=True)
+class ActivityFilter:
+    """Which audit events the log shows: "" = any."""
+
+    deal: str = ""
+    action: str = ""
+    outcome: str = ""
+    since: datetime | None = None  # from this moment on
+    until: datetime | None = None  # before this moment
+
+
+def activity_query(installation_id: int, f: ActivityFilter) -> Select[tuple[AuditEvent]]:
+    """The installation's events matching `f`, newest first (by id: events are inserted in
+    time order, and the id is a unique, indexed key to page by)."""
+    q = select(AuditEvent).where(AuditEvent.installation_id == installation_id)
+    if f.deal:
+        q = q.where(AuditEvent.deal_id == f.deal)
+    if f.action:
+        q = q.where(AuditEvent.action == f.action)
+    if f.outcome:
+        q = q.where(AuditEvent.outcome == f.outcome)
+    if f.since is not None:
+        q = q.where(AuditEvent.created_at >= f.since)
+    if f.until is not None:
+        q = q.where(AuditEvent.created_at < f.until)
+    return q.order_by(AuditEvent.id.desc())
+
+
+@dataclass(frozen=True)
+class ActivityPage:
+    events: list[AuditEvent]
+    older: int | None  # `before` for the next (older) page; None on the last page
+    total: int  # events matching the filter
+
+
+def activity_page(installation_id: int, f: ActivityFilter, before: int | None,
+                  size: int = ACTIVITY_PAGE) -> ActivityPage:
+    """One page of the log: the `size` newest events older than event `before` (keyset
+    paging: each page costs one indexed range read, however deep)."""
+    q = activity_query(installation_id, f)
+    total = db.session.scalar(select(db.func.count()).select_from(
+        q.order_by(None).subquery())) or 0
+    if before is not None:
+        q = q.where(AuditEvent.id < before)
+    rows = list(db.session.scalars(q.limit(size + 1)).all())
+    older = rows[size - 1].id if len(rows) > size else None
+    return ActivityPage(rows[:size], older, total)
+
+
+def activity_actions(installation_id: int) -> list[str]:
+    """The actions the installation's log holds (the filter's choices)."""
+    return sorted(db.session.scalars(select(AuditEvent.action).where(
+        AuditEvent.installation_id == installation_id).distinct()).all())
+
+
+@dataclass(frozen=True)
+class DealNames:
+    """What the log shows for a deal and an invoice: the deal's name (from the engine's audit
+    of it), its invoice number (from its invoice link)."""
+
+    deals: dict[str, str]  # deal id -> name
+    invoices_by_deal: dict[str, str]  # deal id -> invoice number
+    invoices_by_id: dict[str, str]  # Xero InvoiceID -> invoice number
+
+    def deal(self, deal_id: str | None) -> str:
+        return self.deals.get(deal_id or "", "")
+
+    def invoice(self, deal_id: str | None, invoice_id: str | None = None) -> str:
+        return (self.invoices_by_id.get(invoice_id or "")
+                or self.invoices_by_deal.get(deal_id or "", ""))
+
+
+def deal_names(installation_id: int, deal_ids: Iterable[str | None],
+               invoice_ids: Iterable[str | None] = ()) -> DealNames:
+    """Names and invoice numbers for these deals and Xero invoices: two queries."""
+    ids = sorted({d for d in deal_ids if d})
+    xero_ids = sorted({i for i in invoice_ids if i})
+    if not ids and not xero_ids:
+        return DealNames({}, {}, {})
+    names: dict[str, str] = {}
+    for deal_id, detail in db.session.execute(
+            select(AuditEvent.deal_id, AuditEvent.detail).where(
+                AuditEvent.installation_id == installation_id, AuditEvent.deal_id.in_(ids),
+                AuditEvent.action == "invoice_sync").order_by(AuditEvent.id.desc())):
+        name = (detail or {}).get("deal_name")
+        if deal_id and name and deal_id not in names:
+            names[deal_id] = str(name)
+    by_deal: dict[str, str] = {}
+    by_id: dict[str, str] = {}
+    for link in db.session.scalars(select(InvoiceLink).where(
+            InvoiceLink.installation_id == installation_id,
+            db.or_(InvoiceLink.deal_id.in_(ids), InvoiceLink.xero_invoice_id.in_(xero_ids)))):
+        if link.invoice_number:
+            by_deal.setdefault(link.deal_id, link.invoice_number)
+            if link.xero_invoice_id:
+                by_id[link.xero_invoice_id] = link.invoice_number
+    return DealNames(names, by_deal, by_id)
 
 
 def money(value: Decimal | None) -> str | None:

@@ -150,13 +150,46 @@ def web_domain(value: str) -> str:
     return host.removeprefix("www.")
 
 
+MAX_QUERY = 100  # characters of a typed search sent to Xero (a name is at most 255; nobody types more)
+
+
+def search_contacts(xero: XeroClient, query: str, connection_id: int | None = None) -> list[ContactResult]:
+    """Xero contacts for a typed search, as the page's label promises: name, email or contact
+    number (Xero's searchTerm), and tax number when the query has digits: a `where` on
+    TaxNumber (searchTerm does not cover it; Xero compares exactly, so "51824753556" misses
+    "51 824 753 556"), plus the contact mirror's tax-number keys, which ignore spacing. Each
+    contact once, Xero's order."""
+    found = list(xero.search_contacts(query))
+    if any(ch.isdigit() for ch in query) and len(tax_key(query)) >= 5:
+        found += xero.search_contacts_by_tax_number(query)
+        if connection_id is not None:
+            found += _mirror_by_tax_number(connection_id, tax_key(query))
+    seen: set[str | None] = set()
+    unique = []
+    for contact in found:
+        if contact.contact_id not in seen:
+            seen.add(contact.contact_id)
+            unique.append(contact)
+    return unique
+
+
+def _mirror_by_tax_number(connection_id: int, key: str) -> list[ContactResult]:
+    """Active contacts of the XeroContact mirror (kept by the engine's If-Modified-Since sync)
+    whose tax number, ignoring spaces and punctuation, is `key`."""
+    rows = db.session.scalars(select(XeroContact).where(
+        XeroContact.xero_connection_id == connection_id, XeroContact.tax_number_key == key,
+        XeroContact.active.is_(True)).limit(20))
+    return [ContactResult(r.contact_id, r.name, r.email_key or "", key) for r in rows]
+
+
 def contact_choices(installation: Installation, company_id: str, query: str,
                     linked: bool) -> tuple[list[ContactResult], list[Suggestion], str]:
     """What the company page offers to link: a typed search's results, else suggestions for an
     unlinked company; and what went wrong ("" if nothing)."""
     if query:
         try:
-            return connected_xero(installation).search_contacts(query), [], ""
+            connection_id = installation.xero_connection.id if installation.xero_connection else None
+            return search_contacts(connected_xero(installation), query, connection_id), [], ""
         except XeroFailure as exc:
             return [], [], f"Xero search is unavailable right now: {exc}"
     if linked:
@@ -205,6 +238,39 @@ def linked_contact(installation_id: int, company_id: str) -> tuple[str, str] | N
                ContactLink.crm_object_type == "company", ContactLink.crm_object_id == company_id)
     ).first()
     return None if row is None else (row[0], row[1] or "")
+
+
+def links_elsewhere(installation_id: int, company_id: str,
+                    contact_ids: Sequence[str | None]) -> dict[str, list[str]]:
+    """Xero contact id -> the other CRM companies already linked to it (one query)."""
+    ids = sorted({c for c in contact_ids if c})
+    if not ids:
+        return {}
+    found: dict[str, list[str]] = {}
+    for contact_id, other in db.session.execute(
+            select(ContactLink.xero_contact_id, ContactLink.crm_object_id).where(
+                ContactLink.installation_id == installation_id,
+                ContactLink.crm_object_type == "company", ContactLink.xero_contact_id.in_(ids),
+                ContactLink.crm_object_id != company_id).order_by(ContactLink.crm_object_id)):
+        found.setdefault(contact_id, []).append(other)
+    return found
+
+
+def unlink_company(installation: Installation, company_id: str, user: str) -> str | None:
+    """Remove the company's link (new invoices match or create a contact again); audited. The
+    Xero contact id it was linked to, None if it had no link. Committed."""
+    existing = db.session.scalar(select(ContactLink).where(
+        ContactLink.installation_id == installation.id, ContactLink.crm_object_type == "company",
+        ContactLink.crm_object_id == company_id))
+    if existing is None:
+        return None
+    contact_id = existing.xero_contact_id
+    db.session.delete(existing)
+    db.session.add(AuditEvent(installation_id=installation.id, action="contact_unlinked",
+                              outcome="ok", detail={"company": company_id, "by": user},
+                              xero_ids={"contact_id": contact_id}))
+    db.session.commit()
+    return contact_id
 
 
 def link_company(installation: Installation, company_id: str, contact: ContactDetails,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,16 @@ from domain.dates import to_date, to_moment
 from domain.deals import Address, Deal, LineItem, Organisation, Person
 from domain.loopback import LOOPBACK, allow_plain_http_on_loopback, is_loopback
 from domain.money import cents, to_decimal
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """A Pipedrive user as GET /v1/users/{id} describes them."""
+
+    is_admin: bool
+    email: str
+    locale: str = ""  # "en_US"
+    timezone: str = ""  # IANA, "Europe/Berlin"
 
 
 @dataclass(frozen=True)
@@ -197,13 +208,20 @@ class PipedriveCrm:
     # -- who the user is ---------------------------------------------------------------------
 
     def user_is_admin(self, installation: Any, user_id: str) -> tuple[bool, str]:
-        """(is_admin, email) of a user of the company: v1 GetUser
-        (developers.pipedrive.com/docs/api/v1/Users#getUser); `is_admin` is a boolean there,
-        1/0 in some answers, so only true or 1 counts."""
+        """(is_admin, email) of a user of the company (see `user_profile`)."""
+        profile = self.user_profile(installation, user_id)
+        return profile.is_admin, profile.email
+
+    def user_profile(self, installation: Any, user_id: str) -> UserProfile:
+        """Who a user of the company is: v1 GetUser
+        (developers.pipedrive.com/docs/api/v1/Users#getUser). `is_admin` is a boolean there,
+        1/0 in some answers, so only true or 1 counts; `locale` ("en_US") and `timezone_name`
+        (IANA, "Europe/Berlin") are the user's own settings ("" when absent)."""
         if not (user_id.isascii() and user_id.isdigit()):
-            return False, ""
+            return UserProfile(False, "")
         data = self._request(installation, "GET", f"/api/v1/users/{user_id}", 2) or {}
-        return data.get("is_admin") in (True, 1), str(data.get("email") or "")
+        return UserProfile(data.get("is_admin") in (True, 1), str(data.get("email") or ""),
+                           str(data.get("locale") or ""), str(data.get("timezone_name") or ""))
 
     # -- who owns and may see a record (app.access) ------------------------------------------
 
@@ -268,7 +286,8 @@ class PipedriveCrm:
                       if attr in FIELDS and attr in codes and value is not None}
             if custom:
                 self._request(installation, "PATCH", f"/api/v2/deals/{u.deal_id}", 5,
-                              json={"custom_fields": custom})
+                              data=exact_json({"custom_fields": custom}),
+                              headers={"Content-Type": "application/json"})
 
     # -- install ---------------------------------------------------------------------------
 
@@ -563,6 +582,38 @@ def _primary(values: Any) -> str:
 
 
 def _field_value(attr: str, value: Any) -> Any:
+    """A deal field's value as its type takes it. Pipedrive's numerical custom fields
+    ("double": "Numeric value", pipedrive.readme.io/docs/core-api-concepts-custom-fields) take a
+    JSON number: the Decimal itself, written digit for digit by `exact_json` (never a float,
+    which would turn 0.1 + 0.2 into 0.30000000000000004 and round large sums)."""
     if FIELDS[attr][1] == "double":
-        return float(value) if value != "" else None  # Pipedrive number fields are JSON numbers
+        return Decimal(value) if value != "" else None
     return value
+
+
+def exact_json(body: Any) -> bytes:
+    """`body` as JSON, each Decimal as a JSON number with exactly its digits ("3036.00", not
+    3036.0 through a float). The standard encoder writes no Decimal, so each is written as a
+    unique placeholder string first and the placeholder replaced by the number's text."""
+    marker = f"\u0000dec{secrets.token_hex(8)}:"
+    numbers: list[str] = []
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            if not value.is_finite():
+                raise ValueError(f"not a number: {value}")
+            numbers.append(format(value, "f"))
+            return f"{marker}{len(numbers) - 1}"
+        if isinstance(value, float):
+            raise TypeError("amounts are Decimal, never float")
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    text = json.dumps(plain(body), ensure_ascii=False)
+    escaped = json.dumps(marker)[1:-1]
+    for index, number in enumerate(numbers):
+        text = text.replace(f'"{escaped}{index}"', number, 1)
+    return text.encode()

@@ -530,3 +530,21 @@ def test_a_push_from_the_card_tries_a_backing_off_deal_at_once(env):
     env.work()
 
     assert len(env.invoices_for("611")) == 1
+
+
+def test_a_deal_that_cannot_be_invoiced_creates_no_xero_contact(env):
+    """Issue #14: a deal with no lines went to review, but its company had already become a
+    new Xero contact with no invoice. The build is checked before the contact is created; a
+    fixed deal then creates it (once) with its invoice."""
+    env.crm.add(deal("109", lines=0))
+
+    env.request("109")
+    env.work()
+
+    assert one(env.app, ReviewItem).reason == ReviewReason.NO_LINE_ITEMS
+    assert env.books.contacts == [] and env.invoices_for("109") == []
+    env.crm.add(deal("109", lines=1))
+    with env.app.app_context():
+        assert retry_review_item(one(env.app, ReviewItem).id)
+    env.work()
+    assert len(env.books.contacts) == 1 and len(env.invoices_for("109")) == 1

@@ -32,7 +32,9 @@ UI_ROUTES = {
     ("GET", "/ui/company/<company_id>"): ("company", "34", None),
     ("POST", "/ui/company/<company_id>/link"): ("company", "34", "link"),
     ("POST", "/ui/company/<company_id>/import"): ("company", "34", "import"),
+    ("POST", "/ui/company/<company_id>/unlink"): ("company", "34", "unlink"),
     ("GET", "/ui/review/<int:installation_id>"): ("review", "{ins}", None),
+    ("GET", "/ui/review/<int:installation_id>/activity.csv"): ("review", "{ins}", None),
     ("POST", "/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss, keep, resend):verb>"):
         ("review", "{ins}", "dismiss"),
     ("GET", "/ui/settings/<int:installation_id>"): ("settings", "{ins}", None),

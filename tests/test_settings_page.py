@@ -832,12 +832,16 @@ def test_the_access_section_shows_the_defaults(hubspot_admin):
     assert form.values("action_permission") == ["owners_and_admins"]
 
 
-def test_a_tolerance_error_is_shown_once_beside_its_field(hubspot_admin):
-    """Found in review: the tolerance's error was listed at the top and beside the field."""
+def test_a_tolerance_error_is_shown_beside_its_field_and_linked_from_the_summary(hubspot_admin):
+    """Issue #14: one error summary at the top that links to each field's error (the text
+    beside the field, once), not a second unlinked copy."""
     ctx = hubspot_admin
     form = form_of(ctx, page(ctx)).set("amount_tolerance", "a bit")
 
     response = post(ctx, form)
 
     assert response.status_code == 400
-    assert response.text.count("at most 2 decimals") == 1
+    assert response.text.count('id="error-summary"') == 1
+    assert re.search(r'<a href="#error-amount_tolerance">[^<]*at most 2 decimals', response.text)
+    assert re.search(r'id="error-amount_tolerance"[^>]*>[^<]*at most 2 decimals', response.text)
+    assert response.text.count("at most 2 decimals") == 2  # the summary's link, the field's text

@@ -40,8 +40,8 @@ from tests.helpers import form_fields
 from tests.test_cards import INSTALLER, card_get
 
 NB = "\u00a0"  # Babel puts a no-break space between the ISO code and the digits (en)
-# Pages format in English ("en": CLDR's medium date is "Nov 20, 2026") unless a view chooses
-# the CRM user's locale (app/page_format.py).
+# Pages and the card format in the viewer's locale, else the organisation's (app/access.py
+# page_locale): the fake's AU books give en_AU, whose CLDR medium date is "20 Nov 2026".
 
 
 def aud(text: str) -> str:
@@ -188,7 +188,7 @@ def test_payments_credit_notes_and_the_paid_date_come_from_the_refresh_and_the_p
     env.books.credit(invoice_id, Decimal("36.00"))
     refresh(env, invoice_id)  # the webhook's GET /Invoices?IDs= carries CreditNotes
     page = page_of(env, deal_id)
-    assert "Nov 20, 2026" in page and aud("1,000.00") in page and "EFT 4471" in page
+    assert "20 Nov 2026" in page and aud("1,000.00") in page and "EFT 4471" in page
     assert "Credit note" in page and aud("36.00") in page
     assert f"<dt>Due</dt><dd>{aud('2,000.00')}" in page
 
@@ -200,8 +200,8 @@ def test_payments_credit_notes_and_the_paid_date_come_from_the_refresh_and_the_p
     assert [(a["kind"], a["amount"], a["amount_text"]) for a in body["allocations"]] == [
         ("credit_note", "36.00", aud("36.00"))]
     assert (body["amount_due"], body["paid_on"], body["paid_on_text"]) == (
-        "0.00", "2026-11-25", "Nov 25, 2026")
-    assert "paid in full on Nov 25, 2026" in page_of(env, deal_id)
+        "0.00", "2026-11-25", "25 Nov 2026")
+    assert "paid in full on 25 Nov 2026" in page_of(env, deal_id)
 
 
 def test_prepayments_and_overpayments_are_listed_as_allocations(deal_env):

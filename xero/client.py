@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -225,6 +226,7 @@ class XeroClient:
             sales_terms=_terms(sales),
             organisation_name=org.name or "",
             timezone=_enum_value(getattr(org, "timezone", None)),
+            country_code=_enum_value(getattr(org, "country_code", None)),
         )
 
     # --- contacts ---------------------------------------------------------------------------
@@ -254,6 +256,18 @@ class XeroClient:
         """Active contacts whose name, email or contact number contain `term` (searchTerm);
         a tax number is matched on the ContactNumber/TaxNumber the result carries."""
         contacts = self._call("get_contacts", search_term=term, page=1, page_size=limit,
+                              summary_only=True).contacts or []
+        return [_contact_result(c) for c in contacts][:limit]
+
+    def search_contacts_by_tax_number(self, tax_number: str, limit: int = 20) -> list[ContactResult]:
+        """Active contacts whose TaxNumber is `tax_number` as typed or without its spaces and
+        dots. `searchTerm` does not cover TaxNumber (the spec: "Name, FirstName, LastName,
+        ContactNumber and EmailAddress"), so this is a `where` filter (exact, as Xero compares)."""
+        forms = sorted({tax_number.strip(), re.sub(r"[\s.\-]", "", tax_number)} - {""})
+        if not forms:
+            return []
+        where = " OR ".join(f'TaxNumber=="{_quote(f)}"' for f in forms)
+        contacts = self._call("get_contacts", where=where, page=1, page_size=limit,
                               summary_only=True).contacts or []
         return [_contact_result(c) for c in contacts][:limit]
 

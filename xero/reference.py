@@ -73,6 +73,8 @@ class ReferenceData:
     # Organisation.Timezone as Xero names it (Windows-style, "AUSEASTERNSTANDARDTIME");
     # xero.timezones maps it to IANA. Invoice dates are local dates there.
     timezone: str = ""
+    # Organisation.CountryCode (ISO 3166, "AU"): the organisation's locale on Paydeck's pages.
+    country_code: str = ""
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -95,6 +97,7 @@ class ReferenceData:
             sales_terms=PaymentTerms(**terms) if terms else None,
             organisation_name=data.get("organisation_name", ""),
             timezone=data.get("timezone", ""),
+            country_code=data.get("country_code", ""),
         )
 
 

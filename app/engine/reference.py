@@ -43,6 +43,16 @@ def cached_reference_data(installation_id: int, tenant_id: str | None) -> Refere
     return ReferenceData.from_json(cached)
 
 
+def cached_reference(installation_id: int) -> ReferenceData | None:
+    """The copy `reference_data` keeps, if any (no Xero call): what pages read of the
+    organisation (its country and timezone) to format in."""
+    cached = get_redis().hget(_reference_key(installation_id), "data")
+    try:
+        return ReferenceData.from_json(cached) if cached else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def forget_reference_data(installation_id: int) -> None:
     """Drop the cached accounts/tax rates/items (settings changed, or Xero said they moved).
     One known key per installation: no scan of Redis's keyspace on this hot path."""

@@ -40,6 +40,10 @@ class ContactMatching(RowSection):
         tax_property = form.get("tax_number_property", "").strip()
         if len(tax_property) > MAX_LABEL or not tax_property.isprintable():
             errors["tax_number_property"] = f"Use at most {MAX_LABEL} printable characters."
+        elif "tax_number" in dedupe and not tax_property and "dedupe_order" not in errors:
+            # Without the field, no CRM company has a tax number to match on.
+            errors["dedupe_order"] = ("Matching by tax number needs the company field holding the "
+                                      "tax number: name it below, or match another way.")
         return ContactMatching(dedupe, tax_property)
 
     def error_keys(self, sources: Sources) -> set[str]:

@@ -11,7 +11,8 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
-from app.access import may_act, may_administer_pipedrive, may_view_record, viewer_for
+from app.access import may_act, may_administer_pipedrive, may_view_record, remember_hubspot_locale
+from app.access import viewer_for
 from app.card_data import card_facts, deal_link, deal_summary, open_review_items
 from app.card_data import without_money
 from app.engine.push import CREATE, FIX_CONNECT_XERO, FIX_RECONNECT_XERO, FIX_REINSTALL, invoice_history
@@ -71,6 +72,10 @@ def hubspot_card() -> tuple[Response, int]:
     if not is_crm_id(object_id):
         return jsonify({"error": "objectId is required"}), 400
     user = request.args.get("userEmail", "")
+    # The card passes its user's locale and the account's timezone (HubSpot's extension
+    # context: user.locale, portal.timezone), signed with the rest of the URL.
+    remember_hubspot_locale(installation, user, request.args.get("locale"),
+                            request.args.get("timezone"))
     facts = card_facts(installation, user, object_type, object_id)
     urls = _card_urls(installation, user, object_type, object_id)
     if "invoice" in facts:  # invoiced, and this viewer may see its amounts

@@ -14,11 +14,12 @@ from flask import Response, abort, g, make_response, render_template, request, s
 
 from sqlalchemy import select
 
-from app.access import Viewer, may_act, may_see_money, refuse_action, viewer_for
+from app.access import Viewer, may_act, may_see_money, page_locale, refuse_action, viewer_for
 from app.card_data import installation_alerts
 from app.connection_state import connection_notices
 from app.extensions import db
 from app.models import CrmKind, Installation, InstallationStatus
+from app.page_format import use_locale
 from app.runtime import get_settings
 from app.ui_auth import View, issue_view_token, page_ttl, read_pipedrive_token, read_view_token
 
@@ -246,11 +247,13 @@ class Opened:
 
 
 def open_record(object_type: str, object_id: str) -> Opened:
-    """The page token's view of this record (else a 401) and its viewer."""
+    """The page token's view of this record (else a 401) and its viewer; the page formats in
+    the viewer's locale and timezone."""
     token = request.args.get("t")
     view = read_view_token(token, object_type, object_id)
     installation = view_installation(view)
     viewer = viewer_for(installation, view.user)
+    use_locale(*page_locale(viewer))
     return Opened(token, view, installation, viewer, may_see_money(viewer, object_type, object_id))
 
 

@@ -9,9 +9,9 @@ import re
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from app.access import AMOUNTS_HIDDEN, may_act, viewer_for
-from app.card_data import company_invoices, money
-from app.company_import import connected_xero, contact_choices, crm_name, import_into_company, link_company
-from app.company_import import linked_contact
+from app.card_data import company_invoices
+from app.company_import import MAX_QUERY, connected_xero, contact_choices, crm_name, import_into_company
+from app.company_import import link_company, linked_contact, links_elsewhere, unlink_company
 from app.models import Installation
 from app.ui_auth import View, issue_action_token, issue_view_token, read_action_token
 from app.views.common import crm_frame_headers, form_pd, message_page, open_record, page_alerts, require_act
@@ -33,13 +33,21 @@ def company_page(company_id: str) -> str:
     linked = linked_contact(installation.id, company_id)
     contact_id, contact_name = linked if linked else (None, "")
     owed = company_invoices(installation.id, contact_id)
-    query = (request.args.get("q") or "").strip()
+    typed = request.args.get("q")
+    query = " ".join((typed or "").split())[:MAX_QUERY].strip()
     results, suggestions, problem = contact_choices(installation, company_id, query, contact_id is not None)
+    if typed is not None and not query:
+        problem = "Type a name, email address, contact number or tax number to search for."
+    cut = len(" ".join((typed or "").split())) > MAX_QUERY
+    shown = [c.contact_id for c in results] + [s.contact.contact_id for s in suggestions]
     return render_template("company.html", token=opened.token, company_id=company_id,
                            link_token=issue_action_token(opened.view, "link"),
                            import_token=issue_action_token(opened.view, "import"),
+                           unlink_token=issue_action_token(opened.view, "unlink"),
+                           elsewhere=links_elsewhere(installation.id, company_id, [*shown, contact_id]),
+                           query_cut=cut, max_query=MAX_QUERY,
                            contact_id=contact_id, contact_name=contact_name, invoices=owed.invoices,
-                           outstanding=money(owed.outstanding), overdue=money(owed.overdue), query=query,
+                           outstanding=owed.outstanding, overdue=owed.overdue, query=query,
                            results=results, suggestions=suggestions, problem=problem,
                            crm_name=crm_name(installation), labels=LABELS,
                            message=request.args.get("m", ""), money=opened.money,
@@ -55,8 +63,11 @@ def link_contact(company_id: str) -> Response:
     view, installation, token = _company_action(company_id, "link")
     contact = _chosen_contact(installation, company_id, token)
     link_company(installation, company_id, contact, view.user)
+    others = links_elsewhere(installation.id, company_id, [contact.contact_id]).get(contact.contact_id, [])
+    also = (f" It is also linked to {len(others)} other compan{'y' if len(others) == 1 else 'ies'} "
+            f"({', '.join(others[:5])}), whose invoices go to it too." if others else "")
     return redirect(_company_url(company_id, token, f"Linked to {contact.name}: new invoices for "
-                                                    "this company go to that Xero contact."))
+                                                    f"this company go to that Xero contact.{also}"))
 
 
 @bp.post("/ui/company/<company_id>/import")
@@ -67,6 +78,18 @@ def import_contact(company_id: str) -> Response:
     contact = _chosen_contact(installation, company_id, token)
     outcome = import_into_company(installation, company_id, contact, view.user)
     return redirect(_company_url(company_id, token, outcome.summary()))
+
+
+@bp.post("/ui/company/<company_id>/unlink")
+def unlink_contact(company_id: str) -> Response:
+    """Remove the company's link to its Xero contact (the first invoice matches or creates a
+    contact again, by the admin's matching order)."""
+    view, installation, token = _company_action(company_id, "unlink")
+    removed = unlink_company(installation, company_id, view.user)
+    message = ("Unlinked: the next invoice for this company matches a Xero contact again (or "
+               "creates one). Nothing was changed in Xero." if removed else
+               "This company was not linked to a Xero contact.")
+    return redirect(_company_url(company_id, token, message))
 
 
 def _company_action(company_id: str, action: str) -> tuple[View, Installation, str]:

@@ -18,12 +18,13 @@ from __future__ import annotations
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
-from app.access import may_administer_pipedrive
+from app.access import may_administer_pipedrive, page_locale, viewer_for
 from app.company_import import crm_name
 from app.connection_state import connection_notices
 from app.connections import revoke_grant
 from app.extensions import db
 from app.models import AuditEvent, ConnectionStatus, Installation
+from app.page_format import use_locale
 from app.settings_forms.form import SettingsForm
 from app.settings_forms.sources import Sources, load_sources
 from app.ui_auth import FORM_TTL, View, issue_action_token, issue_view_token, read_action_token
@@ -55,7 +56,7 @@ def save_settings(installation_id: int) -> Response:
     wanted, errors = SettingsForm.saved(installation).read(request.form, sources, crm_name(installation))
     if errors:
         return _render(view, installation, sources, wanted, errors, pipedrive=pipedrive,
-                       message="Nothing was saved: fix the fields marked below.", status=400)
+                       message="", status=400)
     try:
         changes = wanted.save(installation)
         if changes:
@@ -104,9 +105,12 @@ def _page_path(view: View, pipedrive: bool, **args: str) -> str:
 
 
 def _installation(view: View, installation_id: int) -> Installation:
+    """The token's active installation; the page formats in its viewer's locale and zone."""
     if view.installation_id != installation_id:
         refuse_view("view token is for another installation", expired=False)
-    return view_installation(view)
+    installation = view_installation(view)
+    use_locale(*page_locale(viewer_for(installation, view.user)))
+    return installation
 
 
 def _render(view: View, installation: Installation, sources: Sources, form: SettingsForm,
@@ -123,6 +127,7 @@ def _render(view: View, installation: Installation, sources: Sources, form: Sett
         connection_notices=connection_notices(installation), pipedrive=pipedrive, message=message,
         notices=sources.notices, errors=errors,
         unplaced_errors=[text for key, text in errors.items() if key not in placed],
+        unplaced_errors_keys={key for key in errors if key not in placed},
         form=form, sources=sources, connect_url=url_for("xero_connect.start"),
         **form.labels(sources))
     return make_response(body, status)

@@ -131,9 +131,12 @@ def test_a_company_is_found_in_xero_by_search_and_linked_from_its_card(page, san
     card.get_by_role("button", name="Search").click()
     result = card.get_by_role("listitem").filter(has_text="Globex Corporation")
     expect(result).to_be_visible()
+    questions: list[str] = []  # issue #14: linking asks first
+    page.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     result.get_by_role("button", name="Link").click()
 
     expect(card.get_by_role("heading", name="Linked to Globex Corporation")).to_be_visible()
+    assert questions and questions[0].startswith("Link this company to the Xero contact Globex Corporation?")
     expect(card.get_by_role("status")).to_contain_text("Linked")
     shot(page, "pipedrive-organization-linked")
 

@@ -18,6 +18,9 @@ def fetched(batch, *deals: Deal):
         batch.crm.add(d)
     ctx = batch.context(*(d.id for d in deals))
     fetch_deals(ctx)
+    # The run loads Xero's reference data before contacts (engine/run.py INVOICING): a new
+    # contact is created only for a deal whose invoice would build.
+    ctx.ref = batch.xero.reference
     return ctx
 
 

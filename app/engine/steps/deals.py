@@ -23,6 +23,8 @@ def fetch_deals(ctx: RunContext) -> bool:
         w.deal = deals.get(w.request.deal_id)
         if w.deal is None:
             ctx.review(w, ReviewReason.SYNC_FAILED, "the deal no longer exists in the CRM")
+        else:
+            w.audit["deal_name"] = w.deal.name[:200]  # the activity log names deals
     return True
 
 

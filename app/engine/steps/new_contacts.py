@@ -4,6 +4,7 @@ text limits checked first."""
 from __future__ import annotations
 
 from app.engine.context import DealWork, RunContext
+from app.engine.steps.build import NOT_YET_CREATED, try_build
 from app.engine.steps.mirror import link_contact, mirror
 from app.extensions import db
 from app.models import ReviewReason
@@ -12,8 +13,12 @@ from xero.errors import BatchMismatch
 
 
 def create_contacts(ctx: RunContext, to_create: dict[str, list[DealWork]]) -> None:
-    """One new contact per group of deals (deals of one customer name share it)."""
-    groups = [g for g in to_create.values() if _contact_fits(ctx, g)]
+    """One new contact per group of deals (deals of one customer name share it), only for
+    deals whose invoice would build: a deal that goes to review (no lines, an amount that does
+    not add up, an unmapped tax label) leaves no new, invoice-less contact behind in Xero."""
+    buildable = {key: [w for w in group if try_build(ctx, w, NOT_YET_CREATED) is not None]
+                 for key, group in to_create.items()}
+    groups = [g for g in buildable.values() if g and _contact_fits(ctx, g)]
     for start in range(0, len(groups), BATCH_SIZE):
         chunk = groups[start:start + BATCH_SIZE]
         results = ctx.xero.create_contacts([new_contact(g[0]) for g in chunk])

@@ -44,6 +44,8 @@ function setup(fetchCard: CardFetch, objectTypeId = '0-3') {
   const { mocks } = renderer;
   mocks.context.crm.objectTypeId = objectTypeId;
   mocks.context.crm.objectId = 123;
+  mocks.context.user.locale = 'de-de';
+  mocks.context.portal.timezone = 'Europe/Berlin';
   renderer.render(
     <PaydeckCard context={mocks.context} openIframeModal={mocks.actions.openIframeModal} fetchCard={fetchCard} />,
   );
@@ -90,7 +92,8 @@ describe('PaydeckCard', () => {
     expect(renderer.find(LoadingSpinner).props.label).toBe('Loading Paydeck');
     await loaded(renderer);
     expect(fetchCard).toHaveBeenCalledTimes(1);
-    expect(fetchCard).toHaveBeenCalledWith(`${CARD_URL}?objectType=deals&objectId=123`, {
+    // The user's locale and the account's timezone ride along, for Paydeck's formatting.
+    expect(fetchCard).toHaveBeenCalledWith(`${CARD_URL}?objectType=deals&objectId=123&locale=de-de&timezone=Europe%2FBerlin`, {
       method: 'GET',
       timeout: FETCH_TIMEOUT_MS,
     });
@@ -113,6 +116,20 @@ describe('PaydeckCard', () => {
     expect(renderer.maybeFind(Alert)).toBeNull(); // no review items, no connection problems
     button(renderer, 'Open in Paydeck').trigger('onClick');
     expect(await opened(renderer)).toEqual([{ uri: OPEN_URL, width: 900, height: 700, title: 'Paydeck' }]);
+  });
+
+  it('shows the amounts and due date as Paydeck formatted them for this viewer', async () => {
+    const renderer = setup(answer(200, {
+      ...invoiced, total: '3036.00', amount_due: '3036.00',
+      total_text: '3.036,00\u00a0AUD', amount_due_text: '3.036,00\u00a0AUD', due_date_text: '30.11.2026',
+    }));
+    await loaded(renderer);
+    const items = renderer.findAll(DescriptionListItem).map((n) => [n.props.label, n.text]);
+    expect(items).toEqual([
+      ['Total', '3.036,00\u00a0AUD'],
+      ['Amount due', '3.036,00\u00a0AUD'],
+      ['Due date', '30.11.2026'],
+    ]);
   });
 
   it('shows "Not invoiced" and opens the preview page', async () => {
@@ -273,7 +290,7 @@ describe('PaydeckCard', () => {
     const fetchCard = answer(200, { open_url: 'https://paydeck.example.com/ui/company/5?t=x', review_url: REVIEW_URL });
     const renderer = setup(fetchCard, '0-2');
     await loaded(renderer);
-    expect(vi.mocked(fetchCard).mock.calls[0]?.[0]).toBe(`${CARD_URL}?objectType=companies&objectId=123`);
+    expect(vi.mocked(fetchCard).mock.calls[0]?.[0]).toBe(`${CARD_URL}?objectType=companies&objectId=123&locale=de-de&timezone=Europe%2FBerlin`);
     expect(renderer.maybeFind(Text, (n) => n.text === 'Not invoiced')).toBeNull();
     expect(button(renderer, 'Open in Paydeck')).toBeTruthy();
   });

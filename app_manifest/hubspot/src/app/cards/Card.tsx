@@ -56,7 +56,7 @@ const WIDE_MODAL = { width: 960, height: 800 };
 
 export const PaydeckCard = ({ context, openIframeModal, fetchCard }: PaydeckCardProps) => {
   const objectType = objectTypeOf(context.crm.objectTypeId);
-  const url = cardUrl(objectType, context.crm.objectId);
+  const url = cardUrl(objectType, context.crm.objectId, context.user?.locale, context.portal?.timezone);
   const [result, setResult] = useState<CardResult | null>(null);
   const [attempt, setAttempt] = useState(0);
 
@@ -210,7 +210,7 @@ const InvoiceView = ({ data }: { data: CardData }) => {
           <AmountsHiddenView sentence={hidden} />
           {data.due_date && (
             <DescriptionList direction="row">
-              <DescriptionListItem label="Due date">{data.due_date}</DescriptionListItem>
+              <DescriptionListItem label="Due date">{data.due_date_text ?? data.due_date}</DescriptionListItem>
             </DescriptionList>
           )}
         </>
@@ -220,9 +220,11 @@ const InvoiceView = ({ data }: { data: CardData }) => {
             <WholeInvoiceView invoice={data.invoice} />
           ) : (
             <DescriptionList direction="row">
-              <DescriptionListItem label="Total">{money(data.total, data.currency)}</DescriptionListItem>
-              <DescriptionListItem label="Amount due">{money(data.amount_due, data.currency)}</DescriptionListItem>
-              <DescriptionListItem label="Due date">{data.due_date ?? '-'}</DescriptionListItem>
+              <DescriptionListItem label="Total">{money(data.total, data.currency, data.total_text)}</DescriptionListItem>
+              <DescriptionListItem label="Amount due">
+                {money(data.amount_due, data.currency, data.amount_due_text)}
+              </DescriptionListItem>
+              <DescriptionListItem label="Due date">{data.due_date_text ?? data.due_date ?? '-'}</DescriptionListItem>
             </DescriptionList>
           )}
           <Flex direction="row" gap="sm" wrap>

@@ -140,7 +140,13 @@ export interface CardData {
   total?: string | null;
   amount_due?: string | null;
   amount_paid?: string | null;
+  /** The same amounts as the viewer reads them ("AUD 3,036.00", Babel on the server). */
+  total_text?: string | null;
+  amount_due_text?: string | null;
+  amount_paid_text?: string | null;
   due_date?: string | null;
+  /** The due date in the viewer's locale ("21 Dec 2026"). */
+  due_date_text?: string | null;
   invoice_url?: string | null;
   /** The whole invoice; absent before invoicing and when amounts are hidden. */
   invoice?: WholeInvoice;
@@ -165,8 +171,13 @@ export function objectTypeOf(objectTypeId: string): ObjectType {
   return OBJECT_TYPES[objectTypeId] ?? 'deals';
 }
 
-export function cardUrl(objectType: ObjectType, objectId: number | string): string {
+/** The card's URL. `locale` (context.user.locale) and `timezone` (context.portal.timezone)
+ * let Paydeck format amounts and times as this user reads them. */
+export function cardUrl(objectType: ObjectType, objectId: number | string, locale?: string | null,
+  timezone?: string | null): string {
   const query = new URLSearchParams({ objectType, objectId: String(objectId) });
+  if (locale) query.set('locale', locale);
+  if (timezone) query.set('timezone', timezone);
   return `${CARD_URL}?${query.toString()}`;
 }
 
@@ -234,8 +245,11 @@ function describe(err: unknown): string {
   return err instanceof Error && err.message ? err.message : 'The request failed or timed out.';
 }
 
-/** "AUD 330.00": the amount exactly as Paydeck sent it (no float arithmetic on money). */
-export function money(amount: string | null | undefined, currency: string | null | undefined): string {
+/** The amount as Paydeck formatted it for this viewer (`text`, "AUD 3,036.00"); else exactly
+ * as sent ("AUD 330.00": an older backend). No float arithmetic on money. */
+export function money(amount: string | null | undefined, currency: string | null | undefined,
+  text?: string | null): string {
+  if (text) return text;
   if (amount === null || amount === undefined) return '-';
   return currency ? `${currency} ${amount}` : amount;
 }
