@@ -16,6 +16,7 @@ from app import formatting
 from app.access import AMOUNTS_HIDDEN, may_act, may_see_money, page_locale, viewer_for
 from app.connection_state import connection_state
 from app.extensions import db
+from app.invoice_view import cached_names, card_json, whole_invoice
 from app.models import AuditEvent, Installation, InvoiceLink, ReviewItem, ReviewReason, ReviewStatus
 from xero.status import LABELS
 
@@ -24,7 +25,7 @@ CARD_REVIEW_ITEMS = 5
 # What a viewer who may not see money is not sent: amounts, and review details (which quote
 # amounts, e.g. a deal amount that differs from its lines).
 MONEY_KEYS = ("total", "amount_due", "amount_paid", "currency", "invoice_url", "total_text",
-              "amount_due_text", "amount_paid_text")
+              "amount_due_text", "amount_paid_text", "invoice", "pdf_url")
 # The card's amounts as the viewer reads them ("AUD 3,036.00"), beside the exact decimals.
 TEXT_KEYS = {"total": "total_text", "amount_due": "amount_due_text", "amount_paid": "amount_paid_text"}
 COMPANY_INVOICES = 10  # the company page lists its newest invoices
@@ -38,7 +39,10 @@ def card_facts(installation: Installation, user: str, object_type: str,
     viewer = viewer_for(installation, user)
     facts: dict[str, Any] = {}
     if object_type == "deal":
-        summary = formatted(deal_summary(installation.id, object_id), *page_locale(viewer))
+        link = deal_link(installation.id, object_id)
+        summary = formatted(deal_summary(installation.id, object_id, link), *page_locale(viewer))
+        if summary["invoiced"] and link is not None:  # the whole invoice: lines, totals, payments
+            summary["invoice"] = whole_invoice_json(link, *page_locale(viewer))
         facts.update(summary if may_see_money(viewer, "deal", object_id) else without_money(summary))
     facts["may_act"] = may_act(viewer, object_type, object_id)
     facts["connection"] = connection_state(installation)
@@ -79,9 +83,13 @@ def _alert_title(installation: Installation, detail: str, fixed: bool) -> str:
             else "A connection needs reconnecting: invoices are waiting")
 
 
-def deal_summary(installation_id: int, deal_id: str) -> dict[str, Any]:
-    """The card's facts about one deal's invoice (database only: fast)."""
-    link = deal_link(installation_id, deal_id)
+def deal_summary(installation_id: int, deal_id: str,
+                 link: InvoiceLink | None | bool = False) -> dict[str, Any]:
+    """The card's facts about one deal's invoice (database only: fast); `link`: the deal's
+    link if the caller already read it."""
+    if link is False:
+        link = deal_link(installation_id, deal_id)
+    assert link is None or isinstance(link, InvoiceLink)
     open_q = _open_items(installation_id, deal_id)
     open_items = db.session.scalar(select(db.func.count()).select_from(open_q.subquery())) or 0
     newest = db.session.scalars(open_q.order_by(ReviewItem.created_at.desc(), ReviewItem.id.desc())
@@ -96,6 +104,11 @@ def deal_summary(installation_id: int, deal_id: str) -> dict[str, Any]:
             "amount_paid": money(link.amount_paid),
             "due_date": link.due_date.isoformat() if link.due_date else None,
             "invoice_url": link.online_url, **review}
+
+
+def whole_invoice_json(link: InvoiceLink, locale: str, tz: str | None) -> dict[str, Any]:
+    """The whole invoice for the card's JSON (app/invoice_view.py), in the viewer's locale."""
+    return card_json(whole_invoice(link, cached_names(link.installation_id), locale), locale, tz)
 
 
 def formatted(summary: dict[str, Any], locale: str, tz: str | None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from app.page_format import register as register_filters
 from app.runtime import SETTINGS_KEY, get_settings
 from app.settings import Settings
 from app.tokens import ON_GRANT_RECOVERED
-from app.views import cards, company, health, install, review, webhooks, xero_connect
+from app.views import cards, company, health, install, invoice, review, webhooks, xero_connect
 from app.views import settings as settings_page
 from app.views.common import security_headers
 
@@ -75,7 +75,7 @@ def _flask_config(settings: Settings, secrets: dict[str, Any]) -> dict[str, Any]
 
 
 def _register_blueprints(app: Flask) -> None:
-    for blueprint in (cards.bp, company.bp, review.bp, health.bp, webhooks.bp, install.bp, xero_connect.bp,
+    for blueprint in (cards.bp, invoice.bp, company.bp, review.bp, health.bp, webhooks.bp, install.bp, xero_connect.bp,
                       settings_page.bp):
         app.register_blueprint(blueprint)
     app.before_request(_body_limits)

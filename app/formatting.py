@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import NumberPattern, format_currency, format_decimal, parse_pattern
 
 DEFAULT_LOCALE = "en"
 NO_VALUE = "\u2014"  # an em dash where there is nothing to show
@@ -78,8 +78,34 @@ def money(amount: Decimal | int | str | None, currency: str | None, locale: str 
     value = _decimal(amount)
     if not currency:
         return format_decimal(value, format="#,##0.00", locale=locale)
-    return format_currency(value, currency.upper(), format=_iso_pattern(locale), locale=locale,
-                           currency_digits=True)
+    return format_currency(value, currency.upper(), format=_parsed_iso_pattern(locale),
+                           locale=_locale(locale), currency_digits=True)
+
+
+@lru_cache(maxsize=64)
+def _parsed_iso_pattern(locale: str) -> NumberPattern:
+    """`_iso_pattern` parsed once (Babel parses a pattern string on every call otherwise:
+    the card formats a few dozen amounts per request)."""
+    return parse_pattern(_iso_pattern(locale))
+
+
+@lru_cache(maxsize=64)
+def _locale(locale: str) -> Locale:
+    return Locale.parse(locale)
+
+
+def unit_money(amount: Decimal | int | str | None, currency: str | None,
+               locale: str = DEFAULT_LOCALE) -> str:
+    """A unit price: like `money`, but keeping up to Xero's 4 unit decimals (`unitdp=4`), so
+    0.0125 is not shown as 0.01 ("AUD 0.0125", "AUD 150.00")."""
+    if amount is None:
+        return NO_VALUE
+    value = _decimal(amount)
+    if not currency or value == value.quantize(Decimal("0.01")):
+        return money(value, currency, locale)
+    pattern = _iso_pattern(locale).replace("0.00", "0.00##")
+    return format_currency(value, currency.upper(), format=pattern, locale=locale,
+                           currency_digits=False)
 
 
 def quantity(value: Decimal | int | str | None, locale: str = DEFAULT_LOCALE) -> str:

@@ -24,6 +24,9 @@ def apply_invoice_result(link: InvoiceLink, r: InvoiceResult, today: date | None
     link.xero_updated_at = r.updated_at
     if r.amount_prepaid is not None:  # a summaryOnly read leaves what a full read said
         link.amount_prepaid = r.amount_prepaid
+    if r.detail is not None:  # likewise the lines, payments and allocations
+        link.detail = r.detail.to_json()
+    link.synced_at = datetime.now(timezone.utc)
     link.online_url = (f"{get_settings().xero_app_base}/AccountsReceivable/View.aspx"
                        f"?InvoiceID={r.invoice_id}")
     link.deal_status = deal_status(r.status, total=link.total, amount_due=r.amount_due,

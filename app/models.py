@@ -354,6 +354,14 @@ class InvoiceLink(db.Model):
     # (`voided:<id>`), with when it was replaced.
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_link.id"))
     replaced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The whole invoice as Xero last returned it in full (lines, totals, payments, credit
+    # notes and allocations: xero.detail.InvoiceDetail.to_json, amounts as exact decimal
+    # strings); None until a full read. What the card and deal page show, never read live.
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last read from Xero
+    # Paydeck's own email of the invoice (engine step or the deal page's button): when, to whom.
+    emailed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    emailed_to: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -35,6 +35,10 @@ def _money(amount: Decimal | int | str | None, currency: str | None = None) -> s
     return formatting.money(amount, currency, current_locale())
 
 
+def _unit_money(amount: Decimal | int | str | None, currency: str | None = None) -> str:
+    return formatting.unit_money(amount, currency, current_locale())
+
+
 def _quantity(value: Decimal | int | str | None) -> str:
     return formatting.quantity(value, current_locale())
 
@@ -52,5 +56,5 @@ def _day(value: date | None) -> str:
 
 
 def register(app: Flask) -> None:
-    app.jinja_env.filters.update(money=_money, quantity=_quantity, percent=_percent, when=_when,
+    app.jinja_env.filters.update(money=_money, unit_money=_unit_money, quantity=_quantity, percent=_percent, when=_when,
                                  day=_day)

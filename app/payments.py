@@ -226,9 +226,10 @@ def _poll_pages(connection: XeroConnection, client: XeroClient, cursor: SyncCurs
 
 
 def _with_allocations(client: XeroClient, results: list[InvoiceResult]) -> list[InvoiceResult]:
-    """A summaryOnly page leaves out Prepayments/Overpayments, and Xero's AmountCredited
-    counts them with credit notes: an invoice with credit applied is re-read in full (50 a
-    call) so a prepaid invoice shows as paid, not credited."""
+    """A page that left out Prepayments/Overpayments (a summary answer): Xero's
+    AmountCredited counts them with credit notes, so an invoice with credit applied is re-read
+    in full (50 a call) so a prepaid invoice shows as paid, not credited. The poll's paged
+    reads are full, so this is the fallback for an answer without the arrays."""
     unsure = [r.invoice_id for r in results if r.invoice_id and r.amount_prepaid is None
               and (r.amount_credited or 0) > 0]
     if not unsure:

@@ -16,7 +16,7 @@ import random
 import statistics
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
@@ -38,10 +38,12 @@ from app.models import (
     XeroConnection,
     XeroContact,
 )
-from app.redis_conn import EmbeddedRedis
+from app.redis_conn import EmbeddedRedis, get_redis
 from app.settings import Settings
 from app.ui_auth import View, issue_view_token
 from crm_adapters.hubspot import sign_v3
+from xero.detail import Allocation, InvoiceDetail, Line, Payment
+from xero.reference import Account, ReferenceData, TaxRate
 
 SECRET = "bench-hubspot-secret-of-at-least-32-bytes"
 PORTAL = "4455667"
@@ -89,7 +91,10 @@ def _seed(count: int) -> int:
          "invoice_number": f"INV-{n:05d}", "status": "AUTHORISED", "deal_status": "awaiting_payment",
          "currency": "AUD", "total": Decimal("330.00"), "amount_due": Decimal("330.00"),
          "amount_paid": Decimal("0"), "due_date": today + timedelta(days=n % 60),
-         "online_url": "https://go.xero.com/x", "xero_contact_id": f"c{n % COMPANIES}"}
+         "online_url": "https://go.xero.com/x", "xero_contact_id": f"c{n % COMPANIES}",
+         "customer_url": "https://in.xero.com/x", "synced_at": datetime.now(timezone.utc),
+         "emailed_at": datetime.now(timezone.utc), "emailed_to": "ap@example.com",
+         "detail": _DETAIL}
         for n in range(1, count + 1)])
     connection = XeroConnection(installation_id=installation.id, tenant_id="bench-tenant",
                                 tenant_name="Bench Pty Ltd", status=ConnectionStatus.CONNECTED)
@@ -107,7 +112,28 @@ def _seed(count: int) -> int:
                                    reason=ReviewReason.UNKNOWN_TAX, detail="x")
                         for n in range(1, count + 1, 10)])
     db.session.commit()
+    # The organisation's names, cached as the engine caches them (the card reads only this).
+    get_redis().hset(f"paydeck:xero-ref:{installation.id}",
+                     mapping={"tenant": "bench-tenant", "data": _REFERENCE.to_json()})
     return installation.id
+
+
+# The whole invoice every seeded deal shows (issue #14): three lines, two payments and a
+# credit note - as xero.detail.InvoiceDetail stores what Xero returned.
+_DETAIL = InvoiceDetail(
+    line_amount_types="Exclusive", invoice_date=date(2026, 11, 1), sub_total=Decimal("300.00"),
+    total_tax=Decimal("30.00"), total_discount=Decimal("10.00"),
+    lines=tuple(Line(f"Line {k}", Decimal("2"), Decimal("50.0000"), Decimal("10") if k == 1 else None,
+                     None, "200", "OUTPUT", Decimal("10.00"), Decimal("100.00")) for k in range(3)),
+    payments=(Payment("p1", date(2026, 11, 10), Decimal("100.00"), "EFT 1"),
+              Payment("p2", date(2026, 11, 20), Decimal("50.00"), "EFT 2")),
+    allocations=(Allocation("credit_note", "cn1", "CN-0001", date(2026, 11, 21), Decimal("10.00")),),
+    contact_email="ap@example.com", sent_to_contact=True).to_json()
+_REFERENCE = ReferenceData(
+    base_currency="AUD", currencies=frozenset({"AUD"}),
+    accounts={f"{code}": Account(f"{code}", f"Account {code}", "REVENUE") for code in range(200, 300)},
+    tax_rates={"OUTPUT": TaxRate("OUTPUT", "GST on Income", Decimal("10"), display_rate=Decimal("10"))},
+    timezone="AUSEASTERNSTANDARDTIME")
 
 
 def _card(client, deal_id: int) -> int:  # type: ignore[no-untyped-def]
@@ -116,12 +142,17 @@ def _card(client, deal_id: int) -> int:  # type: ignore[no-untyped-def]
     response = client.get(url.removeprefix("https://paydeck.example.com"), headers={
         "X-HubSpot-Signature-v3": sign_v3(SECRET, "GET", url, b"", ts),
         "X-HubSpot-Request-Timestamp": ts})
+    if deal_id == 1 and len(response.get_json()["invoice"]["lines"]) != 3:  # the richer card
+        raise RuntimeError("the card JSON carries no lines")
     return response.status_code
 
 
 def _page(client, installation_id: int, deal_id: int) -> int:  # type: ignore[no-untyped-def]
     token = issue_view_token(View(installation_id, "rep", "deal", str(deal_id)))
-    return client.get(f"/ui/deal/{deal_id}?t={token}").status_code
+    response = client.get(f"/ui/deal/{deal_id}?t={token}")
+    if deal_id == 1 and b"EFT 2" not in response.data:  # the whole invoice, payments included
+        raise RuntimeError("the deal page shows no payments")
+    return response.status_code
 
 
 def _company(client, installation_id: int, company_id: int) -> int:  # type: ignore[no-untyped-def]

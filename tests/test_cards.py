@@ -93,7 +93,10 @@ def test_the_deal_page_previews_the_invoice_escapes_crm_text_and_pushes(card):
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Consulting" in page.text  # escaped, not run
     assert "<script>alert(1)" not in page.text
     assert "Initech &lt;b&gt;Pty&lt;/b&gt; Ltd" in page.text
-    assert ">200<" in page.text and ">OUTPUT<" in page.text  # account and tax that would be sent
+    # The account and tax that would be sent, by their names in Xero (its Accounts and
+    # TaxRates: the fake's AU books name 200 "Sales" and OUTPUT "GST on Income", 10%).
+    assert ">200 \u00b7 Sales<" in page.text and ">GST on Income (10%)<" in page.text
+    assert ">OUTPUT<" not in page.text
     pushed = requests.post(f"{url}/ui/deal/{deal_id}/push",
                            data=form_fields(page.text, f"/ui/deal/{deal_id}/push"), timeout=10)
     with app.app_context():

@@ -441,6 +441,10 @@ def test_authorise_and_email_rule_emails_the_invoice(env):
     (invoice,) = env.invoices_for("183")
     assert invoice.status == "AUTHORISED"
     assert [e.invoice_id for e in env.books.emailed] == [invoice.invoice_id]
+    # The deal page's "Emailed to ... on ...": when, and the address Xero's answer named.
+    (sent,) = env.books.emailed
+    link = one(env.app, InvoiceLink)
+    assert link.emailed_at is not None and link.emailed_to == sent.to
 
 
 def test_stage_rules_decide_the_action(env):

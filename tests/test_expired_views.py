@@ -27,6 +27,8 @@ UI_ROUTES = {
     ("GET", "/ui/deal/<deal_id>"): ("deal", "12", None),
     ("POST", "/ui/deal/<deal_id>/push"): ("deal", "12", "push"),
     ("POST", "/ui/deal/<deal_id>/review/<int:item_id>/retry"): ("deal", "12", "retry"),
+    ("GET", "/ui/deal/<deal_id>/invoice.pdf"): ("deal", "12", None),
+    ("POST", "/ui/deal/<deal_id>/email"): ("deal", "12", "email"),
     ("GET", "/ui/company/<company_id>"): ("company", "34", None),
     ("POST", "/ui/company/<company_id>/link"): ("company", "34", "link"),
     ("POST", "/ui/company/<company_id>/import"): ("company", "34", "import"),

@@ -34,6 +34,7 @@ from xero_python.exceptions import ApiException
 from domain.money import to_decimal
 from xero.build import InvoiceDraft
 from xero.contacts import name_key
+from xero.detail import InvoiceDetail, detail_of
 from xero.errors import SDK_ERRORS, BatchMismatch, FixData, from_sdk_exception
 from xero.limits import XeroLimiter
 from xero.reference import Account, ContactTerms, Item, PaymentTerms, ReferenceData, TaxRate
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 50  # Xero recommends about 50 elements per PUT/POST (platform-facts)
 T = TypeVar("T")
+PDF_CHUNK = 64 * 1024
 PAGE_SIZE = 1000  # GET /Contacts and /Invoices accept pageSize up to 1000
 # Every invoice write asks for 4-decimal unit amounts: without it Xero rounds UnitAmount to 2
 # (10,000 x 0.0125 would book 100.00, not 125.00). tests/specs/xero/xero_accounting.yaml `unitdp`.
@@ -176,6 +178,8 @@ class InvoiceResult:
     # Invoice.AmountCredited "Sum of all credit notes, over-payments and pre-payments applied
     # to invoice"). None when the read did not carry the arrays (summaryOnly).
     amount_prepaid: Decimal | None = None
+    # Lines, totals, payments and allocations; None when the read carried no lines.
+    detail: InvoiceDetail | None = None
 
 
 class XeroClient:
@@ -406,17 +410,21 @@ class XeroClient:
         found: list[InvoiceResult] = []
         for chunk in _chunks(list(invoice_ids), 50):
             found += [_invoice_result(i) for i in self._call(
-                "get_invoices", i_ds=chunk, page=1, page_size=len(chunk)).invoices or []]
+                "get_invoices", i_ds=chunk, page=1, page_size=len(chunk),
+                unitdp=UNIT_DP).invoices or []]  # unit prices as written, not rounded to 2
         return found
 
     def invoices_changed_since(self, since: datetime) -> Iterator[list[InvoiceResult]]:
         """Sales invoices updated after `since`, oldest first, a page (up to 1000) at a time:
-        the safety net behind webhooks (If-Modified-Since, order UpdatedDateUTC ASC)."""
+        the safety net behind webhooks (If-Modified-Since, order UpdatedDateUTC ASC). Full
+        elements, not summaryOnly: a paged read carries each invoice's lines, payments and
+        allocations (spec `page`: "with line items shown for each invoice"), which the deal
+        card shows, in the same one call a page."""
         page = 1
         while True:
             invoices = self._call("get_invoices", if_modified_since=since, where='Type=="ACCREC"',
-                                  order="UpdatedDateUTC ASC", page=page, page_size=PAGE_SIZE,
-                                  summary_only=True).invoices or []
+                                  order="UpdatedDateUTC ASC", page=page,
+                                  page_size=PAGE_SIZE, unitdp=UNIT_DP).invoices or []
             yield [_invoice_result(i) for i in invoices]
             if len(invoices) < PAGE_SIZE:
                 return
@@ -428,6 +436,23 @@ class XeroClient:
         result = self._call("get_online_invoice", invoice_id)
         invoices = result.online_invoices or []
         return invoices[0].online_invoice_url if invoices else None
+
+    def invoice_pdf(self, invoice_id: str) -> Iterator[bytes]:
+        """Xero's PDF of the invoice (GET /Invoices/{id} with `Accept: application/pdf`, spec
+        operationId getInvoiceAsPdf), streamed in 64 KiB pieces: the urllib3 response is not
+        preloaded, so the file never sits whole in memory. Xero's answer status is checked
+        (and any failure typed) before the first piece; the timeout covers the connect and
+        each read. The caller must exhaust or close the iterator (the connection goes back
+        to the pool either way)."""
+        response = self._call("get_invoice_as_pdf", invoice_id, _preload_content=False)
+
+        def pieces() -> Iterator[bytes]:
+            try:
+                yield from response.stream(PDF_CHUNK, decode_content=True)
+            finally:
+                response.release_conn()
+
+        return pieces()
 
     def email_invoice(self, invoice_id: str, attempt: str = "") -> None:
         """POST /Invoices/{id}/Email. `attempt` names the try: a quick repeat of it replays
@@ -623,7 +648,7 @@ def _invoice_result(i: Invoice) -> InvoiceResult:
         amount_due=to_decimal(i.amount_due), amount_paid=to_decimal(i.amount_paid),
         due_date=i.due_date, updated_at=i.updated_date_utc, errors=errors,
         amount_credited=to_decimal(i.amount_credited), paid_on=_day(i.fully_paid_on_date),
-        sent_to_contact=i.sent_to_contact, amount_prepaid=_prepaid(i))
+        sent_to_contact=i.sent_to_contact, amount_prepaid=_prepaid(i), detail=detail_of(i))
 
 
 def _prepaid(i: Invoice) -> Decimal | None:

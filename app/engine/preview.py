@@ -15,11 +15,14 @@ from app.engine.rules import invoice_rules
 from app.engine.steps.build import invoice_date
 from app.engine.steps.contacts import customer_of
 from app.extensions import db
+from app.invoice_view import account_label, tax_label
 from app.models import ConnectionStatus, ContactLink, Installation, InstallationSettings
+from app.page_format import current_locale
 from app.wiring import adapter_for
 from domain.deals import Deal
 from xero.build import InvoiceDraft, Problem, build_invoice
 from xero.contacts import Customer
+from xero.reference import ReferenceData
 from xero.timezones import iana_zone
 
 
@@ -32,6 +35,15 @@ class Preview:
     linked_contact: str | None
     draft: InvoiceDraft | None
     problems: list[Problem]
+    ref: ReferenceData | None = None  # the names of the codes the draft carries
+
+    def account_label(self, code: str | None) -> str:
+        """"200 · Sales", not "200"."""
+        return account_label(self.ref, code)
+
+    def tax_label(self, tax_type: str | None) -> str:
+        """"GST on Income (10%)", not "OUTPUT"."""
+        return tax_label(self.ref, tax_type, current_locale())
 
 
 def preview_invoice(installation: Installation, deal_id: str) -> Preview:
@@ -58,8 +70,8 @@ def preview_invoice(installation: Installation, deal_id: str) -> Preview:
                            today=invoice_date(deal, zone, clock.now()),
                            reference=reference(installation, deal_id))
     if isinstance(result, list):
-        return Preview(deal, customer, linked, None, result)
-    return Preview(deal, customer, linked, result, [])
+        return Preview(deal, customer, linked, None, result, ref)
+    return Preview(deal, customer, linked, result, [], ref)
 
 
 def _linked_contact(installation: Installation, customer: Customer | None) -> str | None:

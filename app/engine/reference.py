@@ -34,6 +34,15 @@ def reference_data(installation: Installation, connection: XeroConnection,
     return ref
 
 
+def cached_reference_data(installation_id: int, tenant_id: str | None) -> ReferenceData | None:
+    """The cached copy only (no Xero call: for pages that read nothing live), if it is this
+    organisation's; None otherwise."""
+    cached_tenant, cached = get_redis().hmget(_reference_key(installation_id), ["tenant", "data"])
+    if not cached or (cached_tenant or b"").decode() != (tenant_id or ""):
+        return None
+    return ReferenceData.from_json(cached)
+
+
 def cached_reference(installation_id: int) -> ReferenceData | None:
     """The copy `reference_data` keeps, if any (no Xero call): what pages read of the
     organisation (its country and timezone) to format in."""

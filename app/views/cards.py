@@ -20,6 +20,7 @@ from app.engine.push import plan_push, push
 from app.engine.preview import preview_invoice
 from app.engine.reviews import retry_review_item
 from app.extensions import db
+from app.invoice_view import invoice_pdf_url, page_section
 from app.models import CrmKind, Installation, ReviewItem
 from app.runtime import get_settings
 from app.tokens import ReconnectNeeded as TokenReconnectNeeded
@@ -75,8 +76,11 @@ def hubspot_card() -> tuple[Response, int]:
     # context: user.locale, portal.timezone), signed with the rest of the URL.
     remember_hubspot_locale(installation, user, request.args.get("locale"),
                             request.args.get("timezone"))
-    return jsonify({**_card_urls(installation, user, object_type, object_id),
-                    **card_facts(installation, user, object_type, object_id)}), 200
+    facts = card_facts(installation, user, object_type, object_id)
+    urls = _card_urls(installation, user, object_type, object_id)
+    if "invoice" in facts:  # invoiced, and this viewer may see its amounts
+        facts["pdf_url"] = invoice_pdf_url(urls["open_url"], object_id)
+    return jsonify({**urls, **facts}), 200
 
 
 def _card_urls(installation: Installation, user: str, object_type: str, object_id: str) -> dict[str, str]:
@@ -141,7 +145,7 @@ def deal_page(deal_id: str) -> str:
         plan = plan_push(installation, link, stage)
     items = open_review_items(installation.id, deal_id)
     pipedrive = request.args.get("pd") == "1"
-    summary = deal_summary(installation.id, deal_id)
+    summary = deal_summary(installation.id, deal_id, link)
     return render_template("deal.html", token=opened.token, deal_id=deal_id, link=link,
                            push_token=issue_action_token(view, "push"), plan=plan,
                            fix_url=_fix_url(installation, view, plan, pipedrive),
@@ -150,7 +154,8 @@ def deal_page(deal_id: str) -> str:
                            summary=summary if opened.money else without_money(summary), preview=preview,
                            money=opened.money, may_act=acts,
                            problem=problem, items=items, message=request.args.get("m", ""),
-                           pipedrive=pipedrive, **page_alerts(view, installation, pipedrive))
+                           pipedrive=pipedrive, **page_alerts(view, installation, pipedrive),
+                           **page_section(view, link, opened.token, opened.money, acts))
 
 
 @bp.post("/ui/deal/<deal_id>/push")

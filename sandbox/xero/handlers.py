@@ -10,6 +10,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+import sandbox.xero.pdf as pdf
 import sandbox.xero.render as render
 import sandbox.xero.schema as schema
 from sandbox.kit.errors import VendorError
@@ -276,7 +277,7 @@ ROUTES: list[tuple[str, Handler, tuple[str, ...]]] = [
     ("/Contacts/<record_id>", _CONTACT_BATCH.update, ("POST",)),
     ("/Invoices", _get_invoices, ("GET",)),
     ("/Invoices", _INVOICE_BATCH.put, ("PUT", "POST")),
-    ("/Invoices/<record_id>", _INVOICE_BATCH.get, ("GET",)),
+    ("/Invoices/<record_id>", pdf.or_json(_INVOICE_BATCH.get), ("GET",)),  # Accept: PDF too
     ("/Invoices/<record_id>", _INVOICE_BATCH.update, ("POST",)),
     ("/Invoices/<record_id>/OnlineInvoice", _online_invoice, ("GET",)),
     ("/Invoices/<record_id>/Email", _email_invoice, ("POST",)),

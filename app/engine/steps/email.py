@@ -4,6 +4,7 @@ owed from before); one refused email is that deal's review item, not the run's f
 from __future__ import annotations
 
 from app.engine.context import DealWork, RunContext
+from app.invoice_email import note_emailed
 from app.models import InvoiceLink, ReviewReason, StageAction
 from xero.errors import FixData
 
@@ -31,4 +32,5 @@ def _email(ctx: RunContext, w: DealWork, link: InvoiceLink) -> None:
                    f"Invoice {link.invoice_number} is approved, but Xero did not email it: "
                    f"{why}. Fix the contact's email address in Xero, then retry.")
         return
+    note_emailed(link)  # the deal page: "Emailed to ... on ..."
     w.audit["emailed"] = True

@@ -5,7 +5,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { Alert, Button, DescriptionListItem, Flex, Link, LoadingSpinner, StatusTag, Text, hubspot } from '@hubspot/ui-extensions';
 import { RenderedNodeType, createRenderer, type RenderedNode } from '@hubspot/ui-extensions/testing';
 import { MAY_NOT_ACT, PaydeckCard } from './Card.tsx';
-import { CARD_URL, FETCH_TIMEOUT_MS, type CardData, type CardFetch } from './card-data.ts';
+import { CARD_URL, FETCH_TIMEOUT_MS, type CardData, type CardFetch, type WholeInvoice } from './card-data.ts';
 
 const OPEN_URL = 'https://paydeck.example.com/ui/deal/123?t=deal-token';
 const REVIEW_URL = 'https://paydeck.example.com/ui/review/7?t=review-token';
@@ -400,6 +400,71 @@ describe('PaydeckCard', () => {
     const renderer = setup(fetchCard);
     await loaded(renderer);
     expect(renderer.find(Alert).props.title).toBe('Paydeck sent an answer the card cannot read');
+  });
+});
+
+// The whole invoice as app/invoice_view.py `card_json` sends it (tests/test_whole_invoice.py pins
+// the backend): 2 x 1,200.00 + 400.00 less 10% = 2,760.00, GST 10% on top = 3,036.00.
+const NB = '\u00a0';
+const whole: WholeInvoice = {
+  line_amount_types: 'Exclusive',
+  lines: [
+    { description: 'Consulting', quantity: '2.0000', quantity_text: '2', unit_amount: '1200.0000',
+      unit_amount_text: `AUD${NB}1,200.00`, discount_rate: null, discount_text: '', account: '200 · Sales',
+      tax_type: 'OUTPUT', tax: 'GST on Income (10%)', tax_amount: '240.00', tax_amount_text: `AUD${NB}240.00`,
+      line_amount: '2400.00', line_amount_text: `AUD${NB}2,400.00` },
+    { description: 'Setup', quantity: '1.0000', quantity_text: '1', unit_amount: '400.0000',
+      unit_amount_text: `AUD${NB}400.00`, discount_rate: '10.00', discount_text: '10%', account: '200 · Sales',
+      tax_type: 'OUTPUT', tax: 'GST on Income (10%)', tax_amount: '36.00', tax_amount_text: `AUD${NB}36.00`,
+      line_amount: '360.00', line_amount_text: `AUD${NB}360.00` },
+  ],
+  subtotal: '2760.00', subtotal_text: `AUD${NB}2,760.00`,
+  total_tax: '276.00', total_tax_text: `AUD${NB}276.00`,
+  total: '3036.00', total_text: `AUD${NB}3,036.00`,
+  amount_paid: '1000.00', amount_paid_text: `AUD${NB}1,000.00`,
+  amount_due: '2000.00', amount_due_text: `AUD${NB}2,000.00`,
+  paid_on: null, paid_on_text: null,
+  payments: [{ date: '2026-11-20', date_text: 'Nov 20, 2026', amount: '1000.00', amount_text: `AUD${NB}1,000.00`, reference: 'EFT 4471' }],
+  allocations: [{ kind: 'credit_note', label: 'Credit note', date: '2026-11-21', date_text: 'Nov 21, 2026', amount: '36.00', amount_text: `AUD${NB}36.00` }],
+  ended: null,
+  due_text: `Due AUD${NB}2,000.00`,
+  explanation: `The line amounts exclude tax: Xero added AUD${NB}276.00 of tax to the AUD${NB}2,760.00 subtotal.`,
+  emailed: 'Emailed to ap@initech.example on Dec 2, 2026, 2:00 PM UTC by Paydeck',
+  customer_url: 'https://in.xero.com/abc',
+  synced_text: 'Dec 2, 2026, 2:05 PM UTC',
+};
+const PDF_URL = 'https://paydeck.example.com/ui/deal/123/invoice.pdf?t=deal-token';
+const partPaid: CardData = { ...invoiced, status: 'Partially paid', deal_status: 'partially_paid', invoice: whole, pdf_url: PDF_URL };
+
+describe('the whole invoice on the card', () => {
+  it('shows the lines, the totals and how they add up, payments, credit and the links', async () => {
+    const renderer = setup(answer(200, partPaid));
+    await loaded(renderer);
+    const text = allText(renderer.find(Flex, (n) => n.props.testId === 'whole-invoice'));
+    for (const shown of ['Consulting', 'Setup', ' (less 10%)', 'GST on Income (10%)', `AUD${NB}1,200.00`,
+      `AUD${NB}2,760.00`, `AUD${NB}276.00`, `AUD${NB}3,036.00`, `Due AUD${NB}2,000.00`, 'Xero added',
+      'EFT 4471', 'Nov 20, 2026', 'Credit note', `AUD${NB}36.00`, 'Emailed to ap@initech.example',
+      'Last synced with Xero']) {
+      expect(text).toContain(shown);
+    }
+    expect(renderer.find(Link, (n) => n.props.testId === 'invoice-pdf').props.href).toEqual({ url: PDF_URL, external: true });
+    expect(renderer.find(Link, (n) => n.props.testId === 'customer-invoice').props.href).toEqual({ url: whole.customer_url, external: true });
+  });
+
+  it('says "Voided" for a voided invoice, never what was due', async () => {
+    const voided: CardData = { ...partPaid, status: 'Voided', deal_status: 'voided',
+      invoice: { ...whole, ended: 'Voided', due_text: 'Voided', payments: [], allocations: [] } };
+    const renderer = setup(answer(200, voided));
+    await loaded(renderer);
+    expect(renderer.find(Text, (n) => n.props.testId === 'invoice-due').text).toBe('Voided');
+    expect(allText(renderer.find(Flex, (n) => n.props.testId === 'whole-invoice'))).not.toContain('Due');
+  });
+
+  it('shows no lines and no PDF link to a viewer the amounts are hidden from', async () => {
+    const renderer = setup(answer(200, hiddenInvoiced));
+    await loaded(renderer);
+    expect(renderer.maybeFind(Flex, (n) => n.props.testId === 'whole-invoice')).toBeNull();
+    expect(renderer.maybeFind(Link, (n) => n.props.testId === 'invoice-pdf')).toBeNull();
   });
 });
 

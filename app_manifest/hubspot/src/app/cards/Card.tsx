@@ -12,6 +12,12 @@ import {
   Link,
   LoadingSpinner,
   StatusTag,
+  Table,
+  TableBody,
+  TableCell,
+  TableHead,
+  TableHeader,
+  TableRow,
   Text,
 } from '@hubspot/ui-extensions';
 import type { CrmContext, ExtensionPointApiActions } from '@hubspot/ui-extensions';
@@ -30,6 +36,7 @@ import {
   type InstallationAlert,
   type ObjectType,
   type Problem,
+  type WholeInvoice,
 } from './card-data.ts';
 
 type OpenIframeModal = ExtensionPointApiActions<'crm.record.sidebar'>['openIframeModal'];
@@ -209,19 +216,94 @@ const InvoiceView = ({ data }: { data: CardData }) => {
         </>
       ) : (
         <>
-          <DescriptionList direction="row">
-            <DescriptionListItem label="Total">{money(data.total, data.currency, data.total_text)}</DescriptionListItem>
-            <DescriptionListItem label="Amount due">
-              {money(data.amount_due, data.currency, data.amount_due_text)}
-            </DescriptionListItem>
-            <DescriptionListItem label="Due date">{data.due_date_text ?? data.due_date ?? '-'}</DescriptionListItem>
-          </DescriptionList>
-          {data.invoice_url && <Link href={{ url: data.invoice_url, external: true }}>Open in Xero</Link>}
+          {data.invoice ? (
+            <WholeInvoiceView invoice={data.invoice} />
+          ) : (
+            <DescriptionList direction="row">
+              <DescriptionListItem label="Total">{money(data.total, data.currency, data.total_text)}</DescriptionListItem>
+              <DescriptionListItem label="Amount due">
+                {money(data.amount_due, data.currency, data.amount_due_text)}
+              </DescriptionListItem>
+              <DescriptionListItem label="Due date">{data.due_date_text ?? data.due_date ?? '-'}</DescriptionListItem>
+            </DescriptionList>
+          )}
+          <Flex direction="row" gap="sm" wrap>
+            {data.invoice_url && <Link href={{ url: data.invoice_url, external: true }}>Open in Xero</Link>}
+            {data.pdf_url && (
+              <Link href={{ url: data.pdf_url, external: true }} testId="invoice-pdf">
+                PDF
+              </Link>
+            )}
+            {data.invoice?.customer_url && (
+              <Link href={{ url: data.invoice.customer_url, external: true }} testId="customer-invoice">
+                Customer&apos;s online invoice
+              </Link>
+            )}
+          </Flex>
         </>
       )}
     </Flex>
   );
 };
+
+// The whole invoice, as the deal page shows it (app/templates/_invoice.html): every amount is
+// the server's formatted text (Babel, the viewer's locale); the card does no money arithmetic.
+const WholeInvoiceView = ({ invoice }: { invoice: WholeInvoice }) => (
+  <Flex direction="column" gap="xs" testId="whole-invoice">
+    {invoice.lines.length > 0 && (
+      <Table bordered={false} testId="invoice-lines">
+        <TableHead>
+          <TableRow>
+            <TableHeader>Line</TableHeader>
+            <TableHeader>Qty</TableHeader>
+            <TableHeader>Unit price</TableHeader>
+            <TableHeader>Amount</TableHeader>
+          </TableRow>
+        </TableHead>
+        <TableBody>
+          {invoice.lines.map((line, n) => (
+            <TableRow key={n}>
+              <TableCell>
+                {line.description}
+                {line.discount_text ? ` (less ${line.discount_text})` : ''} · {line.tax}
+              </TableCell>
+              <TableCell>{line.quantity_text}</TableCell>
+              <TableCell>{line.unit_amount_text}</TableCell>
+              <TableCell>{line.line_amount_text}</TableCell>
+            </TableRow>
+          ))}
+        </TableBody>
+      </Table>
+    )}
+    <DescriptionList direction="row">
+      <DescriptionListItem label="Subtotal">{invoice.subtotal_text}</DescriptionListItem>
+      <DescriptionListItem label="Tax">{invoice.total_tax_text}</DescriptionListItem>
+      <DescriptionListItem label="Total">{invoice.total_text}</DescriptionListItem>
+    </DescriptionList>
+    <Text format={{ fontWeight: 'bold' }} testId="invoice-due">
+      {invoice.due_text}
+      {invoice.paid_on_text ? ` · paid in full on ${invoice.paid_on_text}` : ''}
+    </Text>
+    {invoice.explanation && (
+      <Text variant="microcopy" testId="invoice-explanation">
+        {invoice.explanation}
+      </Text>
+    )}
+    {invoice.payments.map((p, n) => (
+      <Text key={`p${n}`} variant="microcopy" testId={`payment-${n}`}>
+        Paid {p.amount_text} on {p.date_text ?? '-'}
+        {p.reference ? ` (${p.reference})` : ''}
+      </Text>
+    ))}
+    {invoice.allocations.map((a, n) => (
+      <Text key={`a${n}`} variant="microcopy" testId={`allocation-${n}`}>
+        {a.label}: {a.amount_text} on {a.date_text ?? '-'}
+      </Text>
+    ))}
+    {invoice.emailed && <Text variant="microcopy">{invoice.emailed}</Text>}
+    {invoice.synced_text && <Text variant="microcopy">Last synced with Xero: {invoice.synced_text}</Text>}
+  </Flex>
+);
 
 const ReviewView = ({ data, onOpen }: { data: CardData; onOpen: () => void }) => {
   const items = data.review_items ?? [];

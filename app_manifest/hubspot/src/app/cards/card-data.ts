@@ -52,6 +52,75 @@ export interface Connection {
   xero: ConnectionPart<XeroState>;
 }
 
+/** One invoice line as Xero booked it: each amount as the exact decimal string and as text. */
+export interface InvoiceLine {
+  description: string;
+  quantity: string | null;
+  quantity_text: string;
+  unit_amount: string | null;
+  unit_amount_text: string;
+  discount_rate: string | null;
+  /** "10%" or "AUD 5.00" ("" for none). */
+  discount_text: string;
+  /** "200 · Sales" */
+  account: string;
+  tax_type: string;
+  /** "GST on Income (10%)" */
+  tax: string;
+  tax_amount: string | null;
+  tax_amount_text: string;
+  line_amount: string | null;
+  line_amount_text: string;
+}
+
+export interface InvoicePayment {
+  date: string | null;
+  date_text: string | null;
+  amount: string | null;
+  amount_text: string;
+  reference: string;
+}
+
+export interface InvoiceAllocation {
+  kind: 'credit_note' | 'prepayment' | 'overpayment';
+  /** "Credit note CN-0003", "Prepayment" */
+  label: string;
+  date: string | null;
+  date_text: string | null;
+  amount: string | null;
+  amount_text: string;
+}
+
+/** The whole invoice from Paydeck's database (app/invoice_view.py `card_json`). */
+export interface WholeInvoice {
+  line_amount_types: string;
+  lines: InvoiceLine[];
+  subtotal: string | null;
+  subtotal_text: string;
+  total_tax: string | null;
+  total_tax_text: string;
+  total: string | null;
+  total_text: string;
+  amount_paid: string | null;
+  amount_paid_text: string;
+  amount_due: string | null;
+  amount_due_text: string;
+  paid_on: string | null;
+  paid_on_text: string | null;
+  payments: InvoicePayment[];
+  allocations: InvoiceAllocation[];
+  /** "Voided" / "Deleted": nothing is due. */
+  ended: string | null;
+  /** "Due AUD 3,036.00", or "Voided". */
+  due_text: string;
+  /** How the lines became the total (tax added on exclusive amounts...). */
+  explanation: string;
+  /** "Emailed to ap@example.com on ..." */
+  emailed: string | null;
+  customer_url: string | null;
+  synced_text: string | null;
+}
+
 /** `GET /hubspot/card` (app/views/cards.py `hubspot_card`). Money arrives as decimal strings.
  * A viewer who may not see money (app/access.py `may_see_money`) gets `amounts_hidden` instead
  * of total / amount_due / amount_paid / currency / invoice_url and of review item details. */
@@ -79,6 +148,10 @@ export interface CardData {
   /** The due date in the viewer's locale ("21 Dec 2026"). */
   due_date_text?: string | null;
   invoice_url?: string | null;
+  /** The whole invoice; absent before invoicing and when amounts are hidden. */
+  invoice?: WholeInvoice;
+  /** Xero's PDF through Paydeck (a page token for this deal); absent as `invoice` is. */
+  pdf_url?: string;
   open_review_items?: number;
   review_items?: ReviewItem[];
   connection?: Connection;

@@ -1,6 +1,6 @@
 """re-invoice a voided invoice: the new invoice link names the voided one it replaces
 
-Revision ID: 0013a
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-03 10:00:00
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0013a'
+revision = '0013'
 down_revision = '0012'
 branch_labels = None
 depends_on = None

@@ -1,8 +1,8 @@
 """two-way contact sync: the link's sync state, the admin's contact sync settings, conflicts
 as review items about a link
 
-Revision ID: 0015a
-Revises: 0013a
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-02 14:40:00
 
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0015a'
-down_revision = '0013a'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
