@@ -235,7 +235,7 @@ def company_sync(installation_id: int, company_id: str) -> CompanySync | None:
         .order_by(AuditEvent.id.desc()).limit(1)).first()
     failed = ((last.detail or {}).get("error") or "failed") if last is not None and \
         last.outcome == "failed" else None
-    flag = getattr(link, "xero_status", None)
+    flag = link.xero_status
     if settings is None or not settings.enabled:
         state = "off"
     elif link.synced_at is None or items or failed or link.open_conflicts or flag:

@@ -129,3 +129,19 @@ def test_sync_off_says_so_and_an_unlinked_company_shows_no_sync_state(hub):
     other = hub.crm.crm.add_company(name="Globex")
     text = requests.get(company_url(hub, other), timeout=10).text
     assert "Contact sync" not in text
+
+
+def test_a_link_whose_xero_contact_is_archived_shows_waiting_and_says_why(hub):
+    company, page = linked_company(hub)
+    with hub.app.app_context():
+        link = db.session.scalars(select(ContactLink)).one()
+        link.xero_status = "archived"
+        db.session.add(ReviewItem(installation_id=link.installation_id, contact_link_id=link.id,
+                                  reason=ReviewReason.CONTACT_ARCHIVED,
+                                  detail="The Xero contact Initech Holdings is archived in Xero"))
+        db.session.commit()
+
+    text = requests.get(page, timeout=10).text
+
+    assert "Waiting" in text and "The Xero contact is archived: nothing syncs" in text
+    assert "The Xero contact Initech Holdings is archived in Xero" in text
