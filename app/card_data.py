@@ -17,7 +17,16 @@ from app.access import AMOUNTS_HIDDEN, may_act, may_see_money, page_locale, view
 from app.connection_state import connection_state
 from app.extensions import db
 from app.invoice_view import cached_names, card_json, whole_invoice
-from app.models import AuditEvent, Installation, InvoiceLink, ReviewItem, ReviewReason, ReviewStatus
+from app.models import (
+    AuditEvent,
+    ContactLink,
+    ContactSyncSettings,
+    Installation,
+    InvoiceLink,
+    ReviewItem,
+    ReviewReason,
+    ReviewStatus,
+)
 from xero.status import LABELS
 
 # The card lists this many open review items (newest first); `open_review_items` counts them all.
@@ -183,6 +192,58 @@ def company_invoices(installation_id: int, contact_id: str | None) -> CompanyInv
     outstanding = _by_currency(l for l in invoices if l.status == "AUTHORISED")
     overdue = _by_currency(l for l in invoices if l.deal_status == "overdue")
     return CompanyInvoices(invoices, outstanding, overdue)
+
+
+# Open review items about a link that the company card lists under its sync state.
+SYNC_REASONS = (ReviewReason.CONTACT_CONFLICT, ReviewReason.CONTACT_ARCHIVED,
+                ReviewReason.XERO_VALIDATION)
+
+
+@dataclass(frozen=True)
+class CompanySync:
+    """The company link's two-way sync state, as the company card shows it. `state`:
+    "off" (the admin has not turned contact sync on), "in_sync" (the last pass left the two
+    records alike), "waiting" (never synced yet, a write still to retry, or a person to decide
+    first: see `items`). The last change on each side is that record's version when Paydeck
+    last compared them (Xero's UpdatedDateUTC, the CRM's updatedAt / update_time)."""
+
+    state: str
+    xero_changed: datetime | None
+    crm_changed: datetime | None
+    synced_at: datetime | None
+    last_origin: str | None
+    flag: str | None  # "archived" (the Xero contact is archived) or "merged" / None
+    items: list[ReviewItem]  # open conflicts and other sync review items of the link
+    failed: str | None  # the last write's error, when it failed
+
+
+def company_sync(installation_id: int, company_id: str) -> CompanySync | None:
+    """The sync state of the company's link (None: not linked). Database reads only."""
+    link = db.session.scalars(select(ContactLink).where(
+        ContactLink.installation_id == installation_id, ContactLink.crm_object_type == "company",
+        ContactLink.crm_object_id == company_id)).first()
+    if link is None:
+        return None
+    settings = db.session.get(ContactSyncSettings, installation_id)
+    items = list(db.session.scalars(select(ReviewItem).where(
+        ReviewItem.installation_id == installation_id, ReviewItem.contact_link_id == link.id,
+        ReviewItem.status == ReviewStatus.OPEN, ReviewItem.reason.in_(SYNC_REASONS))
+        .order_by(ReviewItem.created_at.desc(), ReviewItem.id.desc())).all())
+    last = db.session.scalars(select(AuditEvent).where(
+        AuditEvent.installation_id == installation_id, AuditEvent.action == "contact_synced",
+        AuditEvent.detail["company"].as_string() == company_id)
+        .order_by(AuditEvent.id.desc()).limit(1)).first()
+    failed = ((last.detail or {}).get("error") or "failed") if last is not None and \
+        last.outcome == "failed" else None
+    flag = link.xero_status
+    if settings is None or not settings.enabled:
+        state = "off"
+    elif link.synced_at is None or items or failed or link.open_conflicts or flag:
+        state = "waiting"
+    else:
+        state = "in_sync"
+    return CompanySync(state, link.xero_version, link.crm_version, link.synced_at,
+                       link.last_origin, flag, items, failed)
 
 
 def _by_currency(links: Iterable[InvoiceLink]) -> dict[str, Decimal]:

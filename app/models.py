@@ -401,6 +401,10 @@ class ContactLink(db.Model):
                                                            server_default="{}")
     last_origin: Mapped[str | None] = mapped_column(String(16))  # xero | crm
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # "archived": the Xero contact is archived (ContactStatus ARCHIVED), so nothing syncs and a
+    # CONTACT_ARCHIVED review item says so; None: active. A merged contact moves the link to
+    # the surviving contact instead (app.contact_sync.reconcile).
+    xero_status: Mapped[str | None] = mapped_column(String(16))
 
 
 class ContactSyncSettings(db.Model):

@@ -1,4 +1,4 @@
-"""app/settings_forms/contacts.py (not on the settings page yet): the Contacts section reads
+"""app/settings_forms/contacts.py (on the settings page: tests/test_settings_page_contacts.py): the Contacts section reads
 the mapping table, keeps only what differs from the defaults, refuses what cannot be a rule,
 and saves to ContactSyncSettings."""
 

@@ -110,6 +110,7 @@ def reconcile(installation: Installation, connection: XeroConnection,
     if client.limiter.available(connection.tenant_id) < reads + CONTACT_SYNC_RESERVE:
         raise QuotaReserved(60.0, "Xero quota kept for invoicing")
     records = client.contact_records([link.xero_contact_id for link in links])
+    records = _follow_merges(installation, client, links, records, trigger)
     adapter = adapter_for(crm)
     companies = adapter.fetch_companies(installation, [link.crm_object_id for link in links],
                                         extra)
@@ -119,7 +120,12 @@ def reconcile(installation: Installation, connection: XeroConnection,
         record = records.get(link.xero_contact_id)
         company = companies.get(link.crm_object_id)
         if record is None or company is None:
-            continue  # merged, deleted or gone on one side: the merge rules (later) decide
+            continue  # deleted or gone on one side: the CRM-side merge rules (later) decide
+        if not record.active:
+            _flag_archived(installation, link, record.name, trigger)
+            continue
+        if link.xero_status is not None:  # restored in Xero: it syncs again
+            link.xero_status = None
         if not in_scope(xero_scope(record), settings.xero_roles, settings.contact_groups):
             continue
         xero, crm_now = xero_snapshot(record), crm_snapshot(crm, company, rules, tax_property)
@@ -139,8 +145,14 @@ def reconcile(installation: Installation, connection: XeroConnection,
             written["xero"] = saved.updated_at
         conflicts = {d.field: _open_conflict(installation, link, d, trigger)
                      for d in plan.conflicts}
-        store(link, settle(state_of(link), plan, xero, crm_now, written=written,
-                           conflict_items=conflicts), now)
+        settled = settle(state_of(link), plan, xero, crm_now, written=written,
+                         conflict_items=conflicts)
+        if "name" in plan.to_xero and "xero" not in written and _name_taken(saved):
+            # Xero's unique-name rule: the same rename would fail on every pass. A person
+            # decides (keep Xero's name, or the CRM's once the other contact is renamed).
+            item = _name_collision(installation, link, plan.of("name"), saved, trigger)
+            settled = replace(settled, open_conflicts={**settled.open_conflicts, "name": item})
+        store(link, settled, now)
         _close_resolved(link, plan, written)
         if plan.to_crm:
             outcome.crm_written += "crm" in written
@@ -153,6 +165,104 @@ def reconcile(installation: Installation, connection: XeroConnection,
                    None if "xero" in written else _xero_error(saved, xero_failure))
     db.session.commit()
     return outcome
+
+
+# Xero's answer to a save whose Name another active contact has (platform-facts: Name unique
+# among active contacts): "The contact name X is already assigned to another contact. The
+# contact name must be unique across all active contacts."
+NAME_TAKEN = "already assigned to another contact"
+MERGE_HOPS = 5  # a contact merged into one merged since: followed this many times at most
+
+
+def _follow_merges(installation: Installation, client: Any, links: Sequence[ContactLink],
+                   records: dict[str, Any], trigger: str) -> dict[str, Any]:
+    """A Xero contact merged into another (MergedToContactID on the merged one, which Xero
+    keeps archived): its links move to the surviving contact (audited), whose record is read
+    too, so the pass compares the company with the contact Xero kept. Nothing is created."""
+    for _ in range(MERGE_HOPS):
+        moved = [link for link in links
+                 if (r := records.get(link.xero_contact_id)) is not None and r.merged_to]
+        if not moved:
+            break
+        for link in moved:
+            _move_link(installation, link, records[link.xero_contact_id], trigger)
+        wanted = sorted({link.xero_contact_id for link in moved} - set(records))
+        if wanted:
+            records = {**records, **client.contact_records(wanted)}
+    return records
+
+
+def _move_link(installation: Installation, link: ContactLink, merged: Any,
+               trigger: str) -> None:
+    before = link.xero_contact_id
+    link.xero_contact_id = merged.merged_to
+    # The survivor's record is another version history: no version of it was seen or written
+    # yet. The hashes stay (what both sides last agreed on), so what the survivor holds
+    # differently counts as a change in Xero, carried out by the mapping's rules.
+    link.xero_version = link.xero_written_version = None
+    link.xero_status = None
+    db.session.add(AuditEvent(
+        installation_id=installation.id, action="contact_link_moved", trigger=trigger,
+        outcome="ok",
+        detail={"company": link.crm_object_id, "why": "merged_in_xero",
+                "before": {"contact_id": before, "name": merged.name},
+                "after": {"contact_id": merged.merged_to}},
+        xero_ids={"contact_id": merged.merged_to}))
+
+
+def _flag_archived(installation: Installation, link: ContactLink, name: str,
+                   trigger: str) -> None:
+    """The linked contact is archived in Xero: the link is flagged and one open review item
+    says so (not one per pass); nothing is written to either side, nothing created."""
+    from app.models import ReviewStatus
+
+    if link.xero_status == "archived":
+        return
+    link.xero_status = "archived"
+    open_item = db.session.query(ReviewItem).filter_by(
+        contact_link_id=link.id, reason=ReviewReason.CONTACT_ARCHIVED,
+        status=ReviewStatus.OPEN).first()
+    if open_item is None:
+        db.session.add(ReviewItem(
+            installation_id=installation.id, contact_link_id=link.id,
+            reason=ReviewReason.CONTACT_ARCHIVED,
+            detail=(f"The Xero contact {name or link.xero_contact_id} linked to company "
+                    f"{link.crm_object_id} is archived in Xero, so the two no longer sync. "
+                    "Restore it in Xero, or link the company to another contact.")))
+    db.session.add(AuditEvent(
+        installation_id=installation.id, action="contact_archived", trigger=trigger,
+        outcome="review",
+        detail={"company": link.crm_object_id, "before": {"xero_status": None},
+                "after": {"xero_status": "archived"}},
+        xero_ids={"contact_id": link.xero_contact_id}))
+
+
+def _name_taken(saved: Any) -> bool:
+    return isinstance(saved, ContactSaved) and any(NAME_TAKEN in e for e in saved.errors)
+
+
+def _name_collision(installation: Installation, link: ContactLink, d: Decision, saved: Any,
+                    trigger: str) -> int:
+    """A review item for a CRM rename Xero refused because another active contact has that
+    name; its id (kept on the link, so the name waits for a person)."""
+    item = ReviewItem(
+        installation_id=installation.id, contact_link_id=link.id,
+        reason=ReviewReason.CONTACT_CONFLICT,
+        detail=(f"The company was renamed to {shown(d.crm_value)} in the CRM, but another "
+                "Xero contact already has that name (Xero's contact names are unique): keep "
+                "Xero's name, or rename the other contact in Xero and keep the CRM's."),
+        candidates=[{"field": "name", "side": "xero", "value": shown(d.xero_value)},
+                    {"field": "name", "side": "crm", "value": shown(d.crm_value)}])
+    db.session.add(item)
+    db.session.flush()
+    db.session.add(AuditEvent(installation_id=installation.id, action="contact_conflict",
+                              trigger=trigger, outcome="review",
+                              detail={"company": link.crm_object_id, "field": "name",
+                                      "xero": shown(d.xero_value), "crm": shown(d.crm_value),
+                                      "why": "name_taken_in_xero",
+                                      "error": "; ".join(saved.errors)},
+                              xero_ids={"contact_id": link.xero_contact_id}))
+    return item.id
 
 
 def _write_crm(installation: Installation, adapter: Any, planned: list[Any],

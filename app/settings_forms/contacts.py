@@ -1,4 +1,4 @@
-"""The "Contacts" section (issue #15), not on the page yet: two-way contact sync on or off,
+"""The "Contacts" section (issue #15): two-way contact sync on or off,
 the mapping table (per field: the CRM property, the direction, who wins a conflict), which
 Xero contacts sync (roles by IsCustomer/IsSupplier; contact groups). Saved to
 ContactSyncSettings, keeping only what differs from the defaults (app.contact_sync.mapping),
@@ -16,6 +16,8 @@ from app.contact_sync.mapping import (
     ConflictRule,
     Direction,
     FieldRule,
+    XERO_FIELDS,
+    XERO_READ_ONLY,
     MappingError,
     default_rule,
     mapping_for,
@@ -34,6 +36,11 @@ CONFLICT_LABELS = {ConflictRule.XERO: "Xero wins", ConflictRule.CRM: "The CRM wi
 ROLE_LABELS = {"customer": "Customers", "supplier": "Suppliers",
                "unassigned": "Contacts with no invoices or bills yet"}
 MAX_GROUPS = 50
+FIELD_LABELS = {"name": "Name", "email": "Email", "phone": "Phone", "mobile": "Mobile",
+                "street_address": "Street address", "billing_address": "Billing (postal) address",
+                "website": "Website", "tax_number": "Tax number", "contact_persons": "Contact persons",
+                "payment_terms": "Payment terms", "currency": "Currency",
+                "account_number": "Account number"}
 
 
 @dataclass(frozen=True)
@@ -108,8 +115,14 @@ class ContactsSection(TableSection):
         return {"contacts", "contact_roles", "contact_groups"} | {f"contact:{f}" for f in FIELDS}
 
     def labels(self, sources: Sources) -> dict[str, Any]:
-        return {"directions": DIRECTION_LABELS, "conflicts": CONFLICT_LABELS,
-                "roles": ROLE_LABELS, "rules": self.rules}
+        try:
+            rules = self.rules
+        except MappingError:  # a stored override no longer valid: shown as the defaults
+            rules = mapping_for(self.crm, None, self.tax_number_property)
+        return {"contact_directions": DIRECTION_LABELS, "contact_conflicts": CONFLICT_LABELS,
+                "contact_role_labels": ROLE_LABELS, "contact_rules": rules,
+                "contact_field_labels": FIELD_LABELS, "contact_xero_fields": XERO_FIELDS,
+                "contact_read_only": XERO_READ_ONLY, "contact_max_groups": MAX_GROUPS}
 
     def save(self, installation_id: int) -> dict[str, Any]:
         row = db.session.get(ContactSyncSettings, installation_id)

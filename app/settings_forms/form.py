@@ -3,7 +3,7 @@ one (all of it is saved or none), and written in one go (the caller commits)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +11,7 @@ from werkzeug.datastructures import MultiDict
 
 from app.extensions import db
 from app.models import Installation, InstallationSettings, LineAmountType
+from app.settings_forms.contacts import ContactsSection
 from app.settings_forms.invoices import InvoiceOptions
 from app.settings_forms.matching import ContactMatching
 from app.settings_forms.permissions import Permissions
@@ -34,13 +35,15 @@ class SettingsForm:
     taxes: TaxLabels
     xero: XeroDefaults
     products: ProductMappings
+    contacts: ContactsSection = field(default_factory=ContactsSection)
 
     @classmethod
     def saved(cls, installation: Installation) -> SettingsForm:
         row = installation.settings
         return cls(ContactMatching.saved(row), InvoiceOptions.saved(row), Permissions.saved(row),
                    StageRules.saved(installation.id), TaxLabels.saved(installation.id),
-                   XeroDefaults.saved(row), ProductMappings.saved(installation.id))
+                   XeroDefaults.saved(row), ProductMappings.saved(installation.id),
+                   ContactsSection.saved(installation.id))
 
     def sections(self) -> list[Section]:
         return [getattr(self, f.name) for f in fields(self)]

@@ -35,6 +35,9 @@ def contact(record: Contact, *, is_customer: bool, summary: bool = False) -> dic
              "IsCustomer": is_customer, "HasAttachments": False, "HasValidationErrors": False}
     if record.website:
         body["Website"] = record.website
+    if record.merged_to and not summary:
+        # The spec: "Only returned when using paging or when fetching a contact by ContactId".
+        body["MergedToContactID"] = record.merged_to
     if not summary:
         body |= {"Addresses": list(record.addresses) or _DEFAULT_ADDRESSES,
                  "Phones": list(record.phones) or _DEFAULT_PHONES,

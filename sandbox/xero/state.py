@@ -67,6 +67,9 @@ class Contact:
     payment_terms: Mapping[str, Any] | None = None
     updated_ms: int = 0
     website: str | None = None  # read only in the API: set in Xero's UI (set_contact_website)
+    # MergedToContactID: "ID for the destination of a merged contact" (the spec's Contact,
+    # tests/specs/xero/xero_accounting.yaml); set by merging in Xero's UI (merge_contact).
+    merged_to: str | None = None
 
     def matches(self, term: str) -> bool:
         """Xero's contact ``searchTerm``: case-insensitive contains over five fields."""
