@@ -122,7 +122,7 @@ def test_a_stage_rule_decides_and_draft_first_turns_it_into_a_draft(deal):
     assert "Create a draft invoice in Xero?" in says and "draft-first is on" in says
 
     with deal.app.app_context():
-        db.session.get(InstallationSettings, 1).draft_first = False
+        db.session.scalars(select(InstallationSettings)).one().draft_first = False  # ids differ on PostgreSQL
         db.session.commit()
     pushed = deal.push(deal.page().text)
     work(deal.app)
@@ -272,10 +272,11 @@ def test_a_voided_invoice_is_re_invoiced_as_a_new_invoice_the_old_one_kept(deal)
 
 def test_a_reconnect_needed_item_with_no_deal_is_a_banner_on_every_card(deal):
     with deal.app.app_context():
+        installation_id = db.session.scalars(select(Installation.id)).one()  # not 1 on PostgreSQL
         db.session.add_all([
-            ReviewItem(installation_id=1, reason=ReviewReason.RECONNECT_NEEDED,
+            ReviewItem(installation_id=installation_id, reason=ReviewReason.RECONNECT_NEEDED,
                        detail="xero_reconnect_needed: invalid_grant"),
-            ReviewItem(installation_id=1, deal_id="999", reason=ReviewReason.RECONNECT_NEEDED,
+            ReviewItem(installation_id=installation_id, deal_id="999", reason=ReviewReason.RECONNECT_NEEDED,
                        detail="a deal's own item, not a banner")])
         db.session.commit()
     company = deal.hubspot.crm.add_company(name="Globex")
