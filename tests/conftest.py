@@ -145,13 +145,16 @@ class AppFactory:
         self.database_url = database_url
         self.redis_url = redis_url
         self.servers: list[LoopbackServer] = []
+        self.apps: list[Flask] = []
 
     def settings(self, **overrides: Any) -> Settings:
         values = {"database_url": self.database_url, "redis_url": self.redis_url, **overrides}
         return make_settings(self.tmp_path / "instance", **values)
 
     def create(self, **overrides: Any) -> Flask:
-        return create_app(self.settings(**overrides))
+        app = create_app(self.settings(**overrides))
+        self.apps.append(app)
+        return app
 
     def serve(self, **overrides: Any) -> tuple[Flask, str]:
         """Start Paydeck on a loopback port; its public_url is that port."""
@@ -168,6 +171,12 @@ class AppFactory:
     def close(self) -> None:
         for server in self.servers:
             server.stop()
+        # Each app has its own engine and pool: closed here, not whenever the garbage
+        # collector gets to it (on PostgreSQL, leaked pools run into max_connections).
+        for app in self.apps:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
@@ -31,6 +31,8 @@ from app.models import CrmKind, Installation, InstallationStatus, WebhookReceipt
 from app.wiring import adapter_for
 from domain.crm import CompanyEvent, ParsedWebhook, StageEvent, WebhookRejected, WebhookRequest
 from xero import webhooks as xero_webhooks
+
+_Event = TypeVar("_Event", StageEvent, CompanyEvent)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -112,20 +114,7 @@ def _rejected(source: str, exc: WebhookRejected) -> tuple[Response, int]:
 def _accept(crm: CrmKind, parsed: ParsedWebhook, only_account: str | None = None) -> tuple[Response, int]:
     counts: Counter[str] = Counter({k: 0 for k in OUTCOMES})
     counts["ignored"] = parsed.ignored
-    events = [e for e in parsed.events if not e.own_change]
-    counts["own_change"] = len(parsed.events) - len(events)
-    if only_account is not None:
-        counts["unknown_account"] += sum(e.account_id != only_account for e in events)
-        events = [e for e in events if e.account_id == only_account]
-    installations = _active_installations(crm, {e.account_id for e in events})
-    by_installation: dict[int, list[StageEvent]] = defaultdict(list)
-    for event in events:
-        installation_id = installations.get(event.account_id)
-        if installation_id is None:
-            counts["unknown_account"] += 1
-        else:
-            by_installation[installation_id].append(event)
-    for installation_id, batch in by_installation.items():
+    for installation_id, batch in _by_installation(crm, parsed.events, counts, only_account).items():
         _enqueue(crm, installation_id, batch, counts)
     if parsed.companies:
         _companies(crm, parsed.companies, counts, only_account)
@@ -133,25 +122,33 @@ def _accept(crm: CrmKind, parsed: ParsedWebhook, only_account: str | None = None
     return jsonify(dict(counts)), 200
 
 
-def _companies(crm: CrmKind, events: list[CompanyEvent], counts: Counter[str],
-               only_account: str | None) -> None:
-    """Company events: Paydeck's own writes dropped (HubSpot INTEGRATION with our app id;
-    Pipedrive API changes at the version Paydeck wrote), the rest noted for the
-    installation's contact sync job, one job per installation however many events."""
+def _by_installation(crm: CrmKind, events: Sequence[_Event], counts: Counter[str],
+                     only_account: str | None) -> dict[int, list[_Event]]:
+    """The events that are not Paydeck's own changes, by the active installation of their CRM
+    account (counted: `own_change`, and `unknown_account` for an account with none, or not
+    the one a per-installation endpoint serves)."""
     theirs = [e for e in events if not e.own_change]
     counts["own_change"] += len(events) - len(theirs)
     if only_account is not None:
         counts["unknown_account"] += sum(e.account_id != only_account for e in theirs)
         theirs = [e for e in theirs if e.account_id == only_account]
     installations = _active_installations(crm, {e.account_id for e in theirs})
-    by_installation: dict[int, list[CompanyEvent]] = defaultdict(list)
+    by_installation: dict[int, list[_Event]] = defaultdict(list)
     for event in theirs:
         installation_id = installations.get(event.account_id)
         if installation_id is None:
             counts["unknown_account"] += 1
         else:
             by_installation[installation_id].append(event)
-    for installation_id, batch in by_installation.items():
+    return by_installation
+
+
+def _companies(crm: CrmKind, events: list[CompanyEvent], counts: Counter[str],
+               only_account: str | None) -> None:
+    """Company events: Paydeck's own writes dropped (HubSpot INTEGRATION with our app id;
+    Pipedrive API changes at the version Paydeck wrote), the rest noted for the
+    installation's contact sync job, one job per installation however many events."""
+    for installation_id, batch in _by_installation(crm, events, counts, only_account).items():
         echoes = echoed_versions(installation_id, {e.company_id: e.version for e in batch
                                                    if e.via_api})
         mine = [e for e in batch if e.via_api and e.company_id in echoes]
