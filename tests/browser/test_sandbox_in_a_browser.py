@@ -87,7 +87,7 @@ def test_settings_are_saved_from_the_settings_page(page, sandbox):
     # Pipelines and stages come from the CRM, accounts and tax rates from Xero.
     expect(settings.get_by_label(re.compile(r": Won$"))).to_have_value("authorise")
     settings.get_by_label("Days").fill("30")
-    settings.get_by_label("Payment terms").select_option(label="days after the invoice date")
+    settings.get_by_label("Payment terms", exact=True).select_option(label="days after the invoice date")
     settings.get_by_role("button", name="Save settings").click()
 
     expect(settings.get_by_role("status")).to_have_text("Saved.")
