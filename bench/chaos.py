@@ -483,9 +483,9 @@ def _wave(stack: _Stack, rng: random.Random, tally: Tally,
     """Deliver a shuffled `fraction` of the pending events (hold the rest back), post some
     batches twice, and replay a few old deliveries."""
     hub = stack.hubspot.webhooks
-    with hub._lock:  # the fake's queue: reorder it and hold part of it back
+    with hub.lock:  # the fake's queue (kit DeliveryLoop items): reorder it, hold part back
         rng.shuffle(hub._queue)
-        now = hub._clock.now()
+        now = hub.clock.now()
         for item in hub._queue:
             item.due = now if rng.random() < fraction else now + 3600
     twice = rng.random() < 0.3
