@@ -113,12 +113,12 @@ def _prepare(env: dict[str, str]):  # -> Flask
 def _wait_ready(port: int) -> None:
     """Until gunicorn answers; then warm every worker up (imports, DB and Redis connections)
     with /healthz calls, so the figures are the steady state, not first-request costs."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
             break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
             time.sleep(0.2)
     else:
         raise RuntimeError("gunicorn did not start")
