@@ -86,9 +86,13 @@ class ImportOutcome:
             parts.append(f"Copied into {self.crm}: {_labels(self.copied)}.")
         if self.kept:
             parts.append(f"Left as they were ({self.crm} already had them): {_labels(self.kept)}.")
-        if self.unsupported:
-            parts.append(f"Not copied ({self.crm} has no field for them): "
-                         f"{_labels(self.unsupported)}.")
+        no_field = [f for f in self.unsupported if f != "tax_number"]
+        if no_field:
+            parts.append(f"Not copied ({self.crm} has no field for them): {_labels(no_field)}.")
+        if "tax_number" in self.unsupported:
+            # Any CRM can hold a tax number in a custom field: none is chosen yet.
+            parts.append("Tax number not copied: no company field for tax numbers is chosen in "
+                         "Paydeck's settings (Matching Xero contacts).")
         if self.failed:
             parts.append(f"Could not copy into {self.crm}: {_labels(self.failed)} "
                          f"({self.error}). The link is kept; try Import again later.")

@@ -523,6 +523,19 @@ def test_plan_import_fills_empty_keeps_typed_and_names_what_the_crm_cannot_hold(
     assert plan.kept == ("country",) and plan.unsupported == ("tax_number",)
 
 
+def test_the_import_says_why_a_tax_number_was_not_copied():
+    """Issue #14 point 6: the import explains what it really did. A CRM can hold a tax
+    number in any custom field: when none is copied, it is because no field is chosen in
+    Paydeck's settings, not because the CRM "has no field" for it."""
+    said = ImportOutcome("Initech", "HubSpot", copied=("phone",),
+                         unsupported=("tax_number", "street")).summary()
+    assert "Copied into HubSpot: phone." in said
+    assert "Not copied (HubSpot has no field for them): street address." in said
+    assert ("Tax number not copied: no company field for tax numbers is chosen in Paydeck's "
+            "settings") in said
+    assert "has no field for them: tax number" not in said
+
+
 @pytest.mark.parametrize(("name", "term"), [
     ("Initech Pty Ltd", "Initech"), ("Initech Pty. Ltd.", "Initech"), ("Globex, Inc.", "Globex"),
     ("Ltd", "Ltd"), ("The Limited Company Ltd", "The"), ("  ", ""),
