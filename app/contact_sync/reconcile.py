@@ -46,7 +46,7 @@ from app.models import (
 from app.wiring import adapter_for
 from crm_adapters.base import CrmError, CrmRetryLater
 from xero.client import BATCH_SIZE, ContactSaved
-from xero.errors import RetryLater
+from xero.errors import FixData, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ def _write_xero(client: Any, connection: XeroConnection,
         except RetryLater as exc:
             failure = f"Xero asked to wait: {exc}"
             break
-        except Exception as exc:  # noqa: BLE001 - a refused batch: audited, retried later
+        except FixData as exc:  # Xero refused the batch's data: audited, tried again later
             log.warning("POST /Contacts refused: %s", exc)
             failure = str(exc) or type(exc).__name__
             calls += 1
