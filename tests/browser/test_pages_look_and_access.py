@@ -146,3 +146,35 @@ def test_the_sandbox_console_passes_axe(audit_page, sandbox):
         audit_page.goto(sandbox.console + path)
         audit_page.screenshot(path=str(ARTIFACTS / f"look-{name}.png"), full_page=True)
         assert serious_violations(audit_page) == [], name
+
+
+def test_the_xero_connect_pages_pass_axe(audit_page, app_factory, fake_hubspot, fake_xero):
+    """The pages outside the CRM frames: the organisation chooser (a Xero sign-in with two
+    organisations) and the connect confirmation that a settings page's "Switch organisation"
+    opens in a new window. Paydeck is served on loopback against the fakes (tests/conftest.py)."""
+    from tests.conftest import fake_settings
+
+    fake, _ = fake_xero
+    fake.add_tenant("Acme Pty Ltd")
+    fake.add_tenant("Acme NZ Ltd")
+    _, url = app_factory.serve(**fake_settings(hubspot=fake_hubspot, xero=fake_xero))
+    page = audit_page
+    page.set_viewport_size({"width": 900, "height": 700})
+    page.goto(f"{url}/install/hubspot")
+    page.goto(f"{url}/connect/xero")
+    expect(page).to_have_url(f"{url}/connect/xero/organisation")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "look-choose-organisation.png"), full_page=True)
+    assert serious_violations(page) == [], "organisation chooser"
+
+    page.get_by_label("Acme NZ Ltd").check()
+    page.get_by_role("button", name="Use this organisation").click()
+    expect(page.get_by_role("button", name="Switch organisation")).to_be_visible()
+    assert serious_violations(page) == [], "settings after connecting"
+    with page.context.expect_page() as opened:
+        page.get_by_role("button", name="Switch organisation").click()
+    confirmation = opened.value
+    confirmation.wait_for_load_state()
+    confirmation.screenshot(path=str(ARTIFACTS / "look-connect-xero.png"), full_page=True)
+    expect(confirmation.get_by_role("heading", level=1)).to_contain_text("to Xero?")
+    assert serious_violations(confirmation) == [], "connect confirmation"
