@@ -145,7 +145,8 @@ def _both_changed(rule: FieldRule, xero: Snapshot, crm: Snapshot, x: Value,
     to_crm = Decision(name, Action.WRITE_CRM, "", x, **both)
     to_xero = Decision(name, Action.WRITE_XERO, "", c, **both)
     if rule.direction == Direction.XERO_TO_CRM:
-        return replace(to_crm, reason=ONE_WAY)
+        return replace(to_crm, reason=ONE_WAY) if rule.to_crm else \
+            Decision(name, Action.NOTHING, NOT_THIS_WAY, **both)
     if rule.direction == Direction.CRM_TO_XERO:
         return replace(to_xero, reason=ONE_WAY) if rule.to_xero else \
             Decision(name, Action.NOTHING, NOT_THIS_WAY, **both)
