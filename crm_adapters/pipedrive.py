@@ -129,7 +129,9 @@ def parse_webhook(req: WebhookRequest) -> ParsedWebhook:
 
 
 def _organization_event(meta: dict[str, Any], data: dict[str, Any]) -> ParsedWebhook:
-    """An organization created or changed (two-way contact sync). meta.change_source is "app"
+    """An organization (or a person: B2C deals' contacts) created or changed (two-way contact
+    sync; list-of-webhooks-v2 "person | ...a person is added, deleted, has changed").
+    meta.change_source is "app"
     (the web app) or "api" (developers.pipedrive.com changelog "New field for webhooks");
     `data.update_time` is the organization's version after the change."""
     if meta.get("action") not in ("create", "change") or not meta.get("entity_id"):
@@ -329,9 +331,9 @@ class PipedriveCrm(PipedrivePersons):
         return codes
 
     def register_webhooks(self, installation: Any, url: str) -> None:
-        """App webhooks for deal changes and creations, and organization changes and
-        creations (two-way contact sync; list-of-webhooks-v2: "organization | ...an
-        organization is added, deleted, has changed"), each with the installation's current
+        """App webhooks for deal changes and creations, and organization and person changes
+        and creations (two-way contact sync; list-of-webhooks-v2: "organization | ...an
+        organization is added, deleted, has changed", likewise "person"), each with the installation's current
         Basic credentials. Pipedrive removes app webhooks on uninstall, but a hook at our URL
         that carries other credentials (a reinstall rotated them, or an uninstall whose
         removal we cannot see) would be refused with 401 forever: it is replaced. New hooks

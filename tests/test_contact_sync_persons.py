@@ -454,3 +454,14 @@ def test_the_parsers_tell_person_events_from_company_events():
     (change,) = pipedrive.parse_webhook(WebhookRequest(
         "POST", "u", {}, json.dumps(body).encode())).companies
     assert (change.object_type, change.company_id, change.via_api) == ("person", "3", True)
+
+
+def test_the_manifest_subscribes_the_contact_properties_person_sync_reads():
+    from crm_adapters.hubspot_persons import PERSON_FIELD_PROPERTIES
+    from tests.test_contact_sync_crm_to_xero import MANIFEST
+
+    subs = json.loads(MANIFEST.read_text())["config"]["subscriptions"]["legacyCrmObjects"]
+    assert {"subscriptionType": "contact.creation", "active": True} in subs
+    watched = {s["propertyName"] for s in subs
+               if s["subscriptionType"] == "contact.propertyChange" and s["active"]}
+    assert watched == set(PERSON_FIELD_PROPERTIES.values())
