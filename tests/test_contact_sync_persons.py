@@ -465,3 +465,71 @@ def test_the_manifest_subscribes_the_contact_properties_person_sync_reads():
     watched = {s["propertyName"] for s in subs
                if s["subscriptionType"] == "contact.propertyChange" and s["active"]}
     assert watched == set(PERSON_FIELD_PROPERTIES.values())
+
+
+# --- settings: persons on/off and a person's tax number property --------------------------------
+
+def test_the_contacts_section_saves_persons_and_their_tax_number_property(app):
+    from werkzeug.datastructures import MultiDict
+
+    from app.settings_forms.contacts import ContactsSection
+    from app.settings_forms.sources import Sources
+
+    installation = Installation(crm=CrmKind.HUBSPOT, account_id="62515")
+    db.session.add(installation)
+    db.session.commit()
+    form = MultiDict([("contact_sync", "on"), ("contact_persons", "on"),
+                      ("contact_roles", "customer"), ("contact_person_tax_property", " tax_id ")])
+    errors: dict[str, str] = {}
+    section = ContactsSection.saved(installation.id).read(form, Sources(None, None, None, []),
+                                                          errors)
+    assert errors == {}
+    changed = section.save(installation.id)["contacts"]
+    assert changed["persons"] == {"from": False, "to": True}
+    assert changed["person_fields"] == {"from": {},
+                                        "to": {"tax_number": {"crm_property": "tax_id"}}}
+    db.session.commit()
+    saved = ContactsSection.saved(installation.id)
+    assert saved.persons and saved.person_tax_property == "tax_id"
+    row = db.session.get(ContactSyncSettings, installation.id)
+    assert person_mapping("hubspot", row.fields, row.person_fields)["tax_number"].crm_property \
+        == "tax_id"
+
+    too_long = MultiDict([("contact_roles", "customer"),
+                          ("contact_person_tax_property", "x" * 500)])
+    errors = {}
+    saved.read(too_long, Sources(None, None, None, []), errors)
+    assert "at most" in errors["contact_person_tax_property"]
+
+
+# --- batches: what 120 changed persons cost ------------------------------------------------------
+
+def test_120_changed_hubspot_contacts_make_three_post_contacts_and_two_batch_reads(hub):
+    hub.settings(persons=True)
+    pairs = []
+    for n in range(120):
+        person = hub.crm.crm.add_contact(firstname="Customer", lastname=f"{n:03}")
+        made = hub.books.add_contact(f"Customer {n:03}", FirstName="Customer",
+                                     LastName=f"{n:03}")
+        link_person(hub, person, made.contact_id)
+        pairs.append((person, made.contact_id))
+    crm_events(hub)  # 120 contact.creation events: the first pass, nothing differs
+    xero_events(hub)
+    assert posts(hub) == 0
+    reads = hub.xero.count_calls("GET", "/api.xro/2.0/Contacts")
+    hub.crm.clear_crm_calls()
+
+    for n, (person, _) in enumerate(pairs):
+        hub.crm.crm.set_properties("contacts", person, {"phone": f"+61 2 5550 {n:04}"})
+    results = crm_events(hub)
+
+    assert [len(json.loads(r.body)) for r in results] == [100, 20]  # HubSpot's batches
+    assert posts(hub) == 3  # 50 + 50 + 20
+    assert hub.xero.count_calls("GET", "/api.xro/2.0/Contacts") == reads + 3  # 50 ids a read
+    # Both webhook POSTs are answered before the worker runs: one pass takes all 120 ids and
+    # reads the contacts in HubSpot batches of 100 (100 + 20), never one call per contact.
+    contact_reads = hub.crm.count_crm_calls("POST", "/crm/v3/objects/contacts/batch/read")
+    assert contact_reads == 2
+    assert all(xero_phone(hub.books.contact(c), "DEFAULT") == [f"+61 2 5550 {n:04}"]
+               for n, (_, c) in enumerate(pairs))
+    assert len(hub.audit_direction("crm_to_xero")) == 120
