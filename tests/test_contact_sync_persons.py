@@ -533,3 +533,20 @@ def test_120_changed_hubspot_contacts_make_three_post_contacts_and_two_batch_rea
     assert all(xero_phone(hub.books.contact(c), "DEFAULT") == [f"+61 2 5550 {n:04}"]
                for n, (_, c) in enumerate(pairs))
     assert len(hub.audit_direction("crm_to_xero")) == 120
+
+
+def test_a_person_whose_names_were_cleared_never_sends_xero_an_empty_name(hub):
+    hub.settings(persons=True)
+    person, contact_id = synced_jane(hub)
+
+    hub.crm.crm.set_properties("contacts", person, {"firstname": "", "lastname": ""})
+    crm_events(hub)
+
+    stored = hub.books.contact(contact_id)
+    assert (stored.name, stored.first_name or "", stored.last_name or "") == ("Jane Doe", "", "")
+    (event,) = hub.audit_direction("crm_to_xero")
+    assert event.outcome == "ok" and set(event.detail["fields"]) == {"first_name", "last_name"}
+    writes = posts(hub)
+    xero_events(hub)  # the echo, and a pass over the name left waiting: nothing more sent
+    crm_events(hub)
+    assert posts(hub) == writes and len(hub.audit_direction("crm_to_xero")) == 1
