@@ -153,8 +153,9 @@ def mapping_for(crm: str, overrides: Mapping[str, Any] | None = None,
 # is "firstname lastname", read-only. Pipedrive v2 persons: name (writable), first_name and
 # last_name (in GET answers, not in the v2 AddPersonRequest/update body: pipedrive/
 # client-nodejs src/versions/v2/models/add-person-request.ts, so read-only here), emails and
-# phones (arrays with primary flags); a v2 person has no standard address (unverified: left
-# out). The tax number has no default person property: the admin names one.
+# phones (arrays with primary flags). A v2 person's `postal_address` is "only included if
+# contact sync is enabled for the company" (persons-api.ts getPerson) and is not in the
+# update body, so a Pipedrive person's address is not synced. The tax number has no default person property: the admin names one.
 OBJECT_TYPES = ("company", "person")
 PERSON_FIELDS = ("name", "first_name", "last_name", "email", "phone", "mobile",
                  "street_address", "tax_number")
