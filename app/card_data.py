@@ -222,8 +222,29 @@ def company_sync(installation_id: int, company_id: str) -> CompanySync | None:
     link = db.session.scalars(select(ContactLink).where(
         ContactLink.installation_id == installation_id, ContactLink.crm_object_type == "company",
         ContactLink.crm_object_id == company_id)).first()
-    if link is None:
+    return None if link is None else link_sync(link)
+
+
+def deal_person_sync(installation_id: int, invoice_link: Any) -> CompanySync | None:
+    """A B2C deal's person link's sync state, for the deal page: the person link (HubSpot
+    contact, Pipedrive person) to the Xero contact the deal's invoice went to, if there is
+    one and no company link to that contact (a company deal shows its company's on the
+    company page). Database reads only."""
+    contact_id = getattr(invoice_link, "xero_contact_id", None)
+    if not contact_id:
         return None
+    links = list(db.session.scalars(select(ContactLink).where(
+        ContactLink.installation_id == installation_id,
+        ContactLink.xero_contact_id == contact_id).order_by(ContactLink.id)))
+    if any(link.crm_object_type == "company" for link in links):
+        return None
+    person = next((link for link in links if link.crm_object_type == "person"), None)
+    return None if person is None else link_sync(person)
+
+
+def link_sync(link: ContactLink) -> CompanySync:
+    """A company's or person's link's sync state (for persons: off unless persons sync)."""
+    installation_id, object_id = link.installation_id, link.crm_object_id
     settings = db.session.get(ContactSyncSettings, installation_id)
     items = list(db.session.scalars(select(ReviewItem).where(
         ReviewItem.installation_id == installation_id, ReviewItem.contact_link_id == link.id,
@@ -231,12 +252,13 @@ def company_sync(installation_id: int, company_id: str) -> CompanySync | None:
         .order_by(ReviewItem.created_at.desc(), ReviewItem.id.desc())).all())
     last = db.session.scalars(select(AuditEvent).where(
         AuditEvent.installation_id == installation_id, AuditEvent.action == "contact_synced",
-        AuditEvent.detail["company"].as_string() == company_id)
+        AuditEvent.detail[link.crm_object_type].as_string() == object_id)
         .order_by(AuditEvent.id.desc()).limit(1)).first()
     failed = ((last.detail or {}).get("error") or "failed") if last is not None and \
         last.outcome == "failed" else None
     flag = link.xero_status
-    if settings is None or not settings.enabled:
+    if (settings is None or not settings.enabled
+            or (link.crm_object_type == "person" and not settings.persons)):
         state = "off"
     elif link.synced_at is None or items or failed or link.open_conflicts or flag:
         state = "waiting"

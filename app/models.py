@@ -424,6 +424,13 @@ class ContactSyncSettings(db.Model):
     xero_roles: Mapped[list[str]] = mapped_column(
         JSON, default=lambda: ["customer", "unassigned"],
         server_default='["customer", "unassigned"]')
+    # Persons (B2C deals' contacts, ContactLink.crm_object_type "person") sync too; they use
+    # the company table's directions and conflict rules (app.contact_sync.mapping).
+    persons: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # {field: {"crm_property"}}: a person's own CRM property where it is not the default
+    # (the person's tax number property, say).
+    person_fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict,
+                                                          server_default="{}")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

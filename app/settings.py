@@ -15,11 +15,13 @@ XERO_SCOPES = (
     "accounting.settings.read"
 )
 # crm.objects.companies.write and contacts:full: the company page's import fills empty
-# company fields from the linked Xero contact (update_company). crm.objects.owners.read: who
+# company fields from the linked Xero contact (update_company); crm.objects.contacts.write:
+# two-way contact sync writes B2C deals' persons (HubSpot contacts). crm.objects.owners.read: who
 # owns a deal, for "owners and admins" (app.access; GET /crm/v3/owners?email=).
 HUBSPOT_SCOPES = (
     "oauth crm.objects.deals.read crm.objects.deals.write crm.objects.companies.read "
-    "crm.objects.companies.write crm.objects.contacts.read crm.objects.line_items.read "
+    "crm.objects.companies.write crm.objects.contacts.read crm.objects.contacts.write "
+    "crm.objects.line_items.read "
     "crm.objects.products.read crm.objects.owners.read crm.schemas.deals.write"
 )
 # activities:full for the overdue follow-up activities (notify_owner); users:read to check

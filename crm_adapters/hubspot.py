@@ -16,6 +16,7 @@ import requests
 
 from crm_adapters.base import (CrmError, CrmRetryLater, PagingLoop, classify_status, follow_pages,
                                load_json, tax_number_field)
+from crm_adapters.hubspot_persons import HubSpotPersons
 from crm_adapters.limits import CrmLimiter
 from domain.crm import (AccountIdentity, CompanyEvent, CompanyRecord, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
                         WebhookRejected, WebhookRequest)
@@ -91,6 +92,9 @@ def verify_webhook(req: WebhookRequest, client_secret: str, now_ms: int | None =
 
 
 COMPANY_EVENTS = ("company.creation", "company.propertyChange")
+# Persons (B2C deals' contacts): the same wake-up for HubSpot contacts (webhooks-v3.json
+# subscription types; app_manifest webhooks-hsmeta.json subscribes them).
+CONTACT_EVENTS = ("contact.creation", "contact.propertyChange")
 
 
 def parse_webhook(req: WebhookRequest, app_id: str) -> ParsedWebhook:
@@ -104,11 +108,13 @@ def parse_webhook(req: WebhookRequest, app_id: str) -> ParsedWebhook:
     for e in payload:
         own = (e.get("changeSource") == "INTEGRATION" and bool(app_id)
                and str(e.get("sourceId", "")) == str(app_id))
-        if (e.get("subscriptionType") in COMPANY_EVENTS
+        if (e.get("subscriptionType") in COMPANY_EVENTS + CONTACT_EVENTS
                 and all(e.get(k) not in (None, "") for k in ("objectId", "portalId", "eventId"))):
             companies.append(CompanyEvent(account_id=str(e["portalId"]),
                                           company_id=str(e["objectId"]),
-                                          event_key=str(e["eventId"]), own_change=own))
+                                          event_key=str(e["eventId"]), own_change=own,
+                                          object_type="person" if e["subscriptionType"]
+                                          in CONTACT_EVENTS else "company"))
             continue
         if (e.get("subscriptionType") != "deal.propertyChange" or e.get("propertyName") != "dealstage"
                 or not all(e.get(k) not in (None, "") for k in ("objectId", "portalId", "eventId",
@@ -168,7 +174,7 @@ def _api_exceptions() -> tuple[type[BaseException], ...]:
     return (Assoc, Companies, Contacts, Deals, Lines, Owners, Pipelines, Products, Properties, Tasks)
 
 
-class HubSpotCrm:
+class HubSpotCrm(HubSpotPersons):
     """The CrmAdapter for HubSpot. Every call: the shared 110/10 s limiter, a timeout, and
     failures typed by crm_adapters.base.classify_status."""
 
@@ -403,7 +409,8 @@ class HubSpotCrm:
         """The record's `hubspot_owner_id` (deals-v3.json / companies-v3.json GET
         /crm/v3/objects/{type}/{id}?properties=hubspot_owner_id; crm.objects.*.read scopes)."""
         client = self._client(installation)
-        api = client.crm.deals.basic_api if kind == "deal" else client.crm.companies.basic_api
+        api = {"deal": client.crm.deals.basic_api,
+               "person": client.crm.contacts.basic_api}.get(kind, client.crm.companies.basic_api)
         record = self._call(installation, f"{kind} owner", api.get_by_id, record_id,
                             properties=["hubspot_owner_id"], archived=ARCHIVED_NO)
         return RecordAccess(owner_id=(record.properties or {}).get("hubspot_owner_id") or None)

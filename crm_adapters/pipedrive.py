@@ -19,6 +19,7 @@ from requests_oauthlib import OAuth2Session
 from crm_adapters.base import (CrmError, CrmRetryLater, classify_status, follow_pages, load_json,
                                tax_number_field)
 from crm_adapters.limits import CrmLimiter
+from crm_adapters.pipedrive_persons import PipedrivePersons
 from domain.crm import (AccountIdentity, CompanyEvent, CompanyRecord, InvoiceFields, ParsedWebhook, RecordAccess, StageEvent,
                         WebhookRejected, WebhookRequest)
 from domain.dates import to_date, to_moment
@@ -112,7 +113,7 @@ def parse_webhook(req: WebhookRequest) -> ParsedWebhook:
         raise WebhookRejected(400, "body has no meta object")
     data = payload.get("data") or {}
     previous = payload.get("previous") or {}
-    if meta.get("entity") == "organization":
+    if meta.get("entity") in ("organization", "person"):
         return _organization_event(meta, data)
     changed_stage = meta.get("action") == "change" and isinstance(previous, dict) and "stage_id" in previous
     created = meta.get("action") == "create"
@@ -128,7 +129,9 @@ def parse_webhook(req: WebhookRequest) -> ParsedWebhook:
 
 
 def _organization_event(meta: dict[str, Any], data: dict[str, Any]) -> ParsedWebhook:
-    """An organization created or changed (two-way contact sync). meta.change_source is "app"
+    """An organization (or a person: B2C deals' contacts) created or changed (two-way contact
+    sync; list-of-webhooks-v2 "person | ...a person is added, deleted, has changed").
+    meta.change_source is "app"
     (the web app) or "api" (developers.pipedrive.com changelog "New field for webhooks");
     `data.update_time` is the organization's version after the change."""
     if meta.get("action") not in ("create", "change") or not meta.get("entity_id"):
@@ -139,7 +142,8 @@ def _organization_event(meta: dict[str, Any], data: dict[str, Any]) -> ParsedWeb
     return ParsedWebhook([], 0, [CompanyEvent(
         account_id=str(meta.get("company_id", "")), company_id=str(meta["entity_id"]),
         event_key=key, via_api=meta.get("change_source") == "api",
-        version=to_moment(data.get("update_time")))])
+        version=to_moment(data.get("update_time")),
+        object_type="person" if meta.get("entity") == "person" else "company")])
 
 
 # --- deals in, invoice fields out (API v2 through a requests-oauthlib session) -------------------
@@ -159,7 +163,7 @@ FIELDS: dict[str, tuple[str, str]] = {  # InvoiceFields attribute -> (field name
 BATCH = 100
 # The app webhooks Paydeck registers at install: (event_object, event_action).
 WEBHOOKS = (("deal", "change"), ("deal", "create"), ("organization", "change"),
-            ("organization", "create"))
+            ("organization", "create"), ("person", "change"), ("person", "create"))
 # "All v2 API list endpoints" page by cursor: `cursor` and `limit` ("If not provided, 100
 # items will be returned", "The maximum limit value is 500"); the response's
 # `additional_data.next_cursor` marks the next page, null on the last
@@ -178,7 +182,7 @@ ADDRESS_PARTS = {"street": ("street_number", "route"), "city": ("locality",),
 # industry, annual_revenue, employee_count, custom_fields), so "phone" is not one of ours here.
 
 
-class PipedriveCrm:
+class PipedriveCrm(PipedrivePersons):
     """The CrmAdapter for Pipedrive."""
 
     def __init__(self, token: Callable[[Any], str], limiter: Callable[[Any], CrmLimiter],
@@ -250,7 +254,9 @@ class PipedriveCrm:
         (pipedrive/client-php docs/versions/v2/Model/DealItem.md, OrganizationItem.md: both
         ints). A record the app's token may not see answers 403 (developers.pipedrive.com
         changelog "introducing-pipeline-visibility"), a missing one 404: both are CrmError."""
-        path = f"/api/v2/deals/{record_id}" if kind == "deal" else f"/api/v2/organizations/{record_id}"
+        path = {"deal": f"/api/v2/deals/{record_id}",
+                "person": f"/api/v2/persons/{record_id}"}.get(
+                    kind, f"/api/v2/organizations/{record_id}")
         data = self._request(installation, "GET", path, 1) or {}
         owner, visible = data.get("owner_id"), data.get("visible_to")
         return RecordAccess(owner_id=None if owner is None else str(owner),
@@ -325,9 +331,9 @@ class PipedriveCrm:
         return codes
 
     def register_webhooks(self, installation: Any, url: str) -> None:
-        """App webhooks for deal changes and creations, and organization changes and
-        creations (two-way contact sync; list-of-webhooks-v2: "organization | ...an
-        organization is added, deleted, has changed"), each with the installation's current
+        """App webhooks for deal changes and creations, and organization and person changes
+        and creations (two-way contact sync; list-of-webhooks-v2: "organization | ...an
+        organization is added, deleted, has changed", likewise "person"), each with the installation's current
         Basic credentials. Pipedrive removes app webhooks on uninstall, but a hook at our URL
         that carries other credentials (a reinstall rotated them, or an uninstall whose
         removal we cannot see) would be refused with 401 forever: it is replaced. New hooks

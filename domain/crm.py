@@ -52,9 +52,16 @@ COMPANY_FIELDS = ("name", "phone", "street", "city", "region", "postal_code", "c
                   "website", "domain", "tax_number")
 
 
+# A CRM person (HubSpot contact, Pipedrive person) in words of our own, for two-way contact
+# sync of the persons B2C deals are invoiced to (no company). "name" is the person's whole
+# name ("First Last"); the adapters read the CRM's own parts and leave out what it lacks.
+PERSON_FIELDS = ("name", "first_name", "last_name", "email", "phone", "mobile", "street",
+                 "city", "region", "postal_code", "country", "tax_number")
+
+
 @dataclass(frozen=True)
 class CompanyRecord:
-    """A company as contact sync reads it: `fields` in COMPANY_FIELDS words (plus any extra
+    """A company (or, in PERSON_FIELDS words, a person) as contact sync reads it: `fields` in COMPANY_FIELDS words (plus any extra
     properties asked for by their own key), "" when empty, a field the CRM cannot hold left
     out; `updated_at` the CRM's own version of the record (HubSpot updatedAt, Pipedrive
     update_time), aware UTC, or None if the CRM did not say."""
@@ -111,6 +118,9 @@ class CompanyEvent:
     # Paydeck's echo (the handler compares it with the link's stored version).
     via_api: bool = False
     version: datetime | None = None
+    # What changed: "company", or "person" (HubSpot contact, Pipedrive person), whose id
+    # `company_id` then holds.
+    object_type: str = "company"
 
 
 @dataclass(frozen=True)

@@ -77,3 +77,17 @@ class CompanySync(Protocol):
                          extra: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Write COMPANY_FIELDS values (and `extra` keys) onto each company, in batches; the
         CRM's new version of each record written (aware UTC datetime, or None)."""
+
+
+class PersonSync(Protocol):
+    """Two-way contact sync of persons (B2C deals' contacts: HubSpot contacts, Pipedrive
+    persons), like CompanySync, in PERSON_FIELDS words."""
+
+    def fetch_persons(self, installation: Any, person_ids: Sequence[str],
+                      extra: Mapping[str, str] | None = None) -> dict[str, CompanyRecord | None]:
+        """Persons by id (None: gone), in batches; `updated_at` the CRM's version."""
+
+    def update_persons(self, installation: Any, updates: Mapping[str, Mapping[str, str]],
+                       extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Write PERSON_FIELDS values (and `extra` keys) onto each person; the CRM's new
+        version of each record written. ValueError for a field the CRM cannot write."""

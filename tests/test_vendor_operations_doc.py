@@ -97,6 +97,8 @@ def test_every_call_of_paydecks_pipedrive_flows_is_in_the_table(pipedrive_env, f
         crm.notify_owner(row, str(deal_id), None, "Check", "Body")
         crm.update_company(row, str(org), {"city": "Sydney"})
         crm.fetch_company(row, str(org))
+        crm.fetch_persons(row, [str(person)])  # two-way contact sync of persons
+        crm.update_persons(row, {str(person): {"email": "pat@initech.example"}})
         request_invoice(row.id, str(deal_id), StageAction.AUTHORISE, "test")
     work(app)  # fetch the deal, make the contact and the invoice, write back
 

@@ -127,6 +127,9 @@ class ContactRecord:
     is_customer: bool = False
     is_supplier: bool = False
     merged_to: str = ""  # MergedToContactID: this contact was merged into that one
+    # FirstName / LastName: the contact's own person (a B2C contact is one person).
+    first_name: str = ""
+    last_name: str = ""
     # Phones and Addresses as Xero holds them (SDK attribute names), so that an update can
     # send the slots it does not change exactly as they were.
     raw_phones: tuple[Mapping[str, str], ...] = ()
@@ -147,6 +150,8 @@ class ContactPatch:
     currency: str | None = None
     phones: tuple[Mapping[str, str], ...] | None = None
     addresses: tuple[Mapping[str, str], ...] | None = None
+    first_name: str | None = None
+    last_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -500,7 +505,8 @@ def _contact_model(c: NewContact) -> Contact:
 def _patch_model(p: ContactPatch) -> Contact:
     model = Contact(contact_id=p.contact_id)
     for attr, sdk in (("name", "name"), ("email", "email_address"), ("tax_number", "tax_number"),
-                      ("account_number", "account_number")):
+                      ("account_number", "account_number"), ("first_name", "first_name"),
+                      ("last_name", "last_name")):
         value = getattr(p, attr)
         if value is not None:
             setattr(model, sdk, value)
@@ -567,6 +573,7 @@ def _contact_record(c: Contact) -> ContactRecord:
                             if g.contact_group_id),
         is_customer=bool(c.is_customer), is_supplier=bool(c.is_supplier),
         merged_to=str(c.merged_to_contact_id or ""),
+        first_name=c.first_name or "", last_name=c.last_name or "",
         raw_phones=tuple(_raw(p, _PHONE_FIELDS) for p in c.phones or []),
         raw_addresses=tuple(_raw(a, ("address_type", *_ADDRESS_FIELDS, "attention_to"))
                             for a in c.addresses or []))

@@ -35,15 +35,23 @@ from xero.errors import RetryLater
 
 log = logging.getLogger(__name__)
 _CHANGED = "paydeck:crm-companies-changed:{}"
+# Persons (B2C deals' contacts: HubSpot contact.* events, Pipedrive person webhooks).
+_CHANGED_BY_TYPE = {"company": _CHANGED, "person": "paydeck:crm-persons-changed:{}"}
 
 
-def sync_enabled(installation_id: int) -> bool:
+def sync_enabled(installation_id: int, object_type: str = "company") -> bool:
     settings = db.session.get(ContactSyncSettings, installation_id)
-    return settings is not None and settings.enabled
+    return _syncs(settings, object_type)
 
 
-def echoed_versions(installation_id: int,
-                    versions: Mapping[str, datetime | None]) -> set[str]:
+def _syncs(settings: ContactSyncSettings | None, object_type: str) -> bool:
+    """Contact sync is on, and (for persons) the admin chose to sync persons too."""
+    return (settings is not None and settings.enabled
+            and (object_type == "company" or bool(settings.persons)))
+
+
+def echoed_versions(installation_id: int, versions: Mapping[str, datetime | None],
+                    object_type: str = "company") -> set[str]:
     """The companies whose version (from the webhook) is the one Paydeck's own last write
     produced: Paydeck's echo."""
     wanted = {c: v for c, v in versions.items() if v is not None}
@@ -51,6 +59,7 @@ def echoed_versions(installation_id: int,
         return set()
     rows = db.session.execute(select(ContactLink.crm_object_id, ContactLink.crm_written_version)
                               .where(ContactLink.installation_id == installation_id,
+                                     ContactLink.crm_object_type == object_type,
                                      ContactLink.crm_object_id.in_(wanted)))
     return {company for company, written in rows
             if written is not None and _utc(written) == _utc(wanted[company])}
@@ -60,13 +69,15 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
-def note_changed_companies(installation_id: int, company_ids: Iterable[str]) -> bool:
-    """From a CRM webhook: remember the company ids and wake the installation's contact sync
-    job, if contact sync is on. Whether a job was woken."""
+def note_changed_companies(installation_id: int, company_ids: Iterable[str],
+                           object_type: str = "company") -> bool:
+    """From a CRM webhook: remember the company (or person) ids and wake the installation's
+    contact sync job, if contact sync is on (for persons: and persons sync). Whether a job
+    was woken."""
     ids = sorted(set(company_ids))
-    if not ids or not sync_enabled(installation_id):
+    if not ids or not sync_enabled(installation_id, object_type):
         return False
-    get_redis().sadd(_CHANGED.format(installation_id), *ids)
+    get_redis().sadd(_CHANGED_BY_TYPE[object_type].format(installation_id), *ids)
     _wake(installation_id)
     return True
 
@@ -77,33 +88,46 @@ def _wake(installation_id: int, delay: float | None = None) -> None:
 
 
 def sync_from_crm(installation_id: int) -> int:
-    """Job: the changed companies' linked Xero contacts brought up to date per the mapping.
-    Returns how many contacts were written to Xero."""
+    """Job: the changed companies' (and persons') linked Xero contacts brought up to date per
+    the mapping. Returns how many contacts were written to Xero."""
     installation = db.session.get(Installation, installation_id)
     if installation is None or installation.status != InstallationStatus.ACTIVE:
         return 0
+    written = 0
+    for object_type, key_format in _CHANGED_BY_TYPE.items():
+        done = _sync_type(installation, object_type, key_format.format(installation_id))
+        if done is None:
+            return written
+        written += done
+    return written
+
+
+def _sync_type(installation: Installation, object_type: str, key: str) -> int | None:
+    """One object type's noted ids; None when the pass must come back later (woken)."""
+    installation_id = installation.id
     connection = installation.xero_connection
-    key = _CHANGED.format(installation_id)
     redis = get_redis()
     ids = [i.decode() if isinstance(i, bytes) else i for i in redis.smembers(key)]
     if not ids:
         return 0
     settings = db.session.get(ContactSyncSettings, installation_id)
-    if (settings is None or not settings.enabled or connection is None
+    if (not _syncs(settings, object_type) or connection is None
             or connection.status != ConnectionStatus.CONNECTED):
         redis.srem(key, *ids)  # nothing to sync to: the next change brings them again
         return 0
+    assert settings is not None
     links = list(db.session.scalars(select(ContactLink).where(
         ContactLink.installation_id == installation_id,
-        ContactLink.crm_object_type == "company",  # person links: a later part of #15
+        ContactLink.crm_object_type == object_type,
         ContactLink.crm_object_id.in_(ids))))
     try:
         written = reconcile(installation, connection, settings, links,
-                            f"{installation.crm.value}:company").xero_written if links else 0
+                            f"{installation.crm.value}:{object_type}",
+                            object_type).xero_written if links else 0
     except (RetryLater, CrmRetryLater, TokenUnavailable) as exc:
         _wake(installation_id, delay=max(getattr(exc, "seconds", 1.0), 1.0))
         db.session.rollback()
-        return 0
+        return None
     redis.srem(key, *ids)  # only once handled: a crash leaves them for the next run
     if redis.scard(key):
         _wake(installation_id)

@@ -44,7 +44,9 @@ XERO_FIELDS = {
     "currency": "DefaultCurrency",
     "account_number": "AccountNumber",
 }
-FIELDS = tuple(XERO_FIELDS)
+FIELDS = tuple(XERO_FIELDS)  # a company's fields
+# A person's own name parts (Xero Contact.FirstName / LastName): person links only.
+XERO_FIELDS.update({"first_name": "FirstName", "last_name": "LastName"})
 FINANCIAL = frozenset({"tax_number", "payment_terms", "currency"})
 # Xero's API cannot write these: the Accounting spec's Contact.Website is "Website address
 # for contact (read only)", readOnly: true (tests/specs/xero/xero_accounting.yaml; the fake
@@ -71,6 +73,9 @@ class FieldRule:
     direction: Direction
     conflict: ConflictRule
     crm_property: str | None  # None: no CRM field chosen, so the field does not sync
+    # The CRM computes this field and its API cannot write it (a HubSpot contact's whole
+    # name; a Pipedrive person's first/last name): it syncs from the CRM to Xero only.
+    crm_read_only: bool = False
 
     @property
     def active(self) -> bool:
@@ -78,7 +83,8 @@ class FieldRule:
 
     @property
     def to_crm(self) -> bool:
-        return self.active and self.direction in (Direction.XERO_TO_CRM, Direction.BOTH)
+        return (self.active and not self.crm_read_only
+                and self.direction in (Direction.XERO_TO_CRM, Direction.BOTH))
 
     @property
     def to_xero(self) -> bool:
@@ -133,3 +139,71 @@ def mapping_for(crm: str, overrides: Mapping[str, Any] | None = None,
                                "Xero to the CRM, or turn it off")
         rules[field] = rule
     return rules
+
+
+# --- persons (B2C deals with no company: HubSpot contacts, Pipedrive persons) ---------------
+#
+# A person link uses the company table's direction and conflict rule for every field the two
+# share (an admin's "Xero wins for tax numbers" holds for people too); first and last name
+# follow the name's row. What differs per object type is the CRM property (the defaults below,
+# or ContactSyncSettings.person_fields {field: {"crm_property"}}), and which fields the CRM
+# computes itself. HubSpot contact properties: firstname, lastname, email, phone, mobilephone,
+# address, city, state, zip, country (tests/specs/hubspot/contacts-v3.json; knowledge.hubspot
+# .com "HubSpot's default contact properties"); HubSpot has no whole-name property, so "name"
+# is "firstname lastname", read-only. Pipedrive v2 persons: name (writable), first_name and
+# last_name (in GET answers, not in the v2 AddPersonRequest/update body: pipedrive/
+# client-nodejs src/versions/v2/models/add-person-request.ts, so read-only here), emails and
+# phones (arrays with primary flags). A v2 person's `postal_address` is "only included if
+# contact sync is enabled for the company" (persons-api.ts getPerson) and is not in the
+# update body, so a Pipedrive person's address is not synced. The tax number has no default person property: the admin names one.
+OBJECT_TYPES = ("company", "person")
+PERSON_FIELDS = ("name", "first_name", "last_name", "email", "phone", "mobile",
+                 "street_address", "tax_number")
+# The company row a person field takes its direction and conflict rule from.
+SHARED_ROW = {"first_name": "name", "last_name": "name"}
+PERSON_DEFAULTS: dict[str, dict[str, str | None]] = {
+    "hubspot": {"name": "firstname lastname", "first_name": "firstname",
+                "last_name": "lastname", "email": "email", "phone": "phone",
+                "mobile": "mobilephone", "street_address": "address"},
+    "pipedrive": {"name": "name", "first_name": "first_name", "last_name": "last_name",
+                  "email": "emails", "phone": "phones", "mobile": "phones"},
+}
+PERSON_CRM_READ_ONLY = {"hubspot": frozenset({"name"}),
+                        "pipedrive": frozenset({"first_name", "last_name"})}
+
+
+def person_mapping(crm: str, overrides: Mapping[str, Any] | None = None,
+                   person_overrides: Mapping[str, Any] | None = None,
+                   tax_number_property: str | None = None) -> dict[str, FieldRule]:
+    """Every person field's rule: the company table's direction and conflict (the admin's
+    `overrides`, as mapping_for takes them) on the person's own CRM properties.
+    `person_overrides`: {field: {"crm_property"}} (a person's tax number property, say).
+    MappingError as mapping_for's."""
+    company = mapping_for(crm, overrides, tax_number_property)
+    read_only = PERSON_CRM_READ_ONLY.get(crm, frozenset())
+    rules: dict[str, FieldRule] = {}
+    for name in PERSON_FIELDS:
+        row = company[SHARED_ROW.get(name, name)]
+        rules[name] = FieldRule(name, row.direction, row.conflict,
+                                PERSON_DEFAULTS[crm].get(name), name in read_only)
+    for name, change in (person_overrides or {}).items():
+        if name not in rules:
+            raise MappingError(f"persons have no contact field {name!r}")
+        if not isinstance(change, Mapping) or set(change) - {"crm_property"}:
+            raise MappingError(f"a person's {name} takes only a CRM property")
+        prop = change.get("crm_property")
+        if prop is not None and not isinstance(prop, str):
+            raise MappingError(f"{name}: the CRM property must be text")
+        rules[name] = replace(rules[name], crm_property=(prop or "").strip() or None)
+    return rules
+
+
+def rules_for(object_type: str, crm: str, settings: Any,
+              tax_number_property: str | None) -> dict[str, FieldRule]:
+    """The rules a link of this object type syncs by, from a ContactSyncSettings row."""
+    if object_type == "person":
+        return person_mapping(crm, settings.fields, getattr(settings, "person_fields", None),
+                              tax_number_property)
+    if object_type != "company":
+        raise MappingError(f"no contact mapping for {object_type!r} links")
+    return mapping_for(crm, settings.fields, tax_number_property)

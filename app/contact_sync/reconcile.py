@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from app.connections import xero_client
-from app.contact_sync.mapping import mapping_for
+from app.contact_sync import objects
+from app.contact_sync.mapping import rules_for
 from app.contact_sync.rules import Action, Decision, Snapshot, SyncPlan, decide, resolve, settle
 from app.contact_sync.scope import in_scope
 from app.contact_sync.sides import (
@@ -95,15 +96,16 @@ def with_choices(plan: SyncPlan, choices: Mapping[str, str]) -> SyncPlan:
 
 def reconcile(installation: Installation, connection: XeroConnection,
               settings: ContactSyncSettings, links: Sequence[ContactLink],
-              trigger: str) -> Outcome:
+              trigger: str, object_type: str = "company") -> Outcome:
     """Bring these links' two records into line per the mapping (the caller commits nothing:
     this commits once at the end). Raises RetryLater / CrmRetryLater when either side's
-    limits say to come back later; nothing is stored then."""
+    limits say to come back later; nothing is stored then. The links are all of
+    `object_type` (companies, or persons: app.contact_sync.objects)."""
     crm = installation.crm.value
     row = db.session.get(InstallationSettings, installation.id)
     tax_property = row.tax_number_property if row is not None else None
-    rules = mapping_for(crm, settings.fields, tax_property)
-    extra = extra_properties(crm, rules, tax_property)
+    rules = rules_for(object_type, crm, settings, tax_property)
+    extra = extra_properties(crm, rules, tax_property, object_type)
     client = xero_client(connection)
     assert connection.tenant_id
     reads = math.ceil(len(links) / BATCH_SIZE)
@@ -112,8 +114,8 @@ def reconcile(installation: Installation, connection: XeroConnection,
     records = client.contact_records([link.xero_contact_id for link in links])
     records = _follow_merges(installation, client, links, records, trigger)
     adapter = adapter_for(crm)
-    companies = adapter.fetch_companies(installation, [link.crm_object_id for link in links],
-                                        extra)
+    companies = objects.fetch(adapter, object_type, installation,
+                              [link.crm_object_id for link in links], extra)
     now = _now()
     planned: list[tuple[ContactLink, SyncPlan, Snapshot, Snapshot, Any]] = []
     for link in links:
@@ -128,12 +130,13 @@ def reconcile(installation: Installation, connection: XeroConnection,
             link.xero_status = None
         if not in_scope(xero_scope(record), settings.xero_roles, settings.contact_groups):
             continue
-        xero, crm_now = xero_snapshot(record), crm_snapshot(crm, company, rules, tax_property)
+        xero, crm_now = xero_snapshot(record), crm_snapshot(crm, company, rules, tax_property,
+                                                                  object_type)
         state = state_of(link)
         plan = with_choices(decide(rules, state, xero, crm_now), chosen(state.open_conflicts))
         planned.append((link, plan, xero, crm_now, record))
 
-    crm_versions, crm_failure = _write_crm(installation, adapter, planned, extra)
+    crm_versions, crm_failure = _write_crm(installation, adapter, planned, extra, object_type)
     xero_saved, xero_failure, calls = _write_xero(client, connection, planned)
     outcome = Outcome(xero_calls=calls)
     for link, plan, xero, crm_now, _ in planned:
@@ -158,7 +161,7 @@ def reconcile(installation: Installation, connection: XeroConnection,
             outcome.crm_written += "crm" in written
             _audit(installation, link, plan, Action.WRITE_CRM, "xero_to_crm", trigger,
                    None if "crm" in written else
-                   crm_failure or "the CRM did not answer for this company")
+                   crm_failure or f"the CRM did not answer for this {object_type}")
         if plan.to_xero:
             outcome.xero_written += "xero" in written
             _audit(installation, link, plan, Action.WRITE_XERO, "crm_to_xero", trigger,
@@ -204,7 +207,7 @@ def _move_link(installation: Installation, link: ContactLink, merged: Any,
     db.session.add(AuditEvent(
         installation_id=installation.id, action="contact_link_moved", trigger=trigger,
         outcome="ok",
-        detail={"company": link.crm_object_id, "why": "merged_in_xero",
+        detail={link.crm_object_type: link.crm_object_id, "why": "merged_in_xero",
                 "before": {"contact_id": before, "name": merged.name},
                 "after": {"contact_id": merged.merged_to}},
         xero_ids={"contact_id": merged.merged_to}))
@@ -226,13 +229,13 @@ def _flag_archived(installation: Installation, link: ContactLink, name: str,
         db.session.add(ReviewItem(
             installation_id=installation.id, contact_link_id=link.id,
             reason=ReviewReason.CONTACT_ARCHIVED,
-            detail=(f"The Xero contact {name or link.xero_contact_id} linked to company "
-                    f"{link.crm_object_id} is archived in Xero, so the two no longer sync. "
-                    "Restore it in Xero, or link the company to another contact.")))
+            detail=(f"The Xero contact {name or link.xero_contact_id} linked to "
+                    f"{objects.NOUN[link.crm_object_type]} {link.crm_object_id} is archived in Xero, so the two no longer sync. "
+                    "Restore it in Xero, or link the {objects.NOUN[link.crm_object_type]} to another contact.")))
     db.session.add(AuditEvent(
         installation_id=installation.id, action="contact_archived", trigger=trigger,
         outcome="review",
-        detail={"company": link.crm_object_id, "before": {"xero_status": None},
+        detail={link.crm_object_type: link.crm_object_id, "before": {"xero_status": None},
                 "after": {"xero_status": "archived"}},
         xero_ids={"contact_id": link.xero_contact_id}))
 
@@ -248,16 +251,16 @@ def _name_collision(installation: Installation, link: ContactLink, d: Decision, 
     item = ReviewItem(
         installation_id=installation.id, contact_link_id=link.id,
         reason=ReviewReason.CONTACT_CONFLICT,
-        detail=(f"The company was renamed to {shown(d.crm_value)} in the CRM, but another "
-                "Xero contact already has that name (Xero's contact names are unique): keep "
-                "Xero's name, or rename the other contact in Xero and keep the CRM's."),
+        detail=(f"The {objects.NOUN[link.crm_object_type]} was renamed to {shown(d.crm_value)} "
+                "in the CRM, but another Xero contact already has that name (Xero's contact "
+                "names are unique): keep Xero's name, or rename the other contact in Xero and keep the CRM's."),
         candidates=[{"field": "name", "side": "xero", "value": shown(d.xero_value)},
                     {"field": "name", "side": "crm", "value": shown(d.crm_value)}])
     db.session.add(item)
     db.session.flush()
     db.session.add(AuditEvent(installation_id=installation.id, action="contact_conflict",
                               trigger=trigger, outcome="review",
-                              detail={"company": link.crm_object_id, "field": "name",
+                              detail={link.crm_object_type: link.crm_object_id, "field": "name",
                                       "xero": shown(d.xero_value), "crm": shown(d.crm_value),
                                       "why": "name_taken_in_xero",
                                       "error": "; ".join(saved.errors)},
@@ -266,13 +269,13 @@ def _name_collision(installation: Installation, link: ContactLink, d: Decision, 
 
 
 def _write_crm(installation: Installation, adapter: Any, planned: list[Any],
-               extra: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+               extra: Mapping[str, str], object_type: str) -> tuple[dict[str, Any], str]:
     updates = {link.crm_object_id: crm_fields(plan.to_crm)
                for link, plan, _, _, _ in planned if plan.to_crm}
     if not updates:
         return {}, ""
     try:
-        return adapter.update_companies(installation, updates, extra), ""
+        return objects.update(adapter, object_type, installation, updates, extra), ""
     except CrmRetryLater:
         raise
     except CrmError as exc:
@@ -322,7 +325,7 @@ def _audit(installation: Installation, link: ContactLink, plan: SyncPlan, action
     db.session.add(AuditEvent(
         installation_id=installation.id, action="contact_synced", trigger=trigger,
         outcome="ok" if error is None else "failed",
-        detail={"company": link.crm_object_id, "direction": direction,
+        detail={link.crm_object_type: link.crm_object_id, "direction": direction,
                 "fields": {d.field: {"before": shown(d.crm_value if action == Action.WRITE_CRM
                                                      else d.xero_value),
                                      "after": shown(d.value), "why": d.reason}
@@ -362,7 +365,7 @@ def _open_conflict(installation: Installation, link: ContactLink, d: Decision,
     db.session.flush()
     db.session.add(AuditEvent(installation_id=installation.id, action="contact_conflict",
                               trigger=trigger, outcome="review",
-                              detail={"company": link.crm_object_id, "field": d.field,
+                              detail={link.crm_object_type: link.crm_object_id, "field": d.field,
                                       "xero": shown(d.xero_value), "crm": shown(d.crm_value),
                                       "why": d.reason},
                               xero_ids={"contact_id": link.xero_contact_id}))

@@ -40,6 +40,11 @@ XERO_WINS, CRM_WINS = "both_changed_xero_wins", "both_changed_crm_wins"
 NEWER_WINS, ASK, CANNOT_TELL = "both_changed_newer_wins", "both_changed_ask", "cannot_tell_newer"
 ONE_WAY = "both_changed_one_way"  # a one-way field: its source side wins
 RESOLVED = "resolved_by_person"
+# Xero refuses a contact without a name ("The contact name must be specified."; the
+# Accounting API's contacts docs list Name as required, the vendored spec does not mark it;
+# the fake refuses it: sandbox/xero/books.py). A CRM record whose name was emptied (a HubSpot
+# contact with neither first nor last name) never sends an empty Name: it waits for one.
+NAME_REQUIRED = "xero_needs_a_name"
 # Decisions after which both sides' current hashes become the base.
 _ABSORB = frozenset({IN_SYNC, UNCHANGED, NOT_THIS_WAY})
 
@@ -97,9 +102,15 @@ def decide(rules: Mapping[str, FieldRule], state: SyncState, xero: Snapshot,
            crm: Snapshot) -> SyncPlan:
     xero_echo = is_echo(xero.version, state.xero_written_version)
     crm_echo = is_echo(crm.version, state.crm_written_version)
-    decisions = tuple(_decide(rule, state, xero, crm, xero_echo, crm_echo)
+    decisions = tuple(_named(_decide(rule, state, xero, crm, xero_echo, crm_echo))
                       for rule in rules.values())
     return SyncPlan(decisions, xero_echo, crm_echo)
+
+
+def _named(d: Decision) -> Decision:
+    if d.field == "name" and d.action == Action.WRITE_XERO and is_empty(d.value):
+        return replace(d, action=Action.NOTHING, reason=NAME_REQUIRED, value=None)
+    return d
 
 
 def _decide(rule: FieldRule, state: SyncState, xero: Snapshot, crm: Snapshot,
@@ -145,7 +156,8 @@ def _both_changed(rule: FieldRule, xero: Snapshot, crm: Snapshot, x: Value,
     to_crm = Decision(name, Action.WRITE_CRM, "", x, **both)
     to_xero = Decision(name, Action.WRITE_XERO, "", c, **both)
     if rule.direction == Direction.XERO_TO_CRM:
-        return replace(to_crm, reason=ONE_WAY)
+        return replace(to_crm, reason=ONE_WAY) if rule.to_crm else \
+            Decision(name, Action.NOTHING, NOT_THIS_WAY, **both)
     if rule.direction == Direction.CRM_TO_XERO:
         return replace(to_xero, reason=ONE_WAY) if rule.to_xero else \
             Decision(name, Action.NOTHING, NOT_THIS_WAY, **both)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.contact_sync.mapping import CRM_DEFAULTS, TAX_NUMBER, FieldRule
+from app.contact_sync.mapping import CRM_DEFAULTS, PERSON_DEFAULTS, TAX_NUMBER, FieldRule
 from app.contact_sync.rules import Snapshot
 from app.contact_sync.scope import ContactScope
 from app.contact_sync.values import ADDRESS_PARTS, Value, address, address_parts
@@ -20,7 +20,8 @@ from xero.client import ContactPatch, ContactRecord
 # The fields the adapters read and write by COMPANY_FIELDS words when the admin kept the
 # default CRM property: field -> the words.
 STANDARD = {"name": ("name",), "phone": ("phone",), "website": ("website",),
-            "tax_number": ("tax_number",),
+            "tax_number": ("tax_number",), "email": ("email",), "mobile": ("mobile",),
+            "first_name": ("first_name",), "last_name": ("last_name",),
             "street_address": ("street", "city", "region", "postal_code", "country")}
 # Fields whose value is structured: a custom CRM property (text) cannot hold them yet.
 STRUCTURED = frozenset({"street_address", "billing_address", "payment_terms", "contact_persons"})
@@ -38,6 +39,7 @@ def xero_snapshot(contact: ContactRecord) -> Snapshot:
         "website": contact.website, "tax_number": contact.tax_number,
         "contact_persons": persons, "payment_terms": terms, "currency": contact.currency,
         "account_number": contact.account_number,
+        "first_name": contact.first_name, "last_name": contact.last_name,
     }
     return Snapshot(values, contact.updated_at)
 
@@ -47,31 +49,34 @@ def xero_scope(contact: ContactRecord) -> ContactScope:
                         contact.active)
 
 
-def _standard(crm: str, rule: FieldRule, tax_number_property: str | None) -> bool:
-    default = CRM_DEFAULTS.get(crm, {}).get(rule.field)
+def _standard(crm: str, rule: FieldRule, tax_number_property: str | None,
+              object_type: str = "company") -> bool:
+    defaults = PERSON_DEFAULTS if object_type == "person" else CRM_DEFAULTS
+    default = defaults.get(crm, {}).get(rule.field)
     if default == TAX_NUMBER:
         return rule.crm_property == (tax_number_property or None)
     return default is not None and rule.crm_property == default
 
 
 def extra_properties(crm: str, rules: Mapping[str, FieldRule],
-                     tax_number_property: str | None) -> dict[str, str]:
+                     tax_number_property: str | None,
+                     object_type: str = "company") -> dict[str, str]:
     """{field: CRM property} for the active text fields the admin mapped to a property of
     their choosing (read and written as text by the adapter)."""
     return {name: rule.crm_property for name, rule in rules.items()
             if rule.active and rule.crm_property and name not in STRUCTURED
-            and not _standard(crm, rule, tax_number_property)}
+            and not _standard(crm, rule, tax_number_property, object_type)}
 
 
 def crm_snapshot(crm: str, company: CompanyRecord, rules: Mapping[str, FieldRule],
-                 tax_number_property: str | None) -> Snapshot:
+                 tax_number_property: str | None, object_type: str = "company") -> Snapshot:
     """The company's values for the active fields it holds (a field it cannot hold is left
     out, so the rules leave it alone)."""
     fields, values = company.fields, {}
     for name, rule in rules.items():
         if not rule.active:
             continue
-        if _standard(crm, rule, tax_number_property):
+        if _standard(crm, rule, tax_number_property, object_type):
             words = STANDARD.get(name, ())
             if not words or not all(w in fields for w in words):
                 continue
@@ -108,7 +113,8 @@ def shown(value: Value | None) -> Any:
 
 # Xero's field per rules' field, for the text fields a POST /Contacts can carry.
 _XERO_TEXT = {"name": "name", "email": "email", "tax_number": "tax_number",
-              "account_number": "account_number", "currency": "currency"}
+              "account_number": "account_number", "currency": "currency",
+              "first_name": "first_name", "last_name": "last_name"}
 _PHONE_TYPES = {"phone": "DEFAULT", "mobile": "MOBILE"}
 _ADDRESS_TYPES = {"street_address": "STREET", "billing_address": "POBOX"}
 _XERO_ADDRESS = {"lines": "address_line1", "city": "city", "region": "region",

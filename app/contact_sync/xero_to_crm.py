@@ -74,10 +74,12 @@ def sync_from_xero(connection_id: int) -> int:
     if settings is None or not settings.enabled:
         redis.srem(key, *ids)
         return 0
+    # Company links, and person links (B2C deals' contacts) if the admin syncs persons.
+    types = ["company", "person"] if settings.persons else ["company"]
     links = list(db.session.scalars(select(ContactLink).where(
         ContactLink.installation_id == installation.id,
-        ContactLink.crm_object_type == "company",  # person links: a later part of #15
-        ContactLink.xero_contact_id.in_(ids))))
+        ContactLink.crm_object_type.in_(types),
+        ContactLink.xero_contact_id.in_(ids)).order_by(ContactLink.id)))
     try:
         written = _sync(installation, connection, settings, links) if links else 0
     except (RetryLater, CrmRetryLater, TokenUnavailable) as exc:
@@ -93,4 +95,11 @@ def sync_from_xero(connection_id: int) -> int:
 
 def _sync(installation: Installation, connection: XeroConnection,
           settings: ContactSyncSettings, links: list[ContactLink]) -> int:
-    return reconcile(installation, connection, settings, links, "xero:contact").crm_written
+    """One reconcile pass per object type (each has its own mapping and CRM calls)."""
+    written = 0
+    for object_type in ("company", "person"):
+        these = [link for link in links if link.crm_object_type == object_type]
+        if these:
+            written += reconcile(installation, connection, settings, these, "xero:contact",
+                                 object_type).crm_written
+    return written

@@ -88,11 +88,11 @@ def choose_contact_value(item_id: int, side: str) -> bool:
     chosen = next((c.get("value") for c in item.candidates if c.get("side") == side), "")
     db.session.add(AuditEvent(installation_id=item.installation_id, action="contact_conflict_chosen",
                               outcome="ok", detail={"review_item": item.id, "field": name,
-                                                    "company": link.crm_object_id,
+                                                    link.crm_object_type: link.crm_object_id,
                                                     "side": side, "value": chosen},
                               xero_ids={"contact_id": link.xero_contact_id}))
     db.session.commit()
-    note_changed_companies(item.installation_id, [link.crm_object_id])
+    note_changed_companies(item.installation_id, [link.crm_object_id], link.crm_object_type)
     return True
 
 

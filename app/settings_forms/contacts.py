@@ -1,4 +1,6 @@
-"""The "Contacts" section (issue #15): two-way contact sync on or off,
+"""The "Contacts" section (issue #15): two-way contact sync on or off (and for persons, the
+contacts of B2C deals with no company: on or off and their tax number property; they follow
+the company table's directions and conflict rules, app.contact_sync.mapping.person_mapping),
 the mapping table (per field: the CRM property, the direction, who wins a conflict), which
 Xero contacts sync (roles by IsCustomer/IsSupplier; contact groups). Saved to
 ContactSyncSettings, keeping only what differs from the defaults (app.contact_sync.mapping),
@@ -52,6 +54,8 @@ class ContactsSection(TableSection):
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     roles: list[str] = field(default_factory=lambda: list(DEFAULT_ROLES))
     groups: list[str] = field(default_factory=list)
+    persons: bool = False
+    person_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def saved(cls, installation_id: int) -> ContactsSection:
@@ -63,7 +67,12 @@ class ContactsSection(TableSection):
         if row is None:
             return cls(crm, tax)
         return cls(crm, tax, row.enabled, dict(row.fields or {}), list(row.xero_roles or []),
-                   list(row.contact_groups or []))
+                   list(row.contact_groups or []), bool(row.persons),
+                   dict(row.person_fields or {}))
+
+    @property
+    def person_tax_property(self) -> str:
+        return str((self.person_fields.get("tax_number") or {}).get("crm_property") or "")
 
     @property
     def rules(self) -> dict[str, FieldRule]:
@@ -108,11 +117,19 @@ class ContactsSection(TableSection):
         groups = [g.strip() for g in form.getlist("contact_groups") if g.strip()]
         if len(groups) > MAX_GROUPS or len(set(groups)) != len(groups):
             errors["contact_groups"] = f"Choose up to {MAX_GROUPS} contact groups, each once."
+        person_tax = (form.get("contact_person_tax_property") or "").strip()
+        if len(person_tax) > MAX_LABEL:
+            errors["contact_person_tax_property"] = (
+                f"A CRM field name is at most {MAX_LABEL} characters.")
+            person_tax = ""
+        person_fields = {"tax_number": {"crm_property": person_tax}} if person_tax else {}
         return replace(self, enabled=form.get("contact_sync") == "on", overrides=overrides,
-                       roles=roles, groups=groups)
+                       roles=roles, groups=groups, persons=form.get("contact_persons") == "on",
+                       person_fields=person_fields)
 
     def error_keys(self, sources: Sources) -> set[str]:
-        return {"contacts", "contact_roles", "contact_groups"} | {f"contact:{f}" for f in FIELDS}
+        return {"contacts", "contact_roles", "contact_groups", "contact_person_tax_property"} | {
+            f"contact:{f}" for f in FIELDS}
 
     def labels(self, sources: Sources) -> dict[str, Any]:
         try:
@@ -131,9 +148,12 @@ class ContactsSection(TableSection):
                                       xero_roles=list(DEFAULT_ROLES), contact_groups=[])
             db.session.add(row)
         before = {"enabled": row.enabled, "fields": dict(row.fields or {}),
-                  "roles": list(row.xero_roles or []), "groups": list(row.contact_groups or [])}
+                  "roles": list(row.xero_roles or []), "groups": list(row.contact_groups or []),
+                  "persons": bool(row.persons), "person_fields": dict(row.person_fields or {})}
         after = {"enabled": self.enabled, "fields": self.overrides, "roles": self.roles,
-                 "groups": self.groups}
+                 "groups": self.groups, "persons": self.persons,
+                 "person_fields": self.person_fields}
+        row.persons, row.person_fields = self.persons, dict(self.person_fields)
         row.enabled, row.fields = self.enabled, dict(self.overrides)
         row.xero_roles, row.contact_groups = list(self.roles), list(self.groups)
         changed = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}

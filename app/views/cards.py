@@ -14,7 +14,8 @@ from flask import Blueprint, Response, abort, jsonify, redirect, render_template
 from app.access import may_act, may_administer_pipedrive, may_view_record, remember_hubspot_locale
 from app.access import viewer_for
 from app.card_data import card_facts, deal_link, deal_summary, open_review_items
-from app.card_data import without_money
+from app.card_data import deal_person_sync, without_money
+from app.company_import import crm_name
 from app.engine.push import CREATE, FIX_CONNECT_XERO, FIX_RECONNECT_XERO, FIX_REINSTALL, invoice_history
 from app.engine.push import plan_push, push
 from app.engine.preview import preview_invoice
@@ -154,6 +155,8 @@ def deal_page(deal_id: str) -> str:
                            summary=summary if opened.money else without_money(summary), preview=preview,
                            money=opened.money, may_act=acts,
                            problem=problem, items=items, message=request.args.get("m", ""),
+                           person_sync=deal_person_sync(installation.id, link),
+                           crm_name=crm_name(installation),
                            pipedrive=pipedrive, **page_alerts(view, installation, pipedrive),
                            **page_section(view, link, opened.token, opened.money, acts))
 

@@ -139,8 +139,9 @@ def review_action(installation_id: int, item_id: int, verb: str) -> Response:
     if item is None or item.installation_id != view.installation_id:
         abort(404)
     link = db.session.get(ContactLink, item.contact_link_id) if item.contact_link_id else None
-    if link is not None:  # a contact conflict is about the company, not a deal
-        require_act(viewer_for(installation, view.user), "company", link.crm_object_id, verb)
+    if link is not None:  # a contact conflict is about the company (or person), not a deal
+        require_act(viewer_for(installation, view.user), link.crm_object_type,
+                    link.crm_object_id, verb)
     else:
         require_act(viewer_for(installation, view.user), "deal", item.deal_id or "", verb)
     act, said = _REVIEW_VERBS[verb]

@@ -148,16 +148,20 @@ def _companies(crm: CrmKind, events: list[CompanyEvent], counts: Counter[str],
     """Company events: Paydeck's own writes dropped (HubSpot INTEGRATION with our app id;
     Pipedrive API changes at the version Paydeck wrote), the rest noted for the
     installation's contact sync job, one job per installation however many events."""
-    for installation_id, batch in _by_installation(crm, events, counts, only_account).items():
-        echoes = echoed_versions(installation_id, {e.company_id: e.version for e in batch
-                                                   if e.via_api})
-        mine = [e for e in batch if e.via_api and e.company_id in echoes]
-        counts["own_change"] += len(mine)
-        rest = [e for e in batch if e not in mine]
-        if note_changed_companies(installation_id, (e.company_id for e in rest)):
-            counts["contact_changes"] += len(rest)
-        else:
-            counts["ignored"] += len(rest)
+    for installation_id, events_of in _by_installation(crm, events, counts, only_account).items():
+        for object_type in ("company", "person"):  # persons: B2C deals' contacts
+            batch = [e for e in events_of if e.object_type == object_type]
+            if not batch:
+                continue
+            echoes = echoed_versions(installation_id, {e.company_id: e.version for e in batch
+                                                       if e.via_api}, object_type)
+            mine = [e for e in batch if e.via_api and e.company_id in echoes]
+            counts["own_change"] += len(mine)
+            rest = [e for e in batch if e not in mine]
+            if note_changed_companies(installation_id, (e.company_id for e in rest), object_type):
+                counts["contact_changes"] += len(rest)
+            else:
+                counts["ignored"] += len(rest)
 
 
 def _active_installations(crm: CrmKind, accounts: set[str]) -> dict[str, int]:

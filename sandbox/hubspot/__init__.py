@@ -29,9 +29,10 @@ _DIRECT_GRANT_REDIRECT = "urn:paydeck:sandbox:direct-grant"
 SANDBOX_CRM_SCOPES: tuple[str, ...] = (
     # platform-facts' list, plus products/owners/schemas-read that reading line items'
     # products, owners and property definitions need, and companies-write for the company
-    # page's import (app.settings.HUBSPOT_SCOPES).
+    # page's import and contacts-write for person sync (app.settings.HUBSPOT_SCOPES).
     "oauth", "crm.objects.deals.read", "crm.objects.deals.write", "crm.objects.companies.read",
-    "crm.objects.companies.write", "crm.objects.contacts.read", "crm.objects.line_items.read",
+    "crm.objects.companies.write", "crm.objects.contacts.read", "crm.objects.contacts.write",
+    "crm.objects.line_items.read",
     "crm.objects.products.read", "crm.objects.owners.read", "crm.schemas.deals.read",
     "crm.schemas.deals.write",
 )

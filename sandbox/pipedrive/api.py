@@ -26,6 +26,7 @@ from sandbox.kit.jsonio import Invalid
 from sandbox.kit.service import Exchange, VendorApi
 from sandbox.kit.state import ScopedState
 from sandbox.kit.windows import Admission, FixedWindow, RollingWindows
+import sandbox.pipedrive.persons as persons
 from sandbox.pipedrive.company import CompanyData, Installer
 from sandbox.pipedrive.parse import INVALID, SHAPE, bad_request, too_many_requests
 from sandbox.pipedrive.handlers import ROUTES, Ctx
@@ -231,6 +232,9 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
     def org(self, org_id: int, *, company_id: int | None = None) -> Organization:
         return self._snapshot(company_id, "orgs", org_id, "organization")
 
+    def person(self, person_id: int, *, company_id: int | None = None) -> Any:
+        return self._snapshot(company_id, "persons", person_id, "person")
+
     def activities(self, *, company_id: int | None = None) -> list[Activity]:
         with self.lock:
             return copy.deepcopy(list(self.company(company_id).activities.values()))
@@ -266,6 +270,9 @@ for _helper in ("add_pipeline", "add_stage", "stage_id", "add_deal_field", "deal
                 "add_deal", "update_deal", "move_deal", "delete_deal", "add_deal_product",
                 "update_deal_product", "rename_org"):
     setattr(PipedriveApi, _helper, _on_company(getattr(CompanyData, _helper)))
+# Persons (sandbox.pipedrive.persons): a user's edit, and a custom person field.
+PipedriveApi.update_person = _on_company(persons.update_person)  # type: ignore[attr-defined]
+PipedriveApi.add_person_field = _on_company(persons.add_person_field)  # type: ignore[attr-defined]
 
 
 def _who(ex: Ex) -> Any:

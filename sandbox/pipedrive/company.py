@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import sandbox.pipedrive.parse as parse
 from sandbox.kit.clock import Clock
+from sandbox.pipedrive.persons import announce_created
 from sandbox.pipedrive.parse import bad_request, expect_int, expect_text, not_found, optional_int, to_decimal
 from sandbox.pipedrive.records import (
     ACTIVITY, ADDRESS_KEYS, BUILTIN_DEAL_FIELDS, CUSTOM_FIELD_TYPES, DEFAULT_CURRENCY,
@@ -64,6 +65,8 @@ class CompanyData:
         # Custom organization fields (Pipedrive's organizationFields), keyed by field code.
         self.org_fields: dict[str, DealField] = {}
         self.persons: dict[int, Person] = {}
+        # Custom person fields (personFields), keyed by field code (sandbox.pipedrive.persons).
+        self.person_fields: dict[str, DealField] = {}
         self.products: dict[int, Product] = {}
         self.deals: dict[int, Deal] = {}
         self.activities: dict[int, Activity] = {}
@@ -178,11 +181,15 @@ class CompanyData:
                    emails: Sequence[Mapping[str, Any]] = (),
                    phones: Sequence[Mapping[str, Any]] = (), org_id: int | None = None,
                    owner_id: int | None = None) -> int:
-        """A person; `email`/`phone` add one primary "work" entry each."""
+        """A person as a user adds it in the UI; `email`/`phone` add one primary "work" entry
+        each. Fires create.person (list-of-webhooks-v2), change_source "app"."""
         _known(self.orgs, org_id, "organization")
-        return self._keep(self.persons, Person(
+        person = Person(
             self.next_id("person"), name, owner_id or self.installer.user_id, org_id=org_id,
-            emails=_contact_list(email, emails), phones=_contact_list(phone, phones)))
+            emails=_contact_list(email, emails), phones=_contact_list(phone, phones))
+        person_id = self._keep(self.persons, person)
+        announce_created(self, person, None)
+        return person_id
 
     def add_product(self, name: str, *, code: str | None = None,
                     price: Decimal | int | str | None = None, currency: str = DEFAULT_CURRENCY,

@@ -10,11 +10,12 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 import sandbox.pipedrive.parse as parse
+import sandbox.pipedrive.persons as persons
 from sandbox.kit.service import ApiRoute
 from sandbox.pipedrive.company import CompanyData
 from sandbox.pipedrive.parse import bad_request, not_found, ok, path_id, query_int, query_ints, webhook_ok
 from sandbox.pipedrive.records import (
-    ACTIVITY, ACTIVITY_V1, DEAL_FIELD, DEAL_PRODUCT, PERSON, PIPELINE, PRODUCT, STAGE, Deal,
+    ACTIVITY, ACTIVITY_V1, DEAL_FIELD, DEAL_PRODUCT, PIPELINE, PRODUCT, STAGE, Deal,
     api_time,
 )
 from sandbox.pipedrive.webhooks import WEBHOOK, WebhookDispatcher, webhook_fields
@@ -165,6 +166,12 @@ def patch_org(ctx: Ctx, org_id: str) -> Response:
     return ok(ctx.company.patch_org(org, parse.read_body(ctx.request), ctx.user_id))
 
 
+def patch_person(ctx: Ctx, person_id: str) -> Response:
+    person = KINDS[2].find(ctx, person_id)
+    return ok(persons.patch_person(ctx.company, person, parse.read_body(ctx.request),
+                                   ctx.user_id))
+
+
 def get_user(ctx: Ctx, user_id: str) -> Response:
     """v1 GetUser (developers.pipedrive.com/docs/api/v1/Users#getUser): the user's data
     with `is_admin`; the v1 envelope `{success, data}`."""
@@ -225,8 +232,7 @@ KINDS = (
     Kind("products", "products", "Product", lambda _, product: PRODUCT.render(product),
          PRODUCTS_READ, by_ids),
     Kind("organizations", "orgs", "Organization", CompanyData.render_org, CONTACTS_READ, by_ids),
-    Kind("persons", "persons", "Person", lambda _, person: PERSON.render(person), CONTACTS_READ,
-         by_ids),
+    Kind("persons", "persons", "Person", persons.render, CONTACTS_READ, by_ids),
     Kind("stages", "stages", "Stage", lambda _, stage: STAGE.render(stage), SETUP_READ,
          stages_of),
     Kind("pipelines", "pipelines", "Pipeline", lambda _, pipeline: PIPELINE.render(pipeline),
@@ -264,6 +270,8 @@ ROUTES = (
     *(_route("GET", f"/api/v2/{kind.path}/<key>", kind.get_one, kind.scopes, 1) for kind in KINDS),
     # as PATCH deal (unverified for organizations)
     _route("PATCH", "/api/v2/organizations/<org_id>", patch_org, ("contacts:full",), 5),
+    # updatePerson (client-nodejs persons-api.ts: contacts:full); cost as PATCH deal (unverified)
+    _route("PATCH", "/api/v2/persons/<person_id>", patch_person, ("contacts:full",), 5),
     _route("POST", "/api/v2/dealFields", post_deal_field, ADMIN, 5),
     _route("POST", "/api/v2/activities", post_activity_v2, ACTIVITIES_WRITE, 5),
     _route("POST", "/api/v1/activities", post_activity_v1, ACTIVITIES_WRITE, 10),

@@ -1,0 +1,96 @@
+"""HubSpot contacts (persons) for two-way contact sync: B2C deals are invoiced to a contact,
+not a company (app/engine/steps/contacts.py links it with crm_object_type "person").
+
+contacts-v3.json POST /crm/v3/objects/contacts/batch/read and /batch/update (the SDK's
+crm.contacts.batch_api), 100 inputs a call like every HubSpot batch endpoint; each result's
+`updatedAt` is the record's version. Property names are HubSpot's default contact properties
+(knowledge.hubspot.com "HubSpot's default contact properties": firstname, lastname, email,
+phone, mobilephone, address, city, state, zip, country; the fake's table in
+sandbox/hubspot/schema.py). HubSpot has no whole-name contact property: "name" is read as
+"firstname lastname" and never written (app.contact_sync.mapping.PERSON_CRM_READ_ONLY).
+Writing needs the crm.objects.contacts.write scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timezone
+from typing import Any
+
+from domain.crm import CompanyRecord
+from domain.dates import to_moment
+
+BATCH = 100
+# PERSON_FIELDS -> HubSpot contact property (the tax number is the admin's `extra` choice).
+PERSON_FIELD_PROPERTIES = {"first_name": "firstname", "last_name": "lastname", "email": "email",
+                           "phone": "phone", "mobile": "mobilephone", "street": "address",
+                           "city": "city", "region": "state", "postal_code": "zip",
+                           "country": "country"}
+
+
+def whole_name(first: str, last: str) -> str:
+    return " ".join(x.strip() for x in (first, last) if x and x.strip())
+
+
+def _aware(moment: Any) -> Any:
+    if moment is None or not hasattr(moment, "tzinfo"):
+        return to_moment(moment) if isinstance(moment, str) else None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else \
+        moment.astimezone(timezone.utc)
+
+
+class HubSpotPersons:
+    """Mixed into HubSpotCrm (which gives `_client` and `_call`)."""
+
+    _client: Any
+    _call: Any
+
+    def fetch_persons(self, installation: Any, person_ids: Sequence[str],
+                      extra: Mapping[str, str] | None = None) -> dict[str, CompanyRecord | None]:
+        from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
+        client = self._client(installation)
+        properties = {**PERSON_FIELD_PROPERTIES, **(extra or {})}
+        found: dict[str, CompanyRecord | None] = {i: None for i in dict.fromkeys(person_ids)}
+        unique = list(found)
+        for start in range(0, len(unique), BATCH):
+            body = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=i) for i in unique[start:start + BATCH]],
+                properties=list(dict.fromkeys(properties.values())), properties_with_history=[])
+            result = self._call(installation, "contacts", client.crm.contacts.batch_api.read,
+                                body)
+            for contact in result.results or []:
+                values = contact.properties or {}
+                fields = {field: values[name] or "" for field, name in properties.items()
+                          if name in values}
+                fields["name"] = whole_name(fields.get("first_name", ""),
+                                            fields.get("last_name", ""))
+                found[str(contact.id)] = CompanyRecord(str(contact.id), fields,
+                                                       _aware(contact.updated_at))
+        return found
+
+    def update_persons(self, installation: Any, updates: Mapping[str, Mapping[str, str]],
+                       extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """ValueError for a field HubSpot contacts cannot take (the whole name), before any
+        call."""
+        from hubspot.crm.contacts import (
+            BatchInputSimplePublicObjectBatchInput,
+            SimplePublicObjectBatchInput,
+        )
+
+        properties = {**PERSON_FIELD_PROPERTIES, **(extra or {})}
+        unknown = {f for fields in updates.values() for f in fields} - set(properties)
+        if unknown:
+            raise ValueError(f"HubSpot contacts have no writable field for {sorted(unknown)}")
+        inputs = [SimplePublicObjectBatchInput(
+            id=person_id, properties={properties[f]: v for f, v in fields.items()})
+            for person_id, fields in updates.items() if fields]
+        client = self._client(installation)
+        versions: dict[str, Any] = {}
+        for start in range(0, len(inputs), BATCH):
+            result = self._call(installation, "contact updates",
+                                client.crm.contacts.batch_api.update,
+                                BatchInputSimplePublicObjectBatchInput(
+                                    inputs=inputs[start:start + BATCH]))
+            versions.update({str(c.id): _aware(c.updated_at) for c in result.results or []})
+        return versions
