@@ -27,11 +27,9 @@ from app.models import (
     Installation,
     InstallationStatus,
 )
+from app.contact_sync.drain import drain, forget, noted_ids
 from app.queueing import enqueue_once
 from app.redis_conn import get_redis
-from app.tokens import TokenUnavailable
-from crm_adapters.base import CrmRetryLater
-from xero.errors import RetryLater
 
 log = logging.getLogger(__name__)
 _CHANGED = "paydeck:crm-companies-changed:{}"
@@ -84,27 +82,20 @@ def sync_from_crm(installation_id: int) -> int:
         return 0
     connection = installation.xero_connection
     key = _CHANGED.format(installation_id)
-    redis = get_redis()
-    ids = [i.decode() if isinstance(i, bytes) else i for i in redis.smembers(key)]
-    if not ids:
-        return 0
     settings = db.session.get(ContactSyncSettings, installation_id)
     if (settings is None or not settings.enabled or connection is None
             or connection.status != ConnectionStatus.CONNECTED):
-        redis.srem(key, *ids)  # nothing to sync to: the next change brings them again
+        forget(key, noted_ids(key))  # nothing to sync to: the next change brings them again
         return 0
-    links = list(db.session.scalars(select(ContactLink).where(
-        ContactLink.installation_id == installation_id,
-        ContactLink.crm_object_type == "company",  # person links: a later part of #15
-        ContactLink.crm_object_id.in_(ids))))
-    try:
-        written = reconcile(installation, connection, settings, links,
-                            f"{installation.crm.value}:company").xero_written if links else 0
-    except (RetryLater, CrmRetryLater, TokenUnavailable) as exc:
-        _wake(installation_id, delay=max(getattr(exc, "seconds", 1.0), 1.0))
-        db.session.rollback()
-        return 0
-    redis.srem(key, *ids)  # only once handled: a crash leaves them for the next run
-    if redis.scard(key):
-        _wake(installation_id)
-    return written
+
+    def handle(ids: list[str]) -> int:
+        links = list(db.session.scalars(select(ContactLink).where(
+            ContactLink.installation_id == installation_id,
+            ContactLink.crm_object_type == "company",  # person links: a later part of #15
+            ContactLink.crm_object_id.in_(ids))))
+        if not links:
+            return 0
+        return reconcile(installation, connection, settings, links,
+                         f"{installation.crm.value}:company").xero_written
+
+    return drain(key, handle, lambda delay: _wake(installation_id, delay=delay))
