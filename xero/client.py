@@ -82,6 +82,7 @@ class ContactResult:
     tax_number: str
     errors: tuple[str, ...] = ()
     active: bool = True
+    updated_at: datetime | None = None  # UpdatedDateUTC (summary answers carry it too)
 
 
 @dataclass(frozen=True)
@@ -517,7 +518,8 @@ def _contact_result(c: Contact) -> ContactResult:
     errors = tuple(e.message for e in (c.validation_errors or []) if e.message)
     return ContactResult(c.contact_id and str(c.contact_id), c.name or "", c.email_address or "",
                          c.tax_number or "", errors,
-                         active=_enum_value(c.contact_status) in ("", "ACTIVE"))
+                         active=_enum_value(c.contact_status) in ("", "ACTIVE"),
+                         updated_at=_utc(getattr(c, "updated_date_utc", None)))
 
 
 # Which of a contact's numbers is "the" phone: Xero keeps four typed slots (FAX is no phone).
