@@ -86,6 +86,13 @@ class ContactResult:
 
 
 @dataclass(frozen=True)
+class ContactGroupInfo:
+    group_id: str
+    name: str
+    status: str = "ACTIVE"
+
+
+@dataclass(frozen=True)
 class ContactDetails:
     """One contact's details, as the company page copies them into a CRM company."""
 
@@ -335,6 +342,26 @@ class XeroClient:
             for c in contacts:
                 found[str(c.contact_id)] = _contact_record(c)
         return found
+
+    def contact_groups(self) -> list[ContactGroupInfo]:
+        """The organisation's contact groups (GET /ContactGroups: "the contact Id and name of
+        each contact group"; only ACTIVE ones are returned), by name."""
+        groups = self._call("get_contact_groups", order="Name ASC").contact_groups or []
+        return [ContactGroupInfo(str(g.contact_group_id), g.name or "", _enum_value(g.status))
+                for g in groups if g.contact_group_id]
+
+    def contact_group_members(self, group_id: str) -> frozenset[str] | None:
+        """The ContactIDs in one group (GET /ContactGroups/{id}: its Contacts are "Returned on
+        GETs when the ContactGroupID is supplied in the URL"); None if Xero has no such active
+        group (deleted, or never was)."""
+        try:
+            groups = self._call("get_contact_group", group_id).contact_groups or []
+        except FixData as exc:
+            if exc.error_type == "NotFound":
+                return None
+            raise
+        return frozenset(str(c.contact_id) for g in groups for c in g.contacts or []
+                         if c.contact_id)
 
     def create_contacts(self, contacts: Sequence[NewContact]) -> list[ContactResult | BatchMismatch]:
         """PUT /Contacts in one call; each element succeeds or carries Xero's messages.
