@@ -20,6 +20,7 @@ import xero.client as xero_client
 from app.contact_sync.safety_net import CRM_KIND, XERO_KIND, poll_contact_sync
 from app.extensions import db
 from app.models import SyncCursor
+from app.redis_conn import get_redis
 from tests.test_contact_sync_crm_to_xero import (  # noqa: F401 - fixtures
     contact,
     crm_events,
@@ -283,3 +284,21 @@ def test_the_net_does_nothing_while_contact_sync_is_off(hub, kind):
     assert hub.xero.count_calls() == 0 and hub.crm.count_crm_calls(path_prefix=SEARCH) == 0
     with hub.app.app_context():
         assert db.session.scalars(select(SyncCursor).where(SyncCursor.kind == kind)).all() == []
+
+
+def test_ids_a_webhook_noted_but_no_job_took_are_woken_by_the_net(hub):
+    hub.settings()
+    company_id, contact_id = synced_pair(hub)
+    net(hub)
+    hub.edit_contact(contact_id, Phones=[phone("5550 4444")])
+    hub.xero.webhooks.lose_pending()
+    with hub.app.app_context():  # noted, as the webhook does, but the job was never enqueued
+        get_redis().sadd(f"paydeck:xero-contacts-changed:{hub.tenant}", contact_id)
+        cursor_row = db.session.scalars(select(SyncCursor).where(SyncCursor.kind == XERO_KIND)).one()
+        # and the mirror's pass would not see the change (as if it had read it already)
+        cursor_row.position = datetime.now(timezone.utc) + timedelta(minutes=1)
+        db.session.commit()
+
+    net(hub)
+
+    assert hub_company(hub, company_id)["phone"] == "+61 2 5550 4444"

@@ -15,7 +15,8 @@ app.payments.poll_due_connections):
   crm_adapters.changes), the linked ones newer than crm_version and not Paydeck's own write
   (crm_written_version) fed to `note_changed_companies`.
 
-Both save their place after every page, so a pass that fails resumes where it stopped.
+Both save their place after every page, so a pass that fails resumes where it stopped, and
+both wake the sync job for ids a webhook noted but no job took (a lost wake-up).
 Cost at the default 10 minutes, when nothing changed: 144 Xero calls a day per organisation
 (2.9% of Xero's 5,000; with the invoice poll's 96, 4.8%), 144 HubSpot searches or 144
 Pipedrive list calls (1,440 tokens) a day per account.
@@ -30,8 +31,11 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from app.connections import xero_client
+from app.contact_sync.crm_to_xero import _CHANGED as CRM_CHANGED
 from app.contact_sync.crm_to_xero import note_changed_companies
+from app.contact_sync.drain import noted_ids
 from app.contact_sync.reconcile import CONTACT_SYNC_RESERVE
+from app.contact_sync.xero_to_crm import _CHANGED as XERO_CHANGED
 from app.contact_sync.xero_to_crm import note_changed_contacts
 from app.engine.steps.mirror import refresh_mirror
 from app.extensions import db
@@ -168,6 +172,9 @@ def catch_up_xero(connection_id: int) -> dict[str, int]:
             note_changed_contacts({tenant: ids})
             fed.update(ids)
 
+    left = set(noted_ids(XERO_CHANGED.format(tenant)))
+    if left:  # noted by a webhook whose job never came (a lost wake-up): wake it now
+        note_changed_contacts({tenant: left})
     try:
         refresh_mirror(connection, client, kind=XERO_KIND, on_page=on_page,
                        first_since=_now() - FIRST_LOOKBACK)
@@ -186,6 +193,9 @@ def catch_up_crm(installation_id: int) -> dict[str, int]:
     if installation is None or _serving(connection) is None:
         return {}
     assert connection is not None
+    left = noted_ids(CRM_CHANGED.format(installation_id))
+    if left:  # noted by a webhook whose job never came (a lost wake-up): wake it now
+        note_changed_companies(installation_id, left)
     cursor = _cursor(connection.id, CRM_KIND)
     since = _utc(cursor.position) or _now() - FIRST_LOOKBACK
     counts = {"pages": 0, "fed": 0}
