@@ -27,19 +27,20 @@ def test_ids_arriving_while_a_run_handles_are_handled_by_the_same_run(app):
         assert seen == [["a"], ["b"]] and woken == [] and redis.scard(KEY) == 0
 
 
-def test_a_second_drain_of_the_key_leaves_the_ids_to_the_one_at_work(app):
+def test_a_second_drain_waits_for_the_one_at_work_then_leaves_it_the_ids(app):
     with app.app_context():
         redis = get_redis()
         redis.sadd(KEY, "a")
-        inner = []
+        inner, pauses = [], []
 
         def handle(ids):
-            redis.sadd(KEY, "b")
-            inner.append(drain(KEY, lambda more: 100, lambda delay: None))  # another worker
+            redis.sadd(KEY, "b")  # a webhook, mid-run; its job runs on another worker:
+            inner.append(drain(KEY, lambda more: 100, lambda delay: None, sleep=pauses.append))
             return len(ids)
 
         assert drain(KEY, handle, lambda delay: None) == 2  # "a", then "b" in a second round
-        assert inner == [0, 0] and redis.scard(KEY) == 0
+        # the other drain waited 10 s (in 20 ms steps) and handled nothing itself
+        assert inner == [0, 0] and len(pauses) == 2 * 500 and redis.scard(KEY) == 0
 
 
 def test_come_back_later_keeps_the_ids_and_wakes_after_the_delay(app):

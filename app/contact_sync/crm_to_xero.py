@@ -27,8 +27,7 @@ from app.models import (
     Installation,
     InstallationStatus,
 )
-from app.contact_sync.drain import drain, forget, noted_ids
-from app.queueing import enqueue_once
+from app.contact_sync.drain import drain, forget, noted_ids, wake_job
 from app.redis_conn import get_redis
 
 log = logging.getLogger(__name__)
@@ -70,8 +69,8 @@ def note_changed_companies(installation_id: int, company_ids: Iterable[str]) -> 
 
 
 def _wake(installation_id: int, delay: float | None = None) -> None:
-    enqueue_once(sync_from_crm, installation_id, job_id=f"contact-sync-crm-{installation_id}",
-                 follow_up=True, delay=delay, job_timeout=300)
+    wake_job(sync_from_crm, installation_id, job_id=f"contact-sync-crm-{installation_id}",
+             delay=delay)
 
 
 def sync_from_crm(installation_id: int) -> int:

@@ -21,8 +21,7 @@ from app.models import (
     InstallationStatus,
     XeroConnection,
 )
-from app.contact_sync.drain import drain, forget, noted_ids
-from app.queueing import enqueue_once
+from app.contact_sync.drain import drain, forget, noted_ids, wake_job
 from app.redis_conn import get_redis
 
 log = logging.getLogger(__name__)
@@ -51,8 +50,8 @@ def note_changed_contacts(changed: Mapping[str, set[str]]) -> int:
 
 
 def _wake(connection_id: int, delay: float | None = None) -> None:
-    enqueue_once(sync_from_xero, connection_id, job_id=f"contact-sync-xero-{connection_id}",
-                 follow_up=True, delay=delay, job_timeout=300)
+    wake_job(sync_from_xero, connection_id, job_id=f"contact-sync-xero-{connection_id}",
+             delay=delay)
 
 
 def sync_from_xero(connection_id: int) -> int:
