@@ -56,3 +56,19 @@ def test_come_back_later_keeps_the_ids_and_wakes_after_the_delay(app):
         assert woken == [42.0] and redis.smembers(KEY) == {b"a"}
         # and the lock is free again: the next run handles them
         assert drain(KEY, lambda ids: len(ids), woken.append) == 1
+
+
+def test_every_wake_also_schedules_one_sweep_under_its_own_id(app):
+    from rq.registry import ScheduledJobRegistry
+
+    from app.contact_sync.drain import wake_job
+    from app.contact_sync.xero_to_crm import sync_from_xero
+    from app.queueing import queue
+
+    with app.app_context():
+        wake_job(sync_from_xero, 987, job_id="contact-sync-xero-987")
+        wake_job(sync_from_xero, 987, job_id="contact-sync-xero-987")  # a second webhook
+        q = queue()
+        assert q.job_ids.count("contact-sync-xero-987") == 1  # coalesced, as before
+        scheduled = ScheduledJobRegistry(queue=q).get_job_ids()
+        assert scheduled.count("contact-sync-xero-987-sweep") == 1
