@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # The safety-net poll of changed invoices, per connection.
     xero_poll_minutes: int = Field(default=15, ge=1)
     xero_poll_lookback_days: int = Field(default=30, ge=1)
+    # Contact sync's safety net (app.contact_sync.safety_net), per connection: one Xero call
+    # and one CRM search/list call a pass when nothing changed (README, "Contact sync").
+    contact_poll_minutes: int = Field(default=10, ge=1)
     # Refresh an idle Xero connection after this many days; its refresh token dies at 60.
     xero_keepalive_days: int = Field(default=14, ge=1, le=55)
 

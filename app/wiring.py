@@ -14,6 +14,7 @@ from app.settings import Settings
 from crm_adapters import hubspot, pipedrive
 from crm_adapters.hubspot import HubSpotConfig
 from crm_adapters.limits import HUBSPOT as HUBSPOT_LIMIT
+from crm_adapters.limits import HUBSPOT_SEARCH
 from crm_adapters.limits import PIPEDRIVE_BURST as PIPEDRIVE_LIMIT
 from crm_adapters.limits import CrmLimiter
 from crm_adapters.pipedrive import PipedriveConfig
@@ -66,7 +67,8 @@ def _limiter(crm: str, window: RateLimitItem) -> Callable[[object], CrmLimiter]:
 # module implementing domain.ports.CrmAdapter, one more line here, and its manifest.
 ADAPTERS: dict[str, CrmAdapter] = {
     "hubspot": hubspot.HubSpotCrm(_installation_token, _limiter("hubspot", HUBSPOT_LIMIT),
-                                  lambda: hubspot_config(get_settings())),
+                                  lambda: hubspot_config(get_settings()),
+                                  search_limiter=_limiter("hubspot-search", HUBSPOT_SEARCH)),
     "pipedrive": pipedrive.PipedriveCrm(_installation_token, _limiter("pipedrive", PIPEDRIVE_LIMIT),
                                         lambda: pipedrive_config(get_settings())),
 }

@@ -179,8 +179,10 @@ class HubSpotCrm(HubSpotPersons):
     failures typed by crm_adapters.base.classify_status."""
 
     def __init__(self, token: Callable[[Any], str], limiter: Callable[[Any], CrmLimiter],
-                 config: Callable[[], HubSpotConfig]) -> None:
+                 config: Callable[[], HubSpotConfig],
+                 search_limiter: Callable[[Any], CrmLimiter] | None = None) -> None:
         self._token, self._limiter, self._config = token, limiter, config
+        self._search_limiter = search_limiter  # CRM search's own 5/s window
         self.calls = 0
 
     # -- plumbing --------------------------------------------------------------------------
@@ -402,6 +404,26 @@ class HubSpotCrm(HubSpotPersons):
                                     inputs=inputs[start:start + BATCH]))
             versions.update({str(c.id): _aware(c.updated_at) for c in result.results or []})
         return versions
+
+    def companies_changed_since(self, installation: Any, since: Any) -> Any:
+        """Pages of companies modified at or after `since` (crm_adapters.changes): the
+        contact sync safety net's read, through the 110/10 s window and the search window."""
+        from hubspot.crm.companies import PublicObjectSearchRequest
+
+        from crm_adapters.changes import hubspot_changed
+
+        client = self._client(installation)
+
+        def search(body: dict[str, Any]) -> Any:
+            return self._call(installation, "company search",
+                              client.crm.companies.search_api.do_search,
+                              public_object_search_request=PublicObjectSearchRequest(
+                                  filter_groups=body["filterGroups"], sorts=body["sorts"],
+                                  properties=body["properties"], limit=body["limit"],
+                                  after=body["after"]))
+
+        search_limiter = self._search_limiter(installation) if self._search_limiter else None
+        return hubspot_changed(search, since, search_limiter)
 
     # -- who owns what (app.access) ----------------------------------------------------------
 

@@ -18,6 +18,7 @@ from limits.strategies import MovingWindowRateLimiter
 from crm_adapters.base import CrmRetryLater
 
 HUBSPOT = parse("110/10 seconds")
+HUBSPOT_SEARCH = parse("5/1 second")  # CRM search: 5 requests a second per account
 PIPEDRIVE_BURST = parse("80/2 seconds")
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from domain.crm import CompanyRecord, InvoiceFields, ParsedWebhook, RecordAccess, WebhookRequest
@@ -77,6 +78,10 @@ class CompanySync(Protocol):
                          extra: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Write COMPANY_FIELDS values (and `extra` keys) onto each company, in batches; the
         CRM's new version of each record written (aware UTC datetime, or None)."""
+
+    def companies_changed_since(self, installation: Any, since: datetime) -> Iterator[list[Any]]:
+        """Pages of the companies changed at or after `since`, oldest first, each a list of
+        crm_adapters.changes.Changed (id, version, the moment to resume from)."""
 
 
 class PersonSync(Protocol):

@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from app.settings import PIPEDRIVE_SCOPES
+from sandbox.xero.groups import add_group
 from sandbox.hubspot import FakeHubSpot
 from sandbox.pipedrive import FakePipedrive
 from sandbox.kit.server import LoopbackServer
@@ -196,8 +197,12 @@ class Sandbox:
         self._seed_pipedrive()
         for crm in ("hubspot", "pipedrive"):
             # An existing customer in Xero: the company card finds and links it.
-            self.xero.accounting(self.tenants[crm]).add_contact(
-                "Globex Corporation", EmailAddress="accounts@globex.example", TaxNumber="51 824 753 556")
+            books = self.xero.accounting(self.tenants[crm])
+            globex = books.add_contact("Globex Corporation", EmailAddress="accounts@globex.example",
+                                       TaxNumber="51 824 753 556")
+            # Contact groups, as a bookkeeper keeps them: Settings > Contacts picks among them.
+            add_group(books, "Customers", [globex.contact_id])
+            add_group(books, "Suppliers")
 
     def _seed_hubspot(self) -> None:
         crm = self.hubspot.crm

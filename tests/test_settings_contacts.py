@@ -12,6 +12,7 @@ from app.extensions import db
 from app.models import ContactSyncSettings, CrmKind, Installation, InstallationSettings
 from app.settings_forms.contacts import ContactsSection
 from app.settings_forms.sources import Sources
+from xero.client import ContactGroupInfo
 
 NONE = Sources(None, None, None, [])
 
@@ -63,7 +64,9 @@ def test_saved_to_contact_sync_settings_and_read_back(app):
     assert section.rules["tax_number"].crm_property == "abc"
     errors: dict[str, str] = {}
     chosen = section.read(submitted(row("name", "both", "most_recent", "name"),
-                                    roles=("customer",), groups=("g-1",)), NONE, errors)
+                                    roles=("customer",), groups=("g-1",)),
+                          Sources(None, None, None, [], [ContactGroupInfo("g-1", "Customers")]),
+                          errors)
     assert errors == {}
     assert chosen.save(installation.id) == {"contacts": {
         "enabled": {"from": False, "to": True},
@@ -74,3 +77,21 @@ def test_saved_to_contact_sync_settings_and_read_back(app):
     stored = db.session.scalars(select(ContactSyncSettings)).one()
     assert stored.fields == {"name": {"conflict": "most_recent"}} and stored.enabled
     assert ContactsSection.saved(installation.id).save(installation.id) == {}
+
+
+def test_groups_are_kept_as_saved_when_xeros_groups_could_not_be_read():
+    errors: dict[str, str] = {}
+    saved = ContactsSection("hubspot", groups=["g-1"])
+    chosen = saved.read(submitted(groups=()), NONE, errors)  # the page showed no checkboxes
+    assert errors == {} and chosen.groups == ["g-1"]
+
+
+def test_a_group_xero_does_not_list_is_refused_unless_it_was_chosen_before():
+    listed = Sources(None, None, None, [], [ContactGroupInfo("g-1", "Customers")])
+    errors: dict[str, str] = {}
+    ContactsSection("hubspot").read(submitted(groups=("g-9",)), listed, errors)
+    assert errors == {"contact_groups": "Choose from the contact groups Xero lists."}
+    errors = {}
+    kept = ContactsSection("hubspot", groups=["g-gone"]).read(
+        submitted(groups=("g-gone", "g-1")), listed, errors)
+    assert errors == {} and kept.groups == ["g-gone", "g-1"]

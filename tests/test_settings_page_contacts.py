@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEvent, ContactSyncSettings, InstallationSettings
+from sandbox.xero.groups import add_group
 from tests.test_settings_page import form_of, hubspot_admin, page, post, snapshot  # noqa: F401
 
 # A row's inputs after its hidden contact_field: the CRM field, the direction, who wins.
@@ -47,12 +48,14 @@ def test_the_contacts_section_lists_every_field_with_its_default_rule(hubspot_ad
 def test_contact_choices_are_saved_with_the_rest_in_one_go_and_audited(hubspot_admin):
     ctx = hubspot_admin
     app, installation_id = ctx["app"], ctx["installation_id"]
-    form = form_of(ctx, page(ctx)).check("draft_first").check("contact_sync", "on")
+    group = add_group(ctx["xero"].accounting(ctx["tenant"]), "Customers")  # made in Xero
+    form = form_of(ctx, page(ctx, ctx["settings_url"] + "&refresh=1"))
+    form.check("draft_first").check("contact_sync", "on")
     contact_row(form, "name", conflict="ask")
     contact_row(form, "email", prop="billing_email", direction="xero_to_crm")
     contact_row(form, "currency", direction="off")
     form.check("contact_roles", "unassigned", on=False)
-    form.set_all("contact_groups", ["4b3c1a2e-0000-4000-8000-000000000001"])
+    form.check("contact_groups", group)
 
     saved = post(ctx, form)
 
@@ -64,7 +67,7 @@ def test_contact_choices_are_saved_with_the_rest_in_one_go_and_audited(hubspot_a
                               "email": {"direction": "xero_to_crm", "crm_property": "billing_email"},
                               "currency": {"direction": "off"}}
         assert row.xero_roles == ["customer"]
-        assert row.contact_groups == ["4b3c1a2e-0000-4000-8000-000000000001"]
+        assert row.contact_groups == [group]
         assert db.session.get(InstallationSettings, installation_id).draft_first is True
         (event,) = db.session.scalars(select(AuditEvent).where(
             AuditEvent.action == "settings_changed")).all()
@@ -81,7 +84,7 @@ def test_contact_choices_are_saved_with_the_rest_in_one_go_and_audited(hubspot_a
     assert rows["email"] == ("billing_email", "xero_to_crm", "crm")
     assert rows["currency"][1] == "off"
     assert ["contact_sync", "on"] in again.fields and again.values("contact_roles") == ["customer"]
-    assert "4b3c1a2e-0000-4000-8000-000000000001" in again.values("contact_groups")
+    assert again.values("contact_groups") == [group]
     before = snapshot(app)
     unchanged = post(ctx, again)
     assert "Nothing had changed" in unchanged.text and snapshot(app) == before

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -145,6 +146,10 @@ def test_every_call_of_paydecks_hubspot_flows_is_in_the_table(hubspot_env, fake_
         client.get_contact(invoice.contact_id)
         client.search_contacts("Initech")
         client.invoices_by_reference([invoice.reference])
+        client.contact_groups()  # the settings page's group picker
+        assert client.contact_group_members("00000000-0000-0000-0000-000000000000") is None
+        list(adapter_for("hubspot").companies_changed_since(
+            installation(), datetime.now(timezone.utc) - timedelta(days=1)))  # the safety net
 
     table = rows()
     assert invoice.status == "AUTHORISED" and xero.accounting(connection.tenant_id).emailed

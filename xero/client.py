@@ -82,6 +82,14 @@ class ContactResult:
     tax_number: str
     errors: tuple[str, ...] = ()
     active: bool = True
+    updated_at: datetime | None = None  # UpdatedDateUTC (summary answers carry it too)
+
+
+@dataclass(frozen=True)
+class ContactGroupInfo:
+    group_id: str
+    name: str
+    status: str = "ACTIVE"
 
 
 @dataclass(frozen=True)
@@ -340,6 +348,26 @@ class XeroClient:
                 found[str(c.contact_id)] = _contact_record(c)
         return found
 
+    def contact_groups(self) -> list[ContactGroupInfo]:
+        """The organisation's contact groups (GET /ContactGroups: "the contact Id and name of
+        each contact group"; only ACTIVE ones are returned), by name."""
+        groups = self._call("get_contact_groups", order="Name ASC").contact_groups or []
+        return [ContactGroupInfo(str(g.contact_group_id), g.name or "", _enum_value(g.status))
+                for g in groups if g.contact_group_id]
+
+    def contact_group_members(self, group_id: str) -> frozenset[str] | None:
+        """The ContactIDs in one group (GET /ContactGroups/{id}: its Contacts are "Returned on
+        GETs when the ContactGroupID is supplied in the URL"); None if Xero has no such active
+        group (deleted, or never was)."""
+        try:
+            groups = self._call("get_contact_group", group_id).contact_groups or []
+        except FixData as exc:
+            if exc.error_type == "NotFound":
+                return None
+            raise
+        return frozenset(str(c.contact_id) for g in groups for c in g.contacts or []
+                         if c.contact_id)
+
     def create_contacts(self, contacts: Sequence[NewContact]) -> list[ContactResult | BatchMismatch]:
         """PUT /Contacts in one call; each element succeeds or carries Xero's messages.
 
@@ -523,7 +551,8 @@ def _contact_result(c: Contact) -> ContactResult:
     errors = tuple(e.message for e in (c.validation_errors or []) if e.message)
     return ContactResult(c.contact_id and str(c.contact_id), c.name or "", c.email_address or "",
                          c.tax_number or "", errors,
-                         active=_enum_value(c.contact_status) in ("", "ACTIVE"))
+                         active=_enum_value(c.contact_status) in ("", "ACTIVE"),
+                         updated_at=_utc(getattr(c, "updated_date_utc", None)))
 
 
 # Which of a contact's numbers is "the" phone: Xero keeps four typed slots (FAX is no phone).

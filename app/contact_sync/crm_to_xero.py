@@ -27,11 +27,8 @@ from app.models import (
     Installation,
     InstallationStatus,
 )
-from app.queueing import enqueue_once
+from app.contact_sync.drain import drain, forget, noted_ids, wake_job
 from app.redis_conn import get_redis
-from app.tokens import TokenUnavailable
-from crm_adapters.base import CrmRetryLater
-from xero.errors import RetryLater
 
 log = logging.getLogger(__name__)
 _CHANGED = "paydeck:crm-companies-changed:{}"
@@ -83,8 +80,8 @@ def note_changed_companies(installation_id: int, company_ids: Iterable[str],
 
 
 def _wake(installation_id: int, delay: float | None = None) -> None:
-    enqueue_once(sync_from_crm, installation_id, job_id=f"contact-sync-crm-{installation_id}",
-                 follow_up=True, delay=delay, job_timeout=300)
+    wake_job(sync_from_crm, installation_id, job_id=f"contact-sync-crm-{installation_id}",
+             delay=delay)
 
 
 def sync_from_crm(installation_id: int) -> int:
@@ -95,40 +92,30 @@ def sync_from_crm(installation_id: int) -> int:
         return 0
     written = 0
     for object_type, key_format in _CHANGED_BY_TYPE.items():
-        done = _sync_type(installation, object_type, key_format.format(installation_id))
-        if done is None:
-            return written
-        written += done
+        written += _sync_type(installation, object_type, key_format.format(installation_id))
     return written
 
 
-def _sync_type(installation: Installation, object_type: str, key: str) -> int | None:
-    """One object type's noted ids; None when the pass must come back later (woken)."""
+def _sync_type(installation: Installation, object_type: str, key: str) -> int:
+    """One object type's noted ids, drained (app.contact_sync.drain: a "come back later"
+    keeps them and wakes the job after the delay asked for)."""
     installation_id = installation.id
     connection = installation.xero_connection
-    redis = get_redis()
-    ids = [i.decode() if isinstance(i, bytes) else i for i in redis.smembers(key)]
-    if not ids:
-        return 0
     settings = db.session.get(ContactSyncSettings, installation_id)
     if (not _syncs(settings, object_type) or connection is None
             or connection.status != ConnectionStatus.CONNECTED):
-        redis.srem(key, *ids)  # nothing to sync to: the next change brings them again
+        forget(key, noted_ids(key))  # nothing to sync to: the next change brings them again
         return 0
     assert settings is not None
-    links = list(db.session.scalars(select(ContactLink).where(
-        ContactLink.installation_id == installation_id,
-        ContactLink.crm_object_type == object_type,
-        ContactLink.crm_object_id.in_(ids))))
-    try:
-        written = reconcile(installation, connection, settings, links,
-                            f"{installation.crm.value}:{object_type}",
-                            object_type).xero_written if links else 0
-    except (RetryLater, CrmRetryLater, TokenUnavailable) as exc:
-        _wake(installation_id, delay=max(getattr(exc, "seconds", 1.0), 1.0))
-        db.session.rollback()
-        return None
-    redis.srem(key, *ids)  # only once handled: a crash leaves them for the next run
-    if redis.scard(key):
-        _wake(installation_id)
-    return written
+
+    def handle(ids: list[str]) -> int:
+        links = list(db.session.scalars(select(ContactLink).where(
+            ContactLink.installation_id == installation_id,
+            ContactLink.crm_object_type == object_type,
+            ContactLink.crm_object_id.in_(ids))))
+        if not links:
+            return 0
+        return reconcile(installation, connection, settings, links,
+                         f"{installation.crm.value}:{object_type}", object_type).xero_written
+
+    return drain(key, handle, lambda delay: _wake(installation_id, delay=delay))

@@ -20,6 +20,7 @@ from typing import Any
 
 from app.connections import xero_client
 from app.contact_sync import objects
+from app.contact_sync.groups import group_members, scoped
 from app.contact_sync.mapping import rules_for
 from app.contact_sync.rules import Action, Decision, Snapshot, SyncPlan, decide, resolve, settle
 from app.contact_sync.scope import in_scope
@@ -108,11 +109,13 @@ def reconcile(installation: Installation, connection: XeroConnection,
     extra = extra_properties(crm, rules, tax_property, object_type)
     client = xero_client(connection)
     assert connection.tenant_id
-    reads = math.ceil(len(links) / BATCH_SIZE)
+    # The contacts (50 a call), and each chosen contact group's members (one call a group).
+    reads = math.ceil(len(links) / BATCH_SIZE) + len(settings.contact_groups or [])
     if client.limiter.available(connection.tenant_id) < reads + CONTACT_SYNC_RESERVE:
         raise QuotaReserved(60.0, "Xero quota kept for invoicing")
     records = client.contact_records([link.xero_contact_id for link in links])
     records = _follow_merges(installation, client, links, records, trigger)
+    members = group_members(client, settings.contact_groups) if settings.contact_groups else None
     adapter = adapter_for(crm)
     companies = objects.fetch(adapter, object_type, installation,
                               [link.crm_object_id for link in links], extra)
@@ -128,7 +131,10 @@ def reconcile(installation: Installation, connection: XeroConnection,
             continue
         if link.xero_status is not None:  # restored in Xero: it syncs again
             link.xero_status = None
-        if not in_scope(xero_scope(record), settings.xero_roles, settings.contact_groups):
+        scope = xero_scope(record)
+        if members is not None:  # membership as the groups list it (app.contact_sync.groups)
+            scope = scoped(scope, record.contact_id, members)
+        if not in_scope(scope, settings.xero_roles, settings.contact_groups):
             continue
         xero, crm_now = xero_snapshot(record), crm_snapshot(crm, company, rules, tax_property,
                                                                   object_type)

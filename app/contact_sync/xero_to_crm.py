@@ -21,11 +21,8 @@ from app.models import (
     InstallationStatus,
     XeroConnection,
 )
-from app.queueing import enqueue_once
+from app.contact_sync.drain import drain, forget, noted_ids, wake_job
 from app.redis_conn import get_redis
-from app.tokens import TokenUnavailable
-from crm_adapters.base import CrmRetryLater
-from xero.errors import RetryLater
 
 log = logging.getLogger(__name__)
 _CHANGED = "paydeck:xero-contacts-changed:{}"
@@ -53,8 +50,8 @@ def note_changed_contacts(changed: Mapping[str, set[str]]) -> int:
 
 
 def _wake(connection_id: int, delay: float | None = None) -> None:
-    enqueue_once(sync_from_xero, connection_id, job_id=f"contact-sync-xero-{connection_id}",
-                 follow_up=True, delay=delay, job_timeout=300)
+    wake_job(sync_from_xero, connection_id, job_id=f"contact-sync-xero-{connection_id}",
+             delay=delay)
 
 
 def sync_from_xero(connection_id: int) -> int:
@@ -67,30 +64,20 @@ def sync_from_xero(connection_id: int) -> int:
     installation = connection.installation
     settings = db.session.get(ContactSyncSettings, installation.id)
     key = _CHANGED.format(connection.tenant_id)
-    redis = get_redis()
-    ids = [i.decode() if isinstance(i, bytes) else i for i in redis.smembers(key)]
-    if not ids:
-        return 0
     if settings is None or not settings.enabled:
-        redis.srem(key, *ids)
+        forget(key, noted_ids(key))
         return 0
     # Company links, and person links (B2C deals' contacts) if the admin syncs persons.
     types = ["company", "person"] if settings.persons else ["company"]
-    links = list(db.session.scalars(select(ContactLink).where(
-        ContactLink.installation_id == installation.id,
-        ContactLink.crm_object_type.in_(types),
-        ContactLink.xero_contact_id.in_(ids)).order_by(ContactLink.id)))
-    try:
-        written = _sync(installation, connection, settings, links) if links else 0
-    except (RetryLater, CrmRetryLater, TokenUnavailable) as exc:
-        # Either side's limits, or a token refresh failing: the ids stay; come back later.
-        _wake(connection_id, delay=max(getattr(exc, "seconds", 1.0), 1.0))
-        db.session.rollback()
-        return 0
-    redis.srem(key, *ids)  # only once handled: a crash leaves them for the next run
-    if redis.scard(key):
-        _wake(connection_id)
-    return written
+
+    def handle(ids: list[str]) -> int:
+        links = list(db.session.scalars(select(ContactLink).where(
+            ContactLink.installation_id == installation.id,
+            ContactLink.crm_object_type.in_(types),
+            ContactLink.xero_contact_id.in_(ids)).order_by(ContactLink.id)))
+        return _sync(installation, connection, settings, links) if links else 0
+
+    return drain(key, handle, lambda delay: _wake(connection_id, delay=delay))
 
 
 def _sync(installation: Installation, connection: XeroConnection,

@@ -115,8 +115,13 @@ class ContactsSection(TableSection):
         elif any(r not in ROLES for r in roles) or len(set(roles)) != len(roles):
             errors["contact_roles"] = "Choose from the listed kinds of contact, each once."
         groups = [g.strip() for g in form.getlist("contact_groups") if g.strip()]
-        if len(groups) > MAX_GROUPS or len(set(groups)) != len(groups):
+        if sources.contact_groups is None:
+            groups = list(self.groups)  # Xero's groups could not be read: the saved choice stays
+        elif len(groups) > MAX_GROUPS or len(set(groups)) != len(groups):
             errors["contact_groups"] = f"Choose up to {MAX_GROUPS} contact groups, each once."
+        elif set(groups) - {g.group_id for g in sources.contact_groups} - set(self.groups):
+            # A saved group deleted in Xero may stay ticked; anything else must be listed.
+            errors["contact_groups"] = "Choose from the contact groups Xero lists."
         person_tax = (form.get("contact_person_tax_property") or "").strip()
         if len(person_tax) > MAX_LABEL:
             errors["contact_person_tax_property"] = (
@@ -139,7 +144,8 @@ class ContactsSection(TableSection):
         return {"contact_directions": DIRECTION_LABELS, "contact_conflicts": CONFLICT_LABELS,
                 "contact_role_labels": ROLE_LABELS, "contact_rules": rules,
                 "contact_field_labels": FIELD_LABELS, "contact_xero_fields": XERO_FIELDS,
-                "contact_read_only": XERO_READ_ONLY, "contact_max_groups": MAX_GROUPS}
+                "contact_read_only": XERO_READ_ONLY, "contact_max_groups": MAX_GROUPS,
+                "contact_group_options": group_options(sources, self.groups)}
 
     def save(self, installation_id: int) -> dict[str, Any]:
         row = db.session.get(ContactSyncSettings, installation_id)
@@ -158,6 +164,25 @@ class ContactsSection(TableSection):
         row.xero_roles, row.contact_groups = list(self.roles), list(self.groups)
         changed = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
         return {"contacts": changed} if changed else {}
+
+
+@dataclass(frozen=True)
+class GroupOption:
+    group_id: str
+    name: str
+    chosen: bool
+    deleted: bool = False  # chosen once, but Xero no longer has it
+
+
+def group_options(sources: Sources, chosen: list[str]) -> list[GroupOption] | None:
+    """The picker's checkboxes: Xero's groups by name, then any chosen group Xero no longer
+    lists (deleted in Xero). None when Xero's groups could not be read."""
+    if sources.contact_groups is None:
+        return None
+    listed = {g.group_id for g in sources.contact_groups}
+    options = [GroupOption(g.group_id, g.name, g.group_id in chosen)
+               for g in sources.contact_groups]
+    return options + [GroupOption(g, "", True, deleted=True) for g in chosen if g not in listed]
 
 
 def _value(v: Any) -> Any:

@@ -11,6 +11,7 @@ from typing import Any
 
 from app.company_import import crm_name
 from app.connections import xero_client
+from app.contact_sync.groups import organisation_groups
 from app.engine.reference import forget_reference_data, reference_data
 from app.extensions import db
 from app.models import ConnectionStatus, Installation
@@ -18,6 +19,7 @@ from app.tokens import ReconnectNeeded as TokenReconnectNeeded
 from app.tokens import TokenUnavailable
 from app.wiring import adapter_for
 from crm_adapters.base import CrmError
+from xero.client import ContactGroupInfo
 from xero.errors import XeroFailure
 from xero.reference import ReferenceData
 
@@ -36,6 +38,9 @@ class Sources:
     products: list[dict[str, Any]] | None
     ref: ReferenceData | None
     notices: list[str]
+    # Xero's contact groups for the Contacts section's picker (None: not read; the saved
+    # choice is shown and kept).
+    contact_groups: list[ContactGroupInfo] | None = None
 
     @property
     def stages(self) -> set[tuple[str, str]]:
@@ -86,7 +91,9 @@ def load_sources(installation: Installation, *, refresh: bool) -> Sources:
     if notices:  # a failed refresh wrote its state in its own session: show it on this render
         db.session.expire(installation, ["status", "token_failures", "token_failing_since",
                                          "token_failure_detail"])
-    return Sources(pipelines, products, _xero_reference(installation, refresh, notices), notices)
+    ref = _xero_reference(installation, refresh, notices)
+    groups = _xero_groups(installation, refresh, notices) if ref is not None else None
+    return Sources(pipelines, products, ref, notices, groups)
 
 
 def _crm_list(read: Callable[[], list[dict[str, Any]]], what: str,
@@ -114,4 +121,21 @@ def _xero_reference(installation: Installation, refresh: bool,
         db.session.expire(connection)  # a failed refresh may have marked it reconnect-needed
         notices.append(f"Could not load accounts, tax rates and items from Xero right now ({exc}). "
                        "The saved Xero settings are kept as they are when you save.")
+        return None
+
+
+def _xero_groups(installation: Installation, refresh: bool,
+                 notices: list[str]) -> list[ContactGroupInfo] | None:
+    """The organisation's contact groups (app.contact_sync.groups, cached a minute)."""
+    connection = installation.xero_connection
+    if connection is None or connection.status != ConnectionStatus.CONNECTED:
+        return None
+    try:
+        return organisation_groups(connection.id, xero_client(connection), refresh=refresh)
+    except (XeroFailure, TokenReconnectNeeded, TokenUnavailable) as exc:
+        log.warning("settings page: installation %s: no Xero contact groups: %s",
+                    installation.id, exc)
+        db.session.expire(connection)
+        notices.append(f"Could not load the contact groups from Xero right now ({exc}). The "
+                       "saved choice of contact groups is kept as it is when you save.")
         return None

@@ -31,6 +31,7 @@ from sandbox.kit.service import ApiRoute, Exchange
 MAX_BATCH_INPUTS = 100  # platform-facts: batch update 100 per call (also read/create)
 MAX_ASSOCIATION_BATCH_INPUTS = 1000  # v4 association batch read: "may not exceed 1000 IDs per
 # request body" (developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api)
+MAX_SEARCH_RESULTS = 10_000  # search docs: "limited to 10,000 total results for any given query"
 MAX_SEARCH_LIMIT = 200  # deals-v3.json PublicObjectSearchRequest.limit: "up to 200"
 
 
@@ -319,6 +320,12 @@ def search(ctx: Ctx, object_type: str) -> Response:
     if not after.isdigit():
         fail(400, "VALIDATION_ERROR", f"after must be a paging token, not {after!r}")
     offset = int(after)
+    if offset + limit > MAX_SEARCH_RESULTS:
+        # developers.hubspot.com/docs/guides/api/crm/search (Limitations): "The search
+        # endpoints are limited to 10,000 total results for any given query. Attempting to
+        # page beyond 10,000 will result in a 400 error." (Unverified: whether a page that
+        # ends past 10,000 is cut short instead; the fake refuses it as the docs read.)
+        fail(400, "VALIDATION_ERROR", f"Search is limited to {MAX_SEARCH_RESULTS} results")
     properties = str_list(body.get("properties"), "properties")
     result: JsonObject = {"total": len(ordered), "results": [
         render_object(ctx.portal, o, properties) for o in ordered[offset:offset + limit]]}

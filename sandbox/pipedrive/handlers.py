@@ -44,6 +44,22 @@ def by_ids(request: Request, records: Mapping[int, Any]) -> list[Any]:
     return [records[i] for i in ids if i in records] if raw else list(records.values())
 
 
+def orgs_of(request: Request, records: Mapping[int, Any]) -> list[Any]:
+    """`GET /api/v2/organizations`: `ids` as `by_ids`, and the documented `updated_since` /
+    `updated_until` ("only organizations with an update_time later than or equal to this time
+    are returned. In RFC3339 format"; updated_until: earlier than) and `sort_by` (id,
+    update_time, add_time) / `sort_direction` (asc, desc): developers.pipedrive.com/docs/api/v1/
+    Organizations#getOrganizations (API v2)."""
+    chosen = by_ids(request, records)
+    since, until = (None if request.args.get(key) is None
+                    else parse.parse_rfc3339(request.args[key], key)
+                    for key in ("updated_since", "updated_until"))
+    chosen = [o for o in chosen if (since is None or o.update_time >= since)
+              and (until is None or o.update_time < until)]
+    parse.sort_items(request, chosen)
+    return chosen
+
+
 def stages_of(request: Request, stages: Mapping[int, Any]) -> list[Any]:
     pipeline_id = query_int(request, "pipeline_id")
     chosen = [s for s in stages.values() if pipeline_id in (None, s.pipeline_id)]
@@ -231,7 +247,7 @@ LINES_READ = DEALS_READ + PRODUCTS_READ
 KINDS = (
     Kind("products", "products", "Product", lambda _, product: PRODUCT.render(product),
          PRODUCTS_READ, by_ids),
-    Kind("organizations", "orgs", "Organization", CompanyData.render_org, CONTACTS_READ, by_ids),
+    Kind("organizations", "orgs", "Organization", CompanyData.render_org, CONTACTS_READ, orgs_of),
     Kind("persons", "persons", "Person", persons.render, CONTACTS_READ, by_ids),
     Kind("stages", "stages", "Stage", lambda _, stage: STAGE.render(stage), SETUP_READ,
          stages_of),

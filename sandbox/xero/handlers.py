@@ -10,6 +10,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+import sandbox.xero.groups as groups
 import sandbox.xero.pdf as pdf
 import sandbox.xero.render as render
 import sandbox.xero.schema as schema
@@ -275,6 +276,8 @@ ROUTES: list[tuple[str, Handler, tuple[str, ...]]] = [
     ("/Contacts", _CONTACT_BATCH.put, ("PUT", "POST")),
     ("/Contacts/<record_id>", _CONTACT_BATCH.get, ("GET",)),
     ("/Contacts/<record_id>", _CONTACT_BATCH.update, ("POST",)),
+    ("/ContactGroups", groups.get_groups, ("GET",)),  # sandbox/xero/groups.py
+    ("/ContactGroups/<record_id>", groups.get_group, ("GET",)),
     ("/Invoices", _get_invoices, ("GET",)),
     ("/Invoices", _INVOICE_BATCH.put, ("PUT", "POST")),
     ("/Invoices/<record_id>", pdf.or_json(_INVOICE_BATCH.get), ("GET",)),  # Accept: PDF too

@@ -249,6 +249,7 @@ class Ledger:
         self.next_number = 1
         self.emails: list[EmailRecord] = []
         self.overpayment_by_id: dict[str, Overpayment] = {}
+        self.contact_group_by_id: dict[str, Any] = {}  # sandbox/xero/groups.py
 
     def stamp(self) -> int:
         """Now in ms, strictly increasing per tenant so UpdatedDateUTC orders changes."""

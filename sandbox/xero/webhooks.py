@@ -66,6 +66,16 @@ class XeroWebhookSender:
                     self.delivered[(e["tenantId"], e["resourceId"])] = e["_updated_ms"]
             return response
 
+    def lose_pending(self) -> int:
+        """Fault injection: the pending events are never delivered (Xero retries a failed
+        delivery for 24 hours and then disables the hook: platform-facts "Webhooks"; this is
+        the end of that, or an event lost on the way). Returns how many were lost."""
+        with self.lock:
+            events = self.pending()
+            for e in events:
+                self.delivered[(e["tenantId"], e["resourceId"])] = e["_updated_ms"]
+            return len(events)
+
     def intent_to_receive(self, url: str, key: str) -> bool:
         """Xero's check before it enables a hook: right signature -> 200 and an empty body;
         wrong signature -> 401."""

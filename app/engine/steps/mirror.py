@@ -3,15 +3,16 @@ If-Modified-Since, resumable per page) and the ContactLinks of CRM records."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from app.engine import clock
 from app.engine.context import RunContext
 from app.extensions import db
-from app.models import ContactLink, SyncCursor, XeroContact
-from xero.client import ContactResult
+from app.models import ContactLink, SyncCursor, XeroConnection, XeroContact
+from xero.client import ContactResult, XeroClient
 from xero.contacts import Customer, email_key, name_key, tax_key
 
 
@@ -23,32 +24,52 @@ def sync_contact_mirror(ctx: RunContext) -> None:
     `since` it started with until its last page; the next pass starts 5 minutes before
     this one began (Xero's clock and ours may differ; re-reading is harmless, and it also
     catches contacts that moved between pages while the pass read them)."""
+    refresh_mirror(ctx.connection, ctx.xero)
+
+
+def refresh_mirror(connection: XeroConnection, client: XeroClient, kind: str = "contacts",
+                   on_page: Callable[[list[ContactResult]], None] | None = None,
+                   first_since: datetime | None = None) -> int:
+    """`sync_contact_mirror`'s pass on the SyncCursor of `kind` (the contact sync safety net
+    keeps its own, app.contact_sync.safety_xero); `on_page(contacts)` sees each page before
+    its place is saved; `first_since`: where a cursor's very first pass starts (None: every
+    contact). Returns the calls made."""
     cursor = db.session.scalar(select(SyncCursor).where(
-        SyncCursor.xero_connection_id == ctx.connection.id, SyncCursor.kind == "contacts"))
+        SyncCursor.xero_connection_id == connection.id, SyncCursor.kind == kind))
     if cursor is None:
-        cursor = SyncCursor(xero_connection_id=ctx.connection.id, kind="contacts")
+        cursor = SyncCursor(xero_connection_id=connection.id, kind=kind, position=first_since)
         db.session.add(cursor)
     if cursor.page is None:
         cursor.page, cursor.pass_started_at = 1, clock.now()
-    for page, contacts in ctx.xero.contact_pages(cursor.position, first_page=cursor.page):
+    calls = 0
+    for page, contacts in client.contact_pages(cursor.position, first_page=cursor.page):
+        calls += 1
         for contact in contacts:
-            mirror(ctx, contact)
+            mirror_row(connection.id, contact)
+        if on_page is not None:
+            on_page(contacts)
         cursor.page = page + 1
         db.session.commit()
     cursor.position = (cursor.pass_started_at or clock.now()) - timedelta(minutes=5)
     cursor.page = cursor.pass_started_at = None
     db.session.commit()
+    return calls
 
 
 def mirror(ctx: RunContext, c: ContactResult) -> None:
     """Insert or refresh one contact's row in the mirror."""
+    mirror_row(ctx.connection.id, c)
+
+
+def mirror_row(connection_id: int, c: ContactResult) -> None:
+    """Insert or refresh one contact's row in the mirror of this connection."""
     if not c.contact_id:
         return
     row = db.session.scalar(select(XeroContact).where(
-        XeroContact.xero_connection_id == ctx.connection.id,
+        XeroContact.xero_connection_id == connection_id,
         XeroContact.contact_id == c.contact_id))
     if row is None:
-        row = XeroContact(xero_connection_id=ctx.connection.id, contact_id=c.contact_id)
+        row = XeroContact(xero_connection_id=connection_id, contact_id=c.contact_id)
         db.session.add(row)
     row.name, row.name_key = c.name, name_key(c.name)
     row.email_key, row.tax_number_key = email_key(c.email), tax_key(c.tax_number)
