@@ -111,6 +111,12 @@ class CompanyEvent:
     # Paydeck's echo (the handler compares it with the link's stored version).
     via_api: bool = False
     version: datetime | None = None
+    # What happened (CRM-side merges and deletes, app.contact_sync.crm_merges): "change"
+    # (created or changed: read it again), "deleted", "restored", or "merged" (`company_id`
+    # is the company that survived, `merged_ids` the ones merged into it and gone).
+    kind: str = "change"
+    merged_ids: tuple[str, ...] = ()
+    occurred_at: datetime | None = None  # when the CRM says it happened (aware UTC)
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,7 @@ def sync_from_crm(installation_id: int) -> int:
     links = list(db.session.scalars(select(ContactLink).where(
         ContactLink.installation_id == installation_id,
         ContactLink.crm_object_type == "company",  # person links: a later part of #15
+        ContactLink.crm_status.is_(None),  # deleted, merged or waiting in the CRM: no sync
         ContactLink.crm_object_id.in_(ids))))
     try:
         written = reconcile(installation, connection, settings, links,
