@@ -148,8 +148,11 @@ def _company_event(e: dict[str, Any], own: bool) -> CompanyEvent | None:
         old = [e.get("primaryObjectId"), *ids]
         merged = tuple(dict.fromkeys(str(i) for i in old if i not in (None, "")
                                      and str(i) != company_id))
+    # A deletion, restore or merge is a fact whoever made it (Paydeck makes none): only a
+    # change can be Paydeck's own echo.
     return CompanyEvent(account_id=str(e["portalId"]), company_id=company_id,
-                        event_key=str(e["eventId"]), own_change=own, kind=kind,
+                        event_key=str(e["eventId"]), own_change=own and kind == "change",
+                        kind=kind,
                         merged_ids=merged, occurred_at=at)
 
 

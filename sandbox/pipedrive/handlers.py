@@ -12,7 +12,7 @@ from werkzeug.wrappers import Request, Response
 import sandbox.pipedrive.parse as parse
 from sandbox.kit.service import ApiRoute
 from sandbox.pipedrive.company import CompanyData
-from sandbox.pipedrive.parse import bad_request, not_found, ok, path_id, query_int, query_ints, webhook_ok
+from sandbox.pipedrive.parse import bad_request, expect_int, not_found, ok, path_id, query_int, query_ints, webhook_ok
 from sandbox.pipedrive.records import (
     ACTIVITY, ACTIVITY_V1, DEAL_FIELD, DEAL_PRODUCT, PERSON, PIPELINE, PRODUCT, STAGE, Deal,
     api_time,
@@ -165,6 +165,27 @@ def patch_org(ctx: Ctx, org_id: str) -> Response:
     return ok(ctx.company.patch_org(org, parse.read_body(ctx.request), ctx.user_id))
 
 
+def delete_org(ctx: Ctx, org_id: str) -> Response:
+    """v2 DELETE /organizations/{id}: `{"success": true, "data": {"id": ...}}`
+    (pipedrive/client-nodejs v2 DeleteOrganizationResponse; unverified here beyond that)."""
+    org = KINDS[1].find(ctx, org_id)
+    ctx.company.delete_org(org.id, user_id=ctx.user_id, change_source="api")
+    return ok({"id": org.id})
+
+
+def merge_org(ctx: Ctx, org_id: str) -> Response:
+    """v1 PUT /organizations/{id}/merge with a required integer `merge_with_id` (client-nodejs
+    MergeOrganizationsRequest); answers with the organization that remains (its id only
+    here: unverified shape)."""
+    org = KINDS[1].find(ctx, org_id)
+    body = parse.read_v1_body(ctx.request)
+    keeper_id = expect_int(body.get("merge_with_id"), "merge_with_id")
+    if keeper_id is None:
+        raise bad_request("merge_with_id is required")
+    keeper = ctx.company.merge_orgs(org.id, keeper_id, user_id=ctx.user_id, change_source="api")
+    return ok({"id": keeper.id})
+
+
 def get_user(ctx: Ctx, user_id: str) -> Response:
     """v1 GetUser (developers.pipedrive.com/docs/api/v1/Users#getUser): the user's data
     with `is_admin`; the v1 envelope `{success, data}`."""
@@ -264,6 +285,9 @@ ROUTES = (
     *(_route("GET", f"/api/v2/{kind.path}/<key>", kind.get_one, kind.scopes, 1) for kind in KINDS),
     # as PATCH deal (unverified for organizations)
     _route("PATCH", "/api/v2/organizations/<org_id>", patch_org, ("contacts:full",), 5),
+    # Delete and merge: contacts:full as PATCH; costs unverified (as PATCH; v1 about twice).
+    _route("DELETE", "/api/v2/organizations/<org_id>", delete_org, ("contacts:full",), 5),
+    _route("PUT", "/api/v1/organizations/<org_id>/merge", merge_org, ("contacts:full",), 10),
     _route("POST", "/api/v2/dealFields", post_deal_field, ADMIN, 5),
     _route("POST", "/api/v2/activities", post_activity_v2, ACTIVITIES_WRITE, 5),
     _route("POST", "/api/v1/activities", post_activity_v1, ACTIVITIES_WRITE, 10),
