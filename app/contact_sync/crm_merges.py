@@ -15,7 +15,7 @@ change is ignored, so a late deletion cannot undo a later restore):
   kept as history (`crm_status="merged"`). Merged links that name a Xero contact other than
   the survivor's make a CONTACT_MERGE_CONFLICT review item listing each contact, and the
   survivor's link waits (`merge_conflict`: no sync, no invoice to a guessed contact) until a
-  person keeps one (`choose_merged_contact`). Nothing is written to Xero.
+  person keeps one (app.contact_sync.merge_review). Nothing is written to Xero.
 
 Where else company ids live: invoice links name the Xero contact and the deal, never the
 company; review items name the link (its row moves with it); audit events are history and
@@ -40,9 +40,10 @@ from app.models import (
     ReviewStatus,
     XeroContact,
 )
+from app.contact_sync.merge_review import CRM_NAMES, conflict_detail, name_merge_candidates
+from app.queueing import enqueue_once
 from domain.crm import CompanyEvent
 
-CRM_NAMES = {"hubspot": "HubSpot", "pipedrive": "Pipedrive"}
 LIFECYCLE = ("deleted", "restored", "merged")
 
 
@@ -62,6 +63,7 @@ def apply_company_events(installation: Installation, events: Sequence[CompanyEve
     again (a survivor that received a link, a restored company)."""
     crm = installation.crm.value
     wake: list[str] = []
+    to_name: list[int] = []
     ordered = sorted((e for e in events if e.kind in LIFECYCLE),
                      key=lambda e: _utc(e.occurred_at) or datetime.min.replace(tzinfo=timezone.utc))
     for event in ordered:
@@ -71,9 +73,12 @@ def apply_company_events(installation: Installation, events: Sequence[CompanyEve
         elif event.kind == "restored":
             wake += _restored(installation, event, trigger)
         else:
-            wake += _merged(installation, event, trigger)
+            wake += _merged(installation, event, trigger, to_name)
         db.session.flush()
     db.session.commit()
+    for item_id in dict.fromkeys(to_name):  # once committed: the job reads the item
+        enqueue_once(name_merge_candidates, item_id, job_id=f"contact-merge-names-{item_id}",
+                     job_timeout=60)
     return list(dict.fromkeys(wake))
 
 
@@ -173,7 +178,8 @@ def merged_into(installation_id: int, company_id: str) -> str | None:
         current = target
 
 
-def _merged(installation: Installation, event: CompanyEvent, trigger: str) -> list[str]:
+def _merged(installation: Installation, event: CompanyEvent, trigger: str,
+            to_name: list[int]) -> list[str]:
     survivor_id, at = event.company_id, event.occurred_at or _now()
     _remember(installation, event.merged_ids, survivor_id, event.occurred_at)
     olds = [link for company in event.merged_ids
@@ -206,15 +212,17 @@ def _merged(installation: Installation, event: CompanyEvent, trigger: str) -> li
         if link.xero_contact_id != survivor.xero_contact_id:
             conflicting.append(link)
     if conflicting:
-        _conflict(installation, survivor, conflicting, trigger, at)
+        item_id = _conflict(installation, survivor, conflicting, trigger, at)
+        if any(not c["name"] for c in db.session.get(ReviewItem, item_id).candidates):
+            to_name.append(item_id)
         return []
     return [survivor_id] if survivor.crm_status is None else []
 
 
 def _conflict(installation: Installation, survivor: ContactLink,
-              conflicting: Sequence[ContactLink], trigger: str, at: datetime) -> None:
+              conflicting: Sequence[ContactLink], trigger: str, at: datetime) -> int:
     """One open item per surviving link lists every Xero contact it could keep (a later merge
-    adds to it); the link waits for a person."""
+    adds to it); the link waits for a person. The item's id."""
     survivor.crm_status, survivor.crm_status_at = "merge_conflict", at
     (item, *_) = _open_items(survivor, ReviewReason.CONTACT_MERGE_CONFLICT) or [None]
     candidates = list(item.candidates) if item is not None else [
@@ -226,51 +234,16 @@ def _conflict(installation: Installation, survivor: ContactLink,
             candidates.append({"contact_id": link.xero_contact_id,
                                "name": contact_name(installation, link.xero_contact_id),
                                "company": link.crm_object_id})
-    crm = CRM_NAMES.get(installation.crm.value, "the CRM")
-    names = ", ".join(c["name"] or c["contact_id"] for c in candidates)
-    detail = (f"Companies merged in {crm} into company {survivor.crm_object_id} were linked to "
-              f"different Xero contacts ({names}). Keep one for the company: nothing syncs "
-              "or is invoiced for it until then, and nothing is changed in Xero.")
+    detail = conflict_detail(installation, survivor.crm_object_id, candidates)
     if item is None:
-        db.session.add(ReviewItem(installation_id=installation.id, contact_link_id=survivor.id,
-                                  reason=ReviewReason.CONTACT_MERGE_CONFLICT, detail=detail,
-                                  candidates=candidates))
+        item = ReviewItem(installation_id=installation.id, contact_link_id=survivor.id,
+                          reason=ReviewReason.CONTACT_MERGE_CONFLICT, detail=detail,
+                          candidates=candidates)
+        db.session.add(item)
     else:
         item.candidates, item.detail = candidates, detail
     _audit(installation, "contact_merge_conflict", trigger, survivor, "review",
            company=survivor.crm_object_id,
            contacts=[c["contact_id"] for c in candidates])
-
-
-def choose_merged_contact(item_id: int, index: int) -> bool:
-    """The one-click answer to a merge conflict: the surviving company's link keeps the
-    item's `index`-th Xero contact and syncs again. Nothing is written to Xero here; the
-    other contacts stay in Xero as they are, their old links kept as history."""
-    from app.contact_sync.crm_to_xero import note_changed_companies
-
-    item = db.session.get(ReviewItem, item_id)
-    if (item is None or item.reason != ReviewReason.CONTACT_MERGE_CONFLICT
-            or item.status != ReviewStatus.OPEN or item.contact_link_id is None
-            or not 0 <= index < len(item.candidates or [])):
-        return False
-    link = db.session.get(ContactLink, item.contact_link_id)
-    if link is None:
-        return False
-    chosen, before = item.candidates[index]["contact_id"], link.xero_contact_id
-    if chosen != before:
-        link.xero_contact_id = chosen
-        # Another contact, another version history (as a Xero-side merge does).
-        link.xero_version = link.xero_written_version = None
-        link.xero_status = None
-    if link.crm_status == "merge_conflict":
-        link.crm_status = None
-    item.status, item.resolved_at = ReviewStatus.RESOLVED, _now()
-    db.session.add(AuditEvent(installation_id=item.installation_id, action="contact_merge_chosen",
-                              outcome="ok", detail={"review_item": item.id,
-                                                    "company": link.crm_object_id,
-                                                    "before": {"contact_id": before},
-                                                    "after": {"contact_id": chosen}},
-                              xero_ids={"contact_id": chosen}))
-    db.session.commit()
-    note_changed_companies(item.installation_id, [link.crm_object_id])
-    return True
+    db.session.flush()
+    return item.id

@@ -25,7 +25,7 @@ from app.engine.reviews import (
     resend_deal,
     retry_review_item,
 )
-from app.contact_sync.crm_merges import choose_merged_contact
+from app.contact_sync.merge_review import choose_merged_contact
 from app.extensions import db
 from app.models import AuditEvent, ContactLink, Installation, ReviewItem, ReviewStatus
 from app.page_format import current_locale, use_locale
