@@ -35,6 +35,7 @@ from crm_adapters.hubspot import sign_v3
 from domain.crm import WebhookRequest
 from sandbox.kit.server import LoopbackServer
 from sandbox.pipedrive import FakePipedrive
+from tests.helpers import invoice_on_stage
 from tests.test_company_import import company_url
 from tests.test_contact_sync_crm_to_xero import (  # noqa: F401
     contact,
@@ -491,3 +492,39 @@ def test_the_pipedrive_parser_tells_a_merge_from_a_deletion():
     del body["meta"]["merged_to_id"]
     body["previous"]["merged_to_id"] = 4  # the other plausible place (unverified)
     assert parse() == ("merged", "4", ("3",))
+
+
+# --- invoices while a merge waits for a choice ---------------------------------------------------
+
+def test_a_deal_of_a_company_waiting_on_a_merge_choice_is_not_invoiced_to_a_guessed_contact(hs):
+    env, fake_url = hs
+    env.settings()
+    merged_id, merged_contact, survivor_id, survivor_contact = two_linked_companies(env)
+    invoice_on_stage(env.app, "default", "closedwon")
+    assert hubspot_api(env, fake_url, "POST", "/crm/v3/objects/companies/merge",
+                       json={"primaryObjectId": survivor_id,
+                             "objectIdToMerge": merged_id}).status_code == 200
+    product = env.crm.crm.add_product(name="Consulting", price="150.00", hs_sku="CONS-1")
+    deal_id = env.crm.crm.add_deal(dealname="Website", company_id=survivor_id,
+                                   line_items=[{"hs_product_id": product, "quantity": "2"}])
+    crm_events(env)
+    contacts_before = len(env.books.contact_by_id)
+
+    env.crm.crm.set_deal_properties(deal_id, dealstage="closedwon")
+    crm_events(env)
+
+    assert env.books.invoices == [] and len(env.books.contact_by_id) == contacts_before
+    (waiting,) = [i for i in env.reviews() if i.deal_id == deal_id]
+    assert waiting.reason == ReviewReason.CONTACT_MERGE_CONFLICT
+    # The person keeps the merged company's contact, then retries the deal: it is invoiced to
+    # that contact, and still no contact is created.
+    (item,) = [i for i in items(env, ReviewReason.CONTACT_MERGE_CONFLICT) if i.deal_id is None]
+    url, action_token = review_form(env, item.id, "pick_1")
+    assert requests.post(url, data={"a": action_token}, timeout=10).status_code == 200
+    env.work()
+    url, action_token = review_form(env, waiting.id, "retry")
+    assert requests.post(url, data={"a": action_token}, timeout=10).status_code == 200
+    env.work()
+    (invoice,) = env.books.invoices
+    assert invoice.contact_id == merged_contact
+    assert len(env.books.contact_by_id) == contacts_before
