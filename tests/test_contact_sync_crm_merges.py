@@ -29,6 +29,7 @@ from app.models import (
 from app.queueing import QUEUE
 from app.redis_conn import get_redis
 from app.settings import PIPEDRIVE_SCOPES
+from app.ui_auth import View, issue_action_tokens
 from crm_adapters import hubspot as hubspot_adapter
 from crm_adapters import pipedrive as pipedrive_adapter
 from crm_adapters.hubspot import sign_v3
@@ -528,3 +529,56 @@ def test_a_deal_of_a_company_waiting_on_a_merge_choice_is_not_invoiced_to_a_gues
     (invoice,) = env.books.invoices
     assert invoice.contact_id == merged_contact
     assert len(env.books.contact_by_id) == contacts_before
+
+
+def test_the_cards_of_merged_companies_say_what_waits_and_what_is_history(hs):
+    env, fake_url = hs
+    env.settings()
+    merged_id, _, survivor_id, _ = two_linked_companies(env)
+    assert hubspot_api(env, fake_url, "POST", "/crm/v3/objects/companies/merge",
+                       json={"primaryObjectId": survivor_id,
+                             "objectIdToMerge": merged_id}).status_code == 200
+    crm_events(env)
+    survivor = requests.get(company_url(env, survivor_id), timeout=10).text
+    assert "Merged in HubSpot from companies linked to different Xero contacts" in survivor
+    assert "Companies merged in HubSpot into company" in survivor  # the open item, listed
+    merged = requests.get(company_url(env, merged_id), timeout=10).text
+    assert f"Merged into HubSpot company {survivor_id}, whose own link is the one in use" in merged
+
+
+def test_the_fake_hubspot_merge_endpoint_refuses_what_the_spec_does_not_allow(hs):
+    env, fake_url = hs
+    company_id = env.crm.crm.add_company(name="Initech")
+
+    def merge(body: Any) -> requests.Response:
+        return hubspot_api(env, fake_url, "POST", "/crm/v3/objects/companies/merge", json=body)
+
+    assert merge({"primaryObjectId": company_id}).status_code == 400  # both ids required
+    assert merge({"primaryObjectId": company_id, "objectIdToMerge": company_id}).status_code == 400
+    assert merge({"primaryObjectId": company_id, "objectIdToMerge": "999"}).status_code == 404
+    assert merge({"primaryObjectId": True, "objectIdToMerge": company_id}).status_code == 400
+    assert env.crm.crm.objects("companies")[0]["name"] == "Initech"
+
+
+def test_another_installations_review_token_cannot_pick_a_merged_contact(hs):
+    env, fake_url = hs
+    env.settings()
+    merged_id, _, survivor_id, survivor_contact = two_linked_companies(env)
+    assert hubspot_api(env, fake_url, "POST", "/crm/v3/objects/companies/merge",
+                       json={"primaryObjectId": survivor_id,
+                             "objectIdToMerge": merged_id}).status_code == 200
+    crm_events(env)
+    (item,) = items(env, ReviewReason.CONTACT_MERGE_CONFLICT)
+    url, action_token = review_form(env, item.id, "pick_1")
+    other = item.installation_id + 1
+    with env.app.app_context():
+        foreign = issue_action_tokens(View(other, "someone@other.test", "review", str(other)),
+                                      "pick_1", [str(item.id)])[str(item.id)]
+    # Another installation's token for the same item and verb is refused; so is this
+    # installation's token for another verb (each button has its own).
+    assert requests.post(url, data={"a": foreign}, timeout=10).status_code == 401
+    assert requests.post(url.replace("pick_1", "pick_0"), data={"a": action_token},
+                         timeout=10).status_code == 401
+    assert link_of(env, survivor_id).xero_contact_id == survivor_contact
+    (item,) = items(env, ReviewReason.CONTACT_MERGE_CONFLICT)
+    assert item.status == ReviewStatus.OPEN
