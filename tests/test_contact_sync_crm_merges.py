@@ -582,3 +582,34 @@ def test_another_installations_review_token_cannot_pick_a_merged_contact(hs):
     assert link_of(env, survivor_id).xero_contact_id == survivor_contact
     (item,) = items(env, ReviewReason.CONTACT_MERGE_CONFLICT)
     assert item.status == ReviewStatus.OPEN
+
+
+def test_a_pipedrive_organization_announced_again_after_its_deletion_syncs_again(pdm):
+    """Pipedrive documents no restore webhook; a deleted organization that Pipedrive announces
+    as changed after its deletion (unverified: how a restore in the web app shows) exists
+    again. A change from before the deletion revives nothing."""
+    env, _ = pdm
+    env.settings(tax_property="")
+    org, _ = pipedrive_pair(env)
+    with env.app.app_context():
+        installation = db.session.scalars(select(Installation)).one()
+        auth = (installation.webhook_user, installation.webhook_password)
+        url = f"{env.url}/webhooks/pipedrive/{installation.id}"
+
+    def send(action: str, event_id: str, at: str) -> None:
+        body = {"meta": {"action": action, "entity": "organization", "entity_id": str(org),
+                         "company_id": str(env.crm.company_id), "id": event_id,
+                         "timestamp": at, "change_source": "app", "version": "2.0"},
+                "data": None if action == "delete" else {"id": org, "name": "Initech",
+                                                         "update_time": at},
+                "previous": {"id": org, "name": "Initech"} if action == "delete" else {}}
+        assert requests.post(url, json=body, auth=auth, timeout=10).status_code == 200
+
+    send("delete", "d1", "2026-12-02T10:00:05Z")
+    send("change", "c0", "2026-12-02T10:00:01Z")  # late, from before the deletion
+    assert link_of(env, str(org)).crm_status == "deleted"
+    send("change", "c1", "2026-12-02T10:05:00Z")
+    assert link_of(env, str(org)).crm_status is None
+    (item,) = items(env, ReviewReason.COMPANY_DELETED)
+    assert item.status == ReviewStatus.RESOLVED
+    assert [e.trigger for e in env.audit("company_restored")] == ["pipedrive:company.change"]

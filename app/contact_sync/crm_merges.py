@@ -146,11 +146,37 @@ def _restored(installation: Installation, event: CompanyEvent, trigger: str) -> 
     link = _link(installation.id, event.company_id)
     if link is None or link.crm_status != "deleted" or _older(link, event):
         return []
+    _restore(installation, link, event, trigger)
+    return [link.crm_object_id]
+
+
+def revive_changed(installation: Installation, events: Sequence[CompanyEvent]) -> None:
+    """A company marked deleted that the CRM announces as created or changed after its
+    deletion exists again: its link is restored as by a restore event (commits if so).
+    Pipedrive documents no restore webhook (list-of-webhooks-v2: create, change, delete);
+    Unverified: that an organization restored in the web app announces itself with a change.
+    An event without a time, or older than the deletion, revives nothing."""
+    changes = {e.company_id: e for e in events if e.kind == "change" and e.occurred_at}
+    if not changes:
+        return
+    deleted = list(db.session.scalars(select(ContactLink).where(
+        ContactLink.installation_id == installation.id, ContactLink.crm_object_type == "company",
+        ContactLink.crm_status == "deleted", ContactLink.crm_object_id.in_(changes))))
+    revived = [link for link in deleted if not _older(link, changes[link.crm_object_id])
+               and _utc(changes[link.crm_object_id].occurred_at) != _utc(link.crm_status_at)]
+    for link in revived:
+        _restore(installation, link, changes[link.crm_object_id],
+                 f"{installation.crm.value}:company.change")
+    if revived:
+        db.session.commit()
+
+
+def _restore(installation: Installation, link: ContactLink, event: CompanyEvent,
+             trigger: str) -> None:
     link.crm_status, link.crm_status_at = None, event.occurred_at or _now()
     _resolve(link, ReviewReason.COMPANY_DELETED)
     _audit(installation, "company_restored", trigger, link, "ok", company=link.crm_object_id,
            before={"crm_status": "deleted"}, after={"crm_status": None})
-    return [link.crm_object_id]
 
 
 def _remember(installation: Installation, old_ids: Iterable[str], survivor: str,

@@ -23,7 +23,7 @@ from app.engine.intake import stage_requests
 from app.engine.job import enqueue_sync
 from app.engine.rules import stage_actions
 from app.payments import note_changed_invoices
-from app.contact_sync.crm_merges import apply_company_events
+from app.contact_sync.crm_merges import apply_company_events, revive_changed
 from app.contact_sync.crm_to_xero import echoed_versions, note_changed_companies
 from app.contact_sync.xero_to_crm import note_changed_contacts
 from app.extensions import db
@@ -160,6 +160,8 @@ def _companies(crm: CrmKind, events: list[CompanyEvent], counts: Counter[str],
             woken = apply_company_events(installation, lifecycle)
             counts["contact_changes"] += len(lifecycle)
             note_changed_companies(installation_id, woken)
+        if batch and (installation := db.session.get(Installation, installation_id)):
+            revive_changed(installation, batch)  # a deleted company announced again
         echoes = echoed_versions(installation_id, {e.company_id: e.version for e in batch
                                                    if e.via_api})
         mine = [e for e in batch if e.via_api and e.company_id in echoes]
