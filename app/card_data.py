@@ -15,6 +15,7 @@ from sqlalchemy import Select, select
 from app import formatting
 from app.access import AMOUNTS_HIDDEN, may_act, may_see_money, page_locale, viewer_for
 from app.connection_state import connection_state
+from app.contact_sync.crm_merges import merged_into
 from app.extensions import db
 from app.invoice_view import cached_names, card_json, whole_invoice
 from app.models import (
@@ -196,7 +197,8 @@ def company_invoices(installation_id: int, contact_id: str | None) -> CompanyInv
 
 # Open review items about a link that the company card lists under its sync state.
 SYNC_REASONS = (ReviewReason.CONTACT_CONFLICT, ReviewReason.CONTACT_ARCHIVED,
-                ReviewReason.XERO_VALIDATION)
+                ReviewReason.XERO_VALIDATION, ReviewReason.CONTACT_MERGE_CONFLICT,
+                ReviewReason.COMPANY_DELETED)
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,10 @@ class CompanySync:
     flag: str | None  # "archived" (the Xero contact is archived) or "merged" / None
     items: list[ReviewItem]  # open conflicts and other sync review items of the link
     failed: str | None  # the last write's error, when it failed
+    # The CRM side (app.contact_sync.crm_merges): "deleted", "merged" (this company was merged
+    # into `merged_into`), "merge_conflict" (a person keeps one of several contacts) or None.
+    crm_status: str | None = None
+    merged_into: str | None = None
 
 
 def company_sync(installation_id: int, company_id: str) -> CompanySync | None:
@@ -260,12 +266,14 @@ def link_sync(link: ContactLink) -> CompanySync:
     if (settings is None or not settings.enabled
             or (link.crm_object_type == "person" and not settings.persons)):
         state = "off"
-    elif link.synced_at is None or items or failed or link.open_conflicts or flag:
+    elif (link.synced_at is None or items or failed or link.open_conflicts or flag
+          or link.crm_status):
         state = "waiting"
     else:
         state = "in_sync"
+    merged = merged_into(installation_id, object_id) if link.crm_status == "merged" else None
     return CompanySync(state, link.xero_version, link.crm_version, link.synced_at,
-                       link.last_origin, flag, items, failed)
+                       link.last_origin, flag, items, failed, link.crm_status, merged)
 
 
 def _by_currency(links: Iterable[InvoiceLink]) -> dict[str, Decimal]:

@@ -127,6 +127,12 @@ class ReviewReason(str, enum.Enum):
     # A linked company and Xero contact both changed a field the admin syncs with "ask":
     # both values are in `candidates`; a person picks one (app.contact_sync).
     CONTACT_CONFLICT = "contact_conflict"
+    # CRM companies merged whose links named different Xero contacts: a person keeps one
+    # (`candidates`), Paydeck never picks (app.contact_sync.crm_merges).
+    CONTACT_MERGE_CONFLICT = "contact_merge_conflict"
+    # The linked company was deleted in the CRM: the link stops syncing; the Xero contact is
+    # left as it is (Paydeck never deletes or archives one).
+    COMPANY_DELETED = "company_deleted"
 
 
 class InvoiceLinkState(str, enum.Enum):
@@ -405,6 +411,29 @@ class ContactLink(db.Model):
     # CONTACT_ARCHIVED review item says so; None: active. A merged contact moves the link to
     # the surviving contact instead (app.contact_sync.reconcile).
     xero_status: Mapped[str | None] = mapped_column(String(16))
+    # The CRM side's state (app.contact_sync.crm_merges): None active; "deleted" (deleted in
+    # the CRM: nothing syncs, the Xero contact is untouched, a restore clears it); "merged"
+    # (its company was merged into another whose link kept a different contact: history, never
+    # synced); "merge_conflict" (the surviving company's link while a person picks which Xero
+    # contact it keeps). `crm_status_at`: when the CRM said so (events older are ignored).
+    crm_status: Mapped[str | None] = mapped_column(String(16))
+    crm_status_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CompanyMerge(db.Model):
+    """A CRM company merged into another (HubSpot company.merge, Pipedrive delete with
+    merged_to_id): anything that still names the old id (the company card, a deal read
+    before the merge) finds the company that survived."""
+
+    __tablename__ = "crm_company_merge"
+    __table_args__ = (UniqueConstraint("installation_id", "company_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("installation.id"))
+    company_id: Mapped[str] = mapped_column(String(64))
+    merged_into: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ContactSyncSettings(db.Model):

@@ -91,9 +91,14 @@ def verify_webhook(req: WebhookRequest, client_secret: str, now_ms: int | None =
         raise WebhookRejected(401, "bad signature")
 
 
-COMPANY_EVENTS = ("company.creation", "company.propertyChange")
+COMPANY_EVENTS = ("company.creation", "company.propertyChange", "company.deletion",
+                  "company.restore", "company.merge")
+# subscriptionType -> CompanyEvent.kind (webhooks-v3.json's eventType enum has all five).
+_COMPANY_KINDS = {"company.deletion": "deleted", "company.restore": "restored",
+                  "company.merge": "merged"}
 # Persons (B2C deals' contacts): the same wake-up for HubSpot contacts (webhooks-v3.json
-# subscription types; app_manifest webhooks-hsmeta.json subscribes them).
+# subscription types; app_manifest webhooks-hsmeta.json subscribes them). Only company
+# deletions, restores and merges change links (app.contact_sync.crm_merges).
 CONTACT_EVENTS = ("contact.creation", "contact.propertyChange")
 
 
@@ -110,11 +115,17 @@ def parse_webhook(req: WebhookRequest, app_id: str) -> ParsedWebhook:
                and str(e.get("sourceId", "")) == str(app_id))
         if (e.get("subscriptionType") in COMPANY_EVENTS + CONTACT_EVENTS
                 and all(e.get(k) not in (None, "") for k in ("objectId", "portalId", "eventId"))):
-            companies.append(CompanyEvent(account_id=str(e["portalId"]),
-                                          company_id=str(e["objectId"]),
-                                          event_key=str(e["eventId"]), own_change=own,
-                                          object_type="person" if e["subscriptionType"]
-                                          in CONTACT_EVENTS else "company"))
+            if e["subscriptionType"] in CONTACT_EVENTS:
+                companies.append(CompanyEvent(account_id=str(e["portalId"]),
+                                              company_id=str(e["objectId"]),
+                                              event_key=str(e["eventId"]), own_change=own,
+                                              object_type="person"))
+                continue
+            company = _company_event(e, own)
+            if company is None:
+                ignored += 1
+            else:
+                companies.append(company)
             continue
         if (e.get("subscriptionType") != "deal.propertyChange" or e.get("propertyName") != "dealstage"
                 or not all(e.get(k) not in (None, "") for k in ("objectId", "portalId", "eventId",
@@ -125,6 +136,35 @@ def parse_webhook(req: WebhookRequest, app_id: str) -> ParsedWebhook:
                                  stage_id=str(e["propertyValue"]), event_key=str(e["eventId"]),
                                  own_change=own))
     return ParsedWebhook(events, ignored, companies)
+
+
+def _company_event(e: dict[str, Any], own: bool) -> CompanyEvent | None:
+    """A company event. A merge (developers.hubspot.com/changelog/new-subscription-types-for-
+    webhooks, "For Merge payload properties"): `primaryObjectId` the primary company,
+    `mergedObjectIds` the ones merged into it, `newObjectId` "the Id of the object that was
+    created from the result of the merge ... in some cases a new object is created": that one
+    survives when given, else the primary. Unverified: whether `objectId` of a merge event is
+    the primary or the new object (it is not read for merges), and whether the merged
+    companies also get company.deletion events (app.contact_sync.crm_merges is safe either
+    way). None: a merge naming no surviving company."""
+    kind = _COMPANY_KINDS.get(str(e.get("subscriptionType")), "change")
+    at = to_moment(e.get("occurredAt"))  # epoch milliseconds
+    company_id, merged = str(e["objectId"]), ()
+    if kind == "merged":
+        survivor = e.get("newObjectId") or e.get("primaryObjectId")
+        ids = e.get("mergedObjectIds")
+        if survivor in (None, "") or not isinstance(ids, list):
+            return None
+        company_id = str(survivor)
+        old = [e.get("primaryObjectId"), *ids]
+        merged = tuple(dict.fromkeys(str(i) for i in old if i not in (None, "")
+                                     and str(i) != company_id))
+    # A deletion, restore or merge is a fact whoever made it (Paydeck makes none): only a
+    # change can be Paydeck's own echo.
+    return CompanyEvent(account_id=str(e["portalId"]), company_id=company_id,
+                        event_key=str(e["eventId"]), own_change=own and kind == "change",
+                        kind=kind,
+                        merged_ids=merged, occurred_at=at)
 
 
 # --- deals in, invoice fields out (hubspot-api-client; urllib3 underneath) ----------------------

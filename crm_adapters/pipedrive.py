@@ -113,8 +113,10 @@ def parse_webhook(req: WebhookRequest) -> ParsedWebhook:
         raise WebhookRejected(400, "body has no meta object")
     data = payload.get("data") or {}
     previous = payload.get("previous") or {}
-    if meta.get("entity") in ("organization", "person"):
-        return _organization_event(meta, data)
+    if meta.get("entity") == "person":
+        return _organization_event(meta, data, {})
+    if meta.get("entity") == "organization":
+        return _organization_event(meta, data, previous if isinstance(previous, dict) else {})
     changed_stage = meta.get("action") == "change" and isinstance(previous, dict) and "stage_id" in previous
     created = meta.get("action") == "create"
     if (meta.get("entity") != "deal" or not (changed_stage or created)
@@ -128,22 +130,45 @@ def parse_webhook(req: WebhookRequest) -> ParsedWebhook:
                                      event_key=key)], 0)
 
 
-def _organization_event(meta: dict[str, Any], data: dict[str, Any]) -> ParsedWebhook:
-    """An organization (or a person: B2C deals' contacts) created or changed (two-way contact
-    sync; list-of-webhooks-v2 "person | ...a person is added, deleted, has changed").
-    meta.change_source is "app"
-    (the web app) or "api" (developers.pipedrive.com changelog "New field for webhooks");
-    `data.update_time` is the organization's version after the change."""
-    if meta.get("action") not in ("create", "change") or not meta.get("entity_id"):
+def _organization_event(meta: dict[str, Any], data: dict[str, Any],
+                        previous: dict[str, Any]) -> ParsedWebhook:
+    """An organization created, changed or deleted, or a person (B2C deals' contacts: created
+    or changed; list-of-webhooks-v2 "person | ...a person is added, deleted, has changed"),
+    for two-way contact sync. meta.change_source is "app" (the web app) or "api"
+    (developers.pipedrive.com changelog "New field for webhooks"); `data.update_time` is the
+    record's version after the change.
+
+    A merge: "The merged event action from v1 is unavailable in v2 ... you'll receive two
+    webhooks - one for the deleted object and another for the changed object. The deleted
+    object event meta block will contain a merged_to_id" (pipedrive.readme.io/docs/
+    webhooks-v2-migration-guide, "Critical things to note"). So a delete with a merged_to_id
+    is a merge into that organization, and one without is a deletion. Unverified: the guide
+    names only the meta block; `previous.merged_to_id` (the deleted organization's last state)
+    is read too, should it arrive there instead."""
+    action = meta.get("action")
+    person = meta.get("entity") == "person"
+    actions = ("create", "change") if person else ("create", "change", "delete")
+    if action not in actions or not meta.get("entity_id"):
         return ParsedWebhook([], 1)
     key = str(meta.get("id") or meta.get("correlation_id") or "")
     if not key:
         raise WebhookRejected(400, "event has no id")
+    account, company = str(meta.get("company_id", "")), str(meta["entity_id"])
+    at = to_moment(meta.get("timestamp"))
+    if action == "delete":
+        merged_to = meta.get("merged_to_id") or previous.get("merged_to_id")
+        if merged_to not in (None, "") and str(merged_to) != company:
+            return ParsedWebhook([], 0, [CompanyEvent(
+                account_id=account, company_id=str(merged_to), event_key=key, kind="merged",
+                merged_ids=(company,), occurred_at=at)])
+        return ParsedWebhook([], 0, [CompanyEvent(account_id=account, company_id=company,
+                                                  event_key=key, kind="deleted",
+                                                  occurred_at=at)])
     return ParsedWebhook([], 0, [CompanyEvent(
-        account_id=str(meta.get("company_id", "")), company_id=str(meta["entity_id"]),
+        account_id=account, company_id=company,
         event_key=key, via_api=meta.get("change_source") == "api",
-        version=to_moment(data.get("update_time")),
-        object_type="person" if meta.get("entity") == "person" else "company")])
+        version=to_moment(data.get("update_time")), occurred_at=at,
+        object_type="person" if person else "company")])
 
 
 # --- deals in, invoice fields out (API v2 through a requests-oauthlib session) -------------------
@@ -163,7 +188,8 @@ FIELDS: dict[str, tuple[str, str]] = {  # InvoiceFields attribute -> (field name
 BATCH = 100
 # The app webhooks Paydeck registers at install: (event_object, event_action).
 WEBHOOKS = (("deal", "change"), ("deal", "create"), ("organization", "change"),
-            ("organization", "create"), ("person", "change"), ("person", "create"))
+            ("organization", "create"), ("organization", "delete"), ("person", "change"),
+            ("person", "create"))
 # "All v2 API list endpoints" page by cursor: `cursor` and `limit` ("If not provided, 100
 # items will be returned", "The maximum limit value is 500"); the response's
 # `additional_data.next_cursor` marks the next page, null on the last

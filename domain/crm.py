@@ -121,6 +121,12 @@ class CompanyEvent:
     # What changed: "company", or "person" (HubSpot contact, Pipedrive person), whose id
     # `company_id` then holds.
     object_type: str = "company"
+    # What happened (CRM-side merges and deletes, app.contact_sync.crm_merges): "change"
+    # (created or changed: read it again), "deleted", "restored", or "merged" (`company_id`
+    # is the company that survived, `merged_ids` the ones merged into it and gone).
+    kind: str = "change"
+    merged_ids: tuple[str, ...] = ()
+    occurred_at: datetime | None = None  # when the CRM says it happened (aware UTC)
 
 
 @dataclass(frozen=True)

@@ -169,12 +169,15 @@ def test_hubspot_webhook_subscription_is_the_one_paydeck_handles(webhooks: dict[
                                   "maxConcurrentRequests": 10}
     # Classic "deal.propertyChange" events, which the adapter acts on; a crmObjects
     # "object.propertyChange" subscription would deliver events it ignores. Two-way contact
-    # sync: company creations and changes of the company properties it maps by default.
+    # sync: company creations and changes of the company properties it maps by default, and
+    # (CRM-side merges and deletes) company deletions, restores and merges.
     assert set(config["subscriptions"]) == {"legacyCrmObjects"}
     subs = config["subscriptions"]["legacyCrmObjects"]
     assert subs[0] == {"subscriptionType": "deal.propertyChange", "propertyName": "dealstage",
                        "active": True}
     assert {"subscriptionType": "company.creation", "active": True} in subs
+    for kind in ("deletion", "restore", "merge"):  # webhooks-v3.json eventType enum
+        assert {"subscriptionType": f"company.{kind}", "active": True} in subs
     watched = {s["propertyName"] for s in subs if s["subscriptionType"] == "company.propertyChange"}
     assert watched == set(COMPANY_PROPERTIES) - {"domain", "website"}  # both Xero-read-only
     assert all(s["active"] for s in subs)

@@ -368,6 +368,10 @@ def test_the_parsers_tell_company_events_and_paydecks_own_writes_apart():
     (company,) = parsed.companies
     assert (company.company_id, company.via_api, company.version.isoformat()) == (
         "3", True, "2026-12-02T10:00:00+00:00")
-    body["meta"]["action"] = "delete"
+    body["meta"]["action"] = "delete"  # a deletion (CRM-side merges and deletes)
+    (company,) = pipedrive.parse_webhook(WebhookRequest(
+        "POST", "u", {}, json.dumps(body).encode())).companies
+    assert (company.company_id, company.kind, company.merged_ids) == ("3", "deleted", ())
+    body["meta"]["action"] = "merge"  # not a v2 action: ignored
     assert pipedrive.parse_webhook(WebhookRequest(
         "POST", "u", {}, json.dumps(body).encode())).companies == []

@@ -35,7 +35,7 @@ UI_ROUTES = {
     ("POST", "/ui/company/<company_id>/unlink"): ("company", "34", "unlink"),
     ("GET", "/ui/review/<int:installation_id>"): ("review", "{ins}", None),
     ("GET", "/ui/review/<int:installation_id>/activity.csv"): ("review", "{ins}", None),
-    ("POST", "/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss, keep, resend, use_xero, use_crm):verb>"):
+    ("POST", "/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss, keep, resend, use_xero, use_crm, pick_0, pick_1, pick_2, pick_3):verb>"):
         ("review", "{ins}", "dismiss"),
     ("GET", "/ui/settings/<int:installation_id>"): ("settings", "{ins}", None),
     ("POST", "/ui/settings/<int:installation_id>"): ("settings", "{ins}", "save"),
@@ -62,7 +62,7 @@ def _path(rule: str, object_id: str, ins: int) -> str:
     for name in ("<deal_id>", "<company_id>"):
         path = path.replace(name, object_id)
     return (path.replace("<int:installation_id>", str(ins)).replace("<int:item_id>", "9")
-            .replace("<any(retry, dismiss, keep, resend, use_xero, use_crm):verb>", "dismiss"))
+            .replace("<any(retry, dismiss, keep, resend, use_xero, use_crm, pick_0, pick_1, pick_2, pick_3):verb>", "dismiss"))
 
 
 def test_the_table_covers_every_ui_route(served):

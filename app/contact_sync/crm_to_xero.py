@@ -112,6 +112,7 @@ def _sync_type(installation: Installation, object_type: str, key: str) -> int:
         links = list(db.session.scalars(select(ContactLink).where(
             ContactLink.installation_id == installation_id,
             ContactLink.crm_object_type == object_type,
+            ContactLink.crm_status.is_(None),  # deleted, merged or waiting in the CRM: no sync
             ContactLink.crm_object_id.in_(ids))))
         if not links:
             return 0

@@ -74,6 +74,7 @@ def sync_from_xero(connection_id: int) -> int:
         links = list(db.session.scalars(select(ContactLink).where(
             ContactLink.installation_id == installation.id,
             ContactLink.crm_object_type.in_(types),
+            ContactLink.crm_status.is_(None),  # deleted, merged or waiting in the CRM: no sync
             ContactLink.xero_contact_id.in_(ids)).order_by(ContactLink.id)))
         return _sync(installation, connection, settings, links) if links else 0
 

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 
 from app.access import AMOUNTS_HIDDEN, may_act, viewer_for
 from app.card_data import company_invoices, company_sync
+from app.contact_sync.crm_merges import merged_into
 from app.company_import import MAX_QUERY, connected_xero, contact_choices, crm_name, import_into_company
 from app.company_import import link_company, linked_contact, links_elsewhere, unlink_company
 from app.models import Installation
@@ -48,6 +49,7 @@ def company_page(company_id: str) -> str:
                            query_cut=cut, max_query=MAX_QUERY,
                            contact_id=contact_id, contact_name=contact_name, invoices=owed.invoices,
                            sync=company_sync(installation.id, company_id),
+                           merged_into=None if linked else merged_into(installation.id, company_id),
                            outstanding=owed.outstanding, overdue=owed.overdue, query=query,
                            results=results, suggestions=suggestions, problem=problem,
                            crm_name=crm_name(installation), labels=LABELS,

@@ -8,6 +8,7 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
+from functools import partial
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, stream_with_context, url_for
 
@@ -24,6 +25,7 @@ from app.engine.reviews import (
     resend_deal,
     retry_review_item,
 )
+from app.contact_sync.merge_review import choose_merged_contact
 from app.extensions import db
 from app.models import AuditEvent, ContactLink, Installation, ReviewItem, ReviewStatus
 from app.page_format import current_locale, use_locale
@@ -33,6 +35,9 @@ from app.views.common import crm_frame_headers, form_pd, require_act, view_insta
 bp = Blueprint("review", __name__)
 bp.after_request(crm_frame_headers)
 
+# Xero contacts a merge conflict offers a button for (HubSpot and Pipedrive merge two
+# companies at a time; a chain of merges adds one each).
+MERGE_CHOICES = 4
 OUTCOMES = ("ok", "failed", "partial", "refused", "retry", "review", "unchanged")
 MAX_FILTER = 64  # characters of a typed filter kept
 CSV_BATCH = 1000  # rows read per query while exporting
@@ -126,10 +131,14 @@ _REVIEW_VERBS = {"retry": (retry_review_item, "Retrying."),
                  "use_xero": (keep_xero_value, "Keeping Xero's value: it is being written to "
                                                "the CRM."),
                  "use_crm": (keep_crm_value, "Keeping the CRM's value: it is being written to "
-                                             "Xero.")}
+                                             "Xero."),
+                 # A CONTACT_MERGE_CONFLICT item's one-click choice of the Xero contact kept.
+                 **{f"pick_{n}": (partial(choose_merged_contact, index=n),
+                                  "Kept that Xero contact for the merged company; nothing was "
+                                  "changed in Xero.") for n in range(MERGE_CHOICES)}}
 
 
-@bp.post("/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss, keep, resend, use_xero, use_crm):verb>")
+@bp.post("/ui/review/<int:installation_id>/<int:item_id>/<any(retry, dismiss, keep, resend, use_xero, use_crm, pick_0, pick_1, pick_2, pick_3):verb>")
 def review_action(installation_id: int, item_id: int, verb: str) -> Response:
     view = read_action_token(request.form.get("a"), verb, "review", str(installation_id),
                              str(item_id))

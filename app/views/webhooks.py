@@ -23,6 +23,7 @@ from app.engine.intake import stage_requests
 from app.engine.job import enqueue_sync
 from app.engine.rules import stage_actions
 from app.payments import note_changed_invoices
+from app.contact_sync.crm_merges import apply_company_events, revive_changed
 from app.contact_sync.crm_to_xero import echoed_versions, note_changed_companies
 from app.contact_sync.xero_to_crm import note_changed_contacts
 from app.extensions import db
@@ -147,12 +148,25 @@ def _companies(crm: CrmKind, events: list[CompanyEvent], counts: Counter[str],
                only_account: str | None) -> None:
     """Company events: Paydeck's own writes dropped (HubSpot INTEGRATION with our app id;
     Pipedrive API changes at the version Paydeck wrote), the rest noted for the
-    installation's contact sync job, one job per installation however many events."""
+    installation's contact sync job, one job per installation however many events. Deletions,
+    restores and merges update the links at once, whether or not contact sync is on: invoices
+    use the links too (app.contact_sync.crm_merges)."""
     for installation_id, events_of in _by_installation(crm, events, counts, only_account).items():
+        lifecycle = [e for e in events_of if e.kind != "change"]
+        if lifecycle:  # deletions, restores, merges: the links change now (database only)
+            events_of = [e for e in events_of if e.kind == "change"]
+            installation = db.session.get(Installation, installation_id)
+            assert installation is not None
+            woken = apply_company_events(installation, lifecycle)
+            counts["contact_changes"] += len(lifecycle)
+            note_changed_companies(installation_id, woken)
         for object_type in ("company", "person"):  # persons: B2C deals' contacts
             batch = [e for e in events_of if e.object_type == object_type]
             if not batch:
                 continue
+            if object_type == "company" and (
+                    installation := db.session.get(Installation, installation_id)):
+                revive_changed(installation, batch)  # a deleted company announced again
             echoes = echoed_versions(installation_id, {e.company_id: e.version for e in batch
                                                        if e.via_api}, object_type)
             mine = [e for e in batch if e.via_api and e.company_id in echoes]

@@ -51,11 +51,13 @@ class Change:
     portal_id: int
     object_type: ObjectType
     object_id: str
-    kind: Literal["creation", "propertyChange", "deletion"]
+    kind: Literal["creation", "propertyChange", "deletion", "restore", "merge"]
     source: ChangeSource
     occurred_ms: int
     property_name: str | None = None
     property_value: str | None = None
+    # A merge event's own payload properties (primaryObjectId, mergedObjectIds, ...).
+    extra: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class CrmObject:
     archived: bool = False
     archived_ms: int | None = None
     history: dict[str, list[HistoryEntry]] = field(default_factory=dict)
+    merged_into: str | None = None  # merged into this record (POST .../merge): gone for good
 
 
 @dataclass
@@ -241,6 +244,11 @@ class PortalCrm:
         with self._lock:
             self.archive(OBJECT_TYPES["deals"], deal_id, self._user(user_id))
 
+    def restore_company(self, company_id: str, *, user_id: int | None = None) -> bool:
+        """Restore a deleted company from the recycling bin in the UI (fires company.restore)."""
+        with self._lock:
+            return self.restore(OBJECT_TYPES["companies"], company_id, self._user(user_id))
+
     # ----- read helpers for assertions -----------------------------------------
 
     def deal(self, deal_id: str) -> dict[str, str | None]:
@@ -348,6 +356,59 @@ class PortalCrm:
             obj.archived, obj.archived_ms, obj.updated_ms = True, now, now
             self._publish([Change(self.portal_id, otype, object_id, "deletion", source, now)])
             return True
+
+    def restore(self, otype: ObjectType, object_id: str, source: ChangeSource) -> bool:
+        """Restore an archived (deleted) record, as a user does from HubSpot's recycling bin;
+        fires `<object>.restore` ("When an object is restored (opposite of delete)": changelog
+        new-subscription-types-for-webhooks; "No new payload properties were added for
+        restore"). A record merged into another cannot be restored. False if none."""
+        with self._lock:
+            obj = self.find(otype, object_id, archived=True)
+            if obj is None or obj.merged_into is not None:
+                return False
+            now = self._now_ms()
+            obj.archived, obj.archived_ms, obj.updated_ms = False, None, now
+            self._publish([Change(self.portal_id, otype, object_id, "restore", source, now)])
+            return True
+
+    def merge(self, otype: ObjectType, primary_id: str, merged_id: str,
+              source: ChangeSource) -> CrmObject:
+        """POST /crm/v3/objects/{type}/merge (companies-v3.json PublicMergeInput: "The ID of
+        the company to merge into the primary"): the primary keeps its id and values, takes
+        the merged record's values where its own are empty, and its associations; the merged
+        record is gone from reads. One `<object>.merge` event with primaryObjectId,
+        mergedObjectIds, newObjectId and numberOfPropertiesMoved (changelog
+        new-subscription-types-for-webhooks). Unverified: which values win (HubSpot documents
+        the primary's "higher priority"), that newObjectId is the primary's id when no new
+        record is made, and that no `deletion` event is sent for the merged record (none here).
+        KeyError for a missing record, ValueError for merging a record into itself."""
+        with self._lock:
+            primary = self._require(otype.name, primary_id)
+            merged = self._require(otype.name, merged_id)
+            if primary_id == merged_id:
+                raise ValueError("cannot merge a record into itself")
+            now = self._now_ms()
+            moved = {name: value for name, value in merged.properties.items()
+                     if value not in (None, "") and primary.properties.get(name) in (None, "")
+                     and name not in ("hs_object_id", otype.created_property,
+                                      otype.modified_property)}
+            for name, value in moved.items():
+                self._record(primary, name, value, now, source)
+            for to_type, targets in self._links.get((otype.name, merged_id), {}).items():
+                for to_id, type_ids in targets.items():
+                    for type_id in type_ids:
+                        self._link(otype.name, primary_id, to_type, to_id, type_id)
+                        inverse = ASSOCIATION_TYPES[type_id].inverse_id
+                        self._link(to_type, to_id, otype.name, primary_id, inverse)
+                        self._links[(to_type, to_id)][otype.name].pop(merged_id, None)
+            merged.archived, merged.archived_ms, merged.updated_ms = True, now, now
+            merged.merged_into = primary_id
+            primary.updated_ms = now
+            self._record(primary, otype.modified_property, iso_ms(now), now, source)
+            self._publish([Change(self.portal_id, otype, primary_id, "merge", source, now, extra=(
+                ("primaryObjectId", int(primary_id)), ("mergedObjectIds", [int(merged_id)]),
+                ("newObjectId", int(primary_id)), ("numberOfPropertiesMoved", len(moved))))])
+            return primary
 
     def associate(self, from_type: str, from_id: str, to_type: str, to_id: str,
                   type_ids: Iterable[int]) -> None:

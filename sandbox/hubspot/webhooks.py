@@ -207,8 +207,12 @@ class WebhookHub(DeliveryLoop[JsonObject, DeliveryResult]):
         if change.kind == "propertyChange":
             event["propertyName"] = change.property_name
             event["propertyValue"] = change.property_value or ""
-        else:
+        elif change.kind in ("creation", "deletion"):
             event["changeFlag"] = "CREATED" if change.kind == "creation" else "DELETED"
+        # Merge events carry primaryObjectId, mergedObjectIds, newObjectId and
+        # numberOfPropertiesMoved (changelog new-subscription-types-for-webhooks); restore
+        # events nothing new. Unverified: whether either carries a changeFlag (none here).
+        event.update(dict(change.extra))
         event["changeSource"] = change.source.change_source
         if change.source.source_id is not None:
             event["sourceId"] = change.source.source_id

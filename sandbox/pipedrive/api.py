@@ -268,7 +268,7 @@ class PipedriveApi(VendorApi[Grant[Any], ApiCall]):
 for _helper in ("add_pipeline", "add_stage", "stage_id", "add_deal_field", "deal_field_option",
                 "add_org_field", "add_org", "update_org", "add_person", "add_product", "add_user",
                 "add_deal", "update_deal", "move_deal", "delete_deal", "add_deal_product",
-                "update_deal_product", "rename_org"):
+                "update_deal_product", "rename_org", "delete_org", "merge_orgs"):
     setattr(PipedriveApi, _helper, _on_company(getattr(CompanyData, _helper)))
 # Persons (sandbox.pipedrive.persons): a user's edit, and a custom person field.
 PipedriveApi.update_person = _on_company(persons.update_person)  # type: ignore[attr-defined]

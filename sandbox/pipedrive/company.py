@@ -62,6 +62,7 @@ class CompanyData:
         self.deal_fields: dict[str, DealField] = {
             code: DealField(code, name, kind, False) for code, name, kind in BUILTIN_DEAL_FIELDS}
         self.orgs: dict[int, Organization] = {}
+        self.deleted_orgs: dict[int, Organization] = {}  # deleted or merged away: no reads
         # Custom organization fields (Pipedrive's organizationFields), keyed by field code.
         self.org_fields: dict[str, DealField] = {}
         self.persons: dict[int, Person] = {}
@@ -470,13 +471,60 @@ class CompanyData:
                   "api", activity.owner_id)
         return activity
 
+    def delete_org(self, org_id: int, *, user_id: int | None = None,
+                   change_source: ChangeSource = "app",
+                   merged_to: int | None = None) -> None:
+        """Delete an organization (the UI, or DELETE /api/v2/organizations/{id} with
+        change_source "api"); fires delete.organization with data null and previous its last
+        state, as delete.deal. It is gone from reads. Unverified: what happens to its deals
+        (left as they are here)."""
+        org = self.orgs.pop(org_id, None)
+        if org is None:
+            raise not_found("Organization")
+        last = self.render_org(org)
+        self.deleted_orgs[org_id] = org
+        # "The deleted object event meta block will contain a merged_to_id"
+        # (pipedrive.readme.io/docs/webhooks-v2-migration-guide); a string, as meta ids are.
+        meta = () if merged_to is None else (("merged_to_id", str(merged_to)),)
+        self.emit("organization", "delete", org_id, None, last, user_id, change_source,
+                  org.owner_id, meta=meta)
+
+    def merge_orgs(self, org_id: int, merge_with_id: int, *, user_id: int | None = None,
+                   change_source: ChangeSource = "app") -> Organization:
+        """Merge organization `org_id` into `merge_with_id` (PUT /v1/organizations/{id}/merge;
+        developers.pipedrive.com/tutorials/merging-two-organizations-via-pipedrive-api: the
+        merge_with_id organization "will remain", its field data kept; "If the Organization of
+        merge_with_id has empty fields, but the other Organization has content in them, it
+        will be added"; the other "will be removed"; related data moves). Webhooks v2 has no
+        merge action: "one for the deleted object and another for the changed object"
+        (webhooks-v2-migration-guide) - the change first here (unverified order)."""
+        org, keeper = self.orgs.get(org_id), self.orgs.get(merge_with_id)
+        if org is None or keeper is None:
+            raise not_found("Organization")
+        if org_id == merge_with_id:
+            raise bad_request("an organization cannot be merged with itself")
+        before = self.render_org(keeper)
+        keeper.website = keeper.website or org.website
+        keeper.address = keeper.address or org.address
+        keeper.custom_fields = {**{k: v for k, v in org.custom_fields.items() if v not in (None, "")},
+                                **{k: v for k, v in keeper.custom_fields.items()
+                                   if v not in (None, "")}}
+        for record in (*self.deals.values(), *self.persons.values()):
+            if getattr(record, "org_id", None) == org_id:
+                record.org_id = merge_with_id
+        actor = user_id if user_id is not None else self.installer.user_id
+        self._announce("organization", keeper, before, actor, change_source)
+        self.delete_org(org_id, user_id=actor, change_source=change_source,
+                        merged_to=merge_with_id)
+        return keeper
+
     def emit(self, entity: str, action: str, entity_id: int, data: dict[str, Any] | None,
              previous: dict[str, Any] | None, user_id: int | None, source: ChangeSource,
-             owner: int) -> None:
+             owner: int, meta: tuple[tuple[str, Any], ...] = ()) -> None:
         """Publish one change; the acting user defaults to the installer."""
         actor = user_id if user_id is not None else self.installer.user_id
         self._publish(Event(self.company_id, self.domain, entity, action, entity_id, data,
-                            previous, actor, source, (owner, actor)))
+                            previous, actor, source, (owner, actor), meta))
 
 
 def _visible(code: int) -> int:

@@ -13,7 +13,7 @@ import sandbox.pipedrive.parse as parse
 import sandbox.pipedrive.persons as persons
 from sandbox.kit.service import ApiRoute
 from sandbox.pipedrive.company import CompanyData
-from sandbox.pipedrive.parse import bad_request, not_found, ok, path_id, query_int, query_ints, webhook_ok
+from sandbox.pipedrive.parse import bad_request, expect_int, not_found, ok, path_id, query_int, query_ints, webhook_ok
 from sandbox.pipedrive.records import (
     ACTIVITY, ACTIVITY_V1, DEAL_FIELD, DEAL_PRODUCT, PIPELINE, PRODUCT, STAGE, Deal,
     api_time,
@@ -188,6 +188,27 @@ def patch_person(ctx: Ctx, person_id: str) -> Response:
                                    ctx.user_id))
 
 
+def delete_org(ctx: Ctx, org_id: str) -> Response:
+    """v2 DELETE /organizations/{id}: `{"success": true, "data": {"id": ...}}`
+    (pipedrive/client-nodejs v2 DeleteOrganizationResponse; unverified here beyond that)."""
+    org = KINDS[1].find(ctx, org_id)
+    ctx.company.delete_org(org.id, user_id=ctx.user_id, change_source="api")
+    return ok({"id": org.id})
+
+
+def merge_org(ctx: Ctx, org_id: str) -> Response:
+    """v1 PUT /organizations/{id}/merge with a required integer `merge_with_id` (client-nodejs
+    MergeOrganizationsRequest); answers with the organization that remains (its id only
+    here: unverified shape)."""
+    org = KINDS[1].find(ctx, org_id)
+    body = parse.read_v1_body(ctx.request)
+    keeper_id = expect_int(body.get("merge_with_id"), "merge_with_id")
+    if keeper_id is None:
+        raise bad_request("merge_with_id is required")
+    keeper = ctx.company.merge_orgs(org.id, keeper_id, user_id=ctx.user_id, change_source="api")
+    return ok({"id": keeper.id})
+
+
 def get_user(ctx: Ctx, user_id: str) -> Response:
     """v1 GetUser (developers.pipedrive.com/docs/api/v1/Users#getUser): the user's data
     with `is_admin`; the v1 envelope `{success, data}`."""
@@ -288,6 +309,9 @@ ROUTES = (
     _route("PATCH", "/api/v2/organizations/<org_id>", patch_org, ("contacts:full",), 5),
     # updatePerson (client-nodejs persons-api.ts: contacts:full); cost as PATCH deal (unverified)
     _route("PATCH", "/api/v2/persons/<person_id>", patch_person, ("contacts:full",), 5),
+    # Delete and merge: contacts:full as PATCH; costs unverified (as PATCH; v1 about twice).
+    _route("DELETE", "/api/v2/organizations/<org_id>", delete_org, ("contacts:full",), 5),
+    _route("PUT", "/api/v1/organizations/<org_id>/merge", merge_org, ("contacts:full",), 10),
     _route("POST", "/api/v2/dealFields", post_deal_field, ADMIN, 5),
     _route("POST", "/api/v2/activities", post_activity_v2, ACTIVITIES_WRITE, 5),
     _route("POST", "/api/v1/activities", post_activity_v1, ACTIVITIES_WRITE, 10),

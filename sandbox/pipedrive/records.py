@@ -217,6 +217,7 @@ class Event:
     user_id: int | None
     change_source: ChangeSource
     owners: tuple[int, ...]
+    meta: tuple[tuple[str, Any], ...] = ()  # extra meta fields (a merge's merged_to_id)
 
 
 def api_time(timestamp: float) -> str:

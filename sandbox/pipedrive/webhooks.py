@@ -154,6 +154,7 @@ def _payload(event: Event, hook: Webhook, ids: tuple[str, str], now: float) -> d
         "webhook_owner_id": str(hook.user_id), "change_source": event.change_source,
         "attempt": 1, "host": f"{event.domain}.pipedrive.com",
         "permitted_user_ids": [str(u) for u in sorted(set(event.owners))],
+        **dict(event.meta),
     }
     return {"meta": meta, "data": copy.deepcopy(event.data),
             "previous": copy.deepcopy(event.previous)}

@@ -42,7 +42,7 @@ def resolve_contacts(ctx: RunContext) -> None:
     if not needing:
         return
     _link_known(ctx, needing)
-    unlinked = [w for w in needing if w.contact_id is None]
+    unlinked = [w for w in needing if w.contact_id is None and not w.done]
     if not unlinked:
         return
     sync_contact_mirror(ctx)
@@ -66,10 +66,18 @@ def _link_known(ctx: RunContext, needing: list[DealWork]) -> None:
     links = db.session.scalars(select(ContactLink).where(
         ContactLink.installation_id == ctx.installation.id,
         ContactLink.crm_object_id.in_([k[1] for k in keys])))
-    known = {(l.crm_object_type, l.crm_object_id): l.xero_contact_id for l in links}
+    known = {(l.crm_object_type, l.crm_object_id): l for l in links}
     for w in needing:
         assert w.customer is not None
-        w.contact_id = known.get((w.customer.crm_type, w.customer.crm_id))
+        link = known.get((w.customer.crm_type, w.customer.crm_id))
+        if link is not None and link.crm_status == "merge_conflict":
+            # Companies merged in the CRM brought different Xero contacts: never a guess
+            # (app.contact_sync.crm_merges); the deal waits for the person's choice.
+            ctx.review(w, ReviewReason.CONTACT_MERGE_CONFLICT,
+                       "the deal's company was merged in the CRM from companies linked to "
+                       "different Xero contacts: keep one in the review queue, then retry")
+            continue
+        w.contact_id = link.xero_contact_id if link is not None else None
 
 
 def _lookup(ctx: RunContext, field_name: str, key: str) -> list[Candidate]:
