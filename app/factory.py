@@ -20,6 +20,7 @@ from app.crypto import ConfigurationError, build_cipher, generate_key
 from app.engine.job import enqueue_sync
 from app.engine.reference import SETTINGS_LISTENERS
 from app.extensions import db, migrate
+from app.heap import settle_for_serving
 from app.page_format import register as register_filters
 from app.runtime import SETTINGS_KEY, get_settings
 from app.settings import Settings
@@ -34,7 +35,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def create_app(config: Settings | None = None) -> Flask:
-    """Build the Flask app from `config`, or from the environment when none is given."""
+    """Build the Flask app from `config`, or from the environment when none is given: then it
+    is a server's app (gunicorn's `app.factory:create_app()`, the rq worker), and the process's
+    start-up heap is settled before its first request (app/heap.py)."""
     settings = config if config is not None else Settings()
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     if settings.uses_embedded_database:
@@ -54,6 +57,8 @@ def create_app(config: Settings | None = None) -> Flask:
     _register_listeners()
     _register_blueprints(app)
     register_filters(app)
+    if config is None:  # a server process building its own app (gunicorn, rq): app/heap.py
+        settle_for_serving()
     return app
 
 
