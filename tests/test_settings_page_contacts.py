@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEvent, ContactSyncSettings, InstallationSettings
+from app.models import AuditEvent, ContactSyncSettings, Installation, InstallationSettings
 from sandbox.xero.groups import add_group
 from tests.test_settings_page import form_of, hubspot_admin, page, post, snapshot  # noqa: F401
 
@@ -129,3 +129,39 @@ def test_no_contact_roles_and_a_foreign_field_are_refused(hubspot_admin):
 
 def app_ctx(ctx):
     return ctx["app"].app_context()
+
+
+def test_persons_cannot_be_turned_on_for_a_hubspot_grant_without_contacts_write(hubspot_admin):
+    """An installation granted before person sync (its token's scopes have no
+    crm.objects.contacts.write): HubSpot adds scopes only when the app is installed again
+    (developers.hubspot.com/docs/apps/developer-platform/build-apps/authentication/scopes), so
+    the page says so and refuses to turn person sync on; nothing is saved. Once the grant has
+    the scope, the same choice is saved."""
+    ctx = hubspot_admin
+    app, installation_id = ctx["app"], ctx["installation_id"]
+    with app.app_context():
+        installation = db.session.get(Installation, installation_id)
+        granted = installation.scopes
+        assert "crm.objects.contacts.write" in granted.split()  # a fresh install has it
+        installation.scopes = " ".join(s for s in granted.split()
+                                       if s != "crm.objects.contacts.write")
+        db.session.commit()
+    shown = page(ctx)
+    assert "needs the crm.objects.contacts.write permission" in shown.text
+    form = form_of(ctx, shown).check("contact_sync", "on").check("contact_persons", "on")
+    before = snapshot(app)
+
+    refused = post(ctx, form)
+
+    assert refused.status_code == 400
+    assert "Paydeck may not update HubSpot contacts yet" in refused.text
+    assert snapshot(app) == before
+    with app.app_context():
+        db.session.get(Installation, installation_id).scopes = granted
+        db.session.commit()
+    form = form_of(ctx, page(ctx)).check("contact_sync", "on").check("contact_persons", "on")
+    assert "needs the crm.objects.contacts.write" not in page(ctx).text
+    saved = post(ctx, form)
+    assert saved.status_code == 200 and "Saved." in saved.text
+    with app.app_context():
+        assert db.session.get(ContactSyncSettings, installation_id).persons is True

@@ -38,6 +38,7 @@ CONFLICT_LABELS = {ConflictRule.XERO: "Xero wins", ConflictRule.CRM: "The CRM wi
 ROLE_LABELS = {"customer": "Customers", "supplier": "Suppliers",
                "unassigned": "Contacts with no invoices or bills yet"}
 MAX_GROUPS = 50
+_CRM_LABEL = {"hubspot": "HubSpot", "pipedrive": "Pipedrive"}
 FIELD_LABELS = {"name": "Name", "email": "Email", "phone": "Phone", "mobile": "Mobile",
                 "street_address": "Street address", "billing_address": "Billing (postal) address",
                 "website": "Website", "tax_number": "Tax number", "contact_persons": "Contact persons",
@@ -128,12 +129,21 @@ class ContactsSection(TableSection):
                 f"A CRM field name is at most {MAX_LABEL} characters.")
             person_tax = ""
         person_fields = {"tax_number": {"crm_property": person_tax}} if person_tax else {}
+        persons = form.get("contact_persons") == "on"
+        if persons and not self.persons and sources.missing_person_scope:
+            errors["contact_persons"] = (
+                f"Paydeck may not update {_CRM_LABEL[self.crm]} contacts yet: this installation was "
+                f"granted before person sync needed the {sources.missing_person_scope} "
+                f"permission. Install Paydeck again from {_CRM_LABEL[self.crm]} to grant it, then "
+                "turn this on.")
+            persons = False
         return replace(self, enabled=form.get("contact_sync") == "on", overrides=overrides,
-                       roles=roles, groups=groups, persons=form.get("contact_persons") == "on",
+                       roles=roles, groups=groups, persons=persons,
                        person_fields=person_fields)
 
     def error_keys(self, sources: Sources) -> set[str]:
-        return {"contacts", "contact_roles", "contact_groups", "contact_person_tax_property"} | {
+        return {"contacts", "contact_roles", "contact_groups", "contact_person_tax_property",
+                "contact_persons"} | {
             f"contact:{f}" for f in FIELDS}
 
     def labels(self, sources: Sources) -> dict[str, Any]:

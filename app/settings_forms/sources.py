@@ -41,6 +41,9 @@ class Sources:
     # Xero's contact groups for the Contacts section's picker (None: not read; the saved
     # choice is shown and kept).
     contact_groups: list[ContactGroupInfo] | None = None
+    # The CRM grant lacks a scope person sync writes with (HubSpot crm.objects.contacts.write,
+    # added after the first installs): the scope's name, or "" (granted, or not known).
+    missing_person_scope: str = ""
 
     @property
     def stages(self) -> set[tuple[str, str]]:
@@ -93,7 +96,20 @@ def load_sources(installation: Installation, *, refresh: bool) -> Sources:
                                          "token_failure_detail"])
     ref = _xero_reference(installation, refresh, notices)
     groups = _xero_groups(installation, refresh, notices) if ref is not None else None
-    return Sources(pipelines, products, ref, notices, groups)
+    return Sources(pipelines, products, ref, notices, groups,
+                   missing_person_scope=missing_person_scope(installation))
+
+
+PERSON_SCOPES = {"hubspot": "crm.objects.contacts.write"}
+
+
+def missing_person_scope(installation: Installation) -> str:
+    """The scope person sync needs that the installation's grant lacks ("" if none, or if the
+    grant's scopes were never recorded). An install from before person sync has a token
+    without it: HubSpot adds scopes only when the app is installed again."""
+    wanted = PERSON_SCOPES.get(installation.crm.value)
+    granted = set((installation.scopes or "").split())
+    return wanted if wanted and granted and wanted not in granted else ""
 
 
 def _crm_list(read: Callable[[], list[dict[str, Any]]], what: str,
