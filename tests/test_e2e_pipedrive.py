@@ -40,7 +40,7 @@ def test_a_deal_won_in_pipedrive_becomes_a_xero_invoice_shown_on_the_deal(
                                  stage_id=str(won), action=StageAction.AUTHORISE))
         db.session.commit()
         fields = dict(installation.crm_fields)
-    assert {w.event_action for w in pipedrive.webhooks} == {"change", "create"}
+    assert {w.event_action for w in pipedrive.webhooks} == {"change", "create", "delete"}
     org = pipedrive.api.add_org("Initech Pty Ltd")
     person = pipedrive.api.add_person("Pat Buyer", email="ap@initech.example", org_id=org)
     product = pipedrive.api.add_product("Consulting", code="CONS-1", price=Decimal("150.00"))

@@ -192,7 +192,8 @@ def test_reinstall_after_uninstall_registers_fresh_webhooks_with_fresh_credentia
     first = _stage_rule(app, won)
     hook_url = f"{url}/webhooks/pipedrive/{first.id}"
     assert {(w.event_action, w.http_auth_user, w.name is not None) for w in fake.webhooks} == {
-        ("change", first.webhook_user, True), ("create", first.webhook_user, True)}
+        ("change", first.webhook_user, True), ("create", first.webhook_user, True),
+        ("delete", first.webhook_user, True)}
     old_ids = {w.id for w in fake.webhooks}
     # An uninstall whose webhook removal did not happen (or that we cannot see): the old hooks
     # survive with the old credentials.
@@ -208,7 +209,8 @@ def test_reinstall_after_uninstall_registers_fresh_webhooks_with_fresh_credentia
     assert again.webhook_password != first.webhook_password
     hooks = fake.webhooks
     assert {(w.event_action, w.subscription_url) for w in hooks} == {("change", hook_url),
-                                                                     ("create", hook_url)}
+                                                                     ("create", hook_url),
+                                                                     ("delete", hook_url)}
     assert all(w.http_auth_user == again.webhook_user
                and w.http_auth_password == again.webhook_password for w in hooks)
     assert not old_ids & {w.id for w in hooks}  # the stale hooks were deleted

@@ -176,7 +176,8 @@ def test_pipedrive_webhooks(pipedrive_env):  # noqa: F811
     required (pipedrive.readme.io guide-for-webhooks-v2 "Body parameters"). The list is not
     paged (v1 returns all of the app's webhooks)."""
     app, pipedrive, _ = pipedrive_env
-    assert {w.event_action for w in pipedrive.webhooks} == {"change", "create"}  # at install
+    # at install: deal/organization/person change and create, organization delete (merges)
+    assert {w.event_action for w in pipedrive.webhooks} == {"change", "create", "delete"}
 
     pipedrive_refused(crm_raw(app, "POST", "/api/v1/webhooks", json={
         "event_action": "change", "event_object": "deal"}), "subscription_url")
