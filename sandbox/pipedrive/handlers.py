@@ -165,6 +165,26 @@ def patch_org(ctx: Ctx, org_id: str) -> Response:
     return ok(ctx.company.patch_org(org, parse.read_body(ctx.request), ctx.user_id))
 
 
+def post_org(ctx: Ctx) -> Response:
+    return ok(ctx.company.create_org(parse.read_body(ctx.request), ctx.user_id))
+
+
+def search_orgs(ctx: Ctx) -> Response:
+    """v2 searchOrganization (client-nodejs src/versions/v2/api/organizations-api.ts): `term`
+    ("Minimum 2 characters (or 1 if using exact_match)"), `fields`, `exact_match`, cursor
+    paging; `data.items[].item` with id and name (the v1 itemSearch shape it wraps). Only
+    name searches are modelled."""
+    term = (ctx.request.args.get("term") or "").strip()
+    exact = ctx.request.args.get("exact_match") == "true"
+    if len(term) < (1 if exact else 2):
+        raise bad_request("term must be at least 2 characters (1 with exact_match)")
+    if ctx.request.args.get("fields", "name") != "name":
+        raise bad_request("sandbox: only fields=name is modelled")
+    chunk, extra = parse.page(ctx.request, ctx.company.search_orgs(term, exact))
+    return ok({"items": [{"result_score": 1, "item": {"id": o.id, "type": "organization",
+                                                       "name": o.name}} for o in chunk]}, extra)
+
+
 def get_user(ctx: Ctx, user_id: str) -> Response:
     """v1 GetUser (developers.pipedrive.com/docs/api/v1/Users#getUser): the user's data
     with `is_admin`; the v1 envelope `{success, data}`."""
@@ -264,6 +284,12 @@ ROUTES = (
     *(_route("GET", f"/api/v2/{kind.path}/<key>", kind.get_one, kind.scopes, 1) for kind in KINDS),
     # as PATCH deal (unverified for organizations)
     _route("PATCH", "/api/v2/organizations/<org_id>", patch_org, ("contacts:full",), 5),
+    # client-nodejs v2 addOrganization / searchOrganization: scopes contacts:full, and
+    # contacts:read / contacts:full / search:read; costs as PATCH and as v2 search (both
+    # unverified)
+    _route("POST", "/api/v2/organizations", post_org, ("contacts:full",), 5),
+    _route("GET", "/api/v2/organizations/search", search_orgs,
+           ("contacts:read", "contacts:full", "search:read"), 20),
     _route("POST", "/api/v2/dealFields", post_deal_field, ADMIN, 5),
     _route("POST", "/api/v2/activities", post_activity_v2, ACTIVITIES_WRITE, 5),
     _route("POST", "/api/v1/activities", post_activity_v1, ACTIVITIES_WRITE, 10),
