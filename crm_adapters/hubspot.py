@@ -418,10 +418,11 @@ class HubSpotCrm:
         return records, _next_after(page.paging)
 
     def create_companies(self, installation: Any, companies: Sequence[Mapping[str, str]],
-                         extra: Mapping[str, str] | None = None) -> list[str]:
-        """companies-v3.json POST /crm/v3/objects/companies/batch/create, 100 a call; the new
-        ids in the order given (lined up by the `name` each result carries: the docs do not
-        promise the order of `results`). ValueError for a field HubSpot cannot hold."""
+                         extra: Mapping[str, str] | None = None) -> list[tuple[str, Any]]:
+        """companies-v3.json POST /crm/v3/objects/companies/batch/create, 100 a call; each new
+        company's (id, updatedAt) in the order given (lined up by the `name` each result
+        carries: the docs do not promise the order of `results`; ("", None) for one the
+        answer lacks). ValueError for a field HubSpot cannot hold."""
         from hubspot.crm.companies import (
             BatchInputSimplePublicObjectBatchInputForCreate,
             SimplePublicObjectBatchInputForCreate,
@@ -433,7 +434,7 @@ class HubSpotCrm:
         if unknown:
             raise ValueError(f"HubSpot companies have no writable field for {sorted(unknown)}")
         client = self._client(installation)
-        ids: list[str] = []
+        ids: list[tuple[str, Any]] = []
         for start in range(0, len(companies), BATCH):
             chunk = companies[start:start + BATCH]
             body = BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
@@ -442,12 +443,13 @@ class HubSpotCrm:
                 for fields in chunk])
             result = self._call(installation, "company creates",
                                 client.crm.companies.batch_api.create, body)
-            by_name: dict[str, list[str]] = {}
+            by_name: dict[str, list[tuple[str, Any]]] = {}
             for c in result.results or []:
-                by_name.setdefault(_folded((c.properties or {}).get("name")), []).append(str(c.id))
+                by_name.setdefault(_folded((c.properties or {}).get("name")), []).append(
+                    (str(c.id), _aware(c.updated_at)))
             for fields in chunk:
                 named = by_name.get(_folded(fields.get("name")), [])
-                ids.append(named.pop(0) if named else "")
+                ids.append(named.pop(0) if named else ("", None))
         return ids
 
     def companies_named(self, installation: Any, names: Sequence[str]) -> dict[str, list[str]]:

@@ -468,9 +468,9 @@ class PipedriveCrm:
         return records, (body.get("additional_data") or {}).get("next_cursor") or None
 
     def create_companies(self, installation: Any, companies: Sequence[Mapping[str, str]],
-                         extra: Mapping[str, str] | None = None) -> list[str]:
+                         extra: Mapping[str, str] | None = None) -> list[tuple[str, Any]]:
         """One POST /api/v2/organizations each (pipedrive/client-nodejs v2 OrganizationsApi
-        addOrganization; v2 has no batch create); the new ids in the order given."""
+        addOrganization; v2 has no batch create); each new (id, update_time), in order."""
         extra = dict(extra or {})
         tax_field = tax_number_field(installation)
         writable = {"name", "website", *ADDRESS_PARTS, *(("tax_number",) if tax_field else ()),
@@ -490,8 +490,9 @@ class PipedriveCrm:
             if any(fields.get(p) for p in ADDRESS_PARTS):
                 body["address"] = _merged_address({}, {p: fields[p] for p in ADDRESS_PARTS
                                                        if fields.get(p)})
-            answer = self._request(installation, "POST", "/api/v2/organizations", 5, json=body)
-            ids.append(str((answer or {}).get("id") or ""))
+            answer = self._request(installation, "POST", "/api/v2/organizations", 5,
+                                   json=body) or {}
+            ids.append((str(answer.get("id") or ""), to_moment(answer.get("update_time"))))
         return ids
 
     def companies_named(self, installation: Any, names: Sequence[str]) -> dict[str, list[str]]:

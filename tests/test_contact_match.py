@@ -9,6 +9,8 @@ default dedupe order (email, tax number, name)."""
 
 from __future__ import annotations
 
+import json
+
 import re
 from typing import Any
 
@@ -263,7 +265,26 @@ def test_per_row_choices_create_both_ways_and_pick_a_candidate(hub):
     assert hooli["name"] == "Hooli" and hooli[EMAIL] == "hi@hooli.test"
     assert links(hub)[hooli_id] == ids["x:Hooli"]
     assert hub.crm.count_crm_calls("POST", "/crm/v3/objects/companies/batch/create") == 1
-    assert hub.xero.count_calls("POST", "/api.xro/2.0/Contacts") >= 1
+    # One create call, and no sync pass for what was created: a created record is in sync as
+    # written. The other POST is the picked Stark link's first pass (the CRM's name and tax
+    # number onto the contact, per the default rules).
+    posts = [json.loads(c.body) for c in hub.xero.api_calls
+             if c.method == "POST" and c.path == "/api.xro/2.0/Contacts"]
+    assert [p["Contacts"] for p in posts if "ContactID" not in p["Contacts"][0]] == [
+        [{"Name": "Umbrella"}]]
+    assert [p["Contacts"][0]["ContactID"] for p in posts if "ContactID" in p["Contacts"][0]] == [
+        ids["x:Stark Industries"]]
+    assert hub.crm.count_crm_calls("POST", "/crm/v3/objects/companies/batch/update") == 0
+    with hub.app.app_context():
+        for company in (ids["c:Umbrella"], hooli_id):
+            link = db.session.scalars(select(ContactLink).where(
+                ContactLink.crm_object_id == company)).one()
+            assert link.linked_by == "created" and link.synced_at is not None
+            assert link.field_hashes["xero"]["name"] == link.field_hashes["crm"]["name"]
+        assert db.session.scalars(select(ContactLink).where(
+            ContactLink.crm_object_id == ids["c:Umbrella"])).one().xero_written_version
+        assert db.session.scalars(select(ContactLink).where(
+            ContactLink.crm_object_id == hooli_id)).one().crm_written_version
     created = {e.detail["created_in"]: e for e in audits(hub, "contact_match_created")}
     assert created["crm"].detail["after"] == {"name": "Hooli", "email": "hi@hooli.test"}
     assert created["xero"].detail["after"] == {"name": "Umbrella"}
@@ -480,3 +501,25 @@ def test_pipedrive_matches_links_and_creates_both_ways(pd):
     assert pd.crm.api.org(int(hooli_org)).name == "Hooli"
     assert made[hooli_org] == rows(pd)["Hooli"].xero_id
     assert pd.crm.count_api_calls("POST", "/organizations") == 1
+
+
+def test_a_create_xero_cannot_take_fails_its_row_with_the_reason_and_others_go_ahead(hub):
+    hub.settings()
+    long_name = "L" * 300
+    hub.crm.crm.add_company(name=long_name)
+    hub.crm.crm.add_company(name="Short Ltd")
+    start(hub)
+    found = rows(hub)
+
+    apply(hub, "apply", {found[long_name[:255]].id: "create_xero",
+                         found["Short Ltd"].id: "create_xero"})
+
+    after = rows(hub)
+    failed = after[long_name[:255]]
+    assert failed.state == "failed"
+    assert failed.error == "the name is 300 characters; Xero allows 255"
+    assert after["Short Ltd"].state == "done"
+    assert [c.name for c in hub.books.contact_by_id.values()] == ["Short Ltd"]
+    assert "Xero allows 255" in page(hub).text  # shown on the screen, never silent
+    (refused,) = [e for e in audits(hub, "contact_match_created") if e.outcome == "failed"]
+    assert refused.detail["error"] == failed.error

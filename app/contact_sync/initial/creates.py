@@ -22,6 +22,7 @@ from sqlalchemy import select
 from app.connections import xero_client
 from app.contact_sync.initial.links import Context, audit, crm_read, fail, make_link, xero_read
 from app.contact_sync.reconcile import CONTACT_SYNC_RESERVE, QuotaReserved
+from app.contact_sync.rules import Snapshot
 from app.contact_sync.sides import STANDARD, crm_fields, shown, xero_patch
 from app.contact_sync.values import is_empty
 from app.extensions import db
@@ -33,6 +34,8 @@ from xero.contacts import name_key
 from xero.errors import FixData
 
 _NOBODY = ContactRecord(contact_id="", name="", updated_at=None)
+# Xero's text limits the SDK's models enforce before any request (xero.client.CONTACT_LIMITS).
+XERO_LIMITS = {"name": 255, "email": 255, "tax_number": 50, "phone": 50, "mobile": 50}
 HUBSPOT_BATCH = 100  # companies-v3.json batch/create: 100 inputs a call
 
 
@@ -58,8 +61,9 @@ def to_xero(ctx: Context) -> None:
     queued = _rows(ctx, "create_xero", "queued")
     for start in range(0, len(queued), BATCH_SIZE):
         ready: list[tuple[ContactMatchRow, Any, dict[str, Any]]] = []
+        values: dict[int, dict[str, Any]] = {}
         for row in queued[start:start + BATCH_SIZE]:
-            patch, sent, why = _xero_contact(ctx, row)
+            patch, sent, why = _xero_contact(ctx, row, values)
             if why is None and name_key(row.crm_name) in taken:
                 why = (f"another company named {row.crm_name!r} was created in Xero by this "
                        "match (Xero's contact names are unique)")
@@ -92,13 +96,17 @@ def to_xero(ctx: Context) -> None:
             if isinstance(answer, ContactSaved) and answer.errors:
                 fail(ctx, row, "; ".join(answer.errors), "contact_match_created")
             elif isinstance(answer, ContactSaved) and answer.contact_id:
-                _created(ctx, row, row.crm_id or "", answer.contact_id, "xero", sent)
+                made = (Snapshot(values[row.id], answer.updated_at),
+                        crm_read(ctx, ctx.record("crm", row.crm_id)),
+                        {"xero": answer.updated_at})
+                _created(ctx, row, row.crm_id or "", answer.contact_id, "xero", sent, made)
             # else: the answer did not line up; the row stays `sending` and is looked up
         db.session.commit()
     resume(ctx)
 
 
-def _xero_contact(ctx: Context, row: ContactMatchRow) -> tuple[Any, dict[str, Any], str | None]:
+def _xero_contact(ctx: Context, row: ContactMatchRow, kept: dict[int, dict[str, Any]],
+                  ) -> tuple[Any, dict[str, Any], str | None]:
     record = ctx.record("crm", row.crm_id)
     if record is None:
         return None, {}, "the company was not read by this match"
@@ -106,6 +114,12 @@ def _xero_contact(ctx: Context, row: ContactMatchRow) -> tuple[Any, dict[str, An
               if ctx.rules[name].to_xero and not is_empty(value)}
     if not str(values.get("name", "")).strip():
         return None, {}, "the company has no name; Xero needs one to create a contact"
+    too_long = [f"the {name.replace('_', ' ')} is {len(str(values[name])):,} characters; Xero "
+                f"allows {limit}" for name, limit in XERO_LIMITS.items()
+                if name in values and len(str(values[name])) > limit]
+    if too_long:
+        return None, {}, "; ".join(too_long)
+    kept[row.id] = values
     try:
         return xero_patch(_NOBODY, values), {k: shown(v) for k, v in values.items()}, None
     except ValueError as exc:
@@ -121,8 +135,9 @@ def to_crm(ctx: Context) -> None:
     queued = _rows(ctx, "create_crm", "queued")
     for start in range(0, len(queued), size):
         ready: list[tuple[ContactMatchRow, dict[str, str]]] = []
+        values: dict[int, dict[str, Any]] = {}
         for row in queued[start:start + size]:
-            fields, why = _crm_company(ctx, row)
+            fields, why = _crm_company(ctx, row, values)
             if why is None and name_key(row.xero_name) in taken:
                 why = f"another company named {row.xero_name!r} was created by this match"
             if why is not None:
@@ -145,14 +160,17 @@ def to_crm(ctx: Context) -> None:
                 fail(ctx, row, f"the CRM refused it: {exc}", "contact_match_created")
             db.session.commit()
             continue
-        for (row, fields), company_id in zip(ready, ids, strict=True):
+        for (row, fields), (company_id, version) in zip(ready, ids, strict=True):
             if company_id:
-                _created(ctx, row, company_id, row.xero_id or "", "crm", fields)
+                made = (xero_read(ctx.record("xero", row.xero_id)),
+                        Snapshot(values[row.id], version), {"crm": version})
+                _created(ctx, row, company_id, row.xero_id or "", "crm", fields, made)
         db.session.commit()
     resume(ctx)
 
 
-def _crm_company(ctx: Context, row: ContactMatchRow) -> tuple[dict[str, str], str | None]:
+def _crm_company(ctx: Context, row: ContactMatchRow, kept: dict[int, dict[str, Any]],
+                 ) -> tuple[dict[str, str], str | None]:
     record = ctx.record("xero", row.xero_id)
     if record is None:
         return {}, "the Xero contact was not read by this match"
@@ -161,18 +179,22 @@ def _crm_company(ctx: Context, row: ContactMatchRow) -> tuple[dict[str, str], st
               and (name in ctx.extra or name in STANDARD)}
     if not str(values.get("name", "")).strip():
         return {}, "the Xero contact has no name"
+    kept[row.id] = values
     return crm_fields(values), None
 
 
 # --- both ---------------------------------------------------------------------------------
 
 def _created(ctx: Context, row: ContactMatchRow, company_id: str, contact_id: str, side: str,
-             sent: dict[str, Any]) -> None:
+             sent: dict[str, Any], made: tuple[Snapshot, Snapshot, dict[str, Any]] | None = None,
+             ) -> None:
+    """A record this run created (or found after an interruption, `made` None: then the
+    first sync pass settles the link)."""
     if side == "crm":
         row.crm_id = company_id
     else:
         row.xero_id = contact_id
-    link = make_link(ctx, row, company_id, contact_id, "created")
+    link = make_link(ctx, row, company_id, contact_id, "created", made)
     if link is not None:
         audit(ctx, row, "contact_match_created", "ok", before={}, after=sent, side=side)
 

@@ -79,7 +79,8 @@ def fail(ctx: Context, row: ContactMatchRow, why: str, action: str = "contact_ma
 
 
 def make_link(ctx: Context, row: ContactMatchRow, company_id: str, contact_id: str,
-              how: str) -> ContactLink | None:
+              how: str, made: tuple[Snapshot, Snapshot, dict[str, Any]] | None = None,
+              ) -> ContactLink | None:
     """The company linked to the contact (or the link already there, if it is this one);
     the row done. A company or contact linked elsewhere since the match read them fails the
     row with the reason. A matched pair whose mapped fields already agree gets its sync state
@@ -106,7 +107,10 @@ def make_link(ctx: Context, row: ContactMatchRow, company_id: str, contact_id: s
     if existing is None:
         db.session.add(link)
         db.session.flush()
-    in_sync = how == "match" and _settle_from_read(ctx, link, company_id, contact_id)
+    if made is not None:  # created by this run: both sides as written
+        in_sync = _settle(ctx.rules, link, *made)
+    else:
+        in_sync = how == "match" and _settle_from_read(ctx, link, company_id, contact_id)
     row.state, row.error = "done", None
     row.crm_id, row.xero_id = company_id, contact_id
     row.result = {**(row.result or {}), "link_id": link.id, "synced": in_sync}
@@ -125,11 +129,19 @@ def _settle_from_read(ctx: Context, link: ContactLink, company_id: str,
     crm_record, xero_record = ctx.record("crm", company_id), ctx.record("xero", contact_id)
     if crm_record is None or xero_record is None or ctx.settings is None:
         return False
-    xero, crm = xero_read(xero_record), crm_read(ctx, crm_record)
-    plan = decide(ctx.rules, SyncState(), xero, crm)
+    return _settle(ctx.rules, link, xero_read(xero_record), crm_read(ctx, crm_record), {})
+
+
+def _settle(rules: Mapping[str, FieldRule], link: ContactLink, xero: Snapshot, crm: Snapshot,
+            written: dict[str, Any]) -> bool:
+    """The link's state from the two snapshots if the rules would write nothing; `written`:
+    the side Paydeck just created, with the version the create produced (so the record at
+    that version is Paydeck's own, whatever the vendor reformatted)."""
+    plan = decide(rules, SyncState(), xero, crm)
     if plan.to_crm or plan.to_xero or plan.conflicts:
         return False
-    store(link, settle(SyncState(), plan, xero, crm), datetime.now(timezone.utc))
+    store(link, settle(SyncState(), plan, xero, crm, written=written),
+          datetime.now(timezone.utc))
     return True
 
 
