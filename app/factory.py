@@ -26,6 +26,7 @@ from app.runtime import SETTINGS_KEY, get_settings
 from app.settings import Settings
 from app.tokens import ON_GRANT_RECOVERED
 from app.views import cards, company, health, install, invoice, review, webhooks, xero_connect
+from app.views import contact_match
 from app.views import settings as settings_page
 from app.views.common import security_headers
 
@@ -81,7 +82,7 @@ def _flask_config(settings: Settings, secrets: dict[str, Any]) -> dict[str, Any]
 
 def _register_blueprints(app: Flask) -> None:
     for blueprint in (cards.bp, invoice.bp, company.bp, review.bp, health.bp, webhooks.bp, install.bp, xero_connect.bp,
-                      settings_page.bp):
+                      settings_page.bp, contact_match.bp):
         app.register_blueprint(blueprint)
     app.before_request(_body_limits)
     app.after_request(_transport_security)

@@ -465,6 +465,82 @@ class HubSpotCrm(HubSpotPersons):
         search_limiter = self._search_limiter(installation) if self._search_limiter else None
         return hubspot_changed(search, since, search_limiter)
 
+    # -- every company, and new ones (the initial contact match, app.contact_sync.initial) ---
+
+    def company_page(self, installation: Any, after: str | None,
+                     extra: Mapping[str, str] | None = None,
+                     ) -> tuple[list[CompanyRecord], str | None]:
+        """One page of every company: companies-v3.json GET /crm/v3/objects/companies,
+        `limit` 100 (the most the docs allow), `after` from `paging.next.after` (absent on
+        the last page: None). The caller saves the token after each page."""
+        client = self._client(installation)
+        properties = {**_company_properties(installation), **(extra or {})}
+        page = self._call(installation, "companies", client.crm.companies.basic_api.get_page,
+                          limit=BATCH, after=after,
+                          properties=list(dict.fromkeys(properties.values())),
+                          archived=ARCHIVED_NO)
+        records = [CompanyRecord(str(c.id), {f: (c.properties or {})[n] or ""
+                                             for f, n in properties.items()
+                                             if n in (c.properties or {})},
+                                 _aware(c.updated_at)) for c in page.results or []]
+        return records, _next_after(page.paging)
+
+    def create_companies(self, installation: Any, companies: Sequence[Mapping[str, str]],
+                         extra: Mapping[str, str] | None = None) -> list[tuple[str, Any]]:
+        """companies-v3.json POST /crm/v3/objects/companies/batch/create, 100 a call; each new
+        company's (id, updatedAt) in the order given (lined up by the `name` each result
+        carries: the docs do not promise the order of `results`; ("", None) for one the
+        answer lacks). ValueError for a field HubSpot cannot hold."""
+        from hubspot.crm.companies import (
+            BatchInputSimplePublicObjectBatchInputForCreate,
+            SimplePublicObjectBatchInputForCreate,
+        )
+
+        properties = {**_company_properties(installation), **(extra or {})}
+        writable = set(properties) - {"domain"}
+        unknown = {f for fields in companies for f in fields} - writable
+        if unknown:
+            raise ValueError(f"HubSpot companies have no writable field for {sorted(unknown)}")
+        client = self._client(installation)
+        ids: list[tuple[str, Any]] = []
+        for start in range(0, len(companies), BATCH):
+            chunk = companies[start:start + BATCH]
+            body = BatchInputSimplePublicObjectBatchInputForCreate(inputs=[
+                SimplePublicObjectBatchInputForCreate(
+                    properties={properties[f]: v for f, v in fields.items()}, associations=[])
+                for fields in chunk])
+            result = self._call(installation, "company creates",
+                                client.crm.companies.batch_api.create, body)
+            by_name: dict[str, list[tuple[str, Any]]] = {}
+            for c in result.results or []:
+                by_name.setdefault(_folded((c.properties or {}).get("name")), []).append(
+                    (str(c.id), _aware(c.updated_at)))
+            for fields in chunk:
+                named = by_name.get(_folded(fields.get("name")), [])
+                ids.append(named.pop(0) if named else ("", None))
+        return ids
+
+    def companies_named(self, installation: Any, names: Sequence[str]) -> dict[str, list[str]]:
+        """Company ids by name (folded case): companies-v3.json POST .../companies/search, a
+        filter `name` IN (lowercase values, 50 a call). Used before re-sending a create that
+        may have reached HubSpot before a crash."""
+        from hubspot.crm.companies import Filter, FilterGroup, PublicObjectSearchRequest
+
+        client = self._client(installation)
+        found: dict[str, list[str]] = {}
+        wanted = sorted({_folded(n) for n in names if n.strip()})
+        for start in range(0, len(wanted), 50):
+            chunk = wanted[start:start + 50]
+            body = PublicObjectSearchRequest(
+                filter_groups=[FilterGroup(filters=[Filter(property_name="name", operator="IN",
+                                                           values=chunk)])],
+                properties=["name"], limit=200)
+            result = self._call(installation, "company search",
+                                client.crm.companies.search_api.do_search, body)
+            for c in result.results or []:
+                found.setdefault(_folded((c.properties or {}).get("name")), []).append(str(c.id))
+        return found
+
     # -- who owns what (app.access) ----------------------------------------------------------
 
     def record_access(self, installation: Any, kind: str, record_id: str) -> RecordAccess:
@@ -550,6 +626,10 @@ def _aware(moment: Any) -> Any:
         return to_moment(moment)
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else \
         moment.astimezone(timezone.utc)
+
+
+def _folded(name: Any) -> str:
+    return " ".join(str(name or "").split()).casefold()
 
 
 def _company_properties(installation: Any) -> dict[str, str]:

@@ -486,6 +486,70 @@ class PipedriveCrm(PipedrivePersons):
             lambda params: self._send(installation, "GET", "/api/v2/organizations", 10,
                                       params=params), since)
 
+    # -- every organization, and new ones (the initial contact match) -----------------------
+
+    def company_page(self, installation: Any, cursor: str | None,
+                     extra: Mapping[str, str] | None = None,
+                     ) -> tuple[list[CompanyRecord], str | None]:
+        """One page of every organization: GET /api/v2/organizations, `limit` PAGE_LIMIT (500,
+        the most v2 allows), `cursor` from `additional_data.next_cursor` (null on the last
+        page: None), sorted by id so a resumed cursor continues where it stopped."""
+        query = {"limit": PAGE_LIMIT, "sort_by": "id", "sort_direction": "asc",
+                 **({"cursor": cursor} if cursor else {})}
+        body = self._send(installation, "GET", "/api/v2/organizations", 10, params=query)
+        tax_field = tax_number_field(installation)
+        records = []
+        for org in body.get("data") or []:
+            fields = _company_fields(org, tax_field)
+            custom = org.get("custom_fields") or {}
+            fields.update({k: str(custom.get(key) or "") for k, key in (extra or {}).items()
+                           if key in custom})
+            records.append(CompanyRecord(str(org["id"]), fields,
+                                         to_moment(org.get("update_time"))))
+        return records, (body.get("additional_data") or {}).get("next_cursor") or None
+
+    def create_companies(self, installation: Any, companies: Sequence[Mapping[str, str]],
+                         extra: Mapping[str, str] | None = None) -> list[tuple[str, Any]]:
+        """One POST /api/v2/organizations each (pipedrive/client-nodejs v2 OrganizationsApi
+        addOrganization; v2 has no batch create); each new (id, update_time), in order."""
+        extra = dict(extra or {})
+        tax_field = tax_number_field(installation)
+        writable = {"name", "website", *ADDRESS_PARTS, *(("tax_number",) if tax_field else ()),
+                    *extra}
+        unknown = {f for fields in companies for f in fields} - writable
+        if unknown:
+            raise ValueError(
+                f"Pipedrive organizations have no writable field for {sorted(unknown)}")
+        ids = []
+        for fields in companies:
+            body: dict[str, Any] = {k: fields[k] for k in ("name", "website") if fields.get(k)}
+            custom = {key: fields[k] for k, key in extra.items() if fields.get(k)}
+            if tax_field and fields.get("tax_number"):
+                custom[tax_field] = fields["tax_number"]
+            if custom:
+                body["custom_fields"] = custom
+            if any(fields.get(p) for p in ADDRESS_PARTS):
+                body["address"] = _merged_address({}, {p: fields[p] for p in ADDRESS_PARTS
+                                                       if fields.get(p)})
+            answer = self._request(installation, "POST", "/api/v2/organizations", 5,
+                                   json=body) or {}
+            ids.append((str(answer.get("id") or ""), to_moment(answer.get("update_time"))))
+        return ids
+
+    def companies_named(self, installation: Any, names: Sequence[str]) -> dict[str, list[str]]:
+        """Organization ids by name (folded case): GET /api/v2/organizations/search with
+        fields=name and exact_match=true ("not case sensitive"; client-nodejs v2
+        searchOrganization), one call per name."""
+        found: dict[str, list[str]] = {}
+        for name in sorted({" ".join(n.split()) for n in names if n.strip()}):
+            body = self._send(installation, "GET", "/api/v2/organizations/search", 20,
+                              params={"term": name, "fields": "name", "exact_match": "true"})
+            for hit in (body.get("data") or {}).get("items") or []:
+                item = hit.get("item") or {}
+                found.setdefault(" ".join(str(item.get("name") or "").split()).casefold(),
+                                 []).append(str(item.get("id")))
+        return found
+
     def _by_ids(self, installation: Any, kind: str, ids: set[Any]) -> dict[str, dict[str, Any]]:
         """Batch reads: v2 list endpoints take up to 100 `ids`."""
         wanted = sorted(str(i) for i in ids if i)

@@ -40,6 +40,12 @@ UI_ROUTES = {
     ("GET", "/ui/settings/<int:installation_id>"): ("settings", "{ins}", None),
     ("POST", "/ui/settings/<int:installation_id>"): ("settings", "{ins}", "save"),
     ("POST", "/ui/settings/<int:installation_id>/disconnect"): ("settings", "{ins}", "disconnect"),
+    ("GET", "/ui/settings/<int:installation_id>/contact-match"): ("settings", "{ins}", None),
+    ("GET", "/ui/settings/<int:installation_id>/contact-match/status"): ("settings", "{ins}", None),
+    ("POST", "/ui/settings/<int:installation_id>/contact-match/start"):
+        ("settings", "{ins}", "match_start"),
+    ("POST", "/ui/settings/<int:installation_id>/contact-match/apply"):
+        ("settings", "{ins}", "match_apply"),
 }
 ENTRIES = {"deal": "/pipedrive/panel/deal?selectedIds=12",
            "company": "/pipedrive/panel/organization?selectedIds=34",

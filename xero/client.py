@@ -368,6 +368,60 @@ class XeroClient:
         return frozenset(str(c.contact_id) for g in groups for c in g.contacts or []
                          if c.contact_id)
 
+    def contact_record_pages(self, first_page: int = 1,
+                             ) -> Iterator[tuple[int, list[ContactRecord]]]:
+        """(page number, whole contacts) of every contact, archived too, PAGE_SIZE a call,
+        oldest change first (new and edited contacts move to the end, so they are read last),
+        from `first_page` until a short page; the caller saves its place per page. Not
+        summaryOnly: matching and scope need IsCustomer/IsSupplier and ContactGroups."""
+        page = max(first_page, 1)
+        while True:
+            contacts = self._call("get_contacts", page=page, page_size=PAGE_SIZE,
+                                  include_archived=True,
+                                  order="UpdatedDateUTC ASC").contacts or []
+            yield page, [_contact_record(c) for c in contacts]
+            if len(contacts) < PAGE_SIZE:
+                return
+            page += 1
+
+    def contacts_named(self, names: Sequence[str]) -> dict[str, list[ContactResult]]:
+        """Active contacts by exact Name (as Xero compares it), `where` Name=="a" OR ..., ten
+        names a call; {name_key: contacts}. A create that may have reached Xero before a crash
+        is looked up here before it is sent again."""
+        found: dict[str, list[ContactResult]] = {}
+        for chunk in _chunks(sorted(set(n for n in names if n.strip())), 10):
+            where = " OR ".join(f'Name=="{_quote(n)}"' for n in chunk)
+            for c in self._call("get_contacts", where=where, page=1,
+                                page_size=PAGE_SIZE).contacts or []:
+                result = _contact_result(c)
+                if result.active:
+                    found.setdefault(name_key(result.name), []).append(result)
+        return found
+
+    def create_contacts_whole(self, contacts: Sequence[ContactPatch], key: str,
+                              ) -> list[ContactSaved | BatchMismatch]:
+        """POST /Contacts creating these (their `contact_id` unused), summarizeErrors=false, up
+        to BATCH_SIZE a call, with the caller's Idempotency-Key (a quick retry of the same
+        batch replays Xero's answer). One answer per contact, matched by Name (unique among
+        active contacts), carrying its new ContactID or Xero's messages."""
+        if len(contacts) > BATCH_SIZE:
+            raise ValueError(f"at most {BATCH_SIZE} contacts a call, not {len(contacts)}")
+        models = []
+        for c in contacts:
+            model = _patch_model(c)
+            model.contact_id = None
+            models.append(model)
+        result = self._call("update_or_create_contacts", Contacts(contacts=models),
+                            summarize_errors=False, idempotency_key=key[:128])
+        answers = [(name_key(c.name or ""),
+                    ContactSaved(str(c.contact_id or ""), _utc(c.updated_date_utc),
+                                 tuple(e.message for e in (c.validation_errors or [])
+                                       if e.message)))
+                   for c in result.contacts or []]
+        lined = line_up([name_key(c.name or "") for c in contacts], answers, lambda a: a[0],
+                        "contact")
+        return [a if isinstance(a, BatchMismatch) else a[1] for a in lined]
+
     def create_contacts(self, contacts: Sequence[NewContact]) -> list[ContactResult | BatchMismatch]:
         """PUT /Contacts in one call; each element succeeds or carries Xero's messages.
 

@@ -143,7 +143,8 @@ def crm_frame_headers(response: Response) -> Response:
 
 # The blueprints whose pages open inside a CRM (HubSpot's modal, Pipedrive's panels and
 # settings surface): the only pages anything may frame, and only the CRMs.
-CRM_FRAMED_BLUEPRINTS = frozenset({"cards", "invoice", "company", "review", "settings"})
+CRM_FRAMED_BLUEPRINTS = frozenset({"cards", "invoice", "company", "review", "settings",
+                                   "contact_match"})
 _FORM_TARGETS = "paydeck.form_targets"
 
 

@@ -22,6 +22,7 @@ from app.access import may_administer_pipedrive, page_locale, viewer_for
 from app.company_import import crm_name
 from app.connection_state import connection_notices
 from app.connections import revoke_grant
+from app.contact_sync.initial.rows import ever_approved
 from app.extensions import db
 from app.models import AuditEvent, ConnectionStatus, Installation
 from app.page_format import use_locale
@@ -129,5 +130,10 @@ def _render(view: View, installation: Installation, sources: Sources, form: Sett
         unplaced_errors=[text for key, text in errors.items() if key not in placed],
         unplaced_errors_keys={key for key in errors if key not in placed},
         form=form, sources=sources, connect_url=url_for("xero_connect.start"),
+        # The initial contact match: offered while contact sync is on and no match was ever
+        # approved (a new one can be run from its page at any time).
+        match_url=url_for("contact_match.match_page", installation_id=installation.id,
+                          t=issue_view_token(view, ttl=FORM_TTL)),
+        match_offered=not ever_approved(installation.id),
         **form.labels(sources))
     return make_response(body, status)

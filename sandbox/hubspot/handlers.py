@@ -217,6 +217,8 @@ def get_object(ctx: Ctx, object_type: str, object_id: str) -> Response:
 def list_objects(ctx: Ctx, object_type: str) -> Response:
     otype = ctx.object_type(object_type, "read")
     args = ctx.request.args
+    # companies-v3.json GET /crm/v3/objects/companies `limit`: "default: 10"; 100 is the most
+    # HubSpot's docs allow a page (developers.hubspot.com CRM API "Retrieve ... up to 100").
     limit = query_int(args, "limit", 10, minimum=1, maximum=100)
     records = sorted(ctx.portal.records(otype, archived=query_bool(args, "archived")),
                      key=lambda o: id_key(o.id))

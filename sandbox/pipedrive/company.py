@@ -414,6 +414,13 @@ class CompanyData:
         API", changelog "New field for webhooks") and meta.user_id the token's user ("the ID
         of the user who triggered the webhook", changelog "Bug fixes in webhooks v2
         payload", 2023-09-05): an app's token acts as the user who installed it."""
+        changes = self._org_changes(body)
+        before = self.render_org(org)
+        _apply(org, changes)
+        self._announce("organization", org, before, user_id, source)
+        return self.render_org(org)
+
+    def _org_changes(self, body: Mapping[str, Any]) -> dict[str, Any]:
         unmodelled = set(body) & _ORG_PATCH_UNMODELLED
         if unmodelled:
             raise bad_request(f"sandbox: {', '.join(sorted(unmodelled))} not modelled")
@@ -425,11 +432,31 @@ class CompanyData:
             "address": _address_patch,
             "custom_fields": lambda value: parse.custom_values(self.org_fields, value),
         }
-        changes = {key: read(body[key]) for key, read in readers.items() if key in body}
-        before = self.render_org(org)
+        return {key: read(body[key]) for key, read in readers.items() if key in body}
+
+    def create_org(self, body: Mapping[str, Any], user_id: int) -> dict[str, Any]:
+        """v2 AddOrganizationRequest (pipedrive/client-nodejs src/versions/v2/models/
+        add-organization-request.ts: name, owner_id, address, custom_fields, ...), read as a
+        PATCH is; `name` is required (unverified: the model marks it optional, the API
+        reference lists it required). Fires create.organization, change_source "api"."""
+        if "name" not in body:
+            raise bad_request("name is required")
+        changes = self._org_changes(body)
+        org = Organization(self.next_id("org"), changes.pop("name"), user_id, {}, None, None, 3)
         _apply(org, changes)
-        self._announce("organization", org, before, user_id, source)
+        org_id = self._keep(self.orgs, org)
+        self.emit("organization", "create", org_id, self.render_org(org), None, user_id, "api",
+                  org.owner_id)
         return self.render_org(org)
+
+    def search_orgs(self, term: str, exact: bool) -> list[Organization]:
+        """GET /api/v2/organizations/search on the name only: `exact_match` "only full exact
+        matches ... not case sensitive" (client-nodejs v2 searchOrganization); otherwise the
+        term anywhere in the name (unverified: Pipedrive ranks fuzzy matches)."""
+        folded = " ".join(term.split()).casefold()
+        return [o for o in self.orgs.values()
+                if (" ".join(o.name.split()).casefold() == folded if exact
+                    else folded in o.name.casefold())]
 
     def create_deal_field(self, body: Mapping[str, Any]) -> DealField:
         name = expect_text(body.get("field_name"), "field_name")

@@ -209,6 +209,26 @@ def merge_org(ctx: Ctx, org_id: str) -> Response:
     return ok({"id": keeper.id})
 
 
+def post_org(ctx: Ctx) -> Response:
+    return ok(ctx.company.create_org(parse.read_body(ctx.request), ctx.user_id))
+
+
+def search_orgs(ctx: Ctx) -> Response:
+    """v2 searchOrganization (client-nodejs src/versions/v2/api/organizations-api.ts): `term`
+    ("Minimum 2 characters (or 1 if using exact_match)"), `fields`, `exact_match`, cursor
+    paging; `data.items[].item` with id and name (the v1 itemSearch shape it wraps). Only
+    name searches are modelled."""
+    term = (ctx.request.args.get("term") or "").strip()
+    exact = ctx.request.args.get("exact_match") == "true"
+    if len(term) < (1 if exact else 2):
+        raise bad_request("term must be at least 2 characters (1 with exact_match)")
+    if ctx.request.args.get("fields", "name") != "name":
+        raise bad_request("sandbox: only fields=name is modelled")
+    chunk, extra = parse.page(ctx.request, ctx.company.search_orgs(term, exact))
+    return ok({"items": [{"result_score": 1, "item": {"id": o.id, "type": "organization",
+                                                       "name": o.name}} for o in chunk]}, extra)
+
+
 def get_user(ctx: Ctx, user_id: str) -> Response:
     """v1 GetUser (developers.pipedrive.com/docs/api/v1/Users#getUser): the user's data
     with `is_admin`; the v1 envelope `{success, data}`."""
@@ -312,6 +332,12 @@ ROUTES = (
     # Delete and merge: contacts:full as PATCH; costs unverified (as PATCH; v1 about twice).
     _route("DELETE", "/api/v2/organizations/<org_id>", delete_org, ("contacts:full",), 5),
     _route("PUT", "/api/v1/organizations/<org_id>/merge", merge_org, ("contacts:full",), 10),
+    # client-nodejs v2 addOrganization / searchOrganization: scopes contacts:full, and
+    # contacts:read / contacts:full / search:read; costs as PATCH and as v2 search (both
+    # unverified)
+    _route("POST", "/api/v2/organizations", post_org, ("contacts:full",), 5),
+    _route("GET", "/api/v2/organizations/search", search_orgs,
+           ("contacts:read", "contacts:full", "search:read"), 20),
     _route("POST", "/api/v2/dealFields", post_deal_field, ADMIN, 5),
     _route("POST", "/api/v2/activities", post_activity_v2, ACTIVITIES_WRITE, 5),
     _route("POST", "/api/v1/activities", post_activity_v1, ACTIVITIES_WRITE, 10),
