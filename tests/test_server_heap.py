@@ -114,7 +114,7 @@ def test_a_server_app_starts_with_its_heap_frozen_and_serves_webhooks_without_a_
 
     found = _as_a_server(app_factory, tmp_path)
 
-    assert found["statuses"] == [200]
+    print("FOUND", found); assert found["statuses"] == [200]
     assert found["mappers_configured"], "the first request would configure the ORM"
     # Start-up objects (modules, mappers, the app) frozen: a full collection walks the rest.
     assert found["frozen"] > 50_000, found
