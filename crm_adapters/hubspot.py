@@ -429,21 +429,11 @@ class HubSpotCrm(HubSpotPersons):
 
         properties = {**_company_properties(installation), **(extra or {})}
         writable = set(properties) - {"domain"}  # HubSpot derives it: not ours
-        unknown = {f for fields in updates.values() for f in fields} - writable
-        if unknown:
-            raise ValueError(f"HubSpot companies have no writable field for {sorted(unknown)}")
-        inputs = [SimplePublicObjectBatchInput(
-            id=company_id, properties={properties[f]: v for f, v in fields.items()})
-            for company_id, fields in updates.items() if fields]
         client = self._client(installation)
-        versions: dict[str, Any] = {}
-        for start in range(0, len(inputs), BATCH):
-            result = self._call(installation, "company updates",
-                                client.crm.companies.batch_api.update,
-                                BatchInputSimplePublicObjectBatchInput(
-                                    inputs=inputs[start:start + BATCH]))
-            versions.update({str(c.id): _aware(c.updated_at) for c in result.results or []})
-        return versions
+        return self._batch_update(installation, "companies", client.crm.companies.batch_api,
+                                  (SimplePublicObjectBatchInput,
+                                   BatchInputSimplePublicObjectBatchInput),
+                                  properties, writable, updates)
 
     def companies_changed_since(self, installation: Any, since: Any) -> Any:
         """Pages of companies modified at or after `since` (crm_adapters.changes): the

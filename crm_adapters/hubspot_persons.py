@@ -79,18 +79,28 @@ class HubSpotPersons:
         )
 
         properties = {**PERSON_FIELD_PROPERTIES, **(extra or {})}
-        unknown = {f for fields in updates.values() for f in fields} - set(properties)
-        if unknown:
-            raise ValueError(f"HubSpot contacts have no writable field for {sorted(unknown)}")
-        inputs = [SimplePublicObjectBatchInput(
-            id=person_id, properties={properties[f]: v for f, v in fields.items()})
-            for person_id, fields in updates.items() if fields]
         client = self._client(installation)
+        return self._batch_update(installation, "contacts", client.crm.contacts.batch_api,
+                                  (SimplePublicObjectBatchInput,
+                                   BatchInputSimplePublicObjectBatchInput),
+                                  properties, set(properties), updates)
+
+    def _batch_update(self, installation: Any, noun: str, batch_api: Any, models: Any,
+                      properties: Mapping[str, str], writable: set[str],
+                      updates: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+        """POST /crm/v3/objects/{noun}/batch/update, BATCH inputs a call (companies-v3.json,
+        contacts-v3.json); the version (`updatedAt`) of each record written. ValueError for a
+        field outside `writable`, before any call. `models`: the SDK's (input, batch input)
+        classes for the object type."""
+        one, batch = models
+        unknown = {f for fields in updates.values() for f in fields} - writable
+        if unknown:
+            raise ValueError(f"HubSpot {noun} have no writable field for {sorted(unknown)}")
+        inputs = [one(id=record_id, properties={properties[f]: v for f, v in fields.items()})
+                  for record_id, fields in updates.items() if fields]
         versions: dict[str, Any] = {}
         for start in range(0, len(inputs), BATCH):
-            result = self._call(installation, "contact updates",
-                                client.crm.contacts.batch_api.update,
-                                BatchInputSimplePublicObjectBatchInput(
-                                    inputs=inputs[start:start + BATCH]))
+            result = self._call(installation, f"{noun} updates", batch_api.update,
+                                batch(inputs=inputs[start:start + BATCH]))
             versions.update({str(c.id): _aware(c.updated_at) for c in result.results or []})
         return versions

