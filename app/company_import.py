@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, select
 
 from app.connections import xero_client
+from app.engine.steps.mirror import mirror_row
 from app.extensions import db
 from app.models import AuditEvent, ConnectionStatus, ContactLink, Installation, XeroConnection, XeroContact
 from app.wiring import adapter_for
@@ -291,26 +292,14 @@ def link_company(installation: Installation, company_id: str, contact: ContactDe
     else:
         existing.xero_contact_id, existing.linked_by = contact.contact_id, "user"
     if installation.xero_connection is not None:
-        remember_contact(installation.xero_connection.id, contact)
+        # The engine's matching reads the same mirror row; its If-Modified-Since sync
+        # overwrites it with the same values.
+        mirror_row(installation.xero_connection.id, contact)
     if action:
         db.session.add(AuditEvent(installation_id=installation.id, action=action, outcome="ok",
                                   detail={"company": company_id, "by": user},
                                   xero_ids={"contact_id": contact.contact_id}))
     db.session.commit()
-
-
-def remember_contact(connection_id: int, contact: ContactDetails) -> None:
-    """Insert or refresh the contact's row in the XeroContact mirror (the engine's matching
-    reads the same rows; its If-Modified-Since sync overwrites them with the same values)."""
-    row = db.session.scalar(select(XeroContact).where(
-        XeroContact.xero_connection_id == connection_id,
-        XeroContact.contact_id == contact.contact_id))
-    if row is None:
-        row = XeroContact(xero_connection_id=connection_id, contact_id=contact.contact_id)
-        db.session.add(row)
-    row.name, row.name_key = contact.name, name_key(contact.name)
-    row.email_key, row.tax_number_key = email_key(contact.email), tax_key(contact.tax_number)
-    row.active = contact.active
 
 
 # --- the import ------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from app.models import (
     SyncCursor,
     XeroConnection,
 )
-from app.queueing import enqueue_once
+from app.queueing import enqueue_once, note_and_wake, noted_ids
 from app.redis_conn import get_redis
 from app.runtime import get_settings
 from app.tokens import TokenUnavailable
@@ -53,12 +53,8 @@ def note_changed_invoices(changed: dict[str, set[str]]) -> int:
     for tenant_id, invoice_ids in changed.items():
         connection_ids = db.session.scalars(_serving_connections().where(
             XeroConnection.tenant_id == tenant_id)).all()
-        if not connection_ids:
-            continue
-        get_redis().sadd(_CHANGED.format(tenant_id), *invoice_ids)
-        for connection_id in connection_ids:
-            _wake_refresh(connection_id)
-            woken += 1
+        woken += note_and_wake(_CHANGED.format(tenant_id), invoice_ids, connection_ids,
+                               _wake_refresh)
     return woken
 
 
@@ -69,7 +65,7 @@ def refresh_invoices(connection_id: int) -> int:
     if connection is None:
         return 0
     key = _CHANGED.format(connection.tenant_id)
-    ids = [i.decode() if isinstance(i, bytes) else i for i in get_redis().smembers(key)]
+    ids = noted_ids(key)
     if not ids:
         return 0
     links = _links(connection, ids)

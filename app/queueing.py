@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable
 
 from rq import Queue
@@ -52,6 +53,25 @@ def enqueue_once(func: Callable[..., Any], *args: Any, job_id: str, delay: float
         if state in ("waiting", "running"):
             return None
     return None
+
+
+def noted_ids(key: str) -> list[str]:
+    """The ids noted in the Redis set `key`, as text."""
+    return [i.decode() if isinstance(i, bytes) else i for i in get_redis().smembers(key)]
+
+
+def note_and_wake(key: str, ids: Iterable[str], targets: Sequence[int],
+                  wake: Callable[[int], None]) -> int:
+    """Remember changed ids in the Redis set `key` (the job reads it, and removes what it has
+    handled) and wake the job of each target; returns the jobs woken. With no target, or no
+    id, nothing is noted."""
+    members = list(ids)
+    if not targets or not members:
+        return 0
+    get_redis().sadd(key, *members)
+    for target in targets:
+        wake(target)
+    return len(targets)
 
 
 def _existing_job(q: Queue, job_id: str, delay: float | None) -> str:

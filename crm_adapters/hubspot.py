@@ -400,22 +400,9 @@ class HubSpotCrm(HubSpotPersons):
 
         client = self._client(installation)
         properties = {**_company_properties(installation), **(extra or {})}
-        found: dict[str, CompanyRecord | None] = {i: None for i in dict.fromkeys(company_ids)}
-        unique = list(found)
-        for start in range(0, len(unique), BATCH):
-            body = BatchReadInputSimplePublicObjectId(
-                inputs=[SimplePublicObjectId(id=i) for i in unique[start:start + BATCH]],
-                properties=list(dict.fromkeys(properties.values())), properties_with_history=[])
-            result = self._call(installation, "companies", client.crm.companies.batch_api.read,
-                                body)
-            for company in result.results or []:
-                values = company.properties or {}
-                found[str(company.id)] = CompanyRecord(
-                    str(company.id),
-                    {field: values[name] or "" for field, name in properties.items()
-                     if name in values},
-                    _aware(company.updated_at))
-        return found
+        return self._batch_read(installation, "companies", client.crm.companies.batch_api,
+                                (SimplePublicObjectId, BatchReadInputSimplePublicObjectId),
+                                properties, company_ids)
 
     def update_companies(self, installation: Any, updates: Mapping[str, Mapping[str, str]],
                          extra: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -51,23 +51,13 @@ class HubSpotPersons:
 
         client = self._client(installation)
         properties = {**PERSON_FIELD_PROPERTIES, **(extra or {})}
-        found: dict[str, CompanyRecord | None] = {i: None for i in dict.fromkeys(person_ids)}
-        unique = list(found)
-        for start in range(0, len(unique), BATCH):
-            body = BatchReadInputSimplePublicObjectId(
-                inputs=[SimplePublicObjectId(id=i) for i in unique[start:start + BATCH]],
-                properties=list(dict.fromkeys(properties.values())), properties_with_history=[])
-            result = self._call(installation, "contacts", client.crm.contacts.batch_api.read,
-                                body)
-            for contact in result.results or []:
-                values = contact.properties or {}
-                fields = {field: values[name] or "" for field, name in properties.items()
-                          if name in values}
-                fields["name"] = whole_name(fields.get("first_name", ""),
-                                            fields.get("last_name", ""))
-                found[str(contact.id)] = CompanyRecord(str(contact.id), fields,
-                                                       _aware(contact.updated_at))
-        return found
+        found = self._batch_read(installation, "contacts", client.crm.contacts.batch_api,
+                                 (SimplePublicObjectId, BatchReadInputSimplePublicObjectId),
+                                 properties, person_ids)
+        return {i: None if r is None else CompanyRecord(r.company_id, {
+            **r.fields, "name": whole_name(r.fields.get("first_name", ""),
+                                           r.fields.get("last_name", ""))}, r.updated_at)
+            for i, r in found.items()}
 
     def update_persons(self, installation: Any, updates: Mapping[str, Mapping[str, str]],
                        extra: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -84,6 +74,27 @@ class HubSpotPersons:
                                   (SimplePublicObjectBatchInput,
                                    BatchInputSimplePublicObjectBatchInput),
                                   properties, set(properties), updates)
+
+    def _batch_read(self, installation: Any, noun: str, batch_api: Any, models: Any,
+                    properties: Mapping[str, str],
+                    record_ids: Sequence[str]) -> dict[str, CompanyRecord | None]:
+        """POST /crm/v3/objects/{noun}/batch/read, BATCH ids a call (companies-v3.json,
+        contacts-v3.json); each result's `updatedAt` is the record's version. An id HubSpot
+        does not return is gone (None). `models`: the SDK's (id, batch read input) classes."""
+        one, batch = models
+        found: dict[str, CompanyRecord | None] = {i: None for i in dict.fromkeys(record_ids)}
+        unique = list(found)
+        for start in range(0, len(unique), BATCH):
+            body = batch(inputs=[one(id=i) for i in unique[start:start + BATCH]],
+                         properties=list(dict.fromkeys(properties.values())),
+                         properties_with_history=[])
+            result = self._call(installation, noun, batch_api.read, body)
+            for record in result.results or []:
+                values = record.properties or {}
+                found[str(record.id)] = CompanyRecord(
+                    str(record.id), {field: values[name] or "" for field, name in properties.items()
+                                     if name in values}, _aware(record.updated_at))
+        return found
 
     def _batch_update(self, installation: Any, noun: str, batch_api: Any, models: Any,
                       properties: Mapping[str, str], writable: set[str],

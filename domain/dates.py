@@ -24,6 +24,19 @@ def to_moment(value: Any) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
+def utc_now() -> datetime:
+    """Now, as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A stored moment as aware UTC; a naive one is UTC (how Paydeck stores, and how SQLite
+    gives it back), so stored and fetched moments compare alike on every database."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
 def to_date(value: Any) -> date | None:
     """A CRM's date or timestamp text as a date."""
     return date.fromisoformat(str(value)[:10]) if value else None

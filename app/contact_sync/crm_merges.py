@@ -43,18 +43,9 @@ from app.models import (
 from app.contact_sync.merge_review import CRM_NAMES, conflict_detail, name_merge_candidates
 from app.queueing import enqueue_once
 from domain.crm import CompanyEvent
+from domain.dates import as_utc, utc_now
 
 LIFECYCLE = ("deleted", "restored", "merged")
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
 def apply_company_events(installation: Installation, events: Sequence[CompanyEvent]) -> list[str]:
@@ -65,7 +56,7 @@ def apply_company_events(installation: Installation, events: Sequence[CompanyEve
     wake: list[str] = []
     to_name: list[int] = []
     ordered = sorted((e for e in events if e.kind in LIFECYCLE),
-                     key=lambda e: _utc(e.occurred_at) or datetime.min.replace(tzinfo=timezone.utc))
+                     key=lambda e: as_utc(e.occurred_at) or datetime.min.replace(tzinfo=timezone.utc))
     for event in ordered:
         trigger = f"{crm}:company.{event.kind}"
         if event.kind == "deleted":
@@ -89,7 +80,7 @@ def _link(installation_id: int, company_id: str) -> ContactLink | None:
 
 
 def _older(link: ContactLink, event: CompanyEvent) -> bool:
-    seen, at = _utc(link.crm_status_at), _utc(event.occurred_at)
+    seen, at = as_utc(link.crm_status_at), as_utc(event.occurred_at)
     return seen is not None and at is not None and at < seen
 
 
@@ -108,7 +99,7 @@ def _open_items(link: ContactLink, reason: ReviewReason) -> list[ReviewItem]:
 
 def _resolve(link: ContactLink, reason: ReviewReason) -> None:
     for item in _open_items(link, reason):
-        item.status, item.resolved_at = ReviewStatus.RESOLVED, _now()
+        item.status, item.resolved_at = ReviewStatus.RESOLVED, utc_now()
 
 
 def contact_name(installation: Installation, contact_id: str) -> str:
@@ -126,7 +117,7 @@ def _deleted(installation: Installation, event: CompanyEvent, trigger: str) -> N
     if link is None or link.crm_status in ("deleted", "merged") or _older(link, event):
         return  # not linked; a repeat; history; or older than what the link knows
     before = link.crm_status
-    link.crm_status, link.crm_status_at = "deleted", event.occurred_at or _now()
+    link.crm_status, link.crm_status_at = "deleted", event.occurred_at or utc_now()
     crm = CRM_NAMES.get(installation.crm.value, "the CRM")
     name = contact_name(installation, link.xero_contact_id) or link.xero_contact_id
     if not _open_items(link, ReviewReason.COMPANY_DELETED):
@@ -163,7 +154,7 @@ def revive_changed(installation: Installation, events: Sequence[CompanyEvent]) -
         ContactLink.installation_id == installation.id, ContactLink.crm_object_type == "company",
         ContactLink.crm_status == "deleted", ContactLink.crm_object_id.in_(changes))))
     revived = [link for link in deleted if not _older(link, changes[link.crm_object_id])
-               and _utc(changes[link.crm_object_id].occurred_at) != _utc(link.crm_status_at)]
+               and as_utc(changes[link.crm_object_id].occurred_at) != as_utc(link.crm_status_at)]
     for link in revived:
         _restore(installation, link, changes[link.crm_object_id],
                  f"{installation.crm.value}:company.change")
@@ -173,7 +164,7 @@ def revive_changed(installation: Installation, events: Sequence[CompanyEvent]) -
 
 def _restore(installation: Installation, link: ContactLink, event: CompanyEvent,
              trigger: str) -> None:
-    link.crm_status, link.crm_status_at = None, event.occurred_at or _now()
+    link.crm_status, link.crm_status_at = None, event.occurred_at or utc_now()
     _resolve(link, ReviewReason.COMPANY_DELETED)
     _audit(installation, "company_restored", trigger, link, "ok", company=link.crm_object_id,
            before={"crm_status": "deleted"}, after={"crm_status": None})
@@ -206,7 +197,7 @@ def merged_into(installation_id: int, company_id: str) -> str | None:
 
 def _merged(installation: Installation, event: CompanyEvent, trigger: str,
             to_name: list[int]) -> list[str]:
-    survivor_id, at = event.company_id, event.occurred_at or _now()
+    survivor_id, at = event.company_id, event.occurred_at or utc_now()
     _remember(installation, event.merged_ids, survivor_id, event.occurred_at)
     olds = [link for company in event.merged_ids
             if (link := _link(installation.id, company)) is not None

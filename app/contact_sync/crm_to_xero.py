@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -27,8 +27,9 @@ from app.models import (
     Installation,
     InstallationStatus,
 )
-from app.contact_sync.drain import drain, forget, noted_ids, wake_job
-from app.redis_conn import get_redis
+from app.contact_sync.drain import drain, forget, wake_job
+from app.queueing import note_and_wake, noted_ids
+from domain.dates import as_utc
 
 log = logging.getLogger(__name__)
 _CHANGED = "paydeck:crm-companies-changed:{}"
@@ -59,11 +60,7 @@ def echoed_versions(installation_id: int, versions: Mapping[str, datetime | None
                                      ContactLink.crm_object_type == object_type,
                                      ContactLink.crm_object_id.in_(wanted)))
     return {company for company, written in rows
-            if written is not None and _utc(written) == _utc(wanted[company])}
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+            if written is not None and as_utc(written) == as_utc(wanted[company])}
 
 
 def note_changed_companies(installation_id: int, company_ids: Iterable[str],
@@ -74,9 +71,8 @@ def note_changed_companies(installation_id: int, company_ids: Iterable[str],
     ids = sorted(set(company_ids))
     if not ids or not sync_enabled(installation_id, object_type):
         return False
-    get_redis().sadd(_CHANGED_BY_TYPE[object_type].format(installation_id), *ids)
-    _wake(installation_id)
-    return True
+    return bool(note_and_wake(_CHANGED_BY_TYPE[object_type].format(installation_id), ids,
+                              [installation_id], _wake))
 
 
 def _wake(installation_id: int, delay: float | None = None) -> None:

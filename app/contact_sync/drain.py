@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from app.extensions import db
-from app.queueing import enqueue_once
+from app.queueing import enqueue_once, noted_ids
 from app.redis_conn import get_redis
 from app.tokens import TokenUnavailable
 from crm_adapters.base import CrmRetryLater
@@ -36,10 +36,6 @@ def wake_job(func: Callable[..., object], arg: int, *, job_id: str,
     enqueue_once(func, arg, job_id=job_id, follow_up=True, delay=delay, job_timeout=300)
     enqueue_once(func, arg, job_id=f"{job_id}-sweep", delay=(delay or 0.0) + SWEEP_SECONDS,
                  job_timeout=300)
-
-
-def noted_ids(key: str) -> list[str]:
-    return [i.decode() if isinstance(i, bytes) else i for i in get_redis().smembers(key)]
 
 
 def forget(key: str, ids: list[str]) -> None:

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from app.connections import xero_client
 from app.contact_sync.crm_to_xero import _CHANGED as CRM_CHANGED
 from app.contact_sync.crm_to_xero import note_changed_companies
-from app.contact_sync.drain import noted_ids
 from app.contact_sync.reconcile import CONTACT_SYNC_RESERVE
 from app.contact_sync.xero_to_crm import _CHANGED as XERO_CHANGED
 from app.contact_sync.xero_to_crm import note_changed_contacts
@@ -48,11 +47,12 @@ from app.models import (
     SyncCursor,
     XeroConnection,
 )
-from app.queueing import enqueue_once
+from app.queueing import enqueue_once, noted_ids
 from app.runtime import get_settings
 from app.tokens import TokenUnavailable
 from app.wiring import adapter_for
 from crm_adapters.base import CrmRetryLater
+from domain.dates import as_utc, utc_now
 from xero.client import ContactResult
 from xero.errors import RetryLater
 
@@ -67,21 +67,11 @@ FIRST_LOOKBACK = timedelta(days=1)
 CRM_OVERLAP = timedelta(minutes=1)
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-
-
 def poll_contact_sync() -> int:
     """Cron (every minute): start each side's pass whose last one is older than
     CONTACT_POLL_MINUTES. Returns passes started."""
-    due_before = _now() - timedelta(minutes=get_settings().contact_poll_minutes)
-    last = {(c.xero_connection_id, c.kind): _utc(c.updated_at) for c in db.session.scalars(
+    due_before = utc_now() - timedelta(minutes=get_settings().contact_poll_minutes)
+    last = {(c.xero_connection_id, c.kind): as_utc(c.updated_at) for c in db.session.scalars(
         select(SyncCursor).where(SyncCursor.kind.in_((XERO_KIND, CRM_KIND))))}
     rows = db.session.execute(
         select(XeroConnection.id, Installation.id).join(Installation)
@@ -122,35 +112,26 @@ def _cursor(connection_id: int, kind: str) -> SyncCursor:
 
 def _newer(found: Mapping[str, datetime | None], seen: datetime | None,
            written: datetime | None, key: str) -> bool:
-    version, seen, written = _utc(found.get(key)), _utc(seen), _utc(written)
+    version, seen, written = as_utc(found.get(key)), as_utc(seen), as_utc(written)
     if version is not None and written is not None and version == written:
         return False  # Paydeck's own write: never a change to carry back
     return version is None or seen is None or version > seen
 
 
-def newer_contacts(installation_id: int, versions: Mapping[str, datetime | None]) -> set[str]:
-    """The linked contacts among `versions` ({contact id: UpdatedDateUTC}) changed since their
-    link's last sync, by someone other than Paydeck."""
+def newer_links(installation_id: int, versions: Mapping[str, datetime | None],
+                side: str) -> set[str]:
+    """The linked records among `versions` changed since their link's last sync, by someone
+    other than Paydeck. `side` "xero": {contact id: UpdatedDateUTC}; "crm": {company id: the
+    CRM's version}."""
     if not versions:
         return set()
+    id_column = ContactLink.xero_contact_id if side == "xero" else ContactLink.crm_object_id
     links = db.session.scalars(select(ContactLink).where(
         ContactLink.installation_id == installation_id, ContactLink.crm_object_type == "company",
-        ContactLink.xero_contact_id.in_(list(versions))))
-    return {link.xero_contact_id for link in links
-            if _newer(versions, link.xero_version, link.xero_written_version,
-                      link.xero_contact_id)}
-
-
-def newer_companies(installation_id: int, versions: Mapping[str, datetime | None]) -> set[str]:
-    """The linked companies among `versions` ({company id: the CRM's version}) changed since
-    their link's last sync, by someone other than Paydeck."""
-    if not versions:
-        return set()
-    links = db.session.scalars(select(ContactLink).where(
-        ContactLink.installation_id == installation_id, ContactLink.crm_object_type == "company",
-        ContactLink.crm_object_id.in_(list(versions))))
-    return {link.crm_object_id for link in links
-            if _newer(versions, link.crm_version, link.crm_written_version, link.crm_object_id)}
+        id_column.in_(list(versions))))
+    return {getattr(link, id_column.key) for link in links
+            if _newer(versions, getattr(link, f"{side}_version"),
+                      getattr(link, f"{side}_written_version"), getattr(link, id_column.key))}
 
 
 def catch_up_xero(connection_id: int) -> dict[str, int]:
@@ -166,8 +147,8 @@ def catch_up_xero(connection_id: int) -> dict[str, int]:
     fed: set[str] = set()
 
     def on_page(contacts: list[ContactResult]) -> None:
-        ids = newer_contacts(installation_id, {c.contact_id: c.updated_at for c in contacts
-                                               if c.contact_id})
+        ids = newer_links(installation_id, {c.contact_id: c.updated_at for c in contacts
+                                            if c.contact_id}, "xero")
         if ids:
             note_changed_contacts({tenant: ids})
             fed.update(ids)
@@ -177,11 +158,11 @@ def catch_up_xero(connection_id: int) -> dict[str, int]:
         note_changed_contacts({tenant: left})
     try:
         refresh_mirror(connection, client, kind=XERO_KIND, on_page=on_page,
-                       first_since=_now() - FIRST_LOOKBACK)
+                       first_since=utc_now() - FIRST_LOOKBACK)
     except (RetryLater, TokenUnavailable) as exc:  # the cursor keeps the pages done
         db.session.rollback()
         log.info("contact net of connection %s paused: %s", connection_id, exc)
-    _cursor(connection_id, XERO_KIND).updated_at = _now()
+    _cursor(connection_id, XERO_KIND).updated_at = utc_now()
     db.session.commit()
     return {"calls": client.calls, "fed": len(fed)}
 
@@ -197,22 +178,22 @@ def catch_up_crm(installation_id: int) -> dict[str, int]:
     if left:  # noted by a webhook whose job never came (a lost wake-up): wake it now
         note_changed_companies(installation_id, left)
     cursor = _cursor(connection.id, CRM_KIND)
-    since = _utc(cursor.position) or _now() - FIRST_LOOKBACK
+    since = as_utc(cursor.position) or utc_now() - FIRST_LOOKBACK
     counts = {"pages": 0, "fed": 0}
     try:
         for page in adapter_for(installation.crm.value).companies_changed_since(installation,
                                                                                since):
             counts["pages"] += 1
-            ids = newer_companies(installation_id, {c.company_id: c.version for c in page})
+            ids = newer_links(installation_id, {c.company_id: c.version for c in page}, "crm")
             if ids:
                 note_changed_companies(installation_id, ids)
                 counts["fed"] += len(ids)
-            newest = max(_utc(c.modified) or since for c in page)
-            cursor.position = max(_utc(cursor.position) or since, newest - CRM_OVERLAP)
+            newest = max(as_utc(c.modified) or since for c in page)
+            cursor.position = max(as_utc(cursor.position) or since, newest - CRM_OVERLAP)
             db.session.commit()  # resumable: the next pass starts from this page's place
     except (CrmRetryLater, TokenUnavailable) as exc:
         db.session.rollback()
         log.info("CRM contact net of installation %s paused: %s", installation_id, exc)
-    _cursor(connection.id, CRM_KIND).updated_at = _now()
+    _cursor(connection.id, CRM_KIND).updated_at = utc_now()
     db.session.commit()
     return counts

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from sqlalchemy import select
 
-from app.contact_sync.reconcile import LABELS, reconcile  # noqa: F401 - LABELS re-exported
+from app.contact_sync.reconcile import reconcile
 from app.extensions import db
 from app.models import (
     ConnectionStatus,
@@ -21,8 +21,8 @@ from app.models import (
     InstallationStatus,
     XeroConnection,
 )
-from app.contact_sync.drain import drain, forget, noted_ids, wake_job
-from app.redis_conn import get_redis
+from app.contact_sync.drain import drain, forget, wake_job
+from app.queueing import note_and_wake, noted_ids
 
 log = logging.getLogger(__name__)
 _CHANGED = "paydeck:xero-contacts-changed:{}"
@@ -40,12 +40,7 @@ def note_changed_contacts(changed: Mapping[str, set[str]]) -> int:
                    XeroConnection.status == ConnectionStatus.CONNECTED,
                    Installation.status == InstallationStatus.ACTIVE,
                    ContactSyncSettings.enabled.is_(True))).all()
-        if not connection_ids or not contact_ids:
-            continue
-        get_redis().sadd(_CHANGED.format(tenant_id), *contact_ids)
-        for connection_id in connection_ids:
-            _wake(connection_id)
-            woken += 1
+        woken += note_and_wake(_CHANGED.format(tenant_id), contact_ids, connection_ids, _wake)
     return woken
 
 

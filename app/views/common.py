@@ -22,6 +22,7 @@ from app.models import CrmKind, Installation, InstallationStatus
 from app.page_format import use_locale
 from app.runtime import get_settings
 from app.ui_auth import View, issue_view_token, page_ttl, read_pipedrive_token, read_view_token
+from app.ui_auth import refuse_view
 
 _INSTALLATION = "installation_id"
 _USER = "user"
@@ -68,6 +69,16 @@ def view_installation(view: View) -> Installation:
         abort(message_page("Paydeck is not active here",
                            "Paydeck was uninstalled from this account, or lost access to it: an "
                            "admin installs it again from the CRM's marketplace.", 401))
+    return installation
+
+
+def page_installation(view: View, installation_id: int) -> Installation:
+    """The installation a page's URL names, if the token is for it; the page then formats in
+    its viewer's locale and zone. Another installation's token is refused (401)."""
+    if view.installation_id != installation_id:
+        refuse_view("view token is for another installation", expired=False)
+    installation = view_installation(view)
+    use_locale(*page_locale(viewer_for(installation, view.user)))
     return installation
 
 

@@ -27,15 +27,13 @@ from app.contact_sync.initial.rows import (
     progress,
     save_choices,
 )
-from app.access import page_locale, viewer_for
 from app.company_import import crm_name
 from app.extensions import db
 from app.models import ContactMatchRun, Installation
-from app.page_format import use_locale
 from app.runtime import get_settings
 from app.ui_auth import FORM_TTL, View, issue_action_token, issue_view_token, read_action_token
-from app.ui_auth import read_view_token, refuse_view
-from app.views.common import crm_frame_headers, message_page, view_installation
+from app.ui_auth import read_view_token
+from app.views.common import crm_frame_headers, message_page, page_installation
 
 bp = Blueprint("contact_match", __name__)
 bp.after_request(crm_frame_headers)
@@ -46,7 +44,7 @@ MAX_CHOICES = 200  # rows one form may answer (a page shows 50)
 @bp.get(_BASE)
 def match_page(installation_id: int) -> Response:
     view = read_view_token(request.args.get("t"), "settings", str(installation_id))
-    installation = _installation(view, installation_id)
+    installation = page_installation(view, installation_id)
     run = latest_run(installation.id)
     kind = request.args.get("kind") or ""
     if kind and kind not in KINDS:
@@ -63,7 +61,7 @@ def match_page(installation_id: int) -> Response:
 def match_status(installation_id: int) -> Response:
     """The progress bar's poll: the latest run's state and counts (no customer data)."""
     view = read_view_token(request.args.get("t"), "settings", str(installation_id))
-    installation = _installation(view, installation_id)
+    installation = page_installation(view, installation_id)
     run = latest_run(installation.id)
     if run is None:
         return jsonify({"status": "none"})
@@ -79,7 +77,7 @@ def match_status(installation_id: int) -> Response:
 def match_start(installation_id: int) -> Response:
     view = read_action_token(request.form.get("a"), "match_start", "settings",
                              str(installation_id))
-    installation = _installation(view, installation_id)
+    installation = page_installation(view, installation_id)
     try:
         start_run(installation, view.user)
     except MatchUnavailable as exc:
@@ -92,7 +90,7 @@ def match_start(installation_id: int) -> Response:
 def match_apply(installation_id: int) -> Response:
     view = read_action_token(request.form.get("a"), "match_apply", "settings",
                              str(installation_id))
-    installation = _installation(view, installation_id)
+    installation = page_installation(view, installation_id)
     run = db.session.get(ContactMatchRun, _number(request.form.get("run"), "run", 1, 2**31))
     if run is None or run.installation_id != installation.id:
         abort(404)
@@ -143,14 +141,6 @@ def _number(value: str | None, name: str, low: int, high: int) -> int:
     if not value.isdigit() or not low <= int(value) <= high:
         abort(400, f"{name}: a whole number from {low} to {high}")
     return int(value)
-
-
-def _installation(view: View, installation_id: int) -> Installation:
-    if view.installation_id != installation_id:
-        refuse_view("view token is for another installation", expired=False)
-    installation = view_installation(view)
-    use_locale(*page_locale(viewer_for(installation, view.user)))
-    return installation
 
 
 def _url(view: View, **args: str) -> str:

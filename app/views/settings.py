@@ -18,20 +18,19 @@ from __future__ import annotations
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
-from app.access import may_administer_pipedrive, page_locale, viewer_for
+from app.access import may_administer_pipedrive
 from app.company_import import crm_name
 from app.connection_state import connection_notices
 from app.connections import revoke_grant
 from app.contact_sync.initial.rows import ever_approved
 from app.extensions import db
 from app.models import AuditEvent, ConnectionStatus, Installation
-from app.page_format import use_locale
 from app.settings_forms.form import SettingsForm
 from app.settings_forms.sources import Sources, load_sources
 from app.ui_auth import FORM_TTL, View, issue_action_token, issue_view_token, read_action_token
-from app.ui_auth import read_view_token, refuse_view
-from app.views.common import crm_frame_headers, message_page, pipedrive_caller, pipedrive_page_url
-from app.views.common import settings_view, view_installation
+from app.ui_auth import read_view_token
+from app.views.common import crm_frame_headers, message_page, page_installation, pipedrive_caller
+from app.views.common import pipedrive_page_url, settings_view
 
 bp = Blueprint("settings", __name__)
 bp.after_request(crm_frame_headers)
@@ -40,7 +39,7 @@ bp.after_request(crm_frame_headers)
 @bp.get("/ui/settings/<int:installation_id>")
 def settings_page(installation_id: int) -> Response:
     view = read_view_token(request.args.get("t"), "settings", str(installation_id))
-    installation = _installation(view, installation_id)
+    installation = page_installation(view, installation_id)
     sources = load_sources(installation, refresh=request.args.get("refresh") == "1")
     return _render(view, installation, sources, SettingsForm.saved(installation), {},
                    pipedrive=request.args.get("pd") == "1", message=request.args.get("m", ""))
@@ -49,7 +48,7 @@ def settings_page(installation_id: int) -> Response:
 @bp.post("/ui/settings/<int:installation_id>")
 def save_settings(installation_id: int) -> Response:
     view = read_action_token(request.form.get("a"), "save", "settings", str(installation_id))
-    installation = _installation(view, installation_id)
+    installation = page_installation(view, installation_id)
     pipedrive = request.form.get("pd") == "1"
     # Checked against Xero as it is now, not an hour-old copy: an account archived since the
     # page loaded must not be saved as a default.
@@ -77,7 +76,7 @@ def disconnect_xero(installation_id: int) -> Response:
     """Revoke the grant at Xero and forget the tokens (forgotten even if Xero does not confirm:
     the admin asked)."""
     view = read_action_token(request.form.get("a"), "disconnect", "settings", str(installation_id))
-    installation = _installation(view, installation_id)
+    installation = page_installation(view, installation_id)
     pipedrive = request.form.get("pd") == "1"
     connection = installation.xero_connection
     if connection is None or connection.status == ConnectionStatus.DISCONNECTED:
@@ -103,15 +102,6 @@ def pipedrive_settings() -> Response:
 def _page_path(view: View, pipedrive: bool, **args: str) -> str:
     return url_for("settings.settings_page", installation_id=view.installation_id,
                    t=issue_view_token(view, ttl=FORM_TTL), **({"pd": "1"} if pipedrive else {}), **args)
-
-
-def _installation(view: View, installation_id: int) -> Installation:
-    """The token's active installation; the page formats in its viewer's locale and zone."""
-    if view.installation_id != installation_id:
-        refuse_view("view token is for another installation", expired=False)
-    installation = view_installation(view)
-    use_locale(*page_locale(viewer_for(installation, view.user)))
-    return installation
 
 
 def _render(view: View, installation: Installation, sources: Sources, form: SettingsForm,

@@ -12,7 +12,7 @@ from app.engine import clock
 from app.engine.context import RunContext
 from app.extensions import db
 from app.models import ContactLink, SyncCursor, XeroConnection, XeroContact
-from xero.client import ContactResult, XeroClient
+from xero.client import ContactDetails, ContactResult, XeroClient
 from xero.contacts import Customer, email_key, name_key, tax_key
 
 
@@ -61,7 +61,7 @@ def mirror(ctx: RunContext, c: ContactResult) -> None:
     mirror_row(ctx.connection.id, c)
 
 
-def mirror_row(connection_id: int, c: ContactResult) -> None:
+def mirror_row(connection_id: int, c: ContactResult | ContactDetails) -> None:
     """Insert or refresh one contact's row in the mirror of this connection."""
     if not c.contact_id:
         return
