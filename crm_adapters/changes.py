@@ -1,5 +1,5 @@
-"""Which companies changed in the CRM since a moment: the read behind contact sync's CRM-side
-safety net (app.contact_sync.safety_crm), for when a company webhook was lost.
+"""Which companies (or persons) changed in the CRM since a moment: the read behind contact
+sync's CRM-side safety net (app.contact_sync.safety_net), for when a webhook was lost.
 
 Each reader yields pages of `Changed` (the company id, its version as the batch reads report
 it, and the moment the cursor moves on), oldest change first, so the caller can store its
@@ -29,6 +29,11 @@ log = logging.getLogger(__name__)
 SEARCH_CAP = 10_000
 SEARCH_PAGE = 200
 MODIFIED = "hs_lastmodifieddate"
+# Contacts keep their own name for it: "lastmodifieddate" (HubSpot's contacts "Last Modified
+# Date"; the v1 recently-updated contacts endpoint is "sorted by lastmodifieddate",
+# developers.hubspot.com/docs/methods/contacts/get_recently_updated_contacts). Unverified
+# whether a v3 contacts search also accepts hs_lastmodifieddate: Paydeck uses the documented one.
+CONTACT_MODIFIED = "lastmodifieddate"
 PIPEDRIVE_PAGE = 500  # v2 list `limit`: "maximum 500" (developers.pipedrive.com, API v2)
 
 
@@ -52,9 +57,11 @@ def _aware(moment: Any) -> datetime | None:
 
 
 def hubspot_changed(search: Callable[[dict[str, Any]], Any], since: datetime,
-                    search_limiter: CrmLimiter | None = None) -> Iterator[list[Changed]]:
-    """POST /crm/v3/objects/companies/search (companies-v3.json), `hs_lastmodifieddate` GTE
-    `since`, sorted ascending, 200 a page by `after`. A query is never paged past the 10,000
+                    search_limiter: CrmLimiter | None = None,
+                    modified: str = MODIFIED) -> Iterator[list[Changed]]:
+    """POST /crm/v3/objects/companies/search (companies-v3.json; contacts: contacts-v3.json
+    with `modified` CONTACT_MODIFIED), `modified` GTE `since`, sorted ascending, 200 a page
+    by `after`. A query is never paged past the 10,000
     cap: before the page that would cross it, the search starts again from the newest
     modification seen (so any number of changes is read, 10,000 at a time). Search calls also
     take the five-a-second search window (`search_limiter`)."""
@@ -67,13 +74,13 @@ def hubspot_changed(search: Callable[[dict[str, Any]], Any], since: datetime,
             if search_limiter is not None:
                 search_limiter.take()
             body = {"filterGroups": [{"filters": [
-                        {"propertyName": MODIFIED, "operator": "GTE", "value": _ms(start)}]}],
+                        {"propertyName": modified, "operator": "GTE", "value": _ms(start)}]}],
                     # The search guide sorts by {propertyName, direction}; the vendored spec
                     # types `sorts` as strings (the fake takes both).
-                    "sorts": [{"propertyName": MODIFIED, "direction": "ASCENDING"}],
-                    "properties": [MODIFIED], "limit": SEARCH_PAGE, "after": after or "0"}
+                    "sorts": [{"propertyName": modified, "direction": "ASCENDING"}],
+                    "properties": [modified], "limit": SEARCH_PAGE, "after": after or "0"}
             result = search(body)
-            page = [_hubspot_changed(r, start) for r in result.results or []]
+            page = [_hubspot_changed(r, start, modified) for r in result.results or []]
             read += len(page)
             if page:
                 newest = max(newest, max(c.modified for c in page))
@@ -97,17 +104,18 @@ def _next(result: Any) -> str | None:
     return str(after) if after else None
 
 
-def _hubspot_changed(record: Any, fallback: datetime) -> Changed:
+def _hubspot_changed(record: Any, fallback: datetime, modified: str) -> Changed:
     props = record.properties or {}
-    modified = _aware(props.get(MODIFIED)) or _aware(record.updated_at) or fallback
-    return Changed(str(record.id), _aware(record.updated_at), modified)
+    moment = _aware(props.get(modified)) or _aware(record.updated_at) or fallback
+    return Changed(str(record.id), _aware(record.updated_at), moment)
 
 
 def pipedrive_changed(list_page: Callable[[dict[str, Any]], dict[str, Any]],
                       since: datetime) -> Iterator[list[Changed]]:
-    """GET /api/v2/organizations?updated_since= (RFC 3339; "later than or equal to this time")
-    &sort_by=update_time&sort_direction=asc, 500 a page by `cursor` (developers.pipedrive.com
-    /docs/api/v1/Organizations#getOrganizations, API v2)."""
+    """GET /api/v2/organizations (or /api/v2/persons) ?updated_since= (RFC 3339; "later than
+    or equal to this time") &sort_by=update_time&sort_direction=asc, 500 a page by `cursor`
+    (developers.pipedrive.com/docs/api/v1/Organizations#getOrganizations, API v2; client-nodejs
+    src/versions/v2/api/persons-api.ts getPersons takes the same parameters)."""
     cursor: str | None = None
     seen: set[str] = set()
     stamp = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -427,20 +427,28 @@ class HubSpotCrm(HubSpotPersons):
         contact sync safety net's read, through the 110/10 s window and the search window."""
         from hubspot.crm.companies import PublicObjectSearchRequest
 
-        from crm_adapters.changes import hubspot_changed
+        from crm_adapters.changes import MODIFIED
 
         client = self._client(installation)
+        return self._changed_since(installation, "company search",
+                                   client.crm.companies.search_api, PublicObjectSearchRequest,
+                                   since, MODIFIED)
+
+    def _changed_since(self, installation: Any, noun: str, search_api: Any, request_model: Any,
+                       since: Any, modified: str) -> Any:
+        """crm_adapters.changes.hubspot_changed through one object type's search API (the
+        SDK's `search_api` and its PublicObjectSearchRequest model)."""
+        from crm_adapters.changes import hubspot_changed
 
         def search(body: dict[str, Any]) -> Any:
-            return self._call(installation, "company search",
-                              client.crm.companies.search_api.do_search,
-                              public_object_search_request=PublicObjectSearchRequest(
+            return self._call(installation, noun, search_api.do_search,
+                              public_object_search_request=request_model(
                                   filter_groups=body["filterGroups"], sorts=body["sorts"],
                                   properties=body["properties"], limit=body["limit"],
                                   after=body["after"]))
 
         search_limiter = self._search_limiter(installation) if self._search_limiter else None
-        return hubspot_changed(search, since, search_limiter)
+        return hubspot_changed(search, since, search_limiter, modified)
 
     # -- every company, and new ones (the initial contact match, app.contact_sync.initial) ---
 

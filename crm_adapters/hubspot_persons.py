@@ -44,6 +44,21 @@ class HubSpotPersons:
 
     _client: Any
     _call: Any
+    _changed_since: Any
+
+    def persons_changed_since(self, installation: Any, since: Any) -> Any:
+        """Pages of contacts modified at or after `since` (crm_adapters.changes, on contacts'
+        own `lastmodifieddate`): the person side of the contact sync safety net, through the
+        same windows as the companies' search (contacts-v3.json POST
+        /crm/v3/objects/contacts/search)."""
+        from hubspot.crm.contacts import PublicObjectSearchRequest
+
+        from crm_adapters.changes import CONTACT_MODIFIED
+
+        client = self._client(installation)
+        return self._changed_since(installation, "contact search",
+                                   client.crm.contacts.search_api, PublicObjectSearchRequest,
+                                   since, CONTACT_MODIFIED)
 
     def fetch_persons(self, installation: Any, person_ids: Sequence[str],
                       extra: Mapping[str, str] | None = None) -> dict[str, CompanyRecord | None]:

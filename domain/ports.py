@@ -96,3 +96,6 @@ class PersonSync(Protocol):
                        extra: Mapping[str, str] | None = None) -> dict[str, Any]:
         """Write PERSON_FIELDS values (and `extra` keys) onto each person; the CRM's new
         version of each record written. ValueError for a field the CRM cannot write."""
+
+    def persons_changed_since(self, installation: Any, since: datetime) -> Iterator[list[Any]]:
+        """Pages of the persons changed at or after `since`, as companies_changed_since."""

@@ -44,12 +44,13 @@ def by_ids(request: Request, records: Mapping[int, Any]) -> list[Any]:
     return [records[i] for i in ids if i in records] if raw else list(records.values())
 
 
-def orgs_of(request: Request, records: Mapping[int, Any]) -> list[Any]:
-    """`GET /api/v2/organizations`: `ids` as `by_ids`, and the documented `updated_since` /
-    `updated_until` ("only organizations with an update_time later than or equal to this time
-    are returned. In RFC3339 format"; updated_until: earlier than) and `sort_by` (id,
-    update_time, add_time) / `sort_direction` (asc, desc): developers.pipedrive.com/docs/api/v1/
-    Organizations#getOrganizations (API v2)."""
+def updated_between(request: Request, records: Mapping[int, Any]) -> list[Any]:
+    """`GET /api/v2/organizations` and `GET /api/v2/persons`: `ids` as `by_ids`, and the
+    documented `updated_since` / `updated_until` ("only organizations [persons] with an
+    update_time later than or equal to this time are returned. In RFC3339 format";
+    updated_until: earlier than) and `sort_by` (id, update_time, add_time) / `sort_direction`
+    (asc, desc): developers.pipedrive.com/docs/api/v1/Organizations#getOrganizations (API v2);
+    client-nodejs src/versions/v2/api/persons-api.ts getPersons, the same words for persons."""
     chosen = by_ids(request, records)
     since, until = (None if request.args.get(key) is None
                     else parse.parse_rfc3339(request.args[key], key)
@@ -288,8 +289,9 @@ LINES_READ = DEALS_READ + PRODUCTS_READ
 KINDS = (
     Kind("products", "products", "Product", lambda _, product: PRODUCT.render(product),
          PRODUCTS_READ, by_ids),
-    Kind("organizations", "orgs", "Organization", CompanyData.render_org, CONTACTS_READ, orgs_of),
-    Kind("persons", "persons", "Person", persons.render, CONTACTS_READ, by_ids),
+    Kind("organizations", "orgs", "Organization", CompanyData.render_org, CONTACTS_READ,
+         updated_between),
+    Kind("persons", "persons", "Person", persons.render, CONTACTS_READ, updated_between),
     Kind("stages", "stages", "Stage", lambda _, stage: STAGE.render(stage), SETUP_READ,
          stages_of),
     Kind("pipelines", "pipelines", "Pipeline", lambda _, pipeline: PIPELINE.render(pipeline),

@@ -16,7 +16,7 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -268,6 +268,28 @@ def test_product_organization_person(fake: FakePipedrive, api: Client) -> None:
     assert person["name"] == "Hank Scorpio" and person["org_id"] == 1
     assert person["emails"] == [{"value": "hank@globex.example", "primary": True, "label": "work"}]
     assert person["phones"] == []
+
+
+def test_persons_list_filters_on_update_time_as_documented(
+    fake: FakePipedrive, api: Client
+) -> None:
+    # client-nodejs src/versions/v2/api/persons-api.ts getPersons: updated_since "later than
+    # or equal to", updated_until "earlier than", RFC 3339; sort_by id/update_time/add_time.
+    early = fake.api.add_person("Early Bird")
+    fake.advance(10)
+    late = fake.api.add_person("Late Comer")
+    fake.advance(10)
+    fake.api.update_person(early, name="Early Bird Again")  # now the newest change
+    stamp = datetime.fromtimestamp(fake.clock.now() - 10, tz=timezone.utc)
+    since = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    listed = api.get("/api/v2/persons", updated_since=since, sort_by="update_time",
+                     sort_direction="asc").json()["data"]
+    assert [p["id"] for p in listed] == [late, early]
+    until = api.get("/api/v2/persons", updated_until=since).json()["data"]
+    assert [p["id"] for p in until] == []  # nothing was updated before `since` and not since
+    bad = api.get("/api/v2/persons", updated_since="yesterday")
+    assert bad.status_code == 400
 
 
 def test_patch_organization_address_website_and_custom_fields(
