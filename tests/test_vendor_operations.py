@@ -171,6 +171,28 @@ def test_pipedrive_organization_read_and_update(pipedrive_env):  # noqa: F811
     pipedrive_refused(crm_raw(app, "PATCH", path, json={"name": 7}), "name must be a string")
 
 
+def test_pipedrive_organizations_for_the_initial_contact_match(pipedrive_env):  # noqa: F811
+    """The initial contact match: GET /api/v2/organizations by `sort_by=id` pages, POST
+    /api/v2/organizations (`name` required: client-nodejs v2 add-organization-request.ts) and
+    GET /api/v2/organizations/search (`term` at least 2 characters, or 1 with `exact_match`;
+    exact matches "not case sensitive": client-nodejs v2 searchOrganization)."""
+    app, pipedrive, _ = pipedrive_env
+    pipedrive.api.add_org("Initech Pty Ltd")
+    with app.app_context():
+        crm = adapter_for("pipedrive")
+        ((new_id, version),) = crm.create_companies(installation(), [{"name": "Hooli"}])
+        records, cursor = crm.company_page(installation(), None)
+        named = crm.companies_named(installation(), ["hooli", "Nobody Ltd"])
+    assert version is not None and cursor is None
+    assert sorted(r.fields["name"] for r in records) == ["Hooli", "Initech Pty Ltd"]
+    assert named == {"hooli": [new_id]}  # found names only, folded case
+
+    pipedrive_refused(crm_raw(app, "POST", "/api/v2/organizations", json={"address": "x"}),
+                      "name")
+    pipedrive_refused(crm_raw(app, "GET", "/api/v2/organizations/search",
+                              params={"term": "H", "fields": "name"}), "at least 2")
+
+
 def test_pipedrive_webhooks(pipedrive_env):  # noqa: F811
     """GET and POST /api/v1/webhooks: `subscription_url`, `event_action`, `event_object`
     required (pipedrive.readme.io guide-for-webhooks-v2 "Body parameters"). The list is not

@@ -100,6 +100,12 @@ def test_every_call_of_paydecks_pipedrive_flows_is_in_the_table(pipedrive_env, f
         crm.fetch_company(row, str(org))
         crm.fetch_persons(row, [str(person)])  # two-way contact sync of persons
         crm.update_persons(row, {str(person): {"email": "pat@initech.example"}})
+        since = datetime.now(timezone.utc) - timedelta(days=1)
+        list(crm.companies_changed_since(row, since))  # the contact sync safety net
+        list(crm.persons_changed_since(row, since))
+        crm.company_page(row, None)  # the initial contact match
+        crm.create_companies(row, [{"name": "Hooli"}])
+        crm.companies_named(row, ["Hooli"])
         request_invoice(row.id, str(deal_id), StageAction.AUTHORISE, "test")
     work(app)  # fetch the deal, make the contact and the invoice, write back
 
@@ -148,8 +154,13 @@ def test_every_call_of_paydecks_hubspot_flows_is_in_the_table(hubspot_env, fake_
         client.invoices_by_reference([invoice.reference])
         client.contact_groups()  # the settings page's group picker
         assert client.contact_group_members("00000000-0000-0000-0000-000000000000") is None
-        list(adapter_for("hubspot").companies_changed_since(
-            installation(), datetime.now(timezone.utc) - timedelta(days=1)))  # the safety net
+        since = datetime.now(timezone.utc) - timedelta(days=1)
+        list(adapter_for("hubspot").companies_changed_since(installation(), since))  # the net
+        list(adapter_for("hubspot").persons_changed_since(installation(), since))
+        hubspot = adapter_for("hubspot")  # the initial contact match
+        hubspot.company_page(installation(), None)
+        hubspot.create_companies(installation(), [{"name": "Hooli"}])
+        hubspot.companies_named(installation(), ["Hooli"])
 
     table = rows()
     assert invoice.status == "AUTHORISED" and xero.accounting(connection.tenant_id).emailed

@@ -325,6 +325,10 @@ ROUTES = (
     _route("GET", "/api/v2/deals/<deal_id>/followers", deal_followers, DEALS_READ, 10),
     _route("PATCH", "/api/v2/deals/<deal_id>", patch_deal, ("deals:full",), 5),
     _route("GET", "/api/v2/deals/<deal_id>/products", deal_products, LINES_READ, 10),
+    # Before the generic GET /api/v2/organizations/<id>: routes match in order, and "search"
+    # is a path of its own, not an organization id (client-nodejs v2 searchOrganization).
+    _route("GET", "/api/v2/organizations/search", search_orgs,
+           ("contacts:read", "contacts:full", "search:read"), 20),
     *(_route("GET", f"/api/v2/{kind.path}", kind.list_of, kind.scopes, 10) for kind in KINDS),
     *(_route("GET", f"/api/v2/{kind.path}/<key>", kind.get_one, kind.scopes, 1) for kind in KINDS),
     # as PATCH deal (unverified for organizations)
@@ -334,12 +338,10 @@ ROUTES = (
     # Delete and merge: contacts:full as PATCH; costs unverified (as PATCH; v1 about twice).
     _route("DELETE", "/api/v2/organizations/<org_id>", delete_org, ("contacts:full",), 5),
     _route("PUT", "/api/v1/organizations/<org_id>/merge", merge_org, ("contacts:full",), 10),
-    # client-nodejs v2 addOrganization / searchOrganization: scopes contacts:full, and
-    # contacts:read / contacts:full / search:read; costs as PATCH and as v2 search (both
-    # unverified)
+    # client-nodejs v2 addOrganization: scope contacts:full; cost as PATCH (unverified). Its
+    # searchOrganization (contacts:read / contacts:full / search:read; cost as a v2 search,
+    # unverified) is routed above.
     _route("POST", "/api/v2/organizations", post_org, ("contacts:full",), 5),
-    _route("GET", "/api/v2/organizations/search", search_orgs,
-           ("contacts:read", "contacts:full", "search:read"), 20),
     _route("POST", "/api/v2/dealFields", post_deal_field, ADMIN, 5),
     _route("POST", "/api/v2/activities", post_activity_v2, ACTIVITIES_WRITE, 5),
     _route("POST", "/api/v1/activities", post_activity_v1, ACTIVITIES_WRITE, 10),
