@@ -64,7 +64,7 @@ def hubspot_changed(search: Callable[[dict[str, Any]], Any], since: datetime,
     by `after`. A query is never paged past the 10,000
     cap: before the page that would cross it, the search starts again from the newest
     modification seen (so any number of changes is read, 10,000 at a time). Search calls also
-    take the five-a-second search window (`search_limiter`)."""
+    take the search window (`search_limiter`, crm_adapters.limits.HUBSPOT_SEARCH)."""
     start = since
     while True:
         after: str | None = None

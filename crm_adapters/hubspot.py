@@ -222,7 +222,7 @@ class HubSpotCrm(HubSpotPersons):
                  config: Callable[[], HubSpotConfig],
                  search_limiter: Callable[[Any], CrmLimiter] | None = None) -> None:
         self._token, self._limiter, self._config = token, limiter, config
-        self._search_limiter = search_limiter  # CRM search's own 5/s window
+        self._search_limiter = search_limiter  # CRM search's own window (limits.HUBSPOT_SEARCH)
         self.calls = 0
 
     # -- plumbing --------------------------------------------------------------------------
