@@ -29,13 +29,15 @@ from app.extensions import db
 from app.models import ContactMatchRow
 from app.wiring import adapter_for
 from crm_adapters.base import CrmError, CrmRetryLater
-from xero.client import BATCH_SIZE, ContactRecord, ContactSaved
+from xero.client import BATCH_SIZE, CONTACT_LIMITS, ContactRecord, ContactSaved
 from xero.contacts import name_key
 from xero.errors import FixData
 
 _NOBODY = ContactRecord(contact_id="", name="", updated_at=None)
-# Xero's text limits the SDK's models enforce before any request (xero.client.CONTACT_LIMITS).
-XERO_LIMITS = {"name": 255, "email": 255, "tax_number": 50, "phone": 50, "mobile": 50}
+# Xero's text limits the SDK's models enforce before any request (xero.client.CONTACT_LIMITS);
+# a mobile is a Phone too (PhoneNumber).
+XERO_LIMITS = {**{name: limit for name, (_, limit) in CONTACT_LIMITS.items()},
+               "mobile": CONTACT_LIMITS["phone"][1]}
 HUBSPOT_BATCH = 100  # companies-v3.json batch/create: 100 inputs a call
 
 
