@@ -421,18 +421,13 @@ class CompanyData:
         return self.render_org(org)
 
     def _org_changes(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        unmodelled = set(body) & _ORG_PATCH_UNMODELLED
-        if unmodelled:
-            raise bad_request(f"sandbox: {', '.join(sorted(unmodelled))} not modelled")
-        parse.refuse_unknown(body, _ORG_PATCH_KEYS | _ORG_PATCH_UNMODELLED)
-        readers: dict[str, Callable[[Any], Any]] = {
+        return parse.read_fields(body, _ORG_PATCH_KEYS, _ORG_PATCH_UNMODELLED, {
             "name": lambda value: parse.expect_name(value, "name"),
             "owner_id": lambda value: expect_int(value, "owner_id"),
             "website": lambda value: expect_text(value, "website", nullable=True),
             "address": _address_patch,
             "custom_fields": lambda value: parse.custom_values(self.org_fields, value),
-        }
-        return {key: read(body[key]) for key, read in readers.items() if key in body}
+        })
 
     def create_org(self, body: Mapping[str, Any], user_id: int) -> dict[str, Any]:
         """v2 AddOrganizationRequest (pipedrive/client-nodejs src/versions/v2/models/

@@ -14,7 +14,7 @@ unverified: that a PATCH replaces the whole array (the fake does) and how Pipedr
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import sandbox.pipedrive.parse as parse
@@ -80,19 +80,14 @@ def announce_created(data: Any, person: Person, user_id: int | None) -> None:
 def patch_person(data: Any, person: Person, body: Mapping[str, Any], user_id: int,
                  source: ChangeSource = "api") -> dict[str, Any]:
     """Apply a v2 PATCH body; announce change.person if the person changed; the person now."""
-    unmodelled = set(body) & _UNMODELLED
-    if unmodelled:
-        raise bad_request(f"sandbox: {', '.join(sorted(unmodelled))} not modelled")
-    parse.refuse_unknown(body, _PATCH_KEYS | _UNMODELLED)
-    readers: dict[str, Callable[[Any], Any]] = {
+    changes = parse.read_fields(body, _PATCH_KEYS, _UNMODELLED, {
         "name": lambda value: parse.expect_name(value, "name"),
         "owner_id": lambda value: expect_int(value, "owner_id"),
         "org_id": lambda value: _org(data, value),
         "emails": lambda value: _entries(value, "emails"),
         "phones": lambda value: _entries(value, "phones"),
         "custom_fields": lambda value: parse.custom_values(person_fields(data), value),
-    }
-    changes = {key: read(body[key]) for key, read in readers.items() if key in body}
+    })
     before = render(data, person)
     for key, value in changes.items():
         if key == "custom_fields":
