@@ -22,6 +22,7 @@ from app.extensions import db
 from app.models import Installation, ReviewItem, ReviewReason, ReviewStatus
 from app.settings import PIPEDRIVE_SCOPES
 from app.ui_auth import View, issue_view_token
+from sandbox.kit.clock import Clock
 from sandbox.kit.server import LoopbackServer
 from sandbox.pipedrive import FakePipedrive
 from tests.conftest import XERO_WEBHOOK_KEY
@@ -307,8 +308,8 @@ def test_pipedrive_an_organization_change_reaches_xero_and_paydecks_patch_does_n
     before = posts(pd)
     patches = pd.crm.api.count_calls("PATCH", f"/api/v2/organizations/{org}")
 
-    # Pipedrive's update_time has whole seconds: an edit within the second of Paydeck's own
-    # write would read as Paydeck's echo (a known limit of version-based loop prevention).
+    # Pipedrive's update_time has whole seconds; an edit within the second of Paydeck's own
+    # write is the next test's case. This one is a second later.
     time.sleep(1.1)
     pd.crm.api.update_org(org, name="Initech Holdings")  # a user, in Pipedrive's web app
     results = crm_events(pd)
@@ -324,6 +325,43 @@ def test_pipedrive_an_organization_change_reaches_xero_and_paydecks_patch_does_n
     crm_events(pd)
     assert pd.crm.api.count_calls("PATCH", f"/api/v2/organizations/{org}") == patches
     assert posts(pd) == before + 1
+
+
+@pytest.fixture
+def pd_one_second(app_factory, fake_xero, browser) -> Iterator[Env]:
+    """Pipedrive whose clock stands still inside one second: every update_time is the same."""
+    moment = float(int(time.time())) + 0.25
+    pipedrive = FakePipedrive(scopes=tuple(PIPEDRIVE_SCOPES.split()), clock=Clock(lambda: moment))
+    with LoopbackServer(pipedrive) as server:
+        yield _serve(app_factory, browser, "pipedrive", (pipedrive, server.url), fake_xero)
+
+
+def test_pipedrive_a_user_edit_in_the_second_of_paydecks_own_write_still_reaches_xero(
+        pd_one_second):
+    # update_time has whole seconds ("2026-06-30 14:30:00", Pipedrive v2 responses), so the
+    # user's edit carries the version Paydeck stored as its own write; the webhook says a
+    # person made it (meta.change_source "app", developers.pipedrive.com changelog "New field
+    # for webhooks"), and that decides.
+    pd = pd_one_second
+    tax_field = pd.crm.api.add_org_field("ABN")
+    pd.settings(tax_property=tax_field)
+    org = pd.crm.api.add_org("Initech")
+    made = pd.books.add_contact("Initech", TaxNumber="51 824 753 556")
+    pd.link(str(org), made.contact_id)
+    pd.contact_event(made.contact_id)  # first sync: Paydeck PATCHes the tax number
+    written = pd.crm.api.org(org).update_time
+    pd.crm.api.update_org(org, name="Initech Holdings")  # a user, the same second
+    assert pd.crm.api.org(org).update_time == written
+
+    results = crm_events(pd)  # Paydeck's own API echo and the user's change, both announced
+
+    assert [(r.payload["meta"]["change_source"], r.status) for r in results
+            if r.entity == "organization" and r.action == "change"] == [("api", 200), ("app", 200)]
+    assert contact(pd, made.contact_id).name == "Initech Holdings"
+    assert pd.audit_direction("crm_to_xero")[-1].detail["fields"]["name"] == {
+        "before": "Initech", "after": "Initech Holdings", "why": "changed_in_crm"}
+    # and Paydeck's own write still never bounces: its echo alone wrote nothing to Xero
+    assert posts(pd) == 1
 
 
 def test_pipedrive_registers_organization_webhooks_at_install(pd):

@@ -34,6 +34,7 @@ from app.contact_sync.sides import (
     xero_snapshot,
 )
 from app.contact_sync.state import state_of, store
+from app.contact_sync.user_changes import changed_by_users
 from app.extensions import db
 from app.models import (
     AuditEvent,
@@ -119,6 +120,8 @@ def reconcile(installation: Installation, connection: XeroConnection,
     adapter = adapter_for(crm)
     companies = objects.fetch(adapter, object_type, installation,
                               [link.crm_object_id for link in links], extra)
+    by_users = changed_by_users(installation.id, object_type, {
+        i: c.updated_at for i, c in companies.items() if c is not None})
     now = _now()
     planned: list[tuple[ContactLink, SyncPlan, Snapshot, Snapshot, Any]] = []
     for link in links:
@@ -139,6 +142,8 @@ def reconcile(installation: Installation, connection: XeroConnection,
         xero, crm_now = xero_snapshot(record), crm_snapshot(crm, company, rules, tax_property,
                                                                   object_type)
         state = state_of(link)
+        if link.crm_object_id in by_users:
+            state = replace(state, crm_written_version=None)  # a person's edit, not our echo
         plan = with_choices(decide(rules, state, xero, crm_now), chosen(state.open_conflicts))
         planned.append((link, plan, xero, crm_now, record))
 

@@ -25,6 +25,7 @@ from app.engine.rules import stage_actions
 from app.payments import note_changed_invoices
 from app.contact_sync.crm_merges import apply_company_events, revive_changed
 from app.contact_sync.crm_to_xero import echoed_versions, note_changed_companies
+from app.contact_sync.user_changes import note_user_versions
 from app.contact_sync.xero_to_crm import note_changed_contacts
 from app.extensions import db
 from app.views.common import called_url
@@ -171,6 +172,8 @@ def _companies(crm: CrmKind, events: list[CompanyEvent], counts: Counter[str],
                                                        if e.via_api}, object_type)
             mine = [e for e in batch if e.via_api and e.company_id in echoes]
             counts["own_change"] += len(mine)
+            note_user_versions(installation_id, object_type,
+                               {e.company_id: e.version for e in batch if not e.via_api})
             rest = [e for e in batch if e not in mine]
             if note_changed_companies(installation_id, (e.company_id for e in rest), object_type):
                 counts["contact_changes"] += len(rest)
