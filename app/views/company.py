@@ -9,7 +9,7 @@ import re
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from app.access import AMOUNTS_HIDDEN, may_act, viewer_for
-from app.card_data import company_invoices, company_sync
+from app.card_data.company import company_invoices, company_sync
 from app.contact_sync.crm_merges import merged_into
 from app.company_import import MAX_QUERY, connected_xero, contact_choices, crm_name, import_into_company
 from app.company_import import link_company, linked_contact, links_elsewhere, unlink_company

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from app import formatting
 from app.access import AMOUNTS_HIDDEN, Viewer, may_see_all_money, page_locale, viewer_for
 from app.activity_log import ActivityFilter, activity_actions, activity_page, activity_query
-from app.card_data import deal_names, review_items
+from app.card_data.review_queue import deal_names, review_items
 from app.connection_state import connection_notices
 from app.engine.reviews import (
     dismiss_review_item,
