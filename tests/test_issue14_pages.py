@@ -281,7 +281,7 @@ def test_search_finds_a_contact_by_its_tax_number(hub):
     """Xero's searchTerm covers Name, FirstName, LastName, ContactNumber and EmailAddress only
     (tests/specs/xero/xero_accounting.yaml, GET /Contacts searchTerm): the label's "tax
     number" needs the TaxNumber where filter."""
-    from app.company_import import remember_contact
+    from app.engine.steps.mirror import mirror_row as remember_contact
     from app.connections import xero_client
 
     company = hub.crm.crm.add_company(name="Unrelated Name")

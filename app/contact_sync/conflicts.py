@@ -14,7 +14,6 @@ from app.extensions import db
 from app.models import AuditEvent, ContactLink, Installation, ReviewItem, ReviewReason
 from xero.client import ContactSaved
 
-
 LABELS = {"name": "name", "email": "email", "phone": "phone", "mobile": "mobile",
           "street_address": "street address", "billing_address": "billing address",
           "website": "website", "tax_number": "tax number", "contact_persons": "contact persons",

@@ -18,7 +18,6 @@ from app.models import (
     ReviewStatus,
 )
 
-
 MERGE_HOPS = 5  # a contact merged into one merged since: followed this many times at most
 
 
