@@ -83,7 +83,7 @@ def test_the_deal_page_and_card_show_amounts_formatted_in_the_hubspot_user_s_loc
 def test_without_the_crm_s_locale_pages_use_the_organisation_s_country(card):
     """The card passes no locale: the Xero organisation's CountryCode (the fake's tenant is in
     AU) decides, from the reference data Paydeck caches."""
-    from app.access import organisation_locale
+    from app.access.viewer import organisation_locale
     from app.engine.reference import reference_data
     from app.connections import xero_client
 

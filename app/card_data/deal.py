@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from app import formatting
-from app.access import AMOUNTS_HIDDEN, may_act, may_see_money, page_locale, viewer_for
+from app.access.rules import AMOUNTS_HIDDEN, may_act, may_see_money
+from app.access.viewer import page_locale, viewer_for
 from app.card_data.alerts import CARD_REVIEW_ITEMS, installation_alerts
 from app.connection_state import connection_state
 from app.extensions import db

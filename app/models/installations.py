@@ -157,7 +157,7 @@ class InstallationSettings(db.Model):
     # A Xero contact's own sales terms (PaymentTerms.Sales) win over `payment_terms`.
     use_contact_terms: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Who may see invoice amounts on cards and pages, and who may push, re-push, retry,
-    # dismiss, link and import (app.access.LEVELS: everyone | owners_and_admins | admins).
+    # dismiss, link and import (app.access.rules.LEVELS: everyone | owners_and_admins | admins).
     money_visibility: Mapped[str] = mapped_column(String(32), default="everyone",
                                                   server_default="everyone")
     action_permission: Mapped[str] = mapped_column(String(32), default="owners_and_admins",

@@ -8,7 +8,8 @@ import re
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
-from app.access import AMOUNTS_HIDDEN, may_act, viewer_for
+from app.access.rules import AMOUNTS_HIDDEN, may_act
+from app.access.viewer import viewer_for
 from app.card_data.company import company_invoices, company_sync
 from app.contact_sync.crm_merges import merged_into
 from app.company_import.details import import_into_company

@@ -18,7 +18,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
-from app.access import may_administer_pipedrive
+from app.access.rules import may_administer_pipedrive
 from app.connection_state import connection_notices
 from app.connections import revoke_grant
 from app.contact_sync.initial.rows import ever_approved
