@@ -232,7 +232,7 @@ def _in_pipedrive() -> bool:
 def pipedrive_entry(path: str, args: Any) -> str | None:
     """The JWT-verified Pipedrive entry that opens the view at `path` afresh (its `token`
     added by the page), or None. Pipedrive's own query (`id`, `selectedIds`...) is kept for
-    an entry; the record id of a page is what the panel entry checks again (app/access.py)."""
+    an entry; the record id of a page is what the panel entry checks again (app/access/rules.py)."""
     parts = path.strip("/").split("/")
     if parts[0] == "pipedrive":
         kept = {k: v for k, v in args.items() if k != "token" and len(v) <= 128}

@@ -314,7 +314,7 @@ def test_the_card_lists_the_deals_open_review_items_with_their_reasons(card):
     """The HubSpot card shows what the deal page shows: each open item's reason and detail
     (newest first, at most CARD_REVIEW_ITEMS), the count of all of them, and the review page."""
     from app.models import ReviewItem, ReviewReason, ReviewStatus
-    from app.card_data import CARD_REVIEW_ITEMS
+    from app.card_data.alerts import CARD_REVIEW_ITEMS
 
     app, url, hubspot, deal_id = card
     with app.app_context():

@@ -15,7 +15,8 @@ import requests
 from flask import Flask
 from sqlalchemy import select
 
-from app.company_import import ImportOutcome, plan_import, rank_suggestions, search_term
+from app.company_import.details import ImportOutcome, plan_import
+from app.company_import.search import rank_suggestions, search_term
 from app.extensions import db
 from app.queueing import QUEUE
 from app.models import (

@@ -10,7 +10,7 @@ import requests
 from sqlalchemy import select
 
 from app import formatting
-from app.access import page_locale, viewer_for
+from app.access.viewer import page_locale, viewer_for
 from app.connections import xero_client
 from app.engine.reference import reference_data
 from app.extensions import db

@@ -78,6 +78,7 @@ def test_a_contact_archived_in_xero_flags_the_link_with_one_review_item_and_writ
     (item,) = items(hub, ReviewReason.CONTACT_ARCHIVED)
     assert item.status == ReviewStatus.OPEN and item.contact_link_id == link.id
     assert "archived in Xero" in item.detail
+    assert item.detail.endswith("Restore it in Xero, or link the company to another contact.")
     assert [e.detail["after"] for e in hub.audit("contact_archived")] == [{"xero_status": "archived"}]
     # A CRM change meanwhile goes nowhere: nothing written to the archived contact, no new one.
     hub.crm.crm.set_properties("companies", company_id, {"phone": "+61 2 7777 0000"})

@@ -83,7 +83,7 @@ def test_the_deal_page_and_card_show_amounts_formatted_in_the_hubspot_user_s_loc
 def test_without_the_crm_s_locale_pages_use_the_organisation_s_country(card):
     """The card passes no locale: the Xero organisation's CountryCode (the fake's tenant is in
     AU) decides, from the reference data Paydeck caches."""
-    from app.access import organisation_locale
+    from app.access.viewer import organisation_locale
     from app.engine.reference import reference_data
     from app.connections import xero_client
 
@@ -281,7 +281,7 @@ def test_search_finds_a_contact_by_its_tax_number(hub):
     """Xero's searchTerm covers Name, FirstName, LastName, ContactNumber and EmailAddress only
     (tests/specs/xero/xero_accounting.yaml, GET /Contacts searchTerm): the label's "tax
     number" needs the TaxNumber where filter."""
-    from app.company_import import remember_contact
+    from app.engine.steps.mirror import mirror_row as remember_contact
     from app.connections import xero_client
 
     company = hub.crm.crm.add_company(name="Unrelated Name")

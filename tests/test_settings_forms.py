@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from werkzeug.datastructures import MultiDict
 
-from app.access import ADMINS, OWNERS_AND_ADMINS
+from app.access.rules import ADMINS, OWNERS_AND_ADMINS
 from app.models import LineAmountType
 from app.settings_forms.form import SettingsForm
 from app.settings_forms.invoices import InvoiceOptions

@@ -20,9 +20,10 @@ from typing import Any
 
 from app.connections import xero_client
 from app.contact_sync import objects
+from app.contact_sync.conflicts import close_resolved, name_collision, name_taken, open_conflict
 from app.contact_sync.groups import group_members, scoped
 from app.contact_sync.mapping import rules_for
-from app.contact_sync.rules import Action, Decision, Snapshot, SyncPlan, decide, resolve, settle
+from app.contact_sync.rules import Action, Snapshot, SyncPlan, decide, resolve, settle
 from app.contact_sync.scope import in_scope
 from app.contact_sync.sides import (
     crm_fields,
@@ -35,6 +36,7 @@ from app.contact_sync.sides import (
 )
 from app.contact_sync.state import state_of, store
 from app.contact_sync.user_changes import changed_by_users
+from app.contact_sync.xero_merges import flag_archived, follow_merges
 from app.extensions import db
 from app.models import (
     AuditEvent,
@@ -42,8 +44,6 @@ from app.models import (
     ContactSyncSettings,
     Installation,
     InstallationSettings,
-    ReviewItem,
-    ReviewReason,
     XeroConnection,
 )
 from app.wiring import adapter_for
@@ -56,11 +56,6 @@ log = logging.getLogger(__name__)
 # Xero calls per minute (and per day) contact sync leaves for invoicing: it starts a pass
 # only if the tenant's quota has this many calls spare beyond the pass's own.
 CONTACT_SYNC_RESERVE = 20
-LABELS = {"name": "name", "email": "email", "phone": "phone", "mobile": "mobile",
-          "street_address": "street address", "billing_address": "billing address",
-          "website": "website", "tax_number": "tax number", "contact_persons": "contact persons",
-          "payment_terms": "payment terms", "currency": "currency",
-          "account_number": "account number"}
 
 
 class QuotaReserved(RetryLater):
@@ -115,7 +110,7 @@ def reconcile(installation: Installation, connection: XeroConnection,
     if client.limiter.available(connection.tenant_id) < reads + CONTACT_SYNC_RESERVE:
         raise QuotaReserved(60.0, "Xero quota kept for invoicing")
     records = client.contact_records([link.xero_contact_id for link in links])
-    records = _follow_merges(installation, client, links, records, trigger)
+    records = follow_merges(installation, client, links, records, trigger)
     members = group_members(client, settings.contact_groups) if settings.contact_groups else None
     adapter = adapter_for(crm)
     companies = objects.fetch(adapter, object_type, installation,
@@ -130,7 +125,7 @@ def reconcile(installation: Installation, connection: XeroConnection,
         if record is None or company is None:
             continue  # deleted or gone on one side: the CRM-side merge rules (later) decide
         if not record.active:
-            _flag_archived(installation, link, record.name, trigger)
+            flag_archived(installation, link, record.name, trigger)
             continue
         if link.xero_status is not None:  # restored in Xero: it syncs again
             link.xero_status = None
@@ -157,17 +152,17 @@ def reconcile(installation: Installation, connection: XeroConnection,
         saved = xero_saved.get(link.xero_contact_id)
         if plan.to_xero and isinstance(saved, ContactSaved) and not saved.errors:
             written["xero"] = saved.updated_at
-        conflicts = {d.field: _open_conflict(installation, link, d, trigger)
+        conflicts = {d.field: open_conflict(installation, link, d, trigger)
                      for d in plan.conflicts}
         settled = settle(state_of(link), plan, xero, crm_now, written=written,
                          conflict_items=conflicts)
-        if "name" in plan.to_xero and "xero" not in written and _name_taken(saved):
+        if "name" in plan.to_xero and "xero" not in written and name_taken(saved):
             # Xero's unique-name rule: the same rename would fail on every pass. A person
             # decides (keep Xero's name, or the CRM's once the other contact is renamed).
-            item = _name_collision(installation, link, plan.of("name"), saved, trigger)
+            item = name_collision(installation, link, plan.of("name"), saved, trigger)
             settled = replace(settled, open_conflicts={**settled.open_conflicts, "name": item})
         store(link, settled, now)
-        _close_resolved(link, plan, written)
+        close_resolved(link, plan, written)
         if plan.to_crm:
             outcome.crm_written += "crm" in written
             _audit(installation, link, plan, Action.WRITE_CRM, "xero_to_crm", trigger,
@@ -179,104 +174,6 @@ def reconcile(installation: Installation, connection: XeroConnection,
                    None if "xero" in written else _xero_error(saved, xero_failure))
     db.session.commit()
     return outcome
-
-
-# Xero's answer to a save whose Name another active contact has (platform-facts: Name unique
-# among active contacts): "The contact name X is already assigned to another contact. The
-# contact name must be unique across all active contacts."
-NAME_TAKEN = "already assigned to another contact"
-MERGE_HOPS = 5  # a contact merged into one merged since: followed this many times at most
-
-
-def _follow_merges(installation: Installation, client: Any, links: Sequence[ContactLink],
-                   records: dict[str, Any], trigger: str) -> dict[str, Any]:
-    """A Xero contact merged into another (MergedToContactID on the merged one, which Xero
-    keeps archived): its links move to the surviving contact (audited), whose record is read
-    too, so the pass compares the company with the contact Xero kept. Nothing is created."""
-    for _ in range(MERGE_HOPS):
-        moved = [link for link in links
-                 if (r := records.get(link.xero_contact_id)) is not None and r.merged_to]
-        if not moved:
-            break
-        for link in moved:
-            _move_link(installation, link, records[link.xero_contact_id], trigger)
-        wanted = sorted({link.xero_contact_id for link in moved} - set(records))
-        if wanted:
-            records = {**records, **client.contact_records(wanted)}
-    return records
-
-
-def _move_link(installation: Installation, link: ContactLink, merged: Any,
-               trigger: str) -> None:
-    before = link.xero_contact_id
-    link.xero_contact_id = merged.merged_to
-    # The survivor's record is another version history: no version of it was seen or written
-    # yet. The hashes stay (what both sides last agreed on), so what the survivor holds
-    # differently counts as a change in Xero, carried out by the mapping's rules.
-    link.xero_version = link.xero_written_version = None
-    link.xero_status = None
-    db.session.add(AuditEvent(
-        installation_id=installation.id, action="contact_link_moved", trigger=trigger,
-        outcome="ok",
-        detail={link.crm_object_type: link.crm_object_id, "why": "merged_in_xero",
-                "before": {"contact_id": before, "name": merged.name},
-                "after": {"contact_id": merged.merged_to}},
-        xero_ids={"contact_id": merged.merged_to}))
-
-
-def _flag_archived(installation: Installation, link: ContactLink, name: str,
-                   trigger: str) -> None:
-    """The linked contact is archived in Xero: the link is flagged and one open review item
-    says so (not one per pass); nothing is written to either side, nothing created."""
-    from app.models import ReviewStatus
-
-    if link.xero_status == "archived":
-        return
-    link.xero_status = "archived"
-    open_item = db.session.query(ReviewItem).filter_by(
-        contact_link_id=link.id, reason=ReviewReason.CONTACT_ARCHIVED,
-        status=ReviewStatus.OPEN).first()
-    if open_item is None:
-        db.session.add(ReviewItem(
-            installation_id=installation.id, contact_link_id=link.id,
-            reason=ReviewReason.CONTACT_ARCHIVED,
-            detail=(f"The Xero contact {name or link.xero_contact_id} linked to "
-                    f"{objects.NOUN[link.crm_object_type]} {link.crm_object_id} is archived in Xero, so the two no longer sync. "
-                    "Restore it in Xero, or link the {objects.NOUN[link.crm_object_type]} to another contact.")))
-    db.session.add(AuditEvent(
-        installation_id=installation.id, action="contact_archived", trigger=trigger,
-        outcome="review",
-        detail={link.crm_object_type: link.crm_object_id, "before": {"xero_status": None},
-                "after": {"xero_status": "archived"}},
-        xero_ids={"contact_id": link.xero_contact_id}))
-
-
-def _name_taken(saved: Any) -> bool:
-    return isinstance(saved, ContactSaved) and any(NAME_TAKEN in e for e in saved.errors)
-
-
-def _name_collision(installation: Installation, link: ContactLink, d: Decision, saved: Any,
-                    trigger: str) -> int:
-    """A review item for a CRM rename Xero refused because another active contact has that
-    name; its id (kept on the link, so the name waits for a person)."""
-    item = ReviewItem(
-        installation_id=installation.id, contact_link_id=link.id,
-        reason=ReviewReason.CONTACT_CONFLICT,
-        detail=(f"The {objects.NOUN[link.crm_object_type]} was renamed to {shown(d.crm_value)} "
-                "in the CRM, but another Xero contact already has that name (Xero's contact "
-                "names are unique): keep Xero's name, or rename the other contact in Xero and keep the CRM's."),
-        candidates=[{"field": "name", "side": "xero", "value": shown(d.xero_value)},
-                    {"field": "name", "side": "crm", "value": shown(d.crm_value)}])
-    db.session.add(item)
-    db.session.flush()
-    db.session.add(AuditEvent(installation_id=installation.id, action="contact_conflict",
-                              trigger=trigger, outcome="review",
-                              detail={link.crm_object_type: link.crm_object_id, "field": "name",
-                                      "xero": shown(d.xero_value), "crm": shown(d.crm_value),
-                                      "why": "name_taken_in_xero",
-                                      "error": "; ".join(saved.errors)},
-                              xero_ids={"contact_id": link.xero_contact_id}))
-    return item.id
 
 
 def _write_crm(installation: Installation, adapter: Any, planned: list[Any],
@@ -343,41 +240,3 @@ def _audit(installation: Installation, link: ContactLink, plan: SyncPlan, action
                            for d in plan.decisions if d.action == action},
                 **({"error": error} if error is not None else {})},
         xero_ids={"contact_id": link.xero_contact_id}))
-
-
-def _close_resolved(link: ContactLink, plan: SyncPlan, written: Mapping[str, Any]) -> None:
-    """A chosen conflict carried out: its review item is resolved."""
-    from app.engine import clock
-    from app.models import ReviewStatus
-
-    for d in plan.decisions:
-        target = "crm" if d.action == Action.WRITE_CRM else "xero"
-        if d.reason != "resolved_by_person" or target not in written:
-            continue
-        for item in db.session.query(ReviewItem).filter_by(
-                contact_link_id=link.id, reason=ReviewReason.CONTACT_CONFLICT,
-                status=ReviewStatus.OPEN):
-            if any(c.get("field") == d.field for c in item.candidates or []):
-                item.status, item.resolved_at = ReviewStatus.RESOLVED, clock.now()
-
-
-def _open_conflict(installation: Installation, link: ContactLink, d: Decision,
-                   trigger: str) -> int:
-    """A review item with both values (a person picks one); its id."""
-    label = LABELS.get(d.field, d.field)
-    item = ReviewItem(
-        installation_id=installation.id, contact_link_id=link.id,
-        reason=ReviewReason.CONTACT_CONFLICT,
-        detail=(f"The {label} changed in both Xero and the CRM since they were last in sync, "
-                "and the mapping says to ask: choose which value to keep."),
-        candidates=[{"field": d.field, "side": "xero", "value": shown(d.xero_value)},
-                    {"field": d.field, "side": "crm", "value": shown(d.crm_value)}])
-    db.session.add(item)
-    db.session.flush()
-    db.session.add(AuditEvent(installation_id=installation.id, action="contact_conflict",
-                              trigger=trigger, outcome="review",
-                              detail={link.crm_object_type: link.crm_object_id, "field": d.field,
-                                      "xero": shown(d.xero_value), "crm": shown(d.crm_value),
-                                      "why": d.reason},
-                              xero_ids={"contact_id": link.xero_contact_id}))
-    return item.id

@@ -1,4 +1,4 @@
-"""The page's "Who sees money, who acts" section (issue #12): each one of app.access.LEVELS."""
+"""The page's "Who sees money, who acts" section (issue #12): each one of app.access.rules.LEVELS."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
-from app.access import DEFAULT_ACTION_PERMISSION, DEFAULT_MONEY_VISIBILITY, LEVELS
+from app.access.rules import DEFAULT_ACTION_PERMISSION, DEFAULT_MONEY_VISIBILITY, LEVELS
 from app.models import InstallationSettings
 from app.settings_forms.section import Errors, RowSection
 from app.settings_forms.sources import Sources

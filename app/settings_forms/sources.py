@@ -9,9 +9,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.company_import import crm_name
 from app.connections import xero_client
 from app.contact_sync.groups import organisation_groups
+from app.crm_names import crm_name
 from app.engine.reference import forget_reference_data, reference_data
 from app.extensions import db
 from app.models import ConnectionStatus, Installation

@@ -11,11 +11,11 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
-from app.access import may_act, may_administer_pipedrive, may_view_record, remember_hubspot_locale
-from app.access import viewer_for
-from app.card_data import card_facts, deal_link, deal_summary, open_review_items
-from app.card_data import deal_person_sync, without_money
-from app.company_import import crm_name
+from app.access.rules import may_act, may_administer_pipedrive, may_view_record
+from app.access.viewer import remember_hubspot_locale, viewer_for
+from app.card_data.company import deal_person_sync
+from app.card_data.deal import card_facts, deal_link, deal_summary, open_review_items, without_money
+from app.crm_names import crm_name
 from app.engine.push import CREATE, FIX_CONNECT_XERO, FIX_RECONNECT_XERO, FIX_REINSTALL, invoice_history
 from app.engine.push import plan_push, push
 from app.engine.preview import preview_invoice

@@ -14,8 +14,9 @@ from flask import Response, abort, g, make_response, render_template, request, s
 
 from sqlalchemy import select
 
-from app.access import Viewer, may_act, may_see_money, page_locale, refuse_action, viewer_for
-from app.card_data import installation_alerts
+from app.access.rules import may_act, may_see_money, refuse_action
+from app.access.viewer import Viewer, page_locale, viewer_for
+from app.card_data.alerts import installation_alerts
 from app.connection_state import connection_notices
 from app.extensions import db
 from app.models import CrmKind, Installation, InstallationStatus

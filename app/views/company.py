@@ -8,11 +8,14 @@ import re
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
-from app.access import AMOUNTS_HIDDEN, may_act, viewer_for
-from app.card_data import company_invoices, company_sync
+from app.access.rules import AMOUNTS_HIDDEN, may_act
+from app.access.viewer import viewer_for
+from app.card_data.company import company_invoices, company_sync
 from app.contact_sync.crm_merges import merged_into
-from app.company_import import MAX_QUERY, connected_xero, contact_choices, crm_name, import_into_company
-from app.company_import import link_company, linked_contact, links_elsewhere, unlink_company
+from app.company_import.details import import_into_company
+from app.company_import.links import link_company, linked_contact, links_elsewhere, unlink_company
+from app.company_import.search import MAX_QUERY, connected_xero, contact_choices
+from app.crm_names import crm_name
 from app.models import Installation
 from app.ui_auth import View, issue_action_token, issue_view_token, read_action_token
 from app.views.common import crm_frame_headers, form_pd, message_page, open_record, page_alerts, require_act

@@ -27,7 +27,7 @@ from app.contact_sync.initial.rows import (
     progress,
     save_choices,
 )
-from app.company_import import crm_name
+from app.crm_names import crm_name
 from app.extensions import db
 from app.models import ContactMatchRun, Installation
 from app.runtime import get_settings

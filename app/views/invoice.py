@@ -9,8 +9,8 @@ import re
 
 from flask import Blueprint, Response, abort, redirect, request, stream_with_context, url_for
 
-from app.access import viewer_for
-from app.card_data import deal_link
+from app.access.viewer import viewer_for
+from app.card_data.deal import deal_link
 from app.connections import xero_client
 from app.invoice_email import email_problem, enqueue_email
 from app.models import ConnectionStatus

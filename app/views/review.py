@@ -13,9 +13,10 @@ from functools import partial
 from flask import Blueprint, Response, abort, redirect, render_template, request, stream_with_context, url_for
 
 from app import formatting
-from app.access import AMOUNTS_HIDDEN, Viewer, may_see_all_money, page_locale, viewer_for
+from app.access.rules import AMOUNTS_HIDDEN, may_see_all_money
+from app.access.viewer import Viewer, page_locale, viewer_for
 from app.activity_log import ActivityFilter, activity_actions, activity_page, activity_query
-from app.card_data import deal_names, review_items
+from app.card_data.review_queue import deal_names, review_items
 from app.connection_state import connection_notices
 from app.engine.reviews import (
     dismiss_review_item,

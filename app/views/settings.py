@@ -18,11 +18,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from sqlalchemy.exc import IntegrityError
 
-from app.access import may_administer_pipedrive
-from app.company_import import crm_name
+from app.access.rules import may_administer_pipedrive
 from app.connection_state import connection_notices
 from app.connections import revoke_grant
 from app.contact_sync.initial.rows import ever_approved
+from app.crm_names import crm_name
 from app.extensions import db
 from app.models import AuditEvent, ConnectionStatus, Installation
 from app.settings_forms.form import SettingsForm

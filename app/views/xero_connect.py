@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
+from app.crm_names import crm_name
 from app.runtime import get_settings
 from app.extensions import db
-from app.company_import import crm_name
 from app.connections import xero_config
 from app.models import AuditEvent, ConnectionStatus, Installation, InstallationStatus, XeroConnection
 from app.oauth import OAuthFailure, authorization_url, consume_state, exchange_code, issue_state, provider

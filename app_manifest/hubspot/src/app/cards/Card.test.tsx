@@ -78,9 +78,9 @@ function buttonLabels(renderer: ReturnType<typeof setup>) {
   return renderer.findAll(Button).map((node) => node.text);
 }
 
-// What app/card_data.py `without_money` sends a viewer who may not see money: the summary
+// What app/card_data/deal.py `without_money` sends a viewer who may not see money: the summary
 // less total / amount_due / amount_paid / currency / invoice_url and review item details, plus
-// app/access.py AMOUNTS_HIDDEN (tests/test_record_access.py pins the backend side).
+// app/access/rules.py AMOUNTS_HIDDEN (tests/test_record_access.py pins the backend side).
 const AMOUNTS_HIDDEN = "Amounts hidden by your admin's settings";
 const { total: _t, amount_due: _d, amount_paid: _p, currency: _c, invoice_url: _u, ...invoicedNoMoney } = invoiced;
 const hiddenInvoiced: CardData = { ...invoicedNoMoney, amounts_hidden: AMOUNTS_HIDDEN };

@@ -1,6 +1,6 @@
 // The Paydeck card: the deal's invoice (or "Not invoiced"), its open review items, the state of
 // Paydeck's CRM and Xero connections, and buttons that open Paydeck's pages in HubSpot's modal.
-// What the viewer may see and do is decided by the server (app/access.py): the card shows
+// What the viewer may see and do is decided by the server (app/access/): the card shows
 // `amounts_hidden` in place of amounts, and offers no push when `may_act` is not true.
 import { useEffect, useState } from 'react';
 import {
@@ -155,7 +155,7 @@ const CardView = ({ data, objectType, openFresh }: CardViewProps) => {
 };
 
 // Open reconnect_needed items of the whole installation: every card shows them until someone
-// closes them in the review queue (app/card_data.py installation_alerts).
+// closes them in the review queue (app/card_data/alerts.py installation_alerts).
 const AlertsView = ({ alerts, onOpen }: { alerts: InstallationAlert[]; onOpen: () => void }) => (
   <Flex direction="column" gap="xs">
     {alerts.map((alert) => (

@@ -36,7 +36,7 @@ export interface ConnectionPart<TState extends string> {
 }
 
 /** An open `reconnect_needed` review item of the whole installation (no deal): a banner on
- * every card (app/card_data.py `installation_alerts`). `fixed`: the connection works again. */
+ * every card (app/card_data/alerts.py `installation_alerts`). `fixed`: the connection works again. */
 export interface InstallationAlert {
   id: number;
   reason: string;
@@ -122,15 +122,15 @@ export interface WholeInvoice {
 }
 
 /** `GET /hubspot/card` (app/views/cards.py `hubspot_card`). Money arrives as decimal strings.
- * A viewer who may not see money (app/access.py `may_see_money`) gets `amounts_hidden` instead
+ * A viewer who may not see money (app/access/rules.py `may_see_money`) gets `amounts_hidden` instead
  * of total / amount_due / amount_paid / currency / invoice_url and of review item details. */
 export interface CardData {
   open_url: string;
   review_url: string;
   settings_url?: string;
-  /** Whether this viewer may push, re-push or retry (app/access.py `may_act`); see `mayAct`. */
+  /** Whether this viewer may push, re-push or retry (app/access/rules.py `may_act`); see `mayAct`. */
   may_act?: boolean;
-  /** "Amounts hidden by your admin's settings" (app/access.py AMOUNTS_HIDDEN) when hidden. */
+  /** "Amounts hidden by your admin's settings" (app/access/rules.py AMOUNTS_HIDDEN) when hidden. */
   amounts_hidden?: string;
   invoiced?: boolean;
   status?: string;
