@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from app.models import (
 )
 from app.redis_conn import EmbeddedRedis
 from bench.contact_latency import _fresh_minute, _Stack
+from bench.contact_latency_hubspot import HubSpotSide
 from sandbox.hubspot import FakeHubSpot
 from sandbox.xero import FakeXero
 
@@ -52,8 +54,8 @@ EMAIL = "billing_email"  # the company property the admin maps Xero's email to
 MAX_MINUTES = 600  # a run that needs more than this many Xero minutes is a failure here
 
 
-def main() -> None:
-    args = _args()
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _args(argv)
     with tempfile.TemporaryDirectory(prefix="paydeck-match-") as tmp:
         redis_server = EmbeddedRedis(Path(tmp) / "redis", persist=False)
         try:
@@ -62,21 +64,22 @@ def main() -> None:
             redis_server.stop()
 
 
-def _args() -> argparse.Namespace:
+def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--companies", type=int, default=10_000)
     parser.add_argument("--contacts", type=int, default=10_000)
     parser.add_argument("--matching", type=int, default=7_000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.matching > min(args.companies, args.contacts):
         parser.error("--matching cannot exceed --companies or --contacts")
     return args
 
 
 def _run(tmp: Path, redis_url: str, args: argparse.Namespace) -> None:
-    hubspot, xero = FakeHubSpot(), FakeXero()
+    side, xero = HubSpotSide(), FakeXero()
+    hubspot = side.fake
     tenant = xero.add_tenant("Bench Pty Ltd")
-    stack = _Stack(tmp, redis_url, hubspot, xero)
+    stack = _Stack(tmp, redis_url, side, xero)
     try:
         seeded = time.perf_counter()
         _seed(stack, hubspot, xero, tenant, args)

@@ -21,3 +21,14 @@ def test_the_contact_latency_bench_runs_and_every_change_arrives(crm, vendor, re
         assert re.search(rf"{label}: p50 \d+ ms, p95 \d+ ms, max \d+ ms .*; Xero calls "
                          rf"[\d.]+ per change, {vendor} calls [\d.]+ per change", out), out
     assert "2 changes whose webhooks were lost: 2 caught in one pass" in out, out
+
+
+def test_the_initial_match_bench_runs_and_links_every_row(capsys):
+    # bench/initial_match reuses this bench's stack: a small run keeps the two in step.
+    from bench import initial_match
+
+    initial_match.main(["--companies", "6", "--contacts", "5", "--matching", "3"])
+
+    out = capsys.readouterr().out
+    assert "rows                 proposed 3, crm_only 3, xero_only 2" in out, out
+    assert "afterwards           8 links; rows {'done': 8}" in out, out
