@@ -312,13 +312,20 @@ def test_another_installations_person_link_is_never_read_or_written(hub):
 
 # --- Pipedrive persons -------------------------------------------------------------------------
 
+def linked_pd_jane(env: Env) -> tuple[int, Any]:
+    """Persons synced; a Pipedrive person Jane Doe and her Xero contact, linked, and Xero's
+    CONTACT webhook for it sent (the CRM's own webhooks not yet delivered)."""
+    env.settings(persons=True)
+    person = env.crm.api.add_person("Jane Doe", email="jane@example.test")
+    made = env.books.add_contact("Jane Doe", FirstName="Jane", LastName="Doe",
+                                 EmailAddress="jane@example.test")
+    link_person(env, str(person), made.contact_id)
+    env.contact_event(made.contact_id)
+    return person, made
+
+
 def test_pipedrive_a_person_change_reaches_xero_and_paydecks_write_does_not_bounce(pd):
-    pd.settings(persons=True)
-    person = pd.crm.api.add_person("Jane Doe", email="jane@example.test")
-    made = pd.books.add_contact("Jane Doe", FirstName="Jane", LastName="Doe",
-                                EmailAddress="jane@example.test")
-    link_person(pd, str(person), made.contact_id)
-    pd.contact_event(made.contact_id)
+    person, made = linked_pd_jane(pd)
     created = crm_events(pd)  # create.person (the web app), answered
     assert ("person", "create", "app", 200) in [
         (r.entity, r.action, r.payload["meta"]["change_source"], r.status) for r in created]

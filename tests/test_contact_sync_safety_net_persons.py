@@ -18,7 +18,7 @@ from tests.test_contact_sync_crm_to_xero import (  # noqa: F401 - fixtures
     posts,
     xero_events,
 )
-from tests.test_contact_sync_persons import hub_person, link_person, synced_jane
+from tests.test_contact_sync_persons import hub_person, linked_pd_jane, synced_jane
 from tests.test_contact_sync_safety_net import SEARCH, cursor, lose_crm_webhooks, net
 from tests.test_contact_sync_xero_to_crm import phone
 
@@ -112,12 +112,7 @@ def test_the_xero_net_catches_a_change_to_a_contact_linked_to_a_person(hub):
 # --- Pipedrive persons --------------------------------------------------------------------------
 
 def test_the_pipedrive_net_catches_a_person_change_whose_webhook_was_lost(pd):
-    pd.settings(persons=True)
-    person = pd.crm.api.add_person("Jane Doe", email="jane@example.test")
-    made = pd.books.add_contact("Jane Doe", FirstName="Jane", LastName="Doe",
-                                EmailAddress="jane@example.test")
-    link_person(pd, str(person), made.contact_id)
-    pd.contact_event(made.contact_id)
+    person, made = linked_pd_jane(pd)
     crm_events(pd)
     xero_events(pd)
     net(pd)
